@@ -1,0 +1,28 @@
+"""valueloss: an interactive guide to the PPO clipped value-function loss.
+
+Run with ``make app`` (or ``streamlit run app.py``). Each page lives in ``pages/`` and has a stable
+``url_path``, so links to a page (and, through bound widgets, to a scenario) keep working.
+"""
+
+import streamlit as st
+
+st.set_page_config(page_title="valueloss: the clipped value loss, explained", page_icon="📉", layout="wide")
+
+PAGES = {
+    "Learn": [
+        st.Page("pages/tour.py", title="Guided tour", icon="🧭", url_path="tour"),
+        st.Page("pages/dynamics.py", title="Critic dynamics", icon="🎞️", url_path="dynamics"),
+    ],
+    "Explore": [
+        st.Page("pages/explore.py", title="One token", icon="🎯", url_path="explore", default=True),
+        st.Page("pages/surfaces.py", title="Loss surfaces", icon="🗺️", url_path="surfaces"),
+        st.Page("pages/gradients.py", title="Gradients", icon="🧮", url_path="gradients"),
+    ],
+    "Tools": [
+        st.Page("pages/batch.py", title="Batch", icon="📦", url_path="batch"),
+        st.Page("pages/sanity.py", title="Sanity check", icon="🩺", url_path="sanity-check"),
+        st.Page("pages/timing.py", title="Timing", icon="⏱️", url_path="timing"),
+    ],
+}
+
+st.navigation(PAGES).run()

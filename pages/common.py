@@ -1,0 +1,52 @@
+"""Streamlit helpers every page uses: the shared legend, error boundaries and the share link.
+
+Pages import this module; it holds no arithmetic (that lives in ``valueloss``).
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import streamlit as st
+
+from valueloss.theme import legend_html
+
+# Copies the browser's current address (which already carries every bound widget's value).
+_SHARE_HTML = """
+<div style="font-family:sans-serif;font-size:13px;display:flex;gap:8px;align-items:center">
+  <button id="copy" style="padding:4px 10px;border:1px solid #999;border-radius:6px;background:#fff;cursor:pointer">
+    Copy link to this view</button>
+  <span id="status" style="color:#555"></span>
+</div>
+<script>
+const btn = document.getElementById("copy");
+const status = document.getElementById("status");
+btn.onclick = async () => {
+  const href = window.parent.location.href;
+  try { await navigator.clipboard.writeText(href); status.textContent = "copied: " + href; }
+  catch (e) { status.textContent = href; }
+};
+</script>
+"""
+
+
+def page_setup(title: str, question: str) -> None:
+    """Title, the one question this page answers, and the shared legend in the sidebar."""
+    st.title(title)
+    st.caption(question)
+    with st.sidebar, st.expander("Legend: notation and colours", expanded=False):
+        st.html(legend_html())
+
+
+def share_link() -> None:
+    """A visible button that copies the URL reproducing what is on screen."""
+    st.iframe(_SHARE_HTML, height=40)
+
+
+@contextmanager
+def shows_errors(what: str):
+    """Turn a bad-input error from the core into ``st.error`` and keep the rest of the page alive."""
+    try:
+        yield
+    except (ValueError, TypeError) as err:
+        st.error(f"{what}: {err}")

@@ -1,0 +1,131 @@
+"""Input checks shared by every public entry point.
+
+Each check names the argument and says what is allowed, so a user who passes the wrong thing
+learns how to fix it instead of getting a silently wrong number.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+import torch
+
+AGG_MODES = (
+    "token-mean",
+    "token-sum",
+    "seq-mean-token-sum",
+    "seq-mean-token-mean",
+    "seq-mean-token-sum-norm",
+)
+CONVENTIONS = ("bounds", "clamp", "delta")
+
+
+def float_tensor(name: str, x) -> torch.Tensor:
+    """A floating tensor, or a TypeError that names ``name``."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(
+            f"{name} must be a floating tensor (float32, float64, bfloat16 or float16), got {x.dtype}; "
+            f"convert it with {name}.float()"
+        )
+    return x
+
+
+def as_float_tensor(name: str, x, like: torch.Tensor | None = None) -> torch.Tensor:
+    """Accept tensors, numpy arrays and numbers (for grids and single tokens)."""
+    if isinstance(x, torch.Tensor):
+        return float_tensor(name, x)
+    if isinstance(x, bool):
+        raise TypeError(f"{name} must be a number or an array of numbers, got bool")
+    try:
+        arr = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"{name} must be a number or an array of numbers, got {type(x).__name__}") from err
+    t = torch.from_numpy(arr)
+    if like is not None:
+        t = t.to(dtype=like.dtype, device=like.device)
+    return t
+
+
+def mask_tensor(name: str, m) -> torch.Tensor:
+    """A 0/1 mask (bool, integer or floating), or a clear error."""
+    if not isinstance(m, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of 0/1 or bool, got {type(m).__name__}")
+    if m.is_complex():
+        raise TypeError(f"{name} must be a bool, integer or floating tensor of 0/1, got {m.dtype}")
+    if m.dtype != torch.bool:
+        bad = (m != 0) & (m != 1)
+        if bool(bad.any()):
+            example = m[bad].flatten()[0].item()
+            raise ValueError(
+                f"{name} must hold only 0 and 1 (1 = real token, 0 = padding); found {example!r}. "
+                "Pass a boolean mask or a 0/1 tensor."
+            )
+    return m
+
+
+def same_shape(ref_name: str, ref: torch.Tensor, **others: torch.Tensor) -> None:
+    """All inputs share one shape and one device: the libraries broadcast silently, we refuse."""
+    for name, x in others.items():
+        if x.shape != ref.shape:
+            raise ValueError(
+                f"{name} has shape {tuple(x.shape)} but {ref_name} has shape {tuple(ref.shape)}; "
+                "all inputs must have the same (batch, response_length) shape"
+            )
+        if x.device != ref.device:
+            raise ValueError(f"{name} is on {x.device} but {ref_name} is on {ref.device}; move them to one device")
+
+
+def nonempty(name: str, x: torch.Tensor) -> None:
+    if x.dim() == 0:
+        raise ValueError(f"{name} must have at least one dimension (batch, response_length), got a 0-d tensor")
+    if x.numel() == 0:
+        raise ValueError(f"empty batch: {name} has shape {tuple(x.shape)} and no elements")
+
+
+def clip_range(name: str, eps, *, allow_none: bool = False):
+    """A finite, non-negative clip range. Returned unchanged so the arithmetic matches the libraries."""
+    if eps is None:
+        if allow_none:
+            return None
+        raise ValueError(f"{name} must be a finite number >= 0, got None")
+    if isinstance(eps, torch.Tensor):
+        if eps.numel() != 1:
+            raise ValueError(f"{name} must be a single number, got a tensor of shape {tuple(eps.shape)}")
+        value = float(eps.item())
+    elif isinstance(eps, bool) or not isinstance(eps, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {type(eps).__name__}")
+    else:
+        value = float(eps)
+    if math.isnan(value) or math.isinf(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0 (in return units), got {value}")
+    return eps
+
+
+def agg_mode(mode: str) -> str:
+    if mode not in AGG_MODES:
+        raise ValueError(f"unknown loss_agg_mode {mode!r}; valid modes are: {', '.join(AGG_MODES)}")
+    return mode
+
+
+def convention(name: str) -> str:
+    if name not in CONVENTIONS:
+        raise ValueError(f"unknown clip convention {name!r}; valid conventions are: {', '.join(CONVENTIONS)}")
+    return name
+
+
+def positive_count(name: str, value, *, integer: bool = False):
+    """Global counts and scale factors: positive and finite (None passes)."""
+    if value is None:
+        return None
+    number = float(value.item()) if isinstance(value, torch.Tensor) else value
+    if isinstance(number, bool) or not isinstance(number, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    if integer and float(number) != int(number):
+        raise ValueError(f"{name} must be a whole number, got {number}")
+    if not math.isfinite(float(number)) or float(number) <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {number}")
+    return value

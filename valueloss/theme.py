@@ -1,0 +1,83 @@
+"""One palette and one notation for every figure and page.
+
+Okabe-Ito colours (safe for the common forms of colour blindness); every trace is also told apart
+by dash or marker, so the figures still read in greyscale.
+"""
+
+from __future__ import annotations
+
+from .anatomy import (
+    REGION_AWAY,
+    REGION_INSIDE,
+    REGION_LABELS,
+    REGION_NAN,
+    REGION_OVERSHOT,
+    REGION_TIE,
+    REGION_ZERO_GRAD,
+)
+
+COLORS = {
+    "unclipped": "#0072B2",  # blue: (v - R)^2
+    "clipped": "#E69F00",  # orange: (clip(v) - R)^2
+    "max": "#000000",  # black: the loss the trainer uses
+    "band": "#56B4E9",  # sky blue: trust band [v_old - eps, v_old + eps]
+    "v_old": "#009E73",  # green: the old value
+    "R": "#D55E00",  # vermillion: the return target
+    "zero_grad": "#CC79A7",  # reddish purple: where the gradient is zero
+    "current": "#000000",  # black marker: the current v
+    "tie": "#F0E442",  # yellow: exact ties
+    "neutral": "#999999",
+}
+
+DASHES = {
+    "unclipped": "solid",
+    "clipped": "dash",
+    "max": "solid",
+    "v_old": "dot",
+    "R": "dashdot",
+    "band_edge": "longdash",
+}
+
+WIDTHS = {"unclipped": 2, "clipped": 2, "max": 4, "v_old": 2, "R": 2, "band_edge": 1}
+
+SYMBOLS = {"current": "circle", "v_old": "diamond", "R": "star", "tie": "x"}
+
+BAND_FILL = "rgba(86, 180, 233, 0.18)"
+ZERO_GRAD_FILL = "rgba(204, 121, 167, 0.25)"
+
+REGION_COLORS = {
+    REGION_INSIDE: "#56B4E9",
+    REGION_ZERO_GRAD: "#CC79A7",
+    REGION_AWAY: "#0072B2",
+    REGION_OVERSHOT: "#D55E00",
+    REGION_TIE: "#F0E442",
+    REGION_NAN: "#999999",
+}
+REGION_NAMES = REGION_LABELS
+
+NOTATION = (
+    ("v", "current critic prediction (vpreds)", "max"),
+    ("v_old", "old value stored at rollout (values)", "v_old"),
+    ("R", "return target (GAE advantages + v_old)", "R"),
+    ("eps", "clip range, in return units (cliprange_value)", "band"),
+    ("Δ = v − v_old", "how far the critic moved since the rollout", "neutral"),
+    ("L_unclip = (v − R)²", "unclipped term", "unclipped"),
+    ("L_clip = (clip(v) − R)²", "clipped term", "clipped"),
+    ("max(L_unclip, L_clip)", "the loss the trainers use", "max"),
+    ("zero gradient", "clipped term wins: v moved more than eps toward R", "zero_grad"),
+)
+
+_DASH_CSS = {"solid": "solid", "dash": "dashed", "dot": "dotted", "dashdot": "dashed", "longdash": "dashed"}
+
+
+def legend_html() -> str:
+    """The shared legend as small HTML (rendered by every page's sidebar)."""
+    rows = []
+    for symbol, meaning, key in NOTATION:
+        style = _DASH_CSS.get(DASHES.get(key, "solid"), "solid")
+        swatch = (
+            f'<span style="display:inline-block;width:22px;height:0;border-top:3px {style} {COLORS[key]};'
+            f'margin-right:6px;vertical-align:middle"></span>'
+        )
+        rows.append(f"<div style='font-size:0.82rem;line-height:1.5'>{swatch}<b>{symbol}</b>: {meaning}</div>")
+    return "".join(rows)
