@@ -1,0 +1,62 @@
+"""Small verbs for driving the running app in Chromium, in the words a user would use."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+TIMEOUT_MS = 60_000
+
+
+def wait_ready(page, timeout: int = TIMEOUT_MS) -> None:
+    """Connected, script finished, and no skeleton placeholders left."""
+    page.wait_for_selector("[data-testid=stApp][data-test-connection-state=CONNECTED]", timeout=timeout)
+    page.wait_for_selector("[data-test-script-state=notRunning]", timeout=timeout)
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=stSkeleton]').length === 0", timeout=timeout)
+
+
+def goto(page, app_url: str, path: str = "", query: str = "") -> None:
+    """Open a page of the app by its url_path (and optional query string) and wait until it is ready."""
+    url = f"{app_url}/{path}" + (f"?{query}" if query else "")
+    page.goto(url, wait_until="domcontentloaded")
+    wait_ready(page)
+
+
+def assert_no_exception(page) -> None:
+    errors = page.locator("[data-testid=stException]")
+    assert errors.count() == 0, f"the page shows an exception: {errors.first.inner_text()[:2000]}"
+
+
+def wait_for_text(page, text: str, timeout: int = TIMEOUT_MS) -> None:
+    """Wait until ``text`` (a string or regex pattern) is visible somewhere in the app."""
+    pattern = text if isinstance(text, re.Pattern) else re.compile(re.escape(text))
+    page.get_by_text(pattern).first.wait_for(state="visible", timeout=timeout)
+
+
+def nudge_slider(page, label: str, steps: int) -> None:
+    """Move the slider whose label contains ``label`` by ``steps`` keyboard steps (negative: left)."""
+    slider = page.locator("[data-testid=stSlider]").filter(has_text=label).first.locator("input[type=range]").first
+    slider.focus()
+    key = "ArrowRight" if steps > 0 else "ArrowLeft"
+    for _ in range(abs(steps)):
+        page.keyboard.press(key)
+    # Streamlit sends the new value when the thumb is released; blur commits keyboard moves.
+    page.keyboard.press("Tab")
+    wait_ready(page)
+
+
+def set_number(page, label: str, value) -> None:
+    """Type a value into the number input with this aria-label and commit it with Enter."""
+    box = page.get_by_label(label, exact=True).first
+    box.fill(str(value))
+    box.press("Enter")
+    wait_ready(page)
+
+
+def shot(page, name: str) -> Path:
+    """Save a full-page screenshot under docs/screenshots/ (the README shows them)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
