@@ -1,0 +1,156 @@
+"""Bad input gets an error that names the argument and what is allowed; edge cases behave as verl."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import valueloss as vl
+
+
+@pytest.fixture
+def batch():
+    v = torch.tensor([[0.6, 0.5], [0.3, 2.1]])
+    r = torch.tensor([[1.0, 1.0], [-1.0, 2.05]])
+    o = torch.tensor([[0.5, 0.0], [1.0, 2.0]])
+    m = torch.tensor([[1.0, 1.0], [1.0, 0.0]])
+    return v, r, o, m
+
+
+def test_shape_mismatch_names_the_argument(batch):
+    v, r, o, m = batch
+    with pytest.raises(ValueError, match="returns has shape"):
+        vl.compute_value_loss(v, r[:, :1], o, m, 0.2)
+    with pytest.raises(ValueError, match="response_mask has shape"):
+        vl.compute_value_loss(v, r, o, m.flatten(), 0.2)
+
+
+def test_non_floating_predictions_are_a_type_error(batch):
+    v, r, o, m = batch
+    with pytest.raises(TypeError, match="vpreds must be a floating tensor"):
+        vl.compute_value_loss(v.long(), r, o, m, 0.2)
+    with pytest.raises(TypeError, match="must be a torch.Tensor"):
+        vl.compute_value_loss(v.numpy(), r, o, m, 0.2)
+    with pytest.raises(TypeError, match="old_values must be a floating tensor"):
+        vl.ValueLoss(0.2)(v, o.int(), r, m)
+
+
+@pytest.mark.parametrize("eps", [-0.1, float("nan"), float("inf"), -float("inf")])
+def test_bad_eps_values(batch, eps):
+    v, r, o, m = batch
+    with pytest.raises(ValueError, match="cliprange_value must be a finite number >= 0"):
+        vl.compute_value_loss(v, r, o, m, eps)
+    with pytest.raises(ValueError, match="clip_eps"):
+        vl.ValueLoss(eps)
+    with pytest.raises(ValueError, match="cliprange"):
+        vl.value_loss_terms(v, r, o, eps)
+
+
+@pytest.mark.parametrize("eps", ["0.2", None, [0.2], True])
+def test_eps_of_the_wrong_type(batch, eps):
+    v, r, o, m = batch
+    with pytest.raises((TypeError, ValueError), match="cliprange_value"):
+        vl.compute_value_loss(v, r, o, m, eps)
+
+
+def test_eps_as_tensor_and_numpy_scalar_are_accepted(batch):
+    v, r, o, m = batch
+    reference, _ = vl.compute_value_loss(v, r, o, m, 0.2)
+    assert torch.equal(vl.compute_value_loss(v, r, o, m, torch.tensor(0.2))[0], reference)
+    assert torch.equal(vl.compute_value_loss(v, r, o, m, np.float32(0.2))[0], reference)
+
+
+def test_unknown_mode_lists_the_valid_ones(batch):
+    v, r, o, m = batch
+    with pytest.raises(ValueError, match="unknown loss_agg_mode 'seq-mean'.*token-mean, token-sum"):
+        vl.compute_value_loss(v, r, o, m, 0.2, "seq-mean")
+
+
+def test_unknown_dialect_and_convention_list_the_valid_ones(batch):
+    v, r, o, m = batch
+    with pytest.raises(ValueError, match="unknown dialect 'ppo'.*verl, openrlhf, trl"):
+        vl.dialect_loss("ppo", v, r, o, m, 0.2)
+    with pytest.raises(ValueError, match="unknown clip convention 'round'.*bounds, clamp, delta"):
+        vl.value_loss_terms(v, r, o, 0.2, "round")
+
+
+@pytest.mark.parametrize("bad", [torch.tensor([[1.0, 0.5], [1.0, 0.0]]), torch.tensor([[1, 2], [1, 0]]), torch.tensor([[1.0, float("nan")], [1.0, 0.0]])])
+def test_masks_must_be_zero_or_one(batch, bad):
+    v, r, o, _ = batch
+    with pytest.raises(ValueError, match="response_mask must hold only 0 and 1"):
+        vl.compute_value_loss(v, r, o, bad, 0.2)
+
+
+def test_bool_and_integer_masks_give_the_float_mask_numbers(batch):
+    v, r, o, m = batch
+    reference = vl.compute_value_loss(v, r, o, m, 0.2, "seq-mean-token-mean")
+    for mask in (m.bool(), m.long()):
+        got = vl.compute_value_loss(v, r, o, mask, 0.2, "seq-mean-token-mean")
+        assert float(got[0]) == pytest.approx(float(reference[0]))
+        assert float(got[1]) == pytest.approx(float(reference[1]))
+
+
+def test_empty_batch_is_refused():
+    e = torch.zeros(0, 4)
+    with pytest.raises(ValueError, match="empty batch"):
+        vl.compute_value_loss(e, e, e, e, 0.2)
+    with pytest.raises(ValueError, match="at least one dimension"):
+        vl.compute_value_loss(torch.tensor(1.0), torch.tensor(1.0), torch.tensor(1.0), torch.tensor(1.0), 0.2)
+
+
+def test_all_masked_batch_behaves_as_verl(batch):
+    """Documented: token-mean and the seq modes give NaN (0/0), token-sum 0, the clip fraction 0."""
+    v, r, o, m = batch
+    empty = torch.zeros_like(m)
+    for mode in vl.AGG_MODES:
+        loss, clipfrac = vl.compute_value_loss(v, r, o, empty, 0.2, mode)
+        assert float(clipfrac) == 0.0
+        if mode == "token-sum":
+            assert float(loss) == 0.0
+        else:
+            assert math.isnan(float(loss))
+
+
+def test_data_parallel_arguments(batch):
+    v, r, o, m = batch
+    with pytest.raises(ValueError, match="batch_num_tokens"):
+        vl.compute_value_loss(v, r, o, m, 0.2, "token-mean", dp_size=2)
+    with pytest.raises(ValueError, match="global_batch_size"):
+        vl.compute_value_loss(v, r, o, m, 0.2, "seq-mean-token-mean", dp_size=2)
+    with pytest.raises(ValueError, match="dp_size must be an integer >= 1"):
+        vl.compute_value_loss(v, r, o, m, 0.2, dp_size=0)
+    with pytest.raises(ValueError, match="batch_num_tokens must be a finite number > 0"):
+        vl.compute_value_loss(v, r, o, m, 0.2, batch_num_tokens=0)
+    local, _ = vl.compute_value_loss(v, r, o, m, 0.2, "token-mean")
+    # Two ranks holding the same batch: each divides by the global count (6) and multiplies by 2.
+    two_ranks, _ = vl.compute_value_loss(v, r, o, m, 0.2, "token-mean", dp_size=2, batch_num_tokens=6)
+    assert float(two_ranks) == pytest.approx(float(local))
+    per_seq, _ = vl.compute_value_loss(v, r, o, m, 0.2, "seq-mean-token-sum", dp_size=2, global_batch_size=4)
+    assert float(per_seq) == pytest.approx(float(vl.compute_value_loss(v, r, o, m, 0.2, "seq-mean-token-sum")[0]))
+    scaled, _ = vl.compute_value_loss(v, r, o, m, 0.2, "seq-mean-token-sum-norm", loss_scale_factor=10)
+    base, _ = vl.compute_value_loss(v, r, o, m, 0.2, "seq-mean-token-sum")
+    assert float(scaled) == pytest.approx(float(base) / 10)
+
+
+def test_device_mismatch_is_named(batch):
+    v, r, o, m = batch
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device to build a cross-device batch")
+    with pytest.raises(ValueError, match="returns is on cuda"):
+        vl.compute_value_loss(v, r.cuda(), o, m, 0.2)
+
+
+def test_grid_inputs_are_checked():
+    with pytest.raises(ValueError, match="unknown grid axis 'w'"):
+        vl.evaluate_grid("w", [0, 1], "R", [0, 1])
+    with pytest.raises(ValueError, match="must differ"):
+        vl.evaluate_grid("v", [0, 1], "v", [0, 1])
+    with pytest.raises(ValueError, match="between 2 and 1000"):
+        vl.axis_values(0, 1, 5000)
+    with pytest.raises(ValueError, match="low < high"):
+        vl.axis_values(1, 0, 10)
+    with pytest.raises(TypeError, match="vpreds must be a number"):
+        vl.value_loss_terms("a", 0.0, 0.0, 0.2)
