@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # e.g. `make app TORCH_SPEC="torch"` for the newest CUDA build.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: app test lint bench browser
+.PHONY: app test bench bench-app browser
 
 $(VENV)/.ready: requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -31,3 +31,6 @@ test: $(VENV)/.ready browser
 
 bench: $(VENV)/.ready
 	$(BIN)/python -m valueloss.bench
+
+bench-app: $(VENV)/.ready
+	$(BIN)/python -m tests.app.rerun_benchmark
