@@ -9,6 +9,7 @@ from contextlib import contextmanager
 
 import streamlit as st
 
+from valueloss.batches import PADDING_CHOICES, SYNTHETIC_PARAMS
 from valueloss.theme import legend_html
 
 # Copies the browser's current address (which already carries every bound widget's value).
@@ -50,3 +51,25 @@ def shows_errors(what: str):
         yield
     except (ValueError, TypeError) as err:
         st.error(f"{what}: {err}")
+
+
+def synthetic_controls(prefix: str) -> dict:
+    """One widget per synthetic-batch parameter, bound to the URL as ``<prefix><name>``.
+
+    The Batch and Sanity-check pages share it, so both build the same batch from the same link.
+    """
+    params = {}
+    for p in SYNTHETIC_PARAMS:
+        kwargs = dict(key=prefix + p.name, bind="query-params", help=p.help)
+        if p.slider:
+            params[p.name] = st.slider(p.label, p.low, p.high, p.default, p.step, **kwargs)
+        else:
+            params[p.name] = st.number_input(p.label, p.low, p.high, p.default, p.step, **kwargs)
+    params["padding"] = st.selectbox(
+        "padding",
+        PADDING_CHOICES,
+        key=prefix + "padding",
+        bind="query-params",
+        help="'nan' puts NaN in the padded slots of vpreds (an unmasked critic output): see which modes it poisons.",
+    )
+    return params

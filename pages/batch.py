@@ -1,0 +1,296 @@
+"""Batch: the clipped value loss over a whole RLHF minibatch, synthetic or uploaded.
+
+Thin page: widgets in the sidebar, every number from ``valueloss.batches``, one plot builder per figure.
+"""
+
+from __future__ import annotations
+
+import math
+
+import streamlit as st
+
+from pages.common import page_setup, share_link, shows_errors, synthetic_controls
+from valueloss import AGG_MODES, DIALECTS
+from valueloss.batches import (
+    MAX_UPLOAD_BYTES,
+    SCHEMA_MARKDOWN,
+    Batch,
+    BatchReport,
+    analyse_batch,
+    example_file,
+    load_batch_file,
+    synthetic_batch,
+)
+from valueloss.plots.batch import aggregation_weights_figure, dialect_figure, histogram_figure
+
+TABLE_ROWS = 200
+PREFIX = "b_"
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def cached_synthetic(params: tuple) -> Batch:
+    return synthetic_batch(**dict(params))
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def cached_upload(name: str, file_id: str, _data: bytes) -> Batch:
+    """Keyed by the upload's id (hashing 20 MB on every rerun would cost more than the page)."""
+    return load_batch_file(name, _data)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def cached_report(batch_key: tuple, eps: float, mode: str, rllib_clip: float, _batch: Batch) -> BatchReport:
+    return analyse_batch(_batch, eps, mode, table_rows=TABLE_ROWS, rllib_clip=rllib_clip)
+
+
+@st.cache_data(show_spinner=False)
+def cached_example(kind: str) -> bytes:
+    return example_file(kind)
+
+
+def pct(x) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.1%}"
+
+
+page_setup("Batch", "What does the clipped value loss do to a whole batch, and what would each library log for it?")
+share_link()
+
+with st.sidebar:
+    st.subheader("Batch")
+    source = st.radio(
+        "source",
+        ["synthetic", "upload"],
+        key="b_source",
+        bind="query-params",
+        horizontal=True,
+        help="A seeded RLHF-like batch, or your own file (.npz, .csv, .parquet).",
+    )
+    eps = st.number_input(
+        "eps (cliprange_value, return units)",
+        0.0,
+        1000.0,
+        0.2,
+        0.01,
+        format="%.3f",
+        key="b_eps",
+        bind="query-params",
+        help="The value clip range: v may move at most eps from v_old before the clipped term can win.",
+    )
+    mode = st.selectbox(
+        "verl loss_agg_mode",
+        AGG_MODES,
+        key="b_mode",
+        bind="query-params",
+        help="How verl turns the per-token loss matrix into one number (critic.loss_agg_mode).",
+    )
+    rllib_clip = st.number_input(
+        "RLlib vf_clip_param (squared return units)",
+        0.0,
+        1e6,
+        float(DIALECTS["rllib"].default_eps),
+        0.5,
+        key="b_rllib",
+        bind="query-params",
+        help="RLlib clamps the squared error at this value instead of clipping the prediction, so eps does not "
+        "carry over; it gets its own number (default 10.0).",
+    )
+    if source == "synthetic":
+        with st.expander("Synthetic batch", expanded=True):
+            params = synthetic_controls(PREFIX)
+
+batch: Batch | None = None
+batch_key: tuple | None = None
+if source == "synthetic":
+    with shows_errors("Synthetic batch"):
+        key = tuple(sorted(params.items()))
+        batch, batch_key = cached_synthetic(key), ("synthetic", key)
+else:
+    st.subheader("Upload a batch")
+    with st.expander("File format", expanded=True):
+        st.markdown(SCHEMA_MARKDOWN)
+        cols = st.columns(3)
+        for col, kind in zip(cols, ("npz", "csv", "parquet"), strict=True):
+            col.download_button(
+                f"example .{kind}",
+                cached_example(kind),
+                file_name=f"valueloss_example.{kind}",
+                mime="application/octet-stream",
+                key=f"b_example_{kind}",
+                on_click="ignore",
+            )
+    upload = st.file_uploader(
+        "batch file",
+        type=["npz", "csv", "parquet"],
+        key="b_upload",
+        max_upload_size=MAX_UPLOAD_BYTES // (1024 * 1024),
+        help="Never unpickled; checked for shape, NaN on real tokens, mask values and size.",
+    )
+    if upload is None:
+        st.info("Upload a file to analyse it, or switch the source to 'synthetic'.")
+    else:
+        with shows_errors(f"Could not use {upload.name}"):
+            batch = cached_upload(upload.name, upload.file_id, upload.getvalue())
+            batch_key = ("upload", upload.name, upload.file_id)
+
+report: BatchReport | None = None
+if batch is not None:
+    with shows_errors("Batch analysis"):
+        report = cached_report(batch_key, eps, mode, rllib_clip, batch)
+
+if report is not None:
+    s = report.stats
+    st.caption(
+        f"{s.n_tokens:,} real tokens in {s.n_rows} sequences (padded width {s.width}); "
+        f"lengths {int(s.lengths.min())} to {int(s.lengths.max())}."
+    )
+    m = st.columns(4)
+    m[0].metric(
+        "loss clip fraction",
+        pct(s.loss_clipfrac),
+        help="verl's vf_clipfrac (TRL logs the same): share of real tokens where the clipped term wins.",
+    )
+    m[1].metric(
+        "prediction clip fraction",
+        pct(s.pred_clipfrac),
+        help="Share with |v − v_old| > eps (what slime and TorchRL count). Never smaller than the loss clip "
+        "fraction: it also counts tokens that moved away from R and keep their gradient.",
+    )
+    m[2].metric(
+        "zero-gradient share",
+        pct(s.zero_grad_share),
+        help="Share of real tokens whose d loss / d v is exactly 0: the loss-clipped tokens, plus any at v = R.",
+    )
+    m[3].metric(
+        f"vf_loss ({mode})",
+        f"{report.vf_loss:.4g}",
+        help="verl's compute_value_loss on this batch with this eps and aggregation mode.",
+    )
+    if s.nan_real or s.nan_padding:
+        st.warning(
+            f"Non-finite values: {s.nan_real} on real tokens, {s.nan_padding} in padding. "
+            "The aggregation and library tables below show which losses they poison."
+        )
+
+    st.subheader("How far did the critic move, and how far should it go?")
+    left, right = st.columns(2)
+    left.plotly_chart(
+        histogram_figure(
+            report.delta_hist.edges,
+            report.delta_hist.counts,
+            eps,
+            title="Δ = v − v_old (the update)",
+            x_title="Δ = v − v_old",
+            color_key="max",
+        ),
+        width="stretch",
+        key="b_hist_delta",
+    )
+    right.plotly_chart(
+        histogram_figure(
+            report.gap_hist.edges,
+            report.gap_hist.counts,
+            eps,
+            title="R − v_old (the return gap)",
+            x_title="R − v_old",
+            color_key="R",
+        ),
+        width="stretch",
+        key="b_hist_gap",
+    )
+    away = max(s.pred_clipfrac - s.loss_clipfrac, 0.0)
+    rollouts = s.median_abs_gap / eps if eps > 0 else math.inf
+    st.markdown(
+        f"**What to notice:** {pct(s.pred_clipfrac)} of tokens moved more than eps (outside the shaded band, left). "
+        f"{pct(s.loss_clipfrac)} moved toward R: the clipped term wins and their gradient is zero. The other "
+        f"{pct(away)} moved away from R or overshot it, and max() keeps pulling them back. On the right, the median "
+        f"gap |R − v_old| is {s.median_abs_gap:.3g}, about {rollouts:.1f}× eps: a token moves at most about eps per "
+        "rollout, so that is roughly how many rollouts the critic needs to catch up."
+    )
+
+    st.subheader("How each aggregation mode weights tokens")
+    agg = report.aggregation
+    short_len, long_len = int(agg["short length"].iloc[0]), int(agg["long length"].iloc[0])
+    a_left, a_right = st.columns([3, 2])
+    a_left.plotly_chart(
+        aggregation_weights_figure(
+            list(agg["mode"]),
+            list(agg["weight per token (short)"]),
+            list(agg["weight per token (long)"]),
+            short_len=short_len,
+            long_len=long_len,
+            current=mode,
+        ),
+        width="stretch",
+        key="b_agg",
+    )
+    a_right.markdown(
+        f"Each bar is the weight d AGG / d L_token that a mode gives one token (verl's vf_loss multiplies it by 0.5); "
+        f"the label is short / long. Only **seq-mean-token-mean** favours short answers: one of the {short_len} "
+        f"tokens of the shortest sequence counts ×{agg['short / long per token'].iloc[3]:.3g} one of the "
+        f"{long_len} tokens of the longest. The other modes weight every token alike, so long answers dominate "
+        "the critic's gradient; they differ only in overall scale (token-sum grows with the batch, "
+        "seq-mean-token-sum-norm divides by the padded width)."
+    )
+    st.dataframe(
+        agg,
+        hide_index=True,
+        column_config={
+            "vf_loss": st.column_config.NumberColumn(format="%.5g"),
+            "weight per token (short)": st.column_config.NumberColumn(format="%.4g"),
+            "weight per token (long)": st.column_config.NumberColumn(format="%.4g"),
+            "short / long per token": st.column_config.NumberColumn(format="%.4g"),
+            "weight per sequence (short)": st.column_config.NumberColumn(format="%.4g"),
+            "weight per sequence (long)": st.column_config.NumberColumn(format="%.4g"),
+        },
+    )
+
+    st.subheader("What each library would log for this batch")
+    d = report.dialects
+    st.plotly_chart(
+        dialect_figure(
+            list(d["dialect"]),
+            list(d["loss"]),
+            [c if logged else None for c, logged in zip(d["clip fraction"], d["logs clip fraction"], strict=True)],
+            list(d["definition"]),
+        ),
+        width="stretch",
+        key="b_dialects",
+    )
+    shown = d[["library", "parameter", "value", "loss", "clip fraction", "clip fraction logged", "note"]].copy()
+    shown["clip fraction"] = [
+        pct(c) if logged else "not logged"
+        for c, logged in zip(d["clip fraction"], d["logs clip fraction"], strict=True)
+    ]
+    st.dataframe(
+        shown,
+        hide_index=True,
+        column_config={
+            "value": st.column_config.NumberColumn(format="%.4g"),
+            "loss": st.column_config.NumberColumn(format="%.5g"),
+            "clip fraction logged": st.column_config.TextColumn(width="large"),
+            "note": st.column_config.TextColumn(width="large"),
+        },
+    )
+    st.caption(
+        "Same batch, same eps. Losses differ by the 0.5 factor (SB3, slime, TorchRL and RLlib have none), by "
+        "the aggregation (slime averages per sequence), by the combine rule (SB3 clips without max, TorchRL uses "
+        "Huber) and by what eps means: RLlib's vf_clip_param bounds the squared error, so it gets its own value."
+    )
+
+    st.subheader("Per-token table")
+    st.caption(f"The first {min(TABLE_ROWS, s.n_tokens)} of {s.n_tokens:,} real tokens, row by row.")
+    st.dataframe(
+        report.tokens,
+        hide_index=True,
+        height=320,
+        column_config={c: st.column_config.NumberColumn(format="%.4g") for c in report.tokens.columns[2:11]}
+        | {"dmax/dv": st.column_config.NumberColumn(format="%.4g")},
+    )
+
+# The scenario on screen, in the names verl's compute_value_loss uses (read by the "Export as code" expander).
+vpreds = batch.vpreds if batch is not None else None
+returns = batch.returns if batch is not None else None
+values = batch.values if batch is not None else None
+response_mask = batch.mask if batch is not None else None
+cliprange_value = eps
+loss_agg_mode = mode

@@ -1,0 +1,231 @@
+"""Sanity check: is this eps right for my returns, and what does my clip fraction mean?
+
+Thin page: inputs in the sidebar, every number and finding from ``valueloss.diagnostics``.
+"""
+
+from __future__ import annotations
+
+import re
+
+import streamlit as st
+
+from pages.common import page_setup, share_link, shows_errors, synthetic_controls
+from valueloss.batches import (
+    MAX_UPLOAD_BYTES,
+    SCHEMA_MARKDOWN,
+    Batch,
+    load_batch_file,
+    synthetic_batch,
+)
+from valueloss.diagnostics import DEFINITIONS, SanityReport, SummaryStats, sanity_from_batch, sanity_from_summary
+from valueloss.dialects import DIALECTS
+from valueloss.plots.batch import clipfrac_curve
+
+PREFIX = "s_"
+SOURCES = ["summary statistics", "synthetic batch", "upload"]
+BOX = {"warning": st.warning, "info": st.info, "ok": st.success}
+ICON = {"warning": ":material/warning:", "info": ":material/info:", "ok": ":material/check_circle:"}
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def cached_synthetic(params: tuple) -> Batch:
+    return synthetic_batch(**dict(params))
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def cached_upload(name: str, file_id: str, _data: bytes) -> Batch:
+    return load_batch_file(name, _data)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def cached_batch_report(batch_key: tuple, eps: float, library: str, target: float, _batch: Batch) -> SanityReport:
+    return sanity_from_batch(_batch, eps, library, target)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def cached_summary_report(
+    stats: tuple, eps: float, library: str, target: float, step: float, correlation: float, seed: int
+) -> SanityReport:
+    return sanity_from_summary(
+        SummaryStats(*stats), eps, library, target, step=step, correlation=correlation, seed=seed
+    )
+
+
+def use_library_default() -> None:
+    """Changing the library loads its default clip parameter (libraries with clipping off keep eps)."""
+    default = DIALECTS[st.session_state[PREFIX + "lib"]].default_eps
+    if default is not None:
+        st.session_state[PREFIX + "eps"] = float(default)
+
+
+def issue_label(url: str) -> str:
+    """``https://github.com/o/r/issues/12`` -> ``o/r#12`` (link text that says where it goes)."""
+    m = re.match(r"https://github\.com/([^/]+/[^/]+)/issues/(\d+)", url)
+    return f"{m.group(1)}#{m.group(2)}" if m else "source"
+
+
+page_setup("Sanity check", "Is my cliprange_value right for my return scale, and what is my clip fraction telling me?")
+share_link()
+
+with st.sidebar:
+    st.subheader("Your setup")
+    library = st.selectbox(
+        "library",
+        list(DIALECTS),
+        key=PREFIX + "lib",
+        bind="query-params",
+        on_change=use_library_default,
+        help="Sets what eps means, which clip fraction is logged, and the default value.",
+    )
+    eps = st.number_input(
+        f"eps ({DIALECTS[library].param_name})",
+        0.0,
+        1000.0,
+        0.5,
+        0.01,
+        format="%.3f",
+        key=PREFIX + "eps",
+        bind="query-params",
+        help="The clip parameter as you set it. Return units for every library but RLlib, whose vf_clip_param "
+        "bounds the squared error.",
+    )
+    target = st.slider(
+        "target clip fraction",
+        0.0,
+        1.0,
+        0.1,
+        0.01,
+        key=PREFIX + "target",
+        bind="query-params",
+        help="Find the eps that clips at most this share of tokens.",
+    )
+    source = st.radio("input", SOURCES, key=PREFIX + "source", bind="query-params")
+
+    if source == "summary statistics":
+        st.caption("From your training log, e.g. verl's critic/returns/mean and critic/values/std.")
+        stats = (
+            st.number_input("return mean", -1e6, 1e6, 0.5, 0.1, key=PREFIX + "r_mean", bind="query-params"),
+            st.number_input("return std", 0.0, 1e6, 1.0, 0.1, key=PREFIX + "r_std", bind="query-params"),
+            st.number_input("value mean", -1e6, 1e6, 0.0, 0.1, key=PREFIX + "v_mean", bind="query-params"),
+            st.number_input("value std", 0.0, 1e6, 0.5, 0.1, key=PREFIX + "v_std", bind="query-params"),
+        )
+        with st.expander("Model assumptions"):
+            step = st.slider(
+                "update step",
+                0.0,
+                3.0,
+                0.15,
+                0.05,
+                key=PREFIX + "step",
+                bind="query-params",
+                help="How far one update moves the critic toward R (v = v_old + step * (R - v_old)).",
+            )
+            correlation = st.slider("corr(v_old, R)", -1.0, 1.0, 0.0, 0.05, key=PREFIX + "corr", bind="query-params")
+            model_seed = st.number_input("model seed", 0, 2**31 - 1, 0, 1, key=PREFIX + "mseed", bind="query-params")
+    elif source == "synthetic batch":
+        with st.expander("Synthetic batch", expanded=True):
+            params = synthetic_controls(PREFIX)
+
+report: SanityReport | None = None
+with shows_errors("Sanity check"):
+    if source == "summary statistics":
+        report = cached_summary_report(stats, eps, library, target, step, correlation, model_seed)
+    elif source == "synthetic batch":
+        key = tuple(sorted(params.items()))
+        report = cached_batch_report(("synthetic", key), eps, library, target, cached_synthetic(key))
+    else:
+        with st.expander("File format", expanded=False):
+            st.markdown(SCHEMA_MARKDOWN)
+            st.caption("Example files to download are on the Batch page.")
+        upload = st.file_uploader(
+            "batch file",
+            type=["npz", "csv", "parquet"],
+            key=PREFIX + "upload",
+            max_upload_size=MAX_UPLOAD_BYTES // (1024 * 1024),
+        )
+        if upload is None:
+            st.info("Upload a batch (.npz, .csv, .parquet), or use summary statistics.")
+        else:
+            batch = cached_upload(upload.name, upload.file_id, upload.getvalue())
+            report = cached_batch_report(("upload", upload.name, upload.file_id), eps, library, target, batch)
+
+if report is not None:
+    lib = report.library
+    loss_units = lib.units == "loss"
+    if report.estimate:
+        st.info(report.estimate_note)
+
+    m = st.columns(4)
+    m[0].metric(
+        "eps",
+        f"{report.eps:.4g}",
+        help="In squared-return units: RLlib clamps the loss." if loss_units else "In return units.",
+    )
+    m[1].metric(
+        "eps / std(R)",
+        "n/a" if report.eps_over_sigma is None else f"{report.eps_over_sigma:.3g} σ_R",
+        help=f"Return std = {report.summary.return_std:.4g}. eps measured in return standard deviations.",
+    )
+    m[2].metric(
+        ("clamped share at vf_clip_param" if loss_units else "clip fraction at eps")
+        + (" (est.)" if report.estimate else ""),
+        f"{report.at_eps[report.definition]:.1%}",
+        help=DEFINITIONS[report.definition],
+    )
+    t = report.target
+    m[3].metric(
+        f"eps for ≤ {t.target:.0%} clipped",
+        "unreachable" if t.eps is None else f"{t.eps:.4g}",
+        help=t.note,
+    )
+    st.caption(t.note)
+
+    curves = (
+        {"rllib": report.sweep.rllib}
+        if loss_units
+        else {"loss": report.sweep.loss, "prediction": report.sweep.prediction}
+    )
+    st.plotly_chart(
+        clipfrac_curve(
+            report.sweep.eps,
+            curves,
+            eps=report.eps,
+            at_eps=report.at_eps,
+            emphasise=report.definition,
+            target=t.target,
+            target_eps=t.eps,
+            x_title="vf_clip_param (squared return units)" if loss_units else "eps (return units)",
+            estimate=report.estimate,
+        ),
+        width="stretch",
+        key="s_curve",
+    )
+    st.markdown(
+        "**What to notice:** RLlib does not clip the prediction. A token whose squared error (v − R)² is above "
+        "vf_clip_param sits on the flat part of the clamped loss and gets zero gradient, so a small vf_clip_param "
+        "freezes the tokens the critic is most wrong about. The bound is in squared return units: rescaling rewards "
+        "by c moves it by c²."
+        if loss_units
+        else "**What to notice:** the clip fraction falls as eps grows: a token stops clipping once eps exceeds how "
+        "far it moved toward R. The loss-clipped curve (zero gradient) never exceeds the prediction-clipped one; the "
+        "gap between them is the tokens that moved away from R and keep their gradient."
+    )
+
+    st.subheader(f"{lib.library}: {lib.param_name}")
+    c1, c2 = st.columns([2, 3])
+    c1.markdown(
+        f"- **parameter:** `{lib.param_name}`\n"
+        f"- **default:** {'off' if lib.default_eps is None else f'{lib.default_eps:g}'}"
+        f" ({'squared return units' if loss_units else 'return units'})\n"
+        f"- **combine:** {lib.combine}\n"
+        f"- **clip fraction logged:** {lib.clipfrac_definition or 'none'}\n"
+        f"- **source:** [{lib.source_url.split('/blob/')[0].removeprefix('https://github.com/')}]({lib.source_url})"
+    )
+    c2.latex(lib.formula)
+    if lib.notes:
+        c2.caption(lib.notes)
+
+    st.subheader("Findings")
+    for f in report.findings:
+        links = " · ".join(f"[{issue_label(u)}]({u})" for u in f.links)
+        BOX[f.severity](f"**{f.title}**\n\n{f.explanation}" + (f"\n\n{links}" if links else ""), icon=ICON[f.severity])

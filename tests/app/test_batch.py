@@ -1,0 +1,165 @@
+"""The Batch page as a user drives it: numbers equal the core's, widgets and URLs change them, bad files show st.error.
+
+AppTest cannot drive ``st.file_uploader``, so the upload tests replace ``st.file_uploader`` with a stub
+that returns an uploaded-file-like object; everything after it (the page's loader call, caching, error
+box, metrics) is the page's own code. The loader itself is tested file by file in tests/unit/test_batches.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import streamlit
+from streamlit.testing.v1 import AppTest
+
+import valueloss as vl
+from valueloss.batches import analyse_batch, batch_to_npz, example_file, synthetic_batch
+
+PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "batch.py")
+
+
+def run(query: dict | None = None) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    for k, v in (query or {}).items():
+        at.query_params[k] = v
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def metric(at: AppTest, label_start: str) -> str:
+    return next(m.value for m in at.metric if m.label.startswith(label_start))
+
+
+def expected(eps=0.2, mode="token-mean", **params):
+    return analyse_batch(synthetic_batch(**params), eps, mode)
+
+
+@dataclass
+class FakeUpload:
+    """What st.file_uploader returns: a name, an id and the bytes."""
+
+    name: str
+    data: bytes
+    file_id: str = "fake-1"
+
+    def getvalue(self) -> bytes:
+        return self.data
+
+
+@pytest.fixture
+def upload(monkeypatch):
+    """Make st.file_uploader return the given file (None: nothing uploaded yet)."""
+    box = {"file": None}
+    monkeypatch.setattr(streamlit, "file_uploader", lambda *a, **k: box["file"])
+
+    def set_file(name, data, file_id="fake-1"):
+        box["file"] = None if name is None else FakeUpload(name, data, file_id)
+
+    return set_file
+
+
+def test_default_view_shows_the_cores_numbers():
+    at = run()
+    rep = expected()
+    assert at.title[0].value == "Batch"
+    assert metric(at, "loss clip fraction") == f"{rep.stats.loss_clipfrac:.1%}"
+    assert metric(at, "prediction clip fraction") == f"{rep.stats.pred_clipfrac:.1%}"
+    assert metric(at, "zero-gradient share") == f"{rep.stats.zero_grad_share:.1%}"
+    assert metric(at, "vf_loss") == f"{rep.vf_loss:.4g}"
+    assert len(at.get("plotly_chart")) == 4
+    tables = at.dataframe
+    assert len(tables) == 3
+    assert len(tables[1].value) == 8  # one row per library
+    assert len(tables[2].value) == 200  # first 200 real tokens
+
+
+def test_moving_eps_changes_the_clip_fractions():
+    at = run()
+    before = metric(at, "loss clip fraction")
+    at.number_input(key="b_eps").set_value(0.5).run()
+    assert not at.exception
+    after = metric(at, "loss clip fraction")
+    assert after != before and after == f"{expected(eps=0.5).stats.loss_clipfrac:.1%}"
+
+
+def test_changing_the_mode_and_the_seed():
+    at = run()
+    at.selectbox(key="b_mode").set_value("seq-mean-token-mean").run()
+    assert metric(at, "vf_loss (seq-mean-token-mean)") == f"{expected(mode='seq-mean-token-mean').vf_loss:.4g}"
+    at.number_input(key="b_seed").set_value(5).run()
+    assert metric(at, "vf_loss") == f"{expected(mode='seq-mean-token-mean', seed=5).vf_loss:.4g}"
+
+
+def test_query_params_set_the_scenario():
+    at = run({"b_eps": "0.35", "b_seed": "3", "b_step": "0.5", "b_mode": "token-sum"})
+    assert at.number_input(key="b_eps").value == 0.35
+    assert at.number_input(key="b_seed").value == 3
+    rep = expected(eps=0.35, mode="token-sum", seed=3, step=0.5)
+    assert metric(at, "loss clip fraction") == f"{rep.stats.loss_clipfrac:.1%}"
+    assert metric(at, "vf_loss (token-sum)") == f"{rep.vf_loss:.4g}"
+
+
+def test_bad_synthetic_settings_show_an_error_and_keep_the_page():
+    at = run()
+    at.number_input(key="b_min_len").set_value(300).run()
+    assert not at.exception
+    assert any("min_len" in e.value for e in at.error)
+    assert at.title[0].value == "Batch" and not at.metric
+
+
+def test_nan_padding_is_reported():
+    at = run({"b_padding": "nan"})
+    assert any("Non-finite" in w.value for w in at.warning)
+
+
+def test_upload_without_a_file_asks_for_one(upload):
+    at = run({"b_source": "upload"})
+    assert any("Upload a file" in i.value for i in at.info)
+    assert not at.metric
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "message"),
+    [
+        ("evil.npz", b"not a zip at all", "not a valid .npz"),
+        ("batch.csv", b"row,t,vpreds\n0,0,1\n", "missing column"),
+        ("batch.txt", b"hello", "unsupported file type"),
+    ],
+)
+def test_a_bad_upload_shows_st_error_and_the_page_stays_alive(upload, name, data, message):
+    upload(name, data, file_id=name)
+    at = run({"b_source": "upload"})
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert any(message in e and name in e for e in errors), errors
+    assert at.title[0].value == "Batch"
+    assert at.number_input(key="b_eps").value == 0.2  # the sidebar still works
+
+
+def test_a_good_upload_is_analysed(upload):
+    b = synthetic_batch(seed=2, batch_size=8, min_len=3, max_len=20)
+    upload("mine.npz", batch_to_npz(b), file_id="good")
+    at = run({"b_source": "upload", "b_eps": "0.1"})
+    assert not at.error
+    assert metric(at, "loss clip fraction") == f"{analyse_batch(b, 0.1).stats.loss_clipfrac:.1%}"
+
+
+def test_example_files_are_offered():
+    at = run({"b_source": "upload"})
+    buttons = at.get("download_button")
+    assert len(buttons) == 3
+    for kind in ("npz", "csv", "parquet"):
+        assert example_file(kind)  # what the buttons serve
+
+
+def test_rllib_gets_its_own_loss_bound():
+    at = run({"b_rllib": "1.5"})
+    table = at.dataframe[1].value.set_index("library")
+    b = synthetic_batch()
+    expected_loss = vl.dialect_loss("rllib", b.vpreds, b.returns, b.values, b.mask, 1.5).loss
+    row = table.loc["RLlib (classic PPO)"]
+    assert row["value"] == 1.5 and row["loss"] == pytest.approx(float(expected_loss), rel=1e-12)
+    assert table.loc["verl v0.9", "value"] == 0.2

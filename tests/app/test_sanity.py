@@ -1,0 +1,153 @@
+"""The Sanity-check page: summary statistics, a synthetic batch or an upload in; eps units, the eps for a
+target clip fraction, the library card and findings (each with its issue link) out.
+
+Uploads are driven by replacing ``st.file_uploader`` with a stub (AppTest cannot drive the real widget);
+the page's own loading, caching and error handling run unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import streamlit
+from streamlit.testing.v1 import AppTest
+
+from valueloss.batches import batch_to_npz, synthetic_batch
+from valueloss.diagnostics import ISSUES, SummaryStats, sanity_from_batch, sanity_from_summary
+
+PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "sanity.py")
+
+
+def run(query: dict | None = None) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    for k, v in (query or {}).items():
+        at.query_params[k] = v
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def metric(at: AppTest, label_start: str) -> str:
+    return next(m.value for m in at.metric if m.label.startswith(label_start))
+
+
+def boxes(at: AppTest) -> dict[str, list[str]]:
+    return {
+        "warning": [w.value for w in at.warning],
+        "info": [i.value for i in at.info],
+        "ok": [s.value for s in at.success],
+    }
+
+
+@dataclass
+class FakeUpload:
+    name: str
+    data: bytes
+    file_id: str = "fake-1"
+
+    def getvalue(self) -> bytes:
+        return self.data
+
+
+@pytest.fixture
+def upload(monkeypatch):
+    box = {"file": None}
+    monkeypatch.setattr(streamlit, "file_uploader", lambda *a, **k: box["file"])
+
+    def set_file(name, data, file_id="fake-1"):
+        box["file"] = FakeUpload(name, data, file_id)
+
+    return set_file
+
+
+def test_default_is_summary_statistics_with_an_estimate():
+    at = run()
+    rep = sanity_from_summary(SummaryStats(0.5, 1.0, 0.0, 0.5), 0.5, "verl", 0.1)
+    assert at.title[0].value == "Sanity check"
+    assert metric(at, "eps / std(R)") == "0.5 σ_R"
+    assert metric(at, "clip fraction at eps (est.)") == f"{rep.at_eps['loss']:.1%}"
+    assert metric(at, "eps for ≤ 10% clipped") == f"{rep.target.eps:.4g}"
+    b = boxes(at)
+    assert any("Estimated" in text for text in b["info"])
+    assert any("No warnings for this eps" in text for text in b["ok"])
+    assert len(at.get("plotly_chart")) == 1
+
+
+def test_changing_the_library_loads_its_default_and_card():
+    at = run()
+    at.selectbox(key="s_lib").set_value("trl").run()
+    assert not at.exception
+    assert at.number_input(key="s_eps").value == 0.2
+    assert any("TRL: cliprange_value" in h.value for h in at.subheader)
+    at.selectbox(key="s_lib").set_value("sb3").run()  # off by default: eps stays
+    assert at.number_input(key="s_eps").value == 0.2
+    assert any("off by default" in text for text in boxes(at)["info"])
+
+
+def test_a_mismatched_value_scale_raises_the_verl_498_warning_with_its_link():
+    at = run()
+    assert not at.warning
+    at.number_input(key="s_v_mean").set_value(12.0).run()
+    at.number_input(key="s_v_std").set_value(8.0).run()
+    warnings = boxes(at)["warning"]
+    hit = [w for w in warnings if "different scales" in w]
+    assert hit and ISSUES["verl#498"] in hit[0] and "verl-project/verl#498" in hit[0]
+    assert not at.success  # no all-clear next to a warning
+
+
+def test_query_params_set_the_check():
+    at = run({"s_lib": "slime", "s_eps": "0.05", "s_r_std": "3.0", "s_target": "0.2"})
+    rep = sanity_from_summary(SummaryStats(0.5, 3.0, 0.0, 0.5), 0.05, "slime", 0.2)
+    assert at.selectbox(key="s_lib").value == "slime"
+    assert metric(at, "eps / std(R)") == f"{0.05 / 3.0:.3g} σ_R"
+    assert metric(at, "clip fraction at eps") == f"{rep.at_eps['prediction']:.1%}"
+    assert any("eps is small" in w for w in boxes(at)["warning"])
+
+
+def test_synthetic_batch_is_exact_and_shows_the_first_minibatch_case():
+    at = run({"s_source": "synthetic batch", "s_eps": "0.2"})
+    rep = sanity_from_batch(synthetic_batch(), 0.2, "verl", 0.1)
+    assert metric(at, "clip fraction at eps") == f"{rep.at_eps['loss']:.1%}"
+    assert not any("Estimated" in i for i in boxes(at)["info"])
+    at.slider(key="s_step").set_value(0.0).run()
+    at.number_input(key="s_pred_noise").set_value(0.0).run()
+    assert metric(at, "eps for ≤ 10% clipped") == "unreachable"
+    first = [i for i in boxes(at)["info"] if "first mini-step" in i]
+    assert first and ISSUES["verl#2642"] in first[0]
+
+
+def test_rllib_reads_eps_in_loss_units():
+    at = run({"s_lib": "rllib", "s_eps": "0.2"})
+    assert metric(at, "eps / std(R)") == "n/a"
+    hit = [w for w in boxes(at)["warning"] if "RLlib" in w]
+    assert hit and ISSUES["ray#19291"] in hit[0]
+
+
+def test_a_bad_upload_shows_st_error(upload):
+    upload("bad.parquet", b"PAR1 garbage")
+    at = run({"s_source": "upload"})
+    assert not at.exception
+    assert any("not a valid Parquet" in e.value for e in at.error)
+    assert at.title[0].value == "Sanity check"
+
+
+def test_an_all_masked_upload_explains_itself(upload):
+    import io
+
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.savez(buf, vpreds=np.zeros((2, 3)), returns=np.zeros((2, 3)), values=np.zeros((2, 3)), mask=np.zeros((2, 3)))
+    upload("empty.npz", buf.getvalue(), file_id="empty")
+    at = run({"s_source": "upload"})
+    assert any("masked out" in e.value and "NaN" in e.value for e in at.error)
+
+
+def test_a_good_upload_gives_exact_numbers(upload):
+    b = synthetic_batch(seed=4, batch_size=10, min_len=5, max_len=30)
+    upload("mine.npz", batch_to_npz(b), file_id="good")
+    at = run({"s_source": "upload", "s_eps": "0.1"})
+    rep = sanity_from_batch(b, 0.1, "verl", 0.1)
+    assert metric(at, "clip fraction at eps") == f"{rep.at_eps['loss']:.1%}"

@@ -1,0 +1,372 @@
+"""Sanity checks: the eps sweep (exact and monotone), the eps for a target, the model estimate, the findings."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+import valueloss as vl
+from valueloss.batches import Batch, synthetic_batch
+from valueloss.diagnostics import (
+    DEFINITIONS,
+    ISSUES,
+    SummaryStats,
+    clipfrac_sweep,
+    eps_for_clipfrac,
+    eps_grid,
+    eps_in_units,
+    findings_for_batch,
+    findings_for_summary,
+    library_info,
+    model_batch,
+    sanity_from_batch,
+    sanity_from_summary,
+    summary_from_batch,
+    target_definition,
+)
+
+ISSUE_URL = re.compile(r"^https://github\.com/[\w.-]+/[\w.-]+/issues/\d+$")
+
+
+def as_batch(v, r, o, m) -> Batch:
+    return Batch(vpreds=v, returns=r, values=o, mask=m, rewards=None, advantages=None)
+
+
+@st.composite
+def small_batches(draw, dyadic: bool = False):
+    """Random padded batches; with ``dyadic`` all numbers are multiples of 1/8 so float arithmetic is exact."""
+    rows, width = draw(st.integers(1, 4)), draw(st.integers(1, 8))
+    shape = (rows, width)
+    if dyadic:
+        ints = st.integers(-40, 40)
+        v, r, o = (torch.from_numpy(draw(arrays(np.int64, shape, elements=ints))).double() / 8 for _ in range(3))
+    else:
+        finite = st.floats(-20, 20, allow_nan=False, width=32)
+        v, r, o = (torch.from_numpy(draw(arrays(np.float32, shape, elements=finite))) for _ in range(3))
+        # Put some predictions exactly on the band edges and on v_old, where ties live.
+        edge = draw(arrays(np.int8, shape, elements=st.integers(0, 3)))
+        e = torch.tensor(0.25)
+        v = torch.where(torch.from_numpy(edge) == 1, o + e, torch.where(torch.from_numpy(edge) == 2, o, v))
+    m = torch.from_numpy(draw(arrays(np.bool_, shape))).to(v.dtype)
+    return as_batch(v, r, o, m)
+
+
+GRID = np.array([0.0, 0.01, 0.1, 0.125, 0.25, 0.3, 0.5, 1.0, 2.0, 5.0, 50.0])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_sweep_equals_verl_clipfrac_bit_for_bit(dtype):
+    b = synthetic_batch(seed=3, dtype=dtype)
+    sweep = clipfrac_sweep(b, GRID)
+    for eps, got in zip(GRID, sweep.loss, strict=True):
+        _, clipfrac = vl.compute_value_loss(b.vpreds, b.returns, b.values, b.mask, float(eps))
+        assert got == float(clipfrac), eps
+
+
+def test_sweep_prediction_and_rllib_definitions():
+    b = synthetic_batch(seed=8)
+    sweep = clipfrac_sweep(b, GRID)
+    real = b.mask.bool()
+    v, r, o = b.vpreds[real], b.returns[real], b.values[real]
+    for i, eps in enumerate(GRID):
+        assert sweep.prediction[i] == pytest.approx(float(((v - o).abs() > eps).double().mean()), rel=1e-6)
+        assert sweep.rllib[i] == pytest.approx(float((((v - r) ** 2) > eps).double().mean()), rel=1e-6)
+        rllib = vl.dialect_loss("torchrl", b.vpreds, b.returns, b.values, b.mask, float(eps))
+        assert sweep.prediction[i] == pytest.approx(float(rllib.clipfrac), rel=1e-6)
+
+
+@settings(max_examples=200, deadline=None)
+@given(small_batches(), st.lists(st.sampled_from([0.0, 0.1, 0.2, 0.25, 0.3, 1.0, 7.5, 1e-7]), min_size=1, max_size=4))
+def test_thresholds_reproduce_the_direct_computation_bit_for_bit(batch, eps_list):
+    """The sorted-threshold sweep equals verl's own clip fraction (and the direct counts) at every eps, ties included."""
+    sweep = clipfrac_sweep(batch, eps_list)
+    real = batch.mask.bool()
+    v, r, o = batch.vpreds[real], batch.returns[real], batch.values[real]
+    for i, eps in enumerate(eps_list):
+        _, clipfrac = vl.compute_value_loss(batch.vpreds, batch.returns, batch.values, batch.mask, eps)
+        assert sweep.loss[i] == float(clipfrac)
+        denom = batch.mask.sum() + 1e-8
+        pred = float(((v - o).abs() > eps).sum().to(batch.mask.dtype) / denom)
+        rllib = float((((v - r) ** 2) > eps).sum().to(batch.mask.dtype) / denom)
+        assert sweep.prediction[i] == pred and sweep.rllib[i] == rllib
+
+
+def test_thresholds_handle_nan_and_inf_tokens():
+    v = torch.tensor([[0.5, float("nan"), 0.3, 1.0]])
+    o = torch.tensor([[0.0, 0.0, float("inf"), 0.0]])
+    r = torch.tensor([[1.0, 1.0, 1.0, float("nan")]])
+    b = as_batch(v, r, o, torch.ones_like(v))
+    sweep = clipfrac_sweep(b, [0.0, 0.1, 0.6, 100.0])
+    for i, eps in enumerate([0.0, 0.1, 0.6, 100.0]):
+        _, clipfrac = vl.compute_value_loss(b.vpreds, b.returns, b.values, b.mask, eps)
+        assert sweep.loss[i] == float(clipfrac)
+
+
+@settings(max_examples=150, deadline=None)
+@given(small_batches())
+def test_clip_fraction_never_decreases_as_eps_decreases(batch):
+    grid = np.unique(np.concatenate([np.linspace(0, 3, 61), [0.25, 0.125]]))
+    sweep = clipfrac_sweep(batch, grid)
+    for name in DEFINITIONS:
+        assert np.all(np.diff(sweep.curve(name)) <= 0), name
+
+
+@settings(max_examples=150, deadline=None)
+@given(small_batches(dyadic=True), st.sampled_from([0.0, 0.125, 0.25, 0.5, 1.0, 3.0]))
+def test_loss_clipped_tokens_are_prediction_clipped_in_exact_arithmetic(batch, eps):
+    sweep = clipfrac_sweep(batch, [eps])
+    assert sweep.loss[0] <= sweep.prediction[0]
+
+
+def test_sweep_validates_the_grid():
+    b = synthetic_batch(batch_size=2, min_len=2, max_len=3)
+    for bad in ([], [[0.1]], [-0.1], [float("nan")], np.zeros(6000)):
+        with pytest.raises(ValueError, match="eps_values"):
+            clipfrac_sweep(b, bad)
+
+
+@settings(max_examples=60, deadline=None)
+@given(small_batches(), st.floats(0.0, 1.0), st.sampled_from(list(DEFINITIONS)))
+def test_eps_for_target_is_the_smallest_eps_at_or_below_target(batch, target, definition):
+    res = eps_for_clipfrac(batch, target, definition)
+    at_zero = clipfrac_sweep(batch, [0.0]).curve(definition)[0]
+    if not res.reachable:
+        assert res.eps is None and target > at_zero
+        return
+    assert res.achieved <= target
+    assert clipfrac_sweep(batch, [res.eps]).curve(definition)[0] == res.achieved
+    if res.eps > 0:  # the next smaller eps (in the batch's dtype, where torch applies it) clips more than the target
+        e = torch.tensor(res.eps, dtype=batch.values.dtype)
+        below = float(torch.nextafter(e, torch.zeros_like(e)))
+        assert clipfrac_sweep(batch, [below]).curve(definition)[0] > target
+
+
+def test_eps_for_target_on_the_default_batch():
+    b = synthetic_batch()
+    res = eps_for_clipfrac(b, 0.1)
+    assert res.reachable and 0.2 < res.eps < 0.5 and res.achieved <= 0.1
+    _, clipfrac = vl.compute_value_loss(b.vpreds, b.returns, b.values, b.mask, res.eps)
+    assert float(clipfrac) == res.achieved
+    zero = eps_for_clipfrac(b, 0.0)
+    assert zero.achieved == 0.0 and zero.eps >= res.eps
+
+
+def test_eps_for_target_unreachable_on_the_first_minibatch():
+    b = synthetic_batch(step=0.0, pred_noise=0.0)
+    res = eps_for_clipfrac(b, 0.1)
+    assert not res.reachable and res.eps is None and "verl#2642" in res.note
+    with pytest.raises(ValueError, match="target"):
+        eps_for_clipfrac(b, 1.5)
+    with pytest.raises(ValueError, match="definition"):
+        eps_for_clipfrac(b, 0.1, "ratio")
+
+
+def test_eps_in_units_and_grid():
+    assert eps_in_units(0.2, 0.5) == pytest.approx(0.4)
+    assert eps_in_units(0.2, 0.0) is None
+    with pytest.raises(ValueError, match="eps"):
+        eps_in_units(-1.0, 1.0)
+    b = synthetic_batch()
+    grid = eps_grid(b, 0.2, include=3.0)
+    assert grid[0] == 0 and grid[-1] >= 3.0 and len(grid) == 201
+    with pytest.raises(ValueError, match="n must"):
+        eps_grid(b, 0.2, n=1)
+
+
+def test_summary_stats_validation_and_from_batch():
+    with pytest.raises(ValueError, match="return_std"):
+        SummaryStats(0.0, -1.0, 0.0, 1.0)
+    with pytest.raises(ValueError, match="value_mean"):
+        SummaryStats(0.0, 1.0, float("nan"), 1.0)
+    with pytest.raises(ValueError, match="return_mean"):
+        SummaryStats(True, 1.0, 0.0, 1.0)
+    b = synthetic_batch(seed=1)
+    s = summary_from_batch(b)
+    real = b.mask.bool()
+    assert s.return_mean == pytest.approx(float(b.returns[real].double().mean()))
+    assert s.value_std == pytest.approx(float(b.values[real].double().std(unbiased=False)))
+
+
+def test_model_batch_has_the_requested_statistics():
+    stats = SummaryStats(return_mean=2.0, return_std=3.0, value_mean=-1.0, value_std=0.5)
+    m = model_batch(stats, step=0.25, correlation=0.6, n=200_000, seed=1, dtype=torch.float64)
+    r, o = m.returns.flatten(), m.values.flatten()
+    assert float(r.mean()) == pytest.approx(2.0, abs=0.03) and float(r.std()) == pytest.approx(3.0, rel=0.01)
+    assert float(o.mean()) == pytest.approx(-1.0, abs=0.01) and float(o.std()) == pytest.approx(0.5, rel=0.01)
+    assert float(torch.corrcoef(torch.stack([r, o]))[0, 1]) == pytest.approx(0.6, abs=0.01)
+    torch.testing.assert_close(m.vpreds, o[None] + 0.25 * (r - o)[None])
+    with pytest.raises(ValueError, match="correlation"):
+        model_batch(stats, correlation=1.5)
+    with pytest.raises(ValueError, match="step"):
+        model_batch(stats, step=-0.1)
+    with pytest.raises(ValueError, match="n must"):
+        model_batch(stats, n=0)
+
+
+def test_model_estimate_matches_the_gaussian_closed_form():
+    """With v = v_old + s (R - v_old), s <= 1, a token clips iff s |R - v_old| > eps: P(|N(mu, sd)| > eps / s)."""
+    stats = SummaryStats(return_mean=0.5, return_std=1.0, value_mean=0.0, value_std=0.5)
+    step, eps, rho = 0.3, 0.2, 0.4
+    model = model_batch(stats, step=step, correlation=rho, n=200_000, seed=3)
+    estimate = clipfrac_sweep(model, [eps]).loss[0]
+    mu = stats.return_mean - stats.value_mean
+    sd = math.sqrt(stats.return_std**2 + stats.value_std**2 - 2 * rho * stats.return_std * stats.value_std)
+
+    def cdf(x):
+        return 0.5 * (1 + math.erf(x / math.sqrt(2)))
+
+    k = eps / step
+    expected = 1 - cdf((k - mu) / sd) + cdf((-k - mu) / sd)
+    assert estimate == pytest.approx(expected, abs=0.005)
+    report = sanity_from_summary(stats, eps, "verl", step=step, correlation=rho, seed=3)
+    assert report.estimate and "Estimated" in report.estimate_note
+    assert report.at_eps["loss"] == pytest.approx(expected, abs=0.015)
+
+
+def test_library_info_and_definitions():
+    for name, d in vl.DIALECTS.items():
+        info = library_info(name)
+        assert info.param_name == d.param_name and info.default_eps == d.default_eps
+        assert info.source_url.startswith("https://github.com/")
+    assert library_info("rllib").units == "loss" and library_info("verl").units == "return"
+    assert [target_definition(n) for n in ("verl", "trl", "slime", "torchrl", "sb3", "rllib", "openrlhf")] == [
+        "loss",
+        "loss",
+        "prediction",
+        "prediction",
+        "prediction",
+        "rllib",
+        "loss",
+    ]
+    with pytest.raises(ValueError, match="unknown dialect"):
+        library_info("keras")
+
+
+# --------------------------------------------------------------------------------------------- findings
+
+
+def titles(findings):
+    return [f.title for f in findings]
+
+
+def by_link(findings, key):
+    return [f for f in findings if ISSUES[key] in f.links]
+
+
+def test_every_link_is_a_full_issue_url():
+    cases = [findings_for_batch(synthetic_batch(), 0.2, name) for name in vl.DIALECTS] + [
+        findings_for_batch(synthetic_batch(value_scale=15, padding="nan"), 0.01, "sb3")
+    ]
+    for findings in cases:
+        for f in findings:
+            assert f.severity in ("warning", "info", "ok")
+            for link in f.links:
+                assert ISSUE_URL.match(link), link
+    assert all(ISSUE_URL.match(u) for u in ISSUES.values())
+
+
+def test_default_batch_is_all_clear_with_the_two_definitions_explained():
+    findings = findings_for_batch(synthetic_batch(), 0.2, "verl")
+    assert findings[0].severity == "ok"
+    assert not [f for f in findings if f.severity == "warning"]
+    assert by_link(findings, "RLinf#1529")
+    assert by_link(findings, "openai/baselines#91")  # some tokens moved away and keep their gradient
+
+
+def test_scale_mismatch_links_verl_498():
+    findings = findings_for_batch(synthetic_batch(value_scale=15.0, value_bias=-1.0), 0.2, "verl")
+    hit = by_link(findings, "verl#498")
+    assert hit and hit[0].severity == "warning" and "rollouts" in hit[0].explanation
+    assert findings[0].severity == "warning" and all(f.severity != "ok" for f in findings)
+    assert not by_link(findings_for_batch(synthetic_batch(), 0.2), "verl#498")
+
+
+def test_eps_too_small_and_too_large_for_the_return_scale():
+    b = synthetic_batch()
+    small = [f for f in findings_for_batch(b, 0.01) if "small" in f.title]
+    assert small and small[0].severity == "warning"
+    assert ISSUES["hill-a/stable-baselines#216"] in small[0].links
+    assert ISSUES["DLR-RM/stable-baselines3#1426"] in small[0].links
+    large = [f for f in findings_for_batch(b, 5.0) if "large" in f.title]
+    assert large and large[0].severity == "info"
+    zero = [f for f in findings_for_batch(b, 0.0) if "eps = 0" in f.title]
+    assert zero and zero[0].severity == "warning"
+
+
+def test_first_minibatch_links_verl_2642_and_not_eps_large():
+    findings = findings_for_batch(synthetic_batch(step=0.0, pred_noise=0.0), 0.2)
+    first = [f for f in findings if "first mini-step" in f.title]
+    assert first and ISSUES["verl#2642"] in first[0].links
+    assert not [f for f in findings if "large" in f.title]
+
+
+def test_nan_in_padding_names_the_poisoned_modes_and_libraries():
+    b = synthetic_batch(padding="nan")
+    hit = [f for f in findings_for_batch(b, 0.2) if "padded" in f.title]
+    assert hit and hit[0].severity == "warning" and ISSUES["verl#498"] in hit[0].links
+    text = hit[0].explanation
+    for mode in vl.AGG_MODES:
+        loss, _ = vl.compute_value_loss(b.vpreds, b.returns, b.values, b.mask, 0.2, mode)
+        poisoned_part = text.split("NaN * 0 = NaN, so ")[1].split(" are NaN")[0]
+        assert (mode in poisoned_part.split(", ")) == bool(torch.isnan(loss)), mode
+    assert "OpenRLHF" in text and "TRL" in text
+
+
+def test_nan_on_a_real_token_and_all_masked_batch():
+    b = synthetic_batch(batch_size=3, min_len=2, max_len=4)
+    v = b.vpreds.clone()
+    v[0, 0] = float("nan")
+    hit = findings_for_batch(as_batch(v, b.returns, b.values, b.mask), 0.2)
+    assert any("real token" in f.title and f.severity == "warning" for f in hit)
+    empty = as_batch(b.vpreds, b.returns, b.values, torch.zeros_like(b.mask))
+    only = findings_for_batch(empty, 0.2)
+    assert len(only) == 1 and only[0].severity == "warning" and "NaN" in only[0].explanation
+    with pytest.raises(ValueError, match="masked out"):
+        sanity_from_batch(empty, 0.2)
+
+
+def test_library_specific_findings():
+    b = synthetic_batch()
+    rllib = [f for f in findings_for_batch(b, 0.2, "rllib") if "RLlib" in f.title]
+    assert rllib[0].severity == "warning" and ISSUES["ray#19291"] in rllib[0].links
+    assert [f for f in findings_for_batch(b, 1000.0, "rllib") if "RLlib" in f.title][0].severity == "info"
+    assert not by_link(findings_for_batch(b, 0.2, "rllib"), "RLinf#1529")  # no value clip: no clip fractions
+    for name in ("sb3", "torchrl"):
+        assert any("off by default" in f.title for f in findings_for_batch(b, 0.2, name))
+    sb3 = [f for f in findings_for_batch(b, 0.2, "sb3") if f.title == "Why max and not min"]
+    assert sb3
+    assert by_link(findings_for_batch(b, 0.2, "cleanrl"), "cleanrl#208")
+
+
+def test_summary_findings_are_labelled_estimates():
+    ok = findings_for_summary(SummaryStats(0.5, 1.0, 0.0, 0.5), 0.5, "verl")
+    assert ok[0].severity == "ok" and "estimated" in ok[0].explanation
+    off = findings_for_summary(SummaryStats(5.0, 1.0, 20.0, 8.0), 0.2, "verl")
+    assert by_link(off, "verl#498") and off[0].severity == "warning"
+    small = findings_for_summary(SummaryStats(0.0, 100.0, 0.0, 50.0), 0.2, "trl")
+    assert any("small" in f.title for f in small)
+
+
+def test_sanity_reports_are_consistent():
+    b = synthetic_batch()
+    rep = sanity_from_batch(b, 0.2, "verl", 0.15)
+    assert not rep.estimate and rep.source == "batch" and rep.definition == "loss"
+    _, clipfrac = vl.compute_value_loss(b.vpreds, b.returns, b.values, b.mask, 0.2)
+    assert rep.at_eps["loss"] == float(clipfrac)
+    assert rep.eps_over_sigma == pytest.approx(0.2 / rep.summary.return_std)
+    assert rep.target.reachable and rep.target.achieved <= 0.15
+    assert rep.sweep.eps[-1] >= max(0.4, rep.target.eps)
+    assert rep.findings == findings_for_batch(b, 0.2, "verl")
+    rl = sanity_from_batch(b, 10.0, "rllib", 0.1)
+    assert rl.definition == "rllib" and rl.eps_over_sigma is None and rl.library.units == "loss"
+    summ = sanity_from_summary(SummaryStats(0.5, 1.0, 0.0, 0.5), 0.2, "slime", 0.2)
+    assert summ.estimate and summ.definition == "prediction" and summ.target.achieved <= 0.2
+    with pytest.raises(ValueError, match="unknown dialect"):
+        sanity_from_summary(SummaryStats(0.5, 1.0, 0.0, 0.5), 0.2, "keras")
