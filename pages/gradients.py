@@ -1,0 +1,222 @@
+"""Gradients: where each library's value loss stops teaching the critic, and what autograd does at ties."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+import torch
+
+from pages.common import page_setup, share_link, shows_errors
+from valueloss import CONVENTIONS, DIALECTS, REGION_ZERO_GRAD, axis_values, evaluate_grid
+from valueloss.dialect_grads import TIE_CASES, dialect_token_grad, tie_table
+from valueloss.explain import CONVENTION_LABELS
+from valueloss.plots.token import band_edge_lines, dialect_gradients_figure, gradient_map_figure
+
+AXIS_PAIRS = {"R": ("v", "R", "v_old"), "v_old": ("v", "v_old", "R")}  # second axis -> (x, y, fixed)
+FIXED_LABELS = {"v_old": "v_old, held fixed", "R": "R, held fixed"}
+MIN_POINTS, MAX_POINTS, DEFAULT_POINTS = 20, 400, 200
+DIALECT_TITLES = {
+    "verl": "verl / PPO2: ½·max[(v−R)², (clip(v)−R)²]",
+    "openrlhf": "OpenRLHF: ½·max[…], delta clip",
+    "trl": "TRL: ½·max[…], torch.clamp",
+    "cleanrl": "CleanRL (= baselines ppo2): ½·max[…]",
+    "sb3": "SB3: (clip(v) − R)², no max",
+    "slime": "slime: max[…], no ½",
+    "torchrl": "TorchRL: max of Huber (smooth L1)",
+    "rllib": "RLlib: clamp((v − R)², 0, vf_clip_param)",
+}
+DEFAULT_DIALECTS = ["verl", "sb3", "torchrl", "rllib"]
+DTYPES = {"float64": torch.float64, "float32": torch.float32}
+
+
+def plane(pair: str, fixed: float, half_width: float, n: int) -> tuple[str, str, str, np.ndarray]:
+    x_axis, y_axis, fixed_axis = AXIS_PAIRS[pair]
+    return x_axis, y_axis, fixed_axis, axis_values(fixed - half_width, fixed + half_width, n)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def max_form(pair: str, fixed: float, eps: float, half_width: float, n: int, convention: str) -> dict[str, np.ndarray]:
+    """d max/dv from the core's closed form, and where it is exactly zero (the clipped term wins)."""
+    x_axis, y_axis, fixed_axis, axis = plane(pair, fixed, half_width, n)
+    g = evaluate_grid(x_axis, axis, y_axis, axis, eps=eps, convention=convention, **{fixed_axis: fixed})
+    return {"axis": axis, "grad": g.terms.grad.numpy(), "frozen": (g.terms.region == REGION_ZERO_GRAD).numpy()}
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def dialect_grid(name: str, pair: str, fixed: float, eps: float, half_width: float, n: int) -> dict[str, np.ndarray]:
+    """Autograd of library ``name``'s own loss over the plane (one backward pass for the whole grid)."""
+    x_axis, y_axis, fixed_axis, axis = plane(pair, fixed, half_width, n)
+    coords = {x_axis: axis.reshape(1, -1), y_axis: axis.reshape(-1, 1), fixed_axis: fixed}
+    d = dialect_token_grad(name, coords["v"], coords["R"], coords["v_old"], eps)
+    return {"grad": d.grad, "frozen": d.frozen}
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def ties(case: str, v_old: float, R: float, eps: float, dtype: str) -> list[dict]:
+    return tie_table(case, v_old, R, eps, dtype=DTYPES[dtype])
+
+
+page_setup(
+    "Gradients",
+    "Where does the value loss stop teaching the critic, in each library, and what does autograd do at exact ties?",
+)
+share_link()
+
+with st.sidebar:
+    st.subheader("Plane")
+    pair = st.radio(
+        "Second axis (the first is v)",
+        list(AXIS_PAIRS),
+        captions=["v_old held fixed", "R held fixed"],
+        key="g_axes",
+        bind="query-params",
+        horizontal=True,
+    )
+    x_axis, y_axis, fixed_axis = AXIS_PAIRS[pair]
+    fixed = st.slider(FIXED_LABELS[fixed_axis], -10.0, 10.0, 0.0, 0.05, key="g_fixed", bind="query-params")
+    eps = st.slider("ε: clip range", 0.0, 2.0, 0.2, 0.01, key="g_eps", bind="query-params")
+    half_width = st.slider("Half-width of each axis", 0.5, 10.0, 1.5, 0.5, key="g_span", bind="query-params")
+    n = st.slider(
+        "Resolution (points per axis)", MIN_POINTS, MAX_POINTS, DEFAULT_POINTS, 10, key="g_n", bind="query-params"
+    )
+    convention = st.radio(
+        "Clip convention (max form)",
+        CONVENTIONS,
+        captions=[CONVENTION_LABELS[c] for c in CONVENTIONS],
+        key="g_conv",
+        bind="query-params",
+        help="The three conventions give the same gradient everywhere except at exact ties (see the tie inspector).",
+    )
+
+st.subheader("The gradient of max(L_unclip, L_clip)")
+with shows_errors("Could not evaluate the gradient on this plane"):
+    m = max_form(pair, fixed, eps, half_width, n, convention)
+    axis = m["axis"]
+    edges = band_edge_lines(x_axis, y_axis, axis, axis, v_old=fixed, eps=eps)
+    st.plotly_chart(
+        gradient_map_figure(
+            axis,
+            axis,
+            m["grad"],
+            m["frozen"],
+            x_axis=x_axis,
+            y_axis=y_axis,
+            edges=edges,
+            title=f"d max/dv per token, before verl's ½ ({convention} convention)",
+        ),
+        width="stretch",
+        theme=None,
+        key="g_main",
+    )
+    st.markdown(
+        f"Purple cells have a gradient of **exactly 0**: the token moved more than ε toward R, the clipped "
+        f"term won, and it does not depend on v. That is **{m['frozen'].mean():.0%}** of this plane; these are "
+        "the tokens a loss clip fraction counts. Everywhere else the gradient is the plain 2(v − R), so a "
+        "token that moved away from R, or overshot it, is always pulled back. Blue: gradient < 0, a descent "
+        "step raises v; red: > 0, it lowers v."
+    )
+
+st.subheader("The same view in other libraries")
+chosen = st.multiselect(
+    "Libraries",
+    list(DIALECTS),
+    default=DEFAULT_DIALECTS,
+    key="g_dialects",
+    bind="query-params",
+    max_selections=4,
+)
+rllib_bound = st.number_input(
+    "RLlib vf_clip_param (a bound on the squared error, in loss units; RLlib's default is 10)",
+    min_value=0.0,
+    max_value=1000.0,
+    value=1.0,
+    step=0.5,
+    key="g_rllib",
+    bind="query-params",
+)
+if not chosen:
+    st.info("Pick at least one library to compare.")
+else:
+    with shows_errors("Could not evaluate the libraries' gradients"):
+        panels = []
+        rows = []
+        n_side = max(MIN_POINTS, n // 2)  # four panels side by side: half the resolution each way is plenty
+        side_axis = axis_values(fixed - half_width, fixed + half_width, n_side)
+        side_edges = band_edge_lines(x_axis, y_axis, side_axis, side_axis, v_old=fixed, eps=eps)
+        for name in chosen:
+            d = dialect_grid(name, pair, fixed, rllib_bound if name == "rllib" else eps, half_width, n_side)
+            panels.append((DIALECT_TITLES[name], d["grad"], d["frozen"]))
+            rows.append(
+                {
+                    "library": DIALECTS[name].library,
+                    "loss for one token": DIALECT_TITLES[name].split(": ", 1)[1],
+                    "share of this plane with zero gradient": float(d["frozen"].mean()),
+                }
+            )
+        st.plotly_chart(
+            dialect_gradients_figure(side_axis, side_axis, panels, x_axis=x_axis, y_axis=y_axis, edges=side_edges),
+            width="stretch",
+            theme=None,
+            key="g_dialect_maps",
+        )
+        st.dataframe(
+            rows,
+            hide_index=True,
+            column_config={
+                "share of this plane with zero gradient": st.column_config.ProgressColumn(
+                    format="percent", min_value=0.0, max_value=1.0
+                )
+            },
+        )
+        st.caption(
+            "Each panel is autograd of that library's own loss for a batch of one token, constant factors included "
+            "(verl's ½, none in SB3), on one shared colour scale. SB3's clip-only form freezes every token outside "
+            "the band, even one that moved away from R; RLlib clips the loss, not the value, so it freezes tokens "
+            "whose squared error exceeds vf_clip_param wherever they sit."
+        )
+
+st.subheader("Tie inspector: autograd at exact boundaries")
+st.markdown(
+    "At an exact tie `torch.maximum` and `torch.minimum` split the gradient half and half, while `torch.clamp` "
+    "passes it all on its closed interval. So the three clip conventions, equal in value, give different "
+    "gradients on the band edge. The closed form in `valueloss` reproduces autograd bit for bit."
+)
+t1, t2, t3, t4, t5 = st.columns([2, 1, 1, 1, 1])
+case = t1.selectbox("Tie case", list(TIE_CASES), key="g_tie", bind="query-params")
+t1.caption(TIE_CASES[case])
+
+tie_v_old = t2.number_input("v_old", -10.0, 10.0, 0.0, 0.25, key="g_tvold", bind="query-params")
+tie_R = t3.number_input("R", -10.0, 10.0, 1.0, 0.25, key="g_tR", bind="query-params")
+tie_eps = t4.number_input("ε", 0.0, 2.0, 0.25, 0.25, key="g_teps", bind="query-params")
+dtype = t5.selectbox("dtype", list(DTYPES), key="g_dtype", bind="query-params")
+with shows_errors("Could not build this tie"):
+    table = ties(case, tie_v_old, tie_R, tie_eps, dtype)
+    st.dataframe(
+        table,
+        hide_index=True,
+        column_config={
+            "share of 2(v − R)": st.column_config.NumberColumn(format="%.4g"),
+            "autograd d max/dv": st.column_config.NumberColumn(format="%.6g"),
+            "closed form": st.column_config.NumberColumn(format="%.6g"),
+        },
+    )
+    if not all(row["terms equal"] for row in table):
+        st.warning(
+            "With these numbers the two terms are not exactly equal in floating point for every convention, so "
+            "that row is not a tie at all. Dyadic numbers (0.25, 0.5, 1) keep ties exact."
+        )
+    st.caption(
+        "verl's bounds convention on a band edge: half the gradient goes to the unclipped term and half to the "
+        "clipped one, and `min`/`max` in the clip halve the clipped half again, so 1/2 + 1/4 = 3/4 of 2(v − R) "
+        "reaches v. `torch.clamp` (TRL) and the delta form (OpenRLHF, CleanRL) pass the clipped half in full: 1."
+    )
+
+# The scenario on screen (the "Export as code" expander reads these names).
+scenario = {
+    "axes": (x_axis, y_axis),
+    fixed_axis: fixed,
+    "eps": eps,
+    "convention": convention,
+    "dialects": chosen,
+    "tie": {"case": case, "v_old": tie_v_old, "R": tie_R, "eps": tie_eps, "dtype": dtype},
+}

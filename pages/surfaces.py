@@ -1,0 +1,165 @@
+"""Loss surfaces: the two terms, their max and the extra loss from clipping over a whole plane."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from pages.common import page_setup, share_link, shows_errors
+from valueloss import CONVENTIONS, axis_values, evaluate_grid
+from valueloss.explain import CONVENTION_LABELS
+from valueloss.plots.token import SURFACE_TERMS, band_edge_lines, surface_3d_figure, surface_heatmaps_figure
+
+AXIS_PAIRS = {  # the second axis (the first is always v): x axis, y axis, the coordinate held fixed
+    "R": ("v", "R", "v_old"),
+    "v_old": ("v", "v_old", "R"),
+}
+FIXED_LABELS = {"v_old": "v_old, held fixed", "R": "R, held fixed"}
+TERM_CHOICES = {
+    "max": "loss_max",
+    "max − unclipped": "pessimism",
+    "unclipped": "loss_unclipped",
+    "clipped": "loss_clipped",
+}
+MIN_POINTS, MAX_POINTS, DEFAULT_POINTS = 20, 400, 200
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def surfaces(pair: str, fixed: float, eps: float, half_width: float, n: int, convention: str) -> dict[str, np.ndarray]:
+    """Every term over the chosen plane, centred on the fixed value (cached on the numbers)."""
+    x_axis, y_axis, fixed_axis = AXIS_PAIRS[pair]
+    axis = axis_values(fixed - half_width, fixed + half_width, n)
+    g = evaluate_grid(x_axis, axis, y_axis, axis, eps=eps, convention=convention, **{fixed_axis: fixed})
+    t = g.terms
+    return {
+        "x": g.x,
+        "y": g.y,
+        "loss_unclipped": t.loss_unclipped.numpy(),
+        "loss_clipped": t.loss_clipped.numpy(),
+        "loss_max": t.loss_max.numpy(),
+        "pessimism": (t.loss_max - t.loss_unclipped).numpy(),
+        "region": t.region.numpy(),
+    }
+
+
+page_setup(
+    "Loss surfaces",
+    "Over a whole plane of predictions and targets, where does the clipped loss differ from the plain squared error?",
+)
+share_link()
+
+with st.sidebar:
+    st.subheader("Plane")
+    pair = st.radio(
+        "Second axis (the first is v)",
+        list(AXIS_PAIRS),
+        captions=["v_old held fixed", "R held fixed"],
+        key="s_axes",
+        bind="query-params",
+        horizontal=True,
+    )
+    x_axis, y_axis, fixed_axis = AXIS_PAIRS[pair]
+    fixed = st.slider(
+        FIXED_LABELS[fixed_axis],
+        -10.0,
+        10.0,
+        0.0,
+        0.05,
+        key="s_fixed",
+        bind="query-params",
+        help="The third coordinate; both axes are centred on it.",
+    )
+    eps = st.slider("ε: clip range", 0.0, 2.0, 0.2, 0.01, key="s_eps", bind="query-params")
+    half_width = st.slider(
+        "Half-width of each axis",
+        0.5,
+        10.0,
+        1.5,
+        0.5,
+        key="s_span",
+        bind="query-params",
+        help="Each axis runs from the fixed value minus this to the fixed value plus this.",
+    )
+    n = st.slider(
+        "Resolution (points per axis)",
+        MIN_POINTS,
+        MAX_POINTS,
+        DEFAULT_POINTS,
+        10,
+        key="s_n",
+        bind="query-params",
+        help=f"At most {MAX_POINTS}: a finer grid only costs time, the regions are bounded by straight lines.",
+    )
+    convention = st.radio(
+        "Clip convention",
+        CONVENTIONS,
+        captions=[CONVENTION_LABELS[c] for c in CONVENTIONS],
+        key="s_conv",
+        bind="query-params",
+    )
+
+with shows_errors("Could not evaluate this plane"):
+    s = surfaces(pair, fixed, eps, half_width, n, convention)
+    edges = band_edge_lines(x_axis, y_axis, s["x"], s["y"], v_old=fixed, eps=eps)
+    heat_tab, surface_tab = st.tabs(
+        ["Heatmaps", "3-D surface"], key="s_view", bind="query-params", on_change="rerun", default="Heatmaps"
+    )
+    if heat_tab.open:
+        with heat_tab:
+            st.plotly_chart(
+                surface_heatmaps_figure(
+                    s["x"],
+                    s["y"],
+                    {k: s[k] for k in SURFACE_TERMS},
+                    s["region"],
+                    x_axis=x_axis,
+                    y_axis=y_axis,
+                    edges=edges,
+                ),
+                width="stretch",
+                theme=None,
+                key="s_heatmaps",
+            )
+    if surface_tab.open:
+        with surface_tab:
+            term = TERM_CHOICES[st.selectbox("Surface", list(TERM_CHOICES), key="s_term", bind="query-params")]
+            st.plotly_chart(
+                surface_3d_figure(
+                    s["x"],
+                    s["y"],
+                    s[term],
+                    s["region"],
+                    x_axis=x_axis,
+                    y_axis=y_axis,
+                    term_label=SURFACE_TERMS[term][0],
+                ),
+                width="stretch",
+                theme=None,
+                key="s_surface",
+            )
+    bites = float(np.mean(s["pessimism"] > 0))
+    if pair == "R":
+        st.markdown(
+            f"**What to notice.** The clipped term is flat in v outside the band (dashed lines at v = v_old ± ε): "
+            f"it only depends on R. Where it is larger, max() keeps it, so the loss is *above* the plain squared "
+            f"error: that is the pessimism of the clipped loss, and it sits exactly where the token moved more "
+            f"than ε toward R. Here the clipped term wins on **{bites:.0%}** of the plane."
+        )
+    else:
+        st.markdown(
+            f"**What to notice.** With R fixed, the band is the diagonal strip |v − v_old| ≤ ε. The clipped "
+            f"term wins (max − unclipped > 0) only on the side of the strip that faces R: a critic that moved "
+            f"toward R by more than ε is charged as if it had stopped at the band edge. Here the clipped term "
+            f"wins on **{bites:.0%}** of the plane."
+        )
+    st.caption("Hover any cell: the label names its region (inside the band, zero gradient, restoring, tie).")
+
+# The scenario on screen (the "Export as code" expander reads these names).
+scenario = {
+    "axes": (x_axis, y_axis),
+    fixed_axis: fixed,
+    "eps": eps,
+    "half_width": half_width,
+    "resolution": n,
+    "convention": convention,
+}

@@ -1,0 +1,101 @@
+"""Gradients: the max-form map, the libraries side by side, and the tie inspector's autograd table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "gradients.py")
+
+
+def tie_rows(at) -> dict[str, dict]:
+    df = at.dataframe[-1].value
+    return {row["convention"]: row for row in df.to_dict("records")}
+
+
+def charts(at) -> list[dict]:
+    return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
+
+
+@pytest.fixture
+def at():
+    app = AppTest.from_file(PAGE, default_timeout=60)
+    app.run()
+    assert not app.exception
+    return app
+
+
+def test_renders_the_map_the_libraries_and_the_tie_table(at):
+    assert at.title[0].value == "Gradients"
+    main, side = charts(at)
+    assert any(t.get("name") == "zero gradient" for t in main["data"])
+    titles = [a["text"] for a in side["layout"]["annotations"]]
+    assert len(titles) == 4 and "SB3" in titles[1] and "RLlib" in titles[3]
+    shares = at.dataframe[0].value.set_index("library")["share of this plane with zero gradient"]
+    assert shares["Stable-Baselines3"] > shares["verl v0.9"] > 0  # clip-only freezes far more
+
+
+def test_tie_table_shows_three_quarters_for_bounds_on_the_edge(at):
+    rows = tie_rows(at)
+    assert rows["bounds"]["share of 2(v − R)"] == 0.75
+    assert rows["clamp"]["share of 2(v − R)"] == 1.0
+    assert rows["delta"]["share of 2(v − R)"] == 1.0
+    assert all(r["bit-identical"] for r in rows.values())
+
+
+def test_eps_zero_tie_and_float32(at):
+    at.selectbox(key="g_tie").set_value("eps-zero").run()
+    assert tie_rows(at)["bounds"]["share of 2(v − R)"] == 0.625
+    at.selectbox(key="g_dtype").set_value("float32").run()
+    assert not at.exception
+    assert tie_rows(at)["bounds"]["share of 2(v − R)"] == 0.625
+
+
+def test_impossible_tie_is_a_clear_error_and_the_page_stays_alive(at):
+    at.selectbox(key="g_tie").set_value("symmetric-overshoot").run()
+    assert tie_rows(at)["delta"]["share of 2(v − R)"] == 0.5
+    at.number_input(key="g_tR").set_value(0.25).run()  # R inside the band: no symmetric overshoot exists
+    assert not at.exception
+    assert "R outside the band" in at.error[0].value
+    assert len(charts(at)) == 2  # the rest of the page still renders
+
+
+def test_non_dyadic_numbers_warn_that_a_row_is_not_a_tie(at):
+    at.number_input(key="g_tvold").set_value(0.1).run()
+    at.number_input(key="g_teps").set_value(0.2).run()
+    assert not at.exception
+    # v = 0.1 + 0.2: still a tie for every convention in value, but delta sees v - v_old > eps
+    assert tie_rows(at)["delta"]["share of 2(v − R)"] == 0.5
+
+
+def test_eps_moves_the_frozen_share(at):
+    before = [m.value for m in at.markdown if "exactly 0" in m.value][0]
+    at.slider(key="g_eps").set_value(1.0).run()
+    after = [m.value for m in at.markdown if "exactly 0" in m.value][0]
+    assert before != after
+
+
+def test_choosing_libraries_and_none(at):
+    at.multiselect(key="g_dialects").set_value(["trl", "slime"]).run()
+    assert not at.exception
+    side = charts(at)[1]
+    assert [a["text"] for a in side["layout"]["annotations"]] == [
+        "<b>TRL: ½·max[…], torch.clamp</b>",
+        "<b>slime: max[…], no ½</b>",
+    ]
+    at.multiselect(key="g_dialects").set_value([]).run()
+    assert not at.exception
+    assert "Pick at least one library" in at.info[0].value
+    assert len(charts(at)) == 1
+
+
+def test_axes_from_the_url():
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.query_params.update({"g_axes": "v_old", "g_fixed": "1", "g_n": "60"})
+    at.run()
+    assert not at.exception
+    main = charts(at)[0]
+    assert main["layout"]["yaxis"]["title"]["text"] == "v_old (old value)"
