@@ -1,0 +1,257 @@
+"""Critic dynamics: train a small critic with the clipped value loss and watch the wall move."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import numpy as np
+import streamlit as st
+
+from pages.common import page_setup, share_link, shows_errors
+from valueloss.plots.dynamics import sweep_figure, training_curves, wall_animation
+from valueloss.simulate import CLOSE_FRACTION, CRITICS, LOSS_FORMS, OPTIMIZERS, SimConfig, simulate, sweep_eps
+
+DEFAULT = SimConfig()
+LR_OPTIONS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 3.0)
+CRITIC_CAPTIONS = ("one free value per token", "a small MLP: every token shares its weights")
+LOSS_CAPTIONS = ("verl / PPO2: max of both terms", "Stable-Baselines3: clip only, no max", "plain squared error")
+OPT_LABELS = {"sgd": "SGD", "adam": "Adam"}
+
+# Starting points, each one answering a question. Values go into the bound widgets, so the URL follows.
+SCENARIOS = {
+    "Table + SGD": dict(critic="table", optimizer="sgd", lr=0.5, loss="verl", eps=0.5, gap=4.0, n_rollouts=12),
+    "Shared net": dict(critic="shared", optimizer="sgd", lr=0.03, loss="verl", eps=0.5, gap=4.0, n_rollouts=12),
+    "Table + Adam": dict(critic="table", optimizer="adam", lr=0.1, loss="verl", eps=0.5, gap=4.0, n_rollouts=12),
+    "RLHF gap": dict(critic="table", optimizer="sgd", lr=0.3, loss="verl", eps=0.2, gap=6.0, n_rollouts=36),
+    "SB3 form": dict(critic="table", optimizer="sgd", lr=0.5, loss="sb3", eps=0.5, gap=4.0, n_rollouts=12),
+    "eps = 0": dict(critic="table", optimizer="sgd", lr=0.5, loss="verl", eps=0.0, gap=4.0, n_rollouts=12),
+}
+SCENARIO_HELP = {
+    "Table + SGD": "One number per token, plain SGD: a token with zero gradient cannot move.",
+    "Shared net": "A small network: tokens with zero gradient are still pushed by the others.",
+    "Table + Adam": "Adam's momentum keeps a zero-gradient token moving for a few steps.",
+    "RLHF gap": "A return gap of 6 with TRL's eps = 0.2: the rule says 30 rollouts; compare the unclipped run.",
+    "SB3 form": "Stable-Baselines3's clip-only loss: no max, every token outside the band is frozen.",
+    "eps = 0": "Every move toward R is clipped: the critic learns one step per rollout.",
+}
+_WIDGET_KEYS = {
+    "critic": "d_critic",
+    "optimizer": "d_opt",
+    "lr": "d_lr",
+    "loss": "d_loss",
+    "eps": "d_eps",
+    "gap": "d_gap",
+    "n_rollouts": "d_rollouts",
+}
+
+
+class _NotCached(Exception):
+    """Raised by the cache lookup when these parameters have not been simulated yet."""
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _stored(params: tuple, _computed=None):
+    """st.cache_data keyed on the parameters only. A miss raises (exceptions are never cached), so the
+    caller can run the simulation outside the cache, where it may drive a progress bar, then store it."""
+    if _computed is None:
+        raise _NotCached
+    return _computed
+
+
+def run(config: SimConfig):
+    """The run and its eps sweep, from the cache or computed now with a progress bar."""
+    key = tuple(sorted(asdict(config).items()))
+    try:
+        return _stored(key)
+    except _NotCached:
+        pass
+    bar = st.progress(0.0, text="Simulating…")
+    try:
+        result = simulate(config, progress=lambda f, msg: bar.progress(0.7 * f, text=f"Training: {msg}"))
+        sweep = None
+        if config.gap != 0 and config.loss != "unclipped":
+            sweep = sweep_eps(config, progress=lambda f, msg: bar.progress(0.7 + 0.3 * f, text=f"eps sweep: {msg}"))
+    finally:
+        bar.empty()
+    return _stored(key, _computed=(result, sweep))
+
+
+def apply_scenario(name: str) -> None:
+    st.session_state.update({_WIDGET_KEYS[k]: v for k, v in SCENARIOS[name].items()})
+
+
+page_setup(
+    "Critic dynamics",
+    "Why does a clipped critic need about gap / eps rollouts to reach its targets, and what can still move a "
+    "token whose own gradient is zero?",
+)
+share_link()
+
+with st.sidebar:
+    st.subheader("Start from")
+    cols = st.columns(2)
+    for i, name in enumerate(SCENARIOS):
+        cols[i % 2].button(
+            name, key=f"d_scn_{i}", on_click=apply_scenario, args=(name,), width="stretch", help=SCENARIO_HELP[name]
+        )
+    with st.form("d_form", border=False):
+        st.subheader("Critic and loss")
+        critic = st.radio(
+            "critic",
+            CRITICS,
+            captions=CRITIC_CAPTIONS,
+            key="d_critic",
+            bind="query-params",
+            help="A table has one free number per token, so a token moves only through its own gradient. "
+            "A network shares its weights: every step moves every token.",
+        )
+        loss = st.radio(
+            "loss",
+            LOSS_FORMS,
+            captions=LOSS_CAPTIONS,
+            key="d_loss",
+            bind="query-params",
+            help="verl / PPO2: 0.5·mean(max((v−R)², (clip(v)−R)²)). SB3: mean((R − clip(v))²), no max. "
+            "Unclipped: 0.5·mean((v−R)²).",
+        )
+        eps = st.slider(
+            "eps: clip range (return units)",
+            0.0,
+            3.0,
+            DEFAULT.eps,
+            0.05,
+            key="d_eps",
+            bind="query-params",
+            help="The band v_old ± eps. Compared with v − v_old, so it lives in the units of the returns.",
+        )
+        c1, c2 = st.columns(2)
+        optimizer = c1.radio("optimizer", OPTIMIZERS, format_func=OPT_LABELS.get, key="d_opt", bind="query-params")
+        lr = c2.select_slider("learning rate", LR_OPTIONS, DEFAULT.lr, key="d_lr", bind="query-params")
+        st.caption("Stable: table + SGD up to ~4, shared + SGD up to ~0.3, Adam 0.01 – 0.3.")
+        st.subheader("Targets")
+        gap = st.slider(
+            "return gap G = mean(true value − initial v)",
+            -10.0,
+            10.0,
+            DEFAULT.gap,
+            0.5,
+            key="d_gap",
+            bind="query-params",
+            help="Tokens' gaps are spread from 0.5·G to 1.5·G.",
+        )
+        noise = st.slider(
+            "target noise (std of R around the true value)",
+            0.0,
+            2.0,
+            DEFAULT.noise,
+            0.05,
+            key="d_noise",
+            bind="query-params",
+            help="Each rollout draws fresh targets R = true value + noise.",
+        )
+        st.subheader("Schedule")
+        c1, c2 = st.columns(2)
+        n_rollouts = c1.number_input("rollouts", 1, 60, DEFAULT.n_rollouts, key="d_rollouts", bind="query-params")
+        n_epochs = c2.number_input("epochs", 1, 10, DEFAULT.n_epochs, key="d_epochs", bind="query-params")
+        n_minibatches = c1.number_input("minibatches", 1, 8, DEFAULT.n_minibatches, key="d_mb", bind="query-params")
+        n_tokens = c2.number_input("tokens", 4, 64, DEFAULT.n_tokens, key="d_tokens", bind="query-params")
+        seed = st.number_input("seed", 0, 10_000, DEFAULT.seed, key="d_seed", bind="query-params")
+        st.form_submit_button("Run simulation", type="primary", width="stretch", key="d_run")
+
+result = sweep = None
+with shows_errors("Cannot run this simulation"):
+    config = SimConfig(
+        critic=critic,
+        loss=loss,
+        eps=float(eps),
+        gap=float(gap),
+        noise=float(noise),
+        lr=float(lr),
+        optimizer=optimizer,
+        n_tokens=int(n_tokens),
+        n_rollouts=int(n_rollouts),
+        n_epochs=int(n_epochs),
+        n_minibatches=int(n_minibatches),
+        seed=int(seed),
+    )
+    result, sweep = run(config)
+
+if result is not None:
+    cfg = result.config
+    closed = result.rollouts_to_close
+    base = result.baseline_rollouts_to_close
+    rule = abs(cfg.gap) / cfg.eps if cfg.eps > 0 else float("inf")
+    m1, m2, m3, m4 = st.columns(4)
+    m1.metric(
+        f"rollouts to close {CLOSE_FRACTION:.0%} of the gap",
+        "—" if closed is None else closed,
+        help=f"'—': not within the {cfg.n_rollouts} rollouts simulated.",
+    )
+    m2.metric("rule: gap / eps", "∞" if not np.isfinite(rule) else f"{rule:.1f}")
+    m3.metric("same run without clipping", "—" if base is None else base)
+    m4.metric(
+        "max move with own gradient 0",
+        f"{result.max_moved_while_frozen:.4g}",
+        help="The largest |Δv| in one update, over tokens whose own loss term had exactly zero gradient when the "
+        "update began. Nonzero only if something other than the token's own gradient moved it.",
+    )
+
+    st.subheader("The moving wall")
+    st.plotly_chart(wall_animation(result), width="stretch", key="d_wall")
+    frozen_share = float(result.frozen.mean())
+    if cfg.loss == "unclipped":
+        notice = (
+            "Without clipping the band is only drawn for reference: nothing stops v, and no gradient is ever zeroed."
+        )
+    elif cfg.critic == "table" and cfg.optimizer == "sgd":
+        notice = (
+            "Press ▶. Each token walks toward R until it is more than eps past v_old, then turns pink: its gradient "
+            "is exactly 0 and, with one number per token and plain SGD, nothing else can move it until the next "
+            "rollout resets v_old. One large step can still land past the band: the clip stops the gradient, it "
+            "does not project v back."
+        )
+    elif cfg.critic == "shared":
+        notice = (
+            "Press ▶. Pink tokens have zero gradient of their own, yet they keep moving: the other tokens' gradients "
+            "change the shared weights, and every token's value goes with them."
+        )
+    else:
+        notice = (
+            "Press ▶. With Adam a pink token (own gradient 0) keeps coasting: the optimizer's momentum carries the "
+            "last steps on, so the band is crossed by more than one step."
+        )
+    st.caption(f"{notice} Tokens spent {frozen_share:.0%} of the updates with zero gradient.")
+
+    moved = result.moved_while_frozen
+    if moved.max() > 0:
+        u, t = np.unravel_index(int(np.argmax(moved)), moved.shape)
+        why = "the shared weights moved" if cfg.critic == "shared" else "Adam's momentum carried it"
+        st.info(
+            f"**Pushed while frozen.** At update {u + 1} token {t} had zero gradient of its own (it was past its band "
+            f"toward R), yet it moved {moved[u, t]:.3f}: {why}. The furthest any token got past its band edge "
+            f"was {result.max_beyond_band.max():.3f} (eps = {cfg.eps:g})."
+        )
+    elif cfg.loss != "unclipped":
+        st.success(
+            "**Frozen means frozen here.** Every update that began with a token's own gradient at 0 left that token "
+            "exactly where it was (total movement 0.0). Switch to the shared network or to Adam to see that break."
+        )
+
+    st.subheader("Training logs")
+    st.plotly_chart(training_curves(result), width="stretch", key="d_curves")
+    st.caption(
+        "vf_clipfrac is 0 on the first minibatch of every rollout (v = v_old there) and climbs as tokens cross "
+        "their band; in the max form it equals the share of tokens with zero gradient."
+    )
+
+    st.subheader("How many rollouts to close the gap?")
+    if sweep is None:
+        st.caption("The eps sweep needs a clipped loss and a nonzero gap.")
+    else:
+        st.plotly_chart(sweep_figure(sweep, cfg.eps), width="stretch", key="d_sweep")
+        st.caption(
+            f"Same targets, shuffles and optimizer for every eps. Within a rollout v_old is fixed, so a token moves "
+            f"about eps toward its target per rollout: closing {CLOSE_FRACTION:.0%} of a gap G takes about G / eps "
+            "rollouts, unless the optimizer is the slower one (the no-clipping line) or single steps jump past "
+            "the band (points below the rule)."
+        )

@@ -1,0 +1,95 @@
+"""The critic-dynamics page: runs on load and on "Run simulation", follows its link, explains what it shows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+from valueloss.simulate import SimConfig, simulate
+
+PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "dynamics.py")
+
+
+def fresh() -> AppTest:
+    return AppTest.from_file(PAGE, default_timeout=90)
+
+
+def metrics(at) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def test_default_run_shows_the_wall_the_logs_and_the_sweep():
+    at = fresh().run()
+    assert not at.exception
+    assert at.title[0].value == "Critic dynamics"
+    expected = simulate(SimConfig())
+    m = metrics(at)
+    assert m["rollouts to close 90% of the gap"] == str(expected.rollouts_to_close)
+    assert m["rule: gap / eps"] == "8.0"
+    assert m["same run without clipping"] == str(expected.baseline_rollouts_to_close)
+    assert m["max move with own gradient 0"] == "0"
+    assert len(at.get("plotly_chart")) == 3
+    assert any("Frozen means frozen here" in s.value for s in at.success)
+
+
+def test_changing_eps_and_running_updates_the_readout():
+    at = fresh().run()
+    at.slider(key="d_eps").set_value(0.25)
+    at.button(key="d_run").click().run()
+    assert not at.exception
+    assert metrics(at)["rule: gap / eps"] == "16.0"
+    expected = simulate(SimConfig(eps=0.25))
+    assert metrics(at)["rollouts to close 90% of the gap"] == str(expected.rollouts_to_close)
+
+
+def test_widgets_inside_the_form_wait_for_the_run_button():
+    at = fresh().run()
+    at.slider(key="d_eps").set_value(0.25).run()  # moved but not submitted
+    assert metrics(at)["rule: gap / eps"] == "8.0"
+
+
+def test_shared_network_scenario_shows_a_token_pushed_while_frozen():
+    at = fresh().run()
+    at.button(key="d_scn_1").click().run()  # "Shared net"
+    assert not at.exception
+    assert at.radio(key="d_critic").value == "shared"
+    assert any("Pushed while frozen" in i.value and "shared weights" in i.value for i in at.info)
+    assert float(metrics(at)["max move with own gradient 0"]) > 0
+
+
+def test_the_link_reproduces_a_run():
+    at = fresh()
+    at.query_params.update({"d_critic": "shared", "d_lr": "0.03", "d_eps": "0.3", "d_seed": "3"})
+    at.run()
+    assert not at.exception
+    expected = simulate(SimConfig(critic="shared", lr=0.03, eps=0.3, seed=3))
+    closed = expected.rollouts_to_close
+    assert metrics(at)["rollouts to close 90% of the gap"] == ("—" if closed is None else str(closed))
+    assert metrics(at)["max move with own gradient 0"] == f"{expected.max_moved_while_frozen:.4g}"
+
+
+def test_adam_scenario_explains_momentum():
+    at = fresh().run()
+    at.button(key="d_scn_2").click().run()  # "Table + Adam"
+    assert not at.exception
+    assert any("momentum" in i.value for i in at.info)
+
+
+def test_a_diverging_setup_is_an_error_and_the_page_stays_alive():
+    at = fresh()
+    at.query_params.update({"d_critic": "shared", "d_lr": "3.0"})
+    at.run()
+    assert not at.exception
+    assert at.error and "diverged" in at.error[0].value and "lower lr" in at.error[0].value
+    assert at.title[0].value == "Critic dynamics"
+    assert at.button(key="d_run")  # the controls are still there to fix it
+
+
+def test_unclipped_loss_has_no_sweep():
+    at = fresh()
+    at.query_params["d_loss"] = "unclipped"
+    at.run()
+    assert not at.exception
+    assert len(at.get("plotly_chart")) == 2
+    assert any("needs a clipped loss" in c.value for c in at.caption)

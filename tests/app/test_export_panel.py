@@ -1,0 +1,108 @@
+"""The "export as code" panel the Explore and Batch pages embed: code shown, downloadable, errors explained."""
+
+from __future__ import annotations
+
+import runpy
+
+from streamlit.testing.v1 import AppTest
+
+
+def token_script():
+    from pages.export_panel import render_export_token
+
+    render_export_token(0.0, 1.0, 0.2, 0.5, "verl")
+
+
+def bounds_script():
+    from pages.export_panel import render_export_token
+
+    render_export_token(2.0, 8.0, 0.5, 3.0, "bounds", key="explore_export")
+
+
+def batch_script():
+    import torch
+
+    from pages.export_panel import render_export_batch
+
+    g = torch.Generator().manual_seed(0)
+    v, r, o = (torch.randn(3, 4, generator=g, dtype=torch.float64) for _ in range(3))
+    mask = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1], [0, 0, 0, 0]], dtype=torch.float32)
+    render_export_batch(v, r, o, mask, 0.2, "seq-mean-token-mean", "verl")
+
+
+def mode_fallback_script():
+    import torch
+
+    from pages.export_panel import render_export_batch
+
+    v = torch.zeros(2, 3, dtype=torch.float64)
+    render_export_batch(v, v + 1, v, torch.ones(2, 3), 0.2, "seq-mean-token-sum", "trl")
+
+
+def too_big_script():
+    import streamlit as st
+    import torch
+
+    from pages.export_panel import render_export_batch
+
+    v = torch.zeros(100, 100, dtype=torch.float64)
+    render_export_batch(v, v, v, torch.ones(100, 100), 0.2, "token-mean", "verl")
+    st.write("page still alive")
+
+
+def run(script) -> AppTest:
+    at = AppTest.from_function(script, default_timeout=60).run()
+    assert not at.exception
+    return at
+
+
+def test_token_export_shows_runnable_code_and_a_download(tmp_path):
+    at = run(token_script)
+    code = at.code[0].value
+    assert at.code[0].language == "python"
+    assert "def value_loss(" in code and "EXPECTED_LOSS" in code and "import valueloss" not in code
+    assert at.get("download_button"), "the file can be downloaded"
+    path = tmp_path / "token.py"
+    path.write_text(code)
+    ns = runpy.run_path(str(path))
+    ns["test_loss"]()
+    ns["test_gradient"]()
+
+
+def test_choosing_another_library_changes_the_file():
+    at = run(token_script)
+    at.selectbox(key="export_token_target").set_value("sb3").run()
+    assert not at.exception
+    code = at.code[0].value
+    assert "Stable-Baselines3" in code and "F.mse_loss" in code
+
+
+def test_convention_export_has_the_per_token_anatomy():
+    at = run(bounds_script)
+    code = at.code[0].value
+    assert "EXPECTED_LOSS_MAX" in code and "torch.max(torch.min(v, v_old + eps), v_old - eps)" in code
+    assert at.selectbox(key="explore_export_target").value == "bounds"
+
+
+def test_batch_export_embeds_the_batch(tmp_path):
+    at = run(batch_script)
+    code = at.code[0].value
+    assert "VPREDS = [" in code and 'loss_agg_mode="seq-mean-token-mean"' in code
+    path = tmp_path / "batch.py"
+    path.write_text(code)
+    ns = runpy.run_path(str(path))
+    for name in ("test_loss", "test_clipfrac", "test_gradient"):
+        ns[name]()
+
+
+def test_batch_export_falls_back_to_the_libraries_own_aggregation():
+    at = run(mode_fallback_script)
+    assert any("has no seq-mean-token-sum aggregation: exporting its token-mean" in c.value for c in at.caption)
+    assert "TRL PPOTrainer" in at.code[0].value
+
+
+def test_too_large_a_batch_is_an_error_not_a_crash():
+    at = run(too_big_script)
+    assert at.error and "10000 elements" in at.error[0].value and "fewer rows" in at.error[0].value
+    assert not at.code
+    assert any("page still alive" in m.value for m in at.markdown)

@@ -1,0 +1,239 @@
+"""The critic-dynamics simulator: its invariants, its numbers against the libraries, reproducibility."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from valueloss import ValueLoss, clip_bounds, compute_value_loss, dialect_loss
+from valueloss.plots.dynamics import MAX_FRAMES, sweep_figure, training_curves, wall_animation
+from valueloss.simulate import CLOSE_FRACTION, SimConfig, loss_rows, simulate, sweep_eps
+
+# A configuration where each step is small against eps but the optimizer could go much further
+# within a rollout: the regime the ~gap / eps rule describes.
+RULE_REGIME = SimConfig(lr=0.15, n_epochs=16, noise=0.0)
+
+
+def _arrays(result):
+    return {k: v for k, v in vars(result).items() if isinstance(v, np.ndarray)}
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{}, {"critic": "shared", "lr": 0.03}, {"optimizer": "adam", "lr": 0.1}, {"loss": "sb3"}, {"loss": "unclipped"}],
+)
+def test_seeded_runs_repeat_exactly(overrides):
+    a, b = simulate(**overrides), simulate(**overrides)
+    for name, array in _arrays(a).items():
+        np.testing.assert_array_equal(array, _arrays(b)[name], err_msg=name)
+    assert a.tracked == b.tracked
+    c = simulate(seed=1, **overrides)
+    assert not np.array_equal(a.values, c.values), "a different seed should give a different run"
+
+
+def test_shapes_and_bookkeeping():
+    cfg = SimConfig(n_tokens=10, n_rollouts=3, n_epochs=2, n_minibatches=5)
+    r = simulate(cfg)
+    u, t, k = cfg.n_updates, cfg.n_tokens, cfg.n_rollouts
+    assert r.values.shape == (u + 1, t)
+    assert r.v_old.shape == r.targets.shape == (k, t)
+    assert r.frozen.shape == r.frozen_after.shape == r.moved_while_frozen.shape == (u, t)
+    assert r.vf_loss.shape == r.vf_clipfrac.shape == r.zero_grad_frac.shape == (u,)
+    assert r.value_error.shape == r.explained_var.shape == (u + 1,)
+    assert r.remaining_gap.shape == (k + 1,)
+    np.testing.assert_array_equal(r.rollout, np.repeat(np.arange(k), 10))
+    np.testing.assert_array_equal(r.epoch[:10], np.repeat([0, 1], 5))
+    # v_old of each rollout is the critic at the end of the previous one
+    ends = np.arange(1, k) * cfg.n_epochs * cfg.n_minibatches
+    np.testing.assert_array_equal(r.v_old[1:], r.values[ends])
+    np.testing.assert_array_equal(r.v_old[0], r.values[0])
+    assert r.remaining_gap[0] == pytest.approx(1.0)
+
+
+def test_no_clipping_when_eps_is_huge():
+    huge = simulate(eps=1e6)
+    plain = simulate(loss="unclipped")
+    assert huge.vf_clipfrac.max() == 0.0
+    assert huge.zero_grad_frac.max() == 0.0
+    assert not huge.frozen.any()
+    # max(L, L) has the gradient of L exactly: the run is the unclipped run, bit for bit
+    np.testing.assert_array_equal(huge.values, plain.values)
+    np.testing.assert_array_equal(huge.baseline_value_error, huge.value_error)
+
+
+def test_first_minibatch_of_every_rollout_clips_nothing():
+    r = simulate()
+    first = (r.epoch == 0) & (r.minibatch == 0)
+    assert np.all(r.vf_clipfrac[first] == 0.0)
+    assert r.vf_clipfrac[~first].max() > 0.5  # and clipping does happen later, so the check is not vacuous
+
+
+def test_table_and_sgd_a_token_past_its_band_never_moves_again_within_the_rollout():
+    cfg = SimConfig()  # per-token table, plain SGD, verl's max form
+    r = simulate(cfg)
+    per_rollout = cfg.n_epochs * cfg.n_minibatches
+    frozen_events = 0
+    for u, t in zip(*np.nonzero(r.frozen), strict=True):
+        end = (r.rollout[u] + 1) * per_rollout  # last state of this rollout
+        stuck = r.values[u : end + 1, t]
+        assert np.all(stuck == stuck[0]), f"token {t} moved after update {u} although its gradient was 0"
+        frozen_events += 1
+    assert frozen_events > 20
+    assert r.max_moved_while_frozen == 0.0
+    # frozen here means: moved more than eps toward R (the clipped term wins)
+    u, t = np.argwhere(r.frozen)[0]
+    k = r.rollout[u]
+    delta, gap = r.values[u, t] - r.v_old[k, t], r.targets[k, t] - r.v_old[k, t]
+    assert abs(delta) > cfg.eps and np.sign(delta) == np.sign(gap)
+
+
+def test_adam_keeps_moving_a_token_whose_gradient_is_zero():
+    r = simulate(optimizer="adam", lr=0.1)
+    assert r.max_moved_while_frozen > 1e-3
+    u, t = np.unravel_index(np.argmax(r.moved_while_frozen), r.moved_while_frozen.shape)
+    assert r.frozen[u, t]
+
+
+def test_shared_parameters_push_a_frozen_token_further_past_its_band():
+    r = simulate(critic="shared", lr=0.03)
+    v_old = r.v_old[r.rollout]  # (U, T): the band centre of each update
+    before = np.abs(r.values[:-1] - v_old)
+    after = np.abs(r.values[1:] - v_old)
+    pushed = r.frozen & (after > before + 1e-6) & (before > r.config.eps)
+    assert pushed.any(), "expected a token with zero own gradient to be pushed further past its band"
+    assert r.max_beyond_band.max() > 0.1
+
+
+def test_sgd_table_closes_the_gap_in_about_gap_over_eps_rollouts():
+    s = sweep_eps(RULE_REGIME)
+    assert np.all(np.isfinite(s.rollouts))
+    assert np.all(np.diff(s.rollouts) >= 0), "a smaller eps never closes the gap faster"
+    big = s.ratios >= 8
+    ratio = s.rollouts[big] / s.ratios[big]
+    assert np.all((ratio > 0.8) & (ratio < 1.3)), (s.ratios, s.rollouts)
+    # with a wide band the optimizer, not the clip, sets the pace
+    assert s.rollouts[0] == s.unclipped_rollouts
+
+
+def test_main_run_agrees_with_the_sweep_row_of_the_same_eps():
+    cfg = SimConfig(n_rollouts=20)
+    s = sweep_eps(cfg, ratios=[cfg.gap / cfg.eps], max_rollouts=20)
+    assert s.rollouts[0] == simulate(cfg).rollouts_to_close
+
+
+def test_the_zero_gap_is_closed_from_the_start():
+    r = simulate(gap=0.0, noise=0.0)
+    assert r.rollouts_to_close == 0
+    with pytest.raises(ValueError, match="gap must be nonzero"):
+        sweep_eps(r.config)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_loss_rows_match_the_library_functions(seed):
+    g = torch.Generator().manual_seed(seed)
+    v, R, o = (torch.randn(3, 7, generator=g, dtype=torch.float64) for _ in range(3))
+    eps = [0.0, 0.3, 1.0]
+    mask = torch.ones(1, 7, dtype=torch.float64)
+    eps_col = torch.tensor(eps, dtype=torch.float64)[:, None]
+    verl, verl_frac, zero = loss_rows("verl", v, R, o, eps_col)
+    sb3, _, _ = loss_rows("sb3", v, R, o, eps_col)
+    plain, _, _ = loss_rows("unclipped", v, R, o, eps_col)
+    for i, e in enumerate(eps):
+        row = (v[i : i + 1], R[i : i + 1], o[i : i + 1])
+        loss, frac = compute_value_loss(*row, mask, e)
+        assert verl[i].item() == loss.item()
+        assert verl_frac[i].item() == pytest.approx(frac.item(), abs=1e-12)
+        clipped_wins = (clip_bounds(v[i], o[i], e) - R[i]) ** 2 > (v[i] - R[i]) ** 2
+        assert zero[i].tolist() == clipped_wins.tolist()
+        assert sb3[i].item() == pytest.approx(dialect_loss("sb3", *row, mask, e).loss.item(), rel=1e-15)
+        assert plain[i].item() == ValueLoss(clip_eps=None)(row[0], row[2], row[1], mask).item()
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "exc", "match"),
+    [
+        ("critic", "lstm", ValueError, "critic"),
+        ("loss", "huber", ValueError, "loss"),
+        ("optimizer", "rmsprop", ValueError, "optimizer"),
+        ("eps", -0.1, ValueError, "eps"),
+        ("eps", float("nan"), ValueError, "eps"),
+        ("lr", 0.0, ValueError, "lr"),
+        ("gap", float("inf"), ValueError, "gap"),
+        ("noise", -1.0, ValueError, "noise"),
+        ("n_tokens", 1, ValueError, "n_tokens"),
+        ("n_minibatches", 17, ValueError, "n_minibatches"),
+        ("n_rollouts", 2.5, TypeError, "n_rollouts"),
+        ("lr", "fast", TypeError, "lr"),
+        ("n_rollouts", 500, ValueError, "capped"),
+    ],
+)
+def test_bad_configuration_is_a_clear_error(field, value, exc, match):
+    overrides = {field: value}
+    if field == "n_rollouts" and value == 500:
+        overrides.update(n_epochs=16, n_minibatches=16)
+    with pytest.raises(exc, match=match):
+        SimConfig(**overrides)
+
+
+def test_a_diverging_critic_is_reported_not_drawn():
+    with pytest.raises(ValueError, match="diverged.*lower lr"):
+        simulate(critic="shared", lr=3.0)
+
+
+def test_the_global_random_state_is_left_alone():
+    before = torch.random.get_rng_state()
+    simulate(critic="shared", lr=0.03, n_rollouts=2)
+    assert torch.equal(before, torch.random.get_rng_state())
+
+
+def test_progress_is_reported_per_rollout():
+    seen = []
+    simulate(n_rollouts=4, progress=lambda f, msg: seen.append((f, msg)))
+    assert [f for f, _ in seen] == [0.25, 0.5, 0.75, 1.0]
+    assert seen[-1][1] == "rollout 4 of 4"
+
+
+def test_default_run_with_its_figures_is_fast():
+    simulate()  # warm up torch (the first optimizer import is slow once per process)
+    timings = []
+    for _ in range(2):  # best of two: other processes may share this machine
+        start = time.perf_counter()
+        r = simulate()
+        s = sweep_eps(r.config)
+        figs = [wall_animation(r), training_curves(r), sweep_figure(s, r.config.eps)]
+        timings.append(time.perf_counter() - start)
+    assert min(timings) < 2.0, f"default run took {min(timings):.2f} s"
+    assert len(figs[0].frames) == r.config.n_updates + 1 <= MAX_FRAMES
+
+
+def test_long_runs_are_animated_with_a_stride():
+    r = simulate(n_rollouts=20, n_epochs=4, n_minibatches=4)  # 321 states
+    fig = wall_animation(r)
+    assert len(fig.frames) <= MAX_FRAMES + 1
+    assert fig.frames[-1].name == str(r.config.n_updates)
+
+
+def test_animation_axes_are_fixed_and_frames_follow_the_run():
+    r = simulate()
+    fig = wall_animation(r)
+    assert fig.layout.yaxis.range is not None and fig.layout.yaxis2.range is not None
+    assert [b.label for b in fig.layout.updatemenus[0].buttons] == ["▶ Play", "❚❚ Pause"]
+    last = fig.frames[-1]
+    markers = last.data[1]  # the lane markers: v_old, R, true value, v (three tokens each)
+    np.testing.assert_allclose(markers.y[-3:], r.values[-1, list(r.tracked)])
+
+
+def test_training_curves_show_the_logs():
+    r = simulate(loss="sb3")
+    fig = training_curves(r)
+    names = [t.name for t in fig.data]
+    assert any("no clipping" in n for n in names)
+    assert any("zero-gradient share" in n for n in names)  # SB3 freezes more than vf_clipfrac counts
+    np.testing.assert_array_equal(fig.data[0].y, r.value_error)
+
+
+def test_closed_fraction_is_what_the_docs_say():
+    assert CLOSE_FRACTION == 0.9

@@ -1,0 +1,708 @@
+"""Export a scenario as a standalone Python file: torch only, with a pytest test of the numbers shown.
+
+Why: a student or a reviewer can take the numbers home, run them without this package, and see that
+the library's own formula (restated here in its operation order) gives exactly what the app showed.
+
+``export_token_code(v_old, R, eps, v, convention_or_dialect)``: one token, either the per-token
+anatomy in a clip convention (``"bounds"``, ``"clamp"``, ``"delta"``) or a library's whole loss on a
+one-token batch. ``export_batch_code(vpreds, returns, values, response_mask, eps, mode, dialect)``: a
+batch, embedded exactly (every number as ``repr`` of its float, which round-trips), capped at
+``MAX_EXPORT_ELEMENTS``.
+
+The expected numbers embedded in the file are computed here with ``valueloss``: the loss and clip
+fraction by the library's function in ``valueloss``; the gradient by the closed form
+(``value_loss_grad``, bit-identical to autograd) for the max-form libraries, by autograd through
+``valueloss`` for the others. The file's tests compare element-wise numbers exactly and reductions
+of a batch within a few ulps (summation order may differ between torch builds).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import torch
+
+from . import __version__
+from . import _validate as check
+from .anatomy import value_loss_grad, value_loss_terms
+from .dialects import DIALECTS, dialect_loss
+from .losses import ValueLoss, _check_batch, _openrlhf_masked_mean, agg_loss, compute_value_loss
+
+__all__ = [
+    "EXPORT_DIALECTS",
+    "EXPORT_CONVENTIONS",
+    "MAX_EXPORT_ELEMENTS",
+    "export_token_code",
+    "export_batch_code",
+    "export_filename",
+    "dialect_modes",
+]
+
+EXPORT_DIALECTS = ("verl", "openrlhf", "trl", "cleanrl", "sb3", "slime", "torchrl", "rllib")
+EXPORT_CONVENTIONS = ("bounds", "clamp", "delta")
+MAX_EXPORT_ELEMENTS = 4096  # e.g. 32 rows x 128 tokens; every number is written into the file
+REDUCTION_ULPS = 16  # tolerance of batch reductions in the exported tests, in units of the dtype's eps
+
+_OPENRLHF_MODES = {"token-mean": True, "seq-mean-token-mean": False}  # -> token_level_loss
+_CLOSED_FORM = {"verl": "bounds", "openrlhf": "delta", "trl": "clamp", "cleanrl": "delta", "slime": "delta"}
+_INDEXED = ("cleanrl", "sb3", "torchrl", "rllib")  # these see only the real tokens (no mask argument)
+_DTYPE_NAMES = {
+    torch.float64: "torch.float64",
+    torch.float32: "torch.float32",
+    torch.bfloat16: "torch.bfloat16",
+    torch.float16: "torch.float16",
+    torch.bool: "torch.bool",
+    torch.int64: "torch.int64",
+    torch.int32: "torch.int32",
+    torch.int8: "torch.int8",
+    torch.uint8: "torch.uint8",
+}
+
+
+def dialect_modes(dialect: str) -> tuple[str, ...]:
+    """The aggregation modes an export supports for ``dialect`` (verl: all five)."""
+    _check_dialect(dialect)
+    if dialect == "verl":
+        return check.AGG_MODES
+    if dialect == "openrlhf":
+        return tuple(_OPENRLHF_MODES)
+    return ("token-mean",)
+
+
+def export_filename(name: str, mode: str = "token-mean", *, token: bool = False) -> str:
+    """A readable file name, e.g. ``valueloss_verl_seq_mean_token_mean.py``."""
+    kind = "token" if token else "batch"
+    parts = ["valueloss", kind, name] + ([mode] if name in ("verl", "openrlhf") else [])
+    return "_".join(p.replace("-", "_") for p in parts) + ".py"
+
+
+# ----------------------------------------------------------------------------------------------
+# Input checks
+
+
+def _check_dialect(name: str) -> str:
+    if name not in EXPORT_DIALECTS:
+        raise ValueError(f"unknown dialect {name!r}; export supports: {', '.join(EXPORT_DIALECTS)}")
+    return name
+
+
+def _check_mode(dialect: str, mode: str) -> str:
+    modes = dialect_modes(dialect)
+    if mode not in modes:
+        raise ValueError(
+            f"loss_agg_mode {mode!r} is not available for {dialect}; choose one of: {', '.join(modes)}"
+            + ("" if dialect in ("verl", "openrlhf") else f" ({DIALECTS[dialect].aggregation})")
+        )
+    return mode
+
+
+def _number(name: str, x) -> float:
+    if isinstance(x, torch.Tensor) and x.numel() == 1:
+        x = x.item()
+    if isinstance(x, bool) or not isinstance(x, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {type(x).__name__}")
+    value = float(x)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value}")
+    return value
+
+
+# ----------------------------------------------------------------------------------------------
+# Embedding numbers exactly
+
+
+def _float_literal(x: float) -> str:
+    """``repr`` round-trips every float exactly; NaN and infinities are spelled out."""
+    if math.isnan(x):
+        return 'float("nan")'
+    if math.isinf(x):
+        return 'float("inf")' if x > 0 else '-float("inf")'
+    return repr(float(x))
+
+
+def _tensor_literal(t: torch.Tensor, indent: int = 4) -> str:
+    """A nested list literal of ``t`` (2-D), one row per line, floats exact, masks as 0/1 or bools."""
+    rows = t.detach().cpu()
+    if rows.dtype == torch.bool:
+        body = [", ".join("True" if b else "False" for b in row.tolist()) for row in rows]
+    elif rows.is_floating_point():
+        body = [", ".join(_float_literal(x) for x in row.to(torch.float64).tolist()) for row in rows]
+    else:
+        body = [", ".join(str(int(x)) for x in row.tolist()) for row in rows]
+    pad = " " * indent
+    return "[\n" + "".join(f"{pad}[{line}],\n" for line in body) + "]"
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    if dtype not in _DTYPE_NAMES:
+        raise TypeError(f"cannot export tensors of dtype {dtype}; use float64, float32, bfloat16 or float16")
+    return _DTYPE_NAMES[dtype]
+
+
+# ----------------------------------------------------------------------------------------------
+# The app's numbers (computed with valueloss)
+
+
+def _app_loss(dialect: str, v, r, o, m, eps, mode):
+    if dialect == "verl":
+        return compute_value_loss(v, r, o, m, eps, mode)
+    if dialect == "openrlhf":
+        return ValueLoss(clip_eps=eps, token_level_loss=_OPENRLHF_MODES[mode])(v, o, r, m), None
+    out = dialect_loss(dialect, v, r, o, m, eps)
+    return out.loss, out.clipfrac
+
+
+def _upstream(dialect: str, loss_max: torch.Tensor, m: torch.Tensor, mode: str) -> torch.Tensor:
+    """d loss / d (per-token max term), by autograd through the library's aggregation alone."""
+    leaf = loss_max.detach().clone().requires_grad_(True)
+    if dialect == "verl":
+        total = 0.5 * agg_loss(leaf, m, mode)
+    elif dialect == "openrlhf":
+        if _OPENRLHF_MODES[mode]:
+            total = 0.5 * _openrlhf_masked_mean(leaf, m)
+        else:
+            row_tokens = m.sum(dim=-1)
+            total = 0.5 * ((leaf * m).sum(dim=-1) / (row_tokens + 1e-8))[row_tokens > 0].mean()
+    elif dialect == "trl":
+        total = 0.5 * ((leaf * m).sum() / m.sum())
+    elif dialect == "cleanrl":
+        total = 0.5 * leaf.mean()
+    else:  # slime
+        rows = (leaf * m).sum(dim=-1) / m.sum(dim=-1).clamp(min=1)
+        total = rows.sum() / rows.numel()
+    (grad,) = torch.autograd.grad(total, leaf)
+    return grad
+
+
+def _app_grad(dialect: str, v, r, o, m, eps, mode) -> tuple[torch.Tensor, str]:
+    """The gradient the app shows, and how it was obtained."""
+    if dialect in _CLOSED_FORM and eps is not None:
+        convention = _CLOSED_FORM[dialect]
+        if dialect in _INDEXED:
+            valid = m.bool()
+            terms = value_loss_terms(v[valid], r[valid], o[valid], eps, convention)
+            weights = _upstream(dialect, terms.loss_max, m, mode)
+            grad = torch.zeros_like(v)
+            grad[valid] = value_loss_grad(v[valid], r[valid], o[valid], eps, convention, grad_output=weights)
+        else:
+            terms = value_loss_terms(v, r, o, eps, convention)
+            weights = _upstream(dialect, terms.loss_max, m, mode)
+            grad = value_loss_grad(v, r, o, eps, convention, grad_output=weights)
+        return grad, "closed form (valueloss.value_loss_grad), bit-identical to autograd"
+    leaf = v.detach().clone().requires_grad_(True)
+    loss, _ = _app_loss(dialect, leaf, r, o, m, eps, mode)
+    (grad,) = torch.autograd.grad(loss, leaf)
+    return grad, "autograd through valueloss (no closed form for this library's loss)"
+
+
+# ----------------------------------------------------------------------------------------------
+# Code templates: each library's formula in its own operation order (as valueloss restates it)
+
+_VERL_HELPERS = '''
+def masked_sum(values, mask, axis=None):
+    """verl: NaN in padding is replaced before the product, so it cannot leak into the sum."""
+    valid = torch.where(mask.bool(), values, 0.0)
+    return (valid * mask).sum(axis=axis)
+
+
+def masked_mean(values, mask, axis=None):
+    return masked_sum(values, mask, axis) / (mask.sum(axis=axis) + 1e-8)
+'''
+
+_VERL_AGG = {
+    "token-mean": "    return masked_sum(loss_mat, loss_mask) / loss_mask.sum()\n",
+    "token-sum": "    return masked_sum(loss_mat, loss_mask)\n",
+    "seq-mean-token-sum": (
+        "    row_tokens = torch.sum(loss_mask, dim=-1)\n"
+        "    seq_losses = torch.sum(loss_mat * loss_mask, dim=-1)  # a NaN in padding poisons its row, as in verl\n"
+        "    seq_mask = (row_tokens > 0).float()  # rows without tokens are not counted\n"
+        "    return masked_sum(seq_losses, seq_mask) / seq_mask.sum()\n"
+    ),
+    "seq-mean-token-mean": (
+        "    row_tokens = torch.sum(loss_mask, dim=-1)\n"
+        "    seq_losses = torch.sum(loss_mat * loss_mask, dim=-1) / (row_tokens + 1e-8)\n"
+        "    seq_mask = (row_tokens > 0).float()  # rows without tokens are not counted\n"
+        "    return masked_sum(seq_losses, seq_mask) / seq_mask.sum()\n"
+    ),
+    "seq-mean-token-sum-norm": (
+        "    row_tokens = torch.sum(loss_mask, dim=-1)\n"
+        "    seq_losses = torch.sum(loss_mat * loss_mask, dim=-1)\n"
+        "    seq_mask = (row_tokens > 0).float()  # rows without tokens are not counted\n"
+        "    return masked_sum(seq_losses, seq_mask) / seq_mask.sum() / loss_mask.shape[-1]  # / padded width\n"
+    ),
+}
+
+
+def _verl_source(mode: str) -> str:
+    return (
+        _VERL_HELPERS
+        + f'''
+
+def agg_loss(loss_mat, loss_mask):
+    """verl agg_loss with loss_agg_mode="{mode}", one process (dp_size = 1)."""
+'''
+        + _VERL_AGG[mode]
+        + '''
+
+def value_loss(vpreds, returns, values, response_mask, cliprange_value):
+    """verl compute_value_loss: 0.5 * AGG(max((v - R)^2, (clip(v) - R)^2)) and vf_clipfrac."""
+    vpredclipped = torch.max(torch.min(vpreds, values + cliprange_value), values - cliprange_value)  # clip_by_value
+    vf_losses1 = (vpreds - returns) ** 2
+    vf_losses2 = (vpredclipped - returns) ** 2
+    clipped_vf_losses = torch.max(vf_losses1, vf_losses2)
+    vf_loss = 0.5 * agg_loss(clipped_vf_losses, response_mask)
+    vf_clipfrac = masked_mean(torch.gt(vf_losses2, vf_losses1).float(), response_mask)
+    return vf_loss, vf_clipfrac
+'''
+    )
+
+
+def _openrlhf_source(mode: str, eps) -> str:
+    token_level = _OPENRLHF_MODES[mode]
+    clip = (
+        """    values_clipped = old_values + (values - old_values).clamp(-clip_eps, clip_eps)
+    surr1 = (values_clipped - returns) ** 2
+    surr2 = (values - returns) ** 2
+    loss = torch.max(surr1, surr2)
+"""
+        if eps is not None
+        else "    loss = (values - returns) ** 2  # clip_eps=None: no clipping\n"
+    )
+    if token_level:
+        agg = "    loss = (loss * action_mask).sum() / action_mask.sum()  # token_level_loss=True\n"
+    else:
+        agg = (
+            "    row_tokens = action_mask.sum(dim=-1)  # token_level_loss=False: mean of row means\n"
+            "    row_means = (loss * action_mask).sum(dim=-1) / (row_tokens + 1e-8)\n"
+            "    loss = row_means[row_tokens > 0].mean()\n"
+        )
+    return (
+        '''
+def value_loss(vpreds, returns, values, response_mask, clip_eps):
+    """OpenRLHF ValueLoss.forward(values, old_values, returns, action_mask): 0.5 * masked mean of the max."""
+    values, old_values, action_mask = vpreds, values, response_mask
+'''
+        + clip
+        + agg
+        + "    return 0.5 * loss, None  # OpenRLHF logs no value clip fraction\n"
+    )
+
+
+_TRL_SOURCE = '''
+def value_loss(vpreds, returns, values, response_mask, cliprange_value):
+    """TRL PPOTrainer: torch.clamp clip, max, 0.5 * masked mean; vf_clipfrac over real tokens."""
+    vpredclipped = torch.clamp(vpreds, values - cliprange_value, values + cliprange_value)
+    vf_losses1 = torch.square(vpreds - returns)
+    vf_losses2 = torch.square(vpredclipped - returns)
+    vf_loss_max = torch.max(vf_losses1, vf_losses2)
+    vf_loss = 0.5 * ((vf_loss_max * response_mask).sum() / response_mask.sum())
+    vf_clipfrac = ((vf_losses2 > vf_losses1).float() * response_mask).sum() / response_mask.sum()
+    return vf_loss, vf_clipfrac
+'''
+
+_CLEANRL_SOURCE = '''
+def value_loss(vpreds, returns, values, response_mask, clip_coef):
+    """CleanRL ppo.py (= openai/baselines ppo2): a flat minibatch, so only the real tokens are kept."""
+    valid = response_mask.bool()
+    newvalue, b_returns, b_values = vpreds[valid], returns[valid], values[valid]
+    v_loss_unclipped = (newvalue - b_returns) ** 2
+    v_clipped = b_values + torch.clamp(newvalue - b_values, -clip_coef, clip_coef)
+    v_loss_clipped = (v_clipped - b_returns) ** 2
+    v_loss_max = torch.max(v_loss_unclipped, v_loss_clipped)
+    return 0.5 * v_loss_max.mean(), None  # CleanRL logs no value clip fraction
+'''
+
+
+def _sb3_source(eps) -> str:
+    pred = (
+        "    values_pred = old_values + torch.clamp(values - old_values, -clip_range_vf, clip_range_vf)\n"
+        if eps is not None
+        else "    values_pred = values  # clip_range_vf=None: no clipping\n"
+    )
+    return (
+        '''
+def value_loss(vpreds, returns, values, response_mask, clip_range_vf):
+    """Stable-Baselines3 PPO: clip the prediction, then plain MSE. No max and no 0.5."""
+    valid = response_mask.bool()
+    values, old_values, rollout_returns = vpreds[valid], values[valid], returns[valid]
+'''
+        + pred
+        + "    return F.mse_loss(rollout_returns, values_pred), None  # SB3 logs no value clip fraction\n"
+    )
+
+
+_SLIME_SOURCE = '''
+def value_loss(vpreds, returns, values, response_mask, value_clip):
+    """slime: delta clip, max, no 0.5; per-sample token means summed and divided by the number of rows."""
+    clipped = (vpreds - values).abs() > value_clip
+    loss_clipped = (values + (vpreds - values).clamp(-value_clip, value_clip) - returns) ** 2
+    loss_unclipped = (vpreds - returns) ** 2
+    loss = torch.max(loss_clipped, loss_unclipped)
+
+    def sum_of_sample_mean(x):
+        rows = (x * response_mask).sum(dim=-1) / response_mask.sum(dim=-1).clamp(min=1)
+        return rows.sum() / rows.numel()
+
+    return sum_of_sample_mean(loss), sum_of_sample_mean(clipped.to(vpreds.dtype))
+'''
+
+
+def _torchrl_source(eps) -> str:
+    body = (
+        """    pre_clipped = state_value - old_state_value
+    clipped = pre_clipped.clamp(-clip_value, clip_value)
+    clip_fraction = (pre_clipped != clipped).to(state_value.dtype).mean()
+    loss_value_clipped = F.smooth_l1_loss(target_return, old_state_value + clipped, reduction="none")
+    return torch.max(loss_value, loss_value_clipped).mean(), clip_fraction
+"""
+        if eps is not None
+        else "    return loss_value.mean(), None  # clip_value off\n"
+    )
+    return (
+        '''
+def value_loss(vpreds, returns, values, response_mask, clip_value):
+    """TorchRL ClipPPOLoss critic: smooth-L1 (the default loss_critic_type), delta clip, max, mean."""
+    valid = response_mask.bool()
+    state_value, old_state_value, target_return = vpreds[valid], values[valid], returns[valid]
+    loss_value = F.smooth_l1_loss(target_return, state_value, reduction="none")
+'''
+        + body
+    )
+
+
+_RLLIB_SOURCE = '''
+def value_loss(vpreds, returns, values, response_mask, vf_clip_param):
+    """RLlib (classic PPO): clamps the squared error itself at vf_clip_param (loss units), not the value."""
+    valid = response_mask.bool()
+    vf_loss = (vpreds[valid] - returns[valid]) ** 2
+    return torch.clamp(vf_loss, 0, vf_clip_param).mean(), None  # RLlib logs no value clip fraction
+'''
+
+
+def _dialect_source(dialect: str, mode: str, eps) -> str:
+    if dialect == "verl":
+        return _verl_source(mode)
+    if dialect == "openrlhf":
+        return _openrlhf_source(mode, eps)
+    if dialect == "sb3":
+        return _sb3_source(eps)
+    if dialect == "torchrl":
+        return _torchrl_source(eps)
+    return {"trl": _TRL_SOURCE, "cleanrl": _CLEANRL_SOURCE, "slime": _SLIME_SOURCE, "rllib": _RLLIB_SOURCE}[dialect]
+
+
+# ----------------------------------------------------------------------------------------------
+# Assembling the file
+
+_ASSERT_EXACT = '''
+def assert_exact(actual, expected, what):
+    """Bit for bit (NaN equals NaN)."""
+    expected = torch.as_tensor(expected, dtype=actual.dtype)
+    torch.testing.assert_close(actual, expected, rtol=0, atol=0, equal_nan=True, msg=lambda m: f"{what}: {m}")
+'''
+
+_ASSERT_REDUCTION = '''
+
+def assert_reduction(actual, expected, what):
+    """A sum over many tokens: bit for bit on the machine that exported it; a few ulps allowed on other
+    torch builds, whose summation order may differ."""
+    expected = torch.as_tensor(expected, dtype=actual.dtype)
+    rtol = REDUCTION_ULPS * torch.finfo(actual.dtype).eps
+    torch.testing.assert_close(actual, expected, rtol=rtol, atol=0, equal_nan=True, msg=lambda m: f"{what}: {m}")
+'''
+
+
+def _header(title: str, lines: list[str], filename: str) -> str:
+    body = "\n".join(lines)
+    return (
+        f'"""{title}\n\n{body}\n\n'
+        f"Exported by valueloss {__version__}. Standalone: needs only torch (and pytest for the tests).\n"
+        f"    python {filename}    prints the numbers and checks them\n"
+        f"    pytest {filename}    runs the same checks as tests\n"
+        '"""\n'
+    )
+
+
+def _main_block(prints: list[str]) -> str:
+    lines = "\n".join(f"    {p}" for p in prints)
+    return f"""
+
+def main():
+    out = compute()
+{lines}
+    for name, test in sorted(globals().items()):
+        if name.startswith("test_") and callable(test):
+            test()
+    print("all checks passed: these are the numbers the app showed")
+
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+def _dialect_description(dialect: str, mode: str, eps) -> list[str]:
+    d = DIALECTS[dialect]
+    agg = f"loss_agg_mode = {mode}" if dialect in ("verl", "openrlhf") else d.aggregation
+    return [
+        f"Library: {d.library}",
+        f"Source: {d.source_url}",
+        f"Clip parameter: {d.param_name} = {'None (clipping off)' if eps is None else repr(float(eps))}",
+        f"Combine: {d.combine}",
+        f"0.5 factor: {'yes' if d.half else 'no'}; aggregation: {agg}",
+        f"Clip fraction logged: {d.clipfrac_definition or 'none'}",
+    ]
+
+
+def _batch_file(
+    dialect: str,
+    mode: str,
+    eps,
+    tensors: dict[str, torch.Tensor],
+    mask: torch.Tensor,
+    *,
+    title: str,
+    scenario: list[str],
+    filename: str,
+    exact_reductions: bool,
+) -> str:
+    v, r, o = tensors["vpreds"], tensors["returns"], tensors["values"]
+    loss, clipfrac = _app_loss(dialect, v, r, o, mask, eps, mode)
+    grad, grad_how = _app_grad(dialect, v, r, o, mask, eps, mode)
+
+    dtype = _dtype_name(v.dtype)
+    eps_literal = "None" if eps is None else _float_literal(float(eps))
+    parts = [
+        _header(title, scenario + [""] + _dialect_description(dialect, mode, eps), filename),
+        "\nimport torch\n" + ("import torch.nn.functional as F\n" if dialect in ("sb3", "torchrl") else ""),
+        f"\nDTYPE = {dtype}\nMASK_DTYPE = {_dtype_name(mask.dtype)}\nEPS = {eps_literal}\n"
+        + ("" if exact_reductions else f"REDUCTION_ULPS = {REDUCTION_ULPS}\n"),
+        f"\nVPREDS = {_tensor_literal(v)}\nRETURNS = {_tensor_literal(r)}\nVALUES = {_tensor_literal(o)}\n"
+        f"RESPONSE_MASK = {_tensor_literal(mask)}\n",
+        "\n\n" + _dialect_source(dialect, mode, eps).strip("\n") + "\n",
+        '''
+
+def compute():
+    """The loss, its clip fraction (None where the library logs none) and d loss / d vpreds."""
+    vpreds = torch.tensor(VPREDS, dtype=DTYPE, requires_grad=True)
+    returns = torch.tensor(RETURNS, dtype=DTYPE)
+    values = torch.tensor(VALUES, dtype=DTYPE)
+    response_mask = torch.tensor(RESPONSE_MASK, dtype=MASK_DTYPE)
+    loss, clipfrac = value_loss(vpreds, returns, values, response_mask, EPS)
+    loss.backward()
+    return {"loss": loss.detach(), "clipfrac": clipfrac, "grad": vpreds.grad}
+''',
+        "\n\n# The numbers the app showed, computed by valueloss (exact: repr round-trips every float).\n",
+        f"EXPECTED_LOSS = {_float_literal(float(loss))}\n",
+        f"EXPECTED_CLIPFRAC = {'None' if clipfrac is None else _float_literal(float(clipfrac))}\n",
+        f"# gradient: {grad_how}\nEXPECTED_GRAD = {_tensor_literal(grad)}\n",
+        "\n" + _ASSERT_EXACT + ("" if exact_reductions else _ASSERT_REDUCTION),
+        f'''
+
+def test_loss():
+    {"assert_exact" if exact_reductions else "assert_reduction"}(compute()["loss"], EXPECTED_LOSS, "loss")
+
+
+def test_clipfrac():
+    clipfrac = compute()["clipfrac"]
+    if EXPECTED_CLIPFRAC is None:
+        assert clipfrac is None, "this library logs no value clip fraction"
+    else:
+        {"assert_exact" if exact_reductions else "assert_reduction"}(clipfrac, EXPECTED_CLIPFRAC, "clip fraction")
+
+
+def test_gradient():
+    """Element-wise: the same on every torch build (compared bit for bit)."""
+    assert_exact(compute()["grad"], torch.tensor(EXPECTED_GRAD, dtype=DTYPE), "d loss / d vpreds")
+''',
+        _main_block(
+            [
+                'print("loss     ", repr(out["loss"].item()))',
+                'print("clipfrac ", "none logged" if out["clipfrac"] is None else repr(out["clipfrac"].item()))',
+                'print("d loss / d vpreds")',
+                'print(out["grad"])',
+            ]
+        ),
+    ]
+    return "".join(parts)
+
+
+def export_batch_code(
+    vpreds: torch.Tensor,
+    returns: torch.Tensor,
+    values: torch.Tensor,
+    response_mask: torch.Tensor,
+    eps,
+    mode: str = "token-mean",
+    dialect: str = "verl",
+) -> str:
+    """A standalone file that rebuilds this batch exactly and checks ``dialect``'s loss, clip fraction
+    and gradient against the numbers valueloss computes for it.
+
+    Tensors are ``(batch, response_length)``; at most ``MAX_EXPORT_ELEMENTS`` elements (every number
+    is written into the file). ``eps=None`` turns clipping off where the library allows it.
+    """
+    _check_dialect(dialect)
+    _check_mode(dialect, mode)
+    _check_batch(vpreds, returns, values, response_mask)
+    if vpreds.dim() != 2:
+        raise ValueError(f"vpreds must be 2-D (batch, response_length), got shape {tuple(vpreds.shape)}")
+    if returns.dtype != vpreds.dtype or values.dtype != vpreds.dtype:
+        raise TypeError(
+            f"vpreds, returns and values must share one dtype, got {vpreds.dtype}, {returns.dtype}, {values.dtype}"
+        )
+    n = vpreds.numel()
+    if n > MAX_EXPORT_ELEMENTS:
+        raise ValueError(
+            f"the batch has {n} elements ({vpreds.shape[0]} rows x {vpreds.shape[1]} tokens); export writes every "
+            f"number into the file and is limited to {MAX_EXPORT_ELEMENTS}: export a slice (fewer rows or tokens)"
+        )
+    check.clip_range("eps", eps, allow_none=DIALECTS[dialect].supports_off)
+    _dtype_name(vpreds.dtype)
+    _dtype_name(response_mask.dtype)
+    tensors = {k: t.detach().cpu() for k, t in (("vpreds", vpreds), ("returns", returns), ("values", values))}
+    mask = response_mask.detach().cpu()
+    rows, width = vpreds.shape
+    filename = export_filename(dialect, mode)
+    scenario = [
+        f"Scenario: a batch of {rows} rows x {width} tokens ({int((mask != 0).sum())} real tokens), "
+        f"dtype {str(vpreds.dtype).replace('torch.', '')}, embedded exactly.",
+    ]
+    return _batch_file(
+        dialect,
+        mode,
+        eps,
+        tensors,
+        mask,
+        title=f"The {DIALECTS[dialect].library} value loss on one batch, exported from valueloss.",
+        scenario=scenario,
+        filename=filename,
+        exact_reductions=False,
+    )
+
+
+def _anatomy_file(v_old: float, R: float, eps: float, v: float, convention: str) -> str:
+    t = value_loss_terms(v, R, v_old, eps, convention)
+    filename = f"valueloss_token_{convention}.py"
+    clip_code = {
+        "bounds": "    return torch.max(torch.min(v, v_old + eps), v_old - eps)  # verl clip_by_value\n",
+        "clamp": "    return torch.clamp(v, v_old - eps, v_old + eps)  # TRL\n",
+        "delta": "    return v_old + (v - v_old).clamp(-eps, eps)  # OpenRLHF, CleanRL, SB3\n",
+    }[convention]
+    expected = {
+        "v_clipped": t.v_clipped,
+        "loss_unclipped": t.loss_unclipped,
+        "loss_clipped": t.loss_clipped,
+        "loss_max": t.loss_max,
+        "grad": t.grad,
+    }
+    lines = [
+        f"Scenario: one token with v_old = {v_old!r}, R = {R!r}, eps = {eps!r}, v = {v!r}.",
+        f"Clip convention: {convention}. Per-token loss max((v - R)^2, (clip(v) - R)^2) before the 0.5 factor",
+        "and the aggregation, and its gradient d max / dv.",
+    ]
+    expected_lines = (
+        "".join(f"EXPECTED_{k.upper()} = {_float_literal(float(x))}\n" for k, x in expected.items())
+        + f"EXPECTED_CLIPPED_WINS = {bool(t.clipped_wins)}\n"
+    )
+    return "".join(
+        [
+            _header("One token of the clipped value loss, exported from valueloss.", lines, filename),
+            "\nimport torch\n",
+            f"\nDTYPE = torch.float64\nV_OLD = {_float_literal(v_old)}\nR = {_float_literal(R)}\n"
+            f"EPS = {_float_literal(eps)}\nV = {_float_literal(v)}\n",
+            f'''
+
+def clip(v, v_old, eps):
+    """The {convention} clip convention."""
+{clip_code}
+
+def compute():
+    v = torch.tensor(V, dtype=DTYPE, requires_grad=True)
+    v_old = torch.tensor(V_OLD, dtype=DTYPE)
+    v_clipped = clip(v, v_old, EPS)
+    loss_unclipped = (v - R) ** 2
+    loss_clipped = (v_clipped - R) ** 2
+    loss_max = torch.max(loss_unclipped, loss_clipped)
+    loss_max.backward()
+    return {{
+        "v_clipped": v_clipped.detach(),
+        "loss_unclipped": loss_unclipped.detach(),
+        "loss_clipped": loss_clipped.detach(),
+        "loss_max": loss_max.detach(),
+        "clipped_wins": bool(loss_clipped > loss_unclipped),  # the tokens vf_clipfrac counts
+        "grad": v.grad,
+    }}
+''',
+            "\n\n# The numbers the app showed (valueloss.value_loss_terms; the gradient is its closed form).\n",
+            expected_lines,
+            '''
+
+def assert_exact(actual, expected, what):
+    """Bit for bit: one token, no reduction, the same on every torch build."""
+    assert actual.item() == expected, f"{what}: got {actual.item()!r}, the app showed {expected!r}"
+
+
+def test_terms():
+    out = compute()
+    assert_exact(out["v_clipped"], EXPECTED_V_CLIPPED, "clip(v)")
+    assert_exact(out["loss_unclipped"], EXPECTED_LOSS_UNCLIPPED, "(v - R)^2")
+    assert_exact(out["loss_clipped"], EXPECTED_LOSS_CLIPPED, "(clip(v) - R)^2")
+    assert_exact(out["loss_max"], EXPECTED_LOSS_MAX, "max")
+    assert out["clipped_wins"] == EXPECTED_CLIPPED_WINS
+
+
+def test_gradient():
+    assert_exact(compute()["grad"], EXPECTED_GRAD, "d max / dv")
+''',
+            _main_block(
+                [
+                    'for name in ("v_clipped", "loss_unclipped", "loss_clipped", "loss_max", "grad"):',
+                    '    print(f"{name:15s}", repr(out[name].item()))',
+                    'print("clipped term wins (zero gradient)" if out["clipped_wins"] else "clipped term does not win")',
+                ]
+            ),
+        ]
+    )
+
+
+def export_token_code(v_old, R, eps, v, convention_or_dialect: str = "verl", *, mode: str = "token-mean") -> str:
+    """A standalone file for one token.
+
+    ``convention_or_dialect``: a clip convention (``bounds``, ``clamp``, ``delta``) exports the per-token
+    anatomy (both terms, the max, who wins, d max / dv); a library name (``verl``, ``openrlhf``, ``trl``,
+    ``cleanrl``, ``sb3``, ``slime``, ``torchrl``, ``rllib``) exports its whole loss on a one-token batch.
+    """
+    v_old, R, v = _number("v_old", v_old), _number("R", R), _number("v", v)
+    name = convention_or_dialect
+    if not isinstance(name, str) or (name not in EXPORT_CONVENTIONS and name not in EXPORT_DIALECTS):
+        raise ValueError(
+            f"unknown convention or dialect {name!r}; choose a convention ({', '.join(EXPORT_CONVENTIONS)}) "
+            f"or a library ({', '.join(EXPORT_DIALECTS)})"
+        )
+    if name in EXPORT_CONVENTIONS:
+        eps = _number("eps", check.clip_range("eps", eps))
+        if mode != "token-mean":
+            raise ValueError("mode applies to a library export, not to a clip convention")
+        return _anatomy_file(v_old, R, eps, v, name)
+    _check_mode(name, mode)
+    check.clip_range("eps", eps, allow_none=DIALECTS[name].supports_off)
+    eps = None if eps is None else _number("eps", eps)
+
+    def one(x: float) -> torch.Tensor:
+        return torch.tensor([[x]], dtype=torch.float64)
+
+    filename = export_filename(name, mode, token=True)
+    scenario = [f"Scenario: one token with v_old = {v_old!r}, R = {R!r}, eps = {eps!r}, v = {v!r} (a 1 x 1 batch)."]
+    return _batch_file(
+        name,
+        mode,
+        eps,
+        {"vpreds": one(v), "returns": one(R), "values": one(v_old)},
+        torch.ones(1, 1, dtype=torch.float32),
+        title=f"One token of the {DIALECTS[name].library} value loss, exported from valueloss.",
+        scenario=scenario,
+        filename=filename,
+        exact_reductions=True,
+    )

@@ -1,0 +1,515 @@
+"""Figures of the critic-dynamics page: the moving wall, the training logs, and the eps sweep.
+
+Pure functions: a ``SimResult`` / ``Sweep`` (numpy arrays) in, a ``go.Figure`` out. Colours, dashes
+and markers come from ``valueloss.theme`` so the band, v_old, R and the zero-gradient state read
+the same here as on every other page.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from ..simulate import CLOSE_FRACTION, LOSS_LABELS, SimResult, Sweep
+from ..theme import BAND_FILL, COLORS, DASHES, SYMBOLS, WIDTHS
+
+__all__ = ["wall_animation", "training_curves", "sweep_figure", "MAX_FRAMES"]
+
+MAX_FRAMES = 240  # longer runs are animated with a stride, so the figure stays light
+_FONT = dict(size=13)
+
+
+def _frame_indices(n_states: int) -> np.ndarray:
+    stride = max(1, int(np.ceil(n_states / MAX_FRAMES)))
+    idx = np.arange(0, n_states, stride)
+    if idx[-1] != n_states - 1:
+        idx = np.append(idx, n_states - 1)
+    return idx
+
+
+def _state_context(result: SimResult, u: int):
+    """The rollout (v_old, R) a state belongs to and whether each token's own gradient is zero there.
+
+    State 0 is the start (before any update); state u >= 1 is after update u - 1.
+    """
+    if u == 0:
+        return 0, np.zeros(result.values.shape[1], dtype=bool)
+    return int(result.rollout[u - 1]), result.frozen_after[u - 1]
+
+
+def _frame_label(result: SimResult, u: int) -> str:
+    if u == 0:
+        return "start"
+    k = int(result.rollout[u - 1])
+    return f"r{k + 1}·e{int(result.epoch[u - 1]) + 1}·mb{int(result.minibatch[u - 1]) + 1}"
+
+
+def _value_range(result: SimResult) -> tuple[float, float]:
+    eps = float(result.config.eps)
+    cols = list(result.tracked)
+    stack = [
+        result.values[:, cols].ravel(),
+        (result.v_old[:, cols] - eps).ravel(),
+        (result.v_old[:, cols] + eps).ravel(),
+        result.targets[:, cols].ravel(),
+        result.v_true[cols],
+    ]
+    data = np.concatenate(stack)
+    lo, hi = float(np.nanmin(data)), float(np.nanmax(data))
+    pad = 0.06 * (hi - lo if hi > lo else 1.0)
+    return lo - pad, hi + pad
+
+
+_LANE_ROLES = ("v_old", "R", "true", "v")
+
+
+def _lane_traces(result: SimResult, u: int, labels: list[str]) -> list[dict]:
+    """Two lane traces for one state: the band (bar) and one marker trace holding v_old, R, the true
+    value and v (pink where its own gradient is zero). Plain dicts of lists: these are repeated in
+    every animation frame, and plotly validates dicts of lists far faster than objects of arrays."""
+    cols = list(result.tracked)
+    k, frozen = _state_context(result, u)
+    eps = float(result.config.eps)
+    v_old = result.v_old[k, cols]
+    parts = {
+        "v_old": (v_old, SYMBOLS["v_old"], 12, [COLORS["v_old"]] * len(cols)),
+        "R": (result.targets[k, cols], SYMBOLS["R"], 15, [COLORS["R"]] * len(cols)),
+        "true": (result.v_true[cols], "line-ew-open", 34, [COLORS["neutral"]] * len(cols)),
+        "v": (
+            result.values[u, cols],
+            SYMBOLS["current"],
+            16,
+            [COLORS["zero_grad"] if z else COLORS["current"] for z in frozen[cols]],
+        ),
+    }
+    names = {"v_old": "v_old", "R": "R", "true": "true value", "v": "v"}
+    x, y, symbol, size, color, text = [], [], [], [], [], []
+    for role in _LANE_ROLES:
+        ys, sym, sz, cs = parts[role]
+        x += labels
+        y += [float(val) for val in ys]
+        symbol += [sym] * len(cols)
+        size += [sz] * len(cols)
+        color += cs
+        if role == "v":
+            text += [f"v (own gradient {'0' if z else '≠ 0'})" for z in frozen[cols]]
+        else:
+            text += [names[role]] * len(cols)
+    return [
+        dict(
+            type="bar",
+            x=labels,
+            y=[2 * eps] * len(cols),
+            base=[float(b) for b in v_old - eps],
+            width=0.5,
+            marker=dict(color=BAND_FILL, line=dict(color=COLORS["band"], width=1)),
+            showlegend=False,
+            hovertemplate="band v_old ± eps: [%{base:.3f}, %{base:.3f} + %{y:.3f}]<extra></extra>",
+        ),
+        dict(
+            type="scatter",
+            x=x,
+            y=y,
+            mode="markers",
+            marker=dict(symbol=symbol, size=size, color=color, line=dict(color="white", width=1)),
+            text=text,
+            showlegend=False,
+            hovertemplate="%{text} = %{y:.3f}<extra></extra>",
+        ),
+    ]
+
+
+def _legend_entries() -> list[go.Scatter]:
+    """Legend-only traces for the lane markers (the lanes themselves are one trace)."""
+    entries = [
+        ("band v_old ± eps", dict(symbol="square", size=14, color=BAND_FILL, line=dict(color=COLORS["band"], width=1))),
+        ("v_old (this rollout)", dict(symbol=SYMBOLS["v_old"], size=11, color=COLORS["v_old"])),
+        ("R (noisy target)", dict(symbol=SYMBOLS["R"], size=13, color=COLORS["R"])),
+        ("true value", dict(symbol="line-ew-open", size=16, color=COLORS["neutral"], line=dict(width=2))),
+        ("v", dict(symbol=SYMBOLS["current"], size=12, color=COLORS["current"])),
+        ("v, own gradient = 0", dict(symbol=SYMBOLS["current"], size=12, color=COLORS["zero_grad"])),
+    ]
+    return [go.Scatter(x=[None], y=[None], mode="markers", marker=m, name=name) for name, m in entries]
+
+
+def wall_animation(result: SimResult) -> go.Figure:
+    """Tracked tokens against the moving wall ``v_old ± eps``, animated over updates (Play / Pause).
+
+    Left: one lane per tracked token at the current update (band, v_old, R, v). Right: each token's
+    whole run (band and v_old step at each rollout; v; pink markers where its own gradient was zero
+    during the update) with a marker at the current update. Axes are fixed across frames.
+    """
+    cols = list(result.tracked)
+    n = len(cols)
+    gaps = result.v_true[cols] - result.values[0, cols]
+    labels = [f"token {c}<br>gap {g:+.2f}" for c, g in zip(cols, gaps, strict=True)]
+    titles = [f"token {c}: gap {g:+.2f}" for c, g in zip(cols, gaps, strict=True)]
+    eps = float(result.config.eps)
+    n_states = result.values.shape[0]
+    x_states = np.arange(n_states)
+    frames_u = _frame_indices(n_states)
+    y_lo, y_hi = _value_range(result)
+
+    fig = make_subplots(
+        rows=n,
+        cols=2,
+        column_widths=[0.38, 0.62],
+        specs=[[{"rowspan": n}, {}]] + [[None, {}] for _ in range(n - 1)],
+        shared_xaxes=False,
+        horizontal_spacing=0.08,
+        vertical_spacing=0.06,
+        subplot_titles=["now: each token against its band"] + titles,
+    )
+    for trace in _lane_traces(result, 0, labels):
+        fig.add_trace(trace, row=1, col=1)
+    n_lane = len(fig.data)
+    for trace in _legend_entries():
+        fig.add_trace(trace, row=1, col=1)
+
+    # Right column: static history per token, then one animated "now" marker per token.
+    # Each state u >= 1 belongs to the rollout of update u - 1; state 0 to rollout 0.
+    state_rollout = np.concatenate([[0], result.rollout])
+    for i, c in enumerate(cols, start=1):
+        v_old_u = result.v_old[state_rollout, c]
+        first = i == 1
+        fig.add_trace(
+            go.Scatter(
+                x=x_states,
+                y=v_old_u - eps,
+                mode="lines",
+                line=dict(width=0, shape="hv"),
+                showlegend=False,
+                hoverinfo="skip",
+            ),
+            row=i,
+            col=2,
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=x_states,
+                y=v_old_u + eps,
+                mode="lines",
+                fill="tonexty",
+                fillcolor=BAND_FILL,
+                line=dict(width=WIDTHS["band_edge"], color=COLORS["band"], dash=DASHES["band_edge"], shape="hv"),
+                name="band",
+                showlegend=False,
+                hoverinfo="skip",
+            ),
+            row=i,
+            col=2,
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=x_states,
+                y=v_old_u,
+                mode="lines",
+                line=dict(color=COLORS["v_old"], dash=DASHES["v_old"], width=WIDTHS["v_old"], shape="hv"),
+                name="v_old",
+                showlegend=False,
+                hovertemplate="v_old = %{y:.3f}<extra></extra>",
+            ),
+            row=i,
+            col=2,
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=x_states,
+                y=result.targets[state_rollout, c],
+                mode="lines",
+                line=dict(color=COLORS["R"], dash=DASHES["R"], width=WIDTHS["R"], shape="hv"),
+                name="R",
+                showlegend=False,
+                hovertemplate="R = %{y:.3f}<extra></extra>",
+            ),
+            row=i,
+            col=2,
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=x_states,
+                y=result.values[:, c],
+                mode="lines",
+                line=dict(color=COLORS["max"], width=2),
+                name="v",
+                showlegend=False,
+                hovertemplate="update %{x}: v = %{y:.3f}<extra></extra>",
+            ),
+            row=i,
+            col=2,
+        )
+        frozen_u = np.flatnonzero(result.frozen[:, c])  # own gradient zero during update u: state u -> u + 1
+        fig.add_trace(
+            go.Scatter(
+                x=frozen_u + 1,
+                y=result.values[frozen_u + 1, c],
+                mode="markers",
+                marker=dict(color=COLORS["zero_grad"], size=6, symbol="circle"),
+                name="update made with its own gradient = 0",
+                showlegend=first,
+                hovertemplate="update %{x}: own gradient 0, v = %{y:.3f}<extra></extra>",
+            ),
+            row=i,
+            col=2,
+        )
+    now_index = []
+    for i, c in enumerate(cols, start=1):
+        now_index.append(len(fig.data))
+        fig.add_trace(
+            go.Scatter(
+                x=[0],
+                y=[result.values[0, c]],
+                mode="markers",
+                marker=dict(
+                    symbol=SYMBOLS["current"], size=12, color=COLORS["current"], line=dict(color="white", width=1)
+                ),
+                showlegend=False,
+                hovertemplate="now: v = %{y:.3f}<extra></extra>",
+            ),
+            row=i,
+            col=2,
+        )
+
+    frames = []
+    for u in frames_u:
+        data = _lane_traces(result, int(u), labels)
+        data += [dict(type="scatter", x=[int(u)], y=[float(result.values[u, c])]) for c in cols]
+        frames.append(dict(data=data, traces=list(range(n_lane)) + now_index, name=str(int(u))))
+    fig.frames = frames
+
+    play = dict(frame=dict(duration=90, redraw=True), fromcurrent=True, transition=dict(duration=0), mode="immediate")
+    pause = dict(frame=dict(duration=0, redraw=False), transition=dict(duration=0), mode="immediate")
+    fig.update_layout(
+        height=170 * n + 330,
+        font=_FONT,
+        barmode="overlay",
+        bargap=0.5,
+        margin=dict(l=60, r=20, t=50, b=120),
+        legend=dict(orientation="h", yanchor="bottom", y=1.04, x=0, font=dict(size=12)),
+        updatemenus=[
+            dict(
+                type="buttons",
+                direction="left",
+                x=0.0,
+                y=-0.16,
+                xanchor="left",
+                yanchor="top",
+                pad=dict(r=10, t=0),
+                showactive=False,
+                buttons=[
+                    dict(label="▶ Play", method="animate", args=[None, play]),
+                    dict(label="❚❚ Pause", method="animate", args=[[None], pause]),
+                ],
+            )
+        ],
+        sliders=[
+            dict(
+                active=0,
+                x=0.2,
+                y=-0.13,
+                len=0.8,
+                xanchor="left",
+                yanchor="top",
+                pad=dict(t=10, b=0),
+                currentvalue=dict(prefix="update: ", font=dict(size=12)),
+                steps=[
+                    dict(
+                        method="animate",
+                        label=_frame_label(result, int(u)),
+                        args=[[str(int(u))], dict(frame=dict(duration=0, redraw=True), mode="immediate")],
+                    )
+                    for u in frames_u
+                ],
+            )
+        ],
+    )
+    fig.update_yaxes(range=[y_lo, y_hi], title_text="value", row=1, col=1)
+    fig.update_xaxes(range=[-0.5, n - 0.5], tickangle=0, row=1, col=1)
+    for i in range(1, n + 1):
+        fig.update_yaxes(range=[y_lo, y_hi], row=i, col=2)
+        fig.update_xaxes(range=[-0.5, n_states - 0.5], row=i, col=2, showticklabels=i == n)
+    fig.update_xaxes(title_text="update (rollout × epoch × minibatch)", row=n, col=2)
+    return fig
+
+
+def _rollout_lines(result: SimResult, axes: list[str]) -> list[dict]:
+    """Dotted vertical lines where a new rollout starts (v_old jumps), as layout shapes built in one go."""
+    per_rollout = result.config.n_epochs * result.config.n_minibatches
+    line = dict(color=COLORS["neutral"], width=1, dash="dot")
+    return [
+        dict(type="line", xref=f"x{a}", yref=f"y{a} domain", x0=x, x1=x, y0=0, y1=1, line=line, layer="below")
+        for a in axes
+        for x in (k * per_rollout for k in range(1, result.config.n_rollouts))
+    ]
+
+
+def training_curves(result: SimResult) -> go.Figure:
+    """Value error, explained variance, vf_loss and vf_clipfrac per update (dotted lines: new rollout)."""
+    cfg = result.config
+    u_states = np.arange(result.values.shape[0])
+    u_updates = np.arange(1, cfg.n_updates + 1)
+    fig = make_subplots(
+        rows=2,
+        cols=2,
+        subplot_titles=(
+            "value error: RMSE(v − true value)",
+            "explained variance 1 − Var(R − v) / Var(R)",
+            f"vf_loss ({LOSS_LABELS[cfg.loss]}, on the minibatch)",
+            "vf_clipfrac and zero-gradient share (minibatch)",
+        ),
+        vertical_spacing=0.16,
+        horizontal_spacing=0.09,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=u_states,
+            y=result.value_error,
+            mode="lines",
+            name=f"this run (eps = {cfg.eps:g})",
+            line=dict(color=COLORS["max"], width=2.5),
+        ),
+        row=1,
+        col=1,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=u_states,
+            y=result.baseline_value_error,
+            mode="lines",
+            name="same run, no clipping",
+            line=dict(color=COLORS["unclipped"], width=2, dash=DASHES["clipped"]),
+        ),
+        row=1,
+        col=1,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=u_states,
+            y=result.explained_var,
+            mode="lines",
+            name="explained variance",
+            line=dict(color=COLORS["max"], width=2),
+            showlegend=False,
+        ),
+        row=1,
+        col=2,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=u_updates,
+            y=result.vf_loss,
+            mode="lines",
+            name="vf_loss",
+            line=dict(color=COLORS["max"], width=2),
+            showlegend=False,
+        ),
+        row=2,
+        col=1,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=u_updates,
+            y=result.vf_clipfrac,
+            mode="lines",
+            name="vf_clipfrac (verl: L_clip > L_unclip)",
+            line=dict(color=COLORS["zero_grad"], width=2.5, shape="hv"),
+        ),
+        row=2,
+        col=2,
+    )
+    if cfg.loss != "verl":
+        fig.add_trace(
+            go.Scatter(
+                x=u_updates,
+                y=result.zero_grad_frac,
+                mode="lines",
+                name=f"zero-gradient share under {LOSS_LABELS[cfg.loss]}",
+                line=dict(color=COLORS["neutral"], width=2, dash="dash", shape="hv"),
+            ),
+            row=2,
+            col=2,
+        )
+    fig.update_layout(shapes=_rollout_lines(result, ["", "2", "3", "4"]))
+    ev = result.explained_var[np.isfinite(result.explained_var)]
+    ev_lo = float(min(0.0, np.percentile(ev, 5))) if ev.size else 0.0
+    fig.update_yaxes(range=[max(ev_lo, -1.0) - 0.05, 1.05], row=1, col=2)
+    fig.update_yaxes(type="log", row=2, col=1)
+    fig.update_yaxes(range=[-0.03, 1.03], row=2, col=2)
+    fig.update_xaxes(title_text="update", row=2, col=1)
+    fig.update_xaxes(title_text="update", row=2, col=2)
+    fig.update_layout(
+        height=560,
+        font=_FONT,
+        margin=dict(l=60, r=20, t=60, b=40),
+        legend=dict(orientation="h", yanchor="bottom", y=1.08, x=0, font=dict(size=12)),
+    )
+    return fig
+
+
+def sweep_figure(sweep: Sweep, current_eps: float | None = None) -> go.Figure:
+    """Rollouts to close the gap against gap / eps, with the ~gap / eps rule and the unclipped run."""
+    ratios = sweep.ratios
+    closed = np.isfinite(sweep.rollouts)
+    fig = go.Figure()
+    x_max = float(ratios.max()) * 1.08
+    fig.add_trace(
+        go.Scatter(
+            x=[0, x_max],
+            y=[0, x_max],
+            mode="lines",
+            name="rule: rollouts ≈ gap / eps",
+            line=dict(color=COLORS["neutral"], dash="dash", width=2),
+        )
+    )
+    if np.isfinite(sweep.unclipped_rollouts):
+        fig.add_trace(
+            go.Scatter(
+                x=[0, x_max],
+                y=[sweep.unclipped_rollouts] * 2,
+                mode="lines",
+                name=f"no clipping: {sweep.unclipped_rollouts:g} rollouts",
+                line=dict(color=COLORS["unclipped"], dash=DASHES["clipped"], width=2),
+            )
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=ratios[closed],
+            y=sweep.rollouts[closed],
+            mode="markers+lines",
+            name="measured",
+            marker=dict(color=COLORS["max"], size=10, symbol=SYMBOLS["current"]),
+            line=dict(color=COLORS["max"], width=1.5),
+            customdata=sweep.eps[closed],
+            hovertemplate="gap/eps = %{x:g} (eps = %{customdata:.3g}): %{y:g} rollouts<extra></extra>",
+        )
+    )
+    if (~closed).any():
+        fig.add_trace(
+            go.Scatter(
+                x=ratios[~closed],
+                y=np.full((~closed).sum(), sweep.max_rollouts),
+                mode="markers",
+                name=f"not closed within {sweep.max_rollouts} rollouts",
+                marker=dict(color=COLORS["neutral"], size=11, symbol="triangle-up"),
+            )
+        )
+    if current_eps is not None and current_eps > 0:
+        ratio = abs(sweep.config.gap) / float(current_eps)
+        if ratio <= x_max:
+            fig.add_vline(
+                x=ratio,
+                line=dict(color=COLORS["band"], width=2, dash=DASHES["band_edge"]),
+                annotation_text=f"your eps = {current_eps:g}",
+                annotation_position="top left",
+            )
+    y_max = max(x_max, sweep.max_rollouts * 1.05 if (~closed).any() else np.nanmax(sweep.rollouts, initial=1) * 1.1)
+    fig.update_layout(
+        height=420,
+        font=_FONT,
+        margin=dict(l=60, r=20, t=40, b=50),
+        xaxis=dict(title=f"gap / eps   (gap = {sweep.config.gap:g})", range=[0, x_max]),
+        yaxis=dict(title=f"rollouts to close {CLOSE_FRACTION:.0%} of the gap", range=[0, y_max]),
+        legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0, font=dict(size=12)),
+    )
+    return fig

@@ -1,0 +1,485 @@
+"""The critic-dynamics simulator: a small critic trained PPO-style with a clipped value loss.
+
+Why it exists: a static picture shows what the loss is; this shows what it *does* over training.
+Within one PPO update (a rollout) the old values ``v_old`` are frozen, so a token can move only
+about ``eps`` toward its target before its gradient turns to zero; after the rollout ``v_old``
+catches up with ``v``. A return gap ``G`` therefore takes about ``G / eps`` rollouts to close.
+
+Training loop (numbers follow the trainers):
+
+    for each rollout k:
+        R = v_true + noise * N(0, 1)              fresh noisy targets
+        v_old = v (detached)                       the stored old values
+        for each epoch, for each minibatch (shuffled tokens):
+            loss = the chosen form on the minibatch   (logged: vf_loss, vf_clipfrac before the step)
+            one optimizer step
+
+Critics: ``"table"`` (one free value per token: no token can move another) and ``"shared"``
+(a small tanh network over fixed random token features: every step moves every token).
+Loss forms: ``"verl"`` (verl / PPO2 max form, token-mean, 0.5 after aggregation), ``"sb3"``
+(Stable-Baselines3's clip-only ``mean((R - clip(v))^2)``) and ``"unclipped"`` (``0.5 mean((v - R)^2)``).
+
+Several configurations that differ only in ``eps`` run side by side as rows of one batch (common
+random numbers: same targets, same shuffles, same initial critic), which makes the eps sweep cheap.
+The per-row loss uses the core's clip and masked-sum primitives; the tests check it against
+``compute_value_loss`` / ``dialect_loss("sb3")`` / ``ValueLoss(None)`` row by row.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from . import _validate as check
+from .losses import clip_bounds, clip_delta, masked_mean, masked_sum
+
+__all__ = [
+    "CRITICS",
+    "LOSS_FORMS",
+    "OPTIMIZERS",
+    "LOSS_LABELS",
+    "CLOSE_FRACTION",
+    "SWEEP_RATIOS",
+    "SimConfig",
+    "SimResult",
+    "Sweep",
+    "simulate",
+    "sweep_eps",
+    "loss_rows",
+]
+
+CRITICS = ("table", "shared")
+LOSS_FORMS = ("verl", "sb3", "unclipped")
+OPTIMIZERS = ("sgd", "adam")
+LOSS_LABELS = {
+    "verl": "verl / PPO2 max form",
+    "sb3": "SB3 clip-only",
+    "unclipped": "unclipped",
+}
+CLOSE_FRACTION = 0.9  # a gap counts as closed once 90 % of it is gone
+SWEEP_RATIOS = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0)  # gap / eps values of the sweep
+
+_FEATURES = 8  # token features of the shared network
+_HIDDEN = 16  # hidden units of the shared network
+_MAX_UPDATES = 20_000
+_DTYPE = torch.float64
+
+Progress = Callable[[float, str], None]
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """One simulated training run. Every field is a plain number or string (cache and URL friendly)."""
+
+    critic: str = "table"
+    loss: str = "verl"
+    eps: float = 0.5
+    gap: float = 4.0
+    noise: float = 0.3
+    lr: float = 0.5
+    optimizer: str = "sgd"
+    n_tokens: int = 16
+    n_rollouts: int = 12
+    n_epochs: int = 4
+    n_minibatches: int = 4
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _choice("critic", self.critic, CRITICS)
+        _choice("loss", self.loss, LOSS_FORMS)
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        check.clip_range("eps", self.eps)
+        _finite("gap", self.gap, low=-1e4, high=1e4)
+        _finite("noise", self.noise, low=0.0, high=1e4)
+        _finite("lr", self.lr, low=0.0, high=100.0, open_low=True)
+        _count("n_tokens", self.n_tokens, 2, 1024)
+        _count("n_rollouts", self.n_rollouts, 1, 500)
+        _count("n_epochs", self.n_epochs, 1, 64)
+        _count("n_minibatches", self.n_minibatches, 1, self.n_tokens)
+        _count("seed", self.seed, 0, 2**31 - 1)
+        updates = self.n_rollouts * self.n_epochs * self.n_minibatches
+        if updates > _MAX_UPDATES:
+            raise ValueError(
+                f"n_rollouts x n_epochs x n_minibatches = {updates} updates; the simulator is capped at "
+                f"{_MAX_UPDATES}: lower one of them"
+            )
+
+    @property
+    def n_updates(self) -> int:
+        return self.n_rollouts * self.n_epochs * self.n_minibatches
+
+
+@dataclass(frozen=True)
+class SimResult:
+    """Everything the page draws, as numpy arrays (U = updates, T = tokens, K = rollouts).
+
+    ``values[u]`` is the critic before update ``u`` (``values[U]`` after the last one). Per-update
+    logs (``vf_loss``, ``vf_clipfrac``, ``zero_grad_frac``) are measured on the update's minibatch
+    before its step, as trainers log them. ``frozen[u, t]``: token t's own loss term had exactly
+    zero gradient at the start of update u (the clipped term wins for the max form; outside the
+    band for SB3's clip-only form). ``moved_while_frozen[u, t] = |values[u+1, t] - values[u, t]|``
+    where ``frozen[u, t]``, else 0: movement that came from other tokens (shared parameters) or
+    from optimizer momentum (Adam), never from the token's own gradient.
+    """
+
+    config: SimConfig
+    v_true: np.ndarray  # (T,)
+    values: np.ndarray  # (U + 1, T)
+    v_old: np.ndarray  # (K, T)
+    targets: np.ndarray  # (K, T)
+    rollout: np.ndarray  # (U,) rollout index of each update
+    epoch: np.ndarray  # (U,)
+    minibatch: np.ndarray  # (U,)
+    vf_loss: np.ndarray  # (U,)
+    vf_clipfrac: np.ndarray  # (U,) verl's definition: share of minibatch tokens where L_clip > L_unclip
+    zero_grad_frac: np.ndarray  # (U,) share of minibatch tokens whose own gradient is zero under this loss
+    value_error: np.ndarray  # (U + 1,) RMSE of v against v_true
+    explained_var: np.ndarray  # (U + 1,) 1 - Var(R - v) / Var(R), R of the current rollout
+    frozen: np.ndarray  # (U, T) bool
+    frozen_after: np.ndarray  # (U, T) bool: the same test for the state after update u (same rollout)
+    moved_while_frozen: np.ndarray  # (U, T)
+    remaining_gap: np.ndarray  # (K + 1,) mean(v_true - v) / gap, at the start and after each rollout
+    baseline_value_error: np.ndarray  # (U + 1,) the same run without clipping (eps = infinity)
+    baseline_remaining_gap: np.ndarray  # (K + 1,)
+    baseline_diverged_at: int = -1  # rollout where the unclipped baseline blew up (-1: it did not)
+    tracked: tuple[int, ...] = field(default=())
+
+    @property
+    def rollouts_to_close(self) -> int | None:
+        return _first_closed(self.remaining_gap, self.config.gap)
+
+    @property
+    def baseline_rollouts_to_close(self) -> int | None:
+        return _first_closed(self.baseline_remaining_gap, self.config.gap)
+
+    @property
+    def max_moved_while_frozen(self) -> float:
+        return float(self.moved_while_frozen.max()) if self.moved_while_frozen.size else 0.0
+
+    @property
+    def max_beyond_band(self) -> np.ndarray:
+        """(T,) the furthest each token got past its band edge, ``max(|v - v_old| - eps, 0)``."""
+        past = np.abs(self.values[1:] - self.v_old[self.rollout]) - self.config.eps
+        return np.clip(past, 0.0, None).max(axis=0)
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """Rollouts needed to close the gap for several eps (``nan``: not closed within ``max_rollouts``)."""
+
+    config: SimConfig
+    ratios: np.ndarray  # gap / eps
+    eps: np.ndarray
+    rollouts: np.ndarray  # float, nan where not closed
+    max_rollouts: int
+    unclipped_rollouts: float  # nan where the unclipped run did not close either
+
+
+def _choice(name: str, value, allowed) -> None:
+    if value not in allowed:
+        raise ValueError(f"unknown {name} {value!r}; valid values are: {', '.join(allowed)}")
+
+
+def _finite(name: str, value, *, low: float, high: float, open_low: bool = False) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    x = float(value)
+    too_low = x <= low if open_low else x < low
+    if not math.isfinite(x) or too_low or x > high:
+        bound = f"> {low}" if open_low else f">= {low}"
+        raise ValueError(f"{name} must be a finite number {bound} and <= {high}, got {value}")
+
+
+def _count(name: str, value, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be a whole number, got {type(value).__name__}")
+    if not low <= int(value) <= high:
+        raise ValueError(f"{name} must be between {low} and {high}, got {value}")
+
+
+def _first_closed(remaining: np.ndarray, gap: float) -> int | None:
+    if gap == 0:
+        return 0
+    done = np.flatnonzero(remaining <= 1.0 - CLOSE_FRACTION)
+    return int(done[0]) if done.size else None
+
+
+def loss_rows(form: str, v: torch.Tensor, R: torch.Tensor, o: torch.Tensor, eps: torch.Tensor):
+    """Per-row loss, verl clip fraction and zero-gradient mask for rows of one minibatch.
+
+    ``v, R, o`` are ``(S, m)``; ``eps`` is ``(S, 1)`` (one clip range per row; ``inf`` = no clip).
+    Each row is aggregated exactly as the library does for a single batch: verl's token-mean with
+    0.5 after aggregation, SB3's plain mean without 0.5, OpenRLHF's unclipped ``0.5 * mean``.
+    Returns ``(loss (S,), clipfrac (S,), zero_grad (S, m) bool)``.
+    """
+    _choice("loss", form, LOSS_FORMS)
+    mask = torch.ones_like(v)
+    loss_unclipped = (v - R) ** 2
+    clipped_bounds = clip_bounds(v, o, eps)
+    loss_clipped = (clipped_bounds - R) ** 2
+    clipped_wins = torch.gt(loss_clipped, loss_unclipped)
+    clipfrac = masked_mean(clipped_wins.to(v.dtype), mask, axis=-1)
+    if form == "verl":
+        loss_max = torch.max(loss_unclipped, loss_clipped)
+        loss = 0.5 * (masked_sum(loss_max, mask, axis=-1) / mask.sum(dim=-1))
+        zero_grad = clipped_wins
+    elif form == "sb3":
+        values_pred = clip_delta(v, o, eps)
+        loss = ((R - values_pred) ** 2).mean(dim=-1)
+        zero_grad = (v - o).abs() > eps
+    else:
+        loss = 0.5 * ((loss_unclipped * mask).sum(dim=-1) / mask.sum(dim=-1))
+        zero_grad = torch.zeros_like(clipped_wins)
+    return loss, clipfrac, zero_grad
+
+
+class _Critic:
+    """S independent critics (one per row) in batched tensors, so one optimizer step trains all."""
+
+    def __init__(self, kind: str, n_rows: int, n_tokens: int, gen: torch.Generator) -> None:
+        self.kind = kind
+        if kind == "table":
+            self.params = [torch.zeros(n_rows, n_tokens, dtype=_DTYPE, requires_grad=True)]
+            self.features = None
+            return
+        features = torch.randn(n_tokens, _FEATURES, generator=gen, dtype=_DTYPE)
+        w1 = torch.randn(_FEATURES, _HIDDEN, generator=gen, dtype=_DTYPE) / math.sqrt(_FEATURES)
+        w2 = torch.randn(_HIDDEN, 1, generator=gen, dtype=_DTYPE) / math.sqrt(_HIDDEN)
+        self.features = features
+        self.params = [
+            w1.expand(n_rows, -1, -1).clone().requires_grad_(True),
+            torch.zeros(n_rows, 1, _HIDDEN, dtype=_DTYPE, requires_grad=True),
+            (0.5 * w2).expand(n_rows, -1, -1).clone().requires_grad_(True),
+            torch.zeros(n_rows, 1, dtype=_DTYPE, requires_grad=True),
+        ]
+
+    def __call__(self) -> torch.Tensor:
+        """Values of every token, shape (S, T)."""
+        if self.kind == "table":
+            return self.params[0]
+        w1, b1, w2, b2 = self.params
+        hidden = torch.tanh(self.features @ w1 + b1)  # (S, T, H)
+        return (hidden @ w2).squeeze(-1) + b2
+
+
+def _optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr)
+    return torch.optim.Adam(params, lr=lr)
+
+
+def _explained_variance(R: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    var_r = R.var(dim=-1, unbiased=False)
+    ev = 1.0 - (R - v).var(dim=-1, unbiased=False) / var_r
+    return torch.where(var_r > 0, ev, torch.full_like(ev, float("nan")))
+
+
+def _run(
+    cfg: SimConfig,
+    eps_rows: torch.Tensor,
+    n_rollouts: int,
+    *,
+    record: bool,
+    progress: Progress | None = None,
+    stop_when_closed: bool = False,
+):
+    """Train ``len(eps_rows)`` critics side by side; return per-row traces (numpy)."""
+    init_gen = torch.Generator().manual_seed(cfg.seed)
+    noise_gen = torch.Generator().manual_seed(cfg.seed + 1)
+    order_gen = torch.Generator().manual_seed(cfg.seed + 2)
+
+    n_rows, n_tok = eps_rows.shape[0], cfg.n_tokens
+    critic = _Critic(cfg.critic, n_rows, n_tok, init_gen)
+    gaps = cfg.gap * torch.linspace(0.5, 1.5, n_tok, dtype=_DTYPE)
+    gaps = gaps[torch.randperm(n_tok, generator=init_gen)]
+    with torch.no_grad():
+        v_init = critic()[0].detach().clone()
+    v_true = v_init + gaps
+    opt = _optimizer(cfg.optimizer, critic.params, cfg.lr)
+    eps_col = eps_rows.reshape(n_rows, 1).to(_DTYPE)
+
+    gap_scale = cfg.gap if cfg.gap != 0 else 1.0
+    remaining = [((v_true - v_init).mean() / gap_scale).expand(n_rows).clone()]
+    logs: dict[str, list] = {k: [] for k in ("values", "v_old", "targets", "loss", "clipfrac", "zero", "frozen", "ev")}
+    if record:
+        logs["values"].append(v_init.expand(n_rows, -1).clone())
+
+    blow_up = 1e3 * (abs(cfg.gap) + cfg.noise + 1.0)
+    diverged_at = torch.full((n_rows,), -1, dtype=torch.long)
+    for k in range(n_rollouts):
+        R = (v_true + cfg.noise * torch.randn(n_tok, generator=noise_gen, dtype=_DTYPE)).expand(n_rows, -1)
+        with torch.no_grad():
+            v_old = critic().detach().clone()
+        if record:
+            logs["v_old"].append(v_old)
+            logs["targets"].append(R[0])
+            logs["ev"].append(_explained_variance(R, v_old))
+        for _epoch in range(cfg.n_epochs):
+            perm = torch.randperm(n_tok, generator=order_gen)
+            for idx in torch.tensor_split(perm, cfg.n_minibatches):
+                v_all = critic()
+                loss, clipfrac, zero = loss_rows(cfg.loss, v_all[:, idx], R[:, idx], v_old[:, idx], eps_col)
+                if record:  # every token's own-gradient state, before the step moves anything
+                    with torch.no_grad():
+                        _, _, frozen_all = loss_rows(cfg.loss, v_all.detach(), R, v_old, eps_col)
+                opt.zero_grad(set_to_none=False)
+                loss.sum().backward()
+                opt.step()
+                if record:
+                    with torch.no_grad():
+                        v_after = critic().detach().clone()
+                    logs["loss"].append(loss.detach())
+                    logs["clipfrac"].append(clipfrac.detach())
+                    logs["zero"].append(zero.to(_DTYPE).mean(dim=-1))
+                    logs["frozen"].append(frozen_all)
+                    logs["values"].append(v_after)
+                    logs["ev"].append(_explained_variance(R, v_after))
+        with torch.no_grad():
+            v_now = critic().detach()
+            bad = ~torch.isfinite(v_now).all(dim=-1) | ((v_now - v_true).abs() > blow_up).any(dim=-1)
+            for row in torch.nonzero(bad & (diverged_at < 0)).flatten().tolist():
+                diverged_at[row] = k
+                for p in critic.params:  # park the row on NaN: no overflow, other rows unaffected
+                    p[row] = math.nan
+            v_now = critic().detach()
+        remaining.append((v_true - v_now).mean(dim=-1) / gap_scale)
+        if progress is not None:
+            progress((k + 1) / n_rollouts, f"rollout {k + 1} of {n_rollouts}")
+        if stop_when_closed and bool((remaining[-1] <= 1.0 - CLOSE_FRACTION).all()):
+            break
+
+    out = {
+        "v_true": v_true.numpy(),
+        "remaining": torch.stack(remaining, dim=-1).numpy(),
+        "diverged_at": diverged_at.numpy(),
+    }
+    if record:
+        out.update(
+            values=torch.stack(logs["values"], dim=1).numpy(),  # (S, U+1, T)
+            v_old=torch.stack(logs["v_old"], dim=1).numpy(),  # (S, K, T)
+            targets=torch.stack(logs["targets"]).numpy(),  # (K, T)
+            vf_loss=torch.stack(logs["loss"], dim=1).numpy(),  # (S, U)
+            vf_clipfrac=torch.stack(logs["clipfrac"], dim=1).numpy(),
+            zero_grad_frac=torch.stack(logs["zero"], dim=1).numpy(),
+            frozen=torch.stack(logs["frozen"], dim=1).numpy(),  # (S, U, T)
+            ev=torch.stack(logs["ev"], dim=1).numpy(),  # (S, K + U)
+        )
+    return out
+
+
+def _tracked_tokens(v_true: np.ndarray, values0: np.ndarray) -> tuple[int, ...]:
+    """The tokens with the smallest, the median and the largest gap: three typical trajectories."""
+    order = np.argsort(v_true - values0, kind="stable")
+    picks = [int(order[0]), int(order[len(order) // 2]), int(order[-1])]
+    return tuple(dict.fromkeys(picks))
+
+
+def simulate(config: SimConfig | None = None, *, progress: Progress | None = None, **overrides) -> SimResult:
+    """Run one seeded training (plus the same run without clipping, as a baseline row).
+
+    ``simulate(SimConfig(...))`` or ``simulate(eps=0.2, critic="shared")``. Deterministic: the same
+    configuration gives bit-identical arrays. ``progress(fraction, message)`` is called per rollout.
+    """
+    if config is None:
+        config = SimConfig(**overrides)
+    elif overrides:
+        config = SimConfig(**{**asdict(config), **overrides})
+    if not isinstance(config, SimConfig):
+        raise TypeError(f"config must be a SimConfig, got {type(config).__name__}")
+    eps_rows = torch.tensor([float(config.eps), math.inf], dtype=_DTYPE)
+    out = _run(config, eps_rows, config.n_rollouts, record=True, progress=progress)
+    if out["diverged_at"][0] >= 0:
+        raise ValueError(
+            f"the critic diverged in rollout {out['diverged_at'][0] + 1} (lr = {config.lr} is too large for "
+            f"{config.critic} + {config.optimizer}); lower lr: SGD on the shared network is stable up to about 0.3, "
+            "the table up to about 4, Adam from 0.01 to 0.3"
+        )
+
+    values = out["values"][0]
+    frozen = out["frozen"][0]
+    moved = np.where(frozen, np.abs(np.diff(values, axis=0)), 0.0)
+    per_rollout = config.n_epochs * config.n_minibatches
+    updates = np.arange(config.n_updates)
+    # explained variance: logged at each rollout start (v = v_old) and after each update; keep the
+    # value before the first update and after each update
+    ev_all = out["ev"][0]
+    keep = [0] + [k * (per_rollout + 1) + 1 + j for k in range(config.n_rollouts) for j in range(per_rollout)]
+    rollout = updates // per_rollout
+    with torch.no_grad():
+        _, _, frozen_after = loss_rows(
+            config.loss,
+            torch.from_numpy(values[1:]),
+            torch.from_numpy(out["targets"][rollout]),
+            torch.from_numpy(out["v_old"][0][rollout]),
+            torch.tensor(float(config.eps), dtype=_DTYPE),
+        )
+    base_values = out["values"][1]
+    with np.errstate(all="ignore"):  # a diverged baseline row holds inf / NaN
+        base_error = np.sqrt(((base_values - out["v_true"]) ** 2).mean(axis=1))
+    return SimResult(
+        config=config,
+        v_true=out["v_true"],
+        values=values,
+        v_old=out["v_old"][0],
+        targets=out["targets"],
+        rollout=rollout,
+        epoch=(updates % per_rollout) // config.n_minibatches,
+        minibatch=updates % config.n_minibatches,
+        vf_loss=out["vf_loss"][0],
+        vf_clipfrac=out["vf_clipfrac"][0],
+        zero_grad_frac=out["zero_grad_frac"][0],
+        value_error=np.sqrt(((values - out["v_true"]) ** 2).mean(axis=1)),
+        explained_var=ev_all[keep],
+        frozen=frozen,
+        frozen_after=frozen_after.numpy(),
+        moved_while_frozen=moved,
+        remaining_gap=out["remaining"][0],
+        baseline_value_error=base_error,
+        baseline_remaining_gap=out["remaining"][1],
+        baseline_diverged_at=int(out["diverged_at"][1]),
+        tracked=_tracked_tokens(out["v_true"], values[0]),
+    )
+
+
+def sweep_eps(
+    config: SimConfig,
+    ratios=SWEEP_RATIOS,
+    *,
+    max_rollouts: int | None = None,
+    progress: Progress | None = None,
+) -> Sweep:
+    """Rollouts needed to close ``CLOSE_FRACTION`` of the gap for ``eps = |gap| / ratio``.
+
+    All eps run as rows of one batched simulation (same targets and shuffles as ``simulate``),
+    plus an unclipped row. The ~``gap / eps`` rule predicts ``rollouts ≈ ratio``.
+    """
+    if not isinstance(config, SimConfig):
+        raise TypeError(f"config must be a SimConfig, got {type(config).__name__}")
+    if config.gap == 0:
+        raise ValueError("gap must be nonzero to measure how many rollouts close it")
+    ratios = np.asarray(ratios, dtype=np.float64)
+    if ratios.ndim != 1 or ratios.size == 0 or not np.all(np.isfinite(ratios)) or np.any(ratios <= 0):
+        raise ValueError("ratios must be a non-empty list of finite numbers > 0 (gap / eps)")
+    if max_rollouts is None:
+        max_rollouts = int(math.ceil(1.5 * ratios.max())) + 6
+    _count("max_rollouts", max_rollouts, 1, 500)
+    eps = abs(config.gap) / ratios
+    eps_rows = torch.tensor([*eps.tolist(), math.inf], dtype=_DTYPE)
+    out = _run(config, eps_rows, max_rollouts, record=False, progress=progress, stop_when_closed=True)
+    rollouts = []
+    for row in out["remaining"]:
+        closed = _first_closed(row, config.gap)
+        rollouts.append(np.nan if closed is None else float(closed))
+    return Sweep(
+        config=config,
+        ratios=ratios,
+        eps=eps,
+        rollouts=np.asarray(rollouts[:-1]),
+        max_rollouts=max_rollouts,
+        unclipped_rollouts=rollouts[-1],
+    )

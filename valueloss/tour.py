@@ -1,0 +1,644 @@
+"""The guided tour: eight questions people really asked, each answered live by the core.
+
+Each step is data (question, choices, a two-sentence explanation, the issue threads that asked
+it) plus a ``reveal`` function that computes the answer with ``valueloss`` calls. The right
+choice is never stored as a bare fact the app trusts: ``check_answer`` compares the student's
+choice with the answer the live numbers imply, and the tests check that this agrees with the
+choice the text teaches (``TourStep.expected``). No Streamlit here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .anatomy import value_loss_grad, value_loss_terms
+from .dialects import dialect_loss
+from .losses import clip_bounds, compute_value_loss
+from .presets import PRESETS
+from .simulate import SimConfig, simulate
+
+__all__ = [
+    "Choice",
+    "Thread",
+    "TourStep",
+    "Reveal",
+    "Feedback",
+    "STEPS",
+    "STEP_KEYS",
+    "get_step",
+    "reveal",
+    "check_answer",
+    "format_number",
+]
+
+_F64 = torch.float64
+CURVE_POINTS = 401
+
+
+@dataclass(frozen=True)
+class Choice:
+    key: str  # stable id, used by the tests and the answer check
+    label: str  # what the radio shows and the URL stores ("A", "B", "C")
+    text: str
+
+
+@dataclass(frozen=True)
+class Thread:
+    """A public issue thread that asked this question (full GitHub URL)."""
+
+    repo: str
+    number: int
+    title: str = ""  # the thread's own title, where we quote it
+
+    @property
+    def url(self) -> str:
+        return f"https://github.com/{self.repo}/issues/{self.number}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.repo}#{self.number}"
+
+
+@dataclass(frozen=True)
+class Reveal:
+    """The live answer: what the numbers imply, the numbers, and the data of one figure."""
+
+    answer: str  # the choice key these numbers imply
+    verdict: str  # one sentence, with the live numbers in it
+    numbers: tuple[tuple[str, float, str], ...]  # (label, value, "num" or "pct") shown as metrics
+    figure: str  # figure kind, drawn by valueloss.plots.tour.reveal_figure
+    data: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TourStep:
+    key: str
+    tab: str  # tab label: part of shareable links, so keep it stable
+    question: str
+    scenario: str
+    choices: tuple[Choice, ...]
+    expected: str  # the choice the explanation teaches; tests check the live reveal agrees
+    explanation: str  # two sentences
+    threads: tuple[Thread, ...]
+    compute: Callable[[], Reveal]
+
+    def choice(self, key_or_label: str) -> Choice:
+        for c in self.choices:
+            if key_or_label in (c.key, c.label):
+                return c
+        valid = ", ".join(c.label for c in self.choices)
+        raise ValueError(f"unknown answer {key_or_label!r} for step {self.key!r}; choose one of: {valid}")
+
+
+@dataclass(frozen=True)
+class Feedback:
+    correct: bool
+    message: str
+    right_choice: Choice
+
+
+# ----------------------------------------------------------------------------------------------
+# Live computations (every number below comes from a valueloss call)
+
+
+def _f(x) -> float:
+    return float(x.item() if isinstance(x, torch.Tensor) else x)
+
+
+def _curve(v_old: float, R: float, eps: float, v: float, *, convention: str = "bounds") -> dict:
+    lo = min(v_old - eps, R, v) - 0.6 * (abs(R - v_old) + eps + 0.2)
+    hi = max(v_old + eps, R, v) + 0.6 * (abs(R - v_old) + eps + 0.2)
+    special = [v_old - eps, v_old + eps, R]
+    grid = np.unique(np.concatenate([np.linspace(lo, hi, CURVE_POINTS), [s for s in special if lo <= s <= hi]]))
+    t = value_loss_terms(grid, R, v_old, eps, convention)
+    return {
+        "v": grid,
+        "loss_unclipped": t.loss_unclipped.numpy(),
+        "loss_clipped": t.loss_clipped.numpy(),
+        "loss_max": t.loss_max.numpy(),
+        "grad": t.grad.numpy(),
+        "zero_grad": (t.grad == 0).numpy() & t.clipped_wins.numpy(),
+        "v_old": v_old,
+        "R": R,
+        "eps": eps,
+        "current": v,
+    }
+
+
+def _reveal_active_term() -> Reveal:
+    # The numbers from openai/baselines#765: R = 10, OLDVPRED = 5, vpred = 1, CLIPRANGE = 0.2.
+    v_old, R, eps, v = 5.0, 10.0, 0.2, 1.0
+    t = value_loss_terms(v, R, v_old, eps)
+    lu, lc = _f(t.loss_unclipped), _f(t.loss_clipped)
+    answer = "unclipped" if lu > lc else "clipped" if lc > lu else "tie"
+    data = _curve(v_old, R, eps, v)
+    return Reveal(
+        answer=answer,
+        verdict=f"(v − R)² = {lu:g} against (clip(v) − R)² = {lc:g}: max keeps the unclipped term, "
+        f"and its gradient {_f(t.grad):g} pulls v back toward R.",
+        numbers=(
+            ("(v − R)²", lu, "num"),
+            ("clip(v)", _f(t.v_clipped), "num"),
+            ("(clip(v) − R)²", lc, "num"),
+            ("d max / dv", _f(t.grad), "num"),
+        ),
+        figure="branches",
+        data=data,
+    )
+
+
+def _reveal_zero_gradient() -> Reveal:
+    p = PRESETS["past-band-toward-R"]
+    closed = _f(value_loss_grad(p.v, p.R, p.v_old, p.eps))
+    # The same through verl's whole loss and autograd, on a one-token batch.
+    vpreds = torch.tensor([[p.v]], dtype=_F64, requires_grad=True)
+    loss, clipfrac = compute_value_loss(
+        vpreds, torch.tensor([[p.R]], dtype=_F64), torch.tensor([[p.v_old]], dtype=_F64), torch.ones(1, 1), p.eps
+    )
+    loss.backward()
+    autograd = _f(vpreds.grad)
+    unclipped_grad = 2 * (p.v - p.R)
+    answer = "zero" if closed == 0.0 else "full" if closed == unclipped_grad else "partial"
+    return Reveal(
+        answer=answer,
+        verdict=f"v moved {p.v - p.v_old:g} toward R with eps = {p.eps:g}: the clipped term wins, it is flat in v, "
+        f"so d max/dv = {closed:g} (autograd through verl's loss agrees: {autograd:g}).",
+        numbers=(
+            ("d max / dv (closed form)", closed, "num"),
+            ("autograd of verl's vf_loss", autograd, "num"),
+            ("vf_clipfrac", _f(clipfrac), "pct"),
+            ("2(v − R), the unclipped pull", unclipped_grad, "num"),
+        ),
+        figure="gradient",
+        data=_curve(p.v_old, p.R, p.eps, p.v),
+    )
+
+
+def _min_form(v: torch.Tensor, R: float, v_old: float, eps: float) -> torch.Tensor:
+    """The per-token loss if max were replaced by min (what the threads propose)."""
+    lu = (v - R) ** 2
+    lc = (clip_bounds(v, torch.full_like(v, v_old), eps) - R) ** 2
+    return torch.min(lu, lc)
+
+
+def _reveal_max_not_min() -> Reveal:
+    p = PRESETS["moved-away"]
+    grad_max = _f(value_loss_grad(p.v, p.R, p.v_old, p.eps))
+    v = torch.tensor(p.v, dtype=_F64, requires_grad=True)
+    _min_form(v, p.R, p.v_old, p.eps).backward()
+    grad_min = _f(v.grad)
+    data = _curve(p.v_old, p.R, p.eps, p.v)
+    grid = torch.tensor(data["v"], dtype=_F64, requires_grad=True)
+    loss_min = _min_form(grid, p.R, p.v_old, p.eps)
+    (grad_min_curve,) = torch.autograd.grad(loss_min.sum(), grid)
+    data.update(loss_min=loss_min.detach().numpy(), grad_min=grad_min_curve.numpy())
+    if grad_min == 0.0 and grad_max != 0.0:
+        answer = "min-freezes"
+    elif grad_min == grad_max:
+        answer = "same"
+    else:
+        answer = "min-larger"
+    return Reveal(
+        answer=answer,
+        verdict=f"v moved {p.v - p.v_old:g}, away from R = {p.R:g}. With max the gradient is {grad_max:g} (pull back); "
+        f"with min it would be {grad_min:g}: the token would drift away unopposed.",
+        numbers=(
+            ("gradient with max", grad_max, "num"),
+            ("gradient with min", grad_min, "num"),
+            ("v − v_old", p.v - p.v_old, "num"),
+        ),
+        figure="max-min",
+        data=data,
+    )
+
+
+def _reveal_eps_zero() -> Reveal:
+    p = PRESETS["eps-zero"]  # eps = 0
+    step = 0.1 * (p.R - p.v_old)
+    points = {
+        "start": p.v_old,  # first minibatch: v == v_old
+        "toward": p.v_old + step,
+        "away": p.v_old - step,
+    }
+    grads = {k: _f(value_loss_grad(x, p.R, p.v_old, p.eps)) for k, x in points.items()}
+    full = {k: 2 * (x - p.R) for k, x in points.items()}
+    if grads["toward"] == 0.0 and grads["away"] != 0.0 and grads["start"] != 0.0:
+        answer = "toward-blocked"
+    elif all(g == 0.0 for g in grads.values()):
+        answer = "frozen"
+    else:
+        answer = "off"
+    data = _curve(p.v_old, p.R, p.eps, p.v_old)
+    data.update(points=points, point_grads=grads)
+    share = grads["start"] / full["start"]
+    return Reveal(
+        answer=answer,
+        verdict=f"At v = v_old (the first minibatch) both terms tie and verl's bounds clip passes {share:g} of the "
+        f"gradient; one step toward R later the gradient is {grads['toward']:g}; a step away is pulled back with "
+        f"{grads['away']:g}.",
+        numbers=(
+            ("gradient at v = v_old", grads["start"], "num"),
+            ("gradient after a step toward R", grads["toward"], "num"),
+            ("gradient after a step away", grads["away"], "num"),
+        ),
+        figure="eps-zero",
+        data=data,
+    )
+
+
+def _demo_batch(seed: int = 7, rows: int = 8, width: int = 32):
+    """A seeded batch: old values, returns about one unit away, and a critic that moved after some steps."""
+    g = torch.Generator().manual_seed(seed)
+    values = torch.randn(rows, width, generator=g, dtype=_F64)
+    returns = values + torch.randn(rows, width, generator=g, dtype=_F64)
+    vpreds = values + 0.4 * torch.randn(rows, width, generator=g, dtype=_F64)
+    return vpreds, returns, values, torch.ones(rows, width, dtype=_F64)
+
+
+def _reveal_clipfrac() -> Reveal:
+    eps = 0.2
+    vpreds, returns, values, mask = _demo_batch()
+    _, vf_clipfrac = compute_value_loss(vpreds, returns, values, mask, eps)
+    t = value_loss_terms(vpreds, returns, values, eps)
+    outside = _f(t.prediction_clipped.to(_F64).mean())
+    zero_grad = _f((t.grad == 0).to(_F64).mean())
+    # RLinf#1529: the ratio was measured on the already-clipped update clamp(v - v_old), never beyond eps.
+    after_clip = _f((torch.clamp(vpreds - values, -eps, eps).abs() > eps).to(_F64).mean())
+    restoring = outside - _f(vf_clipfrac)
+    clipfrac = _f(vf_clipfrac)
+    if abs(clipfrac - zero_grad) < 1e-6 and outside > clipfrac:
+        answer = "zero-grad"
+    elif abs(clipfrac - outside) < 1e-6:
+        answer = "outside"
+    else:
+        answer = "large-loss"
+    return Reveal(
+        answer=answer,
+        verdict=f"On {vpreds.numel()} tokens: {outside:.1%} left the band but vf_clipfrac = {clipfrac:.1%}, which is "
+        f"exactly the zero-gradient share ({zero_grad:.1%}); the other {restoring:.1%} left the band away from R or "
+        f"past it and still learn. Measured after clipping, the ratio is {after_clip:.0%}.",
+        numbers=(
+            ("vf_clipfrac (verl)", clipfrac, "pct"),
+            ("zero-gradient share", zero_grad, "pct"),
+            ("prediction outside the band", outside, "pct"),
+            ("ratio measured after clipping", after_clip, "pct"),
+        ),
+        figure="fractions",
+        data={
+            "labels": [
+                "vf_clipfrac (verl, TRL)",
+                "zero-gradient share",
+                "|v − v_old| > eps (slime, TorchRL)",
+                "after clipping (RLinf#1529 bug)",
+            ],
+            "values": [clipfrac, zero_grad, outside, after_clip],
+            "kinds": ["zero_grad", "zero_grad", "band", "neutral"],
+        },
+    )
+
+
+def _reveal_first_minibatch() -> Reveal:
+    cfg = SimConfig(n_rollouts=3)
+    result = simulate(cfg)
+    first = result.minibatch == 0
+    first_epoch = first & (result.epoch == 0)
+    vpreds, returns, values, mask = _demo_batch()
+    _, at_start = compute_value_loss(values.clone(), returns, values, mask, 0.2)  # v == v_old
+    first_values = result.vf_clipfrac[first_epoch]
+    later_max = float(result.vf_clipfrac[~first_epoch].max())
+    if later_max == 0.0:
+        answer = "bug"  # a metric stuck at 0 everywhere, as in RLinf#1529
+    elif _f(at_start) == 0.0 and np.all(first_values == 0.0):
+        answer = "v-equals-old"
+    else:
+        answer = "eps-large"
+    return Reveal(
+        answer=answer,
+        verdict=f"vf_clipfrac on the first minibatch of each of the {cfg.n_rollouts} rollouts: "
+        f"{', '.join(f'{x:g}' for x in first_values)}; later minibatches reach {later_max:.0%}. "
+        f"On any batch with vpreds = values verl's vf_clipfrac is {_f(at_start):g}.",
+        numbers=(
+            ("vf_clipfrac, first minibatch", float(first_values.max()), "pct"),
+            ("largest later vf_clipfrac", later_max, "pct"),
+            ("vf_clipfrac when vpreds = values", _f(at_start), "pct"),
+        ),
+        figure="clipfrac-updates",
+        data={
+            "update": np.arange(1, cfg.n_updates + 1),
+            "clipfrac": result.vf_clipfrac,
+            "first": first_epoch,
+            "per_rollout": cfg.n_epochs * cfg.n_minibatches,
+            "eps": cfg.eps,
+        },
+    )
+
+
+_SCALES = np.array([0.1, 0.3, 1.0, 3.0, 10.0, 30.0])
+
+
+def _reveal_return_units() -> Reveal:
+    eps = 0.2
+    _, returns, values, mask = _demo_batch()
+    clipfracs = []
+    for s in _SCALES:
+        o, R = s * values, s * returns
+        v = o + 0.5 * (R - o)  # the critic moved halfway to its target: the same relative progress at any scale
+        clipfracs.append(_f(compute_value_loss(v, R, o, mask, eps)[1]))
+    clipfracs = np.array(clipfracs)
+    at1, at10 = clipfracs[_SCALES == 1.0][0], clipfracs[_SCALES == 10.0][0]
+    answer = "up" if at10 > at1 else "down" if at10 < at1 else "same"
+    sigma = _f((returns - values).std())
+    return Reveal(
+        answer=answer,
+        verdict=f"Same batch, same relative progress, eps = {eps:g}: vf_clipfrac is {at1:.0%} at scale 1 and {at10:.0%} "
+        f"at scale 10. eps = {eps:g} is {eps / sigma:.2f} σ of (R − v_old) at scale 1 but {eps / (10 * sigma):.3f} σ at "
+        "scale 10.",
+        numbers=(
+            ("vf_clipfrac at scale 1", float(at1), "pct"),
+            ("vf_clipfrac at scale 10", float(at10), "pct"),
+            ("eps", eps, "num"),
+        ),
+        figure="scale",
+        data={"scale": _SCALES, "clipfrac": clipfracs, "eps": eps, "sigma": sigma},
+    )
+
+
+def _dialect_grad(name: str, v: float, R: float, v_old: float, eps: float) -> tuple[float, float]:
+    vpreds = torch.tensor([[v]], dtype=_F64, requires_grad=True)
+    out = dialect_loss(
+        name, vpreds, torch.tensor([[R]], dtype=_F64), torch.tensor([[v_old]], dtype=_F64), torch.ones(1, 1), eps
+    )
+    out.loss.backward()
+    return _f(out.loss), _f(vpreds.grad)
+
+
+def _dialect_grad_curve(name: str, grid: np.ndarray, R: float, v_old: float, eps: float) -> np.ndarray:
+    """Per-token gradient along v: every grid point is one token of a (1, N) batch, so d mean / dv_i is
+    (1 / N) of that token's gradient, which the factor N undoes."""
+    v = torch.tensor(grid[None, :], dtype=_F64, requires_grad=True)
+    out = dialect_loss(name, v, torch.full_like(v, R), torch.full_like(v, v_old), torch.ones_like(v), eps)
+    (g,) = torch.autograd.grad(out.loss, v)
+    return (g * grid.size).detach().numpy()[0]
+
+
+def _reveal_sb3() -> Reveal:
+    p = PRESETS["moved-away"]
+    sb3_loss, sb3_grad = _dialect_grad("sb3", p.v, p.R, p.v_old, p.eps)
+    ppo2_loss, ppo2_grad = _dialect_grad("cleanrl", p.v, p.R, p.v_old, p.eps)
+    if sb3_grad == 0.0 and ppo2_grad != 0.0:
+        answer = "no-frozen"
+    elif sb3_grad == 2 * ppo2_grad:
+        answer = "no-half"
+    else:
+        answer = "same"
+    data = _curve(p.v_old, p.R, p.eps, p.v, convention="delta")
+    data.update(
+        grad_sb3=_dialect_grad_curve("sb3", data["v"], p.R, p.v_old, p.eps),
+        grad_ppo2=_dialect_grad_curve("cleanrl", data["v"], p.R, p.v_old, p.eps),
+    )
+    return Reveal(
+        answer=answer,
+        verdict=f"Token at v = {p.v:g}, v_old = {p.v_old:g}, R = {p.R:g}, eps = {p.eps:g} (moved away from R): "
+        f"SB3's gradient is {sb3_grad:g}, PPO2's (CleanRL) is {ppo2_grad:g}. SB3 freezes it; PPO2 pulls it back.",
+        numbers=(
+            ("SB3 loss", sb3_loss, "num"),
+            ("SB3 dL/dv", sb3_grad, "num"),
+            ("PPO2 / CleanRL loss", ppo2_loss, "num"),
+            ("PPO2 / CleanRL dL/dv", ppo2_grad, "num"),
+        ),
+        figure="dialect-grad",
+        data=data,
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# The steps
+
+
+def _choices(*items: tuple[str, str]) -> tuple[Choice, ...]:
+    return tuple(Choice(key=k, label="ABCDE"[i], text=t) for i, (k, t) in enumerate(items))
+
+
+STEPS: tuple[TourStep, ...] = (
+    TourStep(
+        key="active-term",
+        tab="1 · Which term?",
+        question="Which term of max((v − R)², (clip(v) − R)²) is active for this token?",
+        scenario="v_old = 5, R = 10, eps = 0.2, and the critic now predicts v = 1 (the numbers from openai/baselines#765).",
+        choices=_choices(
+            ("unclipped", "The unclipped term (v − R)²"),
+            ("clipped", "The clipped term (clip(v) − R)²"),
+            ("tie", "Neither: they are equal"),
+        ),
+        expected="unclipped",
+        explanation="v moved away from R, so clipping it back toward v_old would shrink the error, and max keeps the "
+        "larger, unclipped error with its full gradient. max only switches to the clipped term when v moved more "
+        "than eps toward R.",
+        threads=(
+            Thread("openai/baselines", 765, "PPO2 clip value loss"),
+            Thread("openai/baselines", 91, "IN PPO, clipping the value loss with max is OK?"),
+        ),
+        compute=_reveal_active_term,
+    ),
+    TourStep(
+        key="zero-gradient",
+        tab="2 · Zero gradient?",
+        question="Will this token's gradient be zero?",
+        scenario="v_old = 0, R = 1, eps = 0.2, v = 0.5: the critic moved 0.5 toward R, more than eps.",
+        choices=_choices(
+            ("zero", "Yes, exactly 0: the token stops learning until the next rollout"),
+            ("full", "No: it is 2(v − R) = −1, pulling v on toward R"),
+            ("partial", "No, but it is reduced, somewhere between 0 and 2(v − R)"),
+        ),
+        expected="zero",
+        explanation="Past the band toward R the clipped term is larger, and clip(v) is the constant v_old + eps, so the "
+        "loss is flat in v. That is the point of the clamp: it is not meaningless under max, it is what stops a "
+        "token that already moved more than eps.",
+        threads=(
+            Thread(
+                "deepspeedai/DeepSpeedExamples",
+                956,
+                "Why Does vf_loss Take the Maximum Value, Rendering Clamp Meaningless?",
+            ),
+        ),
+        compute=_reveal_zero_gradient,
+    ),
+    TourStep(
+        key="max-not-min",
+        tab="3 · Why max?",
+        question="This token moved more than eps away from R. If the loss used min instead of max, what gradient would it get?",
+        scenario="v_old = 0, R = 1, eps = 0.2, v = −0.5.",
+        choices=_choices(
+            ("same", "The same gradient as with max"),
+            (
+                "min-freezes",
+                "Zero: min picks the clipped term, flat in v, so a token that went the wrong way is never pulled back",
+            ),
+            ("min-larger", "A larger pull toward R"),
+        ),
+        expected="min-freezes",
+        explanation="max is the pessimistic choice, like the policy's min of surrogates with the sign flipped: the loss "
+        "never gets smaller because v left the band. min would reward moving away (the clipped term is smaller there) "
+        "and freeze exactly the tokens that most need correcting.",
+        threads=(
+            Thread("openai/baselines", 91, "IN PPO, clipping the value loss with max is OK?"),
+            Thread("openai/baselines", 765, "PPO2 clip value loss"),
+            Thread(
+                "huggingface/trl",
+                202,
+                "Why not compute the value using the current critic instead of the previous critic-model…",
+            ),
+        ),
+        compute=_reveal_max_not_min,
+    ),
+    TourStep(
+        key="eps-zero",
+        tab="4 · eps = 0",
+        question="What does eps = 0 do to the critic within one PPO update?",
+        scenario="v_old = 0, R = 1, eps = 0 (the band has no width).",
+        choices=_choices(
+            ("off", "It turns clipping off: the loss is the plain squared error"),
+            ("frozen", "It freezes the critic: no token can move at all"),
+            (
+                "toward-blocked",
+                "Only the very first step toward R gets a gradient; after that every move toward R has zero gradient, "
+                "while a move away is still pulled back",
+            ),
+        ),
+        expected="toward-blocked",
+        explanation="With eps = 0, clip(v) is v_old itself, so as soon as v moves toward R the clipped term (v_old − R)² "
+        "is the larger one and its gradient is 0. Only the first minibatch, where v equals v_old and the terms tie, "
+        "moves the critic: it learns one step per rollout, and the loss is not bounded by eps at all (unlike RLlib's "
+        "vf_clip_param, which clips the loss value).",
+        threads=(Thread("ray-project/ray", 19291, "[Bug] PPO value function loss is incorrect"),),
+        compute=_reveal_eps_zero,
+    ),
+    TourStep(
+        key="clipfrac-counts",
+        tab="5 · What clipfrac counts",
+        question="What does verl's vf_clipfrac count, and what does it miss?",
+        scenario="A seeded batch of 256 tokens, eps = 0.2, after the critic has moved a little.",
+        choices=_choices(
+            ("outside", "The share of tokens whose prediction left the band v_old ± eps"),
+            (
+                "zero-grad",
+                "The share where the clipped term is strictly larger: exactly the zero-gradient tokens. It misses "
+                "tokens that left the band away from R or past R (they still learn)",
+            ),
+            ("large-loss", "The share of tokens whose loss is larger than eps"),
+        ),
+        expected="zero-grad",
+        explanation="vf_clipfrac = mean(L_clip > L_unclip) counts the tokens whose gradient is zero, not every token "
+        "outside the band: tokens that moved away from R or overshot it are outside but still learn. Libraries that "
+        "log |v − v_old| > eps report a larger number, and a ratio computed after clipping is always 0.",
+        threads=(
+            Thread("RLinf/RLinf", 1529, "critic/value_clip_ratio is always 0"),
+            Thread("verl-project/verl", 498, "vf_loss nan in gsm8k ppo training"),
+        ),
+        compute=_reveal_clipfrac,
+    ),
+    TourStep(
+        key="first-minibatch",
+        tab="6 · First minibatch",
+        question="Why is vf_clipfrac exactly 0 on the first minibatch of every PPO update?",
+        scenario="The simulator's default critic (16 tokens, 4 epochs × 4 minibatches) over 3 rollouts, eps = 0.5.",
+        choices=_choices(
+            ("eps-large", "Because eps is too large for these returns"),
+            (
+                "v-equals-old",
+                "Because the critic has not been updated yet: vpreds equal the stored values, so every token sits "
+                "at the centre of its band",
+            ),
+            ("bug", "Because it is a logging bug: the metric is computed after clipping"),
+        ),
+        expected="v-equals-old",
+        explanation="values are the critic's own predictions stored at the start of the update, so before the first "
+        "optimizer step vpreds equal values and no token can be outside the band. The loss on that minibatch is the "
+        "plain squared error; clipping only acts from the second step on.",
+        threads=(Thread("verl-project/verl", 2642, "Understanding of vpred and values"),),
+        compute=_reveal_first_minibatch,
+    ),
+    TourStep(
+        key="return-units",
+        tab="7 · Return units",
+        question="Every reward is multiplied by 10. eps stays 0.2 and the critic makes the same relative progress. "
+        "What happens to vf_clipfrac?",
+        scenario="The same seeded batch at return scales from 0.1 to 30; the critic has moved halfway to its targets.",
+        choices=_choices(
+            ("same", "Unchanged: eps is a relative tolerance, like the policy's ratio clip"),
+            ("up", "It rises: eps is compared with v − v_old in return units, so the same eps is 10× tighter"),
+            ("down", "It falls: larger returns are easier to fit"),
+        ),
+        expected="up",
+        explanation="The policy clip bounds a ratio, but the value clip bounds a difference, so eps carries the units of "
+        "the returns and must follow reward scaling. That is why Stable-Baselines3 made it a separate, default-off "
+        "parameter and why unnormalised RLHF returns can freeze most of a critic.",
+        threads=(
+            Thread("hill-a/stable-baselines", 216, "PPO2 value function clipping seems to be flawed"),
+            Thread("DLR-RM/stable-baselines3", 1426),
+            Thread("deepspeedai/DeepSpeedExamples", 556, "Critic Loss can not decrease"),
+            Thread("vwxyzjn/cleanrl", 208, "Remove the value function clipping"),
+            Thread("ray-project/ray", 8908, "[rllib] Should remove vf_clip param from PPO"),
+        ),
+        compute=_reveal_return_units,
+    ),
+    TourStep(
+        key="sb3-vs-ppo2",
+        tab="8 · SB3 vs PPO2",
+        question="Stable-Baselines3 uses mean((R − clip(v))²), with no max. Is that the same loss as PPO2's max form?",
+        scenario="v_old = 0, R = 1, eps = 0.2, v = −0.5: the token moved away from R, past the band.",
+        choices=_choices(
+            ("same", "Yes: inside the band v = clip(v), and outside the max picks the clipped term anyway"),
+            (
+                "no-frozen",
+                "No: outside the band SB3's gradient is 0 even for a token that moved away from R, where PPO2's max "
+                "pulls it back",
+            ),
+            ("no-half", "No, but the only difference is the 0.5 factor"),
+        ),
+        expected="no-frozen",
+        explanation="Inside the band the two agree up to SB3's missing 0.5, but outside it clip(v) is constant, so SB3 "
+        "gives every such token zero gradient, including ones that went the wrong way. PPO2's max keeps the "
+        "unclipped term for those and pulls them back.",
+        threads=(Thread("openai/baselines", 1134, "Clipped Loss in Critic of ppo2 unnecessarily long?"),),
+        compute=_reveal_sb3,
+    ),
+)
+
+STEP_KEYS = tuple(s.key for s in STEPS)
+_BY_KEY = {s.key: s for s in STEPS}
+
+
+def get_step(key: str) -> TourStep:
+    if key not in _BY_KEY:
+        raise ValueError(f"unknown tour step {key!r}; valid steps are: {', '.join(STEP_KEYS)}")
+    return _BY_KEY[key]
+
+
+def format_number(value: float, kind: str = "num") -> str:
+    """How the tour shows a live number: shares as percentages, the rest with 4 significant digits."""
+    if kind == "pct":
+        return f"{value:.1%}"
+    return f"{value:.4g}"
+
+
+def reveal(step_key: str) -> Reveal:
+    """Compute the step's answer and figure data live from the core."""
+    return get_step(step_key).compute()
+
+
+def check_answer(step_key: str, answer: str, live: Reveal | None = None) -> Feedback:
+    """Right or wrong, judged against the answer the live numbers imply (``answer``: a choice key or label)."""
+    step = get_step(step_key)
+    if not isinstance(answer, str):
+        raise TypeError(f"answer must be a choice label such as 'A', got {type(answer).__name__}")
+    chosen = step.choice(answer)
+    live = live if live is not None else reveal(step_key)
+    right = step.choice(live.answer)
+    if chosen.key == right.key:
+        return Feedback(True, f"Right: {right.label}. {live.verdict}", right)
+    return Feedback(False, f"Not quite: the answer is {right.label}. {live.verdict}", right)
