@@ -5,6 +5,11 @@ Run with ``make app`` (or ``streamlit run app.py``). Each page lives in ``pages/
 """
 
 import streamlit as st
+import torch
+
+# The app's tensors are small (a 200x200 grid, a 64x256 batch): thread start-up on a busy machine costs
+# more than it saves. The Timing page sets the thread count it measures explicitly.
+torch.set_num_threads(1)
 
 st.set_page_config(page_title="valueloss: the clipped value loss, explained", page_icon="📉", layout="wide")
 

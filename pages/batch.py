@@ -10,6 +10,7 @@ import math
 import streamlit as st
 
 from pages.common import page_setup, share_link, shows_errors, synthetic_controls
+from pages.export_panel import render_export_batch
 from valueloss import AGG_MODES, DIALECTS
 from valueloss.batches import (
     MAX_UPLOAD_BYTES,
@@ -287,10 +288,5 @@ if report is not None:
         | {"dmax/dv": st.column_config.NumberColumn(format="%.4g")},
     )
 
-# The scenario on screen, in the names verl's compute_value_loss uses (read by the "Export as code" expander).
-vpreds = batch.vpreds if batch is not None else None
-returns = batch.returns if batch is not None else None
-values = batch.values if batch is not None else None
-response_mask = batch.mask if batch is not None else None
-cliprange_value = eps
-loss_agg_mode = mode
+if batch is not None:
+    render_export_batch(batch.vpreds, batch.returns, batch.values, batch.mask, eps, mode, "verl")

@@ -8,6 +8,7 @@ import numpy as np
 import streamlit as st
 
 from pages.common import page_setup, share_link, shows_errors
+from pages.export_panel import render_export_token
 from valueloss import CONVENTIONS, evaluate_grid, value_loss_terms
 from valueloss.explain import CONVENTION_LABELS, fmt, token_readout
 from valueloss.explain import equation_latex as equation
@@ -207,5 +208,4 @@ with shows_errors("Could not evaluate this token"):
             "one that moved away from R, or overshot it, is pulled back."
         )
 
-# The scenario on screen (the "Export as code" expander reads these names).
-scenario = {"v_old": v_old, "R": R, "eps": eps, "v": v, "convention": convention}
+render_export_token(v_old, R, eps, v, convention)

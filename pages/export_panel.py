@@ -11,6 +11,7 @@ import streamlit as st
 import torch
 
 from pages.common import shows_errors
+from valueloss.dialects import dialect_loss
 from valueloss.export import (
     EXPORT_CONVENTIONS,
     EXPORT_DIALECTS,
@@ -115,15 +116,33 @@ def render_export_batch(
     ):
         if dialect not in EXPORT_DIALECTS:
             raise ValueError(f"unknown dialect {dialect!r}; export supports: {', '.join(EXPORT_DIALECTS)}")
+        dialect = st.selectbox(
+            "Export for",
+            EXPORT_DIALECTS,
+            index=EXPORT_DIALECTS.index(dialect),
+            format_func=lambda n: TARGET_LABELS.get(n, n),
+            key=f"{key}_target",
+            help="The file computes this library's loss, clip fraction and gradient on the batch.",
+        )
         modes = dialect_modes(dialect)
         if mode not in modes:
             st.caption(f"{TARGET_LABELS[dialect]} has no {mode} aggregation: exporting its {modes[0]}.")
             mode = modes[0]
-        n = int(vpreds.numel())
-        if n > MAX_EXPORT_ELEMENTS:
-            raise ValueError(
-                f"the batch has {n} elements; the export writes every number into the file and is limited to "
-                f"{MAX_EXPORT_ELEMENTS}: use fewer rows or a shorter response length"
+        rows, width = (vpreds.shape[0], vpreds.shape[-1]) if vpreds.dim() == 2 else (1, vpreds.numel())
+        if vpreds.numel() > MAX_EXPORT_ELEMENTS:
+            keep = MAX_EXPORT_ELEMENTS // width
+            if keep < 1:
+                raise ValueError(
+                    f"one sequence has {width} tokens; the export writes every number into the file and is limited "
+                    f"to {MAX_EXPORT_ELEMENTS}: use a shorter response length"
+                )
+            vpreds, returns, values, response_mask = (t[:keep] for t in (vpreds, returns, values, response_mask))
+            result = dialect_loss(dialect, vpreds, returns, values, response_mask, eps)
+            clipfrac = "not logged" if result.clipfrac is None else f"{float(result.clipfrac):.4g}"
+            st.info(
+                f"The file embeds every number, so it holds the first {keep} of the {rows} sequences "
+                f"({keep * width} of {rows * width} slots). On those rows {TARGET_LABELS[dialect]} gives "
+                f"loss {float(result.loss):.6g} and clip fraction {clipfrac}: the numbers its test asserts."
             )
         code = _batch_code(
             _to_key(vpreds),

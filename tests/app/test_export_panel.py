@@ -39,14 +39,25 @@ def mode_fallback_script():
     render_export_batch(v, v + 1, v, torch.ones(2, 3), 0.2, "seq-mean-token-sum", "trl")
 
 
-def too_big_script():
+def big_batch_script():
     import streamlit as st
     import torch
 
     from pages.export_panel import render_export_batch
 
-    v = torch.zeros(100, 100, dtype=torch.float64)
-    render_export_batch(v, v, v, torch.ones(100, 100), 0.2, "token-mean", "verl")
+    v = torch.linspace(-1, 1, 100 * 100, dtype=torch.float64).reshape(100, 100)
+    render_export_batch(v, torch.zeros_like(v), 0.5 * v, torch.ones(100, 100), 0.2, "token-mean", "verl")
+    st.write("page still alive")
+
+
+def too_long_sequence_script():
+    import streamlit as st
+    import torch
+
+    from pages.export_panel import render_export_batch
+
+    v = torch.zeros(2, 5000, dtype=torch.float64)
+    render_export_batch(v, v, v, torch.ones(2, 5000), 0.2, "token-mean", "verl")
     st.write("page still alive")
 
 
@@ -101,8 +112,17 @@ def test_batch_export_falls_back_to_the_libraries_own_aggregation():
     assert "TRL PPOTrainer" in at.code[0].value
 
 
-def test_too_large_a_batch_is_an_error_not_a_crash():
-    at = run(too_big_script)
-    assert at.error and "10000 elements" in at.error[0].value and "fewer rows" in at.error[0].value
+def test_a_large_batch_exports_its_leading_rows_and_says_so():
+    at = run(big_batch_script)
+    assert not at.error
+    note = at.info[0].value
+    assert "first 40 of the 100 sequences" in note and "the numbers its test asserts" in note
+    assert "a batch of 40 rows x 100 tokens" in at.code[0].value
+    assert any("page still alive" in m.value for m in at.markdown)
+
+
+def test_a_sequence_longer_than_the_cap_is_an_error_not_a_crash():
+    at = run(too_long_sequence_script)
+    assert at.error and "5000 tokens" in at.error[0].value and "shorter response length" in at.error[0].value
     assert not at.code
     assert any("page still alive" in m.value for m in at.markdown)
