@@ -11,22 +11,22 @@ import torch
 # more than it saves. The Timing page sets the thread count it measures explicitly.
 torch.set_num_threads(1)
 
-st.set_page_config(page_title="valueloss: the clipped value loss, explained", page_icon="📉", layout="wide")
+st.set_page_config(page_title="valueloss: the clipped value loss, explained", page_icon=":material/trending_down:", layout="wide")
 
 PAGES = {
     "Learn": [
-        st.Page("pages/tour.py", title="Guided tour", icon="🧭", url_path="tour"),
-        st.Page("pages/dynamics.py", title="Critic dynamics", icon="🎞️", url_path="dynamics"),
+        st.Page("pages/tour.py", title="Guided tour", icon=":material/explore:", url_path="tour"),
+        st.Page("pages/dynamics.py", title="Critic dynamics", icon=":material/animation:", url_path="dynamics"),
     ],
     "Explore": [
-        st.Page("pages/explore.py", title="One token", icon="🎯", url_path="explore", default=True),
-        st.Page("pages/surfaces.py", title="Loss surfaces", icon="🗺️", url_path="surfaces"),
-        st.Page("pages/gradients.py", title="Gradients", icon="🧮", url_path="gradients"),
+        st.Page("pages/explore.py", title="One token", icon=":material/my_location:", url_path="explore", default=True),
+        st.Page("pages/surfaces.py", title="Loss surfaces", icon=":material/map:", url_path="surfaces"),
+        st.Page("pages/gradients.py", title="Gradients", icon=":material/functions:", url_path="gradients"),
     ],
     "Tools": [
-        st.Page("pages/batch.py", title="Batch", icon="📦", url_path="batch"),
-        st.Page("pages/sanity.py", title="Sanity check", icon="🩺", url_path="sanity-check"),
-        st.Page("pages/timing.py", title="Timing", icon="⏱️", url_path="timing"),
+        st.Page("pages/batch.py", title="Batch", icon=":material/inventory_2:", url_path="batch"),
+        st.Page("pages/sanity.py", title="Sanity check", icon=":material/health_and_safety:", url_path="sanity-check"),
+        st.Page("pages/timing.py", title="Timing", icon=":material/timer:", url_path="timing"),
     ],
 }
 

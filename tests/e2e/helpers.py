@@ -54,9 +54,21 @@ def set_number(page, label: str, value) -> None:
     wait_ready(page)
 
 
-def shot(page, name: str) -> Path:
-    """Save a full-page screenshot under docs/screenshots/ (the README shows them)."""
+def shot(page, name: str, max_height: int = 5000) -> Path:
+    """Save a screenshot of the whole page under docs/screenshots/ (the README shows them).
+
+    Streamlit scrolls inside its main container, not the document, so the viewport is stretched to
+    the content's height for the picture and restored afterwards.
+    """
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
+    size = page.viewport_size
+    height = page.evaluate(
+        "() => Math.max(...[...document.querySelectorAll('[data-testid=stMain], [data-testid=stSidebarContent]')]"
+        ".map(e => e.scrollHeight), document.body.scrollHeight)"
+    )
+    page.set_viewport_size({"width": size["width"], "height": min(max(height, size["height"]), max_height)})
+    page.wait_for_timeout(400)  # let plotly resize to the new viewport
     page.screenshot(path=str(path), full_page=True)
+    page.set_viewport_size(size)
     return path
