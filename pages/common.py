@@ -31,8 +31,24 @@ btn.onclick = async () => {
 """
 
 
+def _run_through_app() -> None:
+    """Hand a deep-linked first visit back to app.py.
+
+    Until app.py has run once on a fresh server, Streamlit treats ``pages/`` as an old-style pages
+    folder: a link such as ``/tour`` runs that page alone, with a sidebar listing every file in
+    ``pages/`` and without app.py's navigation and settings. Clearing that flag and rerunning makes
+    this very run go through app.py, as every later visit does.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def page_setup(title: str, question: str) -> None:
     """Title, the one question this page answers, and the shared legend in the sidebar."""
+    _run_through_app()
     st.title(title)
     st.caption(question)
     with st.sidebar, st.expander("Legend: notation and colours", expanded=False):
