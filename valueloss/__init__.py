@@ -19,6 +19,7 @@ from .anatomy import (
     value_loss_terms,
 )
 from .dialects import DIALECTS, Dialect, DialectResult, dialect_loss, get_dialect
+from .fused import fused_value_loss
 from .grids import AXES, Grid, axis_values, evaluate_grid
 from .losses import (
     ValueLoss,
@@ -60,6 +61,7 @@ __all__ = [
     "compute_value_loss",
     "dialect_loss",
     "evaluate_grid",
+    "fused_value_loss",
     "get_dialect",
     "masked_mean",
     "masked_sum",

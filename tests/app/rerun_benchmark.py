@@ -42,7 +42,7 @@ def main(repeats: int = 10) -> int:
     for path, url in registered_pages():
         first, median, slowest = time_page(path, repeats)
         worst = max(worst, median)
-        print(f"{url:28s} {first:8.0f}ms {median:11.1f}ms {slowest:8.1f}ms")
+        print(f"{url or '(default) explore':28s} {first:8.0f}ms {median:11.1f}ms {slowest:8.1f}ms")
     print(f"slowest median rerun: {worst:.1f} ms (target < 150 ms)")
     return 0
 

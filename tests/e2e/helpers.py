@@ -21,6 +21,10 @@ def goto(page, app_url: str, path: str = "", query: str = "") -> None:
     url = f"{app_url}/{path}" + (f"?{query}" if query else "")
     page.goto(url, wait_until="domcontentloaded")
     wait_ready(page)
+    # A page's first run on a fresh server hands over to app.py with a rerun (pages/common.py):
+    # the page is ready once app.py's navigation is there and that rerun has finished.
+    page.locator("[data-testid=stSidebarNav]").get_by_text("Learn", exact=True).first.wait_for(timeout=TIMEOUT_MS)
+    wait_ready(page)
 
 
 def assert_no_exception(page) -> None:

@@ -1,0 +1,206 @@
+"""Timing: the benchmark (verl eager, OpenRLHF eager, torch.compile, fused) against the bandwidth roofline.
+
+Thin page: widgets in the sidebar, every number from ``valueloss.bench``, one plot builder per figure.
+A run starts only on the button, one at a time across all sessions, with a progress bar.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import streamlit as st
+
+from pages.common import page_setup, share_link, shows_errors
+from valueloss import bench
+from valueloss.plots.timing import bandwidth_figure, time_figure
+
+RECORDED_DIR = Path(__file__).resolve().parents[1] / "docs" / "benchmarks"
+APP_MAX_TOKENS = 8 * 1024 * 1024  # a live run on a shared server stays short
+ADD_GPU_RESULTS = (
+    "No recorded GPU results yet; run `python -m valueloss.bench --device cuda --out docs/benchmarks/` "
+    "on a GPU machine to add them."
+)
+
+
+@st.cache_resource(show_spinner=False)
+def benchmark_lock() -> threading.Lock:
+    """One benchmark at a time across every session of this server: two at once would time each other."""
+    return threading.Lock()
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def recorded_results(directory: str) -> list[tuple[str, bench.BenchResult]]:
+    return [(path.name, result) for path, result in bench.load_recorded(directory)]
+
+
+def recording_label(name: str, result: bench.BenchResult) -> str:
+    meta = result.meta
+    allocator = f" · {meta['allocator_short']}" if meta.get("allocator_short") else ""
+    return (
+        f"{meta.get('device_name', meta.get('device'))} · {meta.get('dtype')} · {meta.get('threads')} threads"
+        f"{allocator} · {str(meta.get('date'))[:10]} ({name})"
+    )
+
+
+def describe(result: bench.BenchResult, live: bool) -> None:
+    meta = result.meta
+    where = "Live run on this server" if live else "Recorded, not live"
+    st.markdown(
+        f"**{where}:** {meta.get('device_name')} (`{meta.get('device')}`), {meta.get('dtype')}, "
+        f"{meta.get('threads')} threads, torch {meta.get('torch')}, {str(meta.get('date'))[:19].replace('T', ' ')} UTC, "
+        f"load average {meta.get('load_average_start')}."
+    )
+    st.caption(
+        f"{meta.get('allocator', '')} Timing: {meta.get('timing', '')}. A live run shares this server's CPUs with "
+        "everything else on it (other sessions, a browser on the same machine): compare load averages before "
+        "trusting a number, and prefer `python -m valueloss.bench` on an idle machine for figures you quote."
+    )
+
+
+def show_result(result: bench.BenchResult, *, live: bool, key: str) -> None:
+    """Headline, both figures, the table and the CSV download for one benchmark result."""
+    describe(result, live)
+    problems = bench.failures(result.rows)
+    if problems:
+        st.warning("Not measured: " + "; ".join(problems))
+    top = bench.headline(result.rows)
+    if top is not None and top["speedup_vs_verl_eager"] is not None:
+        share = top["roofline_share"]
+        st.markdown(
+            f"At **{top['size']}**, the fused forward+backward takes **{top['median_ms']:.3g} ms**: "
+            f"**{top['speedup_vs_verl_eager']:.1f}×** faster than verl's eager formula and "
+            f"**{100 * share:.0f} %** of the roofline ({top['gbps']:.3g} of {top['roofline_gbps']:.3g} GB/s)."
+        )
+    ok = result.ok_rows()
+    if not ok:
+        return
+    st.plotly_chart(time_figure(ok), width="stretch", key=f"{key}_time")
+    st.plotly_chart(bandwidth_figure(ok), width="stretch", key=f"{key}_bw")
+    st.markdown(
+        "**What to notice.** At small sizes every implementation is Python and launch overhead, so the "
+        "lines are flat. At large sizes the eager formulas run dozens of full-size kernels (and on CPU fault "
+        "fresh pages in for their intermediates), so they fall far below the roofline; the fused pass reads "
+        "the inputs once and writes the gradient once."
+    )
+    st.dataframe(bench.table_records(result.rows), hide_index=True, key=f"{key}_table")
+    st.download_button(
+        "Download CSV",
+        bench.to_csv(result),
+        file_name=f"valueloss-bench-{result.meta.get('device', 'cpu')}-{result.meta.get('dtype')}.csv",
+        mime="text/csv",
+        key=f"{key}_csv",
+    )
+
+
+page_setup(
+    "Timing",
+    "How much faster is the fused loss than verl's and OpenRLHF's eager formulas, "
+    "and how close does it get to the memory-bandwidth limit?",
+)
+share_link()
+
+devices = bench.available_devices()
+with st.sidebar:
+    st.subheader("Benchmark")
+    device = st.selectbox("device", devices, key="tm_device", bind="query-params", help="The devices this server has.")
+    dtype = st.selectbox("dtype", list(bench.DTYPES), key="tm_dtype", bind="query-params")
+    sizes_text = st.text_input(
+        "sizes (batch x response length, comma-separated)",
+        "8x128,64x1024,512x4096",
+        key="tm_sizes",
+        bind="query-params",
+        help="For example 8x128,512x4096. Capped by free memory.",
+    )
+    impls = st.multiselect(
+        "implementations",
+        list(bench.IMPLEMENTATIONS),
+        default=list(bench.IMPLEMENTATIONS),
+        key="tm_impls",
+        bind="query-params",
+        help="; ".join(f"{name}: {bench.IMPL_LABELS[name]}" for name in bench.IMPLEMENTATIONS),
+    )
+    repeats = st.number_input("repeats", 3, 50, 7, 1, key="tm_repeats", bind="query-params")
+    threads = st.number_input(
+        "CPU threads",
+        1,
+        max(os.cpu_count() or 1, 1),
+        max(os.cpu_count() or 1, 1),
+        1,
+        key="tm_threads",
+        bind="query-params",
+        help="torch's intra-op threads during the run (the rest of the app uses one).",
+    )
+    run = st.button("Run benchmark", key="tm_run", type="primary", icon=":material/timer:")
+    st.caption(
+        "Runs only when you press the button; the first run compiles the fused pass and torch.compile's "
+        "graph (seconds, reported apart, not in the timings)."
+    )
+
+has_gpu = any(d != "cpu" for d in devices)
+if not has_gpu:
+    st.info(
+        "This server has no GPU: the live benchmark runs on its CPU. GPU numbers below, if any, "
+        "are recordings made elsewhere, not live results."
+    )
+
+config = None
+with shows_errors("Benchmark settings"):
+    sizes = bench.parse_sizes(sizes_text)
+    cap = min(bench.max_tokens(device, dtype), APP_MAX_TOKENS)
+    too_big = [bench.format_size(b, t) for b, t in sizes if b * t > cap]
+    if too_big:
+        raise ValueError(
+            f"{', '.join(too_big)} is more than this page runs ({cap:,} tokens at most on {device}); "
+            "use python -m valueloss.bench for bigger sizes"
+        )
+    if not impls:
+        raise ValueError("choose at least one implementation")
+    config = bench.BenchConfig(
+        sizes=sizes, dtype=dtype, device=device, impls=tuple(impls), repeats=int(repeats), threads=int(threads)
+    )
+
+if run and config is not None:
+    lock = benchmark_lock()
+    if not lock.acquire(blocking=False):
+        st.warning(
+            "Another session is running a benchmark right now. One runs at a time so that the timings do not "
+            "disturb each other: press the button again in a moment."
+        )
+    else:
+        try:
+            bar = st.progress(0.0, text="starting")
+            last = [0.0]
+
+            def progress(done: int, total: int, label: str) -> None:
+                # a few updates a second: every message makes the browser redraw, which on a small
+                # server competes with the very kernels being timed
+                now = time.monotonic()
+                if now - last[0] > 0.3 or done >= total:
+                    last[0] = now
+                    bar.progress(min(done / max(total, 1), 1.0), text=label)
+
+            st.session_state["tm_result"] = bench.run_benchmark(config, progress)
+            bar.empty()
+        finally:
+            lock.release()
+
+st.header("Live results")
+live = st.session_state.get("tm_result")
+if live is None:
+    st.caption("Choose the settings in the sidebar and press **Run benchmark**.")
+else:
+    show_result(live, live=True, key="tm_live")
+
+st.header("Recorded results")
+recordings = recorded_results(str(RECORDED_DIR))
+if not any(bench.is_gpu_recording(result) for _, result in recordings):
+    st.info(ADD_GPU_RESULTS)
+if recordings:
+    labels = [recording_label(name, result) for name, result in recordings]
+    choice = st.selectbox("recording", range(len(labels)), format_func=lambda i: labels[i], key="tm_recording")
+    show_result(recordings[choice][1], live=False, key="tm_rec")
+else:
+    st.caption(f"No recordings in {RECORDED_DIR.relative_to(RECORDED_DIR.parents[1])}/ yet.")

@@ -1,0 +1,57 @@
+"""The whole app: navigation, the default page, and every page reachable without an exception."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def registered_pages():
+    """(file, url path) of every st.Page in app.py, read from its source; the default page lives at ""."""
+    tree = ast.parse((ROOT / "app.py").read_text())
+    pages = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "Page":
+            kwargs = {k.arg: k.value.value for k in node.keywords if isinstance(k.value, ast.Constant)}
+            pages.append((node.args[0].value, "" if kwargs.get("default") else kwargs["url_path"]))
+    return pages
+
+
+def test_every_page_file_exists_and_url_paths_are_unique():
+    pages = registered_pages()
+    assert len(pages) == 8
+    assert len({url for _, url in pages}) == len(pages)
+    assert [url for _, url in pages].count("") == 1, "exactly one default page, served at /"
+    for path, _ in pages:
+        assert (ROOT / path).is_file(), path
+
+
+def test_default_page_is_one_token_explorer():
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    assert not at.exception
+    assert at.title[0].value == "One token"
+
+
+@pytest.mark.parametrize(("path", "url_path"), registered_pages())
+def test_each_page_renders_through_the_navigation(path, url_path):
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+    at.switch_page(path).run()
+    assert not at.exception, f"{path}: {at.exception}"
+    assert at.title, f"{path} has no title"
+
+
+@pytest.mark.parametrize("path", ["pages/explore.py", "pages/batch.py"])
+def test_scenario_pages_offer_the_export_as_code(path):
+    at = AppTest.from_file(str(ROOT / path), default_timeout=120).run()
+    assert not at.exception
+    assert any("Export as code" in e.label for e in at.expander)
+    code = at.code[0].value
+    imports = [line.strip() for line in code.splitlines() if line.lstrip().startswith(("import ", "from "))]
+    assert "import torch" in imports
+    assert not any("valueloss" in line for line in imports), imports
+    assert "def test_" in code

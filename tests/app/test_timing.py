@@ -1,0 +1,128 @@
+"""The Timing page as a user drives it: a tiny benchmark on the button, the no-GPU message, recorded
+results labelled as such, bad sizes as st.error, and one benchmark at a time across sessions."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from valueloss import bench
+
+PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "timing.py")
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
+
+
+def run(query: dict | None = None) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    for k, v in (query or {}).items():
+        at.query_params[k] = v
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def texts(elements) -> str:
+    return "\n".join(str(e.value) for e in elements)
+
+
+def press_run(at: AppTest, sizes: str = "2x16,4x32", impls=("verl-eager", "fused"), repeats: int = 3) -> AppTest:
+    at.text_input(key="tm_sizes").set_value(sizes)
+    at.multiselect(key="tm_impls").set_value(list(impls))
+    at.number_input(key="tm_repeats").set_value(repeats)
+    at.button(key="tm_run").click()
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_opens_without_running_anything():
+    at = run()
+    assert "press **Run benchmark**" in texts(at.caption)
+    assert "tm_result" not in at.session_state
+
+
+def test_button_runs_a_tiny_benchmark_and_shows_table_figures_and_csv():
+    at = press_run(run())
+    result = at.session_state["tm_result"]
+    assert {r["impl"] for r in result.rows} == {"verl-eager", "fused", "roofline"}
+    assert all(r["status"] == "ok" for r in result.rows)
+    body = texts(at.markdown)
+    assert "Live run on this server" in body and "the fused forward+backward takes" in body
+    table = at.dataframe[0].value
+    assert list(table["size"].unique()) == ["2x16", "4x32"]
+    assert {"median (ms)", "GB/s", "× verl eager", "% of roofline"} <= set(table.columns)
+    charts = [c for c in at.get("plotly_chart")]
+    assert len(charts) >= 2  # time and bandwidth for the live run (more if recordings exist)
+    assert any("Download CSV" in str(b.proto.label) for b in at.get("download_button"))
+
+
+def test_query_parameters_set_the_scenario():
+    at = run({"tm_sizes": "3x5", "tm_dtype": "float64", "tm_repeats": "4", "tm_impls": ["verl-eager", "fused"]})
+    assert at.text_input(key="tm_sizes").value == "3x5"
+    assert at.multiselect(key="tm_impls").value == ["verl-eager", "fused"]
+    assert at.selectbox(key="tm_dtype").value == "float64"
+    assert at.number_input(key="tm_repeats").value == 4
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_without_a_gpu_it_says_so_and_shows_recorded_results_labelled():
+    at = run()
+    info = texts(at.info)
+    assert "no GPU" in info
+    recorded = bench.load_recorded(Path(PAGE).parents[1] / "docs" / "benchmarks")
+    if not any(bench.is_gpu_recording(r) for _, r in recorded):
+        assert "No recorded GPU results yet" in info and "--device cuda --out docs/benchmarks/" in info
+    if recorded:
+        assert "Recorded, not live" in texts(at.markdown)
+        assert at.selectbox(key="tm_recording").options
+
+
+@pytest.mark.parametrize(
+    ("sizes", "message"),
+    [("8by128", "not BxT"), ("", "comma-separated"), ("0x5", "at least 1"), ("100000x100000", "more than this page")],
+)
+def test_bad_sizes_give_an_error_and_no_run(sizes, message):
+    at = run()
+    at.text_input(key="tm_sizes").set_value(sizes)
+    at.button(key="tm_run").click()
+    at.run()
+    assert not at.exception
+    errors = texts(at.error)
+    assert message in errors and errors.startswith("Benchmark settings")
+    assert "tm_result" not in at.session_state
+    assert at.header[-1].value == "Recorded results"  # the rest of the page is still there
+
+
+def test_no_implementation_chosen_is_an_error():
+    at = run()
+    at.multiselect(key="tm_impls").set_value([])
+    at.run()
+    assert "choose at least one implementation" in texts(at.error)
+
+
+def test_a_second_session_waits_for_the_running_benchmark(monkeypatch):
+    started, release = threading.Event(), threading.Event()
+    real = bench.run_benchmark
+
+    def slow(config, progress=None):
+        started.set()
+        release.wait(timeout=60)
+        return real(config, progress)
+
+    monkeypatch.setattr(bench, "run_benchmark", slow)
+    first = run()
+    worker = threading.Thread(target=press_run, args=(first,), kwargs={"impls": ("verl-eager",)})
+    worker.start()
+    try:
+        assert started.wait(timeout=60)
+        second = press_run(run(), impls=("verl-eager",))
+        assert "Another session is running a benchmark" in texts(second.warning)
+        assert "tm_result" not in second.session_state
+    finally:
+        release.set()
+        worker.join(timeout=120)
+    assert "tm_result" in first.session_state

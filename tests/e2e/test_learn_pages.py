@@ -1,0 +1,113 @@
+"""The Learn pages in Chromium: the tour checks an answer, keeps it across pages and in the link;
+the dynamics page runs a scenario, follows its link and plays its animation. A screenshot each."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from valueloss.simulate import SimConfig, simulate
+from valueloss.tour import STEPS, get_step
+
+from .helpers import TIMEOUT_MS, assert_no_exception, goto, shot, wait_for_text, wait_ready
+
+
+def metric_value(page, label: str):
+    return page.locator("[data-testid=stMetric]").filter(has_text=label).first.locator("[data-testid=stMetricValue]")
+
+
+def fit_viewport(page, cap: int = 3200) -> None:
+    """Grow the window to the page's height so the screenshot shows the whole page, charts redrawn."""
+    height = page.evaluate("document.querySelector('[data-testid=stMain]').scrollHeight")
+    page.set_viewport_size({"width": 1400, "height": int(min(max(height, 1000), cap))})
+    page.evaluate("document.activeElement && document.activeElement.blur()")
+    page.mouse.move(2, 2)
+    wait_ready(page)
+    page.wait_for_timeout(800)  # plotly redraws on resize
+
+
+def open_nav(page, title: str, url_glob: str) -> None:
+    page.locator("[data-testid=stSidebarNav]").get_by_text(title, exact=True).first.click()
+    page.wait_for_url(url_glob, timeout=TIMEOUT_MS)
+    wait_ready(page)
+
+
+@pytest.mark.e2e
+def test_tour_checks_an_answer_and_keeps_it(page, app_url):
+    goto(page, app_url, "tour")
+    assert_no_exception(page)
+    wait_for_text(page, "Answered 0 of 8")
+
+    step = get_step("active-term")
+    right = step.choice(step.expected).label
+    panel = page.locator("[data-testid=stTabPanel]:visible").first  # hidden tabs stay in the DOM
+    panel.locator("[data-testid=stRadio] label").filter(has_text=right).first.click()
+    panel.get_by_role("button", name="Check my answer").click()
+    wait_for_text(page, f"Right: {right}.")
+    wait_for_text(page, "Answered 1 of 8 · 1 right")
+    expect(metric_value(page, "(v − R)²")).to_have_text("81", timeout=TIMEOUT_MS)
+    assert f"t_a1={right}" in page.url  # the answer is in the link
+    assert_no_exception(page)
+    fit_viewport(page)
+    shot(page, "tour")
+    page.set_viewport_size({"width": 1400, "height": 1000})
+
+    # Jump straight to another step: the tab is in the link too.
+    page.get_by_role("tab", name=STEPS[5].tab).click()
+    wait_ready(page)
+    expect(page.get_by_text(STEPS[5].question).first).to_be_visible(timeout=TIMEOUT_MS)
+    assert "t_step=" in page.url
+
+    # Leave for another page and come back: progress survives.
+    open_nav(page, "Critic dynamics", "**/dynamics**")
+    open_nav(page, "Guided tour", "**/tour**")
+    wait_for_text(page, "Answered 1 of 8 · 1 right")
+    assert_no_exception(page)
+
+
+@pytest.mark.e2e
+def test_tour_link_restores_the_answers(page, app_url):
+    step = get_step("sb3-vs-ppo2")
+    label = step.choice(step.expected).label
+    goto(page, app_url, "tour", f"t_step={STEPS[7].tab}&t_a8={label}".replace(" ", "%20"))
+    assert_no_exception(page)
+    wait_for_text(page, f"Right: {label}.")
+    expect(metric_value(page, "SB3 dL/dv")).to_have_text("0", timeout=TIMEOUT_MS)
+
+
+@pytest.mark.e2e
+def test_dynamics_runs_a_scenario_and_plays(page, app_url):
+    goto(page, app_url, "dynamics")
+    assert_no_exception(page)
+    expect(metric_value(page, "rule: gap / eps")).to_have_text("8.0", timeout=TIMEOUT_MS)
+
+    page.locator("[data-testid=stSidebar]").get_by_role("button", name="Shared net").click()
+    wait_for_text(page, "Pushed while frozen")
+    assert "d_critic=shared" in page.url and "d_lr=0.03" in page.url
+    expected = simulate(SimConfig(critic="shared", lr=0.03))
+    expect(metric_value(page, "max move with own gradient 0")).to_have_text(
+        f"{expected.max_moved_while_frozen:.4g}", timeout=TIMEOUT_MS
+    )
+    assert_no_exception(page)
+
+    # Play the animation for a moment: the frame label moves off "start".
+    chart = page.locator("[data-testid=stPlotlyChart]").first
+    chart.get_by_text("▶ Play").click()
+    page.wait_for_timeout(2500)
+    chart.get_by_text("❚❚ Pause").click()
+    label = chart.locator(".slider-container .current-value, text.slider-currentvalue-text").first
+    if label.count():
+        assert "start" not in label.inner_text()
+    fit_viewport(page)
+    shot(page, "dynamics")
+
+
+@pytest.mark.e2e
+def test_dynamics_link_reproduces_the_run(page, app_url):
+    goto(page, app_url, "dynamics", "d_eps=0.25")
+    assert_no_exception(page)
+    expect(metric_value(page, "rule: gap / eps")).to_have_text("16.0", timeout=TIMEOUT_MS)
+    closed = simulate(SimConfig(eps=0.25)).rollouts_to_close
+    expect(metric_value(page, "rollouts to close 90% of the gap")).to_have_text(
+        "—" if closed is None else str(closed), timeout=TIMEOUT_MS
+    )

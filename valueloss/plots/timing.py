@@ -1,0 +1,147 @@
+"""Figures of the Timing page: benchmark rows in, ``go.Figure`` out, colours from ``theme``.
+
+One colour and marker per implementation (the Okabe-Ito palette of ``theme``), one dash per pass
+(solid: forward+backward, dotted: forward). The roofline is the black long-dashed line everywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import plotly.graph_objects as go
+
+from ..theme import COLORS
+
+__all__ = ["IMPL_STYLE", "PASS_DASH", "time_figure", "bandwidth_figure"]
+
+# implementation -> (label, colour, marker symbol, line width)
+IMPL_STYLE = {
+    "verl-eager": ("verl eager", COLORS["unclipped"], "circle", 2),
+    "openrlhf-eager": ("OpenRLHF eager", COLORS["clipped"], "square", 2),
+    "compiled": ("torch.compile", COLORS["v_old"], "diamond", 2),
+    "fused": ("fused", COLORS["R"], "star", 3),
+    "roofline": ("roofline (stream the bytes once)", COLORS["max"], "line-ew-open", 2),
+}
+PASS_DASH = {"forward+backward": "solid", "forward": "dot"}
+_ROOFLINE_DASH = "longdash"
+_MARGIN = dict(l=10, r=10, t=50, b=10)
+# below the plot: up to ten entries would push a legend above it into the title
+_LEGEND = dict(orientation="h", yanchor="top", y=-0.18, xanchor="left", x=0)
+_AXIS = dict(showline=True, linecolor="#bbb", gridcolor="#eee", zeroline=False)
+
+
+def _size(row: dict) -> str:
+    return f"{row['batch']}x{row['length']}"
+
+
+def _series(rows: Iterable[dict]) -> dict[tuple[str, str], list[dict]]:
+    """Rows that ran, grouped by (implementation, pass) and sorted by token count."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for row in rows:
+        if row.get("status") == "ok" and row.get("median_ms"):
+            groups.setdefault((row["impl"], row["pass"]), []).append(row)
+    for series in groups.values():
+        series.sort(key=lambda r: (r["tokens"], r["batch"]))
+    return groups
+
+
+def _order(key: tuple[str, str]) -> tuple[int, int]:
+    impl, pass_ = key
+    impls = list(IMPL_STYLE)
+    return (list(PASS_DASH).index(pass_) if pass_ in PASS_DASH else 9, impls.index(impl) if impl in impls else 9)
+
+
+def _style(impl: str, pass_: str) -> tuple[str, dict, dict]:
+    label, color, symbol, width = IMPL_STYLE.get(impl, (impl, COLORS["neutral"], "circle", 2))
+    dash = _ROOFLINE_DASH if impl == "roofline" and pass_ == "forward+backward" else PASS_DASH.get(pass_, "solid")
+    return f"{label}, {pass_}", dict(color=color, dash=dash, width=width), dict(symbol=symbol, size=9, color=color)
+
+
+def _fmt(value, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _hover(row: dict) -> str:
+    return (
+        f"{IMPL_STYLE.get(row['impl'], (row['impl'],))[0]} · {row['pass']}<br>"
+        f"{_size(row)} = {row['tokens']:,} tokens<br>"
+        f"median {row['median_ms']:.4g} ms (quartiles {row['p25_ms']:.4g}–{row['p75_ms']:.4g})<br>"
+        f"{row['gbps']:.3g} GB/s · {_fmt(row.get('speedup_vs_verl_eager'), '.3g')}× verl eager · "
+        f"{_fmt(None if row.get('roofline_share') is None else 100 * row['roofline_share'], '.0f')} % of roofline"
+    )
+
+
+def _layout(title: str, y_title: str, height: int) -> dict:
+    return dict(
+        title=dict(text=title, x=0, xanchor="left", font=dict(size=15)),
+        height=height,
+        margin=_MARGIN,
+        legend=_LEGEND,
+        plot_bgcolor="white",
+        hovermode="closest",
+        xaxis=dict(title="tokens per batch (B × T)", type="log", dtick="D2", **_AXIS),
+        yaxis=dict(title=y_title, type="log", dtick="D2", **_AXIS),
+    )
+
+
+def time_figure(
+    rows: Sequence[dict], *, title: str = "Time per call against batch size", height: int = 440
+) -> go.Figure:
+    """Median time per call against tokens, log-log; the spread of repeats (quartiles) as error bars."""
+    traces = []
+    for (impl, pass_), series in sorted(_series(rows).items(), key=lambda item: _order(item[0])):
+        name, line, marker = _style(impl, pass_)
+        traces.append(
+            go.Scatter(
+                x=[r["tokens"] for r in series],
+                y=[r["median_ms"] for r in series],
+                error_y=dict(
+                    type="data",
+                    symmetric=False,
+                    array=[r["p75_ms"] - r["median_ms"] for r in series],
+                    arrayminus=[r["median_ms"] - r["p25_ms"] for r in series],
+                    thickness=1,
+                    width=3,
+                    color=line["color"],
+                ),
+                mode="lines+markers",
+                name=name,
+                line=line,
+                marker=marker,
+                hovertext=[_hover(r) for r in series],
+                hoverinfo="text",
+            )
+        )
+    return go.Figure(traces, _layout(title, "median time per call (ms)", height))
+
+
+def bandwidth_figure(
+    rows: Sequence[dict],
+    *,
+    pass_: str = "forward+backward",
+    title: str | None = None,
+    height: int = 480,
+) -> go.Figure:
+    """Achieved GB/s (bytes the loss must move / median time) against tokens, under the measured roofline."""
+    title = title or f"Achieved bandwidth, {pass_} (the roofline streams the same bytes once)"
+    traces = []
+    for (impl, p), series in sorted(_series(rows).items(), key=lambda item: _order(item[0])):
+        if p != pass_:
+            continue
+        name, line, marker = _style(impl, p)
+        if impl == "roofline":
+            line = dict(line, dash=_ROOFLINE_DASH, width=3)
+        traces.append(
+            go.Scatter(
+                x=[r["tokens"] for r in series],
+                y=[r["gbps"] for r in series],
+                mode="lines+markers",
+                name=name,
+                line=line,
+                marker=marker,
+                hovertext=[_hover(r) for r in series],
+                hoverinfo="text",
+            )
+        )
+    layout = _layout(title, "achieved GB/s (log)", height)
+    return go.Figure(traces, layout)
