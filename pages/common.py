@@ -6,10 +6,13 @@ Pages import this module; it holds no arithmetic (that lives in ``valueloss``).
 from __future__ import annotations
 
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import streamlit as st
 
+from valueloss import CONVENTIONS
 from valueloss.batches import PADDING_CHOICES, SYNTHETIC_PARAMS
+from valueloss.explain import CONVENTION_LABELS
 from valueloss.theme import legend_html
 
 # Copies the browser's current address (which already carries every bound widget's value).
@@ -89,3 +92,78 @@ def synthetic_controls(prefix: str) -> dict:
         help="'nan' puts NaN in the padded slots of vpreds (an unmasked critic output): see which modes it poisons.",
     )
     return params
+
+
+# The second axis of a plane (the first is always v) -> (x axis, y axis, the coordinate held fixed).
+AXIS_PAIRS = {"R": ("v", "R", "v_old"), "v_old": ("v", "v_old", "R")}
+MIN_POINTS, MAX_POINTS, DEFAULT_POINTS = 20, 400, 200
+
+
+@dataclass(frozen=True)
+class Plane:
+    pair: str
+    x_axis: str
+    y_axis: str
+    fixed_axis: str
+    fixed: float
+    eps: float
+    half_width: float
+    n: int
+    convention: str
+
+
+def plane_controls(prefix: str, convention_label: str = "Clip convention", convention_help: str | None = None) -> Plane:
+    """The sidebar controls of a (v, R) or (v, v_old) plane, bound to the URL as ``<prefix><name>``.
+
+    Shared by the Surfaces and Gradients pages so both read a plane the same way.
+    """
+    st.subheader("Plane")
+    pair = st.radio(
+        "Second axis (the first is v)",
+        list(AXIS_PAIRS),
+        captions=["v_old held fixed", "R held fixed"],
+        key=prefix + "axes",
+        bind="query-params",
+        horizontal=True,
+    )
+    x_axis, y_axis, fixed_axis = AXIS_PAIRS[pair]
+    fixed = st.slider(
+        f"{fixed_axis}, held fixed",
+        -10.0,
+        10.0,
+        0.0,
+        0.05,
+        key=prefix + "fixed",
+        bind="query-params",
+        help="The third coordinate; both axes are centred on it.",
+    )
+    eps = st.slider("ε: clip range", 0.0, 2.0, 0.2, 0.01, key=prefix + "eps", bind="query-params")
+    half_width = st.slider(
+        "Half-width of each axis",
+        0.5,
+        10.0,
+        1.5,
+        0.5,
+        key=prefix + "span",
+        bind="query-params",
+        help="Each axis runs from the fixed value minus this to the fixed value plus this.",
+    )
+    n = st.slider(
+        "Resolution (points per axis)",
+        MIN_POINTS,
+        MAX_POINTS,
+        DEFAULT_POINTS,
+        10,
+        key=prefix + "n",
+        bind="query-params",
+        help=f"At most {MAX_POINTS}: a finer grid only costs time, the regions are bounded by straight lines.",
+    )
+    convention = st.radio(
+        convention_label,
+        CONVENTIONS,
+        captions=[CONVENTION_LABELS[c] for c in CONVENTIONS],
+        key=prefix + "conv",
+        bind="query-params",
+        help=convention_help,
+    )
+    return Plane(pair, x_axis, y_axis, fixed_axis, fixed, eps, half_width, n, convention)

@@ -6,15 +6,11 @@ import numpy as np
 import streamlit as st
 import torch
 
-from pages.common import page_setup, share_link, shows_errors
-from valueloss import CONVENTIONS, DIALECTS, REGION_ZERO_GRAD, axis_values, evaluate_grid
+from pages.common import AXIS_PAIRS, MIN_POINTS, page_setup, plane_controls, share_link, shows_errors
+from valueloss import DIALECTS, REGION_ZERO_GRAD, axis_values, evaluate_grid
 from valueloss.dialect_grads import TIE_CASES, dialect_token_grad, tie_table
-from valueloss.explain import CONVENTION_LABELS
 from valueloss.plots.token import band_edge_lines, dialect_gradients_figure, gradient_map_figure
 
-AXIS_PAIRS = {"R": ("v", "R", "v_old"), "v_old": ("v", "v_old", "R")}  # second axis -> (x, y, fixed)
-FIXED_LABELS = {"v_old": "v_old, held fixed", "R": "R, held fixed"}
-MIN_POINTS, MAX_POINTS, DEFAULT_POINTS = 20, 400, 200
 DIALECT_TITLES = {
     "verl": "verl / PPO2: ½·max[(v−R)², (clip(v)−R)²]",
     "openrlhf": "OpenRLHF: ½·max[…], delta clip",
@@ -63,30 +59,13 @@ page_setup(
 share_link()
 
 with st.sidebar:
-    st.subheader("Plane")
-    pair = st.radio(
-        "Second axis (the first is v)",
-        list(AXIS_PAIRS),
-        captions=["v_old held fixed", "R held fixed"],
-        key="g_axes",
-        bind="query-params",
-        horizontal=True,
-    )
-    x_axis, y_axis, fixed_axis = AXIS_PAIRS[pair]
-    fixed = st.slider(FIXED_LABELS[fixed_axis], -10.0, 10.0, 0.0, 0.05, key="g_fixed", bind="query-params")
-    eps = st.slider("ε: clip range", 0.0, 2.0, 0.2, 0.01, key="g_eps", bind="query-params")
-    half_width = st.slider("Half-width of each axis", 0.5, 10.0, 1.5, 0.5, key="g_span", bind="query-params")
-    n = st.slider(
-        "Resolution (points per axis)", MIN_POINTS, MAX_POINTS, DEFAULT_POINTS, 10, key="g_n", bind="query-params"
-    )
-    convention = st.radio(
+    p = plane_controls(
+        "g_",
         "Clip convention (max form)",
-        CONVENTIONS,
-        captions=[CONVENTION_LABELS[c] for c in CONVENTIONS],
-        key="g_conv",
-        bind="query-params",
-        help="The three conventions give the same gradient everywhere except at exact ties (see the tie inspector).",
+        "The three conventions give the same gradient everywhere except at exact ties (see the tie inspector).",
     )
+    pair, x_axis, y_axis, fixed_axis = p.pair, p.x_axis, p.y_axis, p.fixed_axis
+    fixed, eps, half_width, n, convention = p.fixed, p.eps, p.half_width, p.n, p.convention
 
 st.subheader("The gradient of max(L_unclip, L_clip)")
 with shows_errors("Could not evaluate the gradient on this plane"):

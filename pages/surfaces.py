@@ -5,23 +5,16 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from pages.common import page_setup, share_link, shows_errors
-from valueloss import CONVENTIONS, axis_values, evaluate_grid
-from valueloss.explain import CONVENTION_LABELS
+from pages.common import AXIS_PAIRS, page_setup, plane_controls, share_link, shows_errors
+from valueloss import axis_values, evaluate_grid
 from valueloss.plots.token import SURFACE_TERMS, band_edge_lines, surface_3d_figure, surface_heatmaps_figure
 
-AXIS_PAIRS = {  # the second axis (the first is always v): x axis, y axis, the coordinate held fixed
-    "R": ("v", "R", "v_old"),
-    "v_old": ("v", "v_old", "R"),
-}
-FIXED_LABELS = {"v_old": "v_old, held fixed", "R": "R, held fixed"}
 TERM_CHOICES = {
     "max": "loss_max",
     "max − unclipped": "pessimism",
     "unclipped": "loss_unclipped",
     "clipped": "loss_clipped",
 }
-MIN_POINTS, MAX_POINTS, DEFAULT_POINTS = 20, 400, 200
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -49,54 +42,9 @@ page_setup(
 share_link()
 
 with st.sidebar:
-    st.subheader("Plane")
-    pair = st.radio(
-        "Second axis (the first is v)",
-        list(AXIS_PAIRS),
-        captions=["v_old held fixed", "R held fixed"],
-        key="s_axes",
-        bind="query-params",
-        horizontal=True,
-    )
-    x_axis, y_axis, fixed_axis = AXIS_PAIRS[pair]
-    fixed = st.slider(
-        FIXED_LABELS[fixed_axis],
-        -10.0,
-        10.0,
-        0.0,
-        0.05,
-        key="s_fixed",
-        bind="query-params",
-        help="The third coordinate; both axes are centred on it.",
-    )
-    eps = st.slider("ε: clip range", 0.0, 2.0, 0.2, 0.01, key="s_eps", bind="query-params")
-    half_width = st.slider(
-        "Half-width of each axis",
-        0.5,
-        10.0,
-        1.5,
-        0.5,
-        key="s_span",
-        bind="query-params",
-        help="Each axis runs from the fixed value minus this to the fixed value plus this.",
-    )
-    n = st.slider(
-        "Resolution (points per axis)",
-        MIN_POINTS,
-        MAX_POINTS,
-        DEFAULT_POINTS,
-        10,
-        key="s_n",
-        bind="query-params",
-        help=f"At most {MAX_POINTS}: a finer grid only costs time, the regions are bounded by straight lines.",
-    )
-    convention = st.radio(
-        "Clip convention",
-        CONVENTIONS,
-        captions=[CONVENTION_LABELS[c] for c in CONVENTIONS],
-        key="s_conv",
-        bind="query-params",
-    )
+    p = plane_controls("s_")
+    pair, x_axis, y_axis, fixed_axis = p.pair, p.x_axis, p.y_axis, p.fixed_axis
+    fixed, eps, half_width, n, convention = p.fixed, p.eps, p.half_width, p.n, p.convention
 
 with shows_errors("Could not evaluate this plane"):
     s = surfaces(pair, fixed, eps, half_width, n, convention)
