@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-TIMEOUT_MS = 60_000
+TIMEOUT_MS = 120_000  # generous: a 2-core CI box runs the server, the browser and pytest at once
 
 
 def wait_ready(page, timeout: int = TIMEOUT_MS) -> None:
@@ -39,13 +39,19 @@ def wait_for_text(page, text: str, timeout: int = TIMEOUT_MS) -> None:
 
 
 def nudge_slider(page, label: str, steps: int) -> None:
-    """Move the slider whose label contains ``label`` by ``steps`` keyboard steps (negative: left)."""
+    """Move the slider whose label contains ``label`` by exactly ``steps`` keyboard steps (negative: left).
+
+    Each key press is confirmed on the slider itself before the next, so the final value does not
+    depend on how fast the browser and the server answer.
+    """
     slider = page.locator("[data-testid=stSlider]").filter(has_text=label).first.locator("input[type=range]").first
     slider.focus()
     key = "ArrowRight" if steps > 0 else "ArrowLeft"
     for _ in range(abs(steps)):
+        before = slider.input_value()
         page.keyboard.press(key)
-    # Streamlit sends the new value when the thumb is released; blur commits keyboard moves.
+        page.wait_for_function("([el, v]) => el.value !== v", arg=[slider.element_handle(), before], timeout=TIMEOUT_MS)
+    # Blur commits the keyboard moves; then wait for the rerun they triggered.
     page.keyboard.press("Tab")
     wait_ready(page)
 
