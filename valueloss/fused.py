@@ -36,12 +36,23 @@ elements, and the last few elements of a row), so where ``v`` is a zero of the o
 ``v_old + eps`` the *sign of a zero gradient* can differ from eager there. The fused pass always
 follows the vectorised rule. The values are equal (``-0.0 == 0.0``).
 
+Small CPU batches (float32 / float64, up to ``SMALL_TOKENS`` tokens) run the same pass as a plain C
+loop instead (``valueloss._cpass``, built once with the system C compiler and called through ctypes):
+inductor's Python wrapper costs ~20 us per call there, more than the work. The loop performs the
+same operations in the same float type, so ``u`` and the counts are the same bits (tested against the
+compiled pass and autograd). A default token-mode call on such a batch also skips the general
+argument handling (``_small_token_loss``); its backward scales ``u`` in C, since torch's first
+operation inside a backward costs ~10 us more than the loop.
+
 Where compilation fails the same pass runs in eager torch (a one-time warning); set
 ``VALUELOSS_FUSED_BACKEND=eager`` or pass ``backend="eager"`` to force it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import math
 import os
 import threading
 import time
@@ -50,13 +61,18 @@ import warnings
 import numpy as np
 import torch
 
+from . import _cpass
 from . import _validate as check
 from .losses import compute_value_loss
 
 __all__ = ["fused_value_loss", "fused_backend_report", "BACKENDS"]
 
-BACKENDS = ("auto", "compiled", "eager")
+BACKENDS = ("auto", "compiled", "c", "eager")
 _BACKEND_ENV = "VALUELOSS_FUSED_BACKEND"
+# Up to this many tokens, "auto" runs the pass as the plain C loop of valueloss._cpass on CPU: below
+# it inductor's ~20 us Python wrapper costs more than the loop's single thread loses (measured crossover:
+# ~5k float32 and ~8k float64 tokens on a 2-core machine).
+SMALL_TOKENS = 4096
 
 # Dtypes whose products W * u round exactly like autograd's chain inside the ranges below.
 _FAST_DTYPES = (torch.float32, torch.float64, torch.bfloat16)
@@ -190,7 +206,7 @@ def _resolve_backend(backend: str) -> str:
         if env not in BACKENDS:
             raise ValueError(f"{_BACKEND_ENV} must be one of {', '.join(BACKENDS)}, got {env!r}")
         backend = env
-    return "compiled" if backend == "auto" else backend
+    return backend
 
 
 def _eps_tensor(eps: float, v: torch.Tensor) -> torch.Tensor:
@@ -231,6 +247,17 @@ def _compile(kind: str, args: tuple):
     return torch._inductor.compile(graph, fake, options=options)
 
 
+def _runs_c_loop(kind: str, backend: str, v: torch.Tensor) -> bool:
+    """Whether pass ``kind`` runs as the C loop: small CPU float32 / float64 batches under "auto",
+    every one under "c", where a C compiler built it (the exact backward pass is never the loop)."""
+    return (
+        kind != "exact"
+        and (backend == "c" or (backend == "auto" and v.numel() <= SMALL_TOKENS))
+        and _cpass.supports(v)
+        and _cpass.library() is not None
+    )
+
+
 def _run_pass(kind: str, backend: str, *args):
     """Run a pass compiled (cached per pass, dtype, device and thread count) or eagerly.
 
@@ -242,6 +269,9 @@ def _run_pass(kind: str, backend: str, *args):
     if backend == "eager":
         return fn(*args)
     v = args[0]
+    if _runs_c_loop(kind, backend, v):
+        v, returns, values, mask = (a.contiguous() for a in args[:4])
+        return _cpass.run_pass(kind, v, returns, values, mask, args[-1])
     key = (kind, v.dtype, v.device, torch.get_num_threads())
     tensors = (*(a.contiguous() for a in args[:-1]), _eps_tensor(args[-1], v))  # compiled for dense inputs
     compiled = _compiled.get(key)
@@ -272,11 +302,15 @@ def _run_pass(kind: str, backend: str, *args):
 
 
 def fused_backend_report() -> list[dict]:
-    """What each compiled pass did so far: ``state`` (ready / eager) and compile seconds."""
+    """What each compiled pass did so far: ``state`` (ready / eager) and compile seconds; then the C
+    loop for small CPU batches (pass ``c-loop``, state ready / unavailable) once it was needed."""
     rows = []
     for (kind, dtype, device, threads), info in sorted(_report.items(), key=str):
         rows.append({"pass": kind, "dtype": str(dtype).removeprefix("torch."), "device": str(device),
                      "threads": threads, **info})  # fmt: skip
+    loop = _cpass.status()
+    if loop["state"] != "not built":
+        rows.append({"pass": "c-loop", "dtype": "float32, float64", "device": "cpu", "threads": 1, **loop})
     return rows
 
 
@@ -285,7 +319,7 @@ class _State:
 
     __slots__ = (
         "u", "care", "tokens", "v", "v2", "r2", "o2", "m2", "backend", "eps", "token_mode", "rows_shape",
-        "sum_dtype", "divisor", "dp_size", "scalars",
+        "sum_dtype", "divisor", "dp_size", "scalars", "small",
     )  # fmt: skip
 
 
@@ -309,8 +343,10 @@ class _TokenLoss(torch.autograd.Function):
         state = ctx.state
         if state.scalars is not None:  # IEEE float32 / float64 arithmetic, operation for operation
             loss_type, divisor, sum_type = state.scalars
-            with np.errstate(all="ignore"):  # 0/0 is NaN, as in torch
-                grad = loss_type(loss_type(grad_loss.item()) * loss_type(0.5)) * loss_type(state.dp_size)
+            upstream = grad_loss.item()
+            quiet = abs(upstream) < 1e30 and state.dp_size == 1 and (divisor is None or divisor > 0)
+            with _NO_WARNINGS if quiet else np.errstate(all="ignore"):
+                grad = loss_type(loss_type(upstream) * loss_type(0.5)) * loss_type(state.dp_size)
                 if divisor is not None:
                     grad = grad / loss_type(divisor)
             return _scaled_grad_scalar(state, sum_type(grad)), None, None
@@ -372,7 +408,10 @@ def _scaled_grad_scalar(state: _State, grad_sum) -> torch.Tensor:
             w = weight.item()
         if _W_MIN <= w <= _W_MAX:
             state.u = None  # consumed by the in-place scale
-            u.mul_(weight)
+            if state.small:
+                _cpass.scale(u, w)
+            else:
+                u.mul_(weight)
             return u if u.shape == v.shape else u.view(v.shape)
     return _exact_grad(state, torch.tensor(float(grad_sum), dtype=state.sum_dtype, device=v.device))
 
@@ -446,6 +485,7 @@ def _mask_for_pass(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 
 
 _NP_TYPES = {torch.float32: np.float32, torch.float64: np.float64}
+_NO_WARNINGS = contextlib.nullcontext()
 
 
 def _scalar_types(vpreds, sum_dtype, count_dtype, clip_dtype, batch_num_tokens):
@@ -468,41 +508,103 @@ def _scalar_types(vpreds, sum_dtype, count_dtype, clip_dtype, batch_num_tokens):
     return sum_dtype, count_dtype, clip_dtype
 
 
+@functools.lru_cache(maxsize=64)
+def _tail_types(sum_dtype, count_dtype, clip_dtype, mode, divide_by_count):
+    """numpy types of verl's token-mode tail (see ``_scalar_types``): the sum's, the count's, the
+    clipped count's, the clip fraction's and the loss's, and whether the divisor is the count as a float."""
+    count_is_float = count_dtype in _NP_TYPES
+    # mask.sum() + 1e-8: int64 + float -> float32 (default dtype); a float count stays in its dtype
+    count_type = _NP_TYPES[count_dtype] if count_is_float else np.float32
+    clip_type = _NP_TYPES[torch.promote_types(clip_dtype, count_dtype if count_is_float else torch.float32)]
+    loss_dtype = sum_dtype
+    if mode == "token-mean" and divide_by_count:  # S / mask.sum(): both 0-d, so their promoted dtype
+        loss_dtype = torch.promote_types(sum_dtype, count_dtype)
+    return _NP_TYPES[sum_dtype], count_type, _NP_TYPES[clip_dtype], clip_type, _NP_TYPES[loss_dtype], count_is_float
+
+
 def _token_tail_scalars(scalars, s_total, n_clipped, n_tokens, mode, batch_num_tokens, dp_size, vpreds, state):
     """verl's token-mode tail and clip fraction on numpy scalars (see ``_scalar_types``)."""
-    sum_dtype, count_dtype, clip_dtype = scalars
-    sum_type = _NP_TYPES[sum_dtype]
+    by_count = batch_num_tokens is None
+    sum_type, count_type, clipped_type, clip_type, loss_type, count_is_float = _tail_types(*scalars, mode, by_count)
     total = sum_type(s_total)
-    # mask.sum() + 1e-8: int64 + float -> float32 (default dtype); a float count stays in its dtype
-    count_type = _NP_TYPES.get(count_dtype, np.float32)
     count = count_type(n_tokens)
-    clip_type = _NP_TYPES[torch.promote_types(clip_dtype, count_dtype if count_dtype in _NP_TYPES else torch.float32)]
     divisor = None
-    if mode == "token-mean":
-        if batch_num_tokens is None:  # S / mask.sum(): both 0-d, so the division runs in their promoted dtype
-            loss_dtype = torch.promote_types(sum_dtype, count_dtype)
-            divisor = count if count_dtype in _NP_TYPES else n_tokens
-        else:  # S / python number: in S's dtype
-            loss_dtype, divisor = sum_dtype, batch_num_tokens
-        loss_type = _NP_TYPES[loss_dtype]
-    else:
-        loss_dtype, loss_type = sum_dtype, sum_type
-    with np.errstate(all="ignore"):  # an all-masked batch gives 0/0 = NaN, as in torch
-        clipfrac = clip_type(_NP_TYPES[clip_dtype](n_clipped)) / clip_type(count + count_type(1e-8))
+    if mode == "token-mean":  # S / mask.sum() (a float count as counted, an integer one exactly) or S / number
+        divisor = (count if count_is_float else n_tokens) if by_count else batch_num_tokens
+    # numpy warns where torch is silent: an all-masked batch (0/0 = NaN), an overflow to inf
+    quiet = n_tokens > 0 and dp_size == 1 and batch_num_tokens is None
+    with _NO_WARNINGS if quiet else np.errstate(all="ignore"):
+        clipfrac = clip_type(clipped_type(n_clipped)) / clip_type(count + count_type(1e-8))
         if divisor is None:
             loss = loss_type(0.5) * (total * loss_type(dp_size))
         else:
             loss = loss_type(0.5) * (loss_type(loss_type(total) / loss_type(divisor)) * loss_type(dp_size))
-    vf_loss = torch.tensor(float(loss), dtype=loss_dtype)
-    vf_clipfrac = torch.tensor(float(clipfrac), dtype=_torch_dtype(clip_type))
+    # 0-d tensors of the numpy scalars' own dtypes (loss_dtype, the clip fraction's), made cheaply
+    vf_loss = torch.from_numpy(np.array(loss))
+    vf_clipfrac = torch.from_numpy(np.array(clipfrac))
     if state is not None:
         state.scalars = (loss_type, divisor, sum_type)
         vf_loss = _TokenLoss.apply(vpreds, vf_loss, state)
     return vf_loss, vf_clipfrac
 
 
-def _torch_dtype(np_type):
-    return torch.float32 if np_type is np.float32 else torch.float64
+_TOKEN_MODES = ("token-mean", "token-sum")
+_SMALL_MASKS = (torch.bool, torch.uint8, torch.int32, torch.int64)
+
+
+def _small_token_loss(vpreds, returns, values, mask, eps, mode, dp_size):
+    """token-mean / token-sum of a small dense CPU float32 / float64 batch (the default call in a
+    training step) in as few Python steps as possible: at 8 x 128 a forward+backward costs little more
+    than a bare autograd.Function. Every check it makes is cheap; a call that fails one returns None
+    and takes the general path, which validates in full and gives the errors."""
+    dtype = vpreds.dtype
+    if not (
+        type(eps) is float
+        and 0.0 <= eps < math.inf  # NaN fails too
+        and dp_size == 1
+        and type(dp_size) is int
+        and dtype in _NP_TYPES
+        and returns.dtype == dtype
+        and values.dtype == dtype
+        and (mask.dtype == dtype or mask.dtype in _SMALL_MASKS)
+        and vpreds.dim() == 2
+        and 0 < vpreds.numel() <= SMALL_TOKENS
+        and vpreds.shape == returns.shape == values.shape == mask.shape
+        and vpreds.is_cpu
+        and returns.is_cpu
+        and values.is_cpu
+        and mask.is_cpu
+        and vpreds.is_contiguous()
+        and returns.is_contiguous()
+        and values.is_contiguous()
+        and mask.is_contiguous()
+    ):
+        return None
+    grad_mode = torch.is_grad_enabled()
+    if (grad_mode and (returns.requires_grad or values.requires_grad)) or os.environ.get(_BACKEND_ENV):
+        return None  # verl's own graph differentiates those; an environment backend choice applies
+    want_grad = grad_mode and vpreds.requires_grad
+    if mask.dtype == dtype:  # (sum, count, clip fraction) dtypes, as in _scalar_types
+        scalars = (dtype, dtype, dtype)
+    elif torch.get_default_dtype() == torch.float32:  # int64 count + 1e-8 is float32 then
+        scalars = (dtype, torch.int64, torch.float32)
+    else:
+        return None
+    if _cpass.library() is None:
+        return None
+    v2 = vpreds.detach()
+    m2 = mask if mask.dtype == dtype else mask.to(dtype)
+    stats, u = _cpass.run_pass("tokens", v2, returns, values, m2, eps)
+    s_total, n_clipped, n_tokens, n_care, n_bad = stats.tolist()
+    if n_bad:
+        check.mask_tensor("response_mask", mask)  # raises the same error as compute_value_loss
+    state = None
+    if want_grad:
+        state = _State()
+        state.u, state.care, state.small, state.backend, state.eps = u, n_care, True, "auto", eps
+        state.v, state.v2, state.r2, state.o2, state.m2 = vpreds, v2, returns, values, m2
+        state.token_mode, state.sum_dtype, state.dp_size = True, dtype, dp_size
+    return _token_tail_scalars(scalars, s_total, n_clipped, n_tokens, mode, None, dp_size, vpreds, state)
 
 
 def fused_value_loss(
@@ -527,12 +629,28 @@ def fused_value_loss(
     docstring for the rare cases that take the exact slow path). ``vf_loss`` equals verl's up to the
     order of the float sums; ``vf_clipfrac`` is identical.
 
-    ``backend``: ``"auto"`` (compiled unless ``VALUELOSS_FUSED_BACKEND`` says otherwise; falls back to
-    eager with a one-time warning where compilation fails), ``"compiled"`` or ``"eager"``.
+    ``backend``: ``"auto"`` (the C loop for CPU float32 / float64 batches up to ``SMALL_TOKENS`` tokens,
+    inductor's compiled pass otherwise, unless ``VALUELOSS_FUSED_BACKEND`` says otherwise; falls back to
+    eager with a one-time warning where compilation fails), ``"compiled"`` (inductor's pass always),
+    ``"c"`` (the C loop for every CPU float32 / float64 batch, inductor's pass elsewhere) or ``"eager"``.
     Inputs other than ``vpreds`` that require grad, ``returns`` / ``values`` of another dtype than
     ``vpreds``, or a clip range given as a tensor with dimensions are handed to
     :func:`compute_value_loss` unchanged (its dtype promotion applies there).
     """
+    if (
+        backend == "auto"
+        and loss_agg_mode in _TOKEN_MODES
+        and batch_num_tokens is None
+        and global_batch_size is None
+        and loss_scale_factor is None
+        and isinstance(vpreds, torch.Tensor)
+        and isinstance(returns, torch.Tensor)
+        and isinstance(values, torch.Tensor)
+        and isinstance(response_mask, torch.Tensor)
+    ):
+        result = _small_token_loss(vpreds, returns, values, response_mask, cliprange_value, loss_agg_mode, dp_size)
+        if result is not None:
+            return result
     _check_inputs(vpreds, returns, values, response_mask)
     check.clip_range("cliprange_value", cliprange_value)
     _check_agg(loss_agg_mode, dp_size, batch_num_tokens, global_batch_size, loss_scale_factor)
@@ -591,6 +709,7 @@ def fused_value_loss(
         state.v, state.v2, state.r2, state.o2, state.m2 = vpreds, v2, r2, o2, m2
         state.backend, state.eps, state.token_mode, state.rows_shape = backend, eps, token_mode, rows_shape
         state.sum_dtype, state.dp_size, state.scalars = sum_dtype, dp_size, None
+        state.small = v2.numel() <= SMALL_TOKENS and _runs_c_loop("tokens", backend, v2)  # scale u in C too
 
     if token_mode:
         scalars = _scalar_types(vpreds, sum_dtype, count_dtype, clip_dtype, batch_num_tokens)
