@@ -15,6 +15,7 @@ import streamlit as st
 
 from pages.common import page_setup, share_link, shows_errors
 from valueloss import bench
+from valueloss.fused import SMALL_TOKENS
 from valueloss.plots.timing import bandwidth_figure, time_figure
 
 RECORDED_DIR = Path(__file__).resolve().parents[1] / "docs" / "benchmarks"
@@ -81,7 +82,10 @@ def show_result(result: bench.BenchResult, *, live: bool, key: str) -> None:
     st.plotly_chart(bandwidth_figure(ok), width="stretch", key=f"{key}_bw")
     st.markdown(
         "**What to notice.** At small sizes every implementation is Python and launch overhead, so the "
-        "lines are flat. At large sizes the eager formulas run dozens of full-size kernels (and on CPU fault "
+        "lines are flat, and the roofline kernel (itself a compiled call) measures its own call overhead: a "
+        "share above 100 % there means the fused call costs less than that (on CPU, batches up to "
+        f"{SMALL_TOKENS:,} tokens run the pass as a plain C loop and skip the compiled call). At large sizes "
+        "the eager formulas run dozens of full-size kernels (and on CPU fault "
         "fresh pages in for their intermediates), so they fall far below the roofline; the fused pass reads "
         "the inputs once and writes the gradient once."
     )

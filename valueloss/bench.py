@@ -8,7 +8,8 @@ a ratio to verl's eager formula and a share of that roofline.
 - ``verl-eager``: :func:`valueloss.compute_value_loss` (verl's formula, eager, with our input checks).
 - ``openrlhf-eager``: :class:`valueloss.ValueLoss` (OpenRLHF's module, eager).
 - ``compiled``: ``torch.compile`` of verl's formula (what a user gets by wrapping it).
-- ``fused``: :func:`valueloss.fused_value_loss` (one pass, exact gradient).
+- ``fused``: :func:`valueloss.fused_value_loss` (one pass, exact gradient; on CPU, batches up to
+  ``valueloss.fused.SMALL_TOKENS`` tokens run that pass as a C loop).
 
 Method: inputs are allocated once per size (``v``, ``v_old``, ``R`` random normal, a 0/1 mask in the
 values' dtype with 20 % padding); every call allocates its own outputs, as in training. Each
@@ -20,7 +21,8 @@ per call. The gradient is taken with ``torch.autograd.grad`` (no accumulation in
 
 Bytes per token: forward reads ``v``, ``v_old``, ``R`` and the mask; forward+backward also writes the
 gradient (20 bytes per float32 token). The roofline kernel reads four tensors of the same size and
-(for forward+backward) writes one, compiled into a single loop.
+(for forward+backward) writes one, compiled into a single loop. At small sizes its time is the compiled
+call's overhead, not bandwidth, so a share of the roofline above 100 % is possible there.
 """
 
 from __future__ import annotations
