@@ -180,17 +180,54 @@ def compute_value_loss(
 
 
 def _openrlhf_masked_mean(x: torch.Tensor, mask: torch.Tensor | None, dim=None) -> torch.Tensor:
+    """OpenRLHF's ``masked_mean``: ``sum(x * m) / sum(m)`` (no epsilon; ``x.mean()`` without a mask)."""
     if mask is None:
         return x.mean() if dim is None else x.mean(dim=dim)
     return (x * mask).sum(dim=dim) / mask.sum(dim=dim)
 
 
+def _openrlhf_aggregate(loss, mask, token_level_loss, dp_size, batch_num_tokens, global_batch_size):
+    """OpenRLHF 0.11's ``aggregate_loss`` in its operation order.
+
+    Token level: ``sum(L*m) / sum(m)``, or ``sum(L*m) / batch_num_tokens * dp_size`` with the global count.
+    Sequence level: row means ``sum(L*m) / (n_i + 1e-8)``, then a mean over the rows with ``n_i > 0``
+    taken with a **float32** row mask, ``sum(row * seq_mask) / sum(seq_mask)`` (or ``/ global_batch_size
+    * dp_size``). That float32 mask promotes bfloat16 row means to float32, so a bf16 batch gives a
+    float32 loss there, exactly as the library does.
+
+    Without a mask every token is real. OpenRLHF itself accepts no mask only in the token mode without
+    counts (``loss.mean()``, reproduced here); the other no-mask cases raise there, and here are the
+    same formulas with a mask of ones.
+    """
+    if token_level_loss:
+        if batch_num_tokens is None:
+            return _openrlhf_masked_mean(loss, mask)
+        total = loss.sum() if mask is None else (loss * mask).sum()
+        return total / batch_num_tokens * dp_size
+    if mask is None:
+        seq_loss = loss.mean(dim=-1)
+        seq_mask = torch.ones(seq_loss.shape, dtype=torch.float32, device=loss.device)
+    else:
+        token_counts = mask.sum(dim=-1)
+        seq_loss = (loss * mask).sum(dim=-1) / (token_counts + 1e-8)
+        seq_mask = (token_counts > 0).float()  # rows without tokens are left out
+    if global_batch_size is None:
+        return _openrlhf_masked_mean(seq_loss, seq_mask)
+    return (seq_loss * seq_mask).sum() / global_batch_size * dp_size
+
+
 class ValueLoss(nn.Module):
-    """OpenRLHF's ``ValueLoss``: delta clip convention, ``0.5 *`` the masked mean of the max.
+    """OpenRLHF's ``ValueLoss`` (v0.11): delta clip convention, ``0.5 *`` the aggregated max.
 
     ``clip_eps=None`` turns clipping off (plain squared error). ``token_level_loss=True`` averages over
     all real tokens (``sum(L*m) / sum(m)``); ``False`` averages each row first
     (``sum(L*m) / (n_i + 1e-8)``) and then the rows that hold at least one token.
+
+    ``forward(values, old_values, returns, action_mask=None, dp_size=1, batch_num_tokens=None,
+    global_batch_size=None)`` has OpenRLHF 0.11's signature. With the global counts (what its trainer
+    passes: the tokens, resp. non-empty sequences, of the whole step over every data-parallel rank) the
+    loss is ``sum / count * dp_size``, so that DDP's gradient averaging yields the global mean. Where
+    OpenRLHF silently ignores ``dp_size > 1`` (no count given) this raises a ``ValueError`` instead.
     """
 
     def __init__(self, clip_eps: float | None = None, token_level_loss: bool = True) -> None:
@@ -204,6 +241,9 @@ class ValueLoss(nn.Module):
         old_values: torch.Tensor,
         returns: torch.Tensor,
         action_mask: torch.Tensor | None = None,
+        dp_size: int = 1,
+        batch_num_tokens=None,
+        global_batch_size=None,
     ) -> torch.Tensor:
         check.float_tensor("values", values)
         check.float_tensor("old_values", old_values)
@@ -214,6 +254,15 @@ class ValueLoss(nn.Module):
             check.mask_tensor("action_mask", action_mask)
             others["action_mask"] = action_mask
         check.same_shape("values", values, **others)
+        if isinstance(dp_size, bool) or not isinstance(dp_size, int) or dp_size < 1:
+            raise ValueError(f"dp_size must be an integer >= 1, got {dp_size!r}")
+        check.positive_count("batch_num_tokens", batch_num_tokens)
+        check.positive_count("global_batch_size", global_batch_size)
+        if dp_size > 1:
+            needed = "batch_num_tokens" if self.token_level_loss else "global_batch_size"
+            if (batch_num_tokens if self.token_level_loss else global_batch_size) is None:
+                what = "tokens" if self.token_level_loss else "non-empty sequences"
+                raise ValueError(f"{needed} (the global number of {what}) is required when dp_size > 1")
 
         if self.clip_eps is not None:
             values_clipped = clip_delta(values, old_values, self.clip_eps)
@@ -223,12 +272,7 @@ class ValueLoss(nn.Module):
         else:
             loss = (values - returns) ** 2
 
-        if self.token_level_loss:
-            loss = _openrlhf_masked_mean(loss, action_mask)
-        elif action_mask is None:
-            loss = loss.mean(dim=-1).mean()
-        else:
-            row_tokens = action_mask.sum(dim=-1)
-            row_means = (loss * action_mask).sum(dim=-1) / (row_tokens + 1e-8)
-            loss = row_means[row_tokens > 0].mean()
+        loss = _openrlhf_aggregate(
+            loss, action_mask, self.token_level_loss, dp_size, batch_num_tokens, global_batch_size
+        )
         return 0.5 * loss
