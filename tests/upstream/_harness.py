@@ -113,9 +113,7 @@ def load_functions(path: Path, names: list[str], namespace: dict) -> dict:
     """
     tree = ast.parse(path.read_text(), filename=str(path))
     found = {
-        node.name: node
-        for node in tree.body
-        if isinstance(node, ast.FunctionDef | ast.ClassDef) and node.name in names
+        node.name: node for node in tree.body if isinstance(node, ast.FunctionDef | ast.ClassDef) and node.name in names
     }
     missing = sorted(set(names) - set(found))
     if missing:

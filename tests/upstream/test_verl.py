@@ -32,13 +32,15 @@ def verl(upstream_site):
         root / "utils" / "torch_functional.py", ["clip_by_value", "masked_sum", "masked_mean"], {"torch": torch}
     )
     namespace = {"torch": torch, "Optional": Optional, "verl_F": as_module("verl_F", functional)}
-    return as_module("core_algos", load_functions(root / "trainer/ppo/core_algos.py", ["agg_loss", "compute_value_loss"], namespace))
+    return as_module(
+        "core_algos", load_functions(root / "trainer/ppo/core_algos.py", ["agg_loss", "compute_value_loss"], namespace)
+    )
 
 
 def test_the_pinned_release_is_loaded(upstream_site):
     meta = upstream_site / f"verl-{version_of('verl')}.dist-info"
     assert meta.is_dir(), f"expected verl {version_of('verl')} under {upstream_site}"
-    assert MODES == tuple(vl.AGG_MODES)
+    assert tuple(vl.AGG_MODES) == MODES
 
 
 def _global_args(gen, batch, mode, dp_size):
@@ -62,7 +64,9 @@ def check_verl(verl, batch, mode, kwargs):
     theirs, theirs_frac = verl.compute_value_loss(
         leaf_theirs, batch.returns, batch.values, batch.mask, batch.eps, mode, **kwargs
     )
-    ours, ours_frac = vl.compute_value_loss(leaf_ours, batch.returns, batch.values, batch.mask, batch.eps, mode, **kwargs)
+    ours, ours_frac = vl.compute_value_loss(
+        leaf_ours, batch.returns, batch.values, batch.mask, batch.eps, mode, **kwargs
+    )
     assert_bitwise(ours, theirs, f"vf_loss {mode}")
     assert_bitwise(ours_frac, theirs_frac, f"vf_clipfrac {mode}")
     theirs.backward()
