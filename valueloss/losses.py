@@ -196,21 +196,18 @@ def _openrlhf_aggregate(loss, mask, token_level_loss, dp_size, batch_num_tokens,
     float32 loss there, exactly as the library does.
 
     Without a mask every token is real. OpenRLHF itself accepts no mask only in the token mode without
-    counts (``loss.mean()``, reproduced here); the other no-mask cases raise there, and here are the
-    same formulas with a mask of ones.
+    counts (``loss.mean()``, reproduced here); the other no-mask cases raise there, and here give exactly
+    what an all-True boolean mask gives.
     """
-    if token_level_loss:
-        if batch_num_tokens is None:
-            return _openrlhf_masked_mean(loss, mask)
-        total = loss.sum() if mask is None else (loss * mask).sum()
-        return total / batch_num_tokens * dp_size
+    if token_level_loss and batch_num_tokens is None:
+        return _openrlhf_masked_mean(loss, mask)
     if mask is None:
-        seq_loss = loss.mean(dim=-1)
-        seq_mask = torch.ones(seq_loss.shape, dtype=torch.float32, device=loss.device)
-    else:
-        token_counts = mask.sum(dim=-1)
-        seq_loss = (loss * mask).sum(dim=-1) / (token_counts + 1e-8)
-        seq_mask = (token_counts > 0).float()  # rows without tokens are left out
+        mask = torch.ones(loss.shape, dtype=torch.bool, device=loss.device)
+    if token_level_loss:
+        return (loss * mask).sum() / batch_num_tokens * dp_size
+    token_counts = mask.sum(dim=-1)
+    seq_loss = (loss * mask).sum(dim=-1) / (token_counts + 1e-8)
+    seq_mask = (token_counts > 0).float()  # rows without tokens are left out
     if global_batch_size is None:
         return _openrlhf_masked_mean(seq_loss, seq_mask)
     return (seq_loss * seq_mask).sum() / global_batch_size * dp_size
