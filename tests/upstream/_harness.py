@@ -52,6 +52,28 @@ SUPPORT = (
     "farama-notifications==0.0.6",
 )
 PINS = LIBRARIES + SUPPORT
+# What the pins may put on sys.path. Everything else in the wheels' top level goes (verl ships a top-level
+# ``tests`` package and torchrl ``benchmarks``/``sota-*``/``scripts``; a ``tests`` there would shadow ours).
+IMPORTABLE = frozenset(
+    [
+        "verl",
+        "openrlhf",
+        "torchrl",
+        "tensordict",
+        "stable_baselines3",
+        "rsl_rl",
+        "trl",
+        "pyvers",
+        "hoptorch",
+        "cloudpickle",
+        "orjson",
+        "importlib_metadata",
+        "zipp",
+        "gymnasium",
+        "farama_notifications",
+    ]
+)
+LAYOUT = "pruned-1"  # bump when the folder's layout changes, so old folders are rebuilt
 
 
 def version_of(name: str) -> str:
@@ -59,7 +81,7 @@ def version_of(name: str) -> str:
 
 
 def _key() -> str:
-    text = "\n".join(PINS) + f"\n{sys.version_info.major}.{sys.version_info.minor}\n{sys.platform}"
+    text = "\n".join(PINS) + f"\n{LAYOUT}\n{sys.version_info.major}.{sys.version_info.minor}\n{sys.platform}"
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -92,11 +114,22 @@ def ensure_installed() -> Path:
         shutil.rmtree(staging, ignore_errors=True)
         tail = " | ".join(line for line in proc.stderr.strip().splitlines()[-3:] if line.strip())
         _unavailable(f"`pip install --no-deps {' '.join(LIBRARIES)}` failed: {tail}")
+    _prune(staging)
     (staging / ".pins").write_text("\n".join(PINS))
     if target.exists():  # an incomplete earlier attempt
         shutil.rmtree(target)
     staging.rename(target)
+    for old in UPSTREAM.iterdir():  # folders of earlier pins
+        if old != target and not old.name.startswith("install-"):
+            shutil.rmtree(old, ignore_errors=True)
     return target
+
+
+def _prune(folder: Path) -> None:
+    for entry in folder.iterdir():
+        if entry.name.endswith(".dist-info") or entry.name in IMPORTABLE:
+            continue
+        shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
 
 
 def activate(site: Path) -> None:
