@@ -172,3 +172,54 @@ def test_clip_value_zero_is_off(torchrl):
     assert "value_clip_fraction" not in logged  # the library's side holds; ours below does not yet
     ours, _ = _ours(b, 0.0)
     torch.testing.assert_close(ours.loss, logged["loss_critic"], rtol=1e-6, atol=1e-6)
+
+
+def _all_padding_batch():
+    v = torch.tensor([[0.5, -1.0, 2.0], [0.0, 0.3, 1.0]])
+    return Batch(v, torch.zeros(2, 3), torch.full((2, 3), 0.1), torch.zeros(2, 3, dtype=torch.bool), 0.2)
+
+
+def test_all_padding_batch_logs_zero_in_torchrl(torchrl):
+    """``mask.sum().clamp_min(1)``: a batch without a real token logs ``loss_critic = 0`` and a zero gradient."""
+    b = _all_padding_batch()
+    logged, grad = clip_ppo_loss(b.vpreds, b.returns, b.values, b.bool_mask, 0.2)
+    assert logged["loss_critic"].item() == 0.0 and (grad == 0).all()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="TorchRL 0.14.1 divides by mask.sum().clamp_min(1), so a batch without real tokens logs 0; "
+    "the torchrl dialect divides by the token count, 0/0 = NaN (dialects.py)",
+)
+def test_all_padding_batch_as_logged(torchrl):
+    b = _all_padding_batch()
+    logged, _ = clip_ppo_loss(b.vpreds, b.returns, b.values, b.bool_mask, 0.2)
+    ours = vl.dialect_loss("torchrl", b.vpreds, b.returns, b.values, b.mask, 0.2)
+    assert_bitwise(ours.loss, logged["loss_critic"], "loss_critic of an all-padding batch")
+
+
+def _float64_batch_between_eps_and_its_float32():
+    """|v - o| = 0.2 + 1.5e-9: outside a float64 band of 0.2, inside float32(0.2) = 0.20000000298..."""
+    o = torch.zeros(1, 4, dtype=torch.float64)
+    v = torch.tensor([[0.2 + 1.5e-9, -(0.2 + 1.5e-9), 0.1, 0.0]], dtype=torch.float64)
+    return Batch(v, torch.ones(1, 4, dtype=torch.float64), o, torch.ones(1, 4, dtype=torch.bool), 0.2)
+
+
+def test_float64_band_edge_is_float32_eps_in_torchrl(torchrl):
+    b = _float64_batch_between_eps_and_its_float32()
+    logged, _ = clip_ppo_loss(b.vpreds, b.returns, b.values, b.bool_mask, 0.2)
+    assert logged["value_clip_fraction"].item() == 0.0  # nothing clipped: the band is float32(0.2) wide
+    ours = vl.dialect_loss("torchrl", b.vpreds, b.returns, b.values, b.mask, as_torchrl_stores_it(0.2))
+    assert_bitwise(ours.clipfrac, logged["value_clip_fraction"], "value_clip_fraction at float32(eps)")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="ClipPPOLoss stores clip_value as a float32 buffer, so in float64 its band is float32(eps) wide; "
+    "the torchrl dialect clips float64 batches at eps itself (dialects.py)",
+)
+def test_float64_band_edge_as_logged(torchrl):
+    b = _float64_batch_between_eps_and_its_float32()
+    logged, _ = clip_ppo_loss(b.vpreds, b.returns, b.values, b.bool_mask, 0.2)
+    ours = vl.dialect_loss("torchrl", b.vpreds, b.returns, b.values, b.mask, 0.2)
+    assert_bitwise(ours.clipfrac, logged["value_clip_fraction"], "value_clip_fraction with clip_value=0.2")
