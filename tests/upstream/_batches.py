@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 
 import torch
 
 DTYPES = (torch.float32, torch.bfloat16, torch.float64)
-MASK_KINDS = ("bool", "int", "float")
+MASK_KINDS = ("bool", "int", "float", "float-like")  # float: float32; float-like: the values' dtype
 _INT_VIEW = {torch.float32: torch.int32, torch.bfloat16: torch.int16, torch.float64: torch.int64}
 
 
@@ -16,7 +17,7 @@ class Batch:
     vpreds: torch.Tensor
     returns: torch.Tensor
     values: torch.Tensor
-    mask: torch.Tensor  # in the requested kind (bool, int64 or float32)
+    mask: torch.Tensor  # in the requested kind (bool, int64, float32 or the values' dtype)
     eps: float
 
     @property
@@ -73,8 +74,13 @@ def random_batch(
     m = torch.arange(length)[None, :] < lengths[:, None]
     if nan_padding and (~m).any():
         v = torch.where(m, v, torch.full_like(v, float("nan")))
-    mask = {"bool": m, "int": m.long(), "float": m.float()}[mask_kind]
+    mask = {"bool": m, "int": m.long(), "float": m.float(), "float-like": m.to(dtype)}[mask_kind]
     return Batch(v, r, o, mask, eps)
+
+
+def seed_of(*parts) -> int:
+    """A seed that is the same in every run (``hash`` of a string is not: PYTHONHASHSEED)."""
+    return zlib.crc32(repr(parts).encode())
 
 
 def bits(x: torch.Tensor) -> torch.Tensor:
