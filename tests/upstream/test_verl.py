@@ -120,3 +120,15 @@ def test_the_ties_are_there(verl):
         edges += int(((b.vpreds == b.values + b.eps) | (b.vpreds == b.values - b.eps)).sum())
         equal += int((b.vpreds == b.returns).sum())
     assert edges > 20 and equal > 20
+
+
+def test_dialect_is_verls_default_call(verl):
+    """``dialect_loss("verl")`` is verl's critic loss with its default ``loss_agg_mode="token-mean"``."""
+    gen = torch.Generator().manual_seed(23)
+    for dtype, mask_kind in itertools.product(DTYPES, MASK_KINDS):
+        for _ in range(5):
+            b = random_batch(gen, dtype, mask_kind)
+            loss, clipfrac = verl.compute_value_loss(b.vpreds, b.returns, b.values, b.mask, b.eps)
+            ours = vl.dialect_loss("verl", b.vpreds, b.returns, b.values, b.mask, b.eps)
+            assert_bitwise(ours.loss, loss, f"dialect verl {dtype} {mask_kind}")
+            assert_bitwise(ours.clipfrac, clipfrac, f"dialect verl clipfrac {dtype} {mask_kind}")
