@@ -37,13 +37,13 @@ def verl(rel):
     """A source builder for one verl release (``rel``: the release's flags, see ``dialects._VerlRelease``)."""
 
     def source(mode: str, eps) -> str:
-        where = "    valid = torch.where(mask.bool(), values, 0.0)  # NaN in padding cannot leak\n" if rel.nan_safe else (
-            "    valid = values  # this release multiplies first: NaN * 0 = NaN\n"
+        where = (
+            "    valid = torch.where(mask.bool(), values, 0.0)  # NaN in padding cannot leak\n"
+            if rel.nan_safe
+            else ("    valid = values  # this release multiplies first: NaN * 0 = NaN\n")
         )
         helpers = (
-            "\ndef masked_sum(values, mask, axis=None):\n"
-            + where
-            + "    return (valid * mask).sum(axis=axis)\n\n\n"
+            "\ndef masked_sum(values, mask, axis=None):\n" + where + "    return (valid * mask).sum(axis=axis)\n\n\n"
             "def masked_mean(values, mask, axis=None):\n"
             "    return masked_sum(values, mask, axis) / (mask.sum(axis=axis) + 1e-8)\n"
         )

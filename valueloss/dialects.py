@@ -904,7 +904,9 @@ DIALECTS: dict[str, Dialect] = {
             family="openrlhf",
             versions="before 2025-04-12",
             current=False,
-            formula=r"\tfrac12\,\mathrm{mean}_{seq}\,\mathrm{mean}_{tok}\big(\max[(" + _DELTA + r"-R)^2,\ (v-R)^2]\big)",
+            formula=r"\tfrac12\,\mathrm{mean}_{seq}\,\mathrm{mean}_{tok}\big(\max[("
+            + _DELTA
+            + r"-R)^2,\ (v-R)^2]\big)",
             loss_metric="critic_loss",
             export_label="OpenRLHF ValueLoss (before 2025-04-12)",
             reduce=_openrlhf_2025_04_reduce,

@@ -236,7 +236,8 @@ def _dialect_description(dialect: str, mode: str, eps) -> list[str]:
         f"Combine: {d.combine}",
         f"0.5 factor: {'yes' if d.half else 'no'}; aggregation: {agg}",
         f"Clip fraction logged: {d.clipfrac_definition or 'none'}",
-        f"Logged as: {d.loss_metric or 'not logged'}" + (f" (clip fraction: {d.clipfrac_metric})" if d.clipfrac_metric else ""),
+        f"Logged as: {d.loss_metric or 'not logged'}"
+        + (f" (clip fraction: {d.clipfrac_metric})" if d.clipfrac_metric else ""),
         f"Verified in CI: {d.verified}",
     ]
     return lines + ([f"Not modelled: {d.limits}"] if d.limits else [])
