@@ -100,6 +100,18 @@ class Dialect:
             return None
         return self.clip_convention
 
+    @property
+    def formula_text(self) -> str:
+        """The per-token loss in plain text (figure titles, tables), built from the entry's facts."""
+        if self.eps_units == "loss":
+            return f"clamp((v − R)², 0, {self.param_name.split(' ')[0]})"
+        if self.combine.startswith("clip-only"):
+            return "(clip(v) − R)², no max"
+        if "Huber" in self.combine:
+            return "max of Huber (smooth L1), " + self.clip_convention + " clip"
+        text = ("½·" if self.half else "") + "max[(v−R)², (clip(v)−R)²], " + self.clip_convention + " clip"
+        return text + (", TensorFlow tie rule" if self.tie_rule == "tensorflow" else "")
+
     def off(self, eps) -> bool:
         """Whether ``eps`` turns clipping off in this library (``None``, or a value it treats as off)."""
         if eps is None:
