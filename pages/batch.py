@@ -251,7 +251,6 @@ if report is not None:
         "Older releases to compare (each library's current behaviour is always shown)",
         [name for name, entry in DIALECTS.items() if not entry.current],
         default=[],
-        format_func=version_label,
         key="b_versions",
         bind="query-params",
         help="Where a library changed what it computes (verl's 0.5 and aggregations, OpenRLHF's per-sequence mean, "

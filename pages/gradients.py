@@ -9,7 +9,6 @@ import torch
 from pages.common import AXIS_PAIRS, MIN_POINTS, page_setup, plane_controls, share_link, shows_errors
 from valueloss import DIALECTS, REGION_ZERO_GRAD, axis_values, evaluate_grid
 from valueloss.dialect_grads import TIE_CASES, dialect_token_grad, tie_table
-from valueloss.dialects import version_label
 from valueloss.plots.token import band_edge_lines, dialect_gradients_figure, gradient_map_figure
 
 DEFAULT_DIALECTS = ["verl", "sb3", "torchrl", "rllib"]
@@ -91,7 +90,6 @@ chosen = st.multiselect(
     "Libraries",
     list(DIALECTS),
     default=DEFAULT_DIALECTS,
-    format_func=version_label,
     key="g_dialects",
     bind="query-params",
     max_selections=4,
