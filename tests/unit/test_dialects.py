@@ -356,3 +356,13 @@ def test_bad_input_is_a_clear_error():
     assert loss_of("openrlhf", v, r, o, m, None).loss.isfinite()
     assert check_clip_param("eps", "rllib", float("inf")) == float("inf")
     assert check_clip_param("eps", "rllib", torch.tensor(float("inf"))).item() == float("inf")
+
+
+def test_readme_lists_every_entry_with_its_releases_and_pinned_source():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    for name, d in vl.DIALECTS.items():
+        row = next((line for line in readme.splitlines() if line.startswith(f"| `{name}` |")), None)
+        assert row is not None, f"README's dialect table lacks {name}"
+        assert d.library in row and d.source_url in row and d.verified in row, name
