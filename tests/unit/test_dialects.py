@@ -366,3 +366,36 @@ def test_readme_lists_every_entry_with_its_releases_and_pinned_source():
         row = next((line for line in readme.splitlines() if line.startswith(f"| `{name}` |")), None)
         assert row is not None, f"README's dialect table lacks {name}"
         assert d.library in row and d.source_url in row and d.verified in row, name
+
+
+GOLDEN_KEYS = [  # (golden key, registry entry, what is compared); eps is the entry's own parameter
+    ("rsl_rl", "rsl_rl", "loss"),
+    ("baselines_ppo2", "baselines-ppo2", "loss"),
+    ("rllib_legacy", "rllib-legacy", "loss"),
+    ("rllib_loss_clamp_at_eps", "rllib", "loss"),
+    ("nemo_aligner", "nemo-aligner", "loss"),
+    ("trlx_vf_loss", "trlx", "loss"),
+    ("trlx_vf_clipfrac", "trlx", "clipfrac"),
+    ("deepspeed_chat", "deepspeed-chat", "loss"),
+    ("torchrl_loss_critic", "torchrl", "loss"),
+    ("torchrl_value_clip_fraction", "torchrl", "clipfrac"),
+    ("slime_per_token", "slime-per-token", "loss"),
+    ("openrlhf_before_2025_04", "openrlhf-2025-04", "loss"),
+    ("verl_v0_4_1_token_mean", "verl-v0.4.1", "loss"),
+    ("verl_v0_4_0_token_mean", "verl-v0.4.0", "loss"),
+]
+
+
+@pytest.mark.parametrize(("key", "name", "attr"), GOLDEN_KEYS, ids=[k for k, _, _ in GOLDEN_KEYS])
+def test_golden_vectors_of_the_newer_entries(key, name, attr):
+    """golden.json: padding with garbage, a fully masked row, a NaN in padding (cases A, B, C), eps 0.2 and 0.5,
+    computed in plain Python floats from each library's formula (no torch)."""
+    from .conftest import golden_cases, golden_tensor
+
+    for _, eps, case, want in golden_cases():
+        v, r, o, m = (golden_tensor(case[k]) for k in ("vpreds", "returns", "values", "response_mask"))
+        got = float(getattr(loss_of(name, v, r, o, m, float(eps)), attr))
+        if want[key] is None:
+            assert math.isnan(got), (key, eps)
+        else:
+            assert got == pytest.approx(want[key], abs=1e-12, rel=0), (key, eps)
