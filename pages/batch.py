@@ -269,7 +269,17 @@ if report is not None:
         key="b_dialects",
     )
     shown = d[
-        ["library", "parameter", "value", "loss", "clip fraction", "clip fraction logged", "logged as", "note"]
+        [
+            "library",
+            "parameter",
+            "value",
+            "loss",
+            "clip fraction",
+            "clip fraction logged",
+            "logged as",
+            "what the logged number is",
+            "note",
+        ]
     ].copy()
     shown["clip fraction"] = [
         pct(c) if logged else "not logged"
@@ -282,6 +292,7 @@ if report is not None:
             "value": st.column_config.NumberColumn(format="%.4g"),
             "loss": st.column_config.NumberColumn(format="%.5g"),
             "clip fraction logged": st.column_config.TextColumn(width="large"),
+            "what the logged number is": st.column_config.TextColumn(width="large"),
             "note": st.column_config.TextColumn(width="large"),
         },
     )

@@ -176,3 +176,12 @@ def test_older_releases_are_offered_and_name_their_version():
     assert table.loc["verl v0.4.0", "loss"] == pytest.approx(2 * table.loc[vl.DIALECTS["verl"].library, "loss"], rel=1e-6)
     assert vl.DIALECTS["rllib-legacy"].library in table.index
     assert len(table) == sum(d.current for d in vl.DIALECTS.values()) + 2
+
+
+def test_each_number_says_what_the_library_logs():
+    at = run()
+    table = at.dataframe[1].value.set_index("library")
+    torchrl = table.loc[vl.DIALECTS["torchrl"].library]
+    assert "critic_coeff" in torchrl["what the logged number is"] and "padding" in torchrl["clip fraction logged"]
+    assert "LAST minibatch" in table.loc[vl.DIALECTS["cleanrl"].library, "what the logged number is"]
+    assert table.loc[vl.DIALECTS["cleanrl"].library, "logged as"] == "losses/value_loss"
