@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -87,7 +87,6 @@ class Dialect:
     reduce: Callable | None = None  # (per-token max term, mask, mode) -> loss; None: not a max form
     indexed: bool = False  # sees only the real tokens (no mask argument): reduce gets the 1-D real tokens
     export_source: Callable | None = None  # (mode, eps) -> standalone torch code restating the library
-    extra: dict = field(default_factory=dict)
 
     @property
     def source_url(self) -> str:
@@ -417,10 +416,11 @@ _DELTA = r"v_{old}+\mathrm{clamp}(v-v_{old},\pm\epsilon)"
 _CLAMP = r"\mathrm{clamp}(v, v_{old}\pm\epsilon)"
 _VERL_MODES = check.AGG_MODES
 _VERL_OLD_MODES = tuple(m for m in check.AGG_MODES if m != "token-sum")
+_ONCE = "restated formula in CI; matched the release's own code bit for bit once (README, How exact)"
 _VERL_PARAM = dict(param_name="critic.cliprange_value", default_eps=0.5, clip_convention="bounds", combine="max")
 
 
-def _verl_entry(name, versions, commit, rel, notes, *, current=False, verified="restated formula", modes=None):
+def _verl_entry(name, versions, commit, rel, notes, *, current=False, verified=_ONCE, modes=None):
     compute, reduce = _verl_release(rel)
     old_agg = [
         "token-mean " + ("sum(L*m)/(N+1e-8)" if rel.token_mean_eps else "sum(L*m)/N"),
@@ -747,6 +747,7 @@ DIALECTS: dict[str, Dialect] = {
             limits="--compute_fp32_loss (values cast to float32 before the squares) is not modelled: pass "
             "float32 tensors to get it.",
             threads=("microsoft/DeepSpeedExamples#556", "microsoft/DeepSpeedExamples#956"),
+            verified=_ONCE,
             export_label="DeepSpeed-Chat critic_loss_fn",
             reduce=_trlx_reduce,
             export_source=src.deepspeed_chat,
@@ -772,6 +773,7 @@ DIALECTS: dict[str, Dialect] = {
             loss_metric="losses/value_loss",
             clipfrac_metric="values/clipfrac",
             logged="losses/value_loss and values/clipfrac of one minibatch.",
+            verified=_ONCE,
             export_label="trlx PPO",
             reduce=_trlx_reduce,
             export_source=src.trlx,
@@ -920,6 +922,7 @@ DIALECTS: dict[str, Dialect] = {
             + _DELTA
             + r"-R)^2,\ (v-R)^2]\big)",
             loss_metric="critic_loss",
+            verified=_ONCE,
             export_label="OpenRLHF ValueLoss (before 2025-04-12)",
             reduce=_openrlhf_2025_04_reduce,
             export_source=src.openrlhf_2025_04,
