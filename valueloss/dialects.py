@@ -321,7 +321,7 @@ def _nemo_aligner_reduce(loss_max, m, mode):
 
 def _nemo_aligner(v, r, o, m, eps, mode):
     # loss_clip_val <= 0: the clipped term is a scalar 0, so the max is the plain squared error
-    v_loss1 = (clip_delta(v, o, eps) - r) ** 2 if eps > 0.0 else torch.zeros((), dtype=v.dtype)
+    v_loss1 = (clip_delta(v, o, eps) - r) ** 2 if eps > 0.0 else torch.zeros((), dtype=v.dtype, device=v.device)
     v_loss2 = (v - r) ** 2
     return _nemo_aligner_reduce(torch.max(v_loss1, v_loss2), m, mode), None
 

@@ -387,13 +387,13 @@ GOLDEN_KEYS = [  # (golden key, registry entry, what is compared); eps is the en
 
 
 @pytest.mark.parametrize(("key", "name", "attr"), GOLDEN_KEYS, ids=[k for k, _, _ in GOLDEN_KEYS])
-def test_golden_vectors_of_the_newer_entries(key, name, attr):
+def test_golden_vectors_of_the_newer_entries(key, name, attr, device):
     """golden.json: padding with garbage, a fully masked row, a NaN in padding (cases A, B, C), eps 0.2 and 0.5,
     computed in plain Python floats from each library's formula (no torch)."""
     from .conftest import golden_cases, golden_tensor
 
     for _, eps, case, want in golden_cases():
-        v, r, o, m = (golden_tensor(case[k]) for k in ("vpreds", "returns", "values", "response_mask"))
+        v, r, o, m = (golden_tensor(case[k], device=device) for k in ("vpreds", "returns", "values", "response_mask"))
         got = float(getattr(loss_of(name, v, r, o, m, float(eps)), attr))
         if want[key] is None:
             assert math.isnan(got), (key, eps)
