@@ -679,8 +679,8 @@ DIALECTS: dict[str, Dialect] = {
             repo="openai/baselines",
             path="baselines/ppo2/model.py",
             commit="9b68103b",
-            notes="The origin of the clipped value loss. TensorFlow's gradient of Maximum (math_grad.py, "
-            "_MaximumGrad, mask x >= y) sends the whole gradient to its first argument at an exact tie, where "
+            notes="The origin of the clipped value loss. TensorFlow's gradient of Maximum (tensorflow/tensorflow@61517a0b "
+            "tensorflow/python/ops/math_grad.py, _MaximumGrad, mask x >= y) sends the whole gradient to its first argument at an exact tie, where "
             "torch.max splits it 1/2-1/2: at a symmetric overshoot ppo2 keeps 2(v - R), torch keeps (v - R).",
             compute=_baselines,
             family="baselines",
