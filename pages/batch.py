@@ -22,6 +22,7 @@ from valueloss.batches import (
     load_batch_file,
     synthetic_batch,
 )
+from valueloss.dialects import version_label
 from valueloss.plots.batch import aggregation_weights_figure, dialect_figure, histogram_figure
 
 TABLE_ROWS = 200
@@ -85,7 +86,7 @@ with st.sidebar:
         help="How verl turns the per-token loss matrix into one number (critic.loss_agg_mode).",
     )
     rllib_clip = st.number_input(
-        "RLlib vf_clip_param (squared return units)",
+        "vf_clip_param of RLlib since 2021 (squared return units)",
         0.0,
         1e6,
         float(DIALECTS["rllib"].default_eps),
@@ -246,10 +247,20 @@ if report is not None:
     )
 
     st.subheader("What each library would log for this batch")
+    older = st.multiselect(
+        "Older releases to compare (each library's current behaviour is always shown)",
+        [name for name, entry in DIALECTS.items() if not entry.current],
+        default=[],
+        key="b_versions",
+        bind="query-params",
+        help="Where a library changed what it computes (verl's 0.5 and aggregations, OpenRLHF's per-sequence mean, "
+        "RLlib's value clip), each behaviour is its own row, named by its releases.",
+    )
     d = report.dialects
+    d = d[[DIALECTS[n].current or n in older for n in d["dialect"]]]
     st.plotly_chart(
         dialect_figure(
-            list(d["dialect"]),
+            [version_label(n) if not DIALECTS[n].current else n for n in d["dialect"]],
             list(d["loss"]),
             [c if logged else None for c, logged in zip(d["clip fraction"], d["logs clip fraction"], strict=True)],
             list(d["definition"]),
@@ -257,7 +268,19 @@ if report is not None:
         width="stretch",
         key="b_dialects",
     )
-    shown = d[["library", "parameter", "value", "loss", "clip fraction", "clip fraction logged", "note"]].copy()
+    shown = d[
+        [
+            "library",
+            "parameter",
+            "value",
+            "loss",
+            "clip fraction",
+            "clip fraction logged",
+            "logged as",
+            "what the logged number is",
+            "note",
+        ]
+    ].copy()
     shown["clip fraction"] = [
         pct(c) if logged else "not logged"
         for c, logged in zip(d["clip fraction"], d["logs clip fraction"], strict=True)
@@ -269,13 +292,17 @@ if report is not None:
             "value": st.column_config.NumberColumn(format="%.4g"),
             "loss": st.column_config.NumberColumn(format="%.5g"),
             "clip fraction logged": st.column_config.TextColumn(width="large"),
+            "what the logged number is": st.column_config.TextColumn(width="large"),
             "note": st.column_config.TextColumn(width="large"),
         },
     )
+    no_half = ", ".join(DIALECTS[n].library for n in d["dialect"] if not DIALECTS[n].half)
     st.caption(
-        "Same batch, same eps. Losses differ by the 0.5 factor (SB3, slime, TorchRL and RLlib have none), by "
-        "the aggregation (slime averages per sequence), by the combine rule (SB3 clips without max, TorchRL uses "
-        "Huber) and by what eps means: RLlib's vf_clip_param bounds the squared error, so it gets its own value."
+        f"Same batch, same eps; each row names the releases it describes. Losses differ by the 0.5 factor "
+        f"({no_half} have none), by the aggregation (slime averages per sequence), by the combine rule (SB3 clips "
+        "without max, TorchRL uses Huber) and by what eps means: RLlib's vf_clip_param (since 2021) bounds the "
+        "squared error, so it gets its own value. What each logged number is (last minibatch or an average, "
+        "coefficients included) is in the registry: `valueloss.DIALECTS[name].logged`."
     )
 
     st.subheader("Per-token table")

@@ -11,7 +11,7 @@ import streamlit as st
 import torch
 
 from pages.common import shows_errors
-from valueloss.dialects import dialect_loss
+from valueloss.dialects import DIALECTS, dialect_loss
 from valueloss.export import (
     EXPORT_CONVENTIONS,
     EXPORT_DIALECTS,
@@ -22,19 +22,31 @@ from valueloss.export import (
     export_token_code,
 )
 
-TARGET_LABELS = {
+CONVENTION_LABELS = {
     "bounds": "per-token anatomy, bounds clip (verl)",
     "clamp": "per-token anatomy, clamp clip (TRL)",
     "delta": "per-token anatomy, delta clip (OpenRLHF, CleanRL)",
-    "verl": "verl: compute_value_loss",
-    "openrlhf": "OpenRLHF: ValueLoss",
-    "trl": "TRL: PPOTrainer",
-    "cleanrl": "CleanRL ppo.py (= baselines ppo2)",
-    "sb3": "Stable-Baselines3 PPO",
-    "slime": "slime",
-    "torchrl": "TorchRL ClipPPOLoss",
-    "rllib": "RLlib PPO",
 }
+
+
+def target_label(name: str) -> str:
+    """A clip convention, or a library with the releases its entry describes."""
+    if name in CONVENTION_LABELS:
+        return CONVENTION_LABELS[name]
+    d = DIALECTS[name]
+    return d.export_label if d.versions in d.export_label else f"{d.export_label} [{d.versions}]"
+
+
+def library_param(name: str, eps):
+    """eps for libraries whose parameter is in return units; the library's own default where it is in loss
+    units (RLlib since 2021), since eps does not carry over."""
+    d = DIALECTS.get(name)
+    if d is None or d.eps_units == "return":
+        return eps
+    st.caption(f"{d.library}: {d.param_name} bounds the squared error, so the file uses its default {d.default_eps:g}.")
+    return d.default_eps
+
+
 _HOW_TO = (
     "Standalone: only `torch` is needed. `python {f}` prints the numbers and checks them; `pytest {f}` runs the checks."
 )
@@ -85,12 +97,13 @@ def render_export_token(v_old, R, eps, v, convention_or_dialect: str, *, key: st
         name = st.selectbox(
             "Export for",
             targets,
-            format_func=lambda n: TARGET_LABELS.get(n, n),
+            format_func=target_label,
             key=f"{key}_target",
             help="A clip convention exports the per-token terms and d max/dv; a library exports its whole loss "
             "on a one-token batch (loss, clip fraction, gradient).",
         )
         with shows_errors("Cannot export this token"):
+            eps = library_param(name, eps)
             code = _token_code(
                 float(v_old), float(R), None if eps is None else float(eps), float(v), name, "token-mean"
             )
@@ -120,14 +133,15 @@ def render_export_batch(
             "Export for",
             EXPORT_DIALECTS,
             index=EXPORT_DIALECTS.index(dialect),
-            format_func=lambda n: TARGET_LABELS.get(n, n),
+            format_func=target_label,
             key=f"{key}_target",
             help="The file computes this library's loss, clip fraction and gradient on the batch.",
         )
         modes = dialect_modes(dialect)
         if mode not in modes:
-            st.caption(f"{TARGET_LABELS[dialect]} has no {mode} aggregation: exporting its {modes[0]}.")
+            st.caption(f"{target_label(dialect)} has no {mode} aggregation: exporting its {modes[0]}.")
             mode = modes[0]
+        eps = library_param(dialect, eps)
         rows, width = (vpreds.shape[0], vpreds.shape[-1]) if vpreds.dim() == 2 else (1, vpreds.numel())
         if vpreds.numel() > MAX_EXPORT_ELEMENTS:
             keep = MAX_EXPORT_ELEMENTS // width
@@ -137,11 +151,11 @@ def render_export_batch(
                     f"to {MAX_EXPORT_ELEMENTS}: use a shorter response length"
                 )
             vpreds, returns, values, response_mask = (t[:keep] for t in (vpreds, returns, values, response_mask))
-            result = dialect_loss(dialect, vpreds, returns, values, response_mask, eps)
+            result = dialect_loss(dialect, vpreds, returns, values, response_mask, eps, loss_agg_mode=mode)
             clipfrac = "not logged" if result.clipfrac is None else f"{float(result.clipfrac):.4g}"
             st.info(
                 f"The file embeds every number, so it holds the first {keep} of the {rows} sequences "
-                f"({keep * width} of {rows * width} slots). On those rows {TARGET_LABELS[dialect]} gives "
+                f"({keep * width} of {rows * width} slots). On those rows {target_label(dialect)} gives "
                 f"loss {float(result.loss):.6g} and clip fraction {clipfrac}: the numbers its test asserts."
             )
         code = _batch_code(

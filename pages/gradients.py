@@ -11,16 +11,6 @@ from valueloss import DIALECTS, REGION_ZERO_GRAD, axis_values, evaluate_grid
 from valueloss.dialect_grads import TIE_CASES, dialect_token_grad, tie_table
 from valueloss.plots.token import band_edge_lines, dialect_gradients_figure, gradient_map_figure
 
-DIALECT_TITLES = {
-    "verl": "verl / PPO2: ½·max[(v−R)², (clip(v)−R)²]",
-    "openrlhf": "OpenRLHF: ½·max[…], delta clip",
-    "trl": "TRL: ½·max[…], torch.clamp",
-    "cleanrl": "CleanRL (= baselines ppo2): ½·max[…]",
-    "sb3": "SB3: (clip(v) − R)², no max",
-    "slime": "slime: max[…], no ½",
-    "torchrl": "TorchRL: max of Huber (smooth L1)",
-    "rllib": "RLlib: clamp((v − R)², 0, vf_clip_param)",
-}
 DEFAULT_DIALECTS = ["verl", "sb3", "torchrl", "rllib"]
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
@@ -105,7 +95,7 @@ chosen = st.multiselect(
     max_selections=4,
 )
 rllib_bound = st.number_input(
-    "RLlib vf_clip_param (a bound on the squared error, in loss units; RLlib's default is 10)",
+    "vf_clip_param of RLlib since 2021 (a bound on the squared error, in loss units; RLlib's default is 10)",
     min_value=0.0,
     max_value=1000.0,
     value=1.0,
@@ -123,12 +113,13 @@ else:
         side_axis = axis_values(fixed - half_width, fixed + half_width, n_side)
         side_edges = band_edge_lines(x_axis, y_axis, side_axis, side_axis, v_old=fixed, eps=eps)
         for name in chosen:
-            d = dialect_grid(name, pair, fixed, rllib_bound if name == "rllib" else eps, half_width, n_side)
-            panels.append((DIALECT_TITLES[name], d["grad"], d["frozen"]))
+            entry = DIALECTS[name]
+            d = dialect_grid(name, pair, fixed, eps if entry.eps_units == "return" else rllib_bound, half_width, n_side)
+            panels.append((f"{entry.library}<br>{entry.formula_text}", d["grad"], d["frozen"]))
             rows.append(
                 {
-                    "library": DIALECTS[name].library,
-                    "loss for one token": DIALECT_TITLES[name].split(": ", 1)[1],
+                    "library": entry.library,
+                    "loss for one token": entry.formula_text,
                     "share of this plane with zero gradient": float(d["frozen"].mean()),
                 }
             )
@@ -158,7 +149,9 @@ st.subheader("Tie inspector: autograd at exact boundaries")
 st.markdown(
     "At an exact tie `torch.maximum` and `torch.minimum` split the gradient half and half, while `torch.clamp` "
     "passes it all on its closed interval. So the three clip conventions, equal in value, give different "
-    "gradients on the band edge. The closed form in `valueloss` reproduces autograd bit for bit."
+    "gradients on the band edge. The closed form in `valueloss` reproduces autograd bit for bit. TensorFlow "
+    "(OpenAI baselines ppo2) differs: its `tf.maximum` gradient goes wholly to the first argument at a tie "
+    "(last row)."
 )
 t1, t2, t3, t4, t5 = st.columns([2, 1, 1, 1, 1])
 case = t1.selectbox("Tie case", list(TIE_CASES), key="g_tie", bind="query-params")

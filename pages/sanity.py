@@ -75,7 +75,7 @@ with st.sidebar:
         key=PREFIX + "lib",
         bind="query-params",
         on_change=use_library_default,
-        help="Sets what eps means, which clip fraction is logged, and the default value.",
+        help="Library and release: sets what eps means, which clip fraction is logged, and the default value.",
     )
     eps = st.number_input(
         f"eps ({DIALECTS[library].param_name})",
@@ -86,8 +86,8 @@ with st.sidebar:
         format="%.3f",
         key=PREFIX + "eps",
         bind="query-params",
-        help="The clip parameter as you set it. Return units for every library but RLlib, whose vf_clip_param "
-        "bounds the squared error.",
+        help="The clip parameter as you set it. Return units for every library but RLlib since 2021, whose "
+        "vf_clip_param bounds the squared error.",
     )
     target = st.slider(
         "target clip fraction",
@@ -219,6 +219,9 @@ if report is not None:
         f" ({'squared return units' if loss_units else 'return units'})\n"
         f"- **combine:** {lib.combine}\n"
         f"- **clip fraction logged:** {lib.clipfrac_definition or 'none'}\n"
+        f"- **releases:** {DIALECTS[lib.name].versions}; **logged as:** `{DIALECTS[lib.name].loss_metric}`"
+        f" ({DIALECTS[lib.name].logged or 'one minibatch'})\n"
+        f"- **verified:** {DIALECTS[lib.name].verified}\n"
         f"- **source:** [{lib.source_url.split('/blob/')[0].removeprefix('https://github.com/')}]({lib.source_url})"
     )
     c2.latex(lib.formula)

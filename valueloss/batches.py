@@ -907,30 +907,28 @@ def aggregation_table(batch: Batch, eps: float) -> pd.DataFrame:
     return pd.DataFrame.from_records(records)
 
 
-# Which clip fraction each library logs (None: it logs none).
-CLIPFRAC_KIND = {"verl": "loss", "trl": "loss", "slime": "prediction", "torchrl": "prediction"}
-
-RLLIB_NOTE = (
-    "RLlib's vf_clip_param bounds the squared error (loss units), not the value, so eps does not "
-    "carry over; shown at RLlib's own setting."
-)
+def _loss_units_note(d) -> str:
+    return (
+        f"{d.library}: {d.param_name} bounds the squared error (loss units), not the value, so eps does not "
+        "carry over; shown at its own setting."
+    )
 
 
 def dialect_table(batch: Batch, eps: float, rllib_clip: float | None = None) -> pd.DataFrame:
     """Every library's logged value loss and clip fraction on this batch, at the same eps.
 
     Clipping is switched on (at ``eps``) for the libraries where it is off by default (SB3, TorchRL).
-    RLlib gets ``rllib_clip`` (default: its own default ``vf_clip_param = 10.0``) because its
-    parameter is in loss units. ``clip fraction`` is NaN where the library logs none
-    (``logs clip fraction`` is False).
+    Libraries whose parameter is in loss units (RLlib since 2021: ``eps_units == "loss"``) get
+    ``rllib_clip`` (default: their own default, ``vf_clip_param = 10.0``). Every registry entry is a
+    row, older releases included; ``library`` names the releases. ``clip fraction`` is NaN where the
+    library logs none (``logs clip fraction`` is False).
     """
     check.clip_range("eps", eps)
-    if rllib_clip is None:
-        rllib_clip = DIALECTS["rllib"].default_eps
-    check.clip_range("rllib_clip", rllib_clip)
+    if rllib_clip is not None:
+        check.clip_range("rllib_clip", rllib_clip)
     records = []
     for name, d in DIALECTS.items():
-        param = rllib_clip if name == "rllib" else eps
+        param = eps if d.eps_units == "return" else (d.default_eps if rllib_clip is None else rllib_clip)
         result = dialect_loss(name, batch.vpreds, batch.returns, batch.values, batch.mask, param)
         records.append(
             {
@@ -942,8 +940,13 @@ def dialect_table(batch: Batch, eps: float, rllib_clip: float | None = None) -> 
                 "clip fraction": float("nan") if result.clipfrac is None else float(result.clipfrac.item()),
                 "logs clip fraction": result.clipfrac is not None,
                 "clip fraction logged": d.clipfrac_definition or "not logged",
-                "definition": CLIPFRAC_KIND.get(name),
-                "note": RLLIB_NOTE if name == "rllib" else ("default: off; on here" if d.default_eps is None else ""),
+                "definition": d.sanity_definition if d.clipfrac_definition else None,
+                "note": _loss_units_note(d)
+                if d.eps_units == "loss"
+                else ("default: off; on here" if d.default_eps is None else ""),
+                "logged as": d.loss_metric or "",
+                "what the logged number is": d.logged,
+                "releases": d.versions,
             }
         )
     return pd.DataFrame.from_records(records)

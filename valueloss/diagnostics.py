@@ -394,12 +394,7 @@ def eps_grid(
 
 def target_definition(library: str) -> str:
     """The clip fraction that matters for ``library``: the one it logs, else the one it freezes."""
-    name = get_dialect(library).name
-    if name == "rllib":
-        return "rllib"
-    if name in ("slime", "torchrl", "sb3"):
-        return "prediction"
-    return "loss"
+    return get_dialect(library).sanity_definition
 
 
 def library_info(library: str) -> LibraryInfo:
@@ -409,7 +404,7 @@ def library_info(library: str) -> LibraryInfo:
         library=d.library,
         param_name=d.param_name,
         default_eps=d.default_eps,
-        units="loss" if d.name == "rllib" else "return",
+        units=d.eps_units,
         formula=d.formula,
         combine=d.combine,
         clipfrac_definition=d.clipfrac_definition,
@@ -425,6 +420,11 @@ def library_info(library: str) -> LibraryInfo:
 
 def _links(*keys: str) -> tuple[str, ...]:
     return tuple(ISSUES[k] for k in keys)
+
+
+def _thread_links(d) -> tuple[str, ...]:
+    """The issue threads a registry entry names (``owner/repo#n``), as URLs."""
+    return tuple(f"https://github.com/{t.split('#')[0]}/issues/{t.split('#')[1]}" for t in d.threads)
 
 
 def _scale_finding(s: SummaryStats, eps: float, typical_gap: float) -> Finding | None:
@@ -521,17 +521,18 @@ def _library_findings(library: str, eps: float, rllib_share: float | None, zero_
     out = []
     d = DIALECTS[library]
     est = "an estimated " if estimate else ""
-    if library == "rllib":
+    if d.eps_units == "loss":
         share = rllib_share or 0.0
         out.append(
             Finding(
                 "warning" if share > 0.1 else "info",
-                "RLlib's vf_clip_param clips the loss, not the value",
-                f"RLlib computes clamp((v - R)^2, 0, vf_clip_param): with vf_clip_param = {eps:.3g} (squared return "
-                f"units) {est}{share:.1%} of tokens have a larger squared error, so their loss is flat and their "
-                "gradient is zero. Its parameter is not comparable with the other libraries' eps; set it above the "
-                "squared errors you expect, or scale your rewards (ray#19291, ray#8908).",
-                _links("ray#19291", "ray#8908"),
+                f"{d.library}: {d.param_name} clips the loss, not the value",
+                f"{d.library} computes clamp((v - R)^2, 0, {d.param_name}): with {d.param_name} = {eps:.3g} (squared "
+                f"return units) {est}{share:.1%} of tokens have a larger squared error, so their loss is flat and "
+                "their gradient is zero. Its parameter is not comparable with the other libraries' eps; set it above "
+                "the squared errors you expect, or scale your rewards"
+                + (f" ({', '.join(d.threads)})." if d.threads else "."),
+                _thread_links(d),
             )
         )
     if d.default_eps is None:
@@ -541,21 +542,22 @@ def _library_findings(library: str, eps: float, rllib_share: float | None, zero_
                 f"{d.library}: value clipping is off by default",
                 f"{d.param_name} defaults to off; eps = {eps:.3g} applies only if you set it. "
                 + (
-                    "SB3 uses the clip-only loss mean((R - clip(v))^2) without max: every prediction-clipped token "
-                    f"gets zero gradient ({est}{zero_pred:.1%} here), including tokens that moved away from R."
-                    if library == "sb3"
+                    f"{d.library} uses the clip-only loss mean((R - clip(v))^2) without max: every prediction-clipped "
+                    f"token gets zero gradient ({est}{zero_pred:.1%} here), including tokens that moved away from R."
+                    if d.combine.startswith("clip-only")
                     else ""
                 ),
                 _links("hill-a/stable-baselines#216", "DLR-RM/stable-baselines3#1426"),
             )
         )
-    if library == "cleanrl":
+    if "shared with the policy" in d.param_name:
+        param = d.param_name.split(" (")[0]
         out.append(
             Finding(
                 "info",
-                "CleanRL shares one clip_coef between policy and value",
-                "clip_coef = 0.2 clips the probability ratio (unitless) and the value change (return units) alike. "
-                "CleanRL keeps value clipping on by default (clip_vloss=True); cleanrl#208 collects the evidence that "
+                f"{d.library} shares one {param} between policy and value",
+                f"{param} = {d.default_eps:g} clips the probability ratio (unitless) and the value change (return "
+                f"units) alike. {d.library} keeps value clipping on by default; cleanrl#208 collects the evidence that "
                 "it rarely helps (Engstrom et al. 2020; Andrychowicz et al. 2021).",
                 _links("cleanrl#208", "hill-a/stable-baselines#216"),
             )
@@ -565,7 +567,7 @@ def _library_findings(library: str, eps: float, rllib_share: float | None, zero_
 
 def _why_max_finding(loss: float, pred: float, library: str, estimate: bool) -> Finding | None:
     restoring = max(pred - loss, 0.0)
-    if library != "sb3" and restoring <= 0.0:
+    if not get_dialect(library).combine.startswith("clip-only") and restoring <= 0.0:
         return None
     est = "estimated " if estimate else ""
     return Finding(
@@ -602,7 +604,7 @@ def _nan_findings(batch: Batch, eps: float) -> list[Finding]:
             (nan_modes if torch.isnan(loss) else ok_modes).append(mode)
         nan_libs = []
         for name in DIALECTS:
-            param = DIALECTS["rllib"].default_eps if name == "rllib" else eps
+            param = DIALECTS[name].default_eps if DIALECTS[name].eps_units == "loss" else eps
             res = dialect_loss(name, batch.vpreds, batch.returns, batch.values, batch.mask, param)
             if torch.isnan(res.loss):
                 nan_libs.append(DIALECTS[name].library)
@@ -634,8 +636,9 @@ def _all_clear(
     if any(f.severity == "warning" for f in findings):
         return findings
     est = "an estimated " if estimate else "a "
-    if library == "rllib":
-        text = f"vf_clip_param = {eps:.3g} clamps the squared error of {clip:.1%} of tokens" + (
+    d = DIALECTS[library]
+    if d.eps_units == "loss":
+        text = f"{d.param_name} = {eps:.3g} clamps the squared error of {clip:.1%} of tokens" + (
             " (estimate)." if estimate else "."
         )
     else:
@@ -690,15 +693,15 @@ def findings_for_batch(
                 _links("verl#2642"),
             )
         )
-    elif library != "rllib":
+    elif DIALECTS[library].eps_units == "return":
         findings.extend(_eps_scale_findings(eps, stats, typical_gap, clip_now, estimate=False))
-    if library != "rllib":
+    if DIALECTS[library].eps_units == "return":
         findings.append(_definitions_finding(loss, pred, library, estimate=False))
         why = _why_max_finding(loss, pred, library, estimate=False)
         if why:
             findings.append(why)
     findings.extend(_library_findings(library, eps, rl, pred, estimate=False))
-    ratio = eps_in_units(eps, stats.return_std) if library != "rllib" else None
+    ratio = eps_in_units(eps, stats.return_std) if DIALECTS[library].eps_units == "return" else None
     return _sorted(_all_clear(findings, eps, ratio, clip_now, False, library))
 
 
@@ -725,15 +728,15 @@ def findings_for_summary(
     scale = _scale_finding(stats, eps, typical_gap)
     if scale:
         findings.append(scale)
-    if library != "rllib":
+    if DIALECTS[library].eps_units == "return":
         findings.extend(_eps_scale_findings(eps, stats, typical_gap, clip_now, estimate=True))
-    if library != "rllib":
+    if DIALECTS[library].eps_units == "return":
         findings.append(_definitions_finding(loss, pred, library, estimate=True))
         why = _why_max_finding(loss, pred, library, estimate=True)
         if why:
             findings.append(why)
     findings.extend(_library_findings(library, eps, rl, pred, estimate=True))
-    ratio = eps_in_units(eps, stats.return_std) if library != "rllib" else None
+    ratio = eps_in_units(eps, stats.return_std) if DIALECTS[library].eps_units == "return" else None
     return _sorted(_all_clear(findings, eps, ratio, clip_now, True, library))
 
 

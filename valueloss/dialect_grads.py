@@ -5,7 +5,9 @@ backward pass: every token of a one-row batch gets weight 1/N under these mean l
 autograd gradient is the gradient of that library's loss for a batch of that one token (constant
 factors such as verl's 0.5 included). This shows where each dialect stops learning: the max form
 freezes tokens that moved more than eps toward R, SB3's clip-only form freezes every token outside the
-band, RLlib freezes tokens whose squared error exceeds ``vf_clip_param``.
+band, a loss-clamping library (RLlib since 2021) freezes tokens whose squared error exceeds its bound.
+Each entry's ``tie_rule`` is honoured: baselines ppo2 (TensorFlow) sends the whole gradient of a tied
+max to its first argument, torch splits it.
 
 ``tie_table`` evaluates the gradient at exact ties, where torch's backward rules for ``max``, ``min``
 and ``clamp`` decide the answer and the three clip conventions disagree.
@@ -20,7 +22,7 @@ import torch
 
 from . import _validate as check
 from .anatomy import value_loss_grad
-from .dialects import DIALECTS, dialect_loss
+from .dialects import DIALECTS, check_clip_param, dialect_loss, get_dialect
 from .losses import clip_prediction
 
 __all__ = ["DialectGrad", "dialect_token_grad", "TIE_CASES", "tie_point", "tie_table"]
@@ -39,12 +41,11 @@ def dialect_token_grad(name: str, v, R, v_old, eps, *, dtype: torch.dtype = torc
     """d(loss of library ``name`` on a one-token batch)/dv for every point of a broadcast grid.
 
     ``v``, ``R``, ``v_old`` are numbers or arrays that broadcast together; ``eps`` is the library's clip
-    parameter (for RLlib ``vf_clip_param``, a bound on the squared error; ``None`` turns clipping off
-    where the library allows it).
+    parameter (in the entry's ``eps_units``: a bound on the squared error for RLlib since 2021; ``None``
+    or the entry's ``off_values`` turn clipping off where the library allows it).
     """
-    if name not in DIALECTS:
-        raise ValueError(f"unknown dialect {name!r}; valid dialects are: {', '.join(DIALECTS)}")
-    check.clip_range("eps", eps, allow_none=DIALECTS[name].supports_off)
+    d = get_dialect(name)
+    check_clip_param("eps", name, eps)
     arrays = []
     for arg, x in (("v", v), ("R", R), ("v_old", v_old)):
         try:
@@ -72,7 +73,7 @@ def dialect_token_grad(name: str, v, R, v_old, eps, *, dtype: torch.dtype = torc
     (grad,) = torch.autograd.grad(loss, vt)
     grad = (grad * n).reshape(shape).detach().numpy().astype(np.float64)
     frozen = (grad == 0) & (v_arr != r_arr)
-    if DIALECTS[name].clip_convention != "none" and eps is not None:
+    if d.clip_convention != "none" and not d.off(eps):
         # outside the band a token sitting exactly on R is frozen too (its gradient would be 0 anyway)
         frozen |= (grad == 0) & (np.abs(v_arr - o_arr) > float(eps))
     return DialectGrad(dialect=name, grad=grad, frozen=frozen)
@@ -85,7 +86,27 @@ TIE_CASES = {
     "symmetric-overshoot": "v overshot R by exactly as much as clip(v) falls short of it",
 }
 
-_CONVENTION_USERS = {"bounds": "verl", "clamp": "TRL", "delta": "OpenRLHF, CleanRL, SB3"}
+# (row label, clip convention, whose rule splits the gradient of a tied max)
+_TIE_ROWS = (("bounds", "bounds", "torch"), ("clamp", "clamp", "torch"), ("delta", "delta", "torch"))
+_TIE_ROWS += (("delta, tf.maximum", "delta", "tensorflow"),)
+
+
+def _users(convention: str, tie_rule: str) -> str:
+    """The libraries (current behaviour) whose max form uses this clip convention and tie rule."""
+    names = [
+        d.library.split(" (")[0]
+        for d in DIALECTS.values()
+        if d.current and d.clip_convention == convention and d.tie_rule == tie_rule and d.combine.startswith("max")
+    ]
+    return ", ".join(dict.fromkeys(names))
+
+
+def _tf_max_grad(v, r, o, eps, loss_unclipped, loss_clipped):
+    """Closed form under TensorFlow's rule: a tied max (x >= y) passes the whole gradient to its first
+    argument, the unclipped term; the clip (clamp) passes the gradient on the closed band."""
+    inside = ((v - o) >= -eps) & ((v - o) <= eps)
+    clipped_grad = torch.where(inside, 2.0 * (o + (v - o).clamp(-eps, eps) - r), torch.zeros_like(v))
+    return torch.where(loss_unclipped >= loss_clipped, 2.0 * (v - r), clipped_grad)
 
 
 def tie_point(case: str, v_old: float, R: float, eps: float) -> tuple[float, float]:
@@ -117,28 +138,33 @@ def tie_table(
     *,
     dtype: torch.dtype = torch.float64,
 ) -> list[dict]:
-    """One row per clip convention: autograd vs the closed form at the tie, and the share of 2(v − R) kept.
+    """One row per clip convention (and one for TensorFlow's tie rule, baselines ppo2): autograd vs the
+    closed form at the tie, and the share of 2(v − R) kept.
 
     Ties are only exact where the numbers are: the defaults are dyadic, so the tie holds in floats;
     with other numbers the ``terms equal`` column says whether it still does.
     """
     v, eps = tie_point(case, v_old, R, eps)
     rows = []
-    for convention, users in _CONVENTION_USERS.items():
+    for label, convention, tie_rule in _TIE_ROWS:
         vt = torch.tensor([v], dtype=dtype, requires_grad=True)
         rt = torch.tensor([R], dtype=dtype)
         ot = torch.tensor([v_old], dtype=dtype)
         v_clipped = clip_prediction(vt, ot, eps, convention)
         loss_unclipped = (vt - rt) ** 2
         loss_clipped = (v_clipped - rt) ** 2
-        torch.max(loss_unclipped, loss_clipped).sum().backward()
+        if tie_rule == "tensorflow":
+            torch.where(loss_unclipped >= loss_clipped, loss_unclipped, loss_clipped).sum().backward()
+            closed = _tf_max_grad(vt.detach(), rt, ot, eps, loss_unclipped.detach(), loss_clipped.detach())
+        else:
+            torch.max(loss_unclipped, loss_clipped).sum().backward()
+            closed = value_loss_grad(vt.detach(), rt, ot, eps, convention)
         autograd = vt.grad.detach()
-        closed = value_loss_grad(vt.detach(), rt, ot, eps, convention)
         unclipped = 2.0 * (vt.detach() - rt)
         rows.append(
             {
-                "convention": convention,
-                "used by": users,
+                "convention": label,
+                "used by": _users(convention, tie_rule),
                 "share of 2(v − R)": float(autograd / unclipped) if float(unclipped) != 0 else float("nan"),
                 "autograd d max/dv": float(autograd),
                 "closed form": float(closed),

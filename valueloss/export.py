@@ -26,8 +26,8 @@ import torch
 from . import __version__
 from . import _validate as check
 from .anatomy import value_loss_grad, value_loss_terms
-from .dialects import DIALECTS, dialect_loss
-from .losses import ValueLoss, _check_batch, _openrlhf_masked_mean, agg_loss, compute_value_loss
+from .dialects import DIALECTS, check_clip_param, dialect_loss
+from .losses import _check_batch
 
 __all__ = [
     "EXPORT_DIALECTS",
@@ -39,14 +39,11 @@ __all__ = [
     "dialect_modes",
 ]
 
-EXPORT_DIALECTS = ("verl", "openrlhf", "trl", "cleanrl", "sb3", "slime", "torchrl", "rllib")
+EXPORT_DIALECTS = tuple(name for name, d in DIALECTS.items() if d.export_source is not None)
 EXPORT_CONVENTIONS = ("bounds", "clamp", "delta")
 MAX_EXPORT_ELEMENTS = 4096  # e.g. 32 rows x 128 tokens; every number is written into the file
 REDUCTION_ULPS = 16  # tolerance of batch reductions in the exported tests, in units of the dtype's eps
 
-_OPENRLHF_MODES = {"token-mean": True, "seq-mean-token-mean": False}  # -> token_level_loss
-_CLOSED_FORM = {"verl": "bounds", "openrlhf": "delta", "trl": "clamp", "cleanrl": "delta", "slime": "delta"}
-_INDEXED = ("cleanrl", "sb3", "torchrl", "rllib")  # these see only the real tokens (no mask argument)
 _DTYPE_NAMES = {
     torch.float64: "torch.float64",
     torch.float32: "torch.float32",
@@ -61,20 +58,16 @@ _DTYPE_NAMES = {
 
 
 def dialect_modes(dialect: str) -> tuple[str, ...]:
-    """The aggregation modes an export supports for ``dialect`` (verl: all five)."""
+    """The aggregation modes an export supports for ``dialect`` (its registry entry's ``modes``)."""
     _check_dialect(dialect)
-    if dialect == "verl":
-        return check.AGG_MODES
-    if dialect == "openrlhf":
-        return tuple(_OPENRLHF_MODES)
-    return ("token-mean",)
+    return DIALECTS[dialect].modes
 
 
 def export_filename(name: str, mode: str = "token-mean", *, token: bool = False) -> str:
-    """A readable file name, e.g. ``valueloss_verl_seq_mean_token_mean.py``."""
+    """A readable file name, e.g. ``valueloss_batch_verl_seq_mean_token_mean.py`` (an importable module name)."""
     kind = "token" if token else "batch"
-    parts = ["valueloss", kind, name] + ([mode] if name in ("verl", "openrlhf") else [])
-    return "_".join(p.replace("-", "_") for p in parts) + ".py"
+    parts = ["valueloss", kind, name] + ([mode] if len(DIALECTS[name].modes) > 1 else [])
+    return "".join(c if c.isalnum() else "_" for c in "_".join(parts)) + ".py"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -92,7 +85,7 @@ def _check_mode(dialect: str, mode: str) -> str:
     if mode not in modes:
         raise ValueError(
             f"loss_agg_mode {mode!r} is not available for {dialect}; choose one of: {', '.join(modes)}"
-            + ("" if dialect in ("verl", "openrlhf") else f" ({DIALECTS[dialect].aggregation})")
+            + ("" if len(modes) > 1 else f" ({DIALECTS[dialect].aggregation})")
         )
     return mode
 
@@ -145,41 +138,23 @@ def _dtype_name(dtype: torch.dtype) -> str:
 
 
 def _app_loss(dialect: str, v, r, o, m, eps, mode):
-    if dialect == "verl":
-        return compute_value_loss(v, r, o, m, eps, mode)
-    if dialect == "openrlhf":
-        return ValueLoss(clip_eps=eps, token_level_loss=_OPENRLHF_MODES[mode])(v, o, r, m), None
-    out = dialect_loss(dialect, v, r, o, m, eps)
+    out = dialect_loss(dialect, v, r, o, m, eps, loss_agg_mode=mode)
     return out.loss, out.clipfrac
 
 
 def _upstream(dialect: str, loss_max: torch.Tensor, m: torch.Tensor, mode: str) -> torch.Tensor:
-    """d loss / d (per-token max term), by autograd through the library's aggregation alone."""
+    """d loss / d (per-token max term), by autograd through the library's aggregation alone (its ``reduce``)."""
     leaf = loss_max.detach().clone().requires_grad_(True)
-    if dialect == "verl":
-        total = 0.5 * agg_loss(leaf, m, mode)
-    elif dialect == "openrlhf":
-        if _OPENRLHF_MODES[mode]:
-            total = 0.5 * _openrlhf_masked_mean(leaf, m)
-        else:
-            row_tokens = m.sum(dim=-1)
-            total = 0.5 * ((leaf * m).sum(dim=-1) / (row_tokens + 1e-8))[row_tokens > 0].mean()
-    elif dialect == "trl":
-        total = 0.5 * ((leaf * m).sum() / m.sum())
-    elif dialect == "cleanrl":
-        total = 0.5 * leaf.mean()
-    else:  # slime
-        rows = (leaf * m).sum(dim=-1) / m.sum(dim=-1).clamp(min=1)
-        total = rows.sum() / rows.numel()
-    (grad,) = torch.autograd.grad(total, leaf)
+    (grad,) = torch.autograd.grad(DIALECTS[dialect].reduce(leaf, m, mode), leaf)
     return grad
 
 
 def _app_grad(dialect: str, v, r, o, m, eps, mode) -> tuple[torch.Tensor, str]:
     """The gradient the app shows, and how it was obtained."""
-    if dialect in _CLOSED_FORM and eps is not None:
-        convention = _CLOSED_FORM[dialect]
-        if dialect in _INDEXED:
+    d = DIALECTS[dialect]
+    if d.closed_form is not None and not d.off(eps):
+        convention = d.closed_form
+        if d.indexed:
             valid = m.bool()
             terms = value_loss_terms(v[valid], r[valid], o[valid], eps, convention)
             weights = _upstream(dialect, terms.loss_max, m, mode)
@@ -193,203 +168,12 @@ def _app_grad(dialect: str, v, r, o, m, eps, mode) -> tuple[torch.Tensor, str]:
     leaf = v.detach().clone().requires_grad_(True)
     loss, _ = _app_loss(dialect, leaf, r, o, m, eps, mode)
     (grad,) = torch.autograd.grad(loss, leaf)
-    return grad, "autograd through valueloss (no closed form for this library's loss)"
-
-
-# ----------------------------------------------------------------------------------------------
-# Code templates: each library's formula in its own operation order (as valueloss restates it)
-
-_VERL_HELPERS = '''
-def masked_sum(values, mask, axis=None):
-    """verl: NaN in padding is replaced before the product, so it cannot leak into the sum."""
-    valid = torch.where(mask.bool(), values, 0.0)
-    return (valid * mask).sum(axis=axis)
-
-
-def masked_mean(values, mask, axis=None):
-    return masked_sum(values, mask, axis) / (mask.sum(axis=axis) + 1e-8)
-'''
-
-_VERL_AGG = {
-    "token-mean": "    return masked_sum(loss_mat, loss_mask) / loss_mask.sum()\n",
-    "token-sum": "    return masked_sum(loss_mat, loss_mask)\n",
-    "seq-mean-token-sum": (
-        "    row_tokens = torch.sum(loss_mask, dim=-1)\n"
-        "    seq_losses = torch.sum(loss_mat * loss_mask, dim=-1)  # a NaN in padding poisons its row, as in verl\n"
-        "    seq_mask = (row_tokens > 0).float()  # rows without tokens are not counted\n"
-        "    return masked_sum(seq_losses, seq_mask) / seq_mask.sum()\n"
-    ),
-    "seq-mean-token-mean": (
-        "    row_tokens = torch.sum(loss_mask, dim=-1)\n"
-        "    seq_losses = torch.sum(loss_mat * loss_mask, dim=-1) / (row_tokens + 1e-8)\n"
-        "    seq_mask = (row_tokens > 0).float()  # rows without tokens are not counted\n"
-        "    return masked_sum(seq_losses, seq_mask) / seq_mask.sum()\n"
-    ),
-    "seq-mean-token-sum-norm": (
-        "    row_tokens = torch.sum(loss_mask, dim=-1)\n"
-        "    seq_losses = torch.sum(loss_mat * loss_mask, dim=-1)\n"
-        "    seq_mask = (row_tokens > 0).float()  # rows without tokens are not counted\n"
-        "    return masked_sum(seq_losses, seq_mask) / seq_mask.sum() / loss_mask.shape[-1]  # / padded width\n"
-    ),
-}
-
-
-def _verl_source(mode: str) -> str:
-    return (
-        _VERL_HELPERS
-        + f'''
-
-def agg_loss(loss_mat, loss_mask):
-    """verl agg_loss with loss_agg_mode="{mode}", one process (dp_size = 1)."""
-'''
-        + _VERL_AGG[mode]
-        + '''
-
-def value_loss(vpreds, returns, values, response_mask, cliprange_value):
-    """verl compute_value_loss: 0.5 * AGG(max((v - R)^2, (clip(v) - R)^2)) and vf_clipfrac."""
-    vpredclipped = torch.max(torch.min(vpreds, values + cliprange_value), values - cliprange_value)  # clip_by_value
-    vf_losses1 = (vpreds - returns) ** 2
-    vf_losses2 = (vpredclipped - returns) ** 2
-    clipped_vf_losses = torch.max(vf_losses1, vf_losses2)
-    vf_loss = 0.5 * agg_loss(clipped_vf_losses, response_mask)
-    vf_clipfrac = masked_mean(torch.gt(vf_losses2, vf_losses1).float(), response_mask)
-    return vf_loss, vf_clipfrac
-'''
-    )
-
-
-def _openrlhf_source(mode: str, eps) -> str:
-    token_level = _OPENRLHF_MODES[mode]
-    clip = (
-        """    values_clipped = old_values + (values - old_values).clamp(-clip_eps, clip_eps)
-    surr1 = (values_clipped - returns) ** 2
-    surr2 = (values - returns) ** 2
-    loss = torch.max(surr1, surr2)
-"""
-        if eps is not None
-        else "    loss = (values - returns) ** 2  # clip_eps=None: no clipping\n"
-    )
-    if token_level:
-        agg = "    loss = (loss * action_mask).sum() / action_mask.sum()  # token_level_loss=True\n"
-    else:
-        agg = (
-            "    row_tokens = action_mask.sum(dim=-1)  # token_level_loss=False: mean of row means\n"
-            "    row_means = (loss * action_mask).sum(dim=-1) / (row_tokens + 1e-8)\n"
-            "    loss = row_means[row_tokens > 0].mean()\n"
-        )
-    return (
-        '''
-def value_loss(vpreds, returns, values, response_mask, clip_eps):
-    """OpenRLHF ValueLoss.forward(values, old_values, returns, action_mask): 0.5 * masked mean of the max."""
-    values, old_values, action_mask = vpreds, values, response_mask
-'''
-        + clip
-        + agg
-        + "    return 0.5 * loss, None  # OpenRLHF logs no value clip fraction\n"
-    )
-
-
-_TRL_SOURCE = '''
-def value_loss(vpreds, returns, values, response_mask, cliprange_value):
-    """TRL PPOTrainer: torch.clamp clip, max, 0.5 * masked mean; vf_clipfrac over real tokens."""
-    vpredclipped = torch.clamp(vpreds, values - cliprange_value, values + cliprange_value)
-    vf_losses1 = torch.square(vpreds - returns)
-    vf_losses2 = torch.square(vpredclipped - returns)
-    vf_loss_max = torch.max(vf_losses1, vf_losses2)
-    vf_loss = 0.5 * ((vf_loss_max * response_mask).sum() / response_mask.sum())
-    vf_clipfrac = ((vf_losses2 > vf_losses1).float() * response_mask).sum() / response_mask.sum()
-    return vf_loss, vf_clipfrac
-'''
-
-_CLEANRL_SOURCE = '''
-def value_loss(vpreds, returns, values, response_mask, clip_coef):
-    """CleanRL ppo.py (= openai/baselines ppo2): a flat minibatch, so only the real tokens are kept."""
-    valid = response_mask.bool()
-    newvalue, b_returns, b_values = vpreds[valid], returns[valid], values[valid]
-    v_loss_unclipped = (newvalue - b_returns) ** 2
-    v_clipped = b_values + torch.clamp(newvalue - b_values, -clip_coef, clip_coef)
-    v_loss_clipped = (v_clipped - b_returns) ** 2
-    v_loss_max = torch.max(v_loss_unclipped, v_loss_clipped)
-    return 0.5 * v_loss_max.mean(), None  # CleanRL logs no value clip fraction
-'''
-
-
-def _sb3_source(eps) -> str:
-    pred = (
-        "    values_pred = old_values + torch.clamp(values - old_values, -clip_range_vf, clip_range_vf)\n"
-        if eps is not None
-        else "    values_pred = values  # clip_range_vf=None: no clipping\n"
-    )
-    return (
-        '''
-def value_loss(vpreds, returns, values, response_mask, clip_range_vf):
-    """Stable-Baselines3 PPO: clip the prediction, then plain MSE. No max and no 0.5."""
-    valid = response_mask.bool()
-    values, old_values, rollout_returns = vpreds[valid], values[valid], returns[valid]
-'''
-        + pred
-        + "    return F.mse_loss(rollout_returns, values_pred), None  # SB3 logs no value clip fraction\n"
-    )
-
-
-_SLIME_SOURCE = '''
-def value_loss(vpreds, returns, values, response_mask, value_clip):
-    """slime: delta clip, max, no 0.5; per-sample token means summed and divided by the number of rows."""
-    clipped = (vpreds - values).abs() > value_clip
-    loss_clipped = (values + (vpreds - values).clamp(-value_clip, value_clip) - returns) ** 2
-    loss_unclipped = (vpreds - returns) ** 2
-    loss = torch.max(loss_clipped, loss_unclipped)
-
-    def sum_of_sample_mean(x):
-        rows = (x * response_mask).sum(dim=-1) / response_mask.sum(dim=-1).clamp(min=1)
-        return rows.sum() / rows.numel()
-
-    return sum_of_sample_mean(loss), sum_of_sample_mean(clipped.to(vpreds.dtype))
-'''
-
-
-def _torchrl_source(eps) -> str:
-    body = (
-        """    pre_clipped = state_value - old_state_value
-    clipped = pre_clipped.clamp(-clip_value, clip_value)
-    clip_fraction = (pre_clipped != clipped).to(state_value.dtype).mean()
-    loss_value_clipped = F.smooth_l1_loss(target_return, old_state_value + clipped, reduction="none")
-    return torch.max(loss_value, loss_value_clipped).mean(), clip_fraction
-"""
-        if eps is not None
-        else "    return loss_value.mean(), None  # clip_value off\n"
-    )
-    return (
-        '''
-def value_loss(vpreds, returns, values, response_mask, clip_value):
-    """TorchRL ClipPPOLoss critic: smooth-L1 (the default loss_critic_type), delta clip, max, mean."""
-    valid = response_mask.bool()
-    state_value, old_state_value, target_return = vpreds[valid], values[valid], returns[valid]
-    loss_value = F.smooth_l1_loss(target_return, state_value, reduction="none")
-'''
-        + body
-    )
-
-
-_RLLIB_SOURCE = '''
-def value_loss(vpreds, returns, values, response_mask, vf_clip_param):
-    """RLlib (classic PPO): clamps the squared error itself at vf_clip_param (loss units), not the value."""
-    valid = response_mask.bool()
-    vf_loss = (vpreds[valid] - returns[valid]) ** 2
-    return torch.clamp(vf_loss, 0, vf_clip_param).mean(), None  # RLlib logs no value clip fraction
-'''
-
-
-def _dialect_source(dialect: str, mode: str, eps) -> str:
-    if dialect == "verl":
-        return _verl_source(mode)
-    if dialect == "openrlhf":
-        return _openrlhf_source(mode, eps)
-    if dialect == "sb3":
-        return _sb3_source(eps)
-    if dialect == "torchrl":
-        return _torchrl_source(eps)
-    return {"trl": _TRL_SOURCE, "cleanrl": _CLEANRL_SOURCE, "slime": _SLIME_SOURCE, "rllib": _RLLIB_SOURCE}[dialect]
+    how = "autograd through valueloss"
+    if d.tie_rule != "torch":
+        how += f" ({d.tie_rule}'s tie rule for the max, restated in torch)"
+    elif d.closed_form is None:
+        how += " (no closed form for this library's loss)"
+    return grad, how
 
 
 # ----------------------------------------------------------------------------------------------
@@ -444,15 +228,19 @@ if __name__ == "__main__":
 
 def _dialect_description(dialect: str, mode: str, eps) -> list[str]:
     d = DIALECTS[dialect]
-    agg = f"loss_agg_mode = {mode}" if dialect in ("verl", "openrlhf") else d.aggregation
-    return [
-        f"Library: {d.library}",
+    agg = f"loss_agg_mode = {mode}" if len(d.modes) > 1 else d.aggregation
+    lines = [
+        f"Library: {d.library} (releases: {d.versions})",
         f"Source: {d.source_url}",
         f"Clip parameter: {d.param_name} = {'None (clipping off)' if eps is None else repr(float(eps))}",
         f"Combine: {d.combine}",
         f"0.5 factor: {'yes' if d.half else 'no'}; aggregation: {agg}",
         f"Clip fraction logged: {d.clipfrac_definition or 'none'}",
+        f"Logged as: {d.loss_metric or 'not logged'}"
+        + (f" (clip fraction: {d.clipfrac_metric})" if d.clipfrac_metric else ""),
+        f"Verified in CI: {d.verified}",
     ]
+    return lines + ([f"Not modelled: {d.limits}"] if d.limits else [])
 
 
 def _batch_file(
@@ -471,16 +259,17 @@ def _batch_file(
     loss, clipfrac = _app_loss(dialect, v, r, o, mask, eps, mode)
     grad, grad_how = _app_grad(dialect, v, r, o, mask, eps, mode)
 
+    source = DIALECTS[dialect].export_source(mode, eps).strip("\n")
     dtype = _dtype_name(v.dtype)
     eps_literal = "None" if eps is None else _float_literal(float(eps))
     parts = [
         _header(title, scenario + [""] + _dialect_description(dialect, mode, eps), filename),
-        "\nimport torch\n" + ("import torch.nn.functional as F\n" if dialect in ("sb3", "torchrl") else ""),
+        "\nimport torch\n" + ("import torch.nn.functional as F\n" if "F." in source else ""),
         f"\nDTYPE = {dtype}\nMASK_DTYPE = {_dtype_name(mask.dtype)}\nEPS = {eps_literal}\n"
         + ("" if exact_reductions else f"REDUCTION_ULPS = {REDUCTION_ULPS}\n"),
         f"\nVPREDS = {_tensor_literal(v)}\nRETURNS = {_tensor_literal(r)}\nVALUES = {_tensor_literal(o)}\n"
         f"RESPONSE_MASK = {_tensor_literal(mask)}\n",
-        "\n\n" + _dialect_source(dialect, mode, eps).strip("\n") + "\n",
+        "\n\n" + source + "\n",
         '''
 
 def compute():
@@ -558,7 +347,7 @@ def export_batch_code(
             f"the batch has {n} elements ({vpreds.shape[0]} rows x {vpreds.shape[1]} tokens); export writes every "
             f"number into the file and is limited to {MAX_EXPORT_ELEMENTS}: export a slice (fewer rows or tokens)"
         )
-    check.clip_range("eps", eps, allow_none=DIALECTS[dialect].supports_off)
+    check_clip_param("eps", dialect, eps)
     _dtype_name(vpreds.dtype)
     _dtype_name(response_mask.dtype)
     tensors = {k: t.detach().cpu() for k, t in (("vpreds", vpreds), ("returns", returns), ("values", values))}
@@ -671,8 +460,8 @@ def export_token_code(v_old, R, eps, v, convention_or_dialect: str = "verl", *, 
     """A standalone file for one token.
 
     ``convention_or_dialect``: a clip convention (``bounds``, ``clamp``, ``delta``) exports the per-token
-    anatomy (both terms, the max, who wins, d max / dv); a library name (``verl``, ``openrlhf``, ``trl``,
-    ``cleanrl``, ``sb3``, ``slime``, ``torchrl``, ``rllib``) exports its whole loss on a one-token batch.
+    anatomy (both terms, the max, who wins, d max / dv); a registry entry (``EXPORT_DIALECTS``: every
+    library and release) exports its whole loss on a one-token batch.
     """
     v_old, R, v = _number("v_old", v_old), _number("R", R), _number("v", v)
     name = convention_or_dialect
@@ -687,8 +476,8 @@ def export_token_code(v_old, R, eps, v, convention_or_dialect: str = "verl", *, 
             raise ValueError("mode applies to a library export, not to a clip convention")
         return _anatomy_file(v_old, R, eps, v, name)
     _check_mode(name, mode)
-    check.clip_range("eps", eps, allow_none=DIALECTS[name].supports_off)
-    eps = None if eps is None else _number("eps", eps)
+    check_clip_param("eps", name, eps)
+    eps = None if eps is None else float(eps)  # validated above: finite, or the library's off value
 
     def one(x: float) -> torch.Tensor:
         return torch.tensor([[x]], dtype=torch.float64)

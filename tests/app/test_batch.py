@@ -72,7 +72,7 @@ def test_default_view_shows_the_cores_numbers():
     assert len(at.get("plotly_chart")) == 4
     tables = at.dataframe
     assert len(tables) == 3
-    assert len(tables[1].value) == 8  # one row per library
+    assert len(tables[1].value) == sum(d.current for d in vl.DIALECTS.values())  # one row per library
     assert len(tables[2].value) == 200  # first 200 real tokens
 
 
@@ -160,6 +160,28 @@ def test_rllib_gets_its_own_loss_bound():
     table = at.dataframe[1].value.set_index("library")
     b = synthetic_batch()
     expected_loss = vl.dialect_loss("rllib", b.vpreds, b.returns, b.values, b.mask, 1.5).loss
-    row = table.loc["RLlib (classic PPO)"]
+    row = table.loc[vl.DIALECTS["rllib"].library]
     assert row["value"] == 1.5 and row["loss"] == pytest.approx(float(expected_loss), rel=1e-12)
-    assert table.loc["verl v0.9", "value"] == 0.2
+    assert table.loc[vl.DIALECTS["verl"].library, "value"] == 0.2
+
+
+def test_older_releases_are_offered_and_name_their_version():
+    at = run()
+    at.multiselect(key="b_versions").set_value(["verl-v0.4.0", "rllib-legacy"]).run()
+    assert not at.exception
+    table = at.dataframe[1].value.set_index("library")
+    b = synthetic_batch()
+    old = vl.dialect_loss("verl-v0.4.0", b.vpreds, b.returns, b.values, b.mask, 0.2).loss
+    assert table.loc["verl v0.4.0", "loss"] == pytest.approx(float(old), rel=1e-12)
+    assert table.loc["verl v0.4.0", "loss"] == pytest.approx(2 * table.loc[vl.DIALECTS["verl"].library, "loss"], rel=1e-6)
+    assert vl.DIALECTS["rllib-legacy"].library in table.index
+    assert len(table) == sum(d.current for d in vl.DIALECTS.values()) + 2
+
+
+def test_each_number_says_what_the_library_logs():
+    at = run()
+    table = at.dataframe[1].value.set_index("library")
+    torchrl = table.loc[vl.DIALECTS["torchrl"].library]
+    assert "critic_coeff" in torchrl["what the logged number is"] and "padding" in torchrl["clip fraction logged"]
+    assert "LAST minibatch" in table.loc[vl.DIALECTS["cleanrl"].library, "what the logged number is"]
+    assert table.loc[vl.DIALECTS["cleanrl"].library, "logged as"] == "losses/value_loss"

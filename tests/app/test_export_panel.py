@@ -126,3 +126,29 @@ def test_a_sequence_longer_than_the_cap_is_an_error_not_a_crash():
     assert at.error and "5000 tokens" in at.error[0].value and "shorter response length" in at.error[0].value
     assert not at.code
     assert any("page still alive" in m.value for m in at.markdown)
+
+
+def test_every_library_and_release_is_offered_and_the_file_names_its_version(tmp_path):
+    import valueloss as vl
+    from pages.export_panel import target_label
+
+    at = run(batch_script)
+    assert {target_label(n) for n in vl.DIALECTS} <= set(at.selectbox(key="export_batch_target").options)
+    at.selectbox(key="export_batch_target").set_value("verl-v0.4.0").run()
+    assert not at.exception
+    code = at.code[0].value
+    assert "Library: verl v0.4.0" in code and "def agg_loss" in code and "0.5 *" not in code.split("def value_loss")[1]
+    path = tmp_path / "old_verl.py"
+    path.write_text(code)
+    ns = runpy.run_path(str(path))
+    for name in ("test_loss", "test_clipfrac", "test_gradient"):
+        ns[name]()
+    assert "v0.4.0" in target_label("verl-v0.4.0") and "rsl_rl" in target_label("rsl_rl")
+
+
+def test_a_loss_units_library_exports_at_its_own_bound():
+    at = run(token_script)
+    at.selectbox(key="export_token_target").set_value("rllib").run()
+    assert not at.exception
+    assert any("bounds the squared error" in c.value for c in at.caption)
+    assert "EPS = 10.0" in at.code[0].value

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+import valueloss as vl
+
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "gradients.py")
 
 
@@ -33,9 +35,9 @@ def test_renders_the_map_the_libraries_and_the_tie_table(at):
     main, side = charts(at)
     assert any(t.get("name") == "zero gradient" for t in main["data"])
     titles = [a["text"] for a in side["layout"]["annotations"]]
-    assert len(titles) == 4 and "SB3" in titles[1] and "RLlib" in titles[3]
+    assert len(titles) == 4 and "Stable-Baselines3" in titles[1] and "RLlib since late 2021" in titles[3]
     shares = at.dataframe[0].value.set_index("library")["share of this plane with zero gradient"]
-    assert shares["Stable-Baselines3"] > shares["verl v0.9"] > 0  # clip-only freezes far more
+    assert shares[vl.DIALECTS["sb3"].library] > shares[vl.DIALECTS["verl"].library] > 0  # clip-only freezes more
 
 
 def test_tie_table_shows_three_quarters_for_bounds_on_the_edge(at):
@@ -83,8 +85,8 @@ def test_choosing_libraries_and_none(at):
     assert not at.exception
     side = charts(at)[1]
     assert [a["text"] for a in side["layout"]["annotations"]] == [
-        "<b>TRL: ½·max[…], torch.clamp</b>",
-        "<b>slime: max[…], no ½</b>",
+        "<b>TRL PPOTrainer (trl.experimental, 1.0 – 1.9)<br>½·max[(v−R)², (clip(v)−R)²], clamp clip</b>",
+        "<b>slime (per-sample mean, default)<br>max[(v−R)², (clip(v)−R)²], delta clip</b>",
     ]
     at.multiselect(key="g_dialects").set_value([]).run()
     assert not at.exception
@@ -99,3 +101,12 @@ def test_axes_from_the_url():
     assert not at.exception
     main = charts(at)[0]
     assert main["layout"]["yaxis"]["title"]["text"] == "v_old (old value)"
+
+
+def test_every_release_can_be_picked_and_its_panel_names_the_version(at):
+    at.multiselect(key="g_dialects").set_value(["verl-v0.4.0", "baselines-ppo2", "rllib-legacy"]).run()
+    assert not at.exception
+    titles = [a["text"] for a in charts(at)[1]["layout"]["annotations"]]
+    assert "v0.4.0" in titles[0] and "½" not in titles[0]  # v0.4.0 had no 0.5
+    assert "TensorFlow tie rule" in titles[1] and "before late 2021" in titles[2]
+    assert set(at.multiselect(key="g_dialects").options) == set(vl.DIALECTS)

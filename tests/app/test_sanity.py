@@ -14,6 +14,7 @@ import pytest
 import streamlit
 from streamlit.testing.v1 import AppTest
 
+import valueloss as vl
 from valueloss.batches import batch_to_npz, synthetic_batch
 from valueloss.diagnostics import ISSUES, SummaryStats, sanity_from_batch, sanity_from_summary
 
@@ -80,7 +81,7 @@ def test_changing_the_library_loads_its_default_and_card():
     at.selectbox(key="s_lib").set_value("trl").run()
     assert not at.exception
     assert at.number_input(key="s_eps").value == 0.2
-    assert any("TRL: cliprange_value" in h.value for h in at.subheader)
+    assert any(f"{vl.DIALECTS['trl'].library}: cliprange_value" in h.value for h in at.subheader)
     at.selectbox(key="s_lib").set_value("sb3").run()  # off by default: eps stays
     assert at.number_input(key="s_eps").value == 0.2
     assert any("off by default" in text for text in boxes(at)["info"])
@@ -151,3 +152,15 @@ def test_a_good_upload_gives_exact_numbers(upload):
     at = run({"s_source": "upload", "s_eps": "0.1"})
     rep = sanity_from_batch(b, 0.1, "verl", 0.1)
     assert metric(at, "clip fraction at eps") == f"{rep.at_eps['loss']:.1%}"
+
+
+def test_every_release_is_offered_and_the_card_names_it():
+    at = run({"s_lib": "verl-v0.4.0", "s_eps": "0.3"})
+    assert not at.exception
+    assert at.selectbox(key="s_lib").value == "verl-v0.4.0"
+    assert set(at.selectbox(key="s_lib").options) == set(vl.DIALECTS)  # names in the URL, the card names the release
+    assert any("verl v0.4.0" in s.value for s in at.subheader)
+    at.selectbox(key="s_lib").set_value("rllib-legacy").run()  # legacy RLlib: vf_clip_param in return units
+    assert not at.exception and at.session_state["s_eps"] == 10.0
+    assert any("before late 2021" in s.value for s in at.subheader)
+    assert not [w for w in boxes(at)["warning"] if "clips the loss, not the value" in w]

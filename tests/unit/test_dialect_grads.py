@@ -27,17 +27,17 @@ def _random_tokens(n=300, seed=0):
 
 def _kinks(name, v, R, v_old, eps):
     """Where the library's per-token loss is not differentiable in v (or its Huber branch switches)."""
-    if name == "rllib":
+    if DIALECTS[name].eps_units == "loss":
         return [R - np.sqrt(eps), R + np.sqrt(eps)]
     edges = [v_old - eps, v_old + eps]
     ties = [2 * R - e for e in edges]  # where (v - R)^2 == (edge - R)^2
     huber = [R - 1, R + 1]  # smooth L1 switches from quadratic to linear (its derivative is continuous)
-    return edges + ties + (huber if name == "torchrl" else [])
+    return edges + ties + (huber if "Huber" in DIALECTS[name].combine else [])
 
 
 @pytest.mark.parametrize("name", list(DIALECTS))
 def test_matches_finite_differences_away_from_kinks(name):
-    eps = 1.5 if name == "rllib" else 0.3
+    eps = 1.5 if DIALECTS[name].eps_units == "loss" else 0.3
     v, R, v_old = _random_tokens()
     grad = dialect_token_grad(name, v, R, v_old, eps).grad
     checked = 0
@@ -54,14 +54,16 @@ def test_matches_finite_differences_away_from_kinks(name):
 @pytest.mark.parametrize(
     ("name", "convention", "factor"),
     [("verl", "bounds", 0.5), ("trl", "clamp", 0.5), ("openrlhf", "delta", 0.5), ("cleanrl", "delta", 0.5),
-     ("slime", "delta", 1.0)],
+     ("slime", "delta", 1.0), ("trlx", "clamp", 0.5), ("deepspeed-chat", "clamp", 0.5), ("rsl_rl", "delta", 1.0),
+     ("nemo-aligner", "delta", 0.5), ("rllib-legacy", "delta", 1.0), ("verl-v0.4.0", "bounds", 1.0),
+     ("verl-v0.4.1", "bounds", 0.5), ("openrlhf-2025-04", "delta", 0.5), ("slime-per-token", "delta", 1.0)],
 )  # fmt: skip
 def test_max_form_dialects_are_the_closed_form_times_their_constant(name, convention, factor):
     axis = np.linspace(-1.5, 1.5, 61)
     v, R = axis.reshape(1, -1), axis.reshape(-1, 1)
     d = dialect_token_grad(name, v, R, 0.0, 0.2)
     closed = factor * value_loss_grad(np.broadcast_to(v, d.grad.shape).copy(), R, 0.0, 0.2, convention).numpy()
-    np.testing.assert_allclose(d.grad, closed, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(d.grad, closed, rtol=1e-10, atol=1e-15)  # old verl: N / (N + 1e-8)
     assert np.array_equal(d.grad == 0, closed == 0)  # zero is exactly zero, not a rounding residue
     assert d.grad.shape == (61, 61)
 
@@ -118,11 +120,12 @@ def test_bad_input_is_a_clear_error():
 
 
 EXPECTED_SHARES = {
-    # case: (bounds, clamp, delta) share of 2(v - R) that reaches v
-    "upper-edge": (0.75, 1.0, 1.0),
-    "lower-edge": (0.75, 1.0, 1.0),
-    "eps-zero": (0.625, 1.0, 1.0),  # both edges at once: 1/2 + 1/2 * 1/2 * 1/2
-    "symmetric-overshoot": (0.5, 0.5, 0.5),  # outside the band the clipped half never reaches v
+    # case: (bounds, clamp, delta, delta under TensorFlow's tf.maximum) share of 2(v - R) that reaches v
+    "upper-edge": (0.75, 1.0, 1.0, 1.0),
+    "lower-edge": (0.75, 1.0, 1.0, 1.0),
+    "eps-zero": (0.625, 1.0, 1.0, 1.0),  # both edges at once: 1/2 + 1/2 * 1/2 * 1/2
+    # outside the band the clipped half never reaches v; TensorFlow gives the whole tie to the unclipped term
+    "symmetric-overshoot": (0.5, 0.5, 0.5, 1.0),
 }
 
 
@@ -130,7 +133,7 @@ EXPECTED_SHARES = {
 @pytest.mark.parametrize("case", list(TIE_CASES))
 def test_tie_table_autograd_equals_closed_form_and_known_shares(case, dtype):
     rows = tie_table(case, 0.0, 1.0, 0.25, dtype=dtype)
-    assert [r["convention"] for r in rows] == ["bounds", "clamp", "delta"]
+    assert [r["convention"] for r in rows] == ["bounds", "clamp", "delta", "delta, tf.maximum"]
     for row, share in zip(rows, EXPECTED_SHARES[case], strict=True):
         assert row["terms equal"]
         assert row["bit-identical"]
@@ -157,3 +160,34 @@ def test_non_dyadic_numbers_can_break_a_tie_in_one_convention():
     assert rows["delta"]["share of 2(v − R)"] == 0.5
     assert rows["clamp"]["share of 2(v − R)"] == 1.0
     assert all(r["bit-identical"] for r in rows.values())
+
+
+def test_tie_table_names_the_libraries_of_each_convention_with_their_versions():
+    rows = {r["convention"]: r["used by"] for r in tie_table("upper-edge")}
+    assert "verl v0.7.1" in rows["bounds"] and "trlx" in rows["clamp"] and "DeepSpeed-Chat" in rows["clamp"]
+    assert "rsl_rl" in rows["delta"] and "baselines" not in rows["delta"]
+    assert rows["delta, tf.maximum"] == "OpenAI baselines ppo2"
+
+
+def test_baselines_gives_the_whole_tied_max_to_the_unclipped_term():
+    """ppo2 at a symmetric overshoot (v_old = 0, eps = 0.25, R = 1, v = 1.75): both terms are 0.5625.
+    TensorFlow's Maximum gradient (mask x >= y) keeps 0.5 * 2(v - R) = 0.75; torch splits: 0.375."""
+    tf_style = dialect_token_grad("baselines-ppo2", 1.75, 1.0, 0.0, 0.25)
+    torch_style = dialect_token_grad("cleanrl", 1.75, 1.0, 0.0, 0.25)
+    assert float(tf_style.grad) == 0.75 and float(torch_style.grad) == 0.375
+    # away from ties the two are the same function
+    v, R, v_old = _random_tokens(seed=3)
+    a = dialect_token_grad("baselines-ppo2", v, R, v_old, 0.3).grad
+    b = dialect_token_grad("cleanrl", v, R, v_old, 0.3).grad
+    tied = np.isclose((v - R) ** 2, (v_old + np.clip(v - v_old, -0.3, 0.3) - R) ** 2, rtol=0, atol=0)
+    assert np.array_equal(a[~tied], b[~tied])
+
+
+def test_off_values_turn_clipping_off():
+    v = np.linspace(-3, 3, 61)
+    plain = 2 * (v - 0.5)
+    np.testing.assert_allclose(dialect_token_grad("rllib", v, 0.5, 0.0, float("inf")).grad, plain, rtol=1e-12)
+    np.testing.assert_allclose(dialect_token_grad("nemo-aligner", v, 0.5, 0.0, 0.0).grad, 0.5 * plain, rtol=1e-12)
+    assert not dialect_token_grad("torchrl", v, 0.5, 0.0, 0.0).frozen.any()  # clip_value=0 is off
+    with pytest.raises(ValueError, match="eps"):
+        dialect_token_grad("verl", v, 0.5, 0.0, float("inf"))

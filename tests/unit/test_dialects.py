@@ -1,26 +1,228 @@
-"""Each dialect computes what its library computes; the registry says so in words the app shows."""
+"""Each dialect computes what its library (at the releases it names) computes; the registry says so.
+
+Three kinds of checks: hand computations on tiny batches (golden-style, numbers worked out in the
+comments), independent restatements of each library's formula compared bit for bit in float32 and
+bfloat16, and autograd against finite differences (the per-token version is in test_dialect_grads).
+"""
 
 from __future__ import annotations
+
+import math
+import re
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 import valueloss as vl
+from valueloss.dialects import check_clip_param, families, family_versions, version_label
 
 from .conftest import random_batch
 
+ORIGINAL = ["verl", "openrlhf", "trl", "cleanrl", "sb3", "slime", "torchrl", "rllib"]
+NEW_TRAINERS = ["baselines-ppo2", "rsl_rl", "deepspeed-chat", "trlx", "nemo-aligner", "rllib-legacy"]
 
-def test_registry_is_complete():
-    assert list(vl.DIALECTS) == ["verl", "openrlhf", "trl", "cleanrl", "sb3", "slime", "torchrl", "rllib"]
-    for d in vl.DIALECTS.values():
-        assert d.param_name and d.library and d.aggregation and d.combine
-        assert d.clip_convention in {"bounds", "clamp", "delta", "none"}
-        assert d.source_url.startswith(f"https://github.com/{d.repo}/blob/")
-        assert d.formula.strip()
+
+def t(rows, dtype=torch.float64):
+    return torch.tensor(rows, dtype=dtype)
+
+
+def loss_of(name, v, r, o, m, eps, **kw):
+    return vl.dialect_loss(name, v, r, o, m, eps, **kw)
+
+
+# ------------------------------------------------------------------------------------------- the registry
+
+
+def test_registry_keeps_the_old_names_first_and_adds_six_trainers():
+    assert list(vl.DIALECTS)[: len(ORIGINAL)] == ORIGINAL
+    assert set(NEW_TRAINERS) <= set(vl.DIALECTS)
     assert vl.DIALECTS["verl"].default_eps == 0.5 and vl.DIALECTS["trl"].default_eps == 0.2
     assert vl.DIALECTS["sb3"].default_eps is None and vl.DIALECTS["rllib"].default_eps == 10.0
-    assert vl.DIALECTS["verl"].half and not vl.DIALECTS["sb3"].half
+    assert vl.DIALECTS["verl"].half and not vl.DIALECTS["sb3"].half and not vl.DIALECTS["rsl_rl"].half
+
+
+def test_every_entry_carries_what_the_app_shows():
+    for name, d in vl.DIALECTS.items():
+        assert d.name == name and d.param_name and d.library and d.aggregation and d.combine and d.formula.strip()
+        assert d.family and d.versions and d.loss_metric and d.logged or not d.current or d.family == "slime"
+        assert d.clip_convention in {"bounds", "clamp", "delta", "none"}
+        assert d.eps_units in {"return", "loss"} and d.sanity_definition in {"loss", "prediction", "rllib"}
+        assert d.source_url.startswith(f"https://github.com/{d.repo}/blob/")
+        assert d.commit != "master" and re.fullmatch(r"[0-9a-f]{8,40}|v[\d.]+", d.commit), (name, d.commit)
+        assert set(d.modes) <= set(vl.AGG_MODES) and "token-mean" in d.modes
+        assert d.export_source is not None and d.export_label and d.verified
+        assert d.tie_rule in {"torch", "tensorflow"}
+        assert all(re.fullmatch(r"[\w.-]+/[\w.-]+#\d+", th) for th in d.threads), d.threads
+        assert (d.clipfrac_metric is None) == (d.clipfrac_definition is None) or name == "verl" or "verl" in name
+
+
+def test_each_library_has_exactly_one_current_entry_and_a_version_list():
+    fam = families()
+    for names in fam.values():
+        assert sum(vl.DIALECTS[n].current for n in names) == 1 and vl.DIALECTS[names[0]].current
+    assert family_versions("verl-v0.4.0")[0] == "verl" and len(fam["verl"]) == 6
+    assert fam["rllib"] == ["rllib", "rllib-legacy"] and fam["openrlhf"] == ["openrlhf", "openrlhf-2025-04"]
+    assert fam["slime"] == ["slime", "slime-per-token"]
+    assert "older" in version_label("verl-v0.4.0") and "v0.4.0" in version_label("verl-v0.4.0")
+    assert version_label("verl") == vl.DIALECTS["verl"].library and "v0.9.1" in version_label("verl")
+
+
+def test_rllib_entries_say_what_eps_means():
+    current, legacy = vl.DIALECTS["rllib"], vl.DIALECTS["rllib-legacy"]
+    assert current.eps_units == "loss" and legacy.eps_units == "return"
+    assert "classic" not in current.library.lower() and "2021" in current.library and "2021" in legacy.library
+    assert math.inf in current.off_values
+
+
+def test_torchrl_says_next_to_its_number_what_it_logs():
+    d = vl.DIALECTS["torchrl"]
+    assert (
+        "padding" in d.clipfrac_definition and "critic_coeff" in d.logged and d.clipfrac_metric == "value_clip_fraction"
+    )
+    assert 0.0 in d.off_values
+    assert "LAST minibatch" in vl.DIALECTS["cleanrl"].logged
+
+
+# ------------------------------------------------------------------------------------------- hand computations
+
+# One row, three real tokens and one padded slot; v_old = 0 everywhere, eps = 0.25.
+V = [[0.5, -0.1, 2.0, 9.0]]
+R = [[1.0, 0.0, 1.0, 9.0]]
+O = [[0.0, 0.0, 0.0, 0.0]]
+M = [[1.0, 1.0, 1.0, 0.0]]
+# token 1: |v - o| = 0.5 > eps, clip(v) = 0.25: L_unclip = 0.25, L_clip = 0.5625 -> max 0.5625 (clipped wins)
+# token 2: inside: (−0.1)^2 = 0.01 both -> 0.01
+# token 3: clip(v) = 0.25: L_unclip = 1, L_clip = 0.5625 -> max 1 (unclipped wins, overshoot)
+MAX_TERMS = [0.5625, 0.01, 1.0]
+MEAN_MAX = sum(MAX_TERMS) / 3
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("verl", 0.5 * MEAN_MAX),
+        ("trl", 0.5 * MEAN_MAX),
+        ("trlx", 0.5 * MEAN_MAX),
+        ("deepspeed-chat", 0.5 * MEAN_MAX),
+        ("baselines-ppo2", 0.5 * MEAN_MAX),
+        ("nemo-aligner", 0.5 * MEAN_MAX),
+        ("cleanrl", 0.5 * MEAN_MAX),
+        ("openrlhf", 0.5 * MEAN_MAX),
+        ("rsl_rl", MEAN_MAX),  # no 0.5
+        ("rllib-legacy", MEAN_MAX),  # no 0.5, return units
+        ("slime", MEAN_MAX),  # one row: the row's token mean
+        ("slime-per-token", MEAN_MAX),
+        ("verl-v0.4.0", MEAN_MAX * 3 / (3 + 1e-8)),  # v0.4.0 forgot the 0.5; token-mean divides by N + 1e-8
+        ("sb3", (0.75**2 + 0.1**2 + 0.75**2) / 3),  # (R - clip(v))^2, no max
+    ],
+)
+def test_hand_computed_losses(name, expected):
+    got = loss_of(name, t(V), t(R), t(O), t(M), 0.25)
+    assert float(got.loss) == pytest.approx(expected, rel=1e-12)
+
+
+def test_hand_computed_clip_fractions():
+    # loss-clipped (clipped term strictly larger): token 1 only -> 1/3; prediction-clipped: tokens 1 and 3 -> 2/3
+    for name in ("verl", "trl", "trlx"):
+        assert float(loss_of(name, t(V), t(R), t(O), t(M), 0.25).clipfrac) == pytest.approx(1 / 3, rel=1e-7)
+    assert float(loss_of("slime", t(V), t(R), t(O), t(M), 0.25).clipfrac) == pytest.approx(2 / 3, rel=1e-12)
+    # TorchRL averages over the whole tensor, the padded slot (v = 9, v_old = 0) included: 3 of 4 elements
+    assert float(loss_of("torchrl", t(V), t(R), t(O), t(M), 0.25).clipfrac) == 0.75
+    for name in ("cleanrl", "sb3", "rsl_rl", "baselines-ppo2", "deepspeed-chat", "nemo-aligner", "rllib"):
+        assert loss_of(name, t(V), t(R), t(O), t(M), 0.25).clipfrac is None
+
+
+def test_rllib_current_clamps_the_loss_and_legacy_clips_the_value():
+    # v_old = 0, v = 15, R = 20, vf_clip_param = 10
+    v, r, o, m = t([[15.0]]), t([[20.0]]), t([[0.0]]), t([[1.0]])
+    assert float(loss_of("rllib", v, r, o, m, 10.0).loss) == 10.0  # (15 - 20)^2 = 25 clamped to 10 (loss units)
+    assert float(loss_of("rllib-legacy", v, r, o, m, 10.0).loss) == 100.0  # clip(v) = 10: (10 - 20)^2 = 100 wins
+    assert float(loss_of("rllib", v, r, o, m, float("inf")).loss) == 25.0  # the documented "off"
+    two = loss_of("rllib", t([[0.0, 0.0]]), t([[1.0, 10.0]]), t([[0.0, 0.0]]), t([[1.0, 1.0]]), 10.0)
+    assert float(two.loss) == pytest.approx((1.0 + 10.0) / 2)  # 100 is clamped to 10
+
+
+def test_off_switches():
+    v, r, o, m, _ = random_batch(3, ties=False)
+    real = m.bool()
+    plain = ((v - r)[real] ** 2).mean()
+    assert float(loss_of("rsl_rl", v, r, o, m, None).loss) == pytest.approx(float(plain), rel=1e-13)
+    assert float(loss_of("cleanrl", v, r, o, m, None).loss) == pytest.approx(0.5 * float(plain), rel=1e-13)
+    assert float(loss_of("nemo-aligner", v, r, o, m, 0.0).loss) == pytest.approx(0.5 * float(plain), rel=1e-13)
+    off = loss_of("torchrl", v, r, o, m, 0.0)  # clip_value=0 is falsy: off
+    assert off.clipfrac is None and torch.equal(off.loss, loss_of("torchrl", v, r, o, m, None).loss)
+    sb3_clipped = o + (v - o).clamp(-0.2, 0.2)
+    assert float(loss_of("sb3", v, r, o, m, 0.2).loss) == pytest.approx(float(((r - sb3_clipped)[real] ** 2).mean()))
+    assert float(loss_of("sb3", v, r, o, m, None).loss) == pytest.approx(float(plain))
+
+
+# ------------------------------------------------------------------------------------------- verl releases
+
+# Two rows: [1, 1, pad] and an empty row; loss terms L = [[a, b, x], [y, z, w]] with a NaN-free padding.
+VV = [[2.0, 3.0, 0.0], [0.0, 0.0, 0.0]]
+RR = [[0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]
+OO = [[2.0, 3.0, 0.0], [0.0, 0.0, 0.0]]  # v == v_old: no clipping, L = v^2 = [4, 9]
+MM = [[1.0, 1.0, 0.0], [0.0, 0.0, 0.0]]
+
+
+def verl_release(name, mode, nan=False):
+    v = t(VV)
+    if nan:
+        v[0, 2] = float("nan")
+    return float(loss_of(name, v, t(RR), t(OO), t(MM), 0.5, loss_agg_mode=mode).loss)
+
+
+def test_verl_releases_hand_computed():
+    # token-mean: 0.5 * 13 / 2 everywhere (old releases add 1e-8 to N), v0.4.0 without the 0.5
+    assert verl_release("verl", "token-mean") == 0.5 * 13 / 2
+    assert verl_release("verl-v0.6.1", "token-mean") == pytest.approx(0.5 * 13 / 2, rel=1e-8)
+    assert verl_release("verl-v0.6.1", "token-mean") != verl_release("verl", "token-mean")  # the +1e-8
+    assert verl_release("verl-v0.4.0", "token-mean") == pytest.approx(13 / 2, rel=1e-8)
+    # seq-mean-token-sum: rows [13, 0]; current leaves the empty row out (13), up to v0.6.0 it counts (6.5)
+    assert verl_release("verl", "seq-mean-token-sum") == 0.5 * 13
+    assert verl_release("verl-v0.7.0", "seq-mean-token-sum") == 0.5 * 13
+    assert verl_release("verl-v0.5", "seq-mean-token-sum") == 0.5 * 13 / 2
+    # seq-mean-token-mean: the empty row is 0/0 = NaN up to v0.6.0
+    assert verl_release("verl", "seq-mean-token-mean") == pytest.approx(0.5 * 6.5, rel=1e-8)
+    assert math.isnan(verl_release("verl-v0.5", "seq-mean-token-mean"))
+    assert math.isnan(verl_release("verl-v0.4.1", "seq-mean-token-mean"))
+    # seq-mean-token-sum-norm (T = 3): since v0.7.1 seq-mean / T = 13 / 3; before, the batch's sum / T = 13 / 3
+    # too here (one non-empty row), so add a second non-empty row to tell them apart
+    v, o = t([[2.0, 3.0, 0.0], [1.0, 0.0, 0.0]]), t([[2.0, 3.0, 0.0], [1.0, 0.0, 0.0]])
+    m = t([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+    new = float(loss_of("verl", v, t(RR), o, m, 0.5, loss_agg_mode="seq-mean-token-sum-norm").loss)
+    old = float(loss_of("verl-v0.7.0", v, t(RR), o, m, 0.5, loss_agg_mode="seq-mean-token-sum-norm").loss)
+    assert new == 0.5 * (14 / 2) / 3 and old == 0.5 * 14 / 3
+
+
+def test_verl_nan_in_padding_poisons_token_mean_before_v0_5():
+    assert math.isnan(verl_release("verl-v0.4.1", "token-mean", nan=True))
+    assert verl_release("verl-v0.5", "token-mean", nan=True) == pytest.approx(0.5 * 13 / 2, rel=1e-8)
+    assert verl_release("verl", "token-mean", nan=True) == 0.5 * 13 / 2
+
+
+def test_verl_current_entry_is_compute_value_loss_in_every_mode():
+    v, r, o, m, eps = random_batch(1)
+    for mode in vl.AGG_MODES:
+        result = loss_of("verl", v, r, o, m, eps, loss_agg_mode=mode)
+        loss, clipfrac = vl.compute_value_loss(v, r, o, m, eps, mode)
+        assert torch.equal(result.loss, loss) and torch.equal(result.clipfrac, clipfrac)
+    with pytest.raises(ValueError, match="loss_agg_mode"):
+        loss_of("verl-v0.7.0", v, r, o, m, eps, loss_agg_mode="token-sum")  # token-sum arrived in v0.9.0
+
+
+def test_openrlhf_before_2025_04_averages_rows_first():
+    # rows [4, 9 | pad] and [1 | pad, pad]: per-row means 6.5 and 1, mean 3.75; token-level: 14/3
+    v = t([[2.0, 3.0, 0.0], [1.0, 0.0, 0.0]])
+    m = t([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+    old = loss_of("openrlhf-2025-04", v, t(RR), v, m, 0.2)
+    assert float(old.loss) == 0.5 * 3.75
+    assert float(loss_of("openrlhf", v, t(RR), v, m, 0.2).loss) == pytest.approx(0.5 * 14 / 3)
+    assert math.isnan(float(loss_of("openrlhf-2025-04", t(VV), t(RR), t(OO), t(MM), 0.2).loss))  # empty row: 0/0
+
+
+# ------------------------------------------------------------------------------------------- restatements, bit for bit
 
 
 def openrlhf_reference(values, old_values, returns, mask, clip_eps):
@@ -30,64 +232,170 @@ def openrlhf_reference(values, old_values, returns, mask, clip_eps):
     return 0.5 * ((loss * mask).sum() / mask.sum())
 
 
-def test_openrlhf_is_bit_identical_in_float32():
-    for seed in range(30):
-        v, r, o, m, eps = random_batch(seed, dtype=torch.float32)
-        ours = vl.ValueLoss(eps)(v, o, r, m)
-        assert torch.equal(ours, openrlhf_reference(v, o, r, m, eps))
-        assert torch.equal(vl.dialect_loss("openrlhf", v, r, o, m, eps).loss, ours)
-
-
-def test_verl_dialect_is_compute_value_loss_token_mean():
-    v, r, o, m, eps = random_batch(1)
-    result = vl.dialect_loss("verl", v, r, o, m, eps)
-    loss, clipfrac = vl.compute_value_loss(v, r, o, m, eps)
-    assert torch.equal(result.loss, loss) and torch.equal(result.clipfrac, clipfrac)
-
-
-def test_sb3_is_clip_only_and_off_means_plain_mse():
-    v, r, o, m, eps = random_batch(2)
+def rsl_rl_reference(v, r, o, m, eps):
     real = m.bool()
-    clipped = o + (v - o).clamp(-0.2, 0.2)
-    assert float(vl.dialect_loss("sb3", v, r, o, m, 0.2).loss) == pytest.approx(float(((r - clipped)[real] ** 2).mean()))
-    assert float(vl.dialect_loss("sb3", v, r, o, m, None).loss) == pytest.approx(float(((r - v)[real] ** 2).mean()))
-    # SB3 has no max: it can be below the unclipped error (tokens frozen though they moved the wrong way).
-    assert vl.dialect_loss("sb3", v, r, o, m, 0.2).clipfrac is None
+    values, target_values, returns = v[real], o[real], r[real]
+    clipped = target_values + (values - target_values).clamp(-eps, eps)
+    return torch.max((values - returns).pow(2), (clipped - returns).pow(2)).mean()
 
 
-def test_rllib_clamps_the_loss_not_the_value():
-    v = torch.tensor([[0.0, 0.0]])
-    r = torch.tensor([[1.0, 10.0]])
-    m = torch.ones_like(v)
-    got = vl.dialect_loss("rllib", v, r, v, m, 10.0)
-    assert float(got.loss) == pytest.approx((1.0 + 10.0) / 2)  # 100 is clamped to 10
-    assert got.clipfrac is None
+def trlx_reference(v, r, o, m, eps):
+    clipped = torch.clamp(v, o - eps, o + eps)
+    n = m.sum()
+    l1, l2 = (v - r) ** 2, (clipped - r) ** 2
+    return 0.5 * torch.sum(torch.max(l1, l2) * m) / n, torch.sum((l2 > l1).float() * m) / n
 
 
-def test_torchrl_uses_huber_and_counts_clipped_predictions():
-    v, r, o, m, _ = random_batch(4, ties=False)
-    real = m.bool()
-    got = vl.dialect_loss("torchrl", v, r, o, m, 0.2)
-    vr, rr, orr = v[real], r[real], o[real]
-    clipped = orr + (vr - orr).clamp(-0.2, 0.2)
-    expected = torch.max(F.smooth_l1_loss(rr, vr, reduction="none"), F.smooth_l1_loss(rr, clipped, reduction="none")).mean()
-    assert float(got.loss) == pytest.approx(float(expected))
-    assert float(got.clipfrac) == pytest.approx(float(((vr - orr).abs() > 0.2).double().mean()))
-    assert vl.dialect_loss("torchrl", v, r, o, m, None).clipfrac is None
+def torchrl_reference(v, r, o, m, eps):
+    """ClipPPOLoss's critic path restated: Huber, delta clip, maximum, masked mean; clip fraction unmasked."""
+    loss = F.smooth_l1_loss(r, v, reduction="none")
+    pre = v - o
+    clipped = pre.clamp(-eps, eps)
+    frac = (pre != clipped).to(v.dtype).mean()
+    loss = torch.maximum(loss, F.smooth_l1_loss(r, o + clipped, reduction="none"))
+    mask = m.to(v.dtype)
+    return (1.0 * loss * mask).sum() / mask.sum(), frac
+
+
+def slime_reference(v, r, o, m, eps):
+    """slime's sum_of_sample_mean: Python's sum() over per-sample means, one addition at a time."""
+    loss = torch.max((o + (v - o).clamp(-eps, eps) - r) ** 2, (v - r) ** 2)
+    return sum((loss[i] * m[i]).sum() / torch.clamp_min(m[i].sum(), 1) for i in range(v.shape[0])) / v.shape[0]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64])
+def test_restatements_are_bit_identical(dtype):
+    for seed in range(12):
+        v, r, o, m, eps = random_batch(seed, dtype=dtype)
+        if dtype is not torch.bfloat16:
+            assert torch.equal(loss_of("openrlhf", v, r, o, m, eps).loss, openrlhf_reference(v, o, r, m, eps))
+        assert torch.equal(loss_of("rsl_rl", v, r, o, m, eps).loss, rsl_rl_reference(v, r, o, m, eps))
+        got = loss_of("trlx", v, r, o, m, eps)
+        want = trlx_reference(v, r, o, m, eps)
+        assert torch.equal(got.loss, want[0]) and torch.equal(got.clipfrac, want[1])
+        # trlx, DeepSpeed-Chat and TRL: the 0.5 before or after the division is exact in binary
+        assert torch.equal(loss_of("deepspeed-chat", v, r, o, m, eps).loss, got.loss)
+        assert torch.equal(loss_of("trl", v, r, o, m, eps).loss, got.loss)
+        assert torch.equal(loss_of("slime", v, r, o, m, eps).loss, slime_reference(v, r, o, m, eps))
+        if eps > 0:
+            got = loss_of("torchrl", v, r, o, m, eps)
+            want = torchrl_reference(v, r, o, m, eps)
+            assert torch.equal(got.loss, want[0]) and torch.equal(got.clipfrac, want[1])
+
+
+def test_torchrl_nan_in_padding_poisons_the_loss_and_counts_as_clipped():
+    v, r, o, m, _ = random_batch(7, ties=False)
+    v = v.clone()
+    pad = (m == 0).nonzero()[0]
+    v[pad[0], pad[1]] = float("nan")
+    got = loss_of("torchrl", v, r, o, m, 0.2)
+    assert math.isnan(float(got.loss))  # (L * mask).sum(): NaN * 0 = NaN
+    clean = v.clone()
+    clean[pad[0], pad[1]] = o[pad[0], pad[1]]
+    base = loss_of("torchrl", clean, r, o, m, 0.2).clipfrac
+    assert float(got.clipfrac) == pytest.approx(float(base) + 1 / v.numel())  # NaN != NaN: counted clipped
 
 
 def test_dialects_that_share_a_form_agree_in_float64():
-    """verl, OpenRLHF, TRL and CleanRL all compute 0.5 * token-mean of the max (different clip code)."""
+    """0.5 * token-mean of the max: verl, OpenRLHF, TRL, CleanRL, trlx, DeepSpeed-Chat, baselines, NeMo-Aligner."""
+    same = ("verl", "openrlhf", "trl", "cleanrl", "trlx", "deepspeed-chat", "baselines-ppo2", "nemo-aligner")
     for seed in range(10):
         v, r, o, m, eps = random_batch(seed, ties=False)
-        losses = [float(vl.dialect_loss(n, v, r, o, m, eps).loss) for n in ("verl", "openrlhf", "trl", "cleanrl")]
+        names = same if eps > 0 else same[:-1]  # NeMo-Aligner: loss_clip_val = 0 turns clipping off
+        losses = [float(loss_of(n, v, r, o, m, eps).loss) for n in names]
         assert max(losses) - min(losses) <= 1e-12 * max(1.0, abs(losses[0]))
-        # slime: no 0.5 and a per-sequence mean over every row
-        assert vl.dialect_loss("slime", v, r, o, m, eps).loss.isfinite()
+        twice = [float(loss_of(n, v, r, o, m, eps).loss) for n in ("rsl_rl", "rllib-legacy", "slime-per-token")]
+        assert all(x == pytest.approx(2 * losses[0], rel=1e-12) for x in twice)
 
 
-def test_clipping_off_is_refused_where_the_library_has_no_off_switch():
+@pytest.mark.parametrize("name", list(vl.DIALECTS))
+def test_autograd_matches_finite_differences_on_a_padded_batch(name):
+    d = vl.DIALECTS[name]
+    v, r, o, m, _ = random_batch(11, ties=False)
+    m[0, 0] = 1.0  # no empty row: OpenRLHF before 2025-04 would be NaN (0/0)
+    eps = 3.0 if d.eps_units == "loss" else 0.3
+    mode = d.modes[-1]
+    leaf = v.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(loss_of(name, leaf, r, o, m, eps, loss_agg_mode=mode).loss, leaf)
+    real = m.bool().nonzero()
+    h = 1e-6
+    checked = 0
+    for i, j in real[:: max(1, len(real) // 12)].tolist():
+        up, down = v.clone(), v.clone()
+        up[i, j] += h
+        down[i, j] -= h
+        fd = (
+            loss_of(name, up, r, o, m, eps, loss_agg_mode=mode).loss
+            - loss_of(name, down, r, o, m, eps, loss_agg_mode=mode).loss
+        ) / (2 * h)
+        if not math.isfinite(float(fd)):
+            continue
+        assert float(grad[i, j]) == pytest.approx(float(fd), abs=1e-6), (name, i, j)
+        checked += 1
+    assert checked >= 5
+    assert torch.all(grad[~m.bool()] == 0) or d.name.startswith("verl-v0.4")  # padding gets no gradient
+
+
+# ------------------------------------------------------------------------------------------- bad input
+
+
+def test_bad_input_is_a_clear_error():
     v, r, o, m, _ = random_batch(0)
+    with pytest.raises(ValueError, match="unknown dialect"):
+        loss_of("ppo", v, r, o, m, 0.2)
     with pytest.raises(ValueError, match="cliprange"):
-        vl.dialect_loss("verl", v, r, o, m, None)
-    assert vl.dialect_loss("openrlhf", v, r, o, m, None).loss.isfinite()
+        loss_of("verl", v, r, o, m, None)
+    with pytest.raises(ValueError, match="cliprange"):
+        loss_of("verl", v, r, o, m, float("inf"))  # inf is RLlib's off switch, not verl's
+    with pytest.raises(ValueError, match="cliprange"):
+        loss_of("rllib", v, r, o, m, float("nan"))
+    with pytest.raises(TypeError, match="cliprange"):
+        loss_of("rsl_rl", v, r, o, m, "0.2")
+    with pytest.raises(ValueError, match="loss_agg_mode"):
+        loss_of("trl", v, r, o, m, 0.2, loss_agg_mode="seq-mean-token-mean")
+    assert loss_of("openrlhf", v, r, o, m, None).loss.isfinite()
+    assert check_clip_param("eps", "rllib", float("inf")) == float("inf")
+    assert check_clip_param("eps", "rllib", torch.tensor(float("inf"))).item() == float("inf")
+
+
+def test_readme_lists_every_entry_with_its_releases_and_pinned_source():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    for name, d in vl.DIALECTS.items():
+        row = next((line for line in readme.splitlines() if line.startswith(f"| `{name}` |")), None)
+        assert row is not None, f"README's dialect table lacks {name}"
+        assert d.library in row and d.source_url in row and d.verified in row, name
+
+
+GOLDEN_KEYS = [  # (golden key, registry entry, what is compared); eps is the entry's own parameter
+    ("rsl_rl", "rsl_rl", "loss"),
+    ("baselines_ppo2", "baselines-ppo2", "loss"),
+    ("rllib_legacy", "rllib-legacy", "loss"),
+    ("rllib_loss_clamp_at_eps", "rllib", "loss"),
+    ("nemo_aligner", "nemo-aligner", "loss"),
+    ("trlx_vf_loss", "trlx", "loss"),
+    ("trlx_vf_clipfrac", "trlx", "clipfrac"),
+    ("deepspeed_chat", "deepspeed-chat", "loss"),
+    ("torchrl_loss_critic", "torchrl", "loss"),
+    ("torchrl_value_clip_fraction", "torchrl", "clipfrac"),
+    ("slime_per_token", "slime-per-token", "loss"),
+    ("openrlhf_before_2025_04", "openrlhf-2025-04", "loss"),
+    ("verl_v0_4_1_token_mean", "verl-v0.4.1", "loss"),
+    ("verl_v0_4_0_token_mean", "verl-v0.4.0", "loss"),
+]
+
+
+@pytest.mark.parametrize(("key", "name", "attr"), GOLDEN_KEYS, ids=[k for k, _, _ in GOLDEN_KEYS])
+def test_golden_vectors_of_the_newer_entries(key, name, attr, device):
+    """golden.json: padding with garbage, a fully masked row, a NaN in padding (cases A, B, C), eps 0.2 and 0.5,
+    computed in plain Python floats from each library's formula (no torch)."""
+    from .conftest import golden_cases, golden_tensor
+
+    for _, eps, case, want in golden_cases():
+        v, r, o, m = (golden_tensor(case[k], device=device) for k in ("vpreds", "returns", "values", "response_mask"))
+        got = float(getattr(loss_of(name, v, r, o, m, float(eps)), attr))
+        if want[key] is None:
+            assert math.isnan(got), (key, eps)
+        else:
+            assert got == pytest.approx(want[key], abs=1e-12, rel=0), (key, eps)

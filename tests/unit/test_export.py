@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from valueloss import ValueLoss, compute_value_loss, dialect_loss, value_loss_terms
+from valueloss import DIALECTS, ValueLoss, compute_value_loss, dialect_loss, value_loss_terms
 from valueloss.export import (
     EXPORT_CONVENTIONS,
     EXPORT_DIALECTS,
@@ -48,7 +48,12 @@ def padded_batch(dtype=torch.float64, seed=0):
 
 
 def batch_eps(dialect: str):
-    return 1.0 if dialect == "rllib" else 0.2  # RLlib's parameter bounds the squared error
+    return 1.0 if DIALECTS[dialect].eps_units == "loss" else 0.2  # RLlib's parameter bounds the squared error
+
+
+def module_name(*parts) -> str:
+    """An importable file name (version names hold dots and dashes)."""
+    return "".join(c if c.isalnum() else "_" for c in "_".join(str(p) for p in parts)) + ".py"
 
 
 def _batch_cases():
@@ -72,12 +77,12 @@ def exported(tmp_path_factory):
     for preset in PRESETS.values():
         for target in TARGETS:
             code = export_token_code(preset.v_old, preset.R, preset.eps, preset.v, target)
-            path = folder / f"token_{preset.key}_{target}.py".replace("-", "_")
+            path = folder / module_name("token", preset.key, target)
             path.write_text(code)
             files[("token", preset.key, target)] = path
     for dialect, mode, dtype in BATCH_CASES:
         v, r, o, m = padded_batch(dtype)
-        path = folder / f"batch_{dialect}_{mode}_{str(dtype)[6:]}.py".replace("-", "_")
+        path = folder / module_name("batch", dialect, mode, str(dtype)[6:])
         path.write_text(export_batch_code(v, r, o, m, batch_eps(dialect), mode, dialect))
         files[("batch", dialect, mode, dtype)] = path
     for dialect in ("sb3", "openrlhf", "torchrl"):  # clipping off
@@ -202,7 +207,7 @@ def _autograd(dialect, mode, v, r, o, m, eps):
     elif dialect == "openrlhf":
         loss = ValueLoss(clip_eps=eps, token_level_loss=mode == "token-mean")(leaf, o, r, m)
     else:
-        loss = dialect_loss(dialect, leaf, r, o, m, eps).loss
+        loss = dialect_loss(dialect, leaf, r, o, m, eps, loss_agg_mode=mode).loss
     (grad,) = torch.autograd.grad(loss, leaf)
     return loss.detach(), grad
 
