@@ -960,6 +960,9 @@ def example_file(kind: str) -> bytes:
 # ---------------------------------------------------------------------------------------------------
 
 
+MAX_BINS = 1000  # a figure cannot show more; 10**9 bins would allocate gigabytes
+
+
 @dataclass(frozen=True)
 class Histogram:
     """Pre-binned counts (so a figure ships ``bins`` numbers, not every token)."""
@@ -970,6 +973,8 @@ class Histogram:
 
 def histogram(x: np.ndarray, eps: float, bins: int = 60) -> Histogram:
     """Counts of ``x`` on a range that always shows ``[-eps, eps]``; non-finite values are dropped."""
+    if isinstance(bins, bool) or not isinstance(bins, numbers.Integral) or not 1 <= bins <= MAX_BINS:
+        raise ValueError(f"bins must be a whole number between 1 and {MAX_BINS}, got {bins!r}")
     x = np.asarray(x, dtype=np.float64)
     x = x[np.isfinite(x)]
     lo = min(float(x.min()) if x.size else 0.0, -eps)
