@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import streamlit as st
+from PIL import Image
 
 from valueloss import CONVENTIONS
 from valueloss.batches import MAX_TOKENS, PADDING_CHOICES, SYNTHETIC_PARAMS
@@ -52,25 +53,32 @@ def _run_through_app() -> None:
         st.rerun()
 
 
-# Markdown that could make a message fetch, link or render: links and images ([]()!<>), autolinks
-# (http://, www., a@b), code, emphasis, tables, strikethrough, LaTeX ($), Streamlit directives (:red[...],
-# :material/...:) and the escape character itself. The rest of the text stays readable in tests.
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*\[\](){}<>!|~$&#:@])")
+# Markdown that could make a message fetch, link or render: links and images ([]()!<>), code, emphasis,
+# tables, strikethrough, LaTeX ($), HTML entities (&) and the escape character itself. The rest of the
+# text stays readable (and searchable in tests).
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*\[\](){}<>!|~$&#])")
+# GFM turns bare URLs (http://, www.) and e-mail addresses into live links after parsing, whatever the
+# escapes, and Streamlit reads :name: and :red[...] as icons and colours. An invisible WORD JOINER
+# (U+2060, not whitespace, so no autolink may start after it) before ':' and '@' and inside 'www.'
+# breaks each of those patterns without changing what the reader sees.
+_JOINER = "\u2060"
 _LONGEST_SHOWN = 2000
 
 
 def literal(text: object) -> str:
     """``text`` escaped so that ``st.error`` / ``st.warning`` show it as written, never as markdown.
 
-    Every markdown-significant character gets a backslash (CommonMark renders an escaped ASCII
-    punctuation character as itself), line breaks become spaces, and very long text is cut.
+    Markdown-significant characters get a backslash (CommonMark renders an escaped ASCII
+    punctuation character as itself), autolinks and Streamlit's :directives: are broken with an
+    invisible joiner, line breaks become spaces, and very long text is cut.
     """
     text = str(text)
     if len(text) > _LONGEST_SHOWN:
         text = text[:_LONGEST_SHOWN] + " …"
     text = re.sub(r"\s*[\r\n]+\s*", " ", text)
     text = _MARKDOWN_SPECIAL.sub(r"\\\1", text)
-    return re.sub(r"(?i)(www)\.", r"\1\\.", text)
+    text = re.sub(r"(?i)(www)\.", "\\1" + _JOINER + ".", text)
+    return re.sub(r"([:@])", _JOINER + r"\1", text)
 
 
 def _unusable_query_value(value: str) -> bool:
@@ -130,8 +138,8 @@ def guard_query_params() -> list[str]:
     return list(dropped)
 
 
-def app_icon(size: int = 32) -> np.ndarray:
-    """The app's icon as pixels: a falling curve (the loss) in the theme's blue, on white.
+def app_icon(size: int = 32) -> Image.Image:
+    """The app's icon: a falling curve (the loss) in the theme's blue, on white.
 
     Drawn here and served by Streamlit itself: a ``:material/...:`` page icon makes the browser fetch
     the favicon from fonts.gstatic.com, and the app must work offline.
@@ -145,7 +153,7 @@ def app_icon(size: int = 32) -> np.ndarray:
     for dr in (-1, 0, 1):
         for dc in (-1, 0, 1):
             rgb[np.clip(rows + dr, 0, size - 1), np.clip(cols + dc, 0, size - 1)] = blue
-    return rgb
+    return Image.fromarray(rgb)  # st.set_page_config takes an image, not an array (it compares with ==)
 
 
 def page_setup(title: str, question: str) -> None:
