@@ -385,7 +385,13 @@ np.savez("batch.npz", vpreds=vpreds.float().cpu().numpy(), returns=returns.float
          values=values.float().cpu().numpy(), mask=response_mask.float().cpu().numpy())
 ```
 
-Limits: {MAX_UPLOAD_BYTES // (1024 * 1024)} MB per file and {MAX_TOKENS:,} cells (`batch x response_length`).
+**Padded width**: a long file that lists real tokens only ends at its longest row. If the trainer padded
+wider (verl's `response_length`), give that width in the *padded width T* box: seq-mean-token-sum-norm
+divides by it. The page says which width it uses.
+
+Limits: {MAX_UPLOAD_BYTES // (1024 * 1024)} MB per file, {MAX_TOKENS:,} cells (`batch x response_length`)
+and {MAX_CSV_COLUMNS} columns per CSV (only the six above are read). Values, `row` and `t` are plain numbers:
+list, text and nested Parquet columns are refused.
 Real tokens must be finite; NaN is allowed only in padding (it shows which aggregation modes it poisons).
 """
 
