@@ -7,11 +7,14 @@ Run with ``make app`` (or ``streamlit run app.py``). Each page lives in ``pages/
 import streamlit as st
 import torch
 
+from pages.common import app_icon
+
 # The app's tensors are small (a 200x200 grid, a 64x256 batch): thread start-up on a busy machine costs
 # more than it saves. The Timing page sets the thread count it measures explicitly.
 torch.set_num_threads(1)
 
-st.set_page_config(page_title="valueloss: the clipped value loss, explained", page_icon=":material/trending_down:", layout="wide")
+# The favicon is drawn locally: a ":material/...:" page icon makes the browser fetch it from fonts.gstatic.com.
+st.set_page_config(page_title="valueloss: the clipped value loss, explained", page_icon=app_icon(), layout="wide")
 
 PAGES = {
     "Learn": [

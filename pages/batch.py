@@ -9,7 +9,7 @@ import math
 
 import streamlit as st
 
-from pages.common import page_setup, share_link, shows_errors, synthetic_controls
+from pages.common import page_setup, share_link, shows_errors, synthetic_controls, upload_width_input, width_caption
 from pages.export_panel import render_export_batch
 from valueloss import AGG_MODES, DIALECTS
 from valueloss.batches import (
@@ -35,9 +35,9 @@ def cached_synthetic(params: tuple) -> Batch:
 
 
 @st.cache_data(max_entries=4, show_spinner=False)
-def cached_upload(name: str, file_id: str, _data: bytes) -> Batch:
+def cached_upload(name: str, file_id: str, width: int | None, _data: bytes) -> Batch:
     """Keyed by the upload's id (hashing 20 MB on every rerun would cost more than the page)."""
-    return load_batch_file(name, _data)
+    return load_batch_file(name, _data, width=width)
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -127,12 +127,14 @@ else:
         max_upload_size=MAX_UPLOAD_BYTES // (1024 * 1024),
         help="Never unpickled; checked for shape, NaN on real tokens, mask values and size.",
     )
+    width = upload_width_input(PREFIX)
     if upload is None:
         st.info("Upload a file to analyse it, or switch the source to 'synthetic'.")
     else:
         with shows_errors(f"Could not use {upload.name}"):
-            batch = cached_upload(upload.name, upload.file_id, upload.getvalue())
-            batch_key = ("upload", upload.name, upload.file_id)
+            batch = cached_upload(upload.name, upload.file_id, width, upload.getvalue())
+            batch_key = ("upload", upload.name, upload.file_id, width)
+            st.caption(width_caption(upload.name, width, batch.shape[1]))
 
 report: BatchReport | None = None
 if batch is not None:

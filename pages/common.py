@@ -5,15 +5,19 @@ Pages import this module; it holds no arithmetic (that lives in ``valueloss``).
 
 from __future__ import annotations
 
+import math
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import numpy as np
 import streamlit as st
+from PIL import Image
 
 from valueloss import CONVENTIONS
-from valueloss.batches import PADDING_CHOICES, SYNTHETIC_PARAMS
+from valueloss.batches import MAX_TOKENS, PADDING_CHOICES, SYNTHETIC_PARAMS
 from valueloss.explain import CONVENTION_LABELS
-from valueloss.theme import legend_html
+from valueloss.theme import COLORS, legend_html
 
 # Copies the browser's current address (which already carries every bound widget's value).
 _SHARE_HTML = """
@@ -49,9 +53,116 @@ def _run_through_app() -> None:
         st.rerun()
 
 
+# Markdown that could make a message fetch, link or render: links and images ([]()!<>), code, emphasis,
+# tables, strikethrough, LaTeX ($), HTML entities (&) and the escape character itself. The rest of the
+# text stays readable (and searchable in tests).
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*\[\](){}<>!|~$&#])")
+# GFM turns bare URLs (http://, www.) and e-mail addresses into live links after parsing, whatever the
+# escapes, and Streamlit reads :name: and :red[...] as icons and colours. An invisible WORD JOINER
+# (U+2060, not whitespace, so no autolink may start after it) before ':' and '@' and inside 'www.'
+# breaks each of those patterns without changing what the reader sees.
+_JOINER = "\u2060"
+_LONGEST_SHOWN = 2000
+
+
+def literal(text: object) -> str:
+    """``text`` escaped so that ``st.error`` / ``st.warning`` show it as written, never as markdown.
+
+    Markdown-significant characters get a backslash (CommonMark renders an escaped ASCII
+    punctuation character as itself), autolinks and Streamlit's :directives: are broken with an
+    invisible joiner, line breaks become spaces, and very long text is cut.
+    """
+    text = str(text)
+    if len(text) > _LONGEST_SHOWN:
+        text = text[:_LONGEST_SHOWN] + " …"
+    text = re.sub(r"\s*[\r\n]+\s*", " ", text)
+    text = _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+    text = re.sub(r"(?i)(www)\.", "\\1" + _JOINER + ".", text)
+    return re.sub(r"([:@])", _JOINER + r"\1", text)
+
+
+def _unusable_query_value(value: str) -> bool:
+    """A URL value that crashes Streamlit's integer widgets: an infinite number (``inf``, ``-1e309``).
+
+    An integer number_input turns the value into ``int(float(value))`` before its range check, and
+    ``int(inf)`` raises OverflowError (Streamlit catches the ValueError of ``int(nan)``, not this), so
+    the page would crash on every reload of that link. Only infinities are dropped: ``nan`` and text
+    can be an option's name (the padding selectbox offers "nan"), and every widget maps a value it
+    cannot take to its default itself; tests/app/test_url_fuzz.py holds every page to that.
+    """
+    try:
+        return math.isinf(float(value))
+    except (ValueError, OverflowError):
+        return False
+
+
+def _forget_query_params(keys: list[str]) -> None:
+    """Remove ``keys`` from the address bar and from the snapshot widgets are seeded from.
+
+    ``del st.query_params[key]`` alone is not enough: a bound widget seeds itself from the query
+    string as the session first saw it, so the value must leave that snapshot too. Streamlit has no
+    public call for it; ``QueryParams.remove_param`` and ``set_initial_query_params_from_current``
+    are what Streamlit itself uses to drop an invalid URL value and to re-snapshot after a page
+    change. tests/app/test_url_fuzz.py fails if a Streamlit upgrade moves them.
+    """
+    from streamlit.runtime.state.session_state_proxy import get_session_state
+
+    with get_session_state().query_params() as qp:
+        for key in keys:
+            qp.remove_param(key)
+        qp.set_initial_query_params_from_current()
+
+
+def guard_query_params() -> list[str]:
+    """Drop every infinite query value before any widget reads it; say which, and why.
+
+    One rule for every page and every bound widget (a number, a slider, a selectbox alike), so a new
+    widget needs no entry in a table. Dropping the value also removes it from the browser's address,
+    so a reload shows the working page. Returns the dropped keys.
+    """
+    dropped = {}
+    for key in list(st.query_params.keys()):
+        values = st.query_params.get_all(key)
+        if any(_unusable_query_value(v) for v in values):
+            dropped[key] = values[0]
+    if dropped:
+        _forget_query_params(list(dropped))
+        shown = ", ".join(f"{key[:40]}={value[:40]}" for key, value in dropped.items())
+        st.warning(
+            literal(
+                f"Ignored the link's {shown}: an infinite number, which no control takes. "
+                "The default is used instead; change it with the control."
+            ),
+            icon=":material/link_off:",
+        )
+    return list(dropped)
+
+
+def app_icon(size: int = 32) -> Image.Image:
+    """The app's icon: a falling curve (the loss) in the theme's blue, on white.
+
+    Drawn here and served by Streamlit itself: a ``:material/...:`` page icon makes the browser fetch
+    the favicon from fonts.gstatic.com, and the app must work offline.
+    """
+    rgb = np.full((size, size, 3), 255, dtype=np.uint8)
+    blue = np.array([int(COLORS["unclipped"][i : i + 2], 16) for i in (1, 3, 5)], dtype=np.uint8)
+    x = np.linspace(0.0, 1.0, 4 * size)
+    y = 0.15 + 0.7 * (1.0 - x) ** 2  # a parabola's right half: the loss falling toward its minimum
+    cols = np.clip((0.1 + 0.8 * x) * (size - 1), 0, size - 1).round().astype(int)
+    rows = np.clip((1.0 - y) * (size - 1), 0, size - 1).round().astype(int)
+    for dr in (-1, 0, 1):
+        for dc in (-1, 0, 1):
+            rgb[np.clip(rows + dr, 0, size - 1), np.clip(cols + dc, 0, size - 1)] = blue
+    return Image.fromarray(rgb)  # st.set_page_config takes an image, not an array (it compares with ==)
+
+
 def page_setup(title: str, question: str) -> None:
-    """Title, the one question this page answers, and the shared legend in the sidebar."""
+    """Title, the one question this page answers, and the shared legend in the sidebar.
+
+    Runs before any widget: unusable URL values are dropped first (:func:`guard_query_params`).
+    """
     _run_through_app()
+    guard_query_params()
     st.title(title)
     st.caption(question)
     with st.sidebar, st.expander("Legend: notation and colours", expanded=False):
@@ -69,7 +180,36 @@ def shows_errors(what: str):
     try:
         yield
     except (ValueError, TypeError) as err:
-        st.error(f"{what}: {err}")
+        # Messages quote the user's file name, column names and cells: shown literally, never as markdown.
+        st.error(literal(f"{what}: {err}"))
+
+
+def upload_width_input(prefix: str) -> int | None:
+    """The padded width T of an uploaded batch (verl's response_length); empty: taken from the file."""
+    return st.number_input(
+        "padded width T (response_length)",
+        min_value=1,
+        max_value=MAX_TOKENS,
+        value=None,
+        step=1,
+        key=prefix + "width",
+        bind="query-params",
+        placeholder="from the file",
+        help="The width the trainer padded the responses to. seq-mean-token-sum-norm divides by it. Empty: the "
+        ".npz arrays' width, or for .csv / .parquet the longest row (largest t + 1), which is narrower than "
+        "the trainer's width when no row reaches it.",
+    )
+
+
+def width_caption(file_name: str, width: int | None, used: int) -> str:
+    """Which padded width the analysis uses, and where it comes from."""
+    if width is not None:
+        source = "as given"
+    elif file_name.lower().endswith(".npz"):
+        source = "the arrays' width"
+    else:
+        source = "from the longest row (largest t + 1); set the padded width if the trainer padded wider"
+    return literal(f"Padded width T = {used:,}: {source}.")
 
 
 def synthetic_controls(prefix: str) -> dict:

@@ -9,7 +9,7 @@ import re
 
 import streamlit as st
 
-from pages.common import page_setup, share_link, shows_errors, synthetic_controls
+from pages.common import page_setup, share_link, shows_errors, synthetic_controls, upload_width_input, width_caption
 from valueloss.batches import (
     MAX_UPLOAD_BYTES,
     SCHEMA_MARKDOWN,
@@ -33,8 +33,8 @@ def cached_synthetic(params: tuple) -> Batch:
 
 
 @st.cache_data(max_entries=4, show_spinner=False)
-def cached_upload(name: str, file_id: str, _data: bytes) -> Batch:
-    return load_batch_file(name, _data)
+def cached_upload(name: str, file_id: str, width: int | None, _data: bytes) -> Batch:
+    return load_batch_file(name, _data, width=width)
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -143,11 +143,14 @@ with shows_errors("Sanity check"):
             key=PREFIX + "upload",
             max_upload_size=MAX_UPLOAD_BYTES // (1024 * 1024),
         )
+        width = upload_width_input(PREFIX)
         if upload is None:
             st.info("Upload a batch (.npz, .csv, .parquet), or use summary statistics.")
         else:
-            batch = cached_upload(upload.name, upload.file_id, upload.getvalue())
-            report = cached_batch_report(("upload", upload.name, upload.file_id), eps, library, target, batch)
+            batch = cached_upload(upload.name, upload.file_id, width, upload.getvalue())
+            st.caption(width_caption(upload.name, width, batch.shape[1]))
+            key = ("upload", upload.name, upload.file_id, width)
+            report = cached_batch_report(key, eps, library, target, batch)
 
 if report is not None:
     lib = report.library

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 
 import numpy as np
 import torch
@@ -40,10 +41,15 @@ def as_float_tensor(name: str, x, like: torch.Tensor | None = None) -> torch.Ten
         return float_tensor(name, x)
     if isinstance(x, bool):
         raise TypeError(f"{name} must be a number or an array of numbers, got bool")
+    if isinstance(x, np.ndarray) and x.dtype.kind == "c":
+        raise TypeError(f"{name} must be real numbers, got a complex array ({x.dtype}); pass {name}.real if meant")
     try:
-        arr = np.asarray(x, dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        raise TypeError(f"{name} must be a number or an array of numbers, got {type(x).__name__}") from err
+        with warnings.catch_warnings():
+            # numpy only warns when it drops an imaginary part: that is a silent wrong number here.
+            warnings.simplefilter("error", np.exceptions.ComplexWarning)
+            arr = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError, np.exceptions.ComplexWarning) as err:
+        raise TypeError(f"{name} must be a number or an array of real numbers, got {type(x).__name__}") from err
     t = torch.from_numpy(arr)
     if like is not None:
         t = t.to(dtype=like.dtype, device=like.device)

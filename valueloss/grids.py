@@ -6,6 +6,7 @@ coordinates ``delta = v - v_old`` and ``gap = R - v_old`` used by the region map
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,6 +36,10 @@ def axis_values(low: float, high: float, n: int) -> np.ndarray:
     """Evenly spaced grid values with a cap, so an app slider cannot ask for a billion points."""
     if not (np.isfinite(low) and np.isfinite(high)) or high <= low:
         raise ValueError(f"grid range must be finite with low < high, got [{low}, {high}]")
+    if isinstance(n, bool) or not isinstance(n, numbers.Real):
+        raise TypeError(f"n (grid resolution) must be a whole number, got {type(n).__name__}")
+    if not np.isfinite(n) or n != int(n):
+        raise ValueError(f"n (grid resolution) must be a whole number of points, got {n}")
     if not 2 <= int(n) <= MAX_GRID_POINTS:
         raise ValueError(f"grid resolution must be between 2 and {MAX_GRID_POINTS} points, got {n}")
     return np.linspace(low, high, int(n))
@@ -66,6 +71,11 @@ def evaluate_grid(
     ys = np.asarray(y, dtype=np.float64).ravel()
     if xs.size == 0 or ys.size == 0:
         raise ValueError("grid axes must hold at least one value")
+    if max(xs.size, ys.size) > MAX_GRID_POINTS:
+        raise ValueError(
+            f"grid axes hold {xs.size:,} x {ys.size:,} values; at most {MAX_GRID_POINTS:,} per axis "
+            f"(a {MAX_GRID_POINTS} x {MAX_GRID_POINTS} grid already resolves every region boundary)"
+        )
     check.clip_range("eps", eps)
 
     coords = {

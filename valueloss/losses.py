@@ -230,6 +230,8 @@ class ValueLoss(nn.Module):
     def __init__(self, clip_eps: float | None = None, token_level_loss: bool = True) -> None:
         super().__init__()
         self.clip_eps = check.clip_range("clip_eps", clip_eps, allow_none=True)
+        if not isinstance(token_level_loss, bool):  # a string such as 'no' would be truthy
+            raise TypeError(f"token_level_loss must be True or False, got {token_level_loss!r}")
         self.token_level_loss = token_level_loss
 
     def forward(

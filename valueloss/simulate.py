@@ -63,6 +63,7 @@ LOSS_LABELS = {
 }
 CLOSE_FRACTION = 0.9  # a gap counts as closed once 90 % of it is gone
 SWEEP_RATIOS = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0)  # gap / eps values of the sweep
+MAX_SWEEP_RATIOS = 64
 
 _FEATURES = 8  # token features of the shared network
 _HIDDEN = 16  # hidden units of the shared network
@@ -465,6 +466,8 @@ def sweep_eps(
     ratios = np.asarray(ratios, dtype=np.float64)
     if ratios.ndim != 1 or ratios.size == 0 or not np.all(np.isfinite(ratios)) or np.any(ratios <= 0):
         raise ValueError("ratios must be a non-empty list of finite numbers > 0 (gap / eps)")
+    if ratios.size > MAX_SWEEP_RATIOS:  # each ratio is one more row of the batched simulation
+        raise ValueError(f"ratios holds {ratios.size:,} values; at most {MAX_SWEEP_RATIOS} (gap / eps) are swept")
     if max_rollouts is None:
         max_rollouts = int(math.ceil(1.5 * ratios.max())) + 6
     _count("max_rollouts", max_rollouts, 1, 500)

@@ -154,3 +154,71 @@ def test_grid_inputs_are_checked():
         vl.axis_values(1, 0, 10)
     with pytest.raises(TypeError, match="vpreds must be a number"):
         vl.value_loss_terms("a", 0.0, 0.0, 0.2)
+
+
+# ----------------------------------------------------------------------- issue 11.9: sizes and types
+
+
+def test_token_level_loss_must_be_a_bool():
+    """'no' is truthy: it used to give the token-level mean the user asked to turn off."""
+    with pytest.raises(TypeError, match="token_level_loss must be True or False"):
+        vl.ValueLoss(0.2, token_level_loss="no")
+    with pytest.raises(TypeError, match="token_level_loss"):
+        vl.ValueLoss(0.2, token_level_loss=0)
+    assert vl.ValueLoss(0.2, token_level_loss=False).token_level_loss is False
+
+
+@pytest.mark.parametrize("n", [2.9, 3.5, float("nan"), float("inf")])
+def test_axis_values_refuses_a_fractional_resolution(n):
+    with pytest.raises(ValueError, match="whole number"):
+        vl.axis_values(0.0, 1.0, n)
+
+
+@pytest.mark.parametrize("n", [True, "10", None])
+def test_axis_values_refuses_a_resolution_that_is_no_number(n):
+    with pytest.raises(TypeError, match="n \\(grid resolution\\)"):
+        vl.axis_values(0.0, 1.0, n)
+
+
+def test_axis_values_still_takes_whole_numbers():
+    assert len(vl.axis_values(0.0, 1.0, 3)) == len(vl.axis_values(0.0, 1.0, np.int64(3))) == 3
+
+
+def test_evaluate_grid_caps_each_axis():
+    from valueloss.grids import MAX_GRID_POINTS
+
+    with pytest.raises(ValueError, match=f"at most {MAX_GRID_POINTS:,} per axis"):
+        vl.evaluate_grid("v", np.zeros(MAX_GRID_POINTS + 1), "R", np.zeros(2))
+    g = vl.evaluate_grid("v", np.zeros(MAX_GRID_POINTS), "R", np.zeros(2))
+    assert g.terms.loss_max.shape == (2, MAX_GRID_POINTS)
+
+
+@pytest.mark.parametrize("bins", [0, 10**7, 2.5, True, "60"])
+def test_histogram_bins_are_capped(bins):
+    from valueloss.batches import MAX_BINS, histogram
+
+    with pytest.raises(ValueError, match=f"between 1 and {MAX_BINS}"):
+        histogram(np.zeros(3), 0.2, bins=bins)
+
+
+def test_sweep_eps_caps_the_number_of_ratios():
+    from valueloss.simulate import MAX_SWEEP_RATIOS, SimConfig, sweep_eps
+
+    with pytest.raises(ValueError, match=f"at most {MAX_SWEEP_RATIOS}"):
+        sweep_eps(SimConfig(), ratios=np.linspace(1.0, 16.0, MAX_SWEEP_RATIOS + 1))
+
+
+@pytest.mark.parametrize(
+    "complex_input",
+    [np.array([1 + 0.7j]), np.array([[1 + 0.7j, 2.0]]), [1 + 0.7j], 1 + 0.7j, np.complex128(1 + 0.7j)],
+)
+def test_complex_input_to_value_loss_terms_is_an_error_not_a_warning(complex_input):
+    """numpy used to drop the imaginary part with a ComplexWarning and compute on the real part."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(TypeError, match="vpreds"):
+            vl.value_loss_terms(complex_input, 0.0, 0.0, 0.2)
+        with pytest.raises(TypeError, match="returns"):
+            vl.value_loss_terms(0.0, complex_input, 0.0, 0.2)
