@@ -60,6 +60,7 @@ __all__ = [
     "SCHEMES",
     "SCHEME_KEYS",
     "THREADS",
+    "FINDINGS",
     "Split",
     "ScaleProblem",
     "SchemeWeights",
@@ -67,6 +68,7 @@ __all__ = [
     "SchemeReport",
     "get_scheme",
     "spread_lengths",
+    "mask_tail",
     "split_batch",
     "make_problem",
     "agg_weights",
@@ -77,6 +79,10 @@ __all__ = [
     "analyse",
     "multiplier_curve",
     "empty_notes",
+    "compare",
+    "split_order",
+    "multiplier_sentence",
+    "logged_rows",
 ]
 
 THREADS = {
@@ -85,8 +91,35 @@ THREADS = {
     "verl#5877": "https://github.com/verl-project/verl/issues/5877",
     "verl#7110": "https://github.com/verl-project/verl/issues/7110",
     "torchtune#1875": "https://github.com/meta-pytorch/torchtune/issues/1875",
-    "OpenRLHF 0.11": "https://github.com/OpenRLHF/OpenRLHF/releases",
+    "OpenRLHF 0.11": "https://github.com/OpenRLHF/OpenRLHF/blob/main/openrlhf/utils/loss_utils.py",
 }
+
+# Findings the Scale page shows; each names the public threads it answers (keys of THREADS).
+FINDINGS = (
+    (
+        "verl's critic divided each micro-batch's loss by that micro-batch's own token count and summed the "
+        "micro-batch losses, so the accumulated gradient grew with the number of micro-batches and changed when "
+        "use_dynamic_bsz was toggled: a hidden, config-dependent critic learning rate. The fix forwards dp_size, "
+        "batch_num_tokens and global_batch_size, as the actor's loss already did.",
+        ("verl#6957", "verl#7110"),
+    ),
+    (
+        "The same class of bug (each micro-batch or rank normalised by its own count) was reported for other "
+        "losses and trainers.",
+        ("verl#5641", "verl#5877", "torchtune#1875"),
+    ),
+    (
+        "OpenRLHF 0.11 passes dp_size, batch_num_tokens and global_batch_size to ValueLoss; the counts of the whole "
+        "optimizer step are divided by the accumulation steps because DeepSpeed scales every backward by 1/gas.",
+        ("OpenRLHF 0.11",),
+    ),
+    (
+        "A mean of micro-batch means (divided by the accumulation steps) keeps the average weight at 1 but gives "
+        "tokens in short micro-batches more weight than tokens in long ones; it equals the single-batch gradient "
+        "only when every micro-batch holds the same number of tokens.",
+        ("torchtune#1875",),
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -140,7 +173,7 @@ SCHEMES: dict[str, Scheme] = {
             backward_scale="sample_ratio",
             logged="mean",
             summary="own counts, times rows / rank rows (dynamic bsz) or 1 / gradient_accumulation",
-            threads=("verl#5641", "verl#5877"),
+            threads=(),
         ),
         Scheme(
             key="verl-global",
@@ -166,13 +199,13 @@ SCHEMES: dict[str, Scheme] = {
         ),
         Scheme(
             key="grad-accum-mean",
-            library="TRL / OpenRLHF",
-            versions="TRL (accelerate), OpenRLHF < 0.11 (DeepSpeed)",
+            library="TRL (accelerate) / OpenRLHF",
+            versions="< 0.11 (DeepSpeed)",
             normalise="local",
             backward_scale="grad_accum",
             logged="mean",
             summary="each micro-batch's own mean, divided by the accumulation steps",
-            threads=("torchtune#1875",),
+            threads=(),
             modes=("token-mean", "seq-mean-token-mean"),
         ),
     )
@@ -316,6 +349,13 @@ def spread_lengths(batch_size: int, mean_length: int, spread: float, seed: int =
     return [max(1, int(round(mean_length * math.exp(spread * float(x))))) for x in z]
 
 
+def mask_tail(lengths, count: int) -> list[int]:
+    """The last ``count`` sequences with no real token (``count`` larger than the batch masks all)."""
+    lengths = list(_lengths(lengths))
+    count = min(_int("count", count, 0), len(lengths))
+    return lengths[: len(lengths) - count] + [0] * count
+
+
 # ---------------------------------------------------------------------------------------------
 # A small critic problem: a linear value head on fixed random features
 
@@ -404,7 +444,10 @@ def micro_loss_kwargs(scheme: Scheme, split: Split, mask: torch.Tensor, rank: in
         kwargs["batch_num_tokens"] = n if n > 0 else None
         kwargs["global_batch_size"] = g if g > 0 else None
         if split.dp_size > 1 and (n == 0 or g == 0):
-            raise ValueError("the mini-batch has no real tokens: there is nothing to normalise by")
+            raise ValueError(
+                "the whole mini-batch has no real tokens (every sequence is fully masked), so there is no global "
+                "count to normalise by; unmask at least one sequence"
+            )
     else:
         kwargs = {}
     if scheme.backward_scale == "none":
@@ -559,7 +602,7 @@ def empty_notes(split: Split, scheme: Scheme | str, loss_agg_mode: str = "token-
                 notes.append(
                     f"rank {r}, micro-batch {j} has no real tokens: its own count is 0, so its loss is 0/0 = NaN "
                     "as in verl's agg_loss and the rank's logged loss is NaN; verl masks with where, so its "
-                    "gradient is 0 and the update is unaffected."
+                    "gradient is 0, not NaN (a rank's zero still counts in DDP's average)."
                 )
             else:
                 notes.append(f"rank {r}, micro-batch {j} has no real tokens: it adds 0 to the loss and the gradient.")
@@ -619,4 +662,75 @@ def multiplier_curve(
         w = scheme_weights(split, mask, scheme, loss_agg_mode)
         lo, hi = w.relative_range()
         out.append((k, w.multiplier, lo, hi))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# What the page shows: every scheme side by side, in the split's order, in words
+
+
+def compare(problem: ScaleProblem, split: Split, loss_agg_mode: str = "token-mean") -> list[SchemeReport]:
+    """``analyse`` for every scheme whose library offers ``loss_agg_mode``."""
+    check.agg_mode(loss_agg_mode)
+    return [analyse(problem, split, key, loss_agg_mode) for key, s in SCHEMES.items() if loss_agg_mode in s.modes]
+
+
+def split_order(split: Split, mask: torch.Tensor) -> tuple[tuple[torch.Tensor, torch.Tensor], list[float], list[float]]:
+    """Real tokens in rank / micro-batch order: ``((rows, cols), micro-batch boundaries, rank boundaries)``.
+
+    Boundaries sit half-way between the last token of one group and the first of the next.
+    """
+    rows, cols, micro_b, rank_b = [], [], [], []
+    count = 0
+    for r, rank in enumerate(split.ranks):
+        for j, mb in enumerate(rank):
+            if j and count:
+                micro_b.append(count - 0.5)
+            for i in mb:
+                t = torch.nonzero(mask[i] > 0).flatten()
+                rows += [i] * len(t)
+                cols += t.tolist()
+                count += len(t)
+        if r < split.dp_size - 1:
+            rank_b.append(count - 0.5)
+    return (torch.tensor(rows, dtype=torch.long), torch.tensor(cols, dtype=torch.long)), micro_b, rank_b
+
+
+def _x(value: float) -> str:
+    return "NaN" if math.isnan(value) else f"{value:.3g}×"
+
+
+def multiplier_sentence(report: SchemeReport, split: Split) -> str:
+    """One sentence about a scheme's multiplier, written from its numbers."""
+    lo, hi = report.weights.relative_range()
+    k = split.micro_per_rank
+    where = f"{split.dp_size} rank{'s' if split.dp_size > 1 else ''} × {k} micro-batch{'es' if k > 1 else ''}"
+    if math.isnan(report.weights.multiplier):
+        return (
+            f"{report.scheme.label}, {where}: the mini-batch has no real token, so there is no multiplier; the "
+            "single-batch loss is 0/0 = NaN and every gradient is 0."
+        )
+    head = (
+        f"{report.scheme.label}, {where}: the critic's gradient is {_x(report.weights.multiplier)} the single-batch one"
+    )
+    if math.isnan(lo):
+        return head + "."
+    if math.isclose(lo, hi, rel_tol=1e-9):
+        return head + f" on average, and every token weighs exactly {_x(lo)}."
+    return (
+        head + f" on average (token weights from {_x(lo)} to {_x(hi)}); along the reference direction it is "
+        f"{_x(report.grad_ratio)}."
+    )
+
+
+def logged_rows(reports: Sequence[SchemeReport]) -> list[dict]:
+    """What each rank would log under each scheme, next to the single-batch loss."""
+    out = []
+    for rep in reports:
+        row = {"scheme": rep.scheme.label, "reduces micro-batches by": rep.scheme.logged}
+        for r, value in enumerate(rep.logged):
+            row[f"rank {r}"] = value
+        row["mean over ranks"] = float(np.mean(rep.logged))
+        row["single batch"] = rep.reference_loss
+        out.append(row)
     return out

@@ -18,12 +18,17 @@ from valueloss.scale import (
     accumulate,
     agg_weights,
     analyse,
+    compare,
     get_scheme,
+    logged_rows,
     make_problem,
+    mask_tail,
     multiplier_curve,
+    multiplier_sentence,
     reference_gradient,
     scheme_weights,
     split_batch,
+    split_order,
     spread_lengths,
 )
 
@@ -323,3 +328,60 @@ def test_accumulate_logs_sum_for_verl_and_mean_for_the_others():
         for r, losses in enumerate(acc.micro_losses):
             want = sum(losses) if SCHEMES[key].logged == "sum" else sum(losses) / len(losses)
             assert acc.logged[r] == pytest.approx(want)
+
+
+# --------------------------------------------------------------------------- what the page shows
+
+
+def test_compare_offers_only_the_libraries_modes():
+    split, p = _case(UNEVEN, 2, 2)
+    assert [r.scheme.key for r in compare(p, split, "token-mean")] == list(SCHEME_KEYS)
+    assert "openrlhf-global" not in [r.scheme.key for r in compare(p, split, "token-sum")]
+
+
+def test_split_order_lists_real_tokens_by_rank_and_micro_batch():
+    lengths = [2, 0, 3, 1]
+    split, p = _case(lengths, 2, 2)
+    (rows, cols), micro_b, rank_b = split_order(split, p.mask)
+    assert rows.tolist() == [0, 0, 2, 2, 2, 3]
+    assert cols.tolist() == [0, 1, 0, 1, 2, 0]
+    assert rank_b == [1.5]
+    assert micro_b == [1.5, 4.5]  # before rank 0's empty second micro-batch (row 1), and inside rank 1
+
+
+def test_multiplier_sentence_states_the_numbers_on_screen():
+    split, p = _case(UNEVEN, 1, 4)
+    rep = analyse(p, split, "verl-engine-local")
+    text = multiplier_sentence(rep, split)
+    lo, hi = rep.weights.relative_range()
+    assert f"{rep.weights.multiplier:.3g}×" in text and f"from {lo:.3g}× to {hi:.3g}×" in text
+    assert f"{rep.grad_ratio:.3g}×" in text and "1 rank × 4 micro-batches" in text
+    rep = analyse(p, split, "verl-global")
+    assert "every token weighs exactly 1×" in multiplier_sentence(rep, split)
+    empty = make_problem([0, 0], seed=1)
+    split0 = split_batch([0, 0], 1, micro_batches=1)
+    assert "no real token, so there is no multiplier" in multiplier_sentence(
+        analyse(empty, split0, "verl-engine-local"), split0
+    )
+
+
+def test_logged_rows_are_the_ranks_logs():
+    split, p = _case(UNEVEN, 2, 2)
+    reports = compare(p, split)
+    rows = logged_rows(reports)
+    for rep, row in zip(reports, rows, strict=True):
+        assert row["rank 0"] == rep.logged[0] and row["rank 1"] == rep.logged[1]
+        assert row["single batch"] == rep.reference_loss
+
+
+def test_mask_tail():
+    assert mask_tail([3, 4, 5], 2) == [3, 0, 0]
+    assert mask_tail([3, 4], 9) == [0, 0]
+    with pytest.raises(ValueError, match="count must be >= 0"):
+        mask_tail([1], -1)
+
+
+def test_all_masked_mini_batch_with_global_counts_is_refused_clearly():
+    split, p = _case([0, 0], 2, 1)
+    with pytest.raises(ValueError, match="every sequence is fully masked"):
+        analyse(p, split, "verl-global")
