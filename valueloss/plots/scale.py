@@ -25,7 +25,7 @@ SCHEME_STYLE = {
 }
 _REFERENCE = dict(color=COLORS["neutral"], dash="longdash", width=2)
 _MARGIN = dict(l=10, r=10, t=60, b=10)
-_LEGEND = dict(orientation="h", yanchor="top", y=-0.22, xanchor="left", x=0)
+_LEGEND = dict(orientation="h", yanchor="top", y=-0.3, xanchor="left", x=0)
 _AXIS = dict(showline=True, linecolor="#bbb", gridcolor="#eee", zeroline=False)
 
 
@@ -75,7 +75,7 @@ def weights_figure(
     layout = go.Layout(
         title=dict(text=title),
         margin=_MARGIN,
-        height=380,
+        height=440,
         legend=_LEGEND,
         shapes=shapes,
         annotations=[
@@ -97,6 +97,7 @@ def multiplier_figure(
 
     The line is the token-weighted mean weight (the multiplier); the band spans the smallest to the
     largest token weight, so a scheme that reweights tokens shows a band even where its mean is 1.
+    Log axis: a multiplier of 8 and a token weight of 1/8 are equally far from the reference.
     """
     traces = []
     for key, (label, rows) in curves.items():
@@ -141,10 +142,10 @@ def multiplier_figure(
     layout = go.Layout(
         title=dict(text=title),
         margin=_MARGIN,
-        height=380,
+        height=440,
         legend=_LEGEND,
         shapes=shapes,
         xaxis=dict(title=dict(text="micro-batches per rank"), dtick=1, **_AXIS),
-        yaxis=dict(title=dict(text="× the single-batch gradient"), rangemode="tozero", **_AXIS),
+        yaxis=dict(title=dict(text="× the single-batch gradient (log)"), type="log", **_AXIS),
     )
     return go.Figure(data=traces, layout=layout)
