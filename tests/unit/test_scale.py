@@ -385,3 +385,25 @@ def test_all_masked_mini_batch_with_global_counts_is_refused_clearly():
     split, p = _case([0, 0], 2, 1)
     with pytest.raises(ValueError, match="every sequence is fully masked"):
         analyse(p, split, "verl-global")
+
+
+def test_figures_draw_every_scheme_in_its_theme_colour():
+    from valueloss.plots.scale import SCHEME_STYLE, multiplier_figure, weights_figure
+
+    split, p = _case(UNEVEN, 2, 2)
+    reports = compare(p, split)
+    (rows, cols), micro_b, rank_b = split_order(split, p.mask)
+    series = {r.scheme.key: (r.scheme.label, r.weights.relative[rows, cols].numpy()) for r in reports}
+    fig = weights_figure(series, micro_b, rank_b)
+    assert [t.name for t in fig.data] == [r.scheme.label for r in reports]
+    assert [t.line.color for t in fig.data] == [SCHEME_STYLE[r.scheme.key][0] for r in reports]
+    assert len(fig.data[0].y) == sum(UNEVEN)
+    assert fig.layout.shapes[0].y0 == 1.0  # the reference
+    assert len(fig.layout.shapes) == 1 + len(micro_b) + len(rank_b)
+    curves = {r.scheme.key: (r.scheme.label, multiplier_curve(UNEVEN, 2, r.scheme)) for r in reports}
+    fig = multiplier_figure(curves, 2)
+    lines = [t for t in fig.data if t.name]
+    assert [t.name for t in lines] == [r.scheme.label for r in reports]
+    before = next(t for t in lines if t.name == SCHEMES["verl-engine-local"].label)
+    assert list(before.y) == pytest.approx([1, 2, 3, 4])
+    assert fig.layout.shapes[-1].x0 == 2
