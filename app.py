@@ -30,6 +30,7 @@ PAGES = {
         st.Page("pages/batch.py", title="Batch", icon=":material/inventory_2:", url_path="batch"),
         st.Page("pages/sanity.py", title="Sanity check", icon=":material/health_and_safety:", url_path="sanity-check"),
         st.Page("pages/timing.py", title="Timing", icon=":material/timer:", url_path="timing"),
+        st.Page("pages/scale.py", title="Scale", icon=":material/lan:", url_path="scale"),
     ],
 }
 

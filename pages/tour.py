@@ -79,7 +79,7 @@ def render_step(i: int, step: TourStep, is_open: bool) -> bool | None:
 
 page_setup(
     "Guided tour",
-    "Predict, then see: eight questions people asked in real issue threads, each answered live by the same code "
+    "Predict, then see: nine questions people asked in real issue threads, each answered live by the same code "
     "that reproduces verl, OpenRLHF, TRL, CleanRL and Stable-Baselines3.",
 )
 share_link()

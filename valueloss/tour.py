@@ -415,6 +415,41 @@ def _reveal_sb3() -> Reveal:
     )
 
 
+def _reveal_micro_batches() -> Reveal:
+    from .scale import analyse, make_problem, multiplier_curve, split_batch
+
+    lengths, k = [3, 9, 2, 14, 5, 7, 1, 11], 4  # one rank, 4 micro-batches of 12, 16, 12 and 12 tokens
+    split = split_batch(lengths, 1, micro_batches=k)
+    problem = make_problem(lengths, seed=0)
+    before = analyse(problem, split, "verl-engine-local")
+    after = analyse(problem, split, "verl-global")
+    ratio = before.grad_ratio
+    answer = "times-k" if ratio > 0.75 * k else "quarter" if ratio < 1.0 / (0.75 * k) else "same"
+    tokens = ", ".join(str(t) for t in split.micro_tokens()[0])
+    return Reveal(
+        answer=answer,
+        verdict=f"Micro-batches of {tokens} tokens: before #6957 the summed per-micro-batch means give a critic "
+        f"gradient {ratio:.3g}× the single-batch one (token weights {before.weights.multiplier:.3g}× on average); "
+        f"with verl's global counts it is {after.grad_ratio:.3g}×.",
+        numbers=(
+            ("multiplier before #6957", before.weights.multiplier, "num"),
+            ("gradient ratio before #6957", ratio, "num"),
+            ("gradient ratio after #6957", after.grad_ratio, "num"),
+        ),
+        figure="multiplier",
+        data={
+            "curves": {
+                key: (label, multiplier_curve(lengths, 1, key))
+                for key, label in (
+                    ("verl-engine-local", "verl before #6957"),
+                    ("verl-global", "verl after #6957"),
+                )
+            },
+            "current": k,
+        },
+    )
+
+
 # ----------------------------------------------------------------------------------------------
 # The steps
 
@@ -606,6 +641,36 @@ STEPS: tuple[TourStep, ...] = (
         "unclipped term for those and pulls them back.",
         threads=(Thread("openai/baselines", 1134, "Clipped Loss in Critic of ppo2 unnecessarily long?"),),
         compute=_reveal_sb3,
+    ),
+    TourStep(
+        key="micro-batches",
+        tab="9 · Micro-batches",
+        question="verl's critic before #6957: one rank cuts its 8 sequences into 4 micro-batches, each micro-batch's "
+        "value loss is its own token mean, and the 4 losses are backpropagated and summed before the optimizer step. "
+        "Compared with one backward pass over the whole batch, how large is the critic's gradient?",
+        scenario="8 sequences of 1 to 14 tokens, 4 micro-batches of 12 to 16 tokens, token-mean, one rank.",
+        choices=_choices(
+            ("same", "The same: a mean is a mean however the batch is cut"),
+            (
+                "times-k",
+                "About 4× larger: every micro-batch adds a whole mean, so the critic's learning rate is "
+                "multiplied by the number of micro-batches",
+            ),
+            ("quarter", "About 4× smaller: each micro-batch sees only a quarter of the tokens"),
+        ),
+        expected="times-k",
+        explanation="Without the global counts agg_loss divides each micro-batch by its own token count, and the "
+        "engine sums the micro-batch losses, so the gradient grows with the number of micro-batches and changes "
+        "with use_dynamic_bsz. verl#6957 passes dp_size, batch_num_tokens and global_batch_size, so every token "
+        "weighs 1/N of the whole mini-batch however it is split.",
+        threads=(
+            Thread(
+                "verl-project/verl",
+                6957,
+                "[algo] fix: normalize critic value loss over the global mini-batch, not per micro-batch",
+            ),
+        ),
+        compute=_reveal_micro_batches,
     ),
 )
 

@@ -24,7 +24,7 @@ def registered_pages():
 
 def test_every_page_file_exists_and_url_paths_are_unique():
     pages = registered_pages()
-    assert len(pages) == 8
+    assert len(pages) == 9
     assert len({url for _, url in pages}) == len(pages)
     assert [url for _, url in pages].count("") == 1, "exactly one default page, served at /"
     for path, _ in pages:

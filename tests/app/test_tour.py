@@ -35,7 +35,7 @@ def test_the_tour_opens_on_step_one_with_nothing_revealed():
     assert len(at.radio) == len(STEPS)
     assert all(r.value is None for r in at.radio)
     assert not at.metric and not at.success and not at.error
-    assert "Answered 0 of 8" in at.get("progress")[0].proto.text
+    assert f"Answered 0 of {len(STEPS)}" in at.get("progress")[0].proto.text
 
 
 def test_a_right_answer_is_confirmed_and_the_reveal_is_live():
@@ -51,7 +51,7 @@ def test_a_right_answer_is_confirmed_and_the_reveal_is_live():
         "openai/baselines#765" in m.value and "https://github.com/openai/baselines/issues/765" in m.value
         for m in at.markdown
     )
-    assert "Answered 1 of 8 · 1 right" in at.get("progress")[0].proto.text
+    assert f"Answered 1 of {len(STEPS)} · 1 right" in at.get("progress")[0].proto.text
 
 
 def test_a_wrong_answer_is_corrected():
@@ -62,7 +62,7 @@ def test_a_wrong_answer_is_corrected():
     assert not at.exception
     assert at.error and at.error[0].value.startswith("Not quite")
     assert f"the answer is {step.choice(step.expected).label}" in at.error[0].value
-    assert "Answered 1 of 8 · 0 right" in at.get("progress")[0].proto.text
+    assert f"Answered 1 of {len(STEPS)} · 0 right" in at.get("progress")[0].proto.text
 
 
 def test_next_and_previous_move_between_steps():
@@ -94,7 +94,7 @@ def test_a_shared_link_restores_answers_and_reveals_the_open_step():
     assert not at.exception
     assert at.radio(key="t_a2").value == step.choice(step.expected).label
     assert at.radio(key="t_a5").value == "A"
-    assert "Answered 2 of 8 · 1 right" in at.get("progress")[0].proto.text
+    assert f"Answered 2 of {len(STEPS)} · 1 right" in at.get("progress")[0].proto.text
     assert metrics(at)["d max / dv (closed form)"] == "0"  # only the open step draws its numbers
 
 

@@ -36,7 +36,7 @@ def open_nav(page, title: str, url_glob: str) -> None:
 def test_tour_checks_an_answer_and_keeps_it(page, app_url):
     goto(page, app_url, "tour")
     assert_no_exception(page)
-    wait_for_text(page, "Answered 0 of 8")
+    wait_for_text(page, f"Answered 0 of {len(STEPS)}")
 
     step = get_step("active-term")
     right = step.choice(step.expected).label
@@ -44,7 +44,7 @@ def test_tour_checks_an_answer_and_keeps_it(page, app_url):
     panel.locator("[data-testid=stRadio] label").filter(has_text=right).first.click()
     panel.get_by_role("button", name="Check my answer").click()
     wait_for_text(page, f"Right: {right}.")
-    wait_for_text(page, "Answered 1 of 8 · 1 right")
+    wait_for_text(page, f"Answered 1 of {len(STEPS)} · 1 right")
     expect(metric_value(page, "(v − R)²")).to_have_text("81", timeout=TIMEOUT_MS)
     assert f"t_a1={right}" in page.url  # the answer is in the link
     assert_no_exception(page)
@@ -61,7 +61,7 @@ def test_tour_checks_an_answer_and_keeps_it(page, app_url):
     # Leave for another page and come back: progress survives.
     open_nav(page, "Critic dynamics", "**/dynamics**")
     open_nav(page, "Guided tour", "**/tour**")
-    wait_for_text(page, "Answered 1 of 8 · 1 right")
+    wait_for_text(page, f"Answered 1 of {len(STEPS)} · 1 right")
     assert_no_exception(page)
 
 

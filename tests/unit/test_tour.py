@@ -29,6 +29,7 @@ KNOWN_THREADS = {
     "verl-project/verl#2642",
     "RLinf/RLinf#1529",
     "vwxyzjn/cleanrl#208",
+    "verl-project/verl#6957",  # listed under "Since the first version" (the Scale page's step)
 }
 
 # The eight questions the issue asks the tour to cover, by step key.

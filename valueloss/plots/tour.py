@@ -10,6 +10,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ..theme import BAND_FILL, COLORS, DASHES, SYMBOLS, WIDTHS, ZERO_GRAD_FILL
+from .scale import multiplier_figure
 
 __all__ = ["reveal_figure", "FIGURE_KINDS"]
 
@@ -347,6 +348,7 @@ FIGURE_KINDS = {
     "clipfrac-updates": _clipfrac_updates,
     "scale": _scale,
     "dialect-grad": _dialect_grad,
+    "multiplier": lambda d: multiplier_figure(d["curves"], d["current"]),
 }
 
 

@@ -1,0 +1,210 @@
+"""Scale: the critic's gradient after micro-batches, gradient accumulation and DDP's average.
+
+Thin page: widgets in the sidebar, every number from ``valueloss.scale`` (and, on the button,
+``valueloss.distributed``), one plot builder per figure.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import streamlit as st
+
+from pages.common import page_setup, share_link, shows_errors
+from valueloss import AGG_MODES, scale
+from valueloss import distributed as dist_run
+from valueloss.plots.scale import multiplier_figure, weights_figure
+
+PREFIX = "sc_"
+MAX_RUN_RANKS = 4
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def cached_lengths(n: int, mean: int, spread: float, seed: int) -> list[int]:
+    return scale.spread_lengths(n, mean, spread, seed)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def cached_analysis(lengths: tuple, dp: int, k: int | None, budget: int | None, mode: str, eps: float, seed: int):
+    split = scale.split_batch(list(lengths), dp, micro_batches=k, max_token_len=budget)
+    problem = scale.make_problem(list(lengths), eps=eps, seed=seed)
+    reports = scale.compare(problem, split, mode)
+    (rows, cols), micro_b, rank_b = scale.split_order(split, problem.mask)
+    series = {r.scheme.key: (r.scheme.label, r.weights.relative[rows, cols].numpy()) for r in reports}
+    counts = range(1, min(16, len(lengths) // dp) + 1)
+    curves = {
+        r.scheme.key: (r.scheme.label, scale.multiplier_curve(list(lengths), dp, r.scheme, mode, counts=counts))
+        for r in reports
+    }
+    return split, reports, series, micro_b, rank_b, curves
+
+
+def fmt(x: float) -> str:
+    return "NaN" if math.isnan(x) else f"{x:.4g}×"
+
+
+page_setup(
+    "Scale",
+    "How do micro-batches and data-parallel ranks change the critic's gradient, and what does each trainer log?",
+)
+share_link()
+
+schemes_for = {m: [k for k, s in scale.SCHEMES.items() if m in s.modes] for m in AGG_MODES}
+
+with st.sidebar:
+    st.subheader("Split")
+    dp = st.slider("dp size (data-parallel ranks)", 1, 8, 2, key="sc_dp", bind="query-params")
+    by = st.radio(
+        "micro-batches by",
+        ["count", "token budget"],
+        key="sc_by",
+        bind="query-params",
+        horizontal=True,
+        help="A fixed number per rank (ppo_micro_batch_size), or as many as a token budget needs "
+        "(verl's use_dynamic_bsz with ppo_max_token_len_per_gpu); sequences are never cut.",
+    )
+    if by == "count":
+        k = st.slider("micro-batches per rank", 1, 16, 4, key="sc_k", bind="query-params")
+        budget = None
+    else:
+        budget = st.number_input("token budget per micro-batch", 1, 10_000, 48, 1, key="sc_budget", bind="query-params")
+        k = None
+    st.subheader("Batch")
+    n = st.slider("sequences in the mini-batch", 1, 64, 16, key="sc_n", bind="query-params")
+    mean_len = st.slider("mean response length", 1, 64, 12, key="sc_len", bind="query-params")
+    spread = st.slider(
+        "length spread",
+        0.0,
+        1.5,
+        0.8,
+        0.05,
+        key="sc_spread",
+        bind="query-params",
+        help="0: every sequence has the mean length; 1: lengths vary about e-fold (log-normal).",
+    )
+    empty = st.slider(
+        "fully masked sequences (at the end)",
+        0,
+        64,
+        0,
+        key="sc_empty",
+        bind="query-params",
+        help="Sequences with no real token (e.g. truncated away): see what a micro-batch or shard without tokens does.",
+    )
+    seed = st.number_input("seed", 0, 10_000, 0, 1, key="sc_seed", bind="query-params")
+    st.subheader("Loss")
+    mode = st.selectbox("loss_agg_mode", AGG_MODES, key="sc_agg", bind="query-params")
+    eps = st.slider("eps (cliprange_value)", 0.0, 2.0, 0.2, 0.01, key="sc_eps", bind="query-params")
+    scheme_key = st.selectbox(
+        "library and version",
+        scale.SCHEME_KEYS,
+        format_func=lambda key: scale.SCHEMES[key].label,
+        key="sc_scheme",
+        bind="query-params",
+        help="How that trainer normalises each micro-batch's critic loss; the figures show every scheme, "
+        "this one is described in words and run on real processes.",
+    )
+
+lengths = scale.mask_tail(cached_lengths(n, mean_len, spread, seed), empty)
+st.caption(
+    f"{n} sequences, {sum(lengths)} real tokens, lengths {min(lengths)} to {max(lengths)}; "
+    f"loss_agg_mode {mode}, eps {eps:g}."
+)
+
+result = None
+with shows_errors("Cannot split this batch"):
+    scale.get_scheme(scheme_key, mode)
+    result = cached_analysis(tuple(lengths), dp, k, budget, mode, eps, seed)
+
+if result is not None:
+    split, reports, series, micro_b, rank_b, curves = result
+    chosen = next(r for r in reports if r.scheme.key == scheme_key)
+    st.info(scale.multiplier_sentence(chosen, split))
+    for note in chosen.notes:
+        st.warning(note)
+    lo, hi = chosen.weights.relative_range()
+    cols = st.columns(4)
+    cols[0].metric("learning-rate multiplier", fmt(chosen.weights.multiplier), help="sum of token weights / reference")
+    cols[1].metric("gradient along the reference", fmt(chosen.grad_ratio), help="<g, g_ref> / |g_ref|²")
+    cols[2].metric("smallest token weight", fmt(lo))
+    cols[3].metric("largest token weight", fmt(hi))
+    st.caption(
+        f"Split: {split.dp_size} rank(s) × {split.micro_per_rank} micro-batch(es); tokens per micro-batch "
+        + "; ".join(f"rank {r}: {t}" for r, t in enumerate(split.micro_tokens()))
+    )
+
+    left, right = st.columns(2)
+    left.plotly_chart(weights_figure(series, micro_b, rank_b), width="stretch", key="sc_fig_weights")
+    right.plotly_chart(
+        multiplier_figure(curves, split.micro_per_rank if by == "count" else None), width="stretch", key="sc_fig_mult"
+    )
+
+    st.subheader("What each rank would log")
+    st.dataframe(pd.DataFrame(scale.logged_rows(reports)), hide_index=True, width="stretch")
+    st.caption(
+        "verl after #6957 sums its micro-batch losses (each already divided by the global count), so the mean "
+        "over ranks is the single-batch loss; the others average their micro-batch losses."
+    )
+
+    st.subheader("Run on real processes")
+    can_run = 2 <= dp <= MAX_RUN_RANKS
+    if not can_run:
+        st.warning(f"Real runs use 2 to {MAX_RUN_RANKS} ranks: set the dp size to one of those (now {dp}).")
+    st.caption(
+        "Starts one torch.distributed process per rank (gloo on 127.0.0.1), each with its shard of this batch and a "
+        "linear value head; DDP averages the accumulated gradients. Takes a few seconds per rank."
+    )
+    run_key = (tuple(lengths), dp, k, budget, mode, eps, seed, scheme_key)
+    if st.button("Run on real processes", key="sc_run", disabled=not can_run, type="primary"):
+        cfg = dist_run.RunConfig(
+            lengths=tuple(lengths),
+            ranks=dp,
+            micro_batches=k,
+            max_token_len=budget,
+            scheme=scheme_key,
+            loss_agg_mode=mode,
+            eps=eps,
+            seed=seed,
+            timeout_s=120,
+        )
+        bar = st.progress(0.0, text="starting the ranks")
+        try:
+            for event in dist_run.stream(cfg):
+                if event[0] == "progress":
+                    bar.progress(event[1] / event[2], text=f"micro-batches done: {event[1]} of {event[2]}")
+                else:
+                    st.session_state["sc_last_run"] = (run_key, event[1])
+            bar.progress(1.0, text="done")
+        except (RuntimeError, ValueError) as err:
+            bar.empty()
+            st.error(f"The run failed: {err}")
+    last = st.session_state.get("sc_last_run")
+    if last is not None and last[0] == run_key:
+        run = last[1]
+        names = [f"w[{i}]" for i in range(len(run["measured"]) - 1)] + ["bias"]
+        st.dataframe(
+            pd.DataFrame(
+                {
+                    "parameter": names,
+                    "measured (DDP)": run["measured"],
+                    "predicted (core)": run["predicted"],
+                    "single process": run["reference"],
+                }
+            ),
+            hide_index=True,
+            width="stretch",
+        )
+        st.markdown(
+            f"**Measured vs predicted:** max |difference| {run['max_abs_measured_vs_predicted']:.2g}; "
+            f"**vs single process:** {run['max_abs_measured_vs_reference']:.2g}. Gradient along the reference: "
+            f"measured {run['measured_ratio']:.6g}, predicted {run['predicted_ratio']:.6g}. "
+            f"{len(run['logged_per_rank'])} ranks finished in {run['elapsed_s']:.1f} s."
+        )
+    elif last is not None:
+        st.caption("The last run used other settings; run again to compare with these.")
+
+st.subheader("Findings")
+for text, keys in scale.FINDINGS:
+    links = ", ".join(f"[{key}]({scale.THREADS[key]})" for key in keys)
+    st.markdown(f"- {text} ({links})")
