@@ -18,7 +18,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ..anatomy import REGION_NAN, REGION_TIE, REGION_ZERO_GRAD
-from ..theme import BAND_FILL, COLORS, DASHES, REGION_COLORS, REGION_NAMES, SYMBOLS, WIDTHS, ZERO_GRAD_FILL
+from ..theme import BAND_FILL, COLORS, DASHES, DIVERGING, REGION_COLORS, REGION_NAMES, SYMBOLS, WIDTHS, ZERO_GRAD_FILL
 
 __all__ = [
     "AXIS_TITLES",
@@ -52,7 +52,6 @@ SURFACE_TERMS = {
 
 _FONT = {"family": "sans-serif", "size": 13}
 _AXIS = {"showgrid": True, "gridcolor": "#e6e6e6", "zeroline": False, "linecolor": "#999", "mirror": True}
-_DIVERGING = [[0.0, "#2166ac"], [0.5, "#f7f7f7"], [1.0, "#b2182b"]]  # gradient sign, not a theme concept
 
 
 def nice_ceil(x: float) -> float:
@@ -739,7 +738,7 @@ def _zero_overlay(x, y, frozen, *, axes=("x", "y"), hover_prefix: str) -> dict |
 
 def _gradient_colorbar(zmax: float, **colorbar) -> dict:
     return {
-        "colorscale": _DIVERGING,
+        "colorscale": DIVERGING,
         "cmin": -zmax,
         "cmax": zmax,
         "colorbar": {"title": {"text": "gradient"}, "thickness": 14, **colorbar},
@@ -768,7 +767,7 @@ def gradient_map_figure(
     title: str,
     height: int = 540,
 ) -> go.Figure:
-    """The per-token gradient over two axes (blue < 0: descent raises v; red > 0: lowers it); zeros in purple."""
+    """The per-token gradient over two axes (blue < 0: descent raises v; orange > 0: lowers it); zeros in purple."""
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
     hover = f"{x_axis} = %{{x:.3f}}<br>{y_axis} = %{{y:.3f}}"
