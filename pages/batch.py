@@ -22,6 +22,8 @@ from valueloss.batches import (
     load_batch_file,
     synthetic_batch,
 )
+from valueloss.diagnostics import REFERENCE_CLIPFRAC, batch_clip_verdict
+from valueloss.explain import AGG_MODE_WORDS
 from valueloss.plots.batch import aggregation_weights_figure, dialect_figure, histogram_figure
 
 TABLE_ROWS = 200
@@ -42,6 +44,11 @@ def cached_upload(name: str, file_id: str, _data: bytes) -> Batch:
 @st.cache_data(max_entries=32, show_spinner=False)
 def cached_report(batch_key: tuple, eps: float, mode: str, rllib_clip: float, _batch: Batch) -> BatchReport:
     return analyse_batch(_batch, eps, mode, table_rows=TABLE_ROWS, rllib_clip=rllib_clip)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def cached_verdict(batch_key: tuple, eps: float, _batch: Batch):
+    return batch_clip_verdict(_batch, eps)
 
 
 @st.cache_data(show_spinner=False)
@@ -82,8 +89,10 @@ with st.sidebar:
         AGG_MODES,
         key="b_mode",
         bind="query-params",
-        help="How verl turns the per-token loss matrix into one number (critic.loss_agg_mode).",
+        help="How verl turns the per-token loss matrix into one number (critic.loss_agg_mode). "
+        + " ".join(f"{m}: {w}." for m, w in AGG_MODE_WORDS.items()),
     )
+    st.caption(f"**{mode}**: {AGG_MODE_WORDS[mode]}.")
     rllib_clip = st.number_input(
         "RLlib vf_clip_param (squared return units)",
         0.0,
@@ -166,6 +175,15 @@ if report is not None:
         f"{report.vf_loss:.4g}",
         help="verl's compute_value_loss on this batch with this eps and aggregation mode.",
     )
+    with shows_errors("Could not judge this batch's clip fraction"):
+        v = cached_verdict(batch_key, eps, batch)
+        links = " · ".join(f"[{u.split('github.com/')[1].replace('/issues/', '#')}]({u})" for u in v.links)
+        box = {"ok": st.success, "warning": st.warning, "info": st.info}[v.severity]
+        box(f"**{v.title}**\n\n{v.explanation}" + (f"\n\n{links}" if links else ""))
+        st.caption(
+            f"Judged against a {REFERENCE_CLIPFRAC:.0%} yardstick for verl's vf_clipfrac; set your own target on "
+            "the Sanity check page."
+        )
     if s.nan_real or s.nan_padding:
         st.warning(
             f"Non-finite values: {s.nan_real} on real tokens, {s.nan_padding} in padding. "
@@ -202,8 +220,9 @@ if report is not None:
     rollouts = s.median_abs_gap / eps if eps > 0 else math.inf
     st.markdown(
         f"**What to notice:** {pct(s.pred_clipfrac)} of tokens moved more than eps (outside the shaded band, left). "
-        f"{pct(s.loss_clipfrac)} moved toward R: the clipped term wins and their gradient is zero. The other "
-        f"{pct(away)} moved away from R or overshot it, and max() keeps pulling them back. On the right, the median "
+        f"{pct(s.loss_clipfrac)} moved toward R and are still nearer R than the band edge: the clipped term wins "
+        f"and their gradient is zero. The other {pct(away)} moved away from R, or overshot R by more than the band "
+        "edge falls short of it, and max() keeps pulling them back. On the right, the median "
         f"gap |R − v_old| is {s.median_abs_gap:.3g}, about {rollouts:.1f}× eps: a token moves at most about eps per "
         "rollout, so that is roughly how many rollouts the critic needs to catch up."
     )

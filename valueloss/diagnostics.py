@@ -50,6 +50,8 @@ __all__ = [
     "estimate_over_steps",
     "logged_clipfrac_finding",
     "step_assumption_text",
+    "REFERENCE_CLIPFRAC",
+    "batch_clip_verdict",
 ]
 
 ISSUES = {
@@ -809,12 +811,14 @@ def clipfrac_verdict(
     logged: float | None = None,
     target_eps: float | None = None,
     other_warnings: bool = False,
+    target_name: str | None = None,
 ) -> Finding:
     """Is this clip fraction fine for the user's ``target``, and if not, why: eps too small for the return
     scale, a critic that lags its targets, or a critic that moves more than eps in one update.
 
     ``clip`` is the library's own clip fraction (exact for a batch, estimated from summary statistics);
-    ``logged``, when given, is what the user's training log shows and is the number weighed.
+    ``logged``, when given, is what the user's training log shows and is the number weighed;
+    ``target_name`` names the target in the text (default "your 10% target").
     """
     target = _finite_number("target", target, low=0.0, high=1.0)
     clip = _finite_number("clip", clip, low=0.0, high=1.0)
@@ -823,6 +827,7 @@ def clipfrac_verdict(
     library = get_dialect(library).name
     definition = target_definition(library)
     weighed = clip if logged is None else logged
+    named = target_name or f"your {target:.0%} target"
     if logged is not None:
         source = f"Your logged clip fraction {logged:.1%} (this {'estimate' if estimate else 'batch'}: {clip:.1%})"
     else:
@@ -843,17 +848,18 @@ def clipfrac_verdict(
         rest = " See the warnings below: they do not depend on the clip fraction." if other_warnings else ""
         return Finding(
             severity,
-            f"{weighed:.1%} clipped: within your {target:.0%} target",
-            f"{source} is at most your target {target:.0%}; {means}. Most tokens keep their gradient, so the clip "
+            f"{weighed:.1%} clipped: within {named}",
+            f"{source} is at most {named}; {means}. Most tokens keep their gradient, so the clip "
             f"acts as a brake on the few that moved furthest, which is what it is for.{rest}",
             (),
         )
-    over = f"{source} is above your target {target:.0%}: {means}."
-    reach = f" An eps of about {target_eps:.3g} reaches your target on this batch." if target_eps else ""
+    over = f"{source} is above {named}: {means}."
+    where = "the model batch of these statistics" if estimate else "this batch"
+    reach = f" An eps of about {target_eps:.3g} reaches {named} on {where}." if target_eps else ""
     if library == "rllib":
         return Finding(
             "warning",
-            f"{weighed:.1%} clipped, above your {target:.0%} target: vf_clip_param is small for these errors",
+            f"{weighed:.1%} clipped, above {named}: vf_clip_param is small for these errors",
             f"{over} RLlib clamps the squared error at vf_clip_param = {eps:.3g} (squared return units), so the tokens "
             f"the critic is most wrong about stop learning.{reach} Raise vf_clip_param above the squared errors "
             "you expect, or scale the rewards (ray#19291, ray#8908).",
@@ -865,16 +871,16 @@ def clipfrac_verdict(
     if eps == 0:
         return Finding(
             "warning",
-            f"{weighed:.1%} clipped, above your {target:.0%} target: eps = 0 freezes every move toward R",
+            f"{weighed:.1%} clipped, above {named}: eps = 0 freezes every move toward R",
             f"{over} With eps = 0 the band has no width: a token learns only on the first mini-step of each update "
             "and is frozen as soon as it moves toward R. Use a positive eps, or turn value clipping off.",
             _links("hill-a/stable-baselines#216", "DLR-RM/stable-baselines3#1426"),
         )
-    if ratio is not None and ratio < EPS_SIGMA_TIGHT:
+    if ratio is not None and ratio <= EPS_SIGMA_TIGHT:
         return Finding(
             "warning",
-            f"{weighed:.1%} clipped, above your {target:.0%} target: eps is too small for this return scale",
-            f"{over} eps = {eps:.3g} is {sigma}, below {EPS_SIGMA_TIGHT:g} σ_R: eps is in return units, so a value "
+            f"{weighed:.1%} clipped, above {named}: eps is too small for this return scale",
+            f"{over} eps = {eps:.3g} is {sigma}, at most {EPS_SIGMA_TIGHT:g} σ_R: eps is in return units, so a value "
             f"that suits normalised returns is tight for these, and the typical gap |R − v_old| = {typical_gap:.3g} "
             f"takes about {lag:.0f} rollouts to close.{reach} Scale eps with the returns, or normalise the returns "
             "(hill-a/stable-baselines#216, DLR-RM/stable-baselines3#1426; DeepSpeedExamples#556 is a critic that "
@@ -884,7 +890,7 @@ def clipfrac_verdict(
     if lag >= LAG_ROLLOUTS:
         return Finding(
             "warning",
-            f"{weighed:.1%} clipped, above your {target:.0%} target: the critic lags its targets",
+            f"{weighed:.1%} clipped, above {named}: the critic lags its targets",
             f"{over} eps = {eps:.3g} is {sigma}, a sensible size, but the typical gap |R − v_old| = {typical_gap:.3g} "
             f"is {lag:.1f} × eps: tokens reach the band edge long before R and stop there, so the critic needs about "
             f"{lag:.0f} rollouts to catch up. The clip is doing its job on a critic that is behind: check the value "
@@ -894,7 +900,7 @@ def clipfrac_verdict(
         )
     return Finding(
         "warning",
-        f"{weighed:.1%} clipped, above your {target:.0%} target: the critic moves more than eps per update",
+        f"{weighed:.1%} clipped, above {named}: the critic moves more than eps per update",
         f"{over} eps = {eps:.3g} is {sigma} and the typical gap |R − v_old| = {typical_gap:.3g} is only {lag:.1f} × "
         "eps, yet many tokens moved more than eps toward R within one update: the critic's steps (learning rate × "
         f"epochs) are large for this eps. Lower the critic learning rate or its epochs, or raise eps.{reach} Whether "
@@ -902,6 +908,40 @@ def clipfrac_verdict(
         "(openai/baselines#91).",
         _links("cleanrl#208", "openai/baselines#91"),
     )
+
+
+REFERENCE_CLIPFRAC = 0.1  # the Batch page's yardstick: the Sanity check's default target
+
+
+def batch_clip_verdict(batch: Batch, eps: float, library: str = "verl", reference: float = REFERENCE_CLIPFRAC) -> Finding:
+    """Is this batch's clip fraction typical or alarming, and why: :func:`clipfrac_verdict` against ``reference``,
+    titled for the Batch page ("Typical: ..." or "Alarming: ...")."""
+    check.clip_range("eps", eps)
+    library = get_dialect(library).name
+    if batch.n_tokens == 0:
+        raise ValueError("every token of the batch is masked out, so it has no clip fraction to judge")
+    v, r, o, _ = _real_tokens(batch)
+    finite = torch.isfinite(v) & torch.isfinite(r) & torch.isfinite(o)
+    if not bool(finite.any()):
+        raise ValueError("no real token of the batch is finite, so it has no clip fraction to judge")
+    stats = summary_from_batch(batch)
+    typical_gap = float(np.median((r - o)[finite].abs().double().numpy()))
+    definition = target_definition(library)
+    th = clip_thresholds(batch)
+    clip = float(getattr(clipfrac_sweep(batch, [float(eps)], th), definition)[0])
+    verdict = clipfrac_verdict(
+        clip,
+        reference,
+        eps=float(eps),
+        library=library,
+        typical_gap=typical_gap,
+        return_std=stats.return_std,
+        first_step=bool(((v - o)[finite] == 0).all()),
+        target_eps=eps_for_clipfrac(batch, reference, definition, th).eps,
+        target_name=f"the {reference:.0%} yardstick",
+    )
+    label = {"ok": "Typical", "warning": "Alarming", "info": "Uninformative"}[verdict.severity]
+    return Finding(verdict.severity, f"{label}: {verdict.title}", verdict.explanation, verdict.links)
 
 
 def _clip_at(batch: Batch, eps: float, definition: str) -> float:

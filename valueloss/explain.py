@@ -38,6 +38,7 @@ __all__ = [
     "tie_split",
     "tie_caption",
     "TIE_WORDS",
+    "AGG_MODE_WORDS",
 ]
 
 CONVENTION_LABELS = {
@@ -57,6 +58,16 @@ TIE_WORDS = (
     "A *tie* is a token where the two terms are exactly equal, e.g. v sitting exactly on a band edge: "
     "max() then has no single winner, and torch splits the gradient between them."
 )
+
+# verl's loss_agg_mode names, read left to right: how tokens are combined into one number.
+AGG_MODE_WORDS = {
+    "token-mean": "average over every real token of the batch (each token counts the same)",
+    "token-sum": "sum over every real token (grows with the batch size)",
+    "seq-mean-token-sum": "sum each sequence's tokens, then average the sequences (long answers weigh more)",
+    "seq-mean-token-mean": "average within each sequence, then across sequences (a short answer's tokens weigh more)",
+    "seq-mean-token-sum-norm": "sum each sequence's tokens, average the sequences, divide by the padded width "
+    "(a constant scale)",
+}
 
 
 def fmt(x: float) -> str:

@@ -163,3 +163,25 @@ def test_rllib_gets_its_own_loss_bound():
     row = table.loc["RLlib (classic PPO)"]
     assert row["value"] == 1.5 and row["loss"] == pytest.approx(float(expected_loss), rel=1e-12)
     assert table.loc["verl v0.9", "value"] == 0.2
+
+
+def test_the_page_says_whether_the_clip_fraction_is_typical_or_alarming():
+    from valueloss.batches import synthetic_batch
+    from valueloss.diagnostics import batch_clip_verdict
+
+    at = run()  # the default synthetic batch at eps 0.2
+    v = batch_clip_verdict(synthetic_batch(), 0.2)
+    rep = expected()
+    assert v.title.startswith(f"Alarming: {rep.stats.loss_clipfrac:.1%} clipped, above the 10% yardstick")
+    assert any(w.value.startswith(f"**{v.title}**") for w in at.warning)
+    at.number_input(key="b_eps").set_value(0.5).run()
+    ok = batch_clip_verdict(synthetic_batch(), 0.5)
+    assert ok.severity == "ok" and ok.title.startswith("Typical:")
+    assert any(s.value.startswith(f"**{ok.title}**") for s in at.success)
+
+
+def test_the_mode_name_is_explained_in_plain_words():
+    at = run()
+    assert any("token-mean**: average over every real token" in c.value for c in at.caption)
+    at.selectbox(key="b_mode").set_value("seq-mean-token-mean").run()
+    assert any("a short answer's tokens weigh more" in c.value for c in at.caption)

@@ -414,8 +414,8 @@ def test_the_verdict_names_the_cause_from_the_numbers(eps, sigma, gap, cause):
     assert v.severity == "warning" and cause in v.title and "40.0% clipped" in v.title
     assert v.links and all(u in ISSUES.values() for u in v.links)
     if eps > 0:
-        assert (eps / sigma < EPS_SIGMA_TIGHT) == ("too small" in cause)
-        assert (gap / eps >= LAG_ROLLOUTS and eps / sigma >= EPS_SIGMA_TIGHT) == ("lags" in cause)
+        assert (eps / sigma <= EPS_SIGMA_TIGHT) == ("too small" in cause)
+        assert (gap / eps >= LAG_ROLLOUTS and eps / sigma > EPS_SIGMA_TIGHT) == ("lags" in cause)
 
 
 def test_the_verdict_within_target_and_with_a_logged_value():
@@ -458,3 +458,18 @@ def test_the_estimate_over_plausible_steps_and_the_logged_value():
         logged_clipfrac_finding(0.2, 0.1, estimate=True)
     with pytest.raises(ValueError, match="summary-statistics"):
         step_assumption_text(sanity_from_batch(synthetic_batch(), 0.2))
+
+
+def test_batch_verdict_is_typical_or_alarming_for_a_named_reason():
+    from valueloss.diagnostics import batch_clip_verdict
+
+    typical = batch_clip_verdict(synthetic_batch(), 0.5)
+    assert typical.severity == "ok" and typical.title.startswith("Typical:") and "10% yardstick" in typical.title
+    lagging = batch_clip_verdict(synthetic_batch(value_noise=1.25), 0.2)
+    assert lagging.title.startswith("Alarming:") and "lags its targets" in lagging.title
+    scale = batch_clip_verdict(synthetic_batch(reward_std=20.0), 0.2)
+    assert "too small for this return scale" in scale.title
+    first = batch_clip_verdict(synthetic_batch(step=0.0, pred_noise=0.0), 0.2)
+    assert first.title.startswith("Uninformative:")
+    with pytest.raises(ValueError, match="eps"):
+        batch_clip_verdict(synthetic_batch(), -1.0)
