@@ -9,7 +9,18 @@ import streamlit as st
 
 from pages.common import page_setup, share_link, shows_errors
 from valueloss.plots.dynamics import sweep_figure, training_curves, wall_animation
-from valueloss.simulate import CLOSE_FRACTION, CRITICS, LOSS_FORMS, OPTIMIZERS, SimConfig, simulate, sweep_eps
+from valueloss.simulate import (
+    CLOSE_FRACTION,
+    CRITICS,
+    LOSS_FORMS,
+    OPTIMIZERS,
+    SimConfig,
+    rule_of_thumb,
+    same_step_note,
+    same_step_twin,
+    simulate,
+    sweep_eps,
+)
 
 DEFAULT = SimConfig()
 LR_OPTIONS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 3.0)
@@ -31,8 +42,11 @@ SCENARIO_HELP = {
     "Shared net": "A small network: tokens with zero gradient are still pushed by the others.",
     "Table + Adam": "Adam's momentum keeps a zero-gradient token moving for a few steps.",
     "RLHF gap": "A return gap of 6 with TRL's eps = 0.2: the rule says 30 rollouts; compare the unclipped run.",
-    "SB3 form": "Stable-Baselines3's clip-only loss: no max, every token outside the band is frozen.",
-    "eps = 0": "Every move toward R is clipped: the critic learns one step per rollout.",
+    "SB3 form": "Stable-Baselines3's clip-only loss: no max and no ½. Every token outside the band gets zero "
+    "gradient, even one that moved away from R; here all tokens move toward R, so the same tokens freeze as in verl, "
+    "and the missing ½ makes each step twice as large (the page compares it with verl at twice the learning rate).",
+    "eps = 0": "The band has no width: a token learns only on the first minibatch of each rollout (v = v_old), "
+    "one optimizer step per rollout, and every later move toward R has zero gradient.",
 }
 _WIDGET_KEYS = {
     "critic": "d_critic",
@@ -83,6 +97,12 @@ def figures(params: tuple, _result, _sweep, eps: float):
     return wall_animation(_result), training_curves(_result), sweep
 
 
+@st.cache_data(show_spinner="Running verl with the same step size…", max_entries=16)
+def twin_run(params: tuple):
+    """The like-with-like verl run for an SB3 run (no eps sweep: only its rollouts to close are shown)."""
+    return simulate(SimConfig(**dict(params)))
+
+
 def apply_scenario(name: str) -> None:
     st.session_state.update({_WIDGET_KEYS[k]: v for k, v in SCENARIOS[name].items()})
 
@@ -118,8 +138,9 @@ with st.sidebar:
             captions=LOSS_CAPTIONS,
             key="d_loss",
             bind="query-params",
-            help="verl / PPO2: 0.5·mean(max((v−R)², (clip(v)−R)²)). SB3: mean((R − clip(v))²), no max. "
-            "Unclipped: 0.5·mean((v−R)²).",
+            help="verl / PPO2: 0.5·mean(max((v−R)², (clip(v)−R)²)). SB3: mean((R − clip(v))²): no max, so every "
+            "token outside the band has zero gradient (verl pulls back the ones that moved away from R), and no 0.5, "
+            "so at one learning rate its steps are twice verl's. Unclipped: 0.5·mean((v−R)²).",
         )
         eps = st.slider(
             "eps: clip range (return units)",
@@ -187,14 +208,14 @@ if result is not None:
     cfg = result.config
     closed = result.rollouts_to_close
     base = result.baseline_rollouts_to_close
-    rule = abs(cfg.gap) / cfg.eps if cfg.eps > 0 else float("inf")
+    rule, rule_help = rule_of_thumb(cfg)
     m1, m2, m3, m4 = st.columns(4)
     m1.metric(
         f"rollouts to close {CLOSE_FRACTION:.0%} of the gap",
         "—" if closed is None else closed,
         help=f"'—': not within the {cfg.n_rollouts} rollouts simulated.",
     )
-    m2.metric("rule: gap / eps", "∞" if not np.isfinite(rule) else f"{rule:.1f}")
+    m2.metric("rule of thumb: rollouts", rule, help=rule_help)
     m3.metric("same run without clipping", "—" if base is None else base)
     m4.metric(
         "max move with own gradient 0",
@@ -202,6 +223,16 @@ if result is not None:
         help="The largest |Δv| in one update, over tokens whose own loss term had exactly zero gradient when the "
         "update began. Nonzero only if something other than the token's own gradient moved it.",
     )
+
+    if cfg.eps == 0 and cfg.loss != "unclipped":
+        st.info(rule_help, icon=":material/info:")
+    twin_cfg = same_step_twin(cfg)
+    if twin_cfg is not None:
+        with shows_errors("Could not run the like-with-like comparison"):
+            st.info(
+                same_step_note(result, twin_run(tuple(sorted(asdict(twin_cfg).items())))),
+                icon=":material/balance:",
+            )
 
     st.subheader("The moving wall")
     wall_fig, curves_fig, sweep_fig = figures(tuple(sorted(asdict(cfg).items())), result, sweep, cfg.eps)
