@@ -111,3 +111,16 @@ def test_dynamics_link_reproduces_the_run(page, app_url):
     expect(metric_value(page, "rollouts to close 90% of the gap")).to_have_text(
         "—" if closed is None else str(closed), timeout=TIMEOUT_MS
     )
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("path", ["explore", ""])
+def test_the_default_page_works_at_its_path_and_at_the_root(page, app_url, path):
+    """/explore?v=0.5 answered "Page not found": the default page is served at "/" only, so app.py also
+    registers One token at /explore (visible) and keeps the root (hidden default)."""
+    goto(page, app_url, path, "v=0.5")
+    assert_no_exception(page)
+    assert page.get_by_text("Page not found").count() == 0
+    expect(page.locator("h1").first).to_have_text("One token")
+    slider = page.locator("[data-testid=stSlider]").filter(has_text="v: current prediction").first
+    expect(slider.locator("[data-testid=stSliderThumbValue]").first).to_have_text("0.50")
