@@ -22,6 +22,17 @@ DIALECT_TITLES = {
     "torchrl": "TorchRL: max of Huber (smooth L1)",
     "rllib": "RLlib: clamp((v − R)², 0, vf_clip_param)",
 }
+# Short panel titles: four panels share one row, and the full forms are in the table below them.
+PANEL_TITLES = {
+    "verl": "verl / PPO2: ½·max",
+    "openrlhf": "OpenRLHF: ½·max, delta",
+    "trl": "TRL: ½·max, clamp",
+    "cleanrl": "CleanRL: ½·max",
+    "sb3": "SB3: clip only",
+    "slime": "slime: max, no ½",
+    "torchrl": "TorchRL: Huber max",
+    "rllib": "RLlib: clamped loss",
+}
 DEFAULT_DIALECTS = ["verl", "sb3", "torchrl", "rllib"]
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
@@ -120,12 +131,12 @@ else:
         side_edges = band_edge_lines(x_axis, y_axis, side_axis, side_axis, v_old=fixed, eps=eps)
         for name in chosen:
             d = dialect_grid(name, pair, fixed, rllib_bound if name == "rllib" else eps, half_width, n_side)
-            panels.append((DIALECT_TITLES[name], d["grad"], d["frozen"]))
-            rows.append(
+            panels.append((PANEL_TITLES[name], d["grad"], d["frozen"]))
+            rows.append(  # key columns first: on a narrow window the table scrolls, the share stays in view
                 {
                     "library": DIALECTS[name].library,
-                    "loss for one token": DIALECT_TITLES[name].split(": ", 1)[1],
                     "share of this plane with zero gradient": float(d["frozen"].mean()),
+                    "loss for one token": DIALECT_TITLES[name].split(": ", 1)[1],
                 }
             )
         st.plotly_chart(

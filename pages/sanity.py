@@ -206,28 +206,34 @@ if report is not None:
     if report.estimate:
         st.info(report.estimate_note)
 
-    m = st.columns(4)
-    m[0].metric(
+    # Four metrics that wrap two by two on a narrow window instead of cutting their labels off.
+    m = st.container(horizontal=True, gap="small")
+    METRIC_WIDTH = 210
+    m.metric(
         "eps",
         f"{report.eps:.4g}",
         help="In squared-return units: RLlib clamps the loss." if loss_units else "In return units.",
+        width=METRIC_WIDTH,
     )
-    m[1].metric(
+    m.metric(
         "eps / std(R)",
         "n/a" if report.eps_over_sigma is None else f"{report.eps_over_sigma:.3g} σ_R",
         help=f"Return std = {report.summary.return_std:.4g}. eps measured in return standard deviations.",
+        width=METRIC_WIDTH,
     )
-    m[2].metric(
+    m.metric(
         ("clamped share at vf_clip_param" if loss_units else "clip fraction at eps")
         + (" (est.)" if report.estimate else ""),
         f"{report.at_eps[report.definition]:.1%}",
         help=DEFINITIONS[report.definition],
+        width=METRIC_WIDTH,
     )
     t = report.target
-    m[3].metric(
+    m.metric(
         f"eps for ≤ {t.target:.0%} clipped",
         "unreachable" if t.eps is None else f"{t.eps:.4g}",
         help=t.note,
+        width=METRIC_WIDTH,
     )
     st.caption(t.note)
     if report.estimate:
@@ -268,8 +274,7 @@ if report is not None:
     )
 
     st.subheader(f"{lib.library}: {lib.param_name}")
-    c1, c2 = st.columns([2, 3])
-    c1.markdown(
+    st.markdown(
         f"- **parameter:** `{lib.param_name}`\n"
         f"- **default:** {'off' if lib.default_eps is None else f'{lib.default_eps:g}'}"
         f" ({'squared return units' if loss_units else 'return units'})\n"
@@ -277,9 +282,9 @@ if report is not None:
         f"- **clip fraction logged:** {lib.clipfrac_definition or 'none'}\n"
         f"- **source:** [{lib.source_url.split('/blob/')[0].removeprefix('https://github.com/')}]({lib.source_url})"
     )
-    c2.latex(lib.formula)
+    st.latex(lib.formula)
     if lib.notes:
-        c2.caption(lib.notes)
+        st.caption(lib.notes)
 
     st.subheader("Findings")
     for f in report.findings[1:]:

@@ -61,6 +61,15 @@ REGION_COLORS = {
 DIVERGING = [[0.0, "#0072B2"], [0.5, "#f7f7f7"], [1.0, "#E69F00"]]
 GRADIENT_SIGN_WORDS = "blue: gradient < 0, a descent step raises v; orange: > 0, it lowers v"
 REGION_NAMES = REGION_LABELS
+# The same regions in legend-sized words (a legend beside a map has room for about 40 characters).
+REGION_SHORT_NAMES = {
+    REGION_INSIDE: "inside the band",
+    REGION_ZERO_GRAD: "zero gradient: nearer R than the edge",
+    REGION_AWAY: "restoring: moved away from R",
+    REGION_OVERSHOT: "restoring: overshot, farther than the edge",
+    REGION_TIE: "exact tie",
+    REGION_NAN: "NaN input",
+}
 
 NOTATION = (
     ("v", "current critic prediction (vpreds)", "max"),

@@ -83,9 +83,11 @@ def test_choosing_libraries_and_none(at):
     assert not at.exception
     side = charts(at)[1]
     assert [a["text"] for a in side["layout"]["annotations"]] == [
-        "<b>TRL: ½·max[…], torch.clamp</b>",
-        "<b>slime: max[…], no ½</b>",
+        "<b>TRL: ½·max, clamp</b>",
+        "<b>slime: max, no ½</b>",
     ]
+    table = at.dataframe[0].value
+    assert list(table.columns)[:2] == ["library", "share of this plane with zero gradient"]  # key columns first
     at.multiselect(key="g_dialects").set_value([]).run()
     assert not at.exception
     assert "Pick at least one library" in at.info[0].value

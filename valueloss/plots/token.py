@@ -18,7 +18,18 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ..anatomy import REGION_NAN, REGION_TIE, REGION_ZERO_GRAD
-from ..theme import BAND_FILL, COLORS, DASHES, DIVERGING, REGION_COLORS, REGION_NAMES, SYMBOLS, WIDTHS, ZERO_GRAD_FILL
+from ..theme import (
+    BAND_FILL,
+    COLORS,
+    DASHES,
+    DIVERGING,
+    REGION_COLORS,
+    REGION_NAMES,
+    REGION_SHORT_NAMES,
+    SYMBOLS,
+    WIDTHS,
+    ZERO_GRAD_FILL,
+)
 
 __all__ = [
     "AXIS_TITLES",
@@ -493,7 +504,7 @@ def region_map_figure(
     ]
     data += [
         _legend_box(name, REGION_COLORS[code])
-        for code, name in REGION_NAMES.items()
+        for code, name in REGION_SHORT_NAMES.items()
         if code not in (REGION_NAN, REGION_TIE) and (region == code).any()
     ]
     lo, hi = float(min(dx[0], gy[0])), float(max(dx[-1], gy[-1]))
