@@ -153,27 +153,31 @@ if report is not None:
         f"{s.n_tokens:,} real tokens in {s.n_rows} sequences (padded width {s.width}); "
         f"lengths {int(s.lengths.min())} to {int(s.lengths.max())}."
     )
-    m = st.columns(4)
-    m[0].metric(
+    m = st.container(horizontal=True, gap="small")  # wraps two by two on a narrow window
+    m.metric(
         "loss clip fraction",
         pct(s.loss_clipfrac),
         help="verl's vf_clipfrac (TRL logs the same): share of real tokens where the clipped term wins.",
+        width=210,
     )
-    m[1].metric(
+    m.metric(
         "prediction clip fraction",
         pct(s.pred_clipfrac),
         help="Share with |v − v_old| > eps (what slime and TorchRL count). Never smaller than the loss clip "
         "fraction: it also counts tokens that moved away from R and keep their gradient.",
+        width=210,
     )
-    m[2].metric(
+    m.metric(
         "zero-gradient share",
         pct(s.zero_grad_share),
         help="Share of real tokens whose d loss / d v is exactly 0: the loss-clipped tokens, plus any at v = R.",
+        width=210,
     )
-    m[3].metric(
+    m.metric(
         f"vf_loss ({mode})",
         f"{report.vf_loss:.4g}",
         help="verl's compute_value_loss on this batch with this eps and aggregation mode.",
+        width=210,
     )
     with shows_errors("Could not judge this batch's clip fraction"):
         v = cached_verdict(batch_key, eps, batch)
@@ -230,7 +234,7 @@ if report is not None:
     st.subheader("How each aggregation mode weights tokens")
     agg = report.aggregation
     short_len, long_len = int(agg["short length"].iloc[0]), int(agg["long length"].iloc[0])
-    a_left, a_right = st.columns([3, 2])
+    a_left = a_right = st.container()  # the chart, then its reading: stacked, so both fit at 800 px
     a_left.plotly_chart(
         aggregation_weights_figure(
             list(agg["mode"]),
@@ -276,7 +280,8 @@ if report is not None:
         width="stretch",
         key="b_dialects",
     )
-    shown = d[["library", "parameter", "value", "loss", "clip fraction", "clip fraction logged", "note"]].copy()
+    # Key columns first: on a narrow window the table scrolls and these stay in view.
+    shown = d[["library", "clip fraction", "loss", "parameter", "value", "clip fraction logged", "note"]].copy()
     shown["clip fraction"] = [
         pct(c) if logged else "not logged"
         for c, logged in zip(d["clip fraction"], d["logs clip fraction"], strict=True)

@@ -97,9 +97,9 @@ def render_step(i: int, step: TourStep, is_open: bool) -> bool | None:
             feedback.message, icon=":material/check_circle:" if correct else ":material/cancel:"
         )
         if is_open:
-            cols = st.columns(len(result.numbers))
-            for col, (label, value, kind) in zip(cols, result.numbers, strict=True):
-                col.metric(label, format_number(value, kind))
+            row = st.container(horizontal=True, gap="small")  # wraps on a narrow window, labels stay whole
+            for label, value, kind in result.numbers:
+                row.metric(label, format_number(value, kind), width=220)
             st.plotly_chart(reveal_figure(result), width="stretch", key=f"t_fig{i + 1}")
             st.markdown(f"**Why.** {step.explanation}")
             links = " · ".join(f"[{t.label}]({t.url})" + (f" ({t.title})" if t.title else "") for t in step.threads)

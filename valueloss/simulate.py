@@ -492,8 +492,8 @@ def sweep_eps(
 # What the page says about a run, generated from its numbers
 
 
-def rule_of_thumb(cfg: SimConfig) -> tuple[str, str]:
-    """The rule the run is compared with: (what the metric shows, why), for this configuration.
+def rule_of_thumb(cfg: SimConfig) -> tuple[str, str, str]:
+    """The rule the run is compared with: (metric label, what it shows, why), for this configuration.
 
     With eps > 0 a token moves about eps toward R per rollout, so a gap G takes about G / eps rollouts.
     With eps = 0 that quotient is infinite, yet the critic still learns: only on the first minibatch of
@@ -502,15 +502,21 @@ def rule_of_thumb(cfg: SimConfig) -> tuple[str, str]:
     if not isinstance(cfg, SimConfig):
         raise TypeError(f"cfg must be a SimConfig, got {type(cfg).__name__}")
     if cfg.loss == "unclipped":
-        return "no clip", "Without clipping nothing limits how far v moves per rollout: only the optimizer does."
+        return (
+            "rule of thumb: rollouts",
+            "no clip",
+            "Without clipping nothing limits how far v moves per rollout: only the optimizer does.",
+        )
     if cfg.eps > 0:
         return (
+            "rule of thumb: rollouts",
             f"{abs(cfg.gap) / cfg.eps:.1f}",
             "gap / eps: within a rollout v_old is fixed, so a token moves about eps toward R per rollout.",
         )
     share = "5/8 of the gradient (both bounds tie)" if cfg.loss == "verl" else "the whole gradient (clamp's closed band)"
     return (
-        "1 step per rollout",
+        "rule of thumb: per rollout",
+        "1 step",
         "gap / eps is infinite with eps = 0, but the critic still learns: on the first minibatch of each rollout "
         f"v = v_old, the terms tie and {LOSS_LABELS[cfg.loss]} passes {share}; after that one step every move "
         "toward R has zero gradient. So each rollout moves a token by one optimizer step (set by the learning "

@@ -111,6 +111,6 @@ def test_eps_zero_says_one_step_per_rollout_not_infinity():
     at = fresh().run()
     at.button(key="d_scn_5").click().run()  # "eps = 0"
     assert not at.exception
-    assert metrics(at)["rule of thumb: rollouts"] == "1 step per rollout"
+    assert metrics(at)["rule of thumb: per rollout"] == "1 step"
     assert any("5/8 of the gradient" in i.value for i in at.info)
     assert "∞" not in metrics(at).values()

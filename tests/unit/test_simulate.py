@@ -242,11 +242,11 @@ def test_closed_fraction_is_what_the_docs_say():
 def test_rule_of_thumb_and_the_eps_zero_case():
     from valueloss.simulate import rule_of_thumb
 
-    assert rule_of_thumb(SimConfig(eps=0.5, gap=4.0))[0] == "8.0"
-    shown, why = rule_of_thumb(SimConfig(eps=0.0))
-    assert shown == "1 step per rollout" and "5/8" in why
-    assert "whole gradient" in rule_of_thumb(SimConfig(eps=0.0, loss="sb3"))[1]
-    assert rule_of_thumb(SimConfig(loss="unclipped"))[0] == "no clip"
+    assert rule_of_thumb(SimConfig(eps=0.5, gap=4.0))[:2] == ("rule of thumb: rollouts", "8.0")
+    label, shown, why = rule_of_thumb(SimConfig(eps=0.0))
+    assert (label, shown) == ("rule of thumb: per rollout", "1 step") and "5/8" in why
+    assert "whole gradient" in rule_of_thumb(SimConfig(eps=0.0, loss="sb3"))[2]
+    assert rule_of_thumb(SimConfig(loss="unclipped"))[1] == "no clip"
     # The claim "it still learns, one step per rollout": with eps = 0 the gap shrinks every rollout,
     # and within a rollout only the first minibatch moves a token (table critic, plain SGD).
     r = simulate(SimConfig(eps=0.0, n_rollouts=4))
