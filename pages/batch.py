@@ -164,7 +164,8 @@ if report is not None:
         "prediction clip fraction",
         pct(s.pred_clipfrac),
         help="Share with |v − v_old| > eps (what slime and TorchRL count). Never smaller than the loss clip "
-        "fraction: it also counts tokens that moved away from R and keep their gradient.",
+        "fraction: it also counts tokens that moved away from R, or overshot R by more than the band edge "
+        "falls short of it, which keep their gradient.",
         width=210,
     )
     m.metric(

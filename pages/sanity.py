@@ -270,7 +270,8 @@ if report is not None:
         if loss_units
         else "**What to notice:** the clip fraction falls as eps grows: a token stops clipping once eps exceeds how "
         "far it moved toward R. The loss-clipped curve (zero gradient) never exceeds the prediction-clipped one; the "
-        "gap between them is the tokens that moved away from R and keep their gradient."
+        "gap between them is the tokens that moved away from R, or overshot R by more than the band edge falls "
+        "short of it, and keep their gradient."
     )
 
     st.subheader(f"{lib.library}: {lib.param_name}")

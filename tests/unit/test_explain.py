@@ -241,3 +241,30 @@ def test_eps_zero_is_five_eighths_in_verl_and_explained_as_such():
     # A caption that disagrees with its table raises instead of teaching the wrong number.
     with pytest.raises(ValueError, match="explanation gives"):
         tie_caption(rows, 0.0, 0.25)
+
+
+# What each preset's notice claims, checked against the core for that preset's numbers.
+PRESET_REGIONS = {
+    "inside": REGION_INSIDE,
+    "past-band-toward-R": REGION_ZERO_GRAD,
+    "moved-away": REGION_AWAY,
+    "overshot-frozen": REGION_ZERO_GRAD,
+    "overshot": REGION_OVERSHOT,
+    "eps-zero": REGION_ZERO_GRAD,
+}
+
+
+@pytest.mark.parametrize(("key", "region"), list(PRESET_REGIONS.items()))
+def test_each_preset_notice_matches_its_numbers(key, region):
+    p = PRESETS[key]
+    t = value_loss_terms(p.v, p.R, p.v_old, p.eps)
+    assert int(t.region) == region
+    if region == REGION_ZERO_GRAD:
+        assert float(t.grad) == 0.0
+    if key.startswith("overshot"):
+        past, short = abs(p.v - p.R), abs(p.R - (p.v_old + p.eps))
+        assert f"by {fmt(past)}" in p.notice and f"({fmt(short)})" in p.notice
+        assert ("less than" in p.notice) == (past < short) and ("more than" in p.notice) == (past > short)
+    if key == "overshot-frozen":
+        lo, hi = zero_gradient_interval(p.v_old, p.R, p.eps)
+        assert f"= {fmt(hi)} is pulled back" in p.notice
