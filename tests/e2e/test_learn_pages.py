@@ -41,7 +41,9 @@ def test_tour_checks_an_answer_and_keeps_it(page, app_url):
     step = get_step("active-term")
     right_text = step.choice(step.expected).text
     panel = page.locator("[data-testid=stTabPanel]:visible").first  # hidden tabs stay in the DOM
-    panel.locator("[data-testid=stRadio] label").filter(has_text=right_text).first.click()
+    # Choices are shuffled per visitor: find the right one by its text, then click its letter.
+    option = panel.locator("[data-testid=stRadioGroup] > div").filter(has_text=right_text).first
+    option.locator("label").first.click()
     panel.get_by_role("button", name="Check my answer").click()
     wait_for_text(page, "Right: ")
     wait_for_text(page, "Answered 1 of 8 · 1 right")
@@ -84,7 +86,7 @@ def test_tour_link_shares_progress_without_answers(page, app_url):
 def test_dynamics_runs_a_scenario_and_plays(page, app_url):
     goto(page, app_url, "dynamics")
     assert_no_exception(page)
-    expect(metric_value(page, "rule: gap / eps")).to_have_text("8.0", timeout=TIMEOUT_MS)
+    expect(metric_value(page, "rule of thumb: rollouts")).to_have_text("8.0", timeout=TIMEOUT_MS)
 
     page.locator("[data-testid=stSidebar]").get_by_role("button", name="Shared net").click()
     wait_for_text(page, "Pushed while frozen")
@@ -111,7 +113,7 @@ def test_dynamics_runs_a_scenario_and_plays(page, app_url):
 def test_dynamics_link_reproduces_the_run(page, app_url):
     goto(page, app_url, "dynamics", "d_eps=0.25")
     assert_no_exception(page)
-    expect(metric_value(page, "rule: gap / eps")).to_have_text("16.0", timeout=TIMEOUT_MS)
+    expect(metric_value(page, "rule of thumb: rollouts")).to_have_text("16.0", timeout=TIMEOUT_MS)
     closed = simulate(SimConfig(eps=0.25)).rollouts_to_close
     expect(metric_value(page, "rollouts to close 90% of the gap")).to_have_text(
         "—" if closed is None else str(closed), timeout=TIMEOUT_MS
