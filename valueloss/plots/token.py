@@ -569,6 +569,9 @@ def _subplot_layout(titles: list[str], *, rows: int, cols: int, x_title: str, y_
             "anchor": xa,
             "range": [float(y[0]), float(y[-1])],
             "title": {"text": y_title if i % cols == 0 else ""},
+            # Every panel shares the y range: only the left column labels it, so a colour bar between two
+            # columns never sits on the next panel's tick labels (they collided at 820 px).
+            "showticklabels": i % cols == 0,
         }
         layout["annotations"].append(
             {
