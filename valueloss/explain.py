@@ -175,12 +175,19 @@ def token_readout(v: float, R: float, v_old: float, eps: float, convention: str 
             where = "v overshot R by exactly as far as the band edge falls short of it"
         why_winner = f"Exact tie: both terms equal {fmt(lu)} ({where})."
         split = tie_split(convention, v, v_old, eps)
-        why_grad = (
-            f"torch splits the gradient of max() half and half on a tie; {split.reason} ({convention} convention). "
-            f"Gradient {fmt(grad)} = {_frac(split.share)} × 2(v − R) ({split.words})."
-            if unclipped_grad != 0
-            else f"torch splits the gradient of max() half and half on a tie; {split.reason}. Gradient {fmt(grad)}."
-        )
+        if unclipped_grad == 0:
+            why_grad = f"torch splits the gradient of max() half and half on a tie; {split.reason}. Gradient {fmt(grad)}."
+        elif grad == float(split.share) * unclipped_grad:
+            why_grad = (
+                f"torch splits the gradient of max() half and half on a tie; {split.reason} ({convention} "
+                f"convention). Gradient {fmt(grad)} = {_frac(split.share)} × 2(v − R) ({split.words})."
+            )
+        else:  # rounding moved one of the comparisons: state the number, never a split it does not match
+            why_grad = (
+                f"torch splits the gradient of max() half and half on a tie ({convention} convention); rounding "
+                f"decides how much of the clipped half passes here: gradient {fmt(grad)} = "
+                f"{fmt(grad / unclipped_grad)} × 2(v − R)."
+            )
     return TokenReadout(
         v=v,
         R=R,
