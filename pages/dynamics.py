@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-import numpy as np
 import streamlit as st
 
 from pages.common import page_setup, share_link, shows_errors
@@ -15,11 +14,13 @@ from valueloss.simulate import (
     LOSS_FORMS,
     OPTIMIZERS,
     SimConfig,
+    pushed_while_frozen_note,
     rule_of_thumb,
     same_step_note,
     same_step_twin,
     simulate,
     sweep_eps,
+    wall_caption,
 )
 
 DEFAULT = SimConfig()
@@ -240,44 +241,10 @@ if result is not None:
     st.subheader("The moving wall")
     wall_fig, curves_fig, sweep_fig = figures(tuple(sorted(asdict(cfg).items())), result, sweep, cfg.eps)
     st.plotly_chart(wall_fig, width="stretch", key="d_wall")
-    frozen_share = float(result.frozen.mean())
-    if cfg.loss == "unclipped":
-        notice = (
-            "Without clipping the band is only drawn for reference: nothing stops v, and no gradient is ever zeroed."
-        )
-    elif cfg.critic == "table" and cfg.optimizer == "sgd":
-        notice = (
-            "Press ▶. Each token walks toward R until it is more than eps past v_old, then turns pink: its gradient "
-            "is exactly 0 and, with one number per token and plain SGD, nothing else can move it until the next "
-            "rollout resets v_old. One large step can still land past the band: the clip stops the gradient, it "
-            "does not project v back."
-        )
-    elif cfg.critic == "shared":
-        notice = (
-            "Press ▶. Pink tokens have zero gradient of their own, yet they keep moving: the other tokens' gradients "
-            "change the shared weights, and every token's value goes with them."
-        )
-    else:
-        notice = (
-            "Press ▶. With Adam a pink token (own gradient 0) keeps coasting: the optimizer's momentum carries the "
-            "last steps on, so the band is crossed by more than one step."
-        )
-    st.caption(f"{notice} Tokens spent {frozen_share:.0%} of the updates with zero gradient.")
-
-    moved = result.moved_while_frozen
-    if moved.max() > 0:
-        u, t = np.unravel_index(int(np.argmax(moved)), moved.shape)
-        why = "the shared weights moved" if cfg.critic == "shared" else "Adam's momentum carried it"
-        st.info(
-            f"**Pushed while frozen.** At update {u + 1} token {t} had zero gradient of its own (it was past its band "
-            f"toward R), yet it moved {moved[u, t]:.3f}: {why}. The furthest any token got past its band edge "
-            f"was {result.max_beyond_band.max():.3f} (eps = {cfg.eps:g})."
-        )
-    elif cfg.loss != "unclipped":
-        st.success(
-            "**Frozen means frozen here.** Every update that began with a token's own gradient at 0 left that token "
-            "exactly where it was (total movement 0.0). Switch to the shared network or to Adam to see that break."
-        )
+    st.caption(wall_caption(result))
+    pushed = pushed_while_frozen_note(result)
+    if pushed is not None:
+        (st.info if pushed[0] == "pushed" else st.success)(pushed[1])
 
     st.subheader("Training logs")
     st.plotly_chart(curves_fig, width="stretch", key="d_curves")

@@ -54,6 +54,8 @@ __all__ = [
     "rule_of_thumb",
     "same_step_twin",
     "same_step_note",
+    "wall_caption",
+    "pushed_while_frozen_note",
 ]
 
 CRITICS = ("table", "shared")
@@ -559,3 +561,57 @@ def same_step_note(result: SimResult, twin: SimResult) -> str:
             "verl only those still nearer R than the band edge."
         )
     return text
+
+
+def wall_caption(result: SimResult) -> str:
+    """The caption under the moving wall: what to watch for this critic and optimizer, and the frozen share."""
+    cfg = result.config
+    frozen_share = float(result.frozen.mean())
+    if cfg.loss == "unclipped":
+        notice = "Without clipping the band is only drawn for reference: nothing stops v, and no gradient is ever zeroed."
+    elif cfg.critic == "table" and cfg.optimizer == "sgd":
+        what = (
+            "moved more than eps from v_old (SB3's clip-only loss freezes every token outside the band)"
+            if cfg.loss == "sb3"
+            else "moved more than eps toward R while still nearer R than the band edge"
+        )
+        notice = (
+            f"Press ▶. Each token walks toward R until it has {what}, then turns pink: its gradient is exactly 0 "
+            "and, with one number per token and plain SGD, nothing else can move it until the next rollout resets "
+            "v_old. One large step can still land past the band: the clip stops the gradient, it does not project "
+            "v back."
+        )
+    elif cfg.critic == "shared":
+        notice = (
+            "Press ▶. Pink tokens have zero gradient of their own, yet they keep moving: the other tokens' gradients "
+            "change the shared weights, and every token's value goes with them."
+        )
+    else:
+        notice = (
+            "Press ▶. With Adam a pink token (own gradient 0) keeps coasting: the optimizer's momentum carries the "
+            "last steps on, so the band is crossed by more than one step."
+        )
+    return f"{notice} Tokens spent {frozen_share:.0%} of the updates with zero gradient."
+
+
+def pushed_while_frozen_note(result: SimResult) -> tuple[str, str] | None:
+    """("pushed", text) when a token with zero gradient of its own still moved, ("frozen", text) when none did,
+    None without clipping: the sentence states the largest such move and where it happened."""
+    cfg = result.config
+    moved = result.moved_while_frozen
+    if moved.size and moved.max() > 0:
+        u, t = np.unravel_index(int(np.argmax(moved)), moved.shape)
+        why = "the shared weights moved" if cfg.critic == "shared" else "Adam's momentum carried it"
+        return (
+            "pushed",
+            f"**Pushed while frozen.** At update {u + 1} token {t} had zero gradient of its own (it was past its band "
+            f"toward R), yet it moved {moved[u, t]:.3f}: {why}. The furthest any token got past its band edge "
+            f"was {result.max_beyond_band.max():.3f} (eps = {cfg.eps:g}).",
+        )
+    if cfg.loss == "unclipped":
+        return None
+    return (
+        "frozen",
+        "**Frozen means frozen here.** Every update that began with a token's own gradient at 0 left that token "
+        "exactly where it was (total movement 0.0). Switch to the shared network or to Adam to see that break.",
+    )

@@ -273,3 +273,20 @@ def test_sb3_against_verl_with_the_same_step():
     assert a.rollouts_to_close < simulate(SimConfig(loss="verl")).rollouts_to_close  # the 6 against 8
     with pytest.raises(ValueError, match="twin"):
         same_step_note(a, a)
+
+
+def test_the_wall_caption_and_the_pushed_note_state_the_runs_numbers():
+    from valueloss.simulate import pushed_while_frozen_note, wall_caption
+
+    table = simulate(SimConfig())
+    assert f"Tokens spent {float(table.frozen.mean()):.0%} of the updates" in wall_caption(table)
+    assert "nearer R than the band edge" in wall_caption(table)
+    assert "outside the band" in wall_caption(simulate(SimConfig(loss="sb3")))
+    kind, text = pushed_while_frozen_note(table)
+    assert kind == "frozen" and table.max_moved_while_frozen == 0.0
+    shared = simulate(SimConfig(critic="shared", lr=0.03))
+    kind, text = pushed_while_frozen_note(shared)
+    u, t = np.unravel_index(int(np.argmax(shared.moved_while_frozen)), shared.moved_while_frozen.shape)
+    assert kind == "pushed" and f"At update {u + 1} token {t}" in text
+    assert f"it moved {shared.moved_while_frozen[u, t]:.3f}" in text and shared.frozen[u, t]
+    assert pushed_while_frozen_note(simulate(SimConfig(loss="unclipped"))) is None
