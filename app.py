@@ -22,7 +22,17 @@ PAGES = {
         st.Page("pages/dynamics.py", title="Critic dynamics", icon=":material/animation:", url_path="dynamics"),
     ],
     "Explore": [
-        st.Page("pages/explore.py", title="One token", icon=":material/my_location:", url_path="explore", default=True),
+        st.Page("pages/explore.py", title="One token", icon=":material/my_location:", url_path="explore"),
+        # The default page is served at "/" only (its own url_path is reserved, not served), so One token is
+        # listed once at /explore, where deep links like /explore?v=0.5 land, and served again, hidden, at "/".
+        st.Page(
+            "pages/explore.py",
+            title="One token",
+            icon=":material/my_location:",
+            url_path="one-token",
+            default=True,
+            visibility="hidden",
+        ),
         st.Page("pages/surfaces.py", title="Loss surfaces", icon=":material/map:", url_path="surfaces"),
         st.Page("pages/gradients.py", title="Gradients", icon=":material/functions:", url_path="gradients"),
     ],

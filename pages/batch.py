@@ -22,7 +22,9 @@ from valueloss.batches import (
     load_batch_file,
     synthetic_batch,
 )
+from valueloss.diagnostics import REFERENCE_CLIPFRAC, batch_clip_verdict
 from valueloss.dialects import version_label
+from valueloss.explain import AGG_MODE_WORDS
 from valueloss.plots.batch import aggregation_weights_figure, dialect_figure, histogram_figure
 
 TABLE_ROWS = 200
@@ -43,6 +45,11 @@ def cached_upload(name: str, file_id: str, width: int | None, _data: bytes) -> B
 @st.cache_data(max_entries=32, show_spinner=False)
 def cached_report(batch_key: tuple, eps: float, mode: str, rllib_clip: float, _batch: Batch) -> BatchReport:
     return analyse_batch(_batch, eps, mode, table_rows=TABLE_ROWS, rllib_clip=rllib_clip)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def cached_verdict(batch_key: tuple, eps: float, _batch: Batch):
+    return batch_clip_verdict(_batch, eps)
 
 
 @st.cache_data(show_spinner=False)
@@ -83,8 +90,10 @@ with st.sidebar:
         AGG_MODES,
         key="b_mode",
         bind="query-params",
-        help="How verl turns the per-token loss matrix into one number (critic.loss_agg_mode).",
+        help="How verl turns the per-token loss matrix into one number (critic.loss_agg_mode). "
+        + " ".join(f"{m}: {w}." for m, w in AGG_MODE_WORDS.items()),
     )
+    st.caption(f"**{mode}**: {AGG_MODE_WORDS[mode]}.")
     rllib_clip = st.number_input(
         "vf_clip_param of RLlib since 2021 (squared return units)",
         0.0,
@@ -147,28 +156,42 @@ if report is not None:
         f"{s.n_tokens:,} real tokens in {s.n_rows} sequences (padded width {s.width}); "
         f"lengths {int(s.lengths.min())} to {int(s.lengths.max())}."
     )
-    m = st.columns(4)
-    m[0].metric(
+    m = st.container(horizontal=True, gap="small")  # wraps two by two on a narrow window
+    m.metric(
         "loss clip fraction",
         pct(s.loss_clipfrac),
         help="verl's vf_clipfrac (TRL logs the same): share of real tokens where the clipped term wins.",
+        width=210,
     )
-    m[1].metric(
+    m.metric(
         "prediction clip fraction",
         pct(s.pred_clipfrac),
         help="Share with |v − v_old| > eps (what slime and TorchRL count). Never smaller than the loss clip "
-        "fraction: it also counts tokens that moved away from R and keep their gradient.",
+        "fraction: it also counts tokens that moved away from R, or overshot R by more than the band edge "
+        "falls short of it, which keep their gradient.",
+        width=210,
     )
-    m[2].metric(
+    m.metric(
         "zero-gradient share",
         pct(s.zero_grad_share),
         help="Share of real tokens whose d loss / d v is exactly 0: the loss-clipped tokens, plus any at v = R.",
+        width=210,
     )
-    m[3].metric(
+    m.metric(
         f"vf_loss ({mode})",
         f"{report.vf_loss:.4g}",
         help="verl's compute_value_loss on this batch with this eps and aggregation mode.",
+        width=210,
     )
+    with shows_errors("Could not judge this batch's clip fraction"):
+        v = cached_verdict(batch_key, eps, batch)
+        links = " · ".join(f"[{u.split('github.com/')[1].replace('/issues/', '#')}]({u})" for u in v.links)
+        box = {"ok": st.success, "warning": st.warning, "info": st.info}[v.severity]
+        box(f"**{v.title}**\n\n{v.explanation}" + (f"\n\n{links}" if links else ""))
+        st.caption(
+            f"Judged against a {REFERENCE_CLIPFRAC:.0%} yardstick for verl's vf_clipfrac; set your own target on "
+            "the Sanity check page."
+        )
     if s.nan_real or s.nan_padding:
         st.warning(
             f"Non-finite values: {s.nan_real} on real tokens, {s.nan_padding} in padding. "
@@ -205,8 +228,9 @@ if report is not None:
     rollouts = s.median_abs_gap / eps if eps > 0 else math.inf
     st.markdown(
         f"**What to notice:** {pct(s.pred_clipfrac)} of tokens moved more than eps (outside the shaded band, left). "
-        f"{pct(s.loss_clipfrac)} moved toward R: the clipped term wins and their gradient is zero. The other "
-        f"{pct(away)} moved away from R or overshot it, and max() keeps pulling them back. On the right, the median "
+        f"{pct(s.loss_clipfrac)} moved toward R and are still nearer R than the band edge: the clipped term wins "
+        f"and their gradient is zero. The other {pct(away)} moved away from R, or overshot R by more than the band "
+        "edge falls short of it, and max() keeps pulling them back. On the right, the median "
         f"gap |R − v_old| is {s.median_abs_gap:.3g}, about {rollouts:.1f}× eps: a token moves at most about eps per "
         "rollout, so that is roughly how many rollouts the critic needs to catch up."
     )
@@ -214,7 +238,7 @@ if report is not None:
     st.subheader("How each aggregation mode weights tokens")
     agg = report.aggregation
     short_len, long_len = int(agg["short length"].iloc[0]), int(agg["long length"].iloc[0])
-    a_left, a_right = st.columns([3, 2])
+    a_left = a_right = st.container()  # the chart, then its reading: stacked, so both fit at 800 px
     a_left.plotly_chart(
         aggregation_weights_figure(
             list(agg["mode"]),
@@ -270,13 +294,14 @@ if report is not None:
         width="stretch",
         key="b_dialects",
     )
+    # Key columns first: on a narrow window the table scrolls and these stay in view.
     shown = d[
         [
             "library",
+            "clip fraction",
+            "loss",
             "parameter",
             "value",
-            "loss",
-            "clip fraction",
             "clip fraction logged",
             "logged as",
             "what the logged number is",

@@ -4,12 +4,24 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-import numpy as np
 import streamlit as st
 
 from pages.common import page_setup, share_link, shows_errors
 from valueloss.plots.dynamics import sweep_figure, training_curves, wall_animation
-from valueloss.simulate import CLOSE_FRACTION, CRITICS, LOSS_FORMS, OPTIMIZERS, SimConfig, simulate, sweep_eps
+from valueloss.simulate import (
+    CLOSE_FRACTION,
+    CRITICS,
+    LOSS_FORMS,
+    OPTIMIZERS,
+    SimConfig,
+    pushed_while_frozen_note,
+    rule_of_thumb,
+    same_step_note,
+    same_step_twin,
+    simulate,
+    sweep_eps,
+    wall_caption,
+)
 
 DEFAULT = SimConfig()
 LR_OPTIONS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 3.0)
@@ -31,8 +43,11 @@ SCENARIO_HELP = {
     "Shared net": "A small network: tokens with zero gradient are still pushed by the others.",
     "Table + Adam": "Adam's momentum keeps a zero-gradient token moving for a few steps.",
     "RLHF gap": "A return gap of 6 with TRL's eps = 0.2: the rule says 30 rollouts; compare the unclipped run.",
-    "SB3 form": "Stable-Baselines3's clip-only loss: no max, every token outside the band is frozen.",
-    "eps = 0": "Every move toward R is clipped: the critic learns one step per rollout.",
+    "SB3 form": "Stable-Baselines3's clip-only loss: no max and no ½. Every token outside the band gets zero "
+    "gradient, even one that moved away from R; here all tokens move toward R, so the same tokens freeze as in verl, "
+    "and the missing ½ makes each step twice as large (the page compares it with verl at twice the learning rate).",
+    "eps = 0": "The band has no width: a token learns only on the first minibatch of each rollout (v = v_old), "
+    "one optimizer step per rollout, and every later move toward R has zero gradient.",
 }
 _WIDGET_KEYS = {
     "critic": "d_critic",
@@ -83,6 +98,12 @@ def figures(params: tuple, _result, _sweep, eps: float):
     return wall_animation(_result), training_curves(_result), sweep
 
 
+@st.cache_data(show_spinner="Running verl with the same step size…", max_entries=16)
+def twin_run(params: tuple):
+    """The like-with-like verl run for an SB3 run (no eps sweep: only its rollouts to close are shown)."""
+    return simulate(SimConfig(**dict(params)))
+
+
 def apply_scenario(name: str) -> None:
     st.session_state.update({_WIDGET_KEYS[k]: v for k, v in SCENARIOS[name].items()})
 
@@ -118,8 +139,9 @@ with st.sidebar:
             captions=LOSS_CAPTIONS,
             key="d_loss",
             bind="query-params",
-            help="verl / PPO2: 0.5·mean(max((v−R)², (clip(v)−R)²)). SB3: mean((R − clip(v))²), no max. "
-            "Unclipped: 0.5·mean((v−R)²).",
+            help="verl / PPO2: 0.5·mean(max((v−R)², (clip(v)−R)²)). SB3: mean((R − clip(v))²): no max, so every "
+            "token outside the band has zero gradient (verl pulls back the ones that moved away from R), and no 0.5, "
+            "so at one learning rate its steps are twice verl's. Unclipped: 0.5·mean((v−R)²).",
         )
         eps = st.slider(
             "eps: clip range (return units)",
@@ -187,63 +209,42 @@ if result is not None:
     cfg = result.config
     closed = result.rollouts_to_close
     base = result.baseline_rollouts_to_close
-    rule = abs(cfg.gap) / cfg.eps if cfg.eps > 0 else float("inf")
-    m1, m2, m3, m4 = st.columns(4)
+    rule_label, rule, rule_help = rule_of_thumb(cfg)
+    row = st.container(horizontal=True, gap="small")  # wraps two by two on a narrow window
+    m1 = m2 = m3 = m4 = row
     m1.metric(
         f"rollouts to close {CLOSE_FRACTION:.0%} of the gap",
         "—" if closed is None else closed,
         help=f"'—': not within the {cfg.n_rollouts} rollouts simulated.",
+        width=210,
     )
-    m2.metric("rule: gap / eps", "∞" if not np.isfinite(rule) else f"{rule:.1f}")
-    m3.metric("same run without clipping", "—" if base is None else base)
+    m2.metric(rule_label, rule, help=rule_help, width=210)
+    m3.metric("same run without clipping", "—" if base is None else base, width=210)
     m4.metric(
         "max move with own gradient 0",
         f"{result.max_moved_while_frozen:.4g}",
         help="The largest |Δv| in one update, over tokens whose own loss term had exactly zero gradient when the "
         "update began. Nonzero only if something other than the token's own gradient moved it.",
+        width=210,
     )
+
+    if cfg.eps == 0 and cfg.loss != "unclipped":
+        st.info(rule_help, icon=":material/info:")
+    twin_cfg = same_step_twin(cfg)
+    if twin_cfg is not None:
+        with shows_errors("Could not run the like-with-like comparison"):
+            st.info(
+                same_step_note(result, twin_run(tuple(sorted(asdict(twin_cfg).items())))),
+                icon=":material/balance:",
+            )
 
     st.subheader("The moving wall")
     wall_fig, curves_fig, sweep_fig = figures(tuple(sorted(asdict(cfg).items())), result, sweep, cfg.eps)
     st.plotly_chart(wall_fig, width="stretch", key="d_wall")
-    frozen_share = float(result.frozen.mean())
-    if cfg.loss == "unclipped":
-        notice = (
-            "Without clipping the band is only drawn for reference: nothing stops v, and no gradient is ever zeroed."
-        )
-    elif cfg.critic == "table" and cfg.optimizer == "sgd":
-        notice = (
-            "Press ▶. Each token walks toward R until it is more than eps past v_old, then turns pink: its gradient "
-            "is exactly 0 and, with one number per token and plain SGD, nothing else can move it until the next "
-            "rollout resets v_old. One large step can still land past the band: the clip stops the gradient, it "
-            "does not project v back."
-        )
-    elif cfg.critic == "shared":
-        notice = (
-            "Press ▶. Pink tokens have zero gradient of their own, yet they keep moving: the other tokens' gradients "
-            "change the shared weights, and every token's value goes with them."
-        )
-    else:
-        notice = (
-            "Press ▶. With Adam a pink token (own gradient 0) keeps coasting: the optimizer's momentum carries the "
-            "last steps on, so the band is crossed by more than one step."
-        )
-    st.caption(f"{notice} Tokens spent {frozen_share:.0%} of the updates with zero gradient.")
-
-    moved = result.moved_while_frozen
-    if moved.max() > 0:
-        u, t = np.unravel_index(int(np.argmax(moved)), moved.shape)
-        why = "the shared weights moved" if cfg.critic == "shared" else "Adam's momentum carried it"
-        st.info(
-            f"**Pushed while frozen.** At update {u + 1} token {t} had zero gradient of its own (it was past its band "
-            f"toward R), yet it moved {moved[u, t]:.3f}: {why}. The furthest any token got past its band edge "
-            f"was {result.max_beyond_band.max():.3f} (eps = {cfg.eps:g})."
-        )
-    elif cfg.loss != "unclipped":
-        st.success(
-            "**Frozen means frozen here.** Every update that began with a token's own gradient at 0 left that token "
-            "exactly where it was (total movement 0.0). Switch to the shared network or to Adam to see that break."
-        )
+    st.caption(wall_caption(result))
+    pushed = pushed_while_frozen_note(result)
+    if pushed is not None:
+        (st.info if pushed[0] == "pushed" else st.success)(pushed[1])
 
     st.subheader("Training logs")
     st.plotly_chart(curves_fig, width="stretch", key="d_curves")

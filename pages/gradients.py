@@ -8,7 +8,8 @@ import torch
 
 from pages.common import AXIS_PAIRS, MIN_POINTS, page_setup, plane_controls, share_link, shows_errors
 from valueloss import DIALECTS, REGION_ZERO_GRAD, axis_values, evaluate_grid
-from valueloss.dialect_grads import TIE_CASES, dialect_token_grad, tie_table
+from valueloss.dialect_grads import TIE_CASES, dialect_token_grad, tie_point, tie_table
+from valueloss.explain import CONVENTION_WORDS, TIE_WORDS, gradient_map_caption, tie_caption
 from valueloss.plots.token import band_edge_lines, dialect_gradients_figure, gradient_map_figure
 
 DEFAULT_DIALECTS = ["verl", "sb3", "torchrl", "rllib"]
@@ -77,13 +78,8 @@ with shows_errors("Could not evaluate the gradient on this plane"):
         theme=None,
         key="g_main",
     )
-    st.markdown(
-        f"Purple cells have a gradient of **exactly 0**: the token moved more than ε toward R, the clipped "
-        f"term won, and it does not depend on v. That is **{m['frozen'].mean():.0%}** of this plane; these are "
-        "the tokens a loss clip fraction counts. Everywhere else the gradient is the plain 2(v − R), so a "
-        "token that moved away from R, or overshot it, is always pulled back. Blue: gradient < 0, a descent "
-        "step raises v; red: > 0, it lowers v."
-    )
+    st.markdown(gradient_map_caption(float(m["frozen"].mean())))
+    st.caption(CONVENTION_WORDS)
 
 st.subheader("The same view in other libraries")
 chosen = st.multiselect(
@@ -116,11 +112,11 @@ else:
             entry = DIALECTS[name]
             d = dialect_grid(name, pair, fixed, eps if entry.eps_units == "return" else rllib_bound, half_width, n_side)
             panels.append((f"{entry.library}<br>{entry.formula_text}", d["grad"], d["frozen"]))
-            rows.append(
+            rows.append(  # key columns first: on a narrow window the table scrolls, the share stays in view
                 {
                     "library": entry.library,
-                    "loss for one token": entry.formula_text,
                     "share of this plane with zero gradient": float(d["frozen"].mean()),
+                    "loss for one token": entry.formula_text,
                 }
             )
         st.plotly_chart(
@@ -146,6 +142,7 @@ else:
         )
 
 st.subheader("Tie inspector: autograd at exact boundaries")
+st.caption(TIE_WORDS)
 st.markdown(
     "At an exact tie `torch.maximum` and `torch.minimum` split the gradient half and half, while `torch.clamp` "
     "passes it all on its closed interval. So the three clip conventions, equal in value, give different "
@@ -159,7 +156,12 @@ t1.caption(TIE_CASES[case])
 
 tie_v_old = t2.number_input("v_old", -10.0, 10.0, 0.0, 0.25, key="g_tvold", bind="query-params")
 tie_R = t3.number_input("R", -10.0, 10.0, 1.0, 0.25, key="g_tR", bind="query-params")
-tie_eps = t4.number_input("ε", 0.0, 2.0, 0.25, 0.25, key="g_teps", bind="query-params")
+if case == "eps-zero":
+    # This case is defined by eps = 0: show the 0 the table uses, not the eps typed for the other cases.
+    t4.number_input("ε (this case: 0)", value=0.0, disabled=True, key="g_teps_zero", help="eps = 0 by definition.")
+    tie_eps = float(st.session_state.get("g_teps", 0.25))
+else:
+    tie_eps = t4.number_input("ε", 0.0, 2.0, 0.25, 0.25, key="g_teps", bind="query-params")
 dtype = t5.selectbox("dtype", list(DTYPES), key="g_dtype", bind="query-params")
 with shows_errors("Could not build this tie"):
     table = ties(case, tie_v_old, tie_R, tie_eps, dtype)
@@ -177,11 +179,7 @@ with shows_errors("Could not build this tie"):
             "With these numbers the two terms are not exactly equal in floating point for every convention, so "
             "that row is not a tie at all. Dyadic numbers (0.25, 0.5, 1) keep ties exact."
         )
-    st.caption(
-        "verl's bounds convention on a band edge: half the gradient goes to the unclipped term and half to the "
-        "clipped one, and `min`/`max` in the clip halve the clipped half again, so 1/2 + 1/4 = 3/4 of 2(v − R) "
-        "reaches v. `torch.clamp` (TRL) and the delta form (OpenRLHF, CleanRL) pass the clipped half in full: 1."
-    )
+    st.caption(tie_caption(table, tie_v_old, tie_point(case, tie_v_old, tie_R, tie_eps)[1]))
 
 # The scenario on screen (the "Export as code" expander reads these names).
 scenario = {

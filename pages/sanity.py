@@ -17,7 +17,14 @@ from valueloss.batches import (
     load_batch_file,
     synthetic_batch,
 )
-from valueloss.diagnostics import DEFINITIONS, SanityReport, SummaryStats, sanity_from_batch, sanity_from_summary
+from valueloss.diagnostics import (
+    DEFINITIONS,
+    SanityReport,
+    SummaryStats,
+    sanity_from_batch,
+    sanity_from_summary,
+    step_assumption_text,
+)
 from valueloss.dialects import DIALECTS
 from valueloss.plots.batch import clipfrac_curve
 
@@ -38,24 +45,45 @@ def cached_upload(name: str, file_id: str, width: int | None, _data: bytes) -> B
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def cached_batch_report(batch_key: tuple, eps: float, library: str, target: float, _batch: Batch) -> SanityReport:
-    return sanity_from_batch(_batch, eps, library, target)
+def cached_batch_report(
+    batch_key: tuple, eps: float, library: str, target: float, logged: float | None, _batch: Batch
+) -> SanityReport:
+    return sanity_from_batch(_batch, eps, library, target, logged=logged)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def cached_summary_report(
-    stats: tuple, eps: float, library: str, target: float, step: float, correlation: float, seed: int
+    stats: tuple,
+    eps: float,
+    library: str,
+    target: float,
+    step: float,
+    correlation: float,
+    seed: int,
+    logged: float | None,
 ) -> SanityReport:
     return sanity_from_summary(
-        SummaryStats(*stats), eps, library, target, step=step, correlation=correlation, seed=seed
+        SummaryStats(*stats), eps, library, target, step=step, correlation=correlation, seed=seed, logged=logged
     )
 
 
+INITIAL_EPS = 0.5
+
+
 def use_library_default() -> None:
-    """Changing the library loads its default clip parameter (libraries with clipping off keep eps)."""
+    """Changing the library loads its default clip parameter, unless the user typed their own eps: that one
+    is kept (and the page says so). Libraries with clipping off by default keep eps either way."""
     default = DIALECTS[st.session_state[PREFIX + "lib"]].default_eps
-    if default is not None:
+    prev = st.session_state.get(PREFIX + "lib_prev")
+    prev_default = DIALECTS[prev].default_eps if prev in DIALECTS else None
+    eps_now = st.session_state.get(PREFIX + "eps", INITIAL_EPS)
+    untouched = eps_now in (INITIAL_EPS, prev_default)
+    if default is not None and untouched:
         st.session_state[PREFIX + "eps"] = float(default)
+
+
+def set_eps(value: float) -> None:
+    st.session_state[PREFIX + "eps"] = float(value)
 
 
 def issue_label(url: str) -> str:
@@ -77,11 +105,12 @@ with st.sidebar:
         on_change=use_library_default,
         help="Library and release: sets what eps means, which clip fraction is logged, and the default value.",
     )
+    st.session_state[PREFIX + "lib_prev"] = library
     eps = st.number_input(
         f"eps ({DIALECTS[library].param_name})",
         0.0,
         1000.0,
-        0.5,
+        INITIAL_EPS,
         0.01,
         format="%.3f",
         key=PREFIX + "eps",
@@ -89,6 +118,12 @@ with st.sidebar:
         help="The clip parameter as you set it. Return units for every library but RLlib since 2021, whose "
         "vf_clip_param bounds the squared error.",
     )
+    lib_default = DIALECTS[library].default_eps
+    if lib_default is not None and eps != lib_default:
+        st.caption(f"You use eps = {eps:g}; {DIALECTS[library].library}'s default is {lib_default:g}.")
+        st.button(
+            f"Use the default {lib_default:g}", key=PREFIX + "use_default", on_click=set_eps, args=(lib_default,)
+        )
     target = st.slider(
         "target clip fraction",
         0.0,
@@ -97,7 +132,20 @@ with st.sidebar:
         0.01,
         key=PREFIX + "target",
         bind="query-params",
-        help="Find the eps that clips at most this share of tokens.",
+        help="The clip fraction you are willing to accept: the verdict weighs yours against it, and the page "
+        "finds the eps that clips at most this share of tokens.",
+    )
+    give_logged = st.checkbox(
+        "I have a logged clip fraction", key=PREFIX + "has_logged", bind="query-params",
+        help="The vf_clipfrac (or your library's value clip fraction) from your training log.",
+    )
+    logged = (
+        st.number_input(
+            "logged clip fraction (0 to 1)", 0.0, 1.0, 0.1, 0.01, format="%.3f", key=PREFIX + "logged",
+            bind="query-params", help="Compared with the fraction computed here; the verdict weighs this one.",
+        )
+        if give_logged
+        else None
     )
     source = st.radio("input", SOURCES, key=PREFIX + "source", bind="query-params")
 
@@ -109,17 +157,18 @@ with st.sidebar:
             st.number_input("value mean", -1e6, 1e6, 0.0, 0.1, key=PREFIX + "v_mean", bind="query-params"),
             st.number_input("value std", 0.0, 1e6, 0.5, 0.1, key=PREFIX + "v_std", bind="query-params"),
         )
-        with st.expander("Model assumptions"):
-            step = st.slider(
-                "update step",
-                0.0,
-                3.0,
-                0.15,
-                0.05,
-                key=PREFIX + "step",
-                bind="query-params",
-                help="How far one update moves the critic toward R (v = v_old + step * (R - v_old)).",
-            )
+        step = st.slider(
+            "update step: share of the gap one update closes",
+            0.0,
+            3.0,
+            0.15,
+            0.05,
+            key=PREFIX + "step",
+            bind="query-params",
+            help="The estimate's key assumption: how far one update moves the critic toward R "
+            "(v = v_old + step * (R - v_old)). The page shows the estimate over plausible steps too.",
+        )
+        with st.expander("More model assumptions"):
             correlation = st.slider("corr(v_old, R)", -1.0, 1.0, 0.0, 0.05, key=PREFIX + "corr", bind="query-params")
             model_seed = st.number_input("model seed", 0, 2**31 - 1, 0, 1, key=PREFIX + "mseed", bind="query-params")
     elif source == "synthetic batch":
@@ -129,10 +178,10 @@ with st.sidebar:
 report: SanityReport | None = None
 with shows_errors("Sanity check"):
     if source == "summary statistics":
-        report = cached_summary_report(stats, eps, library, target, step, correlation, model_seed)
+        report = cached_summary_report(stats, eps, library, target, step, correlation, model_seed, logged)
     elif source == "synthetic batch":
         key = tuple(sorted(params.items()))
-        report = cached_batch_report(("synthetic", key), eps, library, target, cached_synthetic(key))
+        report = cached_batch_report(("synthetic", key), eps, library, target, logged, cached_synthetic(key))
     else:
         with st.expander("File format", expanded=False):
             st.markdown(SCHEMA_MARKDOWN)
@@ -150,7 +199,7 @@ with shows_errors("Sanity check"):
             batch = cached_upload(upload.name, upload.file_id, width, upload.getvalue())
             st.caption(width_caption(upload.name, width, batch.shape[1]))
             key = ("upload", upload.name, upload.file_id, width)
-            report = cached_batch_report(key, eps, library, target, batch)
+            report = cached_batch_report(key, eps, library, target, logged, batch)
 
 if report is not None:
     lib = report.library
@@ -158,30 +207,41 @@ if report is not None:
     if report.estimate:
         st.info(report.estimate_note)
 
-    m = st.columns(4)
-    m[0].metric(
+    # Four metrics that wrap two by two on a narrow window instead of cutting their labels off.
+    m = st.container(horizontal=True, gap="small")
+    METRIC_WIDTH = 210
+    m.metric(
         "eps",
         f"{report.eps:.4g}",
         help="In squared-return units: RLlib clamps the loss." if loss_units else "In return units.",
+        width=METRIC_WIDTH,
     )
-    m[1].metric(
+    m.metric(
         "eps / std(R)",
         "n/a" if report.eps_over_sigma is None else f"{report.eps_over_sigma:.3g} σ_R",
         help=f"Return std = {report.summary.return_std:.4g}. eps measured in return standard deviations.",
+        width=METRIC_WIDTH,
     )
-    m[2].metric(
+    m.metric(
         ("clamped share at vf_clip_param" if loss_units else "clip fraction at eps")
         + (" (est.)" if report.estimate else ""),
         f"{report.at_eps[report.definition]:.1%}",
         help=DEFINITIONS[report.definition],
+        width=METRIC_WIDTH,
     )
     t = report.target
-    m[3].metric(
+    m.metric(
         f"eps for ≤ {t.target:.0%} clipped",
         "unreachable" if t.eps is None else f"{t.eps:.4g}",
         help=t.note,
+        width=METRIC_WIDTH,
     )
     st.caption(t.note)
+    if report.estimate:
+        st.markdown(step_assumption_text(report))
+    v = report.verdict
+    links = " · ".join(f"[{issue_label(u)}]({u})" for u in v.links)
+    BOX[v.severity](f"**{v.title}**\n\n{v.explanation}" + (f"\n\n{links}" if links else ""), icon=ICON[v.severity])
 
     curves = (
         {"rllib": report.sweep.rllib}
@@ -211,12 +271,12 @@ if report is not None:
         if loss_units
         else "**What to notice:** the clip fraction falls as eps grows: a token stops clipping once eps exceeds how "
         "far it moved toward R. The loss-clipped curve (zero gradient) never exceeds the prediction-clipped one; the "
-        "gap between them is the tokens that moved away from R and keep their gradient."
+        "gap between them is the tokens that moved away from R, or overshot R by more than the band edge falls "
+        "short of it, and keep their gradient."
     )
 
     st.subheader(f"{lib.library}: {lib.param_name}")
-    c1, c2 = st.columns([2, 3])
-    c1.markdown(
+    st.markdown(
         f"- **parameter:** `{lib.param_name}`\n"
         f"- **default:** {'off' if lib.default_eps is None else f'{lib.default_eps:g}'}"
         f" ({'squared return units' if loss_units else 'return units'})\n"
@@ -227,11 +287,11 @@ if report is not None:
         f"- **verified:** {DIALECTS[lib.name].verified}\n"
         f"- **source:** [{lib.source_url.split('/blob/')[0].removeprefix('https://github.com/')}]({lib.source_url})"
     )
-    c2.latex(lib.formula)
+    st.latex(lib.formula)
     if lib.notes:
-        c2.caption(lib.notes)
+        st.caption(lib.notes)
 
     st.subheader("Findings")
-    for f in report.findings:
+    for f in report.findings[1:]:
         links = " · ".join(f"[{issue_label(u)}]({u})" for u in f.links)
         BOX[f.severity](f"**{f.title}**\n\n{f.explanation}" + (f"\n\n{links}" if links else ""), icon=ICON[f.severity])

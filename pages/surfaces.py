@@ -91,13 +91,14 @@ with shows_errors("Could not evaluate this plane"):
             f"**What to notice.** The clipped term is flat in v outside the band (dashed lines at v = v_old ± ε): "
             f"it only depends on R. Where it is larger, max() keeps it, so the loss is *above* the plain squared "
             f"error: that is the pessimism of the clipped loss, and it sits exactly where the token moved more "
-            f"than ε toward R. Here the clipped term wins on **{bites:.0%}** of the plane."
+            f"than ε toward R and is still nearer R than the band edge (overshoots of R included). Here the clipped term wins on **{bites:.0%}** of the plane."
         )
     else:
         st.markdown(
             f"**What to notice.** With R fixed, the band is the diagonal strip |v − v_old| ≤ ε. The clipped "
             f"term wins (max − unclipped > 0) only on the side of the strip that faces R: a critic that moved "
-            f"toward R by more than ε is charged as if it had stopped at the band edge. Here the clipped term "
+            f"toward R by more than ε is charged as if it had stopped at the band edge, until it is farther from "
+            f"R than that edge. Here the clipped term "
             f"wins on **{bites:.0%}** of the plane."
         )
     st.caption("Hover any cell: the label names its region (inside the band, zero gradient, restoring, tie).")

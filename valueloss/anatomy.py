@@ -44,9 +44,9 @@ REGION_NAN = 5
 
 REGION_LABELS = {
     REGION_INSIDE: "inside the band",
-    REGION_ZERO_GRAD: "zero gradient: moved more than eps toward R",
+    REGION_ZERO_GRAD: "zero gradient: past the band toward R, nearer R than the band edge",
     REGION_AWAY: "restoring: moved away from R",
-    REGION_OVERSHOT: "restoring: overshot R",
+    REGION_OVERSHOT: "restoring: overshot R, farther from R than the band edge",
     REGION_TIE: "exact tie",
     REGION_NAN: "NaN input",
 }
@@ -149,8 +149,9 @@ def value_loss_terms(vpreds, returns, values, cliprange, convention: str = "boun
     """Per-token anatomy; inputs broadcast, so one call evaluates a whole 1-D or 2-D grid.
 
     Regions: inside the band (``|v - o| < eps``), then outside it: exact tie (both terms equal,
-    e.g. on the band edge), zero gradient (clipped term wins: moved more than eps toward R),
-    restoring (unclipped term wins) because v moved away from R, or because it overshot R.
+    e.g. on the band edge), zero gradient (clipped term wins: v moved more than eps toward R and is
+    still nearer R than the band edge, so eps < |Δ| < 2|R - o| - eps, overshoots of R included),
+    restoring (unclipped term wins) because v moved away from R, or overshot R by more than that.
     """
     check.convention(convention)
     check.clip_range("cliprange", cliprange)

@@ -45,6 +45,13 @@ __all__ = [
     "findings_for_summary",
     "sanity_from_batch",
     "sanity_from_summary",
+    "PLAUSIBLE_STEPS",
+    "clipfrac_verdict",
+    "estimate_over_steps",
+    "logged_clipfrac_finding",
+    "step_assumption_text",
+    "REFERENCE_CLIPFRAC",
+    "batch_clip_verdict",
 ]
 
 ISSUES = {
@@ -60,6 +67,7 @@ ISSUES = {
     "ray#8908": "https://github.com/ray-project/ray/issues/8908",
     "cleanrl#208": "https://github.com/vwxyzjn/cleanrl/issues/208",
     "DeepSpeedExamples#556": "https://github.com/deepspeedai/DeepSpeedExamples/issues/556",
+    "DeepSpeedExamples#956": "https://github.com/deepspeedai/DeepSpeedExamples/issues/956",
 }
 
 # What each curve counts, in the words the page shows.
@@ -75,6 +83,12 @@ EPS_SIGMA_SMALL = 0.05
 EPS_SIGMA_LARGE = 2.0
 SCALE_MEAN_SIGMAS = 3.0  # |mean(v_old) - mean(R)| in return stds
 SCALE_STD_RATIO = 3.0  # std(v_old) / std(R)
+EPS_SIGMA_TIGHT = 0.1  # over target with eps below a tenth of a return std: eps is small for the returns
+LAG_ROLLOUTS = 3.0  # over target with the typical gap at least 3 eps: the critic lags its targets
+LOGGED_AGREES = 0.02  # |logged - computed| within 2 points: the log and the batch agree
+
+# How far one update moves the critic toward R, as a share of the gap: the summary estimate's key assumption.
+PLAUSIBLE_STEPS = (0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0)
 
 
 @dataclass(frozen=True)
@@ -160,6 +174,10 @@ class SanityReport:
     sweep: Sweep
     target: EpsTarget
     findings: list[Finding]
+    verdict: Finding | None = None  # the clip fraction weighed against the target (also findings[0])
+    step: float | None = None  # summary estimates: the assumed update step
+    over_steps: tuple[tuple[float, float], ...] = ()  # (step, estimated clip fraction) over PLAUSIBLE_STEPS
+    logged: float | None = None  # the clip fraction the user logged, if given
 
 
 def _definition(name: str) -> str:
@@ -465,7 +483,7 @@ def _eps_scale_findings(
                 "warning",
                 "eps = 0 freezes the critic on every token that moved toward R",
                 "With eps = 0 the clipped term is (v_old - R)^2: any token whose prediction moved toward its "
-                "return gets zero gradient. Use a positive eps, or turn value clipping off. " + units,
+                "return gets zero gradient (unless it overshot R by more than the whole gap R - v_old). Use a positive eps, or turn value clipping off. " + units,
                 _links("hill-a/stable-baselines#216", "DLR-RM/stable-baselines3#1426"),
             )
         )
@@ -510,7 +528,8 @@ def _definitions_finding(loss: float, pred: float, library: str, estimate: bool)
         "Two clip fractions: which one is your log showing?",
         f"Loss-clipped ({est}{loss:.1%}): tokens where the clipped term wins; they get zero gradient (verl vf_clipfrac, "
         f"TRL). Prediction-clipped ({est}{pred:.1%}): tokens with |v - v_old| > eps (slime, TorchRL); it also counts "
-        "tokens that moved away from R or overshot it, which keep their gradient, so it is never smaller. "
+        "tokens that moved away from R, or overshot R by more than the band edge falls short of it, which keep "
+        "their gradient, so it is never smaller. "
         f"{what} A metric computed from the already-clipped prediction is always 0 (RLinf#1529), and both are 0 on "
         "the first mini-step of an update, where v == v_old (verl#2642).",
         _links("RLinf#1529", "verl#2642"),
@@ -573,9 +592,10 @@ def _why_max_finding(loss: float, pred: float, library: str, estimate: bool) -> 
     return Finding(
         "info",
         "Why max and not min",
-        f"Of the {est}{pred:.1%} of tokens outside the band, {loss:.1%} moved more than eps toward R: the clipped "
-        f"term wins and their gradient is zero. The other {restoring:.1%} moved away from R or overshot it: max keeps "
-        "the unclipped term, so they are pulled back. A min (or SB3's clip-only loss) would freeze those too "
+        f"Of the {est}{pred:.1%} of tokens outside the band, {loss:.1%} moved more than eps toward R and are still nearer R "
+        f"than the band edge: the clipped term wins and their gradient is zero. The other {restoring:.1%} moved away "
+        "from R, or overshot R by more than the band edge falls short of it: max keeps the unclipped term, so they "
+        "are pulled back. A min (or SB3's clip-only loss) would freeze those too "
         "(openai/baselines#91, #1134; huggingface/trl#202).",
         _links("openai/baselines#91", "openai/baselines#1134", "huggingface/trl#202"),
     )
@@ -630,27 +650,22 @@ def _sorted(findings: list[Finding]) -> list[Finding]:
     return sorted(findings, key=lambda f: order[f.severity])
 
 
-def _all_clear(
-    findings: list[Finding], eps: float, ratio: float | None, clip: float, estimate: bool, library: str
-) -> list[Finding]:
-    if any(f.severity == "warning" for f in findings):
-        return findings
-    est = "an estimated " if estimate else "a "
-    d = DIALECTS[library]
-    if d.eps_units == "loss":
-        text = f"{d.param_name} = {eps:.3g} clamps the squared error of {clip:.1%} of tokens" + (
-            " (estimate)." if estimate else "."
-        )
-    else:
-        sigma = f" ({ratio:.2g} return stds)" if ratio is not None else ""
-        text = f"eps = {eps:.3g}{sigma} against this return scale gives {est}clip fraction of {clip:.1%}."
-    return [Finding("ok", "No warnings for this eps", text, ()), *findings]
+def _with_verdict(findings: list[Finding], verdict: Finding) -> list[Finding]:
+    """The verdict first, then warnings, then the rest."""
+    return [verdict, *_sorted(findings)]
 
 
 def findings_for_batch(
-    batch: Batch, eps: float, library: str = "verl", thresholds: ClipThresholds | None = None
+    batch: Batch,
+    eps: float,
+    library: str = "verl",
+    thresholds: ClipThresholds | None = None,
+    *,
+    target: float = 0.1,
+    logged: float | None = None,
 ) -> list[Finding]:
-    """Every check that applies to this batch, warnings first (``thresholds``: reuse a :func:`clip_thresholds`)."""
+    """Every check that applies to this batch: the verdict on the clip fraction against ``target`` first,
+    then warnings (``thresholds``: reuse a :func:`clip_thresholds`; ``logged``: the user's logged fraction)."""
     check.clip_range("eps", eps)
     library = get_dialect(library).name
     eps = float(eps)
@@ -701,8 +716,22 @@ def findings_for_batch(
         if why:
             findings.append(why)
     findings.extend(_library_findings(library, eps, rl, pred, estimate=False))
-    ratio = eps_in_units(eps, stats.return_std) if DIALECTS[library].eps_units == "return" else None
-    return _sorted(_all_clear(findings, eps, ratio, clip_now, False, library))
+    if logged is not None:
+        findings.append(logged_clipfrac_finding(logged, clip_now, estimate=False))
+    th = thresholds if thresholds is not None else clip_thresholds(batch)
+    verdict = clipfrac_verdict(
+        clip_now,
+        target,
+        eps=eps,
+        library=library,
+        typical_gap=typical_gap,
+        return_std=stats.return_std,
+        first_step=first_step,
+        logged=logged,
+        target_eps=eps_for_clipfrac(batch, target, definition, th).eps,
+        other_warnings=any(f.severity == "warning" for f in findings),
+    )
+    return _with_verdict(findings, verdict)
 
 
 def findings_for_summary(
@@ -712,8 +741,14 @@ def findings_for_summary(
     *,
     model: Batch | None = None,
     thresholds: ClipThresholds | None = None,
+    target: float = 0.1,
+    logged: float | None = None,
+    step: float | None = None,
+    over_steps: tuple[tuple[float, float], ...] = (),
 ) -> list[Finding]:
-    """Checks from the four logged statistics; clip fractions come from ``model`` (a :func:`model_batch`)."""
+    """Checks from the four logged statistics; clip fractions come from ``model`` (a :func:`model_batch`,
+    moved ``step`` of the way to R). With ``logged`` (the user's logged fraction) and ``over_steps``
+    (:func:`estimate_over_steps`) the log is placed among the plausible steps."""
     check.clip_range("eps", eps)
     library = get_dialect(library).name
     eps = float(eps)
@@ -736,11 +771,290 @@ def findings_for_summary(
         if why:
             findings.append(why)
     findings.extend(_library_findings(library, eps, rl, pred, estimate=True))
-    ratio = eps_in_units(eps, stats.return_std) if DIALECTS[library].eps_units == "return" else None
-    return _sorted(_all_clear(findings, eps, ratio, clip_now, True, library))
+    if logged is not None:
+        findings.append(logged_clipfrac_finding(logged, clip_now, estimate=True, step=step, over_steps=over_steps))
+    th = thresholds if thresholds is not None else clip_thresholds(model)
+    verdict = clipfrac_verdict(
+        clip_now,
+        target,
+        eps=eps,
+        library=library,
+        typical_gap=typical_gap,
+        return_std=stats.return_std,
+        estimate=True,
+        logged=logged,
+        target_eps=eps_for_clipfrac(model, target, definition, th).eps,
+        other_warnings=any(f.severity == "warning" for f in findings),
+    )
+    return _with_verdict(findings, verdict)
 
 
-def _report(source, estimate, note, batch, stats, eps, library, target, th, findings) -> SanityReport:
+# ---------------------------------------------------------------------------------------------------
+# The verdict: the clip fraction weighed against the user's target, and what it means
+# ---------------------------------------------------------------------------------------------------
+
+_WHAT_IT_MEANS = {
+    "loss": "these tokens moved more than eps toward R and get zero gradient",
+    "prediction": "these tokens moved more than eps from v_old",
+    "rllib": "these tokens' squared error exceeds vf_clip_param, so their loss is flat and their gradient zero",
+}
+
+
+def clipfrac_verdict(
+    clip: float,
+    target: float,
+    *,
+    eps: float,
+    library: str,
+    typical_gap: float,
+    return_std: float,
+    estimate: bool = False,
+    first_step: bool = False,
+    logged: float | None = None,
+    target_eps: float | None = None,
+    other_warnings: bool = False,
+    target_name: str | None = None,
+) -> Finding:
+    """Is this clip fraction fine for the user's ``target``, and if not, why: eps too small for the return
+    scale, a critic that lags its targets, or a critic that moves more than eps in one update.
+
+    ``clip`` is the library's own clip fraction (exact for a batch, estimated from summary statistics);
+    ``logged``, when given, is what the user's training log shows and is the number weighed;
+    ``target_name`` names the target in the text (default "your 10% target").
+    """
+    target = _finite_number("target", target, low=0.0, high=1.0)
+    clip = _finite_number("clip", clip, low=0.0, high=1.0)
+    if logged is not None:
+        logged = _finite_number("logged", logged, low=0.0, high=1.0)
+    library = get_dialect(library).name
+    definition = target_definition(library)
+    weighed = clip if logged is None else logged
+    named = target_name or f"your {target:.0%} target"
+    if logged is not None:
+        source = f"Your logged clip fraction {logged:.1%} (this {'estimate' if estimate else 'batch'}: {clip:.1%})"
+    else:
+        source = f"The {'estimated ' if estimate else ''}clip fraction {clip:.1%}"
+    entry = DIALECTS[library]
+    means = _WHAT_IT_MEANS[definition]
+    if entry.combine.startswith("clip-only"):
+        means = "SB3's clip-only loss gives every one of these tokens zero gradient, even those that moved away from R"
+    if first_step and logged is None:
+        return Finding(
+            "info",
+            "0 % clipped here says nothing about eps",
+            "v == v_old on every token (the first mini-step of an update), so no eps can clip anything: check a "
+            "batch from a later mini-step, or the clip fraction your log shows over the whole update (verl#2642).",
+            _links("verl#2642"),
+        )
+    if weighed <= target:
+        severity = "info" if other_warnings else "ok"
+        rest = " See the warnings below: they do not depend on the clip fraction." if other_warnings else ""
+        return Finding(
+            severity,
+            f"{weighed:.1%} clipped: within {named}",
+            f"{source} is at most {named}; {means}. Most tokens keep their gradient, so the clip "
+            f"acts as a brake on the few that moved furthest, which is what it is for.{rest}",
+            (),
+        )
+    over = f"{source} is above {named}: {means}."
+    where = "the model batch of these statistics" if estimate else "this batch"
+    reach = f" An eps of about {target_eps:.3g} reaches {named} on {where}." if target_eps else ""
+    if entry.eps_units == "loss":
+        return Finding(
+            "warning",
+            f"{weighed:.1%} clipped, above {named}: vf_clip_param is small for these errors",
+            f"{over} RLlib clamps the squared error at vf_clip_param = {eps:.3g} (squared return units), so the tokens "
+            f"the critic is most wrong about stop learning.{reach} Raise vf_clip_param above the squared errors "
+            "you expect, or scale the rewards (ray#19291, ray#8908).",
+            _links("ray#19291", "ray#8908"),
+        )
+    ratio = eps / return_std if return_std > 0 else None
+    lag = typical_gap / eps if eps > 0 else math.inf
+    sigma = f"{ratio:.2g} return stds (σ_R = {return_std:.3g})" if ratio is not None else "not comparable (σ_R = 0)"
+    if eps == 0:
+        return Finding(
+            "warning",
+            f"{weighed:.1%} clipped, above {named}: eps = 0 freezes every move toward R",
+            f"{over} With eps = 0 the band has no width: a token learns only on the first mini-step of each update "
+            "and is frozen as soon as it moves toward R. Use a positive eps, or turn value clipping off.",
+            _links("hill-a/stable-baselines#216", "DLR-RM/stable-baselines3#1426"),
+        )
+    if ratio is not None and ratio <= EPS_SIGMA_TIGHT:
+        return Finding(
+            "warning",
+            f"{weighed:.1%} clipped, above {named}: eps is too small for this return scale",
+            f"{over} eps = {eps:.3g} is {sigma}, at most {EPS_SIGMA_TIGHT:g} σ_R: eps is in return units, so a value "
+            f"that suits normalised returns is tight for these, and the typical gap |R − v_old| = {typical_gap:.3g} "
+            f"takes about {lag:.0f} rollouts to close.{reach} Scale eps with the returns, or normalise the returns "
+            "(hill-a/stable-baselines#216, DLR-RM/stable-baselines3#1426; DeepSpeedExamples#556 is a critic that "
+            "could not keep up).",
+            _links("hill-a/stable-baselines#216", "DLR-RM/stable-baselines3#1426", "DeepSpeedExamples#556"),
+        )
+    if lag >= LAG_ROLLOUTS:
+        return Finding(
+            "warning",
+            f"{weighed:.1%} clipped, above {named}: the critic lags its targets",
+            f"{over} eps = {eps:.3g} is {sigma}, a sensible size, but the typical gap |R − v_old| = {typical_gap:.3g} "
+            f"is {lag:.1f} × eps: tokens reach the band edge long before R and stop there, so the critic needs about "
+            f"{lag:.0f} rollouts to catch up. The clip is doing its job on a critic that is behind: check the value "
+            "head's initialisation and warm-up, the critic learning rate, and whether the returns drift "
+            f"(verl#498, DeepSpeedExamples#556).{reach}",
+            _links("verl#498", "DeepSpeedExamples#556"),
+        )
+    return Finding(
+        "warning",
+        f"{weighed:.1%} clipped, above {named}: the critic moves more than eps per update",
+        f"{over} eps = {eps:.3g} is {sigma} and the typical gap |R − v_old| = {typical_gap:.3g} is only {lag:.1f} × "
+        "eps, yet many tokens moved more than eps toward R within one update: the critic's steps (learning rate × "
+        f"epochs) are large for this eps. Lower the critic learning rate or its epochs, or raise eps.{reach} Whether "
+        "value clipping helps at all is debated (cleanrl#208); a max form keeps tokens that moved away learning "
+        "(openai/baselines#91).",
+        _links("cleanrl#208", "openai/baselines#91"),
+    )
+
+
+REFERENCE_CLIPFRAC = 0.1  # the Batch page's yardstick: the Sanity check's default target
+
+
+def batch_clip_verdict(batch: Batch, eps: float, library: str = "verl", reference: float = REFERENCE_CLIPFRAC) -> Finding:
+    """Is this batch's clip fraction typical or alarming, and why: :func:`clipfrac_verdict` against ``reference``,
+    titled for the Batch page ("Typical: ..." or "Alarming: ...")."""
+    check.clip_range("eps", eps)
+    library = get_dialect(library).name
+    if batch.n_tokens == 0:
+        raise ValueError("every token of the batch is masked out, so it has no clip fraction to judge")
+    v, r, o, _ = _real_tokens(batch)
+    finite = torch.isfinite(v) & torch.isfinite(r) & torch.isfinite(o)
+    if not bool(finite.any()):
+        raise ValueError("no real token of the batch is finite, so it has no clip fraction to judge")
+    stats = summary_from_batch(batch)
+    typical_gap = float(np.median((r - o)[finite].abs().double().numpy()))
+    definition = target_definition(library)
+    th = clip_thresholds(batch)
+    clip = float(getattr(clipfrac_sweep(batch, [float(eps)], th), definition)[0])
+    verdict = clipfrac_verdict(
+        clip,
+        reference,
+        eps=float(eps),
+        library=library,
+        typical_gap=typical_gap,
+        return_std=stats.return_std,
+        first_step=bool(((v - o)[finite] == 0).all()),
+        target_eps=eps_for_clipfrac(batch, reference, definition, th).eps,
+        target_name=f"the {reference:.0%} yardstick",
+    )
+    label = {"ok": "Typical", "warning": "Alarming", "info": "Uninformative"}[verdict.severity]
+    return Finding(verdict.severity, f"{label}: {verdict.title}", verdict.explanation, verdict.links)
+
+
+def _clip_at(batch: Batch, eps: float, definition: str) -> float:
+    v, r, o, n = _real_tokens(batch)
+    if definition == "loss":
+        hit = _loss_clipped(v, r, o, torch.full_like(v, eps))
+    elif definition == "prediction":
+        hit = (v - o).abs() > eps
+    else:
+        hit = (v - r) ** 2 > eps
+    return float(hit.sum()) / float(n)
+
+
+def estimate_over_steps(
+    stats: SummaryStats,
+    eps: float,
+    library: str = "verl",
+    steps=PLAUSIBLE_STEPS,
+    *,
+    correlation: float = 0.0,
+    n: int = 20_000,
+    seed: int = 0,
+) -> tuple[tuple[float, float], ...]:
+    """The summary estimate at each update step in ``steps``: (step, clip fraction of ``library``'s kind).
+
+    The estimate's key assumption is how far one update moves the critic toward R; this shows how much the
+    answer depends on it (same model batch and seed for every step).
+    """
+    check.clip_range("eps", eps)
+    definition = target_definition(library)
+    out = []
+    for step in steps:
+        model = model_batch(stats, step=step, correlation=correlation, n=n, seed=seed)
+        out.append((float(step), _clip_at(model, float(eps), definition)))
+    return tuple(out)
+
+
+def logged_clipfrac_finding(
+    logged: float,
+    computed: float,
+    *,
+    estimate: bool,
+    step: float | None = None,
+    over_steps: tuple[tuple[float, float], ...] = (),
+) -> Finding:
+    """What the clip fraction from the user's log says next to the one computed here."""
+    logged = _finite_number("logged", logged, low=0.0, high=1.0)
+    computed = _finite_number("computed", computed, low=0.0, high=1.0)
+    if not estimate:
+        if abs(logged - computed) <= LOGGED_AGREES:
+            return Finding(
+                "info",
+                "Your log agrees with this batch",
+                f"Logged {logged:.1%}, this batch {computed:.1%}: the same definition on the same kind of batch.",
+                (),
+            )
+        return Finding(
+            "info",
+            f"Your log ({logged:.1%}) and this batch ({computed:.1%}) differ",
+            "A logged value is usually the mean over every mini-batch of an update, and the first one clips nothing "
+            "(v == v_old, verl#2642), so the log sits below a late mini-batch; a metric computed from the "
+            "already-clipped prediction is always 0 (RLinf#1529); and libraries count different things "
+            "(loss-clipped against prediction-clipped, see below).",
+            _links("verl#2642", "RLinf#1529"),
+        )
+    if not over_steps:
+        raise ValueError("over_steps is needed to compare a logged clip fraction with an estimate")
+    fracs = [c for _, c in over_steps]
+    lo_step, hi_step = over_steps[0][0], over_steps[-1][0]
+    assumed = f" The estimate above assumes a step of {step:g}." if step is not None else ""
+    if logged < min(fracs) or logged > max(fracs):
+        side = "below" if logged < min(fracs) else "above"
+        return Finding(
+            "info",
+            f"Your logged {logged:.1%} is {side} every estimate",
+            f"Over update steps {lo_step:g} to {hi_step:g} of the gap, these statistics give {min(fracs):.1%} to "
+            f"{max(fracs):.1%}; your log is {side} that. The Gaussian model does not describe your batch well "
+            "(skewed returns, values correlated with returns): upload a batch for exact numbers." + assumed,
+            (),
+        )
+    pairs = zip(over_steps, over_steps[1:], strict=False)
+    a, b = next((s1, s2) for (s1, c1), (s2, c2) in pairs if min(c1, c2) <= logged <= max(c1, c2))
+    return Finding(
+        "info",
+        f"Your logged {logged:.1%} matches a step of {a:g} to {b:g}",
+        f"With these statistics a critic that moves {a:g} to {b:g} of the way to R per update gives about "
+        f"{logged:.1%}, so that is the step your run takes.{assumed} Set the update step there for estimates that "
+        "describe your run.",
+        (),
+    )
+
+
+def step_assumption_text(report: SanityReport) -> str:
+    """The summary estimate's key assumption, beside the result: the step used and the range over plausible steps."""
+    if not report.estimate or report.step is None or not report.over_steps:
+        raise ValueError("only a summary-statistics report (an estimate with over_steps) has a step assumption")
+    fracs = [c for _, c in report.over_steps]
+    lo, hi = min(fracs), max(fracs)
+    s_lo, s_hi = report.over_steps[0][0], report.over_steps[-1][0]
+    each = ", ".join(f"{s:g}: {c:.1%}" for s, c in report.over_steps)
+    return (
+        f"**This estimate assumes one update moves the critic {report.step:g} of the way to R.** Over plausible "
+        f"steps from {s_lo:g} to {s_hi:g} the same statistics give **{lo:.1%} to {hi:.1%}** ({each}). Enter the "
+        "clip fraction your log shows to see which step your run takes, or upload a batch for exact numbers."
+    )
+
+
+def _report(
+    source, estimate, note, batch, stats, eps, library, target, th, findings, step=None, over_steps=(), logged=None
+) -> SanityReport:
     info = library_info(library)
     definition = target_definition(library)
     tgt = eps_for_clipfrac(batch, target, definition, th)
@@ -760,11 +1074,19 @@ def _report(source, estimate, note, batch, stats, eps, library, target, th, find
         sweep=sweep,
         target=tgt,
         findings=findings,
+        verdict=findings[0],
+        step=step,
+        over_steps=tuple(over_steps),
+        logged=logged,
     )
 
 
-def sanity_from_batch(batch: Batch, eps: float, library: str = "verl", target: float = 0.1) -> SanityReport:
-    """All sanity numbers and findings for a real (or synthetic) batch: exact, no model."""
+def sanity_from_batch(
+    batch: Batch, eps: float, library: str = "verl", target: float = 0.1, *, logged: float | None = None
+) -> SanityReport:
+    """All sanity numbers and findings for a real (or synthetic) batch: exact, no model.
+
+    ``logged``: the clip fraction the user's training log shows (compared with this batch's, and weighed)."""
     check.clip_range("eps", eps)
     get_dialect(library)
     if batch.n_tokens == 0:
@@ -774,8 +1096,8 @@ def sanity_from_batch(batch: Batch, eps: float, library: str = "verl", target: f
         )
     stats = summary_from_batch(batch)
     th = clip_thresholds(batch)
-    findings = findings_for_batch(batch, eps, library, th)
-    return _report("batch", False, "", batch, stats, eps, library, target, th, findings)
+    findings = findings_for_batch(batch, eps, library, th, target=target, logged=logged)
+    return _report("batch", False, "", batch, stats, eps, library, target, th, findings, logged=logged)
 
 
 def sanity_from_summary(
@@ -788,8 +1110,12 @@ def sanity_from_summary(
     correlation: float = 0.0,
     n: int = 20_000,
     seed: int = 0,
+    logged: float | None = None,
 ) -> SanityReport:
-    """Sanity numbers from four logged statistics; clip fractions are model-based estimates."""
+    """Sanity numbers from four logged statistics; clip fractions are model-based estimates.
+
+    The estimate depends on ``step`` (how far one update moves the critic toward R): the report carries
+    the estimate over :data:`PLAUSIBLE_STEPS` too, and places ``logged`` (the user's log) among them."""
     check.clip_range("eps", eps)
     get_dialect(library)
     model = model_batch(stats, step=step, correlation=correlation, n=n, seed=seed)
@@ -799,5 +1125,10 @@ def sanity_from_summary(
         "toward R. A real batch's numbers depend on how far your critic moves per update: upload one for exact values."
     )
     th = clip_thresholds(model)
-    findings = findings_for_summary(stats, eps, library, model=model, thresholds=th)
-    return _report("summary", True, note, model, stats, eps, library, target, th, findings)
+    over_steps = estimate_over_steps(stats, eps, library, correlation=correlation, n=n, seed=seed)
+    findings = findings_for_summary(
+        stats, eps, library, model=model, thresholds=th, target=target, logged=logged, step=step, over_steps=over_steps
+    )
+    return _report(
+        "summary", True, note, model, stats, eps, library, target, th, findings, step, over_steps, logged
+    )

@@ -165,6 +165,8 @@ def tie_table(
             {
                 "convention": label,
                 "used by": _users(convention, tie_rule),
+                "clip convention": convention,
+                "tie rule": tie_rule,
                 "share of 2(v − R)": float(autograd / unclipped) if float(unclipped) != 0 else float("nan"),
                 "autograd d max/dv": float(autograd),
                 "closed form": float(closed),

@@ -53,13 +53,24 @@ PRESETS: dict[str, Preset] = {
             notice="The unclipped term wins: max() keeps the full gradient 2(v - R) that pulls v back toward R.",
         ),
         Preset(
+            "overshot-frozen",
+            "Overshot R, still frozen",
+            v_old=0.0,
+            R=1.0,
+            eps=0.2,
+            v=1.3,
+            notice="v went past R = 1 by 0.3, less than the band edge 0.2 falls short of R (0.8): the clipped term "
+            "still wins and the gradient is exactly 0. Only v beyond 2R - (v_old + eps) = 1.8 is pulled back.",
+        ),
+        Preset(
             "overshot",
             "Overshot R",
             v_old=0.0,
             R=0.3,
             eps=0.2,
             v=0.9,
-            notice="v went past R by more than the clipped point: the unclipped term wins again and pulls v back.",
+            notice="v went past R = 0.3 by 0.6, more than the band edge 0.2 falls short of R (0.1): the unclipped "
+            "term wins again and pulls v back.",
         ),
         Preset(
             "eps-zero",
@@ -68,7 +79,8 @@ PRESETS: dict[str, Preset] = {
             R=1.0,
             eps=0.0,
             v=0.3,
-            notice="With eps = 0 every move toward R is clipped: the critic can only be pulled back, never forward, within an update.",
+            notice="With eps = 0 every move toward R (short of 2R - v_old) is clipped: after the first step the critic "
+            "can only be pulled back, never forward, within an update.",
         ),
         Preset(
             "rlhf-verl",

@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
@@ -51,6 +51,11 @@ __all__ = [
     "simulate",
     "sweep_eps",
     "loss_rows",
+    "rule_of_thumb",
+    "same_step_twin",
+    "same_step_note",
+    "wall_caption",
+    "pushed_while_frozen_note",
 ]
 
 CRITICS = ("table", "shared")
@@ -485,4 +490,131 @@ def sweep_eps(
         rollouts=np.asarray(rollouts[:-1]),
         max_rollouts=max_rollouts,
         unclipped_rollouts=rollouts[-1],
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# What the page says about a run, generated from its numbers
+
+
+def rule_of_thumb(cfg: SimConfig) -> tuple[str, str, str]:
+    """The rule the run is compared with: (metric label, what it shows, why), for this configuration.
+
+    With eps > 0 a token moves about eps toward R per rollout, so a gap G takes about G / eps rollouts.
+    With eps = 0 that quotient is infinite, yet the critic still learns: only on the first minibatch of
+    each rollout, where v = v_old and nothing is clipped, so it moves one optimizer step per rollout.
+    """
+    if not isinstance(cfg, SimConfig):
+        raise TypeError(f"cfg must be a SimConfig, got {type(cfg).__name__}")
+    if cfg.loss == "unclipped":
+        return (
+            "rule of thumb: rollouts",
+            "no clip",
+            "Without clipping nothing limits how far v moves per rollout: only the optimizer does.",
+        )
+    if cfg.eps > 0:
+        return (
+            "rule of thumb: rollouts",
+            f"{abs(cfg.gap) / cfg.eps:.1f}",
+            "gap / eps: within a rollout v_old is fixed, so a token moves about eps toward R per rollout.",
+        )
+    share = "5/8 of the gradient (both bounds tie)" if cfg.loss == "verl" else "the whole gradient (clamp's closed band)"
+    return (
+        "rule of thumb: per rollout",
+        "1 step",
+        "gap / eps is infinite with eps = 0, but the critic still learns: on the first minibatch of each rollout "
+        f"v = v_old, the terms tie and {LOSS_LABELS[cfg.loss]} passes {share}; after that one step every move "
+        "toward R has zero gradient. So each rollout moves a token by one optimizer step (set by the learning "
+        "rate), not by eps.",
+    )
+
+
+def same_step_twin(cfg: SimConfig) -> SimConfig | None:
+    """For SB3's clip-only form: the verl run that takes the same size of step (SB3's loss has no 1/2, so
+    at one learning rate its gradient is twice verl's; verl at twice the learning rate matches it)."""
+    if cfg.loss != "sb3":
+        return None
+    return replace(cfg, loss="verl", lr=2.0 * cfg.lr)
+
+
+def same_step_note(result: SimResult, twin: SimResult) -> str:
+    """SB3 against verl, like with like: the sentence beside the result, from both runs' numbers."""
+    cfg, tcfg = result.config, twin.config
+    if cfg.loss != "sb3" or tcfg != same_step_twin(cfg):
+        raise ValueError("twin must be the same_step_twin of an SB3 run")
+
+    def rollouts(r: SimResult) -> str:
+        n = r.rollouts_to_close
+        return f"{n} rollouts" if n is not None else f"more than {r.config.n_rollouts} rollouts"
+
+    a, b = rollouts(result), rollouts(twin)
+    text = (
+        f"SB3's loss mean((R − clip(v))²) has no ½, so at the same learning rate its steps are twice verl's. "
+        f"Like with like: SB3 at lr {cfg.lr:g} closed {CLOSE_FRACTION:.0%} of the gap in {a}; verl at lr "
+        f"{tcfg.lr:g}, the same step size, in {b}."
+    )
+    if result.rollouts_to_close == twin.rollouts_to_close:
+        text += (
+            f" So SB3's speed against verl at lr {cfg.lr:g} is the missing ½, not the clip: here every token moves "
+            "toward R, and both forms freeze the same tokens."
+        )
+    else:
+        text += (
+            " With equal steps the difference left is the clip itself: SB3 freezes every token outside the band, "
+            "verl only those still nearer R than the band edge."
+        )
+    return text
+
+
+def wall_caption(result: SimResult) -> str:
+    """The caption under the moving wall: what to watch for this critic and optimizer, and the frozen share."""
+    cfg = result.config
+    frozen_share = float(result.frozen.mean())
+    if cfg.loss == "unclipped":
+        notice = "Without clipping the band is only drawn for reference: nothing stops v, and no gradient is ever zeroed."
+    elif cfg.critic == "table" and cfg.optimizer == "sgd":
+        what = (
+            "moved more than eps from v_old (SB3's clip-only loss freezes every token outside the band)"
+            if cfg.loss == "sb3"
+            else "moved more than eps toward R while still nearer R than the band edge"
+        )
+        notice = (
+            f"Press ▶. Each token walks toward R until it has {what}, then turns pink: its gradient is exactly 0 "
+            "and, with one number per token and plain SGD, nothing else can move it until the next rollout resets "
+            "v_old. One large step can still land past the band: the clip stops the gradient, it does not project "
+            "v back."
+        )
+    elif cfg.critic == "shared":
+        notice = (
+            "Press ▶. Pink tokens have zero gradient of their own, yet they keep moving: the other tokens' gradients "
+            "change the shared weights, and every token's value goes with them."
+        )
+    else:
+        notice = (
+            "Press ▶. With Adam a pink token (own gradient 0) keeps coasting: the optimizer's momentum carries the "
+            "last steps on, so the band is crossed by more than one step."
+        )
+    return f"{notice} Tokens spent {frozen_share:.0%} of the updates with zero gradient."
+
+
+def pushed_while_frozen_note(result: SimResult) -> tuple[str, str] | None:
+    """("pushed", text) when a token with zero gradient of its own still moved, ("frozen", text) when none did,
+    None without clipping: the sentence states the largest such move and where it happened."""
+    cfg = result.config
+    moved = result.moved_while_frozen
+    if moved.size and moved.max() > 0:
+        u, t = np.unravel_index(int(np.argmax(moved)), moved.shape)
+        why = "the shared weights moved" if cfg.critic == "shared" else "Adam's momentum carried it"
+        return (
+            "pushed",
+            f"**Pushed while frozen.** At update {u + 1} token {t} had zero gradient of its own (it was past its band "
+            f"toward R), yet it moved {moved[u, t]:.3f}: {why}. The furthest any token got past its band edge "
+            f"was {result.max_beyond_band.max():.3f} (eps = {cfg.eps:g}).",
+        )
+    if cfg.loss == "unclipped":
+        return None
+    return (
+        "frozen",
+        "**Frozen means frozen here.** Every update that began with a token's own gradient at 0 left that token "
+        "exactly where it was (total movement 0.0). Switch to the shared network or to Adam to see that break.",
     )

@@ -45,15 +45,31 @@ SYMBOLS = {"current": "circle", "v_old": "diamond", "R": "star", "tie": "x"}
 BAND_FILL = "rgba(86, 180, 233, 0.18)"
 ZERO_GRAD_FILL = "rgba(204, 121, 167, 0.25)"
 
+# Five regions, five Okabe-Ito hues that no two share a family: sky blue (inside, the band's colour),
+# reddish purple (zero gradient), bluish green (moved away), vermillion (overshot), yellow (tie).
 REGION_COLORS = {
     REGION_INSIDE: "#56B4E9",
     REGION_ZERO_GRAD: "#CC79A7",
-    REGION_AWAY: "#0072B2",
+    REGION_AWAY: "#009E73",
     REGION_OVERSHOT: "#D55E00",
     REGION_TIE: "#F0E442",
     REGION_NAN: "#999999",
 }
+
+# The sign of a gradient: Okabe-Ito blue (< 0, a descent step raises v) through white to orange (> 0, it
+# lowers v). Neither end is near the reddish purple that marks an exact zero on the same maps.
+DIVERGING = [[0.0, "#0072B2"], [0.5, "#f7f7f7"], [1.0, "#E69F00"]]
+GRADIENT_SIGN_WORDS = "blue: gradient < 0, a descent step raises v; orange: > 0, it lowers v"
 REGION_NAMES = REGION_LABELS
+# The same regions in legend-sized words (a legend beside a map has room for about 40 characters).
+REGION_SHORT_NAMES = {
+    REGION_INSIDE: "inside the band",
+    REGION_ZERO_GRAD: "zero gradient: nearer R than the edge",
+    REGION_AWAY: "restoring: moved away from R",
+    REGION_OVERSHOT: "restoring: overshot, farther than the edge",
+    REGION_TIE: "exact tie",
+    REGION_NAN: "NaN input",
+}
 
 NOTATION = (
     ("v", "current critic prediction (vpreds)", "max"),
@@ -64,7 +80,7 @@ NOTATION = (
     ("L_unclip = (v − R)²", "unclipped term", "unclipped"),
     ("L_clip = (clip(v) − R)²", "clipped term", "clipped"),
     ("max(L_unclip, L_clip)", "the loss the trainers use", "max"),
-    ("zero gradient", "clipped term wins: v moved more than eps toward R", "zero_grad"),
+    ("zero gradient", "clipped term wins: v went past the band toward R and is nearer R than the edge", "zero_grad"),
 )
 
 _DASH_CSS = {"solid": "solid", "dash": "dashed", "dot": "dotted", "dashdot": "dashed", "longdash": "dashed"}

@@ -9,14 +9,17 @@ choice the text teaches (``TourStep.expected``). No Streamlit here.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from urllib.parse import urlencode
 
 import numpy as np
 import torch
 
 from .anatomy import value_loss_grad, value_loss_terms
 from .dialects import dialect_loss
+from .explain import tie_split, zero_gradient_interval
 from .losses import clip_bounds, compute_value_loss
 from .presets import PRESETS
 from .simulate import SimConfig, simulate
@@ -33,6 +36,10 @@ __all__ = [
     "reveal",
     "check_answer",
     "format_number",
+    "shuffled_choices",
+    "live_links",
+    "progress_code",
+    "read_progress",
 ]
 
 _F64 = torch.float64
@@ -72,6 +79,8 @@ class Reveal:
     numbers: tuple[tuple[str, float, str], ...]  # (label, value, "num" or "pct") shown as metrics
     figure: str  # figure kind, drawn by valueloss.plots.tour.reveal_figure
     data: dict = field(default_factory=dict)
+    # Claims the step's text makes, each with whether these live numbers bear it out (the tests require all).
+    facts: tuple[tuple[str, bool], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -85,6 +94,8 @@ class TourStep:
     explanation: str  # two sentences
     threads: tuple[Thread, ...]
     compute: Callable[[], Reveal]
+    # Where to see it live: (page title, url_path, query parameters), opened with this scenario.
+    live: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = ()
 
     def choice(self, key_or_label: str) -> Choice:
         for c in self.choices:
@@ -136,7 +147,22 @@ def _reveal_active_term() -> Reveal:
     lu, lc = _f(t.loss_unclipped), _f(t.loss_clipped)
     answer = "unclipped" if lu > lc else "clipped" if lc > lu else "tie"
     data = _curve(v_old, R, eps, v)
+    # The explanation's rule: max switches to the clipped term exactly on the open interval of v that moved
+    # more than eps toward R and is still nearer R than the band edge.
+    lo, hi = zero_gradient_interval(v_old, R, eps)
+    grid = torch.tensor(data["v"], dtype=_F64)
+    wins = value_loss_terms(grid, R, v_old, eps).clipped_wins
+    strictly = ((grid > lo) & (grid < hi)) | ((grid == lo) | (grid == hi)) & wins
+    facts = (
+        (
+            f"max switches to the clipped term exactly for {lo:g} < v < {hi:g}: past the band toward R, nearer R "
+            "than the band edge",
+            bool(torch.equal(wins, strictly)),
+        ),
+        ("v moved away from R, so max keeps the unclipped term", (v - v_old) * (R - v_old) < 0 and lu > lc),
+    )
     return Reveal(
+        facts=facts,
         answer=answer,
         verdict=f"(v − R)² = {lu:g} against (clip(v) − R)² = {lc:g}: max keeps the unclipped term, "
         f"and its gradient {_f(t.grad):g} pulls v back toward R.",
@@ -163,7 +189,21 @@ def _reveal_zero_gradient() -> Reveal:
     autograd = _f(vpreds.grad)
     unclipped_grad = 2 * (p.v - p.R)
     answer = "zero" if closed == 0.0 else "full" if closed == unclipped_grad else "partial"
+    span = zero_gradient_interval(p.v_old, p.R, p.eps)
+    lo, hi = span if span is not None else (p.v, p.v)
+    flat = np.linspace(lo, hi, 41)[1:-1]
+    facts = (
+        (
+            "the loss is flat in v past the band toward R (until v is farther from R than the band edge)",
+            span is not None and bool((value_loss_grad(flat, p.R, p.v_old, p.eps) == 0).all()),
+        ),
+        (
+            "clip(v) is the constant v_old + eps there",
+            _f(value_loss_terms(p.v, p.R, p.v_old, p.eps).v_clipped) == p.v_old + p.eps,
+        ),
+    )
     return Reveal(
+        facts=facts,
         answer=answer,
         verdict=f"v moved {p.v - p.v_old:g} toward R with eps = {p.eps:g}: the clipped term wins, it is flat in v, "
         f"so d max/dv = {closed:g} (autograd through verl's loss agrees: {autograd:g}).",
@@ -235,10 +275,20 @@ def _reveal_eps_zero() -> Reveal:
     data = _curve(p.v_old, p.R, p.eps, p.v_old)
     data.update(points=points, point_grads=grads)
     share = grads["start"] / full["start"]
+    split = tie_split("bounds", p.v_old, p.v_old, p.eps)
+    facts = (
+        (
+            f"at v = v_old verl passes {split.words} of the gradient (both bounds tie at once)",
+            float(split.share) == share,
+        ),
+        ("the loss is not bounded by eps: the step away keeps its full gradient", grads["away"] == full["away"]),
+    )
     return Reveal(
+        facts=facts,
         answer=answer,
-        verdict=f"At v = v_old (the first minibatch) both terms tie and verl's bounds clip passes {share:g} of the "
-        f"gradient; one step toward R later the gradient is {grads['toward']:g}; a step away is pulled back with "
+        verdict=f"At v = v_old (the first minibatch) both terms tie, and with eps = 0 both bounds of verl's clip tie "
+        f"too, so it passes {share:g} = {split.words} of the gradient (½ from the unclipped term, ½ · ½ · ½ through "
+        f"the clip); one step toward R later the gradient is {grads['toward']:g}; a step away is pulled back with "
         f"{grads['away']:g}.",
         numbers=(
             ("gradient at v = v_old", grads["start"], "num"),
@@ -276,11 +326,18 @@ def _reveal_clipfrac() -> Reveal:
         answer = "outside"
     else:
         answer = "large-loss"
+    facts = (
+        ("vf_clipfrac counts exactly the zero-gradient tokens", abs(clipfrac - zero_grad) < 1e-6),
+        ("some tokens outside the band still learn", restoring > 0),
+        ("a ratio computed after clipping is 0", after_clip == 0.0),
+    )
     return Reveal(
+        facts=facts,
         answer=answer,
         verdict=f"On {vpreds.numel()} tokens: {outside:.1%} left the band but vf_clipfrac = {clipfrac:.1%}, which is "
-        f"exactly the zero-gradient share ({zero_grad:.1%}); the other {restoring:.1%} left the band away from R or "
-        f"past it and still learn. Measured after clipping, the ratio is {after_clip:.0%}.",
+        f"exactly the zero-gradient share ({zero_grad:.1%}); the other {restoring:.1%} left the band away from R, or "
+        f"overshot R by more than the band edge falls short of it, and still learn. Measured after clipping, the "
+        f"ratio is {after_clip:.0%}.",
         numbers=(
             ("vf_clipfrac (verl)", clipfrac, "pct"),
             ("zero-gradient share", zero_grad, "pct"),
@@ -400,7 +457,17 @@ def _reveal_sb3() -> Reveal:
         grad_sb3=_dialect_grad_curve("sb3", data["v"], p.R, p.v_old, p.eps),
         grad_ppo2=_dialect_grad_curve("cleanrl", data["v"], p.R, p.v_old, p.eps),
     )
+    inside_v = p.v_old + 0.5 * p.eps
+    facts = (
+        ("outside the band SB3's gradient is 0 for a token that moved away from R", sb3_grad == 0.0),
+        (
+            "inside the band the two agree up to SB3's missing 0.5",
+            _dialect_grad("sb3", inside_v, p.R, p.v_old, p.eps)[1]
+            == 2 * _dialect_grad("cleanrl", inside_v, p.R, p.v_old, p.eps)[1],
+        ),
+    )
     return Reveal(
+        facts=facts,
         answer=answer,
         verdict=f"Token at v = {p.v:g}, v_old = {p.v_old:g}, R = {p.R:g}, eps = {p.eps:g} (moved away from R): "
         f"SB3's gradient is {sb3_grad:g}, PPO2's (CleanRL) is {ppo2_grad:g}. SB3 freezes it; PPO2 pulls it back.",
@@ -465,19 +532,21 @@ STEPS: tuple[TourStep, ...] = (
         question="Which term of max((v − R)², (clip(v) − R)²) is active for this token?",
         scenario="v_old = 5, R = 10, eps = 0.2, and the critic now predicts v = 1 (the numbers from openai/baselines#765).",
         choices=_choices(
-            ("unclipped", "The unclipped term (v − R)²"),
-            ("clipped", "The clipped term (clip(v) − R)²"),
-            ("tie", "Neither: they are equal"),
+            ("unclipped", "The unclipped term (v − R)²: v moved away from R, so its error is larger"),
+            ("clipped", "The clipped term (clip(v) − R)²: v left the band, so the clip takes over"),
+            ("tie", "Neither: outside the band both terms are equal, so max has no winner"),
         ),
         expected="unclipped",
         explanation="v moved away from R, so clipping it back toward v_old would shrink the error, and max keeps the "
         "larger, unclipped error with its full gradient. max only switches to the clipped term when v moved more "
-        "than eps toward R.",
+        "than eps toward R and is still nearer R than the band edge, which includes overshooting R by less than "
+        "R's distance to that edge.",
         threads=(
             Thread("openai/baselines", 765, "PPO2 clip value loss"),
             Thread("openai/baselines", 91, "IN PPO, clipping the value loss with max is OK?"),
         ),
         compute=_reveal_active_term,
+        live=(("One token", "explore", (("v_old", "5"), ("R", "10"), ("eps", "0.2"), ("v", "1"))),),
     ),
     TourStep(
         key="zero-gradient",
@@ -486,13 +555,13 @@ STEPS: tuple[TourStep, ...] = (
         scenario="v_old = 0, R = 1, eps = 0.2, v = 0.5: the critic moved 0.5 toward R, more than eps.",
         choices=_choices(
             ("zero", "Yes, exactly 0: the token stops learning until the next rollout"),
-            ("full", "No: it is 2(v − R) = −1, pulling v on toward R"),
-            ("partial", "No, but it is reduced, somewhere between 0 and 2(v − R)"),
+            ("full", "No: it is 2(v − R) = −1, pulling v on toward R as usual"),
+            ("partial", "No, but it is reduced: somewhere between 0 and 2(v − R) = −1"),
         ),
         expected="zero",
-        explanation="Past the band toward R the clipped term is larger, and clip(v) is the constant v_old + eps, so the "
-        "loss is flat in v. That is the point of the clamp: it is not meaningless under max, it is what stops a "
-        "token that already moved more than eps.",
+        explanation="Past the band toward R, as long as v is nearer R than the band edge, the clipped term is larger, "
+        "and clip(v) is the constant v_old + eps, so the loss is flat in v. That is the point of the clamp: it is not "
+        "meaningless under max, it is what stops a token that already moved more than eps.",
         threads=(
             Thread(
                 "deepspeedai/DeepSpeedExamples",
@@ -501,6 +570,10 @@ STEPS: tuple[TourStep, ...] = (
             ),
         ),
         compute=_reveal_zero_gradient,
+        live=(
+            ("One token", "explore", (("v_old", "0"), ("R", "1"), ("eps", "0.2"), ("v", "0.5"))),
+            ("Gradients", "gradients", ()),
+        ),
     ),
     TourStep(
         key="max-not-min",
@@ -508,12 +581,9 @@ STEPS: tuple[TourStep, ...] = (
         question="This token moved more than eps away from R. If the loss used min instead of max, what gradient would it get?",
         scenario="v_old = 0, R = 1, eps = 0.2, v = −0.5.",
         choices=_choices(
-            ("same", "The same gradient as with max"),
-            (
-                "min-freezes",
-                "Zero: min picks the clipped term, flat in v, so a token that went the wrong way is never pulled back",
-            ),
-            ("min-larger", "A larger pull toward R"),
+            ("same", "The same gradient as with max: outside the band the two forms always agree"),
+            ("min-freezes", "Zero: min picks the flat clipped term, so the token is never pulled back"),
+            ("min-larger", "A larger pull toward R: min removes the brake that the clipped term adds"),
         ),
         expected="min-freezes",
         explanation="max is the pessimistic choice, like the policy's min of surrogates with the sign flipped: the loss "
@@ -529,6 +599,7 @@ STEPS: tuple[TourStep, ...] = (
             ),
         ),
         compute=_reveal_max_not_min,
+        live=(("One token", "explore", (("v_old", "0"), ("R", "1"), ("eps", "0.2"), ("v", "-0.5"))),),
     ),
     TourStep(
         key="eps-zero",
@@ -536,21 +607,23 @@ STEPS: tuple[TourStep, ...] = (
         question="What does eps = 0 do to the critic within one PPO update?",
         scenario="v_old = 0, R = 1, eps = 0 (the band has no width).",
         choices=_choices(
-            ("off", "It turns clipping off: the loss is the plain squared error"),
-            ("frozen", "It freezes the critic: no token can move at all"),
-            (
-                "toward-blocked",
-                "Only the very first step toward R gets a gradient; after that every move toward R has zero gradient, "
-                "while a move away is still pulled back",
-            ),
+            ("off", "It turns clipping off: with no band at all, the loss is the plain squared error"),
+            ("frozen", "It freezes the critic: no token can move at all during the update"),
+            ("toward-blocked", "Only the first step toward R learns; later moves toward R get no gradient"),
         ),
         expected="toward-blocked",
-        explanation="With eps = 0, clip(v) is v_old itself, so as soon as v moves toward R the clipped term (v_old − R)² "
-        "is the larger one and its gradient is 0. Only the first minibatch, where v equals v_old and the terms tie, "
-        "moves the critic: it learns one step per rollout, and the loss is not bounded by eps at all (unlike RLlib's "
-        "vf_clip_param, which clips the loss value).",
+        explanation="With eps = 0, clip(v) is v_old itself, so once v moves toward R (by less than 2|R − v_old|) the "
+        "clipped term (v_old − R)² is the larger one and its gradient is 0. Only the first minibatch, where v equals "
+        "v_old and both terms and both bounds tie (verl passes 5/8 of the gradient there), moves the critic: it "
+        "learns one step per rollout, and the loss is not bounded by eps at all (unlike RLlib's vf_clip_param, which "
+        "clips the loss value).",
         threads=(Thread("ray-project/ray", 19291, "[Bug] PPO value function loss is incorrect"),),
         compute=_reveal_eps_zero,
+        live=(
+            ("One token", "explore", (("v_old", "0"), ("R", "1"), ("eps", "0"), ("v", "0"))),
+            ("Gradients", "gradients", (("g_tie", "eps-zero"),)),
+            ("Critic dynamics", "dynamics", (("d_eps", "0.0"),)),
+        ),
     ),
     TourStep(
         key="clipfrac-counts",
@@ -558,23 +631,21 @@ STEPS: tuple[TourStep, ...] = (
         question="What does verl's vf_clipfrac count, and what does it miss?",
         scenario="A seeded batch of 256 tokens, eps = 0.2, after the critic has moved a little.",
         choices=_choices(
-            ("outside", "The share of tokens whose prediction left the band v_old ± eps"),
-            (
-                "zero-grad",
-                "The share where the clipped term is strictly larger: exactly the zero-gradient tokens. It misses "
-                "tokens that left the band away from R or past R (they still learn)",
-            ),
-            ("large-loss", "The share of tokens whose loss is larger than eps"),
+            ("outside", "Every token whose prediction left the band v_old ± eps, in either direction"),
+            ("zero-grad", "Tokens where the clipped term wins; it misses outside ones that still learn"),
+            ("large-loss", "Every token whose squared error exceeds eps, inside the band or outside it"),
         ),
         expected="zero-grad",
         explanation="vf_clipfrac = mean(L_clip > L_unclip) counts the tokens whose gradient is zero, not every token "
-        "outside the band: tokens that moved away from R or overshot it are outside but still learn. Libraries that "
-        "log |v − v_old| > eps report a larger number, and a ratio computed after clipping is always 0.",
+        "outside the band: tokens that moved away from R, or overshot R by more than the band edge falls short of it, "
+        "are outside but still learn. Libraries that log |v − v_old| > eps report a larger number, and a ratio "
+        "computed after clipping is always 0.",
         threads=(
             Thread("RLinf/RLinf", 1529, "critic/value_clip_ratio is always 0"),
             Thread("verl-project/verl", 498, "vf_loss nan in gsm8k ppo training"),
         ),
         compute=_reveal_clipfrac,
+        live=(("Batch", "batch", (("b_eps", "0.2"),)),),
     ),
     TourStep(
         key="first-minibatch",
@@ -582,13 +653,9 @@ STEPS: tuple[TourStep, ...] = (
         question="Why is vf_clipfrac exactly 0 on the first minibatch of every PPO update?",
         scenario="The simulator's default critic (16 tokens, 4 epochs × 4 minibatches) over 3 rollouts, eps = 0.5.",
         choices=_choices(
-            ("eps-large", "Because eps is too large for these returns"),
-            (
-                "v-equals-old",
-                "Because the critic has not been updated yet: vpreds equal the stored values, so every token sits "
-                "at the centre of its band",
-            ),
-            ("bug", "Because it is a logging bug: the metric is computed after clipping"),
+            ("eps-large", "Because eps is too large for these returns: nothing reaches the edge"),
+            ("v-equals-old", "Because vpreds still equal the stored values: every token is mid-band"),
+            ("bug", "Because of a logging bug: the metric is computed after the clip is applied"),
         ),
         expected="v-equals-old",
         explanation="values are the critic's own predictions stored at the start of the update, so before the first "
@@ -596,6 +663,7 @@ STEPS: tuple[TourStep, ...] = (
         "plain squared error; clipping only acts from the second step on.",
         threads=(Thread("verl-project/verl", 2642, "Understanding of vpred and values"),),
         compute=_reveal_first_minibatch,
+        live=(("Critic dynamics", "dynamics", ()),),
     ),
     TourStep(
         key="return-units",
@@ -605,8 +673,8 @@ STEPS: tuple[TourStep, ...] = (
         scenario="The same seeded batch at return scales from 0.1 to 30; the critic has moved halfway to its targets.",
         choices=_choices(
             ("same", "Unchanged: eps is a relative tolerance, like the policy's ratio clip"),
-            ("up", "It rises: eps is compared with v − v_old in return units, so the same eps is 10× tighter"),
-            ("down", "It falls: larger returns are easier to fit"),
+            ("up", "It rises: eps bounds v − v_old in return units, so it is 10× tighter"),
+            ("down", "It falls: next to larger returns the same eps is a looser band"),
         ),
         expected="up",
         explanation="The policy clip bounds a ratio, but the value clip bounds a difference, so eps carries the units of "
@@ -620,6 +688,13 @@ STEPS: tuple[TourStep, ...] = (
             Thread("ray-project/ray", 8908, "[rllib] Should remove vf_clip param from PPO"),
         ),
         compute=_reveal_return_units,
+        live=(
+            (
+                "Sanity check",
+                "sanity-check",
+                (("s_r_mean", "5.0"), ("s_r_std", "10.0"), ("s_v_mean", "0.0"), ("s_v_std", "5.0"), ("s_eps", "0.2")),
+            ),
+        ),
     ),
     TourStep(
         key="sb3-vs-ppo2",
@@ -627,13 +702,9 @@ STEPS: tuple[TourStep, ...] = (
         question="Stable-Baselines3 uses mean((R − clip(v))²), with no max. Is that the same loss as PPO2's max form?",
         scenario="v_old = 0, R = 1, eps = 0.2, v = −0.5: the token moved away from R, past the band.",
         choices=_choices(
-            ("same", "Yes: inside the band v = clip(v), and outside the max picks the clipped term anyway"),
-            (
-                "no-frozen",
-                "No: outside the band SB3's gradient is 0 even for a token that moved away from R, where PPO2's max "
-                "pulls it back",
-            ),
-            ("no-half", "No, but the only difference is the 0.5 factor"),
+            ("same", "Yes: inside the band v = clip(v), and outside it max picks the clipped term anyway"),
+            ("no-frozen", "No: outside the band SB3 gives zero gradient even to a token that moved away"),
+            ("no-half", "No, but the only difference is the 0.5 factor SB3 leaves out of its loss"),
         ),
         expected="no-frozen",
         explanation="Inside the band the two agree up to SB3's missing 0.5, but outside it clip(v) is constant, so SB3 "
@@ -641,6 +712,7 @@ STEPS: tuple[TourStep, ...] = (
         "unclipped term for those and pulls them back.",
         threads=(Thread("openai/baselines", 1134, "Clipped Loss in Critic of ppo2 unnecessarily long?"),),
         compute=_reveal_sb3,
+        live=(("Gradients", "gradients", ()), ("Critic dynamics", "dynamics", (("d_loss", "sb3"),))),
     ),
     TourStep(
         key="micro-batches",
@@ -650,13 +722,9 @@ STEPS: tuple[TourStep, ...] = (
         "Compared with one backward pass over the whole batch, how large is the critic's gradient?",
         scenario="8 sequences of 1 to 14 tokens, 4 micro-batches of 12 to 16 tokens, token-mean, one rank.",
         choices=_choices(
-            ("same", "The same: a mean is a mean however the batch is cut"),
-            (
-                "times-k",
-                "About 4× larger: every micro-batch adds a whole mean, so the critic's learning rate is "
-                "multiplied by the number of micro-batches",
-            ),
-            ("quarter", "About 4× smaller: each micro-batch sees only a quarter of the tokens"),
+            ("same", "The same: a mean of token losses does not depend on how the batch is cut"),
+            ("times-k", "About 4× larger: each micro-batch adds a whole mean, so the four add up"),
+            ("quarter", "About 4× smaller: each micro-batch mean covers only a quarter of the tokens"),
         ),
         expected="times-k",
         explanation="Without the global counts agg_loss divides each micro-batch by its own token count, and the "
@@ -668,6 +736,13 @@ STEPS: tuple[TourStep, ...] = (
                 "verl-project/verl",
                 6957,
                 "[algo] fix: normalize critic value loss over the global mini-batch, not per micro-batch",
+            ),
+        ),
+        live=(
+            (
+                "Scale",
+                "scale",
+                (("sc_dp", "1"), ("sc_by", "count"), ("sc_k", "4"), ("sc_n", "8"), ("sc_agg", "token-mean")),
             ),
         ),
         compute=_reveal_micro_batches,
@@ -696,11 +771,57 @@ def reveal(step_key: str) -> Reveal:
     return get_step(step_key).compute()
 
 
-def check_answer(step_key: str, answer: str, live: Reveal | None = None) -> Feedback:
-    """Right or wrong, judged against the answer the live numbers imply (``answer``: a choice key or label)."""
+def shuffled_choices(step_key: str, seed: int) -> tuple[Choice, ...]:
+    """The step's choices in one visitor's order, relabelled A, B, C in that order.
+
+    The order depends only on ``seed`` and the step, so a visitor sees the same order all session while
+    another visitor (another seed) sees another; the right answer lands on every letter about equally often.
+    """
+    step = get_step(step_key)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an integer, got {type(seed).__name__}")
+    order = list(step.choices)
+    random.Random(f"{seed}:{step.key}").shuffle(order)
+    return tuple(replace(c, label="ABCDE"[i]) for i, c in enumerate(order))
+
+
+def live_links(step_key: str) -> tuple[tuple[str, str], ...]:
+    """(page title, relative URL) of each page that shows this step live, with its scenario in the query."""
+    step = get_step(step_key)
+    return tuple((title, f"./{path}" + (f"?{urlencode(query)}" if query else "")) for title, path, query in step.live)
+
+
+_PROGRESS = {None: "-", True: "r", False: "w"}
+
+
+def progress_code(outcomes) -> str:
+    """One character per step ("r" right, "w" wrong, "-" not answered): shareable progress, no answers in it."""
+    outcomes = list(outcomes)
+    if len(outcomes) != len(STEPS):
+        raise ValueError(f"outcomes must have one entry per step ({len(STEPS)}), got {len(outcomes)}")
+    return "".join(_PROGRESS[o] for o in outcomes)
+
+
+def read_progress(code: str) -> tuple[bool | None, ...]:
+    """The outcomes a :func:`progress_code` carries (a malformed code is a ValueError)."""
+    back = {v: k for k, v in _PROGRESS.items()}
+    if not isinstance(code, str) or len(code) != len(STEPS) or any(ch not in back for ch in code):
+        raise ValueError(f"a progress code has {len(STEPS)} characters from 'r', 'w', '-', got {code!r}")
+    return tuple(back[ch] for ch in code)
+
+
+def check_answer(
+    step_key: str, answer: str, live: Reveal | None = None, order: tuple[Choice, ...] | None = None
+) -> Feedback:
+    """Right or wrong, judged against the answer the live numbers imply (``answer``: a choice key or label).
+
+    ``order``: the choices as this visitor saw them (:func:`shuffled_choices`), so labels mean what was shown.
+    """
     step = get_step(step_key)
     if not isinstance(answer, str):
         raise TypeError(f"answer must be a choice label such as 'A', got {type(answer).__name__}")
+    if order is not None:
+        step = replace(step, choices=tuple(order))
     chosen = step.choice(answer)
     live = live if live is not None else reveal(step_key)
     right = step.choice(live.answer)

@@ -24,9 +24,10 @@ def registered_pages():
 
 def test_every_page_file_exists_and_url_paths_are_unique():
     pages = registered_pages()
-    assert len(pages) == 9
+    assert len(pages) == 10  # nine pages; One token twice: at /explore (listed) and at / (the hidden default)
     assert len({url for _, url in pages}) == len(pages)
     assert [url for _, url in pages].count("") == 1, "exactly one default page, served at /"
+    assert ("pages/explore.py", "explore") in pages and ("pages/explore.py", "") in pages
     for path, _ in pages:
         assert (ROOT / path).is_file(), path
 

@@ -185,3 +185,25 @@ def test_each_number_says_what_the_library_logs():
     assert "critic_coeff" in torchrl["what the logged number is"] and "padding" in torchrl["clip fraction logged"]
     assert "LAST minibatch" in table.loc[vl.DIALECTS["cleanrl"].library, "what the logged number is"]
     assert table.loc[vl.DIALECTS["cleanrl"].library, "logged as"] == "losses/value_loss"
+
+
+def test_the_page_says_whether_the_clip_fraction_is_typical_or_alarming():
+    from valueloss.batches import synthetic_batch
+    from valueloss.diagnostics import batch_clip_verdict
+
+    at = run()  # the default synthetic batch at eps 0.2
+    v = batch_clip_verdict(synthetic_batch(), 0.2)
+    rep = expected()
+    assert v.title.startswith(f"Alarming: {rep.stats.loss_clipfrac:.1%} clipped, above the 10% yardstick")
+    assert any(w.value.startswith(f"**{v.title}**") for w in at.warning)
+    at.number_input(key="b_eps").set_value(0.5).run()
+    ok = batch_clip_verdict(synthetic_batch(), 0.5)
+    assert ok.severity == "ok" and ok.title.startswith("Typical:")
+    assert any(s.value.startswith(f"**{ok.title}**") for s in at.success)
+
+
+def test_the_mode_name_is_explained_in_plain_words():
+    at = run()
+    assert any("token-mean**: average over every real token" in c.value for c in at.caption)
+    at.selectbox(key="b_mode").set_value("seq-mean-token-mean").run()
+    assert any("a short answer's tokens weigh more" in c.value for c in at.caption)

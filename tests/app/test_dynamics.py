@@ -26,7 +26,7 @@ def test_default_run_shows_the_wall_the_logs_and_the_sweep():
     expected = simulate(SimConfig())
     m = metrics(at)
     assert m["rollouts to close 90% of the gap"] == str(expected.rollouts_to_close)
-    assert m["rule: gap / eps"] == "8.0"
+    assert m["rule of thumb: rollouts"] == "8.0"
     assert m["same run without clipping"] == str(expected.baseline_rollouts_to_close)
     assert m["max move with own gradient 0"] == "0"
     assert len(at.get("plotly_chart")) == 3
@@ -38,7 +38,7 @@ def test_changing_eps_and_running_updates_the_readout():
     at.slider(key="d_eps").set_value(0.25)
     at.button(key="d_run").click().run()
     assert not at.exception
-    assert metrics(at)["rule: gap / eps"] == "16.0"
+    assert metrics(at)["rule of thumb: rollouts"] == "16.0"
     expected = simulate(SimConfig(eps=0.25))
     assert metrics(at)["rollouts to close 90% of the gap"] == str(expected.rollouts_to_close)
 
@@ -46,7 +46,7 @@ def test_changing_eps_and_running_updates_the_readout():
 def test_widgets_inside_the_form_wait_for_the_run_button():
     at = fresh().run()
     at.slider(key="d_eps").set_value(0.25).run()  # moved but not submitted
-    assert metrics(at)["rule: gap / eps"] == "8.0"
+    assert metrics(at)["rule of thumb: rollouts"] == "8.0"
 
 
 def test_shared_network_scenario_shows_a_token_pushed_while_frozen():
@@ -93,3 +93,24 @@ def test_unclipped_loss_has_no_sweep():
     assert not at.exception
     assert len(at.get("plotly_chart")) == 2
     assert any("needs a clipped loss" in c.value for c in at.caption)
+
+
+def test_sb3_is_compared_like_with_like():
+    at = fresh().run()
+    at.button(key="d_scn_4").click().run()  # "SB3 form"
+    assert not at.exception
+    sb3 = simulate(SimConfig(loss="sb3"))
+    verl_same_step = simulate(SimConfig(loss="verl", lr=1.0))
+    note = next(i.value for i in at.info if "no ½" in i.value)
+    assert f"SB3 at lr 0.5 closed 90% of the gap in {sb3.rollouts_to_close} rollouts" in note
+    assert f"verl at lr 1, the same step size, in {verl_same_step.rollouts_to_close} rollouts" in note
+    assert metrics(at)["rollouts to close 90% of the gap"] == str(sb3.rollouts_to_close)
+
+
+def test_eps_zero_says_one_step_per_rollout_not_infinity():
+    at = fresh().run()
+    at.button(key="d_scn_5").click().run()  # "eps = 0"
+    assert not at.exception
+    assert metrics(at)["rule of thumb: per rollout"] == "1 step"
+    assert any("5/8 of the gradient" in i.value for i in at.info)
+    assert "∞" not in metrics(at).values()

@@ -88,6 +88,8 @@ def test_choosing_libraries_and_none(at):
         "<b>TRL PPOTrainer (trl.experimental, 1.0 – 1.9)<br>½·max[(v−R)², (clip(v)−R)²], clamp clip</b>",
         "<b>slime (per-sample mean, default)<br>max[(v−R)², (clip(v)−R)²], delta clip</b>",
     ]
+    table = at.dataframe[0].value
+    assert list(table.columns)[:2] == ["library", "share of this plane with zero gradient"]  # key columns first
     at.multiselect(key="g_dialects").set_value([]).run()
     assert not at.exception
     assert "Pick at least one library" in at.info[0].value
@@ -110,3 +112,22 @@ def test_every_release_can_be_picked_and_its_panel_names_the_version(at):
     assert "v0.4.0" in titles[0] and "½" not in titles[0]  # v0.4.0 had no 0.5
     assert "TensorFlow tie rule" in titles[1] and "before late 2021" in titles[2]
     assert set(at.multiselect(key="g_dialects").options) == set(vl.DIALECTS)
+def test_tie_captions_explain_the_share_the_table_shows(at):
+    caption = next(c.value for c in at.caption if "of 2(v − R), because" in c.value)
+    assert "1/2 + 1/4 = 3/4" in caption and "5/8" not in caption
+    at.selectbox(key="g_tie").set_value("eps-zero").run()
+    assert not at.exception
+    caption = next(c.value for c in at.caption if "of 2(v − R), because" in c.value)
+    assert tie_rows(at)["bounds"]["share of 2(v − R)"] == 0.625
+    assert "1/2 + 1/8 = 5/8" in caption and "3/4" not in caption
+    # The eps box shows the 0 this case uses, not the 0.25 typed for the other cases.
+    shown = at.number_input(key="g_teps_zero")
+    assert shown.value == 0.0 and shown.disabled
+    at.selectbox(key="g_tie").set_value("upper-edge").run()
+    assert at.number_input(key="g_teps").value == 0.25  # the typed eps comes back for the other cases
+
+
+def test_the_map_caption_states_the_overshoot_rule_not_always_pulled_back(at):
+    text = next(m.value for m in at.markdown if "exactly 0" in m.value)
+    assert "overshoots of R included" in text and "always pulled back" not in text
+    assert "orange: > 0" in text

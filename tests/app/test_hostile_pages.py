@@ -19,6 +19,7 @@ from streamlit.testing.v1 import AppTest
 
 import valueloss as vl
 from pages.common import literal
+from tests.app.helpers import plain
 from tests.unit.test_hostile_inputs import HOSTILE
 from valueloss.batches import batch_to_long_frame, batch_to_npz, synthetic_batch
 
@@ -65,10 +66,6 @@ def upload_query(page: str, **extra) -> dict[str, str]:
 
 # ------------------------------------------------------------------------------------- literal text
 
-
-def plain(markdown: str) -> str:
-    """What the reader sees of ``literal``'s output: escapes resolved, the invisible joiners dropped."""
-    return re.sub(r"\\(.)", r"\1", markdown).replace("\u2060", "")
 
 
 MARKDOWN = [

@@ -72,7 +72,8 @@ def test_default_is_summary_statistics_with_an_estimate():
     assert metric(at, "eps for ≤ 10% clipped") == f"{rep.target.eps:.4g}"
     b = boxes(at)
     assert any("Estimated" in text for text in b["info"])
-    assert any("No warnings for this eps" in text for text in b["ok"])
+    assert any("within your 10% target" in text for text in b["ok"])
+    assert "assumes one update moves the critic 0.15 of the way" in " ".join(m.value for m in at.markdown)
     assert len(at.get("plotly_chart")) == 1
 
 
@@ -161,6 +162,51 @@ def test_every_release_is_offered_and_the_card_names_it():
     assert set(at.selectbox(key="s_lib").options) == set(vl.DIALECTS)  # names in the URL, the card names the release
     assert any("verl v0.4.0" in s.value for s in at.subheader)
     at.selectbox(key="s_lib").set_value("rllib-legacy").run()  # legacy RLlib: vf_clip_param in return units
-    assert not at.exception and at.session_state["s_eps"] == 10.0
+    assert not at.exception and at.session_state["s_eps"] == 0.3  # typed in the link: kept
+    assert any("default is 10" in c.value for c in at.caption)
     assert any("before late 2021" in s.value for s in at.subheader)
     assert not [w for w in boxes(at)["warning"] if "clips the loss, not the value" in w]
+
+
+def test_an_upload_clipping_44_percent_is_a_warning_with_its_cause(upload):
+    """The issue's case: an uploaded batch, verl, eps 0.2, 44 % clipped got a green 'No warnings'."""
+    b = synthetic_batch(value_noise=1.25)
+    rep = sanity_from_batch(b, 0.2, "verl", 0.1)
+    assert 0.42 < rep.at_eps["loss"] < 0.46
+    upload("run.npz", batch_to_npz(b), file_id="44")
+    at = run({"s_source": "upload", "s_eps": "0.2", "s_lib": "verl"})
+    assert metric(at, "clip fraction at eps") == f"{rep.at_eps['loss']:.1%}"
+    assert not at.success
+    verdict = boxes(at)["warning"][0]
+    assert verdict.startswith(f"**{rep.at_eps['loss']:.1%} clipped, above your 10% target: the critic lags")
+    assert "verl-project/verl#498" in verdict
+
+
+def test_summary_statistics_clipping_84_percent_warn_and_show_the_step_range():
+    q = {"s_r_mean": "5.0", "s_r_std": "3.0", "s_v_mean": "0.0", "s_v_std": "1.0", "s_eps": "0.3"}
+    at = run(q)
+    rep = sanity_from_summary(SummaryStats(5.0, 3.0, 0.0, 1.0), 0.3, "verl", 0.1)
+    assert f"{rep.at_eps['loss']:.0%}" == "84%"
+    assert not at.success
+    assert boxes(at)["warning"][0].startswith(f"**{rep.at_eps['loss']:.1%} clipped, above your 10% target: eps is")
+    text = " ".join(m.value for m in at.markdown)
+    assert "assumes one update moves the critic 0.15 of the way to R" in text
+
+
+def test_a_logged_clip_fraction_is_compared_and_weighed():
+    at = run({"s_has_logged": "true", "s_logged": "0.2"})
+    b = boxes(at)
+    assert b["warning"][0].startswith("**20.0% clipped, above your 10% target")
+    assert any("matches a step of 0.3 to 0.5" in text for text in b["info"])
+
+
+def test_changing_the_library_keeps_an_eps_the_user_typed():
+    at = run()
+    at.number_input(key="s_eps").set_value(0.3).run()
+    at.selectbox(key="s_lib").set_value("trl").run()
+    assert at.number_input(key="s_eps").value == 0.3  # typed: kept
+    assert any(f"{vl.DIALECTS['trl'].library}'s default is 0.2" in c.value for c in at.caption)
+    at.button(key="s_use_default").click().run()
+    assert at.number_input(key="s_eps").value == 0.2
+    at.selectbox(key="s_lib").set_value("verl").run()  # eps was the previous default: load verl's
+    assert at.number_input(key="s_eps").value == 0.5

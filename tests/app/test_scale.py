@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tests.app.helpers import plain
 from valueloss import scale
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "scale.py")
@@ -93,7 +94,7 @@ def test_url_sets_split_scheme_and_mode():
 )
 def test_bad_input_shows_what_to_fix_and_the_page_lives(query, message):
     at = run(query)
-    assert any(message in e.value for e in at.error), [e.value for e in at.error]
+    assert any(message in plain(e.value) for e in at.error), [e.value for e in at.error]
     assert findings_rendered(at)
 
 

@@ -8,13 +8,22 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from valueloss import value_loss_terms
-from valueloss.tour import STEPS, get_step
+from valueloss.tour import STEPS, get_step, live_links, progress_code, shuffled_choices
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "tour.py")
 
 
-def fresh() -> AppTest:
-    return AppTest.from_file(PAGE, default_timeout=60)
+SEED = 0
+
+
+def fresh(seed: int = SEED) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.session_state["t_seed"] = seed  # the visitor's shuffle, fixed for the test
+    return at
+
+
+def label_of(step_key: str, choice_key: str, seed: int = SEED) -> str:
+    return next(c.label for c in shuffled_choices(step_key, seed) if c.key == choice_key)
 
 
 def metrics(at) -> dict[str, str]:
@@ -40,7 +49,7 @@ def test_the_tour_opens_on_step_one_with_nothing_revealed():
 
 def test_a_right_answer_is_confirmed_and_the_reveal_is_live():
     at = fresh().run()
-    right = get_step("active-term").choice(get_step("active-term").expected).label
+    right = label_of("active-term", get_step("active-term").expected)
     answer(at, 1, right)
     assert not at.exception
     assert at.success and at.success[0].value.startswith("Right")
@@ -57,11 +66,11 @@ def test_a_right_answer_is_confirmed_and_the_reveal_is_live():
 def test_a_wrong_answer_is_corrected():
     at = fresh().run()
     step = get_step("max-not-min")
-    wrong = next(c.label for c in step.choices if c.key != step.expected)
+    wrong = next(label_of(step.key, c.key) for c in step.choices if c.key != step.expected)
     answer(at, 3, wrong)
     assert not at.exception
     assert at.error and at.error[0].value.startswith("Not quite")
-    assert f"the answer is {step.choice(step.expected).label}" in at.error[0].value
+    assert f"the answer is {label_of(step.key, step.expected)}" in at.error[0].value
     assert f"Answered 1 of {len(STEPS)} · 0 right" in at.get("progress")[0].proto.text
 
 
@@ -84,27 +93,62 @@ def test_any_step_can_be_opened_from_the_link():
     assert at.session_state["t_step"] == STEPS[6].tab
 
 
-def test_a_shared_link_restores_answers_and_reveals_the_open_step():
-    at = fresh()
+def test_a_shared_link_carries_progress_not_answers():
+    at = fresh().run()
     step = get_step("zero-gradient")
-    at.query_params["t_step"] = step.tab
-    at.query_params["t_a2"] = step.choice(step.expected).label
-    at.query_params["t_a5"] = "A"  # a wrong answer on another step
-    at.run()
-    assert not at.exception
-    assert at.radio(key="t_a2").value == step.choice(step.expected).label
-    assert at.radio(key="t_a5").value == "A"
-    assert f"Answered 2 of {len(STEPS)} · 1 right" in at.get("progress")[0].proto.text
+    at.session_state["t_step"] = step.tab
+    answer(at, 2, label_of(step.key, step.expected))
+    wrong = next(c.key for c in get_step("clipfrac-counts").choices if c.key != "zero-grad")
+    answer(at, 5, label_of("clipfrac-counts", wrong))
+    code = at.query_params["t_progress"]
+    code = code[0] if isinstance(code, list) else code
+    assert code == progress_code([None, True, None, None, False] + [None] * (len(STEPS) - 5))
+    assert not any(k.startswith("t_a") for k in at.query_params), "no answer may travel in the link"
     assert metrics(at)["d max / dv (closed form)"] == "0"  # only the open step draws its numbers
+    # Someone else opens the link: they see the progress, and fresh questions.
+    other = fresh(seed=1)
+    other.query_params["t_progress"] = code
+    other.run()
+    assert not other.exception
+    assert any(f"2 of {len(STEPS)} answered, 1 right (right: step 2; wrong: step 5)" in i.value for i in other.info)
+    assert all(r.value is None for r in other.radio)
+    assert not other.success and not other.error
+
+
+def test_an_answer_is_locked_once_revealed():
+    at = fresh().run()
+    step = get_step("active-term")
+    wrong = next(c.key for c in step.choices if c.key != step.expected)
+    answer(at, 1, label_of(step.key, wrong))
+    assert at.error and at.error[0].value.startswith("Not quite")
+    shown = at.radio(key="t_shown1")
+    assert shown.disabled and shown.value == label_of(step.key, wrong)
+    assert not [r for r in at.radio if r.key == "t_a1"]  # the form is gone: the answer cannot change
+    at.run()  # the lock is session state: it survives reruns
+    assert at.radio(key="t_shown1").value == label_of(step.key, wrong)
+
+
+def test_choices_are_shuffled_per_visitor_and_stable_in_a_session():
+    a, b = fresh(seed=1).run(), fresh(seed=2).run()
+
+    def shown(at):
+        return [tuple(r.proto.captions) for r in at.radio]
+
+    assert shown(a) == [tuple(c.text for c in shuffled_choices(s.key, 1)) for s in STEPS]
+    assert shown(b) == [tuple(c.text for c in shuffled_choices(s.key, 2)) for s in STEPS]
+    assert shown(a) != shown(b)
+    a.run()
+    assert shown(a) == [tuple(c.text for c in shuffled_choices(s.key, 1)) for s in STEPS]
 
 
 def test_a_garbled_link_is_ignored():
     at = fresh()
-    at.query_params["t_a1"] = "Z"
+    at.query_params["t_progress"] = "zz"
     at.query_params["t_step"] = "no such step"
     at.run()
     assert not at.exception
     assert at.radio(key="t_a1").value is None
+    assert not at.info
 
 
 @pytest.mark.parametrize("index", range(len(STEPS)))
@@ -112,8 +156,10 @@ def test_every_step_reveals_without_error(index):
     step = STEPS[index]
     at = fresh()
     at.query_params["t_step"] = step.tab
-    at.query_params[f"t_a{index + 1}"] = step.choice(step.expected).label
     at.run()
+    answer(at, index + 1, label_of(step.key, step.expected))
     assert not at.exception
     assert at.success and at.success[0].value.startswith("Right")
     assert len(at.metric) == len(step.compute().numbers)
+    live = [m.value for m in at.markdown if m.value.startswith("**See it live")]
+    assert live and all(f"({url})" in live[0] for _, url in live_links(step.key))

@@ -66,3 +66,13 @@ def test_sanity_page_warns_about_a_scale_mismatch(page, app_url):
     page.set_viewport_size({"width": 1400, "height": 1900})
     wait_ready(page)
     shot(page, "sanity")
+
+
+@pytest.mark.e2e
+def test_sanity_page_does_not_give_a_green_light_at_84_percent(page, app_url):
+    q = "s_r_mean=5.0&s_r_std=3.0&s_v_mean=0.0&s_v_std=1.0&s_eps=0.3"
+    goto(page, app_url, "sanity-check", q)
+    assert_no_exception(page)
+    wait_for_text(page, "84.0% clipped, above your 10% target: eps is too small for this return scale")
+    wait_for_text(page, "This estimate assumes one update moves the critic 0.15 of the way to R.")
+    assert page.locator("[data-testid=stAlertContentSuccess]").count() == 0

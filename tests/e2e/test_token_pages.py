@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
+from valueloss.anatomy import REGION_LABELS, REGION_ZERO_GRAD
 from valueloss.explain import fmt
 from valueloss.presets import PRESETS
 
@@ -36,7 +37,7 @@ def test_explore_slider_and_click_move_v(page, app_url):
     # 40 steps of 0.01 take v from 0.1 to 0.5: past the band, toward R = 1.
     nudge_slider(page, "v: current prediction", 40)
     expect(grad).to_have_text("0", timeout=TIMEOUT_MS)
-    wait_for_text(page, "zero gradient: moved more than eps toward R")
+    wait_for_text(page, REGION_LABELS[REGION_ZERO_GRAD])  # "past the band toward R, nearer R than the band edge"
     assert "v=0.5" in page.url  # the scenario is in the link
     assert_no_exception(page)
 

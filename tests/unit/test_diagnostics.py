@@ -274,8 +274,8 @@ def test_every_link_is_a_full_issue_url():
 
 
 def test_default_batch_is_all_clear_with_the_two_definitions_explained():
-    findings = findings_for_batch(synthetic_batch(), 0.2, "verl")
-    assert findings[0].severity == "ok"
+    findings = findings_for_batch(synthetic_batch(), 0.2, "verl", target=0.3)  # 26 % clipped, target 30 %
+    assert findings[0].severity == "ok" and "within your 30% target" in findings[0].title
     assert not [f for f in findings if f.severity == "warning"]
     assert by_link(findings, "RLinf#1529")
     assert by_link(findings, "openai/baselines#91")  # some tokens moved away and keep their gradient
@@ -286,7 +286,7 @@ def test_scale_mismatch_links_verl_498():
     hit = by_link(findings, "verl#498")
     assert hit and hit[0].severity == "warning" and "rollouts" in hit[0].explanation
     assert findings[0].severity == "warning" and all(f.severity != "ok" for f in findings)
-    assert not by_link(findings_for_batch(synthetic_batch(), 0.2), "verl#498")
+    assert not [f for f in findings_for_batch(synthetic_batch(), 0.2) if "different scales" in f.title]
 
 
 def test_eps_too_small_and_too_large_for_the_return_scale():
@@ -364,10 +364,113 @@ def test_sanity_reports_are_consistent():
     assert rep.eps_over_sigma == pytest.approx(0.2 / rep.summary.return_std)
     assert rep.target.reachable and rep.target.achieved <= 0.15
     assert rep.sweep.eps[-1] >= max(0.4, rep.target.eps)
-    assert rep.findings == findings_for_batch(b, 0.2, "verl")
+    assert rep.findings == findings_for_batch(b, 0.2, "verl", target=0.15)
+    assert rep.verdict == rep.findings[0]
     rl = sanity_from_batch(b, 10.0, "rllib", 0.1)
     assert rl.definition == "rllib" and rl.eps_over_sigma is None and rl.library.units == "loss"
     summ = sanity_from_summary(SummaryStats(0.5, 1.0, 0.0, 0.5), 0.2, "slime", 0.2)
     assert summ.estimate and summ.definition == "prediction" and summ.target.achieved <= 0.2
     with pytest.raises(ValueError, match="unknown dialect"):
         sanity_from_summary(SummaryStats(0.5, 1.0, 0.0, 0.5), 0.2, "keras")
+
+
+# ---------------------------------------------------------------------------------------------------
+# The verdict weighs the clip fraction against the target (issue: a green light at 44 % and 84 %)
+
+from valueloss.diagnostics import (  # noqa: E402
+    EPS_SIGMA_TIGHT,
+    LAG_ROLLOUTS,
+    PLAUSIBLE_STEPS,
+    clipfrac_verdict,
+    estimate_over_steps,
+    logged_clipfrac_finding,
+    step_assumption_text,
+)
+
+
+def test_a_high_clip_fraction_is_never_a_green_light():
+    b = synthetic_batch(value_noise=1.2)
+    rep = sanity_from_batch(b, 0.2, "verl", 0.1)
+    clip = rep.at_eps["loss"]
+    assert clip > 0.4
+    assert rep.verdict.severity == "warning" and f"{clip:.1%} clipped, above your 10% target" in rep.verdict.title
+    assert not [f for f in rep.findings if f.severity == "ok"]
+    summ = sanity_from_summary(SummaryStats(5.0, 3.0, 0.0, 1.0), 0.2, "verl", 0.1)
+    assert summ.at_eps["loss"] > 0.8
+    assert summ.verdict.severity == "warning" and "eps is too small for this return scale" in summ.verdict.title
+    assert ISSUES["hill-a/stable-baselines#216"] in summ.verdict.links
+
+
+@pytest.mark.parametrize(
+    ("eps", "sigma", "gap", "cause"),
+    [
+        (0.05, 1.0, 0.8, "too small for this return scale"),  # eps / sigma < EPS_SIGMA_TIGHT
+        (0.2, 1.0, 0.8, "lags its targets"),  # gap / eps = 4 >= LAG_ROLLOUTS
+        (0.5, 1.0, 0.8, "moves more than eps per update"),  # gap / eps = 1.6
+        (0.0, 1.0, 0.8, "eps = 0 freezes"),
+    ],
+)
+def test_the_verdict_names_the_cause_from_the_numbers(eps, sigma, gap, cause):
+    v = clipfrac_verdict(0.4, 0.1, eps=eps, library="verl", typical_gap=gap, return_std=sigma)
+    assert v.severity == "warning" and cause in v.title and "40.0% clipped" in v.title
+    assert v.links and all(u in ISSUES.values() for u in v.links)
+    if eps > 0:
+        assert (eps / sigma <= EPS_SIGMA_TIGHT) == ("too small" in cause)
+        assert (gap / eps >= LAG_ROLLOUTS and eps / sigma > EPS_SIGMA_TIGHT) == ("lags" in cause)
+
+
+def test_the_verdict_within_target_and_with_a_logged_value():
+    ok = clipfrac_verdict(0.05, 0.1, eps=0.2, library="verl", typical_gap=0.8, return_std=1.0)
+    assert ok.severity == "ok" and ok.title == "5.0% clipped: within your 10% target"
+    beside_warning = clipfrac_verdict(
+        0.05, 0.1, eps=0.2, library="verl", typical_gap=0.8, return_std=1.0, other_warnings=True
+    )
+    assert beside_warning.severity == "info"
+    logged = clipfrac_verdict(0.05, 0.1, eps=0.2, library="verl", typical_gap=0.8, return_std=1.0, logged=0.3)
+    assert logged.severity == "warning" and logged.title.startswith("30.0% clipped")
+    assert "Your logged clip fraction 30.0% (this batch: 5.0%)" in logged.explanation
+    first = clipfrac_verdict(0.0, 0.1, eps=0.2, library="verl", typical_gap=0.8, return_std=1.0, first_step=True)
+    assert first.severity == "info" and ISSUES["verl#2642"] in first.links
+    rl = clipfrac_verdict(0.5, 0.1, eps=1.0, library="rllib", typical_gap=0.8, return_std=1.0)
+    assert "vf_clip_param is small" in rl.title and ISSUES["ray#19291"] in rl.links
+    with pytest.raises(ValueError, match="target"):
+        clipfrac_verdict(0.5, 1.5, eps=1.0, library="verl", typical_gap=0.8, return_std=1.0)
+
+
+def test_the_estimate_over_plausible_steps_and_the_logged_value():
+    stats = SummaryStats(0.5, 1.0, 0.0, 0.5)
+    over = estimate_over_steps(stats, 0.5, "verl")
+    assert [s for s, _ in over] == list(PLAUSIBLE_STEPS)
+    at = dict(over)
+    # the issue's numbers: 0.5 % at the assumed step 0.15, 41 % at 0.5
+    assert at[0.15] == pytest.approx(sanity_from_summary(stats, 0.5, "verl").at_eps["loss"], abs=1e-4)
+    assert at[0.15] < 0.01 and 0.35 < at[0.5] < 0.45
+    rep = sanity_from_summary(stats, 0.5, "verl", 0.1, logged=0.2)
+    text = step_assumption_text(rep)
+    assert "moves the critic 0.15 of the way to R" in text
+    assert f"{min(at.values()):.1%} to {max(at.values()):.1%}" in text
+    found = next(f for f in rep.findings if "matches a step of" in f.title)
+    assert "0.3 to 0.5" in found.title and at[0.3] <= 0.2 <= at[0.5]
+    assert rep.verdict.severity == "warning"  # the logged 20 % is weighed, not the 0.5 % estimate
+    exact = logged_clipfrac_finding(0.1, 0.26, estimate=False)
+    assert "differ" in exact.title and ISSUES["verl#2642"] in exact.links
+    assert "agrees" in logged_clipfrac_finding(0.26, 0.265, estimate=False).title
+    with pytest.raises(ValueError, match="over_steps"):
+        logged_clipfrac_finding(0.2, 0.1, estimate=True)
+    with pytest.raises(ValueError, match="summary-statistics"):
+        step_assumption_text(sanity_from_batch(synthetic_batch(), 0.2))
+
+
+def test_batch_verdict_is_typical_or_alarming_for_a_named_reason():
+    from valueloss.diagnostics import batch_clip_verdict
+
+    typical = batch_clip_verdict(synthetic_batch(), 0.5)
+    assert typical.severity == "ok" and typical.title.startswith("Typical:") and "10% yardstick" in typical.title
+    lagging = batch_clip_verdict(synthetic_batch(value_noise=1.25), 0.2)
+    assert lagging.title.startswith("Alarming:") and "lags its targets" in lagging.title
+    scale = batch_clip_verdict(synthetic_batch(reward_std=20.0), 0.2)
+    assert "too small for this return scale" in scale.title
+    first = batch_clip_verdict(synthetic_batch(step=0.0, pred_noise=0.0), 0.2)
+    assert first.title.startswith("Uninformative:")
+    with pytest.raises(ValueError, match="eps"):
+        batch_clip_verdict(synthetic_batch(), -1.0)

@@ -21,7 +21,16 @@ from valueloss.plots.token import (
     surface_heatmaps_figure,
     view_range,
 )
-from valueloss.theme import BAND_FILL, COLORS, DASHES, REGION_COLORS, REGION_NAMES, WIDTHS, ZERO_GRAD_FILL
+from valueloss.theme import (
+    BAND_FILL,
+    COLORS,
+    DASHES,
+    REGION_COLORS,
+    REGION_NAMES,
+    REGION_SHORT_NAMES,
+    WIDTHS,
+    ZERO_GRAD_FILL,
+)
 
 
 def _curve(v_old=0.0, R=1.0, eps=0.2, n=401):
@@ -98,7 +107,7 @@ def test_region_map_paints_codes_in_theme_colours_and_names_them():
     assert heat.type == "heatmap"
     np.testing.assert_array_equal(np.asarray(heat.z), region)
     names = {t.name for t in fig.data if t.type == "scatter" and t.mode == "markers" and t.x == (None,)}
-    present = {REGION_NAMES[c] for c in np.unique(region) if c != REGION_TIE}
+    present = {REGION_SHORT_NAMES[c] for c in np.unique(region) if c != REGION_TIE}
     assert present <= names
     # the discrete colour scale paints each code in its theme colour
     scale = heat.colorscale
@@ -230,3 +239,15 @@ def test_view_range_shows_band_target_overshoot_point_and_v_and_is_stable():
 def test_nice_ceil():
     assert [nice_ceil(x) for x in (0.3, 1.0, 1.2, 2.5, 7, 11)] == [0.5, 1.0, 2.0, 5.0, 10.0, 20.0]
     assert nice_ceil(0) == 1.0 and nice_ceil(float("nan")) == 1.0
+
+
+def test_the_five_regions_have_five_distinct_okabe_ito_hues():
+    from valueloss.theme import DIVERGING, REGION_COLORS
+
+    okabe_ito = {"#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#000000"}
+    five = [REGION_COLORS[c] for c in (0, 1, 2, 3, 4)]
+    assert len(set(five)) == 5 and set(five) <= okabe_ito
+    # inside (sky blue) and moved away are no longer one family; the zero-gradient purple is not next to red
+    assert REGION_COLORS[0] == "#56B4E9" and REGION_COLORS[2] not in ("#0072B2", "#56B4E9")
+    assert DIVERGING[-1][1] == "#E69F00" and DIVERGING[0][1] == "#0072B2"
+    assert all(len(name) <= 42 for name in REGION_SHORT_NAMES.values())

@@ -237,3 +237,56 @@ def test_training_curves_show_the_logs():
 
 def test_closed_fraction_is_what_the_docs_say():
     assert CLOSE_FRACTION == 0.9
+
+
+def test_rule_of_thumb_and_the_eps_zero_case():
+    from valueloss.simulate import rule_of_thumb
+
+    assert rule_of_thumb(SimConfig(eps=0.5, gap=4.0))[:2] == ("rule of thumb: rollouts", "8.0")
+    label, shown, why = rule_of_thumb(SimConfig(eps=0.0))
+    assert (label, shown) == ("rule of thumb: per rollout", "1 step") and "5/8" in why
+    assert "whole gradient" in rule_of_thumb(SimConfig(eps=0.0, loss="sb3"))[2]
+    assert rule_of_thumb(SimConfig(loss="unclipped"))[1] == "no clip"
+    # The claim "it still learns, one step per rollout": with eps = 0 the gap shrinks every rollout,
+    # and within a rollout only the first minibatch moves a token (table critic, plain SGD).
+    r = simulate(SimConfig(eps=0.0, n_rollouts=4))
+    assert np.all(np.diff(r.remaining_gap) < 0)
+    moved = np.abs(np.diff(r.values, axis=0)).sum(axis=1) > 0
+    first_of_rollout = (r.epoch == 0) & (r.minibatch == 0)
+    assert moved[first_of_rollout].all() and moved.sum() <= r.config.n_rollouts * r.config.n_minibatches
+    with pytest.raises(TypeError, match="SimConfig"):
+        rule_of_thumb({"eps": 0.0})
+
+
+def test_sb3_against_verl_with_the_same_step():
+    from dataclasses import replace
+
+    from valueloss.simulate import same_step_note, same_step_twin
+
+    cfg = SimConfig(loss="sb3")
+    twin = same_step_twin(cfg)
+    assert twin == replace(cfg, loss="verl", lr=1.0) and same_step_twin(SimConfig()) is None
+    a, b = simulate(cfg), simulate(twin)
+    note = same_step_note(a, b)
+    assert f"in {a.rollouts_to_close} rollouts" in note and f"in {b.rollouts_to_close} rollouts" in note
+    assert (a.rollouts_to_close == b.rollouts_to_close) == ("the missing ½, not the clip" in note)
+    assert a.rollouts_to_close < simulate(SimConfig(loss="verl")).rollouts_to_close  # the 6 against 8
+    with pytest.raises(ValueError, match="twin"):
+        same_step_note(a, a)
+
+
+def test_the_wall_caption_and_the_pushed_note_state_the_runs_numbers():
+    from valueloss.simulate import pushed_while_frozen_note, wall_caption
+
+    table = simulate(SimConfig())
+    assert f"Tokens spent {float(table.frozen.mean()):.0%} of the updates" in wall_caption(table)
+    assert "nearer R than the band edge" in wall_caption(table)
+    assert "outside the band" in wall_caption(simulate(SimConfig(loss="sb3")))
+    kind, text = pushed_while_frozen_note(table)
+    assert kind == "frozen" and table.max_moved_while_frozen == 0.0
+    shared = simulate(SimConfig(critic="shared", lr=0.03))
+    kind, text = pushed_while_frozen_note(shared)
+    u, t = np.unravel_index(int(np.argmax(shared.moved_while_frozen)), shared.moved_while_frozen.shape)
+    assert kind == "pushed" and f"At update {u + 1} token {t}" in text
+    assert f"it moved {shared.moved_while_frozen[u, t]:.3f}" in text and shared.frozen[u, t]
+    assert pushed_while_frozen_note(simulate(SimConfig(loss="unclipped"))) is None

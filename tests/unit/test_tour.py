@@ -162,3 +162,98 @@ def test_number_format():
     assert format_number(0.21875, "pct") == "21.9%"
     assert format_number(27.040000000000003) == "27.04"
     assert format_number(-18.0) == "-18"
+
+
+# ------------------------------------------------------------------------------------------------
+# Every claim is checked against the live numbers; a fair quiz; each step opens its scenario live
+
+from collections import Counter  # noqa: E402
+from urllib.parse import parse_qsl, urlsplit  # noqa: E402
+
+from valueloss.tour import live_links, progress_code, read_progress, shuffled_choices  # noqa: E402
+
+STEPS_WITH_NUMERIC_CLAIMS = {"active-term", "zero-gradient", "eps-zero", "clipfrac-counts", "sb3-vs-ppo2"}
+
+
+@pytest.mark.parametrize("key", STEP_KEYS)
+def test_every_claim_of_the_text_holds_for_the_live_numbers(key, reveals):
+    facts = reveals[key].facts
+    if key in STEPS_WITH_NUMERIC_CLAIMS:
+        assert facts
+    for claim, holds in facts:
+        assert holds, claim
+
+
+def test_eps_zero_explains_five_eighths(reveals):
+    r = reveals["eps-zero"]
+    numbers = {label: value for label, value, _ in r.numbers}
+    assert numbers["gradient at v = v_old"] == pytest.approx(0.625 * 2 * (0 - 1))
+    assert "0.625 = 1/2 + 1/8 = 5/8" in r.verdict
+    assert "5/8" in get_step("eps-zero").explanation and "3/4" not in get_step("eps-zero").explanation
+
+
+def test_the_overshoot_words_are_exact():
+    assert "always pulled back" not in " ".join(s.explanation for s in STEPS)
+    assert "nearer R than the band edge" in get_step("active-term").explanation
+    assert "overshot R by more than the band edge falls short of it" in get_step("clipfrac-counts").explanation
+
+
+def test_the_right_answer_is_not_given_away_by_its_length():
+    strictly_longest = 0
+    for step in STEPS:
+        lengths = {c.key: len(c.text) for c in step.choices}
+        assert max(lengths.values()) / min(lengths.values()) <= 1.35, (step.key, lengths)
+        right = lengths[step.expected]
+        strictly_longest += all(right > n for k, n in lengths.items() if k != step.expected)
+    assert strictly_longest <= 2
+
+
+def test_choices_are_shuffled_per_visitor_stable_and_balanced():
+    for step in STEPS:
+        assert shuffled_choices(step.key, 7) == shuffled_choices(step.key, 7)  # stable within a session
+        assert {c.key for c in shuffled_choices(step.key, 7)} == {c.key for c in step.choices}
+        assert [c.label for c in shuffled_choices(step.key, 7)] == ["A", "B", "C"]
+    letters = Counter(
+        next(c.label for c in shuffled_choices(s.key, seed) if c.key == s.expected) for s in STEPS for seed in range(60)
+    )
+    assert set(letters) == {"A", "B", "C"} and min(letters.values()) > 0.25 * sum(letters.values())
+    with pytest.raises(TypeError, match="seed"):
+        shuffled_choices("active-term", "x")
+
+
+def test_check_answer_reads_labels_in_the_visitors_order(reveals):
+    order = shuffled_choices("zero-gradient", 3)
+    right = next(c for c in order if c.key == "zero")
+    fb = check_answer("zero-gradient", right.label, reveals["zero-gradient"], order)
+    assert fb.correct and fb.message.startswith(f"Right: {right.label}.")
+    wrong = next(c for c in order if c.key != "zero")
+    fb = check_answer("zero-gradient", wrong.label, reveals["zero-gradient"], order)
+    assert not fb.correct and f"the answer is {right.label}" in fb.message
+
+
+def test_progress_codes_carry_right_and_wrong_but_no_answer():
+    outcomes = [True, None, False, None, None, True] + [None] * (len(STEPS) - 6)
+    code = progress_code(outcomes)
+    assert code == "r-w--r" + "-" * (len(STEPS) - 6) and read_progress(code) == tuple(outcomes)
+    for bad in ("r-w", "abcdefghijklmnop"[: len(STEPS)], 5):
+        with pytest.raises(ValueError, match="progress code"):
+            read_progress(bad)
+    with pytest.raises(ValueError, match="one entry per step"):
+        progress_code([True])
+
+
+@pytest.mark.parametrize("step", STEPS, ids=STEP_KEYS)
+def test_each_step_links_to_a_page_that_shows_it_live(step):
+    from tests.app.test_app import registered_pages
+
+    paths = {url for _, url in registered_pages()}
+    links = live_links(step.key)
+    assert links
+    for title, url in links:
+        parts = urlsplit(url)
+        assert parts.path.startswith("./") and parts.path[2:] in paths, url
+        assert title
+        query = dict(parse_qsl(parts.query))
+        if parts.path == "./explore":  # the step's own scenario, number for number
+            for name in ("v_old", "R", "eps"):
+                assert f"{name} = {query[name]}" in step.scenario, (name, query[name], step.scenario)

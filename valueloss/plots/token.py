@@ -18,7 +18,18 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ..anatomy import REGION_NAN, REGION_TIE, REGION_ZERO_GRAD
-from ..theme import BAND_FILL, COLORS, DASHES, REGION_COLORS, REGION_NAMES, SYMBOLS, WIDTHS, ZERO_GRAD_FILL
+from ..theme import (
+    BAND_FILL,
+    COLORS,
+    DASHES,
+    DIVERGING,
+    REGION_COLORS,
+    REGION_NAMES,
+    REGION_SHORT_NAMES,
+    SYMBOLS,
+    WIDTHS,
+    ZERO_GRAD_FILL,
+)
 
 __all__ = [
     "AXIS_TITLES",
@@ -52,7 +63,6 @@ SURFACE_TERMS = {
 
 _FONT = {"family": "sans-serif", "size": 13}
 _AXIS = {"showgrid": True, "gridcolor": "#e6e6e6", "zeroline": False, "linecolor": "#999", "mirror": True}
-_DIVERGING = [[0.0, "#2166ac"], [0.5, "#f7f7f7"], [1.0, "#b2182b"]]  # gradient sign, not a theme concept
 
 
 def nice_ceil(x: float) -> float:
@@ -494,7 +504,7 @@ def region_map_figure(
     ]
     data += [
         _legend_box(name, REGION_COLORS[code])
-        for code, name in REGION_NAMES.items()
+        for code, name in REGION_SHORT_NAMES.items()
         if code not in (REGION_NAN, REGION_TIE) and (region == code).any()
     ]
     lo, hi = float(min(dx[0], gy[0])), float(max(dx[-1], gy[-1]))
@@ -559,6 +569,9 @@ def _subplot_layout(titles: list[str], *, rows: int, cols: int, x_title: str, y_
             "anchor": xa,
             "range": [float(y[0]), float(y[-1])],
             "title": {"text": y_title if i % cols == 0 else ""},
+            # Every panel shares the y range: only the left column labels it, so a colour bar between two
+            # columns never sits on the next panel's tick labels (they collided at 820 px).
+            "showticklabels": i % cols == 0,
         }
         layout["annotations"].append(
             {
@@ -739,7 +752,7 @@ def _zero_overlay(x, y, frozen, *, axes=("x", "y"), hover_prefix: str) -> dict |
 
 def _gradient_colorbar(zmax: float, **colorbar) -> dict:
     return {
-        "colorscale": _DIVERGING,
+        "colorscale": DIVERGING,
         "cmin": -zmax,
         "cmax": zmax,
         "colorbar": {"title": {"text": "gradient"}, "thickness": 14, **colorbar},
@@ -768,7 +781,7 @@ def gradient_map_figure(
     title: str,
     height: int = 540,
 ) -> go.Figure:
-    """The per-token gradient over two axes (blue < 0: descent raises v; red > 0: lowers it); zeros in purple."""
+    """The per-token gradient over two axes (blue < 0: descent raises v; orange > 0: lowers it); zeros in purple."""
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
     hover = f"{x_axis} = %{{x:.3f}}<br>{y_axis} = %{{y:.3f}}"
