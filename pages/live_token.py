@@ -1,0 +1,74 @@
+"""The live one-token explorer as a Streamlit custom component (v2: inline HTML/CSS/JS, no iframe).
+
+The browser redraws the curves, the gradient, the region map, the four numbers and the equation on
+every animation frame while a handle is dragged (valueloss/plots/live/tokenmath.js computes what
+``value_loss_terms`` computes, bit for bit); on release it sends the four numbers back, and the
+callback here writes them into the URL-bound sliders, so the link and the rest of the page follow.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import streamlit as st
+
+from valueloss.explain import REGION_LABELS
+from valueloss.plots.live import EXPLORER_CSS, component_js
+from valueloss.theme import BAND_FILL, COLORS, DASHES, REGION_COLORS, WIDTHS, ZERO_GRAD_FILL
+
+__all__ = ["STATE_KEYS", "live_token_explorer", "release_to_widgets"]
+
+STATE_KEYS = ("v", "v_old", "R", "eps")
+
+_explorer = st.components.v2.component("valueloss.live_token", js=component_js(), css=EXPLORER_CSS)
+
+
+def release_to_widgets(component_key: str, widget_keys: dict[str, str], limits: dict[str, tuple[float, float]]):
+    """A callback that copies a released state into the widgets ``widget_keys`` (state name -> widget key).
+
+    Values outside a widget's range, or not numbers, are ignored (the widget keeps its value).
+    """
+
+    def callback() -> None:
+        released = (st.session_state.get(component_key) or {}).get("release")
+        if not isinstance(released, dict):
+            return
+        for name, widget in widget_keys.items():
+            value = released.get(name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                continue
+            lo, hi = limits[name]
+            if lo <= value <= hi:
+                st.session_state[widget] = float(value)
+
+    return callback
+
+
+def live_token_explorer(
+    *,
+    key: str,
+    v: float,
+    v_old: float,
+    R: float,
+    eps: float,
+    convention: str,
+    value_range: tuple[float, float],
+    eps_range: tuple[float, float],
+    step: float,
+    why: str,
+    on_release: Callable[[], None],
+):
+    """Mount the explorer for one token; ``on_release`` runs when the user lets go of a handle."""
+    data = {
+        "state": {"v": v, "v_old": v_old, "R": R, "eps": eps, "conv": convention},
+        "limits": {"value": list(value_range), "eps": list(eps_range), "step": step},
+        "labels": {str(code): label for code, label in REGION_LABELS.items()},
+        "regionColors": {str(code): color for code, color in REGION_COLORS.items()},
+        "colors": COLORS,
+        "fills": {"band": BAND_FILL, "zero_grad": ZERO_GRAD_FILL},
+        "dashes": DASHES,
+        "widths": WIDTHS,
+        "why": why,
+    }
+    return _explorer(key=key, data=data, on_release_change=on_release)
