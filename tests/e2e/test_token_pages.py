@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from valueloss.explain import fmt
+from valueloss import value_loss_terms
+from valueloss.explain import REGION_LABELS, fmt
 from valueloss.presets import PRESETS
 
 from .helpers import TIMEOUT_MS, assert_no_exception, goto, nudge_slider, shot, wait_for_text, wait_ready
@@ -25,38 +26,187 @@ def fit_viewport(page) -> None:
     page.wait_for_timeout(800)  # plotly redraws on resize
 
 
+SNAPSHOT_JS = """() => {
+  const ex = window.__vlLive, q = (s) => ex.box.querySelector(s);
+  const attr = (s, a) => { const n = q(s); return n ? n.getAttribute(a) : null; };
+  return {
+    state: { ...ex.live },
+    metrics: [...ex.box.querySelectorAll(".vl-metric-value")].map((e) => e.textContent),
+    subs: [...ex.box.querySelectorAll(".vl-metric-sub")].map((e) => e.textContent),
+    equation: q("[data-testid=vl-equation]").textContent,
+    region: Number(ex.box.dataset.region),
+    regionText: q("[data-testid=vl-region]").textContent,
+    curves: ["unclipped", "clipped", "max", "grad"].map((c) => attr(`[data-curve=${c}]`, "d")).join("|"),
+    band: attr(".vl-band", "x") + "," + attr(".vl-band", "width"),
+    zero: [...ex.box.querySelectorAll("[data-testid=vl-loss] .vl-zero")].map((r) => r.getAttribute("x") + "," + r.getAttribute("width")).join(";"),
+    gradPoint: attr("[data-point=grad]", "cx") + "," + attr("[data-point=grad]", "cy"),
+    mapPoint: attr("[data-point=map]", "cx") + "," + attr("[data-point=map]", "cy"),
+    handles: Object.fromEntries(Object.entries(ex.handles).map(([k, h]) => [k, h.getAttribute("aria-valuetext")])),
+    frames: ex.frames.length,
+    url: location.href,
+  };
+}"""
+
+
+def snapshot(page) -> dict:
+    return page.evaluate(SNAPSHOT_JS)
+
+
+def next_frame(page) -> None:
+    page.evaluate("() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")
+
+
+def assert_numbers_are_the_cores(snap: dict) -> None:
+    """The four metrics, the equation and the region equal the core's for the state on screen."""
+    s = snap["state"]
+    t = value_loss_terms(s["v"], s["R"], s["v_old"], s["eps"], s["conv"])
+    lu, lc, grad = float(t.loss_unclipped), float(t.loss_clipped), float(t.grad)
+    winner = "clipped" if lc > lu else "unclipped" if lu > lc else "both equal"
+    assert snap["metrics"] == [fmt(lu), fmt(lc), winner, fmt(grad)], s
+    assert snap["region"] == int(t.region)
+    assert REGION_LABELS[int(t.region)] in snap["regionText"]
+    for number in (float(t.v_clipped), 0.5 * float(t.loss_max), lu, lc):
+        assert fmt(number) in snap["equation"], (number, snap["equation"])
+    assert f"= {fmt(grad)}" in snap["equation"] or fmt(grad) in snap["equation"].split("=")[-1]
+
+
+def live_handle(page, name: str):
+    return page.locator(f"[data-handle={name}]")
+
+
+def drag_handle(page, name: str, dx_per_step: float, steps: int) -> list[dict]:
+    """Press on a handle, move it step by step (one animation frame each), return a snapshot per frame."""
+    handle = live_handle(page, name)
+    handle.scroll_into_view_if_needed()
+    box = handle.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    snaps = []
+    for i in range(1, steps + 1):
+        page.mouse.move(x + dx_per_step * i, y)
+        next_frame(page)
+        snaps.append(snapshot(page))
+    return snaps
+
+
+def release(page) -> None:
+    page.mouse.up()
+    page.wait_for_timeout(300)  # the rerun the release starts
+    wait_ready(page)
+
+
+def sidebar_value(page, label: str) -> str:
+    slider = page.locator("[data-testid=stSlider]").filter(has_text=label).first
+    return slider.locator("input[type=range]").first.input_value()
+
+
 @pytest.mark.e2e
-def test_explore_slider_and_click_move_v(page, app_url):
-    # The default page is served at the app's root.
+def test_explore_dragging_each_handle_updates_everything_every_frame(page, app_url):
     goto(page, app_url, "")
     assert_no_exception(page)
-    grad = metric_value(page, "Gradient d max/dv")
-    expect(grad).to_have_text("−1.8", timeout=TIMEOUT_MS)
+    live_handle(page, "v").wait_for()
+    first = snapshot(page)
+    assert first["metrics"] == ["0.81", "0.81", "both equal", "−1.8"]
+    assert_numbers_are_the_cores(first)
 
-    # 40 steps of 0.01 take v from 0.1 to 0.5: past the band, toward R = 1.
-    nudge_slider(page, "v: current prediction", 40)
-    expect(grad).to_have_text("0", timeout=TIMEOUT_MS)
-    wait_for_text(page, "zero gradient: moved more than eps toward R")
-    assert "v=0.5" in page.url  # the scenario is in the link
-    assert_no_exception(page)
+    # (handle, pixels per frame, frames, the elements that must change on every frame that changes the state)
+    moves = [
+        ("v", 6, 12, ("metrics", "gradPoint", "mapPoint", "handles")),
+        ("v_old", -5, 10, ("curves", "band", "mapPoint", "equation", "handles")),
+        ("R", 7, 10, ("curves", "mapPoint", "equation", "handles")),
+        ("eps_hi", 4, 10, ("band", "curves", "equation", "handles")),
+    ]
+    for name, dx, steps, must_change in moves:
+        before = snapshot(page)
+        snaps = drag_handle(page, name, dx, steps)
+        previous = before
+        for snap in snaps:
+            assert_numbers_are_the_cores(snap)
+            if snap["state"] != previous["state"]:
+                for part in must_change:
+                    assert snap[part] != previous[part], (name, part, snap["state"])
+            assert snap["url"] == before["url"], "no rerun while dragging: the link changes on release"
+            previous = snap
+        moved = snaps[-1]["state"]
+        assert moved != before["state"], name
+        assert snaps[-1]["frames"] > before["frames"]
+        release(page)
+        key = "eps" if name.startswith("eps") else name
+        # On release Python takes the numbers: the sidebar slider and the link show them.
+        page.wait_for_url(f"**{key}={moved[key]:g}*", timeout=TIMEOUT_MS)
+        assert (
+            float(sidebar_value(page, {"v": "v: current", "v_old": "v_old:", "R": "R: return", "eps": "ε: clip"}[key]))
+            == moved[key]
+        )
+        assert_numbers_are_the_cores(snapshot(page))
+        assert_no_exception(page)
 
-    # Clicking the L(v) chart near its left edge moves v there: away from R, full gradient again.
-    chart = page.locator("[data-testid=stPlotlyChart]").first
-    drag = chart.locator(".nsewdrag").first
-    box = drag.bounding_box()
-    drag.click(position={"x": box["width"] * 0.06, "y": box["height"] * 0.5})
-    expect(grad).not_to_have_text("0", timeout=TIMEOUT_MS)
-    wait_for_text(page, "restoring: moved away from R")
-    assert_no_exception(page)
+    # Keyboard: every handle is a slider whose value is announced; keys move it, the page follows.
+    handle = live_handle(page, "R")
+    assert handle.get_attribute("role") == "slider"
+    r0 = float(handle.get_attribute("aria-valuenow"))
+    handle.focus()
+    for _ in range(5):
+        page.keyboard.press("ArrowRight")
+    expect(handle).to_have_attribute("aria-valuenow", f"{round(r0 + 0.05, 2):g}", timeout=TIMEOUT_MS)
+    assert handle.get_attribute("aria-valuetext").startswith(f"R = {fmt(round(r0 + 0.05, 2))}")
+    page.wait_for_url(f"**R={round(r0 + 0.05, 2):g}*", timeout=TIMEOUT_MS)
+    wait_ready(page)
+    for name in ("v", "v_old", "eps_lo", "eps_hi"):
+        h = live_handle(page, name)
+        assert h.get_attribute("tabindex") == "0" and h.get_attribute("aria-valuetext"), name
 
-    # A preset puts every slider where it says, and its note appears.
+    # The sidebar slider is the fallback and stays in sync: moving it moves the explorer.
+    v_before = snapshot(page)["state"]["v"]
+    nudge_slider(page, "v: current prediction", -3)
+    expect(live_handle(page, "v")).to_have_attribute(
+        "aria-valuenow", f"{round(v_before - 0.03, 2):g}", timeout=TIMEOUT_MS
+    )
+    assert_numbers_are_the_cores(snapshot(page))
+
+    # A preset puts every number where it says, in the explorer too.
     p = PRESETS["past-band-toward-R"]
     page.get_by_role("button", name=p.title, exact=True).click()
     wait_ready(page)
-    expect(grad).to_have_text(fmt(0.0), timeout=TIMEOUT_MS)
     wait_for_text(page, p.notice)
+    expect(live_handle(page, "v")).to_have_attribute("aria-valuenow", f"{p.v:g}", timeout=TIMEOUT_MS)
+    snap = snapshot(page)
+    assert snap["metrics"][3] == "0"
+    assert REGION_LABELS[1] in snap["regionText"]
+    assert_no_exception(page)
     fit_viewport(page)
     shot(page, "explore")
+
+
+@pytest.mark.e2e
+def test_explore_deep_link_from_a_fresh_server_and_the_820px_layout(page, fresh_app_url):
+    goto(page, fresh_app_url, "", "v=1.3&R=1&v_old=0&eps=0.2&conv=clamp")
+    handle = live_handle(page, "v")
+    expect(handle).to_have_attribute("aria-valuenow", "1.3", timeout=TIMEOUT_MS)
+    snap = snapshot(page)
+    assert snap["state"] == {"v": 1.3, "R": 1.0, "v_old": 0.0, "eps": 0.2, "conv": "clamp"}
+    assert_numbers_are_the_cores(snap)
+    assert_no_exception(page)
+
+    page.set_viewport_size({"width": 820, "height": 1000})
+    page.wait_for_timeout(800)
+    overflow = page.evaluate(
+        """() => {
+          const ex = window.__vlLive, bad = [];
+          const main = document.querySelector("[data-testid=stMain]").getBoundingClientRect();
+          for (const e of ex.box.querySelectorAll(".vl-metric-label, .vl-metric-value, .vl-equation, .vl-region, .vl-map, .vl-svg")) {
+            const r = e.getBoundingClientRect();
+            if (e.scrollWidth > e.clientWidth + 1 || r.right > main.right + 1 || r.left < main.left - 1) bad.push(e.className.baseVal ?? e.className);
+          }
+          for (const e of ex.box.querySelectorAll(".vl-metric-label")) {
+            if (e.getBoundingClientRect().height > 1.6 * parseFloat(getComputedStyle(e).lineHeight || 20)) bad.push("wrapped label: " + e.textContent);
+          }
+          return bad;
+        }"""
+    )
+    assert overflow == [], overflow
+    shot(page, "explore-820")
 
 
 def notice_locator(page):
