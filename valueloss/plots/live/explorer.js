@@ -127,7 +127,9 @@ class Explorer {
     this.mapLegend = el("div", { class: "vl-map-legend" }, right);
     this.announce = el("div", { class: "vl-sr", "aria-live": "polite", "data-testid": "vl-announce" }, box);
 
+    this.lossFrame = svgEl("g", {}, this.lossSvg);
     this.lossLayer = svgEl("g", {}, this.lossSvg);
+    this.gradFrame = svgEl("g", {}, this.gradSvg);
     this.gradLayer = svgEl("g", {}, this.gradSvg);
     this.mapLayer = svgEl("g", {}, this.mapSvg);
     this.handleLayer = svgEl("g", {}, this.lossSvg);
@@ -286,7 +288,11 @@ class Explorer {
     return out;
   }
 
+  // Axes, grid and titles: rebuilt only when the scales change (not while v alone is dragged).
   frame(layer, W, H, x, y, yTicks, title, yTitle) {
+    const key = [W, H, x.lo, x.hi, y.lo, y.hi].join("|");
+    if (layer.dataset.key === key) return;
+    layer.dataset.key = key;
     layer.replaceChildren();
     const x0 = M.left, x1 = W - M.right, y0 = M.top, y1 = H - M.bottom;
     svgEl("rect", { x: x0, y: y0, width: x1 - x0, height: y1 - y0, class: "vl-plot-bg" }, layer);
@@ -324,7 +330,8 @@ class Explorer {
     this.lossSvg.setAttribute("width", W);
     this.lossSvg.setAttribute("height", H);
     const L = this.lossLayer;
-    this.frame(L, W, H, x, y, niceTicks(0, 1.15 * top, 4), "Loss of one token as a function of v", "loss term");
+    L.replaceChildren();
+    this.frame(this.lossFrame, W, H, x, y, niceTicks(0, 1.15 * top, 4), "Loss of one token as a function of v", "loss term");
     const clipX = (v) => Math.min(W - M.right, Math.max(M.left, x(v)));
     const rect = (a, b, fill, cls) => svgEl("rect", { x: clipX(a), y: M.top, width: Math.max(0, clipX(b) - clipX(a)), height: H - M.top - M.bottom, fill, class: cls }, L);
     rect(s.v_old - s.eps, s.v_old + s.eps, this.cfg.fills.band, "vl-band");
@@ -382,7 +389,8 @@ class Explorer {
     this.gradSvg.setAttribute("width", W);
     this.gradSvg.setAttribute("height", H);
     const L = this.gradLayer;
-    this.frame(L, W, H, x, y, niceTicks(-top, top, 4), "Gradient d max/dv (before verl's ½)", "d max/dv");
+    L.replaceChildren();
+    this.frame(this.gradFrame, W, H, x, y, niceTicks(-top, top, 4), "Gradient d max/dv (before verl's ½)", "d max/dv");
     for (const [a, b] of this.spans(c, VLMath.ZERO_GRAD)) {
       const x0 = Math.max(M.left, x(a)), x1 = Math.min(W - M.right, x(b));
       svgEl("rect", { x: x0, y: M.top, width: Math.max(0, x1 - x0), height: H - M.top - M.bottom, fill: this.cfg.fills.zero_grad, class: "vl-zero" }, L);
@@ -402,20 +410,25 @@ class Explorer {
 
   drawMap(t) {
     const s = this.live, conv = s.conv;
-    const hw = VLMath.niceCeil(Math.max(3 * s.eps, 1.15 * Math.abs(s.v - s.v_old), 1.15 * Math.abs(s.R - s.v_old), 0.5));
-    const key = `${s.eps}|${conv}|${hw}`;
+    // the map's scale holds still while a handle moves (like the curves' axis), and follows on release
+    const fit = VLMath.niceCeil(Math.max(3 * s.eps, 1.15 * Math.abs(s.v - s.v_old), 1.15 * Math.abs(s.R - s.v_old), 0.5));
+    const hw = this.frozenRange && this.mapHalfWidth ? Math.max(this.mapHalfWidth, VLMath.niceCeil(3 * s.eps)) : fit;
+    // 100 x 100 while a handle moves (every pixel still the core's region at its centre), 200 x 200 at rest
+    const res = this.frozenRange ? MAP_RES / 2 : MAP_RES;
+    const key = `${s.eps}|${conv}|${hw}|${res}`;
     if (key !== this.mapKey) {
       this.mapKey = key;
+      if (this.canvas.width !== res) { this.canvas.width = res; this.canvas.height = res; }
       const ctx = this.canvas.getContext("2d");
-      const img = ctx.createImageData(MAP_RES, MAP_RES);
+      const img = ctx.createImageData(res, res);
       const rgb = {};
       for (const [code, hex] of Object.entries(this.cfg.regionColors)) rgb[code] = [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16));
-      for (let j = 0; j < MAP_RES; j++) {
-        const gap = hw - (2 * hw * j) / (MAP_RES - 1); // row 0 is the top
-        for (let i = 0; i < MAP_RES; i++) {
-          const delta = -hw + (2 * hw * i) / (MAP_RES - 1);
+      for (let j = 0; j < res; j++) {
+        const gap = hw - (2 * hw * j) / (res - 1); // row 0 is the top
+        for (let i = 0; i < res; i++) {
+          const delta = -hw + (2 * hw * i) / (res - 1);
           const c = rgb[VLMath.terms(delta, gap, 0, s.eps, conv).region];
-          const o = 4 * (j * MAP_RES + i);
+          const o = 4 * (j * res + i);
           img.data[o] = c[0]; img.data[o + 1] = c[1]; img.data[o + 2] = c[2]; img.data[o + 3] = 215;
         }
       }
