@@ -14,14 +14,16 @@ from collections.abc import Callable
 import streamlit as st
 
 from valueloss.explain import REGION_LABELS
-from valueloss.plots.live import EXPLORER_CSS, component_js
+from valueloss.plots.live import EXPLORER_CSS, SURFACES_CSS, component_js, surfaces_component_js
+from valueloss.plots.token import AXIS_TITLES, SURFACE_TERMS
 from valueloss.theme import BAND_FILL, COLORS, DASHES, REGION_COLORS, WIDTHS, ZERO_GRAD_FILL
 
-__all__ = ["STATE_KEYS", "live_token_explorer", "release_to_widgets"]
+__all__ = ["STATE_KEYS", "live_token_explorer", "live_surfaces", "release_to_widgets"]
 
 STATE_KEYS = ("v", "v_old", "R", "eps")
 
 _explorer = st.components.v2.component("valueloss.live_token", js=component_js(), css=EXPLORER_CSS)
+_surfaces = st.components.v2.component("valueloss.live_surfaces", js=surfaces_component_js(), css=SURFACES_CSS)
 
 
 def release_to_widgets(component_key: str, widget_keys: dict[str, str], limits: dict[str, tuple[float, float]]):
@@ -72,3 +74,41 @@ def live_token_explorer(
         "why": why,
     }
     return _explorer(key=key, data=data, on_release_change=on_release)
+
+
+def live_surfaces(
+    *,
+    key: str,
+    pair: str,
+    x_axis: str,
+    y_axis: str,
+    fixed_axis: str,
+    fixed: float,
+    eps: float,
+    half_width: float,
+    n: int,
+    convention: str,
+    eps_limits: tuple[float, float, float],
+    fixed_limits: tuple[float, float, float],
+    on_release: Callable[[], None],
+):
+    """Mount the four live surface panels; ε and the fixed value move in the browser, ``on_release`` follows.
+
+    ``*_limits`` are (low, high, step) of the matching sidebar sliders.
+    """
+    data = {
+        "state": {"eps": eps, "fixed": fixed},
+        "pair": pair,
+        "xAxis": x_axis,
+        "yAxis": y_axis,
+        "fixedAxis": fixed_axis,
+        "axisTitles": {"x": AXIS_TITLES[x_axis], "y": AXIS_TITLES[y_axis]},
+        "halfWidth": half_width,
+        "n": n,
+        "conv": convention,
+        "limits": {"eps": list(eps_limits), "fixed": list(fixed_limits)},
+        "titles": {k: label for k, (label, _) in SURFACE_TERMS.items()},
+        "colors": {k: color for k, (_, color) in SURFACE_TERMS.items()},
+        "labels": {str(code): label for code, label in REGION_LABELS.items()},
+    }
+    return _surfaces(key=key, data=data, on_release_change=on_release)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from valueloss import value_loss_terms
+from valueloss import axis_values, evaluate_grid, value_loss_terms
 from valueloss.explain import REGION_LABELS, fmt
 from valueloss.presets import PRESETS
 
@@ -218,16 +218,75 @@ def notice_locator(page):
     return page.locator("[data-testid=stMarkdownContainer]").filter(has_text="What to notice").first
 
 
+SURFACES_JS = """() => {
+  const sf = window.__vlSurfaces;
+  const sum = (a) => { let h = 0; for (let i = 0; i < a.length; i += 97) h = (h * 31 + a[i]) % 1e9; return h; };
+  return {
+    state: { ...sf.live },
+    summary: sf.summary.textContent,
+    pixels: sf.panels.map((p) => sum(p.canvas.getContext("2d").getImageData(0, 0, p.canvas.width, p.canvas.height).data)),
+    frames: sf.frames.length,
+    url: location.href,
+  };
+}"""
+
+
+def surfaces_share(eps: float, fixed: float = 0.0) -> str:
+    """The core's share of the default (v, R) plane where the clipped term wins, as the page words it."""
+    axis = axis_values(fixed - 1.5, fixed + 1.5, 200)
+    t = evaluate_grid("v", axis, "R", axis, v_old=fixed, eps=eps).terms
+    return f"{float(((t.loss_max - t.loss_unclipped) > 0).double().mean()):.0%}"
+
+
 @pytest.mark.e2e
-def test_surfaces_eps_slider_changes_where_clipping_bites(page, app_url):
+def test_surfaces_redraw_live_while_eps_is_dragged(page, app_url):
     goto(page, app_url, "surfaces")
     assert_no_exception(page)
     text = notice_locator(page)
     expect(text).to_contain_text("28%", timeout=TIMEOUT_MS)
-    expect(page.locator("[data-testid=stPlotlyChart]")).to_have_count(1)
-    nudge_slider(page, "ε: clip range", 10)  # 0.2 -> 0.3 in steps of 0.01
-    expect(text).not_to_contain_text("28%", timeout=TIMEOUT_MS)
-    page.wait_for_url("**s_eps=0.3*", timeout=TIMEOUT_MS)
+    summary = page.locator("[data-testid=vs-summary]")
+    expect(summary).to_contain_text("28%", timeout=TIMEOUT_MS)
+
+    # Every cell's region and loss equal the core's (float64, bit for bit) on the plane on screen.
+    grid = page.evaluate(
+        "() => ({ region: [...window.__vlSurfaces.grid.region], max: [...window.__vlSurfaces.grid.loss_max] })"
+    )
+    axis = axis_values(-1.5, 1.5, 200)
+    t = evaluate_grid("v", axis, "R", axis, v_old=0.0, eps=0.2).terms
+    assert grid["region"] == t.region.flatten().tolist()
+    assert grid["max"] == t.loss_max.flatten().tolist()
+
+    # Drag the component's ε slider: all four panels and the share redraw every frame, no rerun.
+    slider = page.locator("[data-control=eps]")
+    slider.scroll_into_view_if_needed()
+    box = slider.bounding_box()
+    x0, y = box["x"] + box["width"] * 0.1, box["y"] + box["height"] / 2
+    page.mouse.move(x0, y)
+    page.mouse.down()
+    before = page.evaluate(SURFACES_JS)
+    previous = before
+    for i in range(1, 9):
+        page.mouse.move(x0 + 6 * i, y)
+        next_frame(page)
+        snap = page.evaluate(SURFACES_JS)
+        assert surfaces_share(snap["state"]["eps"]) in snap["summary"], snap
+        if snap["state"] != previous["state"]:
+            # (v − R)² does not depend on ε; the clipped term and the pessimism do
+            assert snap["pixels"][1] != previous["pixels"][1] and snap["pixels"][3] != previous["pixels"][3]
+        assert snap["url"] == before["url"]
+        previous = snap
+    eps = previous["state"]["eps"]
+    assert eps > 0.2
+    page.mouse.up()
+    page.wait_for_url(f"**s_eps={eps:g}*", timeout=TIMEOUT_MS)
+    wait_ready(page)
+    expect(text).to_contain_text(surfaces_share(eps), timeout=TIMEOUT_MS)
+    assert_no_exception(page)
+
+    # The sidebar slider (the fallback) moves the live panels too.
+    nudge_slider(page, "ε: clip range", -5)
+    expect(page.locator("[data-control=eps]")).to_have_value(f"{round(eps - 0.05, 2):g}", timeout=TIMEOUT_MS)
+    expect(summary).to_contain_text(surfaces_share(round(eps - 0.05, 2)), timeout=TIMEOUT_MS)
     assert_no_exception(page)
     fit_viewport(page)
     shot(page, "surfaces")

@@ -1,0 +1,197 @@
+// Loss surfaces, redrawn in the browser: the four 2-D panels (unclipped, clipped, max, max − unclipped)
+// over a (v, R) or (v, v_old) plane, recomputed with VLMath.terms (tokenmath.js, prepended) on every
+// animation frame while the ε or fixed-value slider of this component moves. On release the numbers go
+// back to Python (the URL-bound sidebar sliders and the rest of the page follow).
+const PANELS = ["loss_unclipped", "loss_clipped", "loss_max", "pessimism"];
+
+function node(tag, attrs, parent) {
+  const n = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) n.setAttribute(k, v);
+  if (parent) parent.appendChild(n);
+  return n;
+}
+
+// numpy.linspace(start, stop, n): i * step + start, the last point exactly stop.
+function linspace(start, stop, n) {
+  const step = (stop - start) / (n - 1);
+  const out = new Float64Array(n);
+  for (let i = 0; i < n; i++) out[i] = i * step + start;
+  out[n - 1] = stop;
+  return out;
+}
+
+class Surfaces {
+  constructor(root) {
+    this.root = root;
+    this.frames = [];
+    this.pending = false;
+    this.moving = false;
+    const box = (this.box = node("div", { class: "vs-live" }, root));
+    const controls = node("div", { class: "vs-controls" }, box);
+    this.inputs = {};
+    for (const name of ["eps", "fixed"]) {
+      const label = node("label", { class: "vs-control" }, controls);
+      const text = node("span", { class: "vs-control-label" }, label);
+      const input = node("input", { type: "range", "data-control": name }, label);
+      const out = node("output", { class: "vs-control-value" }, label);
+      // a pointer release sends at once; arrow keys send 350 ms after the last press (one rerun, not one per key)
+      input.addEventListener("pointerdown", () => { this.moving = "pointer"; });
+      input.addEventListener("keydown", () => { this.moving = "keys"; });
+      input.addEventListener("input", () => { this.live[name] = parseFloat(input.value); this.moving = this.moving || "keys"; this.schedule(); });
+      input.addEventListener("change", () => {
+        clearTimeout(this.keyTimer);
+        const later = this.moving === "keys";
+        this.keyTimer = setTimeout(() => { this.moving = false; this.send(); }, later ? 350 : 0);
+      });
+      this.inputs[name] = { input, text, out };
+    }
+    this.summary = node("div", { class: "vs-summary", "data-testid": "vs-summary", "aria-live": "polite" }, box);
+    const grid = node("div", { class: "vs-grid" }, box);
+    this.panels = PANELS.map((key) => {
+      const cell = node("div", { class: "vs-panel", "data-panel": key }, grid);
+      const title = node("div", { class: "vs-title" }, cell);
+      const wrap = node("div", { class: "vs-canvas" }, cell);
+      const canvas = node("canvas", { role: "img" }, wrap);
+      const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+      svg.setAttribute("class", "vs-overlay");
+      svg.setAttribute("viewBox", "0 0 100 100");
+      svg.setAttribute("preserveAspectRatio", "none");
+      wrap.appendChild(svg);
+      const scale = node("div", { class: "vs-scale" }, cell);
+      canvas.addEventListener("pointermove", (e) => this.hover(e, key, canvas));
+      canvas.addEventListener("pointerleave", () => { this.tip.style.display = "none"; });
+      return { key, title, canvas, svg, scale };
+    });
+    this.axes = node("div", { class: "vs-axes" }, box);
+    this.tip = node("div", { class: "vs-tip" }, box);
+  }
+
+  update(args) {
+    this.args = args;
+    const d = (this.cfg = args.data);
+    this.server = { ...d.state };
+    if (!this.moving || !this.live) this.live = { ...d.state };
+    for (const [name, lim] of Object.entries({ eps: d.limits.eps, fixed: d.limits.fixed })) {
+      const { input, text } = this.inputs[name];
+      input.min = lim[0]; input.max = lim[1]; input.step = lim[2];
+      input.value = this.live[name];
+      text.textContent = name === "eps" ? "ε (drag: redraws as you move)" : `${d.fixedAxis}, held fixed`;
+      input.setAttribute("aria-label", name === "eps" ? "ε: clip range" : `${d.fixedAxis}, held fixed`);
+    }
+    PANELS.forEach((k, i) => { this.panels[i].title.textContent = d.titles[k]; });
+    this.schedule();
+  }
+
+  send() {
+    const s = this.live;
+    if ((s.eps !== this.server.eps || s.fixed !== this.server.fixed) && this.args) {
+      this.args.setTriggerValue("release", { eps: s.eps, fixed: s.fixed });
+    }
+  }
+
+  schedule() {
+    if (this.pending) return;
+    this.pending = true;
+    requestAnimationFrame((t) => {
+      this.pending = false;
+      const start = performance.now();
+      this.render();
+      this.box.getBoundingClientRect();
+      this.frames.push({ t, script: performance.now() - start });
+      if (this.frames.length > 5000) this.frames.splice(0, 1000);
+    });
+  }
+
+  // The plane exactly as pages/surfaces.py builds it: axis_values (linspace) and evaluate_grid.
+  compute() {
+    const s = this.live, d = this.cfg, n = d.n;
+    const axis = linspace(s.fixed - d.halfWidth, s.fixed + d.halfWidth, n);
+    const out = { axis, n };
+    for (const k of PANELS) out[k] = new Float64Array(n * n);
+    out.region = new Int8Array(n * n);
+    let bites = 0;
+    for (let j = 0; j < n; j++) {
+      for (let i = 0; i < n; i++) {
+        const v = axis[i], y = axis[j];
+        const t = d.pair === "R" ? VLMath.terms(v, y, s.fixed, s.eps, d.conv) : VLMath.terms(v, s.fixed, y, s.eps, d.conv);
+        const o = j * n + i;
+        out.loss_unclipped[o] = t.lossUnclipped;
+        out.loss_clipped[o] = t.lossClipped;
+        out.loss_max[o] = t.lossMax;
+        out.pessimism[o] = t.lossMax - t.lossUnclipped;
+        out.region[o] = t.region;
+        if (out.pessimism[o] > 0) bites += 1;
+      }
+    }
+    out.bites = bites / (n * n);
+    return out;
+  }
+
+  render() {
+    if (!this.cfg) return;
+    const s = this.live, d = this.cfg;
+    const g = (this.grid = this.compute());
+    const n = g.n;
+    for (const p of this.panels) {
+      const z = g[p.key];
+      let top = 0;
+      for (const x of z) if (Number.isFinite(x) && x > top) top = x;
+      top = top > 0 ? top : 1;
+      const rgb = [1, 3, 5].map((i) => parseInt(d.colors[p.key].slice(i, i + 2), 16));
+      if (p.canvas.width !== n) { p.canvas.width = n; p.canvas.height = n; }
+      const ctx = p.canvas.getContext("2d");
+      const img = ctx.createImageData(n, n);
+      for (let j = 0; j < n; j++) {
+        const row = n - 1 - j; // y grows upward
+        for (let i = 0; i < n; i++) {
+          const f = Math.min(1, Math.max(0, z[j * n + i] / top));
+          const o = 4 * (row * n + i);
+          img.data[o] = 255 + (rgb[0] - 255) * f;
+          img.data[o + 1] = 255 + (rgb[1] - 255) * f;
+          img.data[o + 2] = 255 + (rgb[2] - 255) * f;
+          img.data[o + 3] = Number.isFinite(z[j * n + i]) ? 255 : 0;
+        }
+      }
+      ctx.putImageData(img, 0, 0);
+      p.scale.textContent = `0 … ${VLMath.fmt(top)}`;
+      p.canvas.setAttribute("aria-label", `${d.titles[p.key]}: from 0 to ${VLMath.fmt(top)}`);
+      // band edges: v = v_old ± ε (vertical when v_old is fixed, diagonal when it is the y axis)
+      const lo = g.axis[0], hi = g.axis[n - 1];
+      const px = (v) => ((v - lo) / (hi - lo)) * 100, py = (y) => 100 - ((y - lo) / (hi - lo)) * 100;
+      let lines = "";
+      for (const e of [-s.eps, s.eps]) {
+        lines += d.pair === "R"
+          ? `<line x1="${px(s.fixed + e)}" x2="${px(s.fixed + e)}" y1="0" y2="100"/>`
+          : `<line x1="${px(lo + e)}" y1="${py(lo)}" x2="${px(hi + e)}" y2="${py(hi)}"/>`;
+      }
+      p.svg.innerHTML = lines;
+    }
+    for (const name of ["eps", "fixed"]) this.inputs[name].out.textContent = VLMath.fmt(s[name]);
+    this.summary.textContent = `The clipped term wins (max − unclipped > 0) on ${Math.round(g.bites * 100)}% of this plane.`;
+    this.box.dataset.bites = g.bites;
+    this.axes.textContent = `Across: ${d.axisTitles.x}, ${VLMath.fmt(g.axis[0])} to ${VLMath.fmt(g.axis[n - 1])}; ` +
+      `up: ${d.axisTitles.y}, same range. Dashed: the band edges v = v_old ± ε.`;
+  }
+
+  hover(e, key, canvas) {
+    if (!this.grid) return;
+    const r = canvas.getBoundingClientRect(), n = this.grid.n;
+    const i = Math.min(n - 1, Math.max(0, Math.floor(((e.clientX - r.left) / r.width) * n)));
+    const j = Math.min(n - 1, Math.max(0, n - 1 - Math.floor(((e.clientY - r.top) / r.height) * n)));
+    const o = j * n + i, d = this.cfg, f = VLMath.fmt;
+    this.tip.textContent = `${d.xAxis} = ${f(this.grid.axis[i])}, ${d.yAxis} = ${f(this.grid.axis[j])}: ` +
+      `${f(this.grid[key][o])}, ${d.labels[this.grid.region[o]]}`;
+    const box = this.box.getBoundingClientRect();
+    this.tip.style.display = "block";
+    this.tip.style.left = `${Math.min(e.clientX - box.left + 12, box.width - 260)}px`;
+    this.tip.style.top = `${e.clientY - box.top + 12}px`;
+  }
+}
+
+export default function (component) {
+  const { parentElement } = component;
+  let sf = parentElement.__vlSurfaces;
+  if (!sf) sf = parentElement.__vlSurfaces = window.__vlSurfaces = new Surfaces(parentElement);
+  sf.update(component);
+  return () => { delete parentElement.__vlSurfaces; };
+}
