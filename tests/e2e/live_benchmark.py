@@ -11,7 +11,9 @@ Debian's Chromium at the same window size; every time is a wall time measured th
   metric; old: the ``st.metric`` after the server rerun);
 - release to settled: mouse released (new) or arrow key pressed (old) until the server has rerun and the
   link and the sidebar slider show the new value;
-- 20 quick keys: 20 arrow presses until the page has settled on the final value.
+- 20 quick keys: 20 arrow presses until the page has settled on the final value;
+- Loss surfaces: frame work while the live ε / fixed-value slider is dragged, and release to settled next to
+  one ε arrow-key step of the sidebar slider on main (a rerun that rebuilds the four plotly heatmaps).
 """
 
 from __future__ import annotations
@@ -127,13 +129,14 @@ def measure_new(page, url: str, repeats: int) -> dict:
         page.wait_for_function(f"(b) => ({UNCLIPPED_NEW})() !== b", arg=before)
         out["visible"].append(time.perf_counter() - t0)
         settled(page, "v", float(handle.get_attribute("aria-valuenow")))
-    handle.focus()
-    v0 = float(handle.get_attribute("aria-valuenow"))
-    t0 = time.perf_counter()
-    for _ in range(20):
-        page.keyboard.press("ArrowLeft")
-    settled(page, "v", round(v0 - 0.2, 2))
-    out["keys20"].append(time.perf_counter() - t0)
+    for _ in range(3):
+        handle.focus()
+        v0 = float(handle.get_attribute("aria-valuenow"))
+        t0 = time.perf_counter()
+        for _ in range(20):
+            page.keyboard.press("ArrowLeft")
+        settled(page, "v", round(v0 - 0.2, 2))
+        out["keys20"].append(time.perf_counter() - t0)
     return out
 
 
@@ -151,13 +154,55 @@ def measure_old(page, url: str, repeats: int) -> dict:
         out["visible"].append(time.perf_counter() - t0)
         settled(page, "v", round(v0 + 0.01, 2))
         out["release"].append(time.perf_counter() - t0)
-    slider.focus()
-    v0 = float(slider.input_value())
-    t0 = time.perf_counter()
-    for _ in range(20):
-        page.keyboard.press("ArrowLeft")
-    settled(page, "v", round(v0 - 0.2, 2))
-    out["keys20"].append(time.perf_counter() - t0)
+    for _ in range(3):
+        slider.focus()
+        v0 = float(slider.input_value())
+        t0 = time.perf_counter()
+        for _ in range(20):
+            page.keyboard.press("ArrowLeft")
+        settled(page, "v", round(v0 - 0.2, 2))
+        out["keys20"].append(time.perf_counter() - t0)
+    return out
+
+
+def measure_surfaces_new(page, url: str, repeats: int) -> dict:
+    goto(page, url, "surfaces")
+    page.locator("[data-control=eps]").wait_for()
+    out = {"frame": [], "release": []}
+    for n in range(1 + repeats // 2):
+        for control in ("eps", "fixed"):
+            slider = page.locator(f"[data-control={control}]")
+            slider.scroll_into_view_if_needed()
+            box = slider.bounding_box()
+            x, y = box["x"] + box["width"] * (0.1 if control == "eps" else 0.5), box["y"] + box["height"] / 2
+            start = page.evaluate("() => window.__vlSurfaces.frames.length")
+            page.mouse.move(x, y)
+            page.mouse.down()
+            for i in range(1, 21):
+                page.mouse.move(x + (2 if n % 2 == 0 else -2) * i, y)
+                page.evaluate("() => new Promise(r => requestAnimationFrame(r))")
+            frames = page.evaluate(f"() => window.__vlSurfaces.frames.slice({start})")
+            if n > 0:  # the first round warms the JIT up
+                out["frame"] += [f["script"] for f in frames]
+            value = page.evaluate(f"() => window.__vlSurfaces.live.{control}")
+            t0 = time.perf_counter()
+            page.mouse.up()
+            settled(page, f"s_{control}", value)
+            out["release"].append(time.perf_counter() - t0)
+    return out
+
+
+def measure_surfaces_old(page, url: str, repeats: int) -> dict:
+    goto(page, url, "surfaces")
+    out = {"release": []}
+    slider = sidebar_input(page, "ε: clip range")
+    for _ in range(repeats):
+        slider.focus()
+        e0 = float(slider.input_value())
+        t0 = time.perf_counter()
+        page.keyboard.press("ArrowRight")
+        settled(page, "s_eps", round(e0 + 0.01, 2))
+        out["release"].append(time.perf_counter() - t0)
     return out
 
 
@@ -167,21 +212,34 @@ def main(argv=None) -> int:
     ap.add_argument("--python", default=sys.executable)
     ap.add_argument("--width", type=int, default=1400)
     ap.add_argument("--repeats", type=int, default=8)
+    ap.add_argument("--pages", default="token,surfaces", help="which pages to measure: token, surfaces or both")
     args = ap.parse_args(argv)
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
         results = {}
-        for label, tree, fn in (
-            ("live (this tree)", ROOT, measure_new),
-            ("rerun (main)", Path(args.main), measure_old),
-        ):
+        runs = (
+            ("live (this tree)", ROOT, measure_new, measure_surfaces_new),
+            ("rerun (main)", Path(args.main), measure_old, measure_surfaces_old),
+        )
+        for label, tree, token_fn, surfaces_fn in runs:
             with serve(tree, args.python) as url:
                 context = browser.new_context(viewport={"width": args.width, "height": 1000}, device_scale_factor=1)
                 page = context.new_page()
                 page.set_default_timeout(60_000)
-                results[label] = fn(page, url, args.repeats)
+                if "token" in args.pages:
+                    results[label] = token_fn(page, url, args.repeats)
+                if "surfaces" in args.pages:
+                    results["surfaces " + label] = surfaces_fn(page, url, args.repeats)
                 context.close()
         browser.close()
+    if "token" in args.pages:
+        report_token(results, args)
+    if "surfaces" in args.pages:
+        report_surfaces(results, args)
+    return 0
+
+
+def report_token(results, args) -> None:
     new, old = results["live (this tree)"], results["rerun (main)"]
     ms = 1000.0
     print(f"One token page, Chromium at {args.width} px ({args.repeats} repeats; wall times)")
@@ -193,10 +251,24 @@ def main(argv=None) -> int:
     for key, text in (
         ("visible", "key step, visible (median)"),
         ("release", "to settled (median)"),
-        ("keys20", "20 quick keys, settled"),
+        ("keys20", "20 quick keys, settled (med.)"),
     ):
         a, b = statistics.median(new[key]) * ms, statistics.median(old[key]) * ms
         print(f"{text:28s} {a:8.0f}ms {b:11.0f}ms {b / a:6.1f}x")
+
+
+def report_surfaces(results, args) -> None:
+    ms = 1000.0
+    snew, sold = results["surfaces live (this tree)"], results["surfaces rerun (main)"]
+    print(f"\nLoss surfaces (200 x 200, four panels), Chromium at {args.width} px")
+    print(
+        f"frame work while ε or the fixed value is dragged (n={len(snew['frame'])}): p50 {pct(snew['frame'], 50):.1f} ms, "
+        f"p95 {pct(snew['frame'], 95):.1f} ms, max {max(snew['frame']):.1f} ms (target p95 < 16 ms)"
+    )
+    a, b = statistics.median(snew["release"]) * ms, statistics.median(sold["release"]) * ms
+    print(
+        f"{'release / ε key to settled':28s} {a:8.0f}ms {b:11.0f}ms {b / a:6.1f}x  (live: drag release; main: one ε key step)"
+    )
     return 0
 
 

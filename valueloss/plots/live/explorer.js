@@ -423,11 +423,12 @@ class Explorer {
       const img = ctx.createImageData(res, res);
       const rgb = {};
       for (const [code, hex] of Object.entries(this.cfg.regionColors)) rgb[code] = [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16));
+      const cell = {};
       for (let j = 0; j < res; j++) {
         const gap = hw - (2 * hw * j) / (res - 1); // row 0 is the top
         for (let i = 0; i < res; i++) {
           const delta = -hw + (2 * hw * i) / (res - 1);
-          const c = rgb[VLMath.terms(delta, gap, 0, s.eps, conv).region];
+          const c = rgb[VLMath.termsInto(cell, delta, gap, 0, s.eps, conv).region];
           const o = 4 * (j * res + i);
           img.data[o] = c[0]; img.data[o + 1] = c[1]; img.data[o + 2] = c[2]; img.data[o + 3] = 215;
         }

@@ -110,10 +110,13 @@ class Surfaces {
     for (const k of PANELS) out[k] = new Float64Array(n * n);
     out.region = new Int8Array(n * n);
     let bites = 0;
+    const t = {};
+    const byR = d.pair === "R";
     for (let j = 0; j < n; j++) {
       for (let i = 0; i < n; i++) {
         const v = axis[i], y = axis[j];
-        const t = d.pair === "R" ? VLMath.terms(v, y, s.fixed, s.eps, d.conv) : VLMath.terms(v, s.fixed, y, s.eps, d.conv);
+        if (byR) VLMath.termsInto(t, v, y, s.fixed, s.eps, d.conv);
+        else VLMath.termsInto(t, v, s.fixed, y, s.eps, d.conv);
         const o = j * n + i;
         out.loss_unclipped[o] = t.lossUnclipped;
         out.loss_clipped[o] = t.lossClipped;
@@ -135,39 +138,53 @@ class Surfaces {
     for (const p of this.panels) {
       const z = g[p.key];
       let top = 0;
-      for (const x of z) if (Number.isFinite(x) && x > top) top = x;
+      for (let o = 0; o < z.length; o++) if (z[o] > top && z[o] !== Infinity) top = z[o];
       top = top > 0 ? top : 1;
-      const rgb = [1, 3, 5].map((i) => parseInt(d.colors[p.key].slice(i, i + 2), 16));
-      if (p.canvas.width !== n) { p.canvas.width = n; p.canvas.height = n; }
-      const ctx = p.canvas.getContext("2d");
-      const img = ctx.createImageData(n, n);
+      if (p.canvas.width !== n || !p.img) {
+        p.canvas.width = n; p.canvas.height = n;
+        p.img = p.canvas.getContext("2d").createImageData(n, n);
+        p.pixels = new Uint32Array(p.img.data.buffer);
+      }
+      // white → the term's colour in 256 steps, packed as one 32-bit RGBA word per cell
+      if (!p.lut || p.lutColor !== d.colors[p.key]) {
+        const rgb = [1, 3, 5].map((i) => parseInt(d.colors[p.key].slice(i, i + 2), 16));
+        p.lut = new Uint32Array(256);
+        const word = new Uint8ClampedArray(p.lut.buffer);
+        for (let k = 0; k < 256; k++) {
+          const f = k / 255;
+          word.set([255 + (rgb[0] - 255) * f, 255 + (rgb[1] - 255) * f, 255 + (rgb[2] - 255) * f, 255], 4 * k);
+        }
+        p.lutColor = d.colors[p.key];
+      }
+      const lut = p.lut, px = p.pixels, scale = 255 / top;
       for (let j = 0; j < n; j++) {
-        const row = n - 1 - j; // y grows upward
+        const row = (n - 1 - j) * n, src = j * n; // y grows upward
         for (let i = 0; i < n; i++) {
-          const f = Math.min(1, Math.max(0, z[j * n + i] / top));
-          const o = 4 * (row * n + i);
-          img.data[o] = 255 + (rgb[0] - 255) * f;
-          img.data[o + 1] = 255 + (rgb[1] - 255) * f;
-          img.data[o + 2] = 255 + (rgb[2] - 255) * f;
-          img.data[o + 3] = Number.isFinite(z[j * n + i]) ? 255 : 0;
+          const zz = z[src + i];
+          px[row + i] = zz === zz ? lut[zz >= top ? 255 : zz <= 0 ? 0 : (zz * scale) | 0] : 0;
         }
       }
+      const ctx = p.canvas.getContext("2d"), img = p.img;
       ctx.putImageData(img, 0, 0);
       p.scale.textContent = `0 … ${VLMath.fmt(top)}`;
       p.canvas.setAttribute("aria-label", `${d.titles[p.key]}: from 0 to ${VLMath.fmt(top)}`);
       // band edges: v = v_old ± ε (vertical when v_old is fixed, diagonal when it is the y axis)
       const lo = g.axis[0], hi = g.axis[n - 1];
-      const px = (v) => ((v - lo) / (hi - lo)) * 100, py = (y) => 100 - ((y - lo) / (hi - lo)) * 100;
+      const pxv = (v) => ((v - lo) / (hi - lo)) * 100, py = (y) => 100 - ((y - lo) / (hi - lo)) * 100;
       let lines = "";
       for (const e of [-s.eps, s.eps]) {
         lines += d.pair === "R"
-          ? `<line x1="${px(s.fixed + e)}" x2="${px(s.fixed + e)}" y1="0" y2="100"/>`
-          : `<line x1="${px(lo + e)}" y1="${py(lo)}" x2="${px(hi + e)}" y2="${py(hi)}"/>`;
+          ? `<line x1="${pxv(s.fixed + e)}" x2="${pxv(s.fixed + e)}" y1="0" y2="100"/>`
+          : `<line x1="${pxv(lo + e)}" y1="${py(lo)}" x2="${pxv(hi + e)}" y2="${py(hi)}"/>`;
       }
       p.svg.innerHTML = lines;
     }
     for (const name of ["eps", "fixed"]) this.inputs[name].out.textContent = VLMath.fmt(s[name]);
-    this.summary.textContent = `The clipped term wins (max − unclipped > 0) on ${Math.round(g.bites * 100)}% of this plane.`;
+    // Python's f"{share:.0%}": x * 100 rounded half to even
+    const pct = g.bites * 100;
+    let whole = Math.round(pct);
+    if (whole - pct === 0.5 && whole % 2 !== 0) whole -= 1;
+    this.summary.textContent = `The clipped term wins (max − unclipped > 0) on ${whole}% of this plane.`;
     this.box.dataset.bites = g.bites;
     this.axes.textContent = `Across: ${d.axisTitles.x}, ${VLMath.fmt(g.axis[0])} to ${VLMath.fmt(g.axis[n - 1])}; ` +
       `up: ${d.axisTitles.y}, same range. Dashed: the band edges v = v_old ± ε.`;

@@ -30,6 +30,11 @@ const VLMath = (() => {
 
   // value_loss_terms for one token (v, R, v_old, eps, convention), grad_output = 1.
   function terms(v, R, vOld, eps, convention) {
+    return termsInto({}, v, R, vOld, eps, convention);
+  }
+
+  // The same, written into `out` (a grid reuses one object instead of allocating one per cell).
+  function termsInto(out, v, R, vOld, eps, convention) {
     const lo = vOld - eps, hi = vOld + eps;
     let inner = NaN, vClipped;
     if (convention === "bounds") {
@@ -66,7 +71,15 @@ const VLMath = (() => {
     if (lossClipped === lossUnclipped) region = TIE;
     if (inside) region = INSIDE;
     if (v !== v || R !== R || vOld !== vOld) region = NAN;
-    return { vClipped, lossUnclipped, lossClipped, lossMax, clippedWins, predictionClipped, region, grad };
+    out.vClipped = vClipped;
+    out.lossUnclipped = lossUnclipped;
+    out.lossClipped = lossClipped;
+    out.lossMax = lossMax;
+    out.clippedWins = clippedWins;
+    out.predictionClipped = predictionClipped;
+    out.region = region;
+    out.grad = grad;
+    return out;
   }
 
   // Python's f"{x:.4g}" (round half to even on the exact binary value), then explain.fmt's rules:
@@ -140,5 +153,5 @@ const VLMath = (() => {
     return [Math.floor(lo / step) * step, Math.ceil(hi / step) * step];
   }
 
-  return { INSIDE, ZERO_GRAD, AWAY, OVERSHOT, TIE, NAN, clip, terms, fmt, formatG, niceCeil, viewRange };
+  return { INSIDE, ZERO_GRAD, AWAY, OVERSHOT, TIE, NAN, clip, terms, termsInto, fmt, formatG, niceCeil, viewRange };
 })();
