@@ -13,12 +13,12 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from valueloss.explain import REGION_LABELS
+from valueloss.explain import REGION_LABELS, token_readout
 from valueloss.plots.live import EXPLORER_CSS, SURFACES_CSS, component_js, surfaces_component_js
 from valueloss.plots.token import AXIS_TITLES, SURFACE_TERMS
 from valueloss.theme import BAND_FILL, COLORS, DASHES, REGION_COLORS, WIDTHS, ZERO_GRAD_FILL
 
-__all__ = ["STATE_KEYS", "live_token_explorer", "live_surfaces", "release_to_widgets"]
+__all__ = ["STATE_KEYS", "live_token_explorer", "live_surfaces", "release_to_widgets", "scratch_token_explorer"]
 
 STATE_KEYS = ("v", "v_old", "R", "eps")
 
@@ -112,3 +112,43 @@ def live_surfaces(
         "labels": {str(code): label for code, label in REGION_LABELS.items()},
     }
     return _surfaces(key=key, data=data, on_release_change=on_release)
+
+
+def scratch_token_explorer(*, key: str, v: float, v_old: float, R: float, eps: float, convention: str = "bounds"):
+    """The explorer on a token of its own (no sidebar, no URL): a released state is kept in session state.
+
+    The tour mounts one per step with the step's token; the user can drag it and come back to it.
+    """
+    state_key = f"{key}_state"
+    state = st.session_state.get(state_key) or {"v": v, "v_old": v_old, "R": R, "eps": eps}
+
+    def keep_release() -> None:
+        released = (st.session_state.get(key) or {}).get("release")
+        if not isinstance(released, dict):
+            return
+        new = dict(st.session_state.get(state_key) or state)
+        for name, value in released.items():
+            lo, hi = (0.0, 2.0) if name == "eps" else (-10.0, 10.0)
+            if (
+                name in STATE_KEYS
+                and isinstance(value, (int, float))
+                and not isinstance(value, bool)
+                and lo <= value <= hi
+            ):
+                new[name] = float(value)
+        st.session_state[state_key] = new
+
+    r = token_readout(state["v"], state["R"], state["v_old"], state["eps"], convention)
+    return live_token_explorer(
+        key=key,
+        v=state["v"],
+        v_old=state["v_old"],
+        R=state["R"],
+        eps=state["eps"],
+        convention=convention,
+        value_range=(-10.0, 10.0),
+        eps_range=(0.0, 2.0),
+        step=0.01,
+        why=f"{r.why_winner} Gradient: {r.why_grad}",
+        on_release=keep_release,
+    )
