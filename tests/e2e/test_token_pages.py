@@ -116,7 +116,7 @@ def test_explore_dragging_each_handle_updates_everything_every_frame(page, app_u
 
     # (handle, pixels per frame, frames, the elements that must change on every frame that changes the state)
     moves = [
-        ("v", 6, 12, ("metrics", "gradPoint", "mapPoint", "handles")),
+        ("v", 6, 12, ("metrics", "equation", "gradPoint", "mapPoint", "handles")),
         ("v_old", -5, 10, ("curves", "band", "mapPoint", "equation", "handles")),
         ("R", 7, 10, ("curves", "mapPoint", "equation", "handles")),
         ("eps_hi", 4, 10, ("band", "curves", "equation", "handles")),
@@ -287,6 +287,20 @@ def test_surfaces_redraw_live_while_eps_is_dragged(page, app_url):
     nudge_slider(page, "ε: clip range", -5)
     expect(page.locator("[data-control=eps]")).to_have_value(f"{round(eps - 0.05, 2):g}", timeout=TIMEOUT_MS)
     expect(summary).to_contain_text(surfaces_share(round(eps - 0.05, 2)), timeout=TIMEOUT_MS)
+    assert_no_exception(page)
+
+    # The (v, v_old) plane is the core's too, cell by cell.
+    axes = page.locator("[data-testid=stRadio]").filter(has_text="Second axis").first
+    axes.get_by_text("v_old", exact=True).click()
+    page.wait_for_url("**s_axes=v_old*", timeout=TIMEOUT_MS)
+    wait_ready(page)
+    page.wait_for_function("() => window.__vlSurfaces.cfg.pair === 'v_old'", timeout=TIMEOUT_MS)
+    grid = page.evaluate(
+        "() => ({ region: [...window.__vlSurfaces.grid.region], max: [...window.__vlSurfaces.grid.loss_max] })"
+    )
+    t = evaluate_grid("v", axis, "v_old", axis, R=0.0, eps=round(eps - 0.05, 2)).terms
+    assert grid["region"] == t.region.flatten().tolist()
+    assert grid["max"] == t.loss_max.flatten().tolist()
     assert_no_exception(page)
     fit_viewport(page)
     shot(page, "surfaces")
