@@ -203,6 +203,10 @@ def test_explore_deep_link_from_a_fresh_server_and_the_820px_layout(page, fresh_
             const r = e.getBoundingClientRect();
             if (e.scrollWidth > e.clientWidth + 1 || r.right > main.right + 1 || r.left < main.left - 1) bad.push(e.className.baseVal ?? e.className);
           }
+          for (const e of ex.box.querySelectorAll(".vl-eq-chunk")) {
+            const lineHeight = parseFloat(getComputedStyle(e.parentElement).lineHeight);
+            if (e.getBoundingClientRect().height > 1.5 * lineHeight) bad.push("equation broken inside: " + e.textContent);
+          }
           for (const e of ex.box.querySelectorAll(".vl-metric-label")) {
             if (e.getBoundingClientRect().height > 1.6 * parseFloat(getComputedStyle(e).lineHeight || 20)) bad.push("wrapped label: " + e.textContent);
           }

@@ -496,10 +496,20 @@ function equationLines(s, t, cfg, winner) {
     n.textContent = text;
     return n;
   };
+  // A line wraps only before an " = ": each "= ..." stretch is one unbreakable chunk.
   const line = (...parts) => {
     const d = document.createElement("div");
     d.className = "vl-eq-line";
-    for (const part of parts) d.append(typeof part === "string" ? document.createTextNode(part) : part);
+    let chunk = null;
+    const open = () => { chunk = document.createElement("span"); chunk.className = "vl-eq-chunk"; d.append(chunk); };
+    open();
+    for (const part of parts) {
+      if (typeof part !== "string") { chunk.append(part); continue; }
+      part.split(/(?= = )/).forEach((piece, i) => {
+        if (i > 0 || (piece.startsWith(" = ") && chunk.childNodes.length)) { d.append(" "); open(); }
+        chunk.append(document.createTextNode(i > 0 || piece.startsWith(" = ") ? piece.slice(1) : piece));
+      });
+    }
     return d;
   };
   const c = cfg.colors;
@@ -513,7 +523,7 @@ function equationLines(s, t, cfg, winner) {
     line("clip(v) = clip(", f(s.v), ", [", old(), " − ", eps(), ", ", old(), " + ", eps(), "]) = clip(", f(s.v), ", [", f(lo), ", ", f(hi), "]) = ", span("vl-eq-b", f(t.vClipped))),
     line("L = ½ max(", span("", "(v − R)²", c.unclipped), ", ", span("", "(clip(v) − R)²", c.clipped), ") = ½ max(",
       span("", `(${f(s.v)} − ${p(s.R)})²`, c.unclipped), ", ", span("", `(${f(t.vClipped)} − ${p(s.R)})²`, c.clipped), ")"),
-    line("  = ½ max(", unVal, ", ", clVal, ") = ", span("vl-eq-b", f(0.5 * t.lossMax), c.max)),
+    line(" = ½ max(", unVal, ", ", clVal, ") = ", span("vl-eq-b", f(0.5 * t.lossMax), c.max)),
   ];
   const ug = 2 * (s.v - s.R);
   let g;
