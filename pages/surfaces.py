@@ -1,4 +1,9 @@
-"""Loss surfaces: the two terms, their max and the extra loss from clipping over a whole plane."""
+"""Loss surfaces: the two terms, their max and the extra loss from clipping over a whole plane.
+
+The heatmaps are drawn in the browser (pages/live_token.py): moving their ε or fixed-value slider
+redraws all four panels every frame, and on release the sidebar sliders, the link and the text follow.
+The 3-D view is drawn by the server.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,13 @@ import numpy as np
 import streamlit as st
 
 from pages.common import AXIS_PAIRS, page_setup, plane_controls, share_link, shows_errors
+from pages.live_token import live_surfaces, release_to_widgets
 from valueloss import axis_values, evaluate_grid
-from valueloss.plots.token import SURFACE_TERMS, band_edge_lines, surface_3d_figure, surface_heatmaps_figure
+from valueloss.plots.token import SURFACE_TERMS, surface_3d_figure
+
+# (low, high, step) of the plane's ε and fixed-value sliders (pages/common.py plane_controls)
+EPS_LIMITS = (0.0, 2.0, 0.01)
+FIXED_LIMITS = (-10.0, 10.0, 0.05)
 
 TERM_CHOICES = {
     "max": "loss_max",
@@ -48,25 +58,29 @@ with st.sidebar:
 
 with shows_errors("Could not evaluate this plane"):
     s = surfaces(pair, fixed, eps, half_width, n, convention)
-    edges = band_edge_lines(x_axis, y_axis, s["x"], s["y"], v_old=fixed, eps=eps)
     heat_tab, surface_tab = st.tabs(
         ["Heatmaps", "3-D surface"], key="s_view", bind="query-params", on_change="rerun", default="Heatmaps"
     )
     if heat_tab.open:
         with heat_tab:
-            st.plotly_chart(
-                surface_heatmaps_figure(
-                    s["x"],
-                    s["y"],
-                    {k: s[k] for k in SURFACE_TERMS},
-                    s["region"],
-                    x_axis=x_axis,
-                    y_axis=y_axis,
-                    edges=edges,
+            live_surfaces(
+                key="s_live",
+                pair=pair,
+                x_axis=x_axis,
+                y_axis=y_axis,
+                fixed_axis=fixed_axis,
+                fixed=fixed,
+                eps=eps,
+                half_width=half_width,
+                n=n,
+                convention=convention,
+                eps_limits=EPS_LIMITS,
+                fixed_limits=FIXED_LIMITS,
+                on_release=release_to_widgets(
+                    "s_live",
+                    {"eps": "s_eps", "fixed": "s_fixed"},
+                    {"eps": EPS_LIMITS[:2], "fixed": FIXED_LIMITS[:2]},
                 ),
-                width="stretch",
-                theme=None,
-                key="s_heatmaps",
             )
     if surface_tab.open:
         with surface_tab:

@@ -7,6 +7,7 @@ import secrets
 import streamlit as st
 
 from pages.common import page_setup, share_link, shows_errors
+from pages.live_token import scratch_token_explorer
 from valueloss.plots.tour import reveal_figure
 from valueloss.tour import (
     STEPS,
@@ -101,6 +102,12 @@ def render_step(i: int, step: TourStep, is_open: bool) -> bool | None:
             for label, value, kind in result.numbers:
                 row.metric(label, format_number(value, kind), width=220)
             st.plotly_chart(reveal_figure(result), width="stretch", key=f"t_fig{i + 1}")
+            if {"v_old", "R", "eps", "current"} <= result.data.keys():
+                d = result.data
+                with st.expander("Drag it yourself: this token in the live explorer (verl's clip)"):
+                    scratch_token_explorer(
+                        key=f"t_live{i + 1}", v=d["current"], v_old=d["v_old"], R=d["R"], eps=d["eps"]
+                    )
             st.markdown(f"**Why.** {step.explanation}")
             links = " · ".join(f"[{t.label}]({t.url})" + (f" ({t.title})" if t.title else "") for t in step.threads)
             st.markdown(f"**Asked in:** {links}")

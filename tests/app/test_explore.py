@@ -1,4 +1,9 @@
-"""Explore (one token): sliders, presets and URL parameters drive the readouts, the equation and the charts."""
+"""Explore (one token): sliders, presets and URL parameters drive the live explorer and its explanation.
+
+The explorer's own numbers (metrics, equation, curves) are computed in the browser; the browser tests
+(tests/e2e/test_live_math.py, tests/e2e/test_token_pages.py) check them against the core. Here: what
+Python hands the component, and what it does with a released state.
+"""
 
 from __future__ import annotations
 
@@ -8,19 +13,19 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+import pages.live_token as live_token
+from valueloss.explain import REGION_LABELS, token_readout
 from valueloss.presets import PRESETS
+from valueloss.theme import BAND_FILL, COLORS, REGION_COLORS, ZERO_GRAD_FILL
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "explore.py")
 
 
-def metric(at, label_start: str) -> str:
-    matches = [m for m in at.metric if m.label.startswith(label_start)]
-    assert matches, f"no metric starting with {label_start!r}: {[m.label for m in at.metric]}"
-    return matches[0].value
-
-
-def charts(at) -> list[dict]:
-    return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
+def live(at) -> dict:
+    """The data the page hands the live explorer component."""
+    components = at.get("bidi_component")
+    assert len(components) == 1
+    return json.loads(components[0].proto.json)
 
 
 @pytest.fixture
@@ -33,30 +38,32 @@ def at():
 
 def test_renders_the_default_token(at):
     assert at.title[0].value == "One token"
-    assert metric(at, "Gradient") == "−1.8"
-    assert metric(at, "max() picks") == "both equal"
-    assert r"\textcolor" in at.latex[0].value
-    assert len(at.get("plotly_chart")) == 3
-    assert "inside the band" in at.get("html")[0].proto.body
+    data = live(at)
+    assert data["state"] == {"v": 0.1, "v_old": 0.0, "R": 1.0, "eps": 0.2, "conv": "bounds"}
+    assert data["limits"] == {"value": [-10.0, 10.0], "eps": [0.0, 2.0], "step": 0.01}
+    assert "|Δ| = |v − v_old| = 0.1 < ε = 0.2" in data["why"]
 
 
-def test_moving_v_past_the_band_toward_R_zeroes_the_gradient(at):
+def test_the_component_gets_the_cores_labels_and_the_themes_colours(at):
+    data = live(at)
+    assert data["labels"] == {str(k): v for k, v in REGION_LABELS.items()}
+    assert data["regionColors"] == {str(k): v for k, v in REGION_COLORS.items()}
+    assert data["colors"] == COLORS
+    assert data["fills"] == {"band": BAND_FILL, "zero_grad": ZERO_GRAD_FILL}
+
+
+def test_moving_the_v_slider_moves_the_explorer(at):
     at.slider(key="v").set_value(0.5).run()
     assert not at.exception
-    assert metric(at, "Gradient") == "0"
-    assert metric(at, "max() picks") == "clipped"
-    assert metric(at, "Clipped") == "0.64"
-    assert "zero gradient" in at.get("html")[0].proto.body
-    assert r"\mathbf{0}" in at.latex[0].value
-    # the current point on the L(v) chart moved with the slider
-    current = next(t for t in charts(at)[0]["data"] if t.get("name") == "current v")
-    assert current["x"] == [0.5]
+    data = live(at)
+    assert data["state"]["v"] == 0.5
+    assert data["why"] == _why(0.5, 1.0, 0.0, 0.2, "bounds")
+    assert "exactly 0" in data["why"]
 
 
-def test_moving_v_away_from_R_keeps_the_full_gradient(at):
-    at.slider(key="v").set_value(-0.5).run()
-    assert metric(at, "Gradient") == "−3"
-    assert metric(at, "max() picks") == "unclipped"
+def _why(v, R, v_old, eps, conv) -> str:
+    r = token_readout(v, R, v_old, eps, conv)
+    return f"{r.why_winner} Gradient: {r.why_grad}"
 
 
 @pytest.mark.parametrize("key", ["rlhf-verl", "past-band-toward-R", "eps-zero"])
@@ -75,7 +82,7 @@ def test_query_params_set_the_scenario():
     at.run()
     assert not at.exception
     assert at.slider(key="v").value == 0.5
-    assert metric(at, "Gradient") == "0"
+    assert live(at)["state"] == {"v": 0.5, "v_old": 0.0, "R": 1.0, "eps": 0.2, "conv": "bounds"}
 
 
 def test_convention_from_the_url_changes_the_gradient_at_a_tie():
@@ -85,8 +92,10 @@ def test_convention_from_the_url_changes_the_gradient_at_a_tie():
         at.query_params.update({"v_old": "0", "R": "1", "eps": "0.25", "v": "0.25", "conv": conv})
         at.run()
         assert not at.exception
-        grads[conv] = metric(at, "Gradient")
-    assert grads == {"bounds": "−1.125", "clamp": "−1.5"}  # 3/4 and all of 2(v - R) = -1.5
+        assert live(at)["state"]["conv"] == conv
+        grads[conv] = live(at)["why"]
+    assert "Gradient −1.125 = 3/4 × 2(v − R)" in grads["bounds"]  # 3/4 of 2(v - R) = -1.5
+    assert "Gradient −1.5 = 1 × 2(v − R)" in grads["clamp"]
 
 
 def test_out_of_range_url_value_is_ignored_not_an_error():
@@ -101,12 +110,24 @@ def test_rlhf_scale_returns_fit_the_sliders(at):
     at.slider(key="R").set_value(9.5).run()
     at.slider(key="v_old").set_value(-9.0).run()
     assert not at.exception
-    assert metric(at, "Gradient") == "0"  # v = 0.1 moved 9.1 toward R = 9.5: far past eps = 0.2
-    loss = charts(at)[0]
-    assert loss["layout"]["xaxis"]["range"][0] <= -9.2 and loss["layout"]["xaxis"]["range"][1] >= 9.5
+    data = live(at)
+    assert data["state"]["R"] == 9.5 and data["state"]["v_old"] == -9.0
+    assert "exactly 0" in data["why"]  # v = 0.1 moved 9.1 toward R = 9.5: far past eps = 0.2
 
 
 def test_scenario_variables_are_left_for_the_code_export(at):
     at.slider(key="v").set_value(0.5).run()
     assert at.slider(key="v").value == 0.5
     assert at.radio(key="conv").value == "bounds"
+
+
+def test_a_released_state_goes_into_the_sliders_and_bad_values_are_ignored(monkeypatch):
+    state = {"live": {"release": {"v": 0.57, "v_old": 11.0, "R": True, "eps": float("nan")}}, "v": 0.1}
+    monkeypatch.setattr(live_token.st, "session_state", state)
+    limits = {k: (-10.0, 10.0) for k in ("v", "v_old", "R")} | {"eps": (0.0, 2.0)}
+    live_token.release_to_widgets("live", {k: k for k in live_token.STATE_KEYS}, limits)()
+    # v in range: written; v_old out of range, R not a number, eps NaN: left alone
+    assert state == {"live": state["live"], "v": 0.57}
+    state["live"] = {"release": None}
+    live_token.release_to_widgets("live", {"v": "v"}, limits)()
+    assert state["v"] == 0.57

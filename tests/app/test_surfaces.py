@@ -1,14 +1,19 @@
-"""Loss surfaces: axes, resolution, eps and the 3-D view change what is drawn; bad resolutions cannot happen."""
+"""Loss surfaces: axes, resolution, eps and the 3-D view change what is drawn; bad resolutions cannot happen.
+
+The heatmaps are drawn in the browser by the live surfaces component (its numbers are checked against
+the core in tests/e2e/test_token_pages.py); here: what the page hands it, and the server's text.
+"""
 
 from __future__ import annotations
 
-import base64
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
+
+from valueloss.anatomy import REGION_LABELS
+from valueloss.plots.token import SURFACE_TERMS
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "surfaces.py")
 
@@ -17,16 +22,11 @@ def charts(at) -> list[dict]:
     return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
 
 
-def heatmap_width(spec: dict) -> int:
-    """Grid points along x in the first panel: the union of the region traces' x values."""
-    xs = set()
-    for trace in spec["data"]:
-        if trace["type"] == "heatmap" and trace.get("xaxis", "x") == "x":
-            x = trace["x"]
-            if isinstance(x, dict):  # plotly's binary encoding
-                x = np.frombuffer(base64.b64decode(x["bdata"]), dtype=x["dtype"])
-            xs.update(np.round(np.asarray(x, dtype=float), 9))
-    return len(xs)
+def live(at) -> dict:
+    """The data the page hands the live surfaces component (the Heatmaps tab)."""
+    components = at.get("bidi_component")
+    assert len(components) == 1
+    return json.loads(components[0].proto.json)
 
 
 def notice(at) -> str:
@@ -41,20 +41,23 @@ def at():
     return app
 
 
-def test_renders_four_heatmaps_by_default(at):
+def test_renders_four_live_heatmaps_by_default(at):
     assert at.title[0].value == "Loss surfaces"
-    (spec,) = charts(at)
-    titles = [a["text"] for a in spec["layout"]["annotations"]]
-    assert titles == [
-        "<b>unclipped (v − R)²</b>",
-        "<b>clipped (clip(v) − R)²</b>",
-        "<b>max: the loss</b>",
-        "<b>max − unclipped: where clipping bites</b>",
-    ]
-    assert heatmap_width(spec) == 200
-    hovers = {t.get("hovertemplate", "") for t in spec["data"] if t["type"] == "heatmap"}
-    assert any("zero gradient" in h for h in hovers) and any("inside the band" in h for h in hovers)
+    assert not at.get("plotly_chart")
+    data = live(at)
+    assert data["state"] == {"eps": 0.2, "fixed": 0.0}
+    assert (data["pair"], data["xAxis"], data["yAxis"], data["fixedAxis"]) == ("R", "v", "R", "v_old")
+    assert (data["n"], data["halfWidth"], data["conv"]) == (200, 1.5, "bounds")
+    assert list(data["titles"].values()) == [label for label, _ in SURFACE_TERMS.values()]
+    assert data["labels"] == {str(k): v for k, v in REGION_LABELS.items()}
     assert "28%" in notice(at)
+
+
+def test_the_live_sliders_have_the_sidebar_sliders_limits(at):
+    data = live(at)
+    for key, limits in (("s_eps", data["limits"]["eps"]), ("s_fixed", data["limits"]["fixed"])):
+        slider = at.slider(key=key)
+        assert limits == [slider.min, slider.max, slider.step], key
 
 
 def test_switching_axes_to_v_by_v_old(at):
@@ -62,17 +65,15 @@ def test_switching_axes_to_v_by_v_old(at):
     assert not at.exception
     assert "With R fixed" in notice(at)
     assert at.slider(key="s_fixed").label.startswith("R")
-    (spec,) = charts(at)
-    assert spec["layout"]["yaxis"]["title"]["text"] == "v_old (old value)"
-    # the band edges are the diagonals v = v_old ± eps
-    edges = [t for t in spec["data"] if t.get("name") == "band edge v = v_old ± ε" and t.get("xaxis") == "x"]
-    assert len(edges) == 2
+    data = live(at)
+    assert (data["pair"], data["yAxis"], data["fixedAxis"]) == ("v_old", "v_old", "R")
+    assert data["axisTitles"]["y"] == "v_old (old value)"
 
 
 def test_resolution_changes_the_grid(at):
     at.slider(key="s_n").set_value(50).run()
     assert not at.exception
-    assert heatmap_width(charts(at)[0]) == 50
+    assert live(at)["n"] == 50
 
 
 def test_out_of_range_resolution_is_impossible():
@@ -83,7 +84,7 @@ def test_out_of_range_resolution_is_impossible():
     at.run()
     assert not at.exception
     assert at.slider(key="s_n").value == 200  # ignored: back to the default
-    assert heatmap_width(charts(at)[0]) == 200
+    assert live(at)["n"] == 200
 
 
 def test_larger_eps_shrinks_where_clipping_bites(at):
@@ -91,6 +92,7 @@ def test_larger_eps_shrinks_where_clipping_bites(at):
     at.slider(key="s_eps").set_value(1.0).run()
     assert not at.exception
     assert notice(at) != before
+    assert live(at)["state"]["eps"] == 1.0
     share = lambda text: int(text.split("**")[-2].rstrip("%"))  # noqa: E731
     assert share(notice(at)) < share(before)
 
