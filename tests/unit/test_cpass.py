@@ -39,7 +39,9 @@ def test_loop_equals_the_compiled_pass(dtype, kind):
         v, r, o, m, eps = with_garbage(dtype, seed=seed)
         m_odd = m.clone()
         m_odd[0, 0] = 2.0  # a mask value the pass must count as bad
-        args = (v, r, o, m_odd) + ((fused._ones_column(v),) if kind == "rows" else ())
+        args = (v, r, o, m_odd) + {"rows": (fused._ones_column(v),), "tokens": (torch.ones(1, dtype=dtype),)}.get(
+            kind, ()
+        )
         want = fused._run_pass(kind, "compiled", *args, eps)
         got = cpass.run_pass(kind, v, r, o, m_odd, eps)
         assert len(got) == len(want)
