@@ -36,6 +36,29 @@ def test_parse_sizes_accepts_lists_and_refuses_bad_text():
             bench.parse_sizes(bad)
 
 
+def test_many_sizes_are_refused_at_once_and_repeats_cost_no_quadratic_check():
+    # issue 11.7: 10,000 sizes were accepted (an O(n^2) duplicate check, then hours of timing)
+    many = ",".join(f"{i}x1" for i in range(1, 10_001))
+    with pytest.raises(ValueError, match="10,000 sizes given; at most 32"):
+        bench.parse_sizes(many)
+    with pytest.raises(ValueError, match="at most 6 per run"):
+        bench.parse_sizes(",".join(["8x128"] * 7), max_sizes=6)
+    assert bench.parse_sizes(",".join(["8x128", "4x4"] * 16)) == ((8, 128), (4, 4))
+    with pytest.raises(ValueError, match="too long"):
+        bench.parse_sizes("8x128" + " " * 5000)
+    with pytest.raises(ValueError, match=r"not BxT") as err:
+        bench.parse_sizes("9" * 1000 + "x1")
+    assert len(str(err.value)) < 200
+
+
+def test_check_budget_caps_each_size_and_the_total():
+    bench.check_budget(((8, 128), (512, 4096)), 4_000_000, 5_000_000)
+    with pytest.raises(ValueError, match=r"1024x8192 is more than this page runs \(4,000,000 tokens at most"):
+        bench.check_budget(((8, 128), (1024, 8192)), 4_000_000, 50_000_000)
+    with pytest.raises(ValueError, match="add up to 6,291,456 tokens; this page runs at most 5,000,000"):
+        bench.check_budget(((1024, 2048), (1024, 2048), (1024, 2048)), 4_000_000, 5_000_000)
+
+
 def test_validate_config_names_the_field():
     good = bench.BenchConfig(sizes=((2, 4),))
     assert bench.validate_config(good) is good
