@@ -5,7 +5,15 @@ write the gradient, yet the eager formula launches dozens of full-size kernels. 
 (inductor, traced once per dtype and device with symbolic sizes) reads the four inputs once and
 produces the masked loss sum(s), the clip count, the token count, a count of tokens that need care
 and a count of mask values that are not 0/1, and writes the *unit* gradient ``u`` of every token (its
-gradient for an upstream weight of one). The backward then only scales ``u`` in place.
+gradient for an upstream weight of one) times the weight ``W`` the backward is expected to need.
+
+Token modes fold that weight into the forward: ``N`` is counted from the mask first (one read of
+it), ``W`` follows from verl's scalar tail for the upstream gradient the last backward saw (1 at
+first: ``loss.backward()``), and the pass writes ``round(W * u)``. When the backward's weight is that
+``W`` it hands the buffer to autograd as it is (the context's reference dropped first, so autograd
+takes it as ``.grad`` without a copy): no second pass over the gradient. Another weight rescales the
+buffer in place when the ratio is a power of two (exact in the guarded range) and recomputes it
+exactly otherwise. The seq modes and the C loop's small batches write ``u`` itself and scale it in place.
 
 Why the gradient equals autograd of ``compute_value_loss`` bit for bit
 ----------------------------------------------------------------------
@@ -700,7 +708,8 @@ def fused_value_loss(
     """Drop-in for :func:`valueloss.compute_value_loss`: same arguments, same ``(vf_loss, vf_clipfrac)``.
 
     One fused pass computes the loss, the clip fraction and (when ``vpreds`` requires grad) the
-    per-token gradient; ``backward`` only scales the saved gradient. The gradient equals autograd of
+    per-token gradient (already scaled for the expected upstream in token modes); ``backward`` hands it
+    over, or scales it in place. The gradient equals autograd of
     verl's eager formula bit for bit, ties included, for any upstream gradient (see the module
     docstring for the rare cases that take the exact slow path). ``vf_loss`` equals verl's up to the
     order of the float sums; ``vf_clipfrac`` is identical.
