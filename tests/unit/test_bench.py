@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from valueloss import bench
-from valueloss.plots.timing import bandwidth_figure, time_figure
+from valueloss.plots.timing import ROOFLINE_PLAIN, bandwidth_figure, headline_sentence, time_figure
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
@@ -232,3 +232,21 @@ def test_recorded_results_in_docs_are_well_formed():
         for key in ("device", "device_name", "date", "torch", "threads", "dtype"):
             assert result.meta.get(key) not in (None, ""), f"{path.name}: {key}"
         assert result.rows and {r["impl"] for r in result.rows} >= {"verl-eager", "fused", "roofline"}
+
+
+def test_headline_sentence_states_the_numbers_it_is_given():
+    rows = [
+        {"status": "ok", "impl": "fused", "pass": "forward+backward", "batch": b, "length": t, "tokens": b * t,
+         "median_ms": ms, "speedup_vs_verl_eager": x, "roofline_share": share, "gbps": 14.2, "roofline_gbps": 20.0}
+        for b, t, ms, x, share in [(8, 128, 0.1, 3.5, 1.3), (512, 4096, 2.96, 22.84, 0.7095)]
+    ]  # fmt: skip
+    sentence = headline_sentence(bench.headline(rows))
+    assert sentence == (
+        "At **512x4096**, the fused forward+backward takes **2.96 ms**: **22.8×** faster than verl's eager "
+        f"formula and at **71 %** of the roofline speed (14.2 of 20 GB/s; {ROOFLINE_PLAIN})."
+    )
+    rows[1]["speedup_vs_verl_eager"] = 0.5
+    assert "**2.0×** slower than verl's eager formula" in headline_sentence(bench.headline(rows))
+    rows[1]["speedup_vs_verl_eager"] = rows[1]["roofline_share"] = None  # verl eager not run, no roofline
+    assert headline_sentence(bench.headline(rows)) == "At **512x4096**, the fused forward+backward takes **2.96 ms**."
+    assert headline_sentence(None) is None
