@@ -415,7 +415,7 @@ def _folded_weight(scalars, mode, batch_num_tokens, dp_size, mask, dtype) -> flo
     sum_type, count_type, _, _, loss_type, count_is_float = _tail_types(*scalars, mode, by_count)
     n_tokens = None
     if mode == "token-mean" and by_count:
-        total = float(mask.sum(dtype=torch.float64) if mask.is_floating_point() else mask.sum())
+        total = float(mask.sum() if _exact_count_sum(mask) else mask.sum(dtype=torch.float64))
         if not (math.isfinite(total) and total > 0 and total.is_integer()):
             return 1.0  # an all-masked or odd mask: the pass and the backward sort it out
         n_tokens = int(total)
@@ -423,6 +423,14 @@ def _folded_weight(scalars, mode, batch_num_tokens, dp_size, mask, dtype) -> flo
     with np.errstate(all="ignore"):
         weight = float(_NP_TYPES[dtype](_sum_grad((loss_type, divisor, sum_type), _UPSTREAM[0], dp_size)))
     return weight if _W_MIN <= weight <= _W_MAX else 1.0
+
+
+def _exact_count_sum(mask: torch.Tensor) -> bool:
+    """Whether ``mask.sum()`` in the mask's own dtype counts 0/1 values exactly (and fast: summing into
+    float64 takes a slow conversion loop): integer masks, float64, float32 below 2^24 elements."""
+    if not mask.is_floating_point():
+        return True
+    return mask.dtype == torch.float64 or (mask.dtype == torch.float32 and mask.numel() < 2**24)
 
 
 def _rescale_factor(w_pre: float, weight: float) -> float | None:

@@ -418,8 +418,10 @@ class TokensBuffer:
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("mode", ["token-mean", "token-sum"])
 @pytest.mark.parametrize("kw", [{}, {"dp_size": 4, "batch_num_tokens": 301}], ids=["local", "dp"])
-def test_backward_hands_the_forwards_buffer_to_grad_unscaled(dtype, mode, kw, monkeypatch):
+@pytest.mark.parametrize("mask_dtype", [torch.float32, torch.bool, torch.float64])
+def test_backward_hands_the_forwards_buffer_to_grad_unscaled(dtype, mode, kw, mask_dtype, monkeypatch):
     v, r, o, m, eps = random_batch(30, rows=9, width=41, dtype=dtype, ties=False)
+    m = m.to(mask_dtype)
     buffers, exact = TokensBuffer(monkeypatch), CountExact(monkeypatch)
     factors = []
     original = fused._rescale_factor
