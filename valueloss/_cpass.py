@@ -4,8 +4,18 @@ Inductor's compiled pass runs a 1,024-token batch in a few microseconds but its 
 about 20 more on every call; a training step on a small batch pays that twice (forward, then the
 rare exact backward). This loop (``_cpass.c``) does the same operations in the same float type, so
 ``u`` and the counts are the compiled pass's bits, and is called through ``ctypes`` for about 2 us.
-It is built once per machine with the system C compiler (the one inductor needs on CPU anyway) into
-a cache folder; where no compiler works, :func:`library` returns None and the compiled pass runs.
+It is built once per machine with the system C compiler (the one inductor needs on CPU anyway,
+``$CC`` with its arguments if set) into a cache folder; where no compiler works, :func:`library`
+returns None, says why in :func:`status` (and a one-time warning where a compiler was expected), and
+the compiled pass runs.
+
+The cache folder (``$VALUELOSS_CACHE_DIR``, else ``$XDG_CACHE_HOME/valueloss`` or
+``~/.cache/valueloss``) is private: created 0700, used only when it is a real directory owned by this
+user, and a library in it is loaded only when it is a regular file of this user's that no one else can
+write; anything else is removed and rebuilt, and a library that does not compute a known answer is
+rebuilt too. The file name is keyed by everything that shapes the build (source, compiler command and
+version, flags, machine). Where the folder cannot be made private, the loop is built into a fresh
+``mkdtemp`` folder for this process, never into a shared guessable place.
 """
 
 from __future__ import annotations
