@@ -692,6 +692,13 @@ def _small_token_loss(vpreds, returns, values, mask, eps, mode, dp_size):
     return _token_tail_scalars(scalars, s_total, n_clipped, n_tokens, mode, None, dp_size, vpreds, state)
 
 
+def _any_neg(a, b, c, d) -> bool:
+    try:
+        return a.is_neg() or b.is_neg() or c.is_neg() or d.is_neg()
+    except AttributeError:  # not a tensor: the argument checks name it
+        return False
+
+
 def _resolved(x):
     """``x`` with a pending conjugation or negation applied (a differentiable copy); else ``x`` itself."""
     if isinstance(x, torch.Tensor) and (x.is_neg() or x.is_conj()):
@@ -730,9 +737,10 @@ def fused_value_loss(
     ``values`` of another dtype than ``vpreds``, or a clip range given as a tensor with dimensions are handed to
     :func:`compute_value_loss` unchanged (its dtype promotion applies there).
     """
-    if isinstance(vpreds, torch.Tensor) and isinstance(returns, torch.Tensor):  # else the checks below raise
-        # The passes read raw memory: a conjugate or negative-bit view (``z.conj().imag``) must be
-        # materialised first, or its values would be read with the wrong sign.
+    # The passes read raw memory: a negative-bit view (``z.conj().imag``) must be materialised first,
+    # or its values would be read with the wrong sign. (Real tensors carry no conjugate bit; complex
+    # ones are refused below.) Anything that is not a tensor is left to the checks below.
+    if _any_neg(vpreds, returns, values, response_mask):
         vpreds, returns, values, response_mask = (_resolved(x) for x in (vpreds, returns, values, response_mask))
     if (
         backend == "auto"
