@@ -38,6 +38,7 @@ def headline_sentence(top: dict | None) -> str | None:
         )
     return parts[0] + (": " + " and ".join(parts[1:]) if len(parts) > 1 else "") + "."
 
+
 # implementation -> (label, colour, marker symbol, line width)
 IMPL_STYLE = {
     "verl-eager": ("verl eager", COLORS["unclipped"], "circle", 2),
