@@ -1,7 +1,9 @@
 """Timing: the benchmark (verl eager, OpenRLHF eager, torch.compile, fused) against the bandwidth roofline.
 
 Thin page: widgets in the sidebar, every number from ``valueloss.bench``, one plot builder per figure.
-A run starts only on the button, one at a time across all sessions, with a progress bar.
+A run starts only on the button, one at a time across all sessions, with a progress bar and a Cancel
+button; its sizes are capped in count and tokens. The page leads with the answer (one sentence from the
+numbers) and keeps the detail in tabs.
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ import streamlit as st
 from pages.common import page_setup, share_link, shows_errors
 from valueloss import bench
 from valueloss.fused import SMALL_TOKENS
-from valueloss.plots.timing import bandwidth_figure, time_figure
+from valueloss.plots.timing import bandwidth_figure, headline_sentence, time_figure
 
 RECORDED_DIR = Path(__file__).resolve().parents[1] / "docs" / "benchmarks"
-APP_MAX_TOKENS = 8 * 1024 * 1024  # a live run on a shared server stays short
+APP_MAX_TOKENS = 8 * 1024 * 1024  # a live run on a shared server stays short: per size,
+APP_MAX_TOTAL_TOKENS = 16 * 1024 * 1024  # over all sizes of one run,
+APP_MAX_SIZES = 6  # and this many sizes at most
 ADD_GPU_RESULTS = (
     "No recorded GPU results yet; run `python -m valueloss.bench --device cuda --out docs/benchmarks/` "
     "on a GPU machine to add them."
@@ -62,41 +66,89 @@ def describe(result: bench.BenchResult, live: bool) -> None:
 
 
 def show_result(result: bench.BenchResult, *, live: bool, key: str) -> None:
-    """Headline, both figures, the table and the CSV download for one benchmark result."""
-    describe(result, live)
+    """The answer first (one sentence from the numbers), then the detail in tabs: the two figures,
+    the table with its CSV, and how the run was measured."""
+    sentence = headline_sentence(bench.headline(result.rows))
+    if sentence is not None:
+        st.markdown(sentence)
     problems = bench.failures(result.rows)
     if problems:
         st.warning("Not measured: " + "; ".join(problems))
-    top = bench.headline(result.rows)
-    if top is not None and top["speedup_vs_verl_eager"] is not None:
-        share = top["roofline_share"]
-        st.markdown(
-            f"At **{top['size']}**, the fused forward+backward takes **{top['median_ms']:.3g} ms**: "
-            f"**{top['speedup_vs_verl_eager']:.1f}×** faster than verl's eager formula and "
-            f"**{100 * share:.0f} %** of the roofline ({top['gbps']:.3g} of {top['roofline_gbps']:.3g} GB/s)."
-        )
     ok = result.ok_rows()
-    if not ok:
+    where = "live run on this server" if live else "recorded, not live"
+    tab_time, tab_bw, tab_table, tab_how = st.tabs(
+        ["Time per call", "Bandwidth", "Table and CSV", f"How it was measured ({where})"]
+    )
+    with tab_time:
+        if ok:
+            st.plotly_chart(time_figure(ok), width="stretch", key=f"{key}_time")
+        st.caption(
+            "**What to notice.** At small sizes every implementation is Python and launch overhead, so the "
+            "lines are flat, and the roofline kernel (itself a compiled call) measures its own call overhead: a "
+            "share above 100 % there means the fused call costs less than that (on CPU, batches up to "
+            f"{SMALL_TOKENS:,} tokens run the pass as a plain C loop and skip the compiled call). At large sizes "
+            "the eager formulas run dozens of full-size kernels (and on CPU fault fresh pages in for their "
+            "intermediates), so they fall far below the roofline; the fused pass reads the inputs once and "
+            "writes the gradient once."
+        )
+    with tab_bw:
+        if ok:
+            st.plotly_chart(bandwidth_figure(ok), width="stretch", key=f"{key}_bw")
+    with tab_table:
+        st.dataframe(bench.table_records(result.rows), hide_index=True, key=f"{key}_table")
+        st.download_button(
+            "Download CSV",
+            bench.to_csv(result),
+            file_name=f"valueloss-bench-{result.meta.get('device', 'cpu')}-{result.meta.get('dtype')}.csv",
+            mime="text/csv",
+            key=f"{key}_csv",
+        )
+    with tab_how:
+        describe(result, live)
+
+
+def run_with_cancel(config: bench.BenchConfig) -> None:
+    """Run the benchmark under the server-wide lock, with a progress bar and a Cancel button.
+
+    Pressing Cancel (or any widget, or closing the tab) makes Streamlit stop this script run at its
+    next progress update, i.e. after the step under way (a first compilation can take a while); the
+    lock is released on the way out. The run marks itself in the session
+    before it starts and unmarks itself when it finishes, so the next script run (which may start before
+    this one has unwound) knows that it was cancelled.
+    """
+    lock = benchmark_lock()
+    if not lock.acquire(blocking=False):
+        st.warning(
+            "Another session is running a benchmark right now (or your cancelled run is finishing its current "
+            "step). One runs at a time so that the timings do not disturb each other: press the button again in "
+            "a moment."
+        )
         return
-    st.plotly_chart(time_figure(ok), width="stretch", key=f"{key}_time")
-    st.plotly_chart(bandwidth_figure(ok), width="stretch", key=f"{key}_bw")
-    st.markdown(
-        "**What to notice.** At small sizes every implementation is Python and launch overhead, so the "
-        "lines are flat, and the roofline kernel (itself a compiled call) measures its own call overhead: a "
-        "share above 100 % there means the fused call costs less than that (on CPU, batches up to "
-        f"{SMALL_TOKENS:,} tokens run the pass as a plain C loop and skip the compiled call). At large sizes "
-        "the eager formulas run dozens of full-size kernels (and on CPU fault "
-        "fresh pages in for their intermediates), so they fall far below the roofline; the fused pass reads "
-        "the inputs once and writes the gradient once."
-    )
-    st.dataframe(bench.table_records(result.rows), hide_index=True, key=f"{key}_table")
-    st.download_button(
-        "Download CSV",
-        bench.to_csv(result),
-        file_name=f"valueloss-bench-{result.meta.get('device', 'cpu')}-{result.meta.get('dtype')}.csv",
-        mime="text/csv",
-        key=f"{key}_csv",
-    )
+    st.session_state["tm_running"] = True
+    try:
+        cancel = st.empty()
+        cancel.button("Cancel run", key="tm_cancel", icon=":material/cancel:", help="Stop this run; nothing is kept.")
+        bar = st.progress(0.0, text="starting")
+        last = [0.0]
+
+        def progress(done: int, total: int, label: str) -> None:
+            # a few updates a second: every message makes the browser redraw, which on a small
+            # server competes with the very kernels being timed; each update is also where a
+            # cancel takes effect
+            now = time.monotonic()
+            if now - last[0] > 0.3 or done >= total:
+                last[0] = now
+                bar.progress(min(done / max(total, 1), 1.0), text=label)
+
+        st.session_state["tm_result"] = bench.run_benchmark(config, progress)
+        st.session_state.pop("tm_running", None)
+        bar.empty()
+        cancel.empty()
+    except Exception:  # a failure, not a cancel: it shows as itself
+        st.session_state.pop("tm_running", None)
+        raise
+    finally:
+        lock.release()
 
 
 page_setup(
@@ -116,7 +168,8 @@ with st.sidebar:
         "8x128,64x1024,512x4096",
         key="tm_sizes",
         bind="query-params",
-        help="For example 8x128,512x4096. Capped by free memory.",
+        help=f"For example 8x128,512x4096: at most {APP_MAX_SIZES} sizes, {APP_MAX_TOKENS:,} tokens each and "
+        f"{APP_MAX_TOTAL_TOKENS:,} in all (and by free memory).",
     )
     impls = st.multiselect(
         "implementations",
@@ -143,68 +196,49 @@ with st.sidebar:
         "graph (seconds, reported apart, not in the timings)."
     )
 
-has_gpu = any(d != "cpu" for d in devices)
-if not has_gpu:
-    st.info(
-        "This server has no GPU: the live benchmark runs on its CPU. GPU numbers below, if any, "
-        "are recordings made elsewhere, not live results."
-    )
-
 config = None
 with shows_errors("Benchmark settings"):
-    sizes = bench.parse_sizes(sizes_text)
+    sizes = bench.parse_sizes(sizes_text, max_sizes=APP_MAX_SIZES)
     cap = min(bench.max_tokens(device, dtype), APP_MAX_TOKENS)
-    too_big = [bench.format_size(b, t) for b, t in sizes if b * t > cap]
-    if too_big:
-        raise ValueError(
-            f"{', '.join(too_big)} is more than this page runs ({cap:,} tokens at most on {device}); "
-            "use python -m valueloss.bench for bigger sizes"
-        )
+    bench.check_budget(sizes, cap, APP_MAX_TOTAL_TOKENS)
     if not impls:
         raise ValueError("choose at least one implementation")
     config = bench.BenchConfig(
         sizes=sizes, dtype=dtype, device=device, impls=tuple(impls), repeats=int(repeats), threads=int(threads)
     )
 
+if st.session_state.pop("tm_running", False):  # a run of this session that did not finish
+    st.info("The benchmark run was cancelled before it finished; nothing from it was kept.")
 if run and config is not None:
-    lock = benchmark_lock()
-    if not lock.acquire(blocking=False):
-        st.warning(
-            "Another session is running a benchmark right now. One runs at a time so that the timings do not "
-            "disturb each other: press the button again in a moment."
-        )
-    else:
-        try:
-            bar = st.progress(0.0, text="starting")
-            last = [0.0]
+    run_with_cancel(config)
 
-            def progress(done: int, total: int, label: str) -> None:
-                # a few updates a second: every message makes the browser redraw, which on a small
-                # server competes with the very kernels being timed
-                now = time.monotonic()
-                if now - last[0] > 0.3 or done >= total:
-                    last[0] = now
-                    bar.progress(min(done / max(total, 1), 1.0), text=label)
-
-            st.session_state["tm_result"] = bench.run_benchmark(config, progress)
-            bar.empty()
-        finally:
-            lock.release()
-
-st.header("Live results")
 live = st.session_state.get("tm_result")
-if live is None:
-    st.caption("Choose the settings in the sidebar and press **Run benchmark**.")
-else:
+if live is not None:
+    st.header("Live run on this server")
     show_result(live, live=True, key="tm_live")
 
 st.header("Recorded results")
 recordings = recorded_results(str(RECORDED_DIR))
-if not any(bench.is_gpu_recording(result) for _, result in recordings):
-    st.info(ADD_GPU_RESULTS)
 if recordings:
     labels = [recording_label(name, result) for name, result in recordings]
-    choice = st.selectbox("recording", range(len(labels)), format_func=lambda i: labels[i], key="tm_recording")
+    latest = max(range(len(recordings)), key=lambda i: str(recordings[i][1].meta.get("date", "")))
+    choice = st.selectbox(
+        "recording", range(len(labels)), index=latest, format_func=lambda i: labels[i], key="tm_recording"
+    )
     show_result(recordings[choice][1], live=False, key="tm_rec")
 else:
     st.caption(f"No recordings in {RECORDED_DIR.relative_to(RECORDED_DIR.parents[1])}/ yet.")
+
+has_gpu = any(d != "cpu" for d in devices)
+notes = []
+if not has_gpu:
+    notes.append(
+        "This server has no GPU: a live benchmark runs on its CPU; GPU numbers, if any, are recordings made "
+        "elsewhere, not live results."
+    )
+if not any(bench.is_gpu_recording(result) for _, result in recordings):
+    notes.append(ADD_GPU_RESULTS)
+if notes:
+    st.info(" ".join(notes))
+if live is None:
+    st.caption("To time this server yourself, choose the settings in the sidebar and press **Run benchmark**.")

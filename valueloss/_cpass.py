@@ -4,19 +4,35 @@ Inductor's compiled pass runs a 1,024-token batch in a few microseconds but its 
 about 20 more on every call; a training step on a small batch pays that twice (forward, then the
 rare exact backward). This loop (``_cpass.c``) does the same operations in the same float type, so
 ``u`` and the counts are the compiled pass's bits, and is called through ``ctypes`` for about 2 us.
-It is built once per machine with the system C compiler (the one inductor needs on CPU anyway) into
-a cache folder; where no compiler works, :func:`library` returns None and the compiled pass runs.
+It is built once per machine with the system C compiler (the one inductor needs on CPU anyway,
+``$CC`` with its arguments if set) into a cache folder; where no compiler works, :func:`library`
+returns None, says why in :func:`status` (and a one-time warning where a compiler was expected), and
+the compiled pass runs.
+
+The cache folder (``$VALUELOSS_CACHE_DIR``, else ``$XDG_CACHE_HOME/valueloss`` or
+``~/.cache/valueloss``) is private: created 0700, used only when it is a real directory owned by this
+user, and a library in it is loaded only when it is a regular file of this user's that no one else can
+write; anything else is removed and rebuilt, and a library that does not compute a known answer is
+rebuilt too. The file name is keyed by everything that shapes the build (source, compiler command and
+version, flags, machine). Where the folder cannot be made private, the loop is built into a fresh
+``mkdtemp`` folder for this process, never into a shared guessable place.
 """
 
 from __future__ import annotations
 
+import _ctypes
 import ctypes
 import hashlib
 import os
+import platform
+import shlex
 import shutil
+import stat
 import subprocess
+import sys
 import tempfile
 import threading
+import warnings
 from pathlib import Path
 
 import torch
@@ -35,8 +51,47 @@ _functions: dict = {}  # dtype -> (pass loop, scale)
 _status: dict = {"state": "not built"}
 
 
-def _compiler() -> str | None:
-    return os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+def _compiler() -> list[str] | None:
+    """The compiler command as an argument list: ``$CC`` split like a shell would (``"gcc -O1"``,
+    ``"ccache cc"``), else cc, gcc or clang on PATH; None where there is none. A ``$CC`` that does not
+    parse or whose program is not found raises ``FileNotFoundError`` naming it (never a silent skip)."""
+    text = os.environ.get("CC", "").strip()
+    if not text:
+        found = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+        return [found] if found else None
+    try:
+        command = shlex.split(text)
+    except ValueError as err:
+        raise FileNotFoundError(f"CC={text!r} is not a command line: {err}") from None
+    program = shutil.which(command[0]) if command else None
+    if program is None:
+        raise FileNotFoundError(f"CC={text!r}: the program {command[0]!r} is not found (no such file or not on PATH)")
+    return [program, *command[1:]]
+
+
+def _compiler_version(command: list[str]) -> str:
+    """``<compiler> --version`` (first lines): part of the build key, so an upgraded compiler rebuilds."""
+    try:
+        done = subprocess.run([*command, "--version"], capture_output=True, timeout=30, check=False)
+    except (OSError, subprocess.SubprocessError) as err:
+        return f"unknown ({type(err).__name__})"
+    return done.stdout.decode(errors="replace")[:500]
+
+
+def build_key(command: list[str]) -> str:
+    """Everything that shapes the built file: the source and the translation unit (float types), the
+    compiler command with its arguments, its version, our flags, the machine and OS."""
+    parts = [
+        SOURCE.read_text(),
+        _unit_source(),
+        "\x01".join(command),
+        _compiler_version(command),
+        *FLAGS,
+        platform.machine(),
+        sys.platform,
+        str(ctypes.sizeof(ctypes.c_void_p)),
+    ]
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:24]
 
 
 def _cache_dir() -> Path:
@@ -44,6 +99,35 @@ def _cache_dir() -> Path:
         os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "valueloss"
     )
     return Path(base)
+
+
+class UnsafeCache(OSError):
+    """The cache folder or a file in it could be written by someone else: never load from it."""
+
+
+def _private_folder(folder: Path) -> Path:
+    """``folder`` created 0700 if missing, checked to be a real directory owned by this user that no
+    one else can write to (modes it owns but left open are tightened to 0700); ``UnsafeCache`` else."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = os.lstat(folder)
+    if not stat.S_ISDIR(info.st_mode):
+        raise UnsafeCache(f"{folder} is not a directory (a symbolic link or a file)")
+    if info.st_uid != os.getuid():
+        raise UnsafeCache(f"{folder} belongs to user id {info.st_uid}, not to this user ({os.getuid()})")
+    if stat.S_IMODE(info.st_mode) & 0o077:
+        os.chmod(folder, 0o700)  # ours: close it before using it
+        if stat.S_IMODE(os.lstat(folder).st_mode) & 0o077:
+            raise UnsafeCache(f"{folder} could not be made private (mode {stat.S_IMODE(info.st_mode):o})")
+    return folder
+
+
+def _trusted_file(path: Path) -> None:
+    """``UnsafeCache`` unless ``path`` is a regular file (not a link) of this user's, writable by no one else."""
+    info = os.lstat(path)
+    if not stat.S_ISREG(info.st_mode):
+        raise UnsafeCache(f"{path} is not a regular file (a symbolic link or something else)")
+    if info.st_uid != os.getuid() or stat.S_IMODE(info.st_mode) & 0o022:
+        raise UnsafeCache(f"{path} is owned by another user or writable by others: not loaded")
 
 
 def _unit_source() -> str:
@@ -57,54 +141,110 @@ def _unit_source() -> str:
     )
 
 
-def _build(compiler: str) -> Path:
-    """Compile into the cache (keyed by source, compiler and flags) unless already there."""
-    key = hashlib.sha256("\0".join([SOURCE.read_text(), compiler, *FLAGS]).encode()).hexdigest()[:16]
-    folder = _cache_dir()
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        folder = Path(tempfile.gettempdir()) / "valueloss"
-        folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"cpass-{key}.so"
-    if target.exists():
-        return target
-    with tempfile.TemporaryDirectory(dir=folder) as tmp:
+def _compile(command: list[str], folder: Path, target: Path) -> None:
+    with tempfile.TemporaryDirectory(dir=folder) as tmp:  # private: mkdtemp makes it 0700
         unit = Path(tmp) / "unit.c"
         unit.write_text(_unit_source())
         built = Path(tmp) / target.name
-        subprocess.run([compiler, *FLAGS, str(unit), "-o", str(built)], check=True, capture_output=True, timeout=120)
+        subprocess.run([*command, *FLAGS, str(unit), "-o", str(built)], check=True, capture_output=True, timeout=120)
+        os.chmod(built, 0o500)
         os.replace(built, target)  # atomic: a concurrent build of the same key writes the same file
+
+
+def _build(command: list[str] | str) -> Path:
+    """The built loop's path in the private cache (compiled there unless a trusted copy exists).
+
+    Where the cache folder cannot be made private (not creatable, someone else's), the loop is built
+    into a fresh private temporary folder for this process only: nothing is ever loaded from a
+    shared, guessable place.
+    """
+    command = [command] if isinstance(command, str) else list(command)
+    key = build_key(command)
+    try:
+        folder = _private_folder(_cache_dir())
+    except OSError as err:
+        _status["cache"] = f"private build folder for this process ({type(err).__name__}: {err})"
+        folder = Path(tempfile.mkdtemp(prefix="valueloss-cpass-"))
+    target = folder / f"cpass-{key}.so"
+    if os.path.lexists(target):
+        try:
+            _trusted_file(target)
+            return target
+        except UnsafeCache as err:  # never loaded: removed (the folder is ours) and built afresh
+            _status["rebuilt"] = f"{err}: removed and rebuilt"
+            target.unlink()
+    _compile(command, folder, target)
     return target
 
 
+_PROBE = ((0.5, 0.0, 0.0, 1.0), (2.0, 1.0, 0.0, 1.0), (-1.0, 0.0, 0.0, 0.0))  # (v, R, v_old, mask)
+
+
+def _bind(lib: ctypes.CDLL) -> dict:
+    """The loop and scale of every float type, each checked on a tiny batch (a damaged file fails)."""
+    ptr, i64 = ctypes.c_void_p, ctypes.c_int64
+    functions = {}
+    for dtype, (*_, suffix) in TYPES.items():
+        real = ctypes.c_float if dtype == torch.float32 else ctypes.c_double
+        loop, scale_fn = getattr(lib, f"valueloss_pass_{suffix}"), getattr(lib, f"valueloss_scale_{suffix}")
+        loop.argtypes, loop.restype = [ptr, ptr, ptr, ptr, real, i64, i64, ptr, ptr, ptr, ptr], None
+        scale_fn.argtypes, scale_fn.restype = [ptr, i64, real], None
+        v, r, o, m = (torch.tensor([[row[k] for row in _PROBE]], dtype=dtype) for k in range(4))
+        u, stats = torch.empty_like(v), torch.zeros(5, dtype=torch.float64)
+        inputs = (v.data_ptr(), r.data_ptr(), o.data_ptr(), m.data_ptr())
+        loop(*inputs, 0.2, 1, 3, u.data_ptr(), None, None, stats.data_ptr())
+        scale_fn(u.data_ptr(), 3, 0.5)
+        # v = 0.5, R = 0: loss_u 0.25 beats loss_c 0.04, u = 2 * 0.5 = 1; v = 2, R = 1: loss_u 1 beats
+        # loss_c 0.64, u = 2; both halved by the scale. Totals: 0 clipped, 2 real, 0 care, 0 bad.
+        if u.tolist()[0][:2] != [0.5, 1.0] or stats.tolist()[1:] != [0.0, 2.0, 0.0, 0.0]:
+            raise OSError(f"the built loop computes wrong numbers ({suffix}): damaged or miscompiled")
+        functions[dtype] = (loop, scale_fn)
+    return functions
+
+
+def _load(command: list[str]) -> ctypes.CDLL:
+    """Load the cached loop; a file that does not load or compute right is deleted and rebuilt once."""
+    path = _build(command)
+    lib = None
+    try:
+        lib = ctypes.CDLL(str(path))
+        _functions.update(_bind(lib))
+        return lib
+    except (OSError, AttributeError) as err:
+        if lib is not None:  # loaded but wrong: unload, or dlopen would hand back this copy again
+            _ctypes.dlclose(lib._handle)
+        _status["rebuilt"] = f"the cached {path.name} was unusable ({type(err).__name__}: {str(err)[:120]}): rebuilt"
+        path.unlink(missing_ok=True)
+    path = _build(command)
+    lib = ctypes.CDLL(str(path))
+    _functions.update(_bind(lib))
+    return lib
+
+
 def library() -> ctypes.CDLL | None:
-    """The loaded loop, built on first use; None where that is impossible (see :func:`status`)."""
+    """The loaded loop, built on first use; None where that is impossible (see :func:`status`), with a
+    one-time ``RuntimeWarning`` saying why when a compiler was there or ``$CC`` was set."""
     global _library
     if _status["state"] == "not built":
         with _lock:
             if _status["state"] == "not built":
-                compiler = _compiler()
                 try:
-                    if compiler is None:
+                    command = _compiler()
+                    if command is None:
                         raise FileNotFoundError("no C compiler (cc, gcc or clang) on PATH")
-                    lib = ctypes.CDLL(str(_build(compiler)))
-                    ptr, i64 = ctypes.c_void_p, ctypes.c_int64
-                    for dtype, (*_, suffix) in TYPES.items():
-                        real = ctypes.c_float if dtype == torch.float32 else ctypes.c_double
-                        loop, scale = (
-                            getattr(lib, f"valueloss_pass_{suffix}"),
-                            getattr(lib, f"valueloss_scale_{suffix}"),
-                        )
-                        loop.argtypes, loop.restype = [ptr, ptr, ptr, ptr, real, i64, i64, ptr, ptr, ptr, ptr], None
-                        scale.argtypes, scale.restype = [ptr, i64, real], None
-                        _functions[dtype] = (loop, scale)
-                    _library = lib
-                    _status.update(state="ready", compiler=compiler)
+                    _library = _load(command)
+                    _status.update(state="ready", compiler=" ".join(command))
                 except (OSError, subprocess.SubprocessError, AttributeError) as err:
                     detail = getattr(err, "stderr", b"") or b""
                     message = f"{type(err).__name__}: {err} {detail.decode(errors='replace')}".strip()
-                    _status.update(state="unavailable", error=message[:300])
+                    _status.update(state="unavailable", error=message[:400])
+                    if os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc"):
+                        warnings.warn(
+                            "valueloss: the C loop for small CPU batches is unavailable, so the compiled pass runs "
+                            f"instead (same numbers, slower on small batches): {message[:400]}",
+                            RuntimeWarning,
+                            stacklevel=3,
+                        )
     return _library
 
 

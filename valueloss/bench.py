@@ -61,6 +61,7 @@ PASSES = ("forward", "forward+backward")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float64": torch.float64}
 DEFAULT_SIZES = "8x128,64x1024,512x4096"
 MAX_SIDE = 1 << 22
+MAX_SIZES = 32  # sizes in one run (the Timing page allows fewer, see pages/timing.py)
 CSV_FIELDS = (
     "device",
     "dtype",
@@ -117,28 +118,51 @@ class BenchResult:
 # ---------------------------------------------------------------- inputs and validation
 
 
-def parse_sizes(text: str) -> tuple[tuple[int, int], ...]:
-    """``"8x128,512x4096"`` -> ((8, 128), (512, 4096)); a clear ``ValueError`` otherwise."""
+def parse_sizes(text: str, max_sizes: int = MAX_SIZES) -> tuple[tuple[int, int], ...]:
+    """``"8x128,512x4096"`` -> ((8, 128), (512, 4096)), repeats dropped; a clear ``ValueError`` otherwise,
+    also for more than ``max_sizes`` sizes (counted before anything is parsed)."""
     if not isinstance(text, str) or not text.strip():
         raise ValueError("sizes must be a comma-separated list like 8x128,512x4096 (batch x response_length)")
-    sizes = []
-    for part in text.replace(";", ",").split(","):
+    parts = [part for part in text.replace(";", ",").split(",") if part.strip()]
+    if len(parts) > max_sizes:
+        raise ValueError(f"{len(parts):,} sizes given; at most {max_sizes} per run (drop some, or run them in turns)")
+    if len(text) > 40 * max_sizes:
+        raise ValueError(f"sizes: {len(text):,} characters is too long for {max_sizes} sizes at most")
+    sizes: dict[tuple[int, int], None] = {}  # ordered, and a repeat costs one lookup
+    for part in parts:
         part = part.strip().lower().replace("×", "x").replace("*", "x")
         if not part:
             continue
-        m = re.fullmatch(r"(\d+)\s*x\s*(\d+)", part)
+        m = re.fullmatch(r"(\d{1,12})\s*x\s*(\d{1,12})", part)
         if m is None:
+            if len(part) > 40:
+                part = part[:37] + "..."
             raise ValueError(f"size {part!r} is not BxT (e.g. 512x4096: batch 512, response length 4096)")
         b, t = int(m.group(1)), int(m.group(2))
         if b < 1 or t < 1:
             raise ValueError(f"size {part!r}: batch and response length must be at least 1")
         if b > MAX_SIDE or t > MAX_SIDE:
             raise ValueError(f"size {part!r}: each side must be at most {MAX_SIDE}")
-        if (b, t) not in sizes:
-            sizes.append((b, t))
+        sizes[(b, t)] = None
     if not sizes:
         raise ValueError("sizes must list at least one BxT size, e.g. 8x128")
     return tuple(sizes)
+
+
+def check_budget(sizes, max_tokens_each: int, max_total_tokens: int, where: str = "this page") -> None:
+    """``ValueError`` naming the sizes over ``max_tokens_each`` tokens, or the total over ``max_total_tokens``."""
+    too_big = [format_size(b, t) for b, t in sizes if b * t > max_tokens_each]
+    if too_big:
+        raise ValueError(
+            f"{', '.join(too_big)} is more than {where} runs ({max_tokens_each:,} tokens at most per size); "
+            "use python -m valueloss.bench for bigger sizes"
+        )
+    total = sum(b * t for b, t in sizes)
+    if total > max_total_tokens:
+        raise ValueError(
+            f"these sizes add up to {total:,} tokens; {where} runs at most {max_total_tokens:,} in one run "
+            "(drop a size, or run them in turns)"
+        )
 
 
 def format_size(batch: int, length: int) -> str:

@@ -5,7 +5,15 @@ write the gradient, yet the eager formula launches dozens of full-size kernels. 
 (inductor, traced once per dtype and device with symbolic sizes) reads the four inputs once and
 produces the masked loss sum(s), the clip count, the token count, a count of tokens that need care
 and a count of mask values that are not 0/1, and writes the *unit* gradient ``u`` of every token (its
-gradient for an upstream weight of one). The backward then only scales ``u`` in place.
+gradient for an upstream weight of one) times the weight ``W`` the backward is expected to need.
+
+Token modes fold that weight into the forward: ``N`` is counted from the mask first (one read of
+it), ``W`` follows from verl's scalar tail for the upstream gradient the last backward saw (1 at
+first: ``loss.backward()``), and the pass writes ``round(W * u)``. When the backward's weight is that
+``W`` it hands the buffer to autograd as it is (the context's reference dropped first, so autograd
+takes it as ``.grad`` without a copy): no second pass over the gradient. Another weight rescales the
+buffer in place when the ratio is a power of two (exact in the guarded range) and recomputes it
+exactly otherwise. The seq modes and the C loop's small batches write ``u`` itself and scale it in place.
 
 Why the gradient equals autograd of ``compute_value_loss`` bit for bit
 ----------------------------------------------------------------------
@@ -139,12 +147,17 @@ def _totals(s_where, clipped, tokens, care, bad):
     return torch.stack([s_where.sum(), clipped.sum(), tokens.sum(), care.sum(), bad.sum()]).to(torch.float64)
 
 
-def _grad_pass_tokens(v, returns, values, mask, eps):
-    """token modes: one flat loop writes ``u`` and reduces everything to totals."""
+def _grad_pass_tokens(v, returns, values, mask, weight, eps):
+    """token modes: one flat loop writes ``weight * u`` and reduces everything to totals.
+
+    ``weight`` (a (1,) tensor in ``v``'s dtype) is the gradient weight the backward is expected to
+    need, folded in so that the backward can hand this buffer over as it is (1: ``u`` itself). One
+    product, rounded once: the same bits as ``u.mul_(weight)`` after the pass. The care flags are
+    those of the unit ``u``, as the backward's range checks assume."""
     maskb, lu, lc, lm, u_real, u_pad, edge = _per_token(v, returns, values, mask, eps)
     u = torch.where(maskb, u_real, u_pad)
     s_where, _, clipped, tokens, care, bad = _stats(mask, maskb, lu, lc, lm, _needs_care(maskb, edge, lm, u), None)
-    return _totals(s_where, clipped, tokens, care, bad), u
+    return _totals(s_where, clipped, tokens, care, bad), u * weight
 
 
 def _grad_pass_rows(v, returns, values, mask, rowone, eps):
@@ -236,7 +249,10 @@ def _compile(kind: str, args: tuple):
     v, eps = args[0], args[-1]
     rows, cols = 1031, 4099
     columns = {"rows": 1, "exact": 2}.get(kind, 0)  # (rows, 1) inputs: the ones column, the weights
-    shapes = [(rows, cols)] * 4 + [(rows, 1)] * columns + [(rows, cols)] * (kind == "exact") + [tuple(eps.shape)]
+    weight = [(1,)] * (kind == "tokens")  # the folded gradient weight
+    shapes = (
+        [(rows, cols)] * 4 + [(rows, 1)] * columns + [(rows, cols)] * (kind == "exact") + weight + [tuple(eps.shape)]
+    )
     dtypes = [v.dtype] * (len(shapes) - 1) + [eps.dtype]
     example = [torch.empty(shape, dtype=dtype, device=v.device) for shape, dtype in zip(shapes, dtypes, strict=True)]
     graph = make_fx(_PASSES[kind], tracing_mode="symbolic")(*example)
@@ -271,7 +287,10 @@ def _run_pass(kind: str, backend: str, *args):
     v = args[0]
     if _runs_c_loop(kind, backend, v):
         v, returns, values, mask = (a.contiguous() for a in args[:4])
-        return _cpass.run_pass(kind, v, returns, values, mask, args[-1])
+        out = _cpass.run_pass(kind, v, returns, values, mask, args[-1])
+        if kind == "tokens" and float(args[4]) != 1.0:  # the folded weight: the same product, in C
+            _cpass.scale(out[1], float(args[4]))
+        return out
     key = (kind, v.dtype, v.device, torch.get_num_threads())
     tensors = (*(a.contiguous() for a in args[:-1]), _eps_tensor(args[-1], v))  # compiled for dense inputs
     compiled = _compiled.get(key)
@@ -319,7 +338,7 @@ class _State:
 
     __slots__ = (
         "u", "care", "tokens", "v", "v2", "r2", "o2", "m2", "backend", "eps", "token_mode", "rows_shape",
-        "sum_dtype", "divisor", "dp_size", "scalars", "small",
+        "sum_dtype", "divisor", "dp_size", "scalars", "small", "w_pre",
     )  # fmt: skip
 
 
@@ -342,14 +361,9 @@ class _TokenLoss(torch.autograd.Function):
             raise RuntimeError("fused_value_loss does not support double backward (create_graph=True)")
         state = ctx.state
         if state.scalars is not None:  # IEEE float32 / float64 arithmetic, operation for operation
-            loss_type, divisor, sum_type = state.scalars
             upstream = grad_loss.item()
-            quiet = abs(upstream) < 1e30 and state.dp_size == 1 and (divisor is None or divisor > 0)
-            with _NO_WARNINGS if quiet else np.errstate(all="ignore"):
-                grad = loss_type(loss_type(upstream) * loss_type(0.5)) * loss_type(state.dp_size)
-                if divisor is not None:
-                    grad = grad / loss_type(divisor)
-            return _scaled_grad_scalar(state, sum_type(grad)), None, None
+            _UPSTREAM[0] = upstream  # the next forward folds this upstream's weight into its gradient
+            return _scaled_grad_scalar(state, _sum_grad(state.scalars, upstream, state.dp_size)), None, None
         else:
             grad_sum = (grad_loss * 0.5) * state.dp_size
             if state.divisor is not None:
@@ -373,13 +387,69 @@ class _RowSums(torch.autograd.Function):
         return _scaled_grad(ctx.state, grad_sums), None, None
 
 
+def _sum_grad(scalars, upstream: float, dp_size: int):
+    """Autograd's gradient of the masked loss sum ``S`` for an upstream gradient of the token-mode loss
+    ``0.5 * (S / N * dp_size)`` (mul: ``g * 0.5``, ``g * dp_size``; div: ``g / N``; the cast to ``S``'s
+    dtype), on numpy scalars of ``scalars = (loss type, divisor or None, sum type)``."""
+    loss_type, divisor, sum_type = scalars
+    quiet = abs(upstream) < 1e30 and dp_size == 1 and (divisor is None or divisor > 0)
+    with _NO_WARNINGS if quiet else np.errstate(all="ignore"):
+        grad = loss_type(loss_type(upstream) * loss_type(0.5)) * loss_type(dp_size)
+        if divisor is not None:
+            grad = grad / loss_type(divisor)
+        return sum_type(grad)
+
+
+# The upstream gradient of the last token-mode backward (1 before any: ``loss.backward()``). A training
+# loop backpropagates the same factor every step (1, or 1 / accumulation steps), so the forward folds
+# that factor's weight into the gradient it writes and the backward hands the buffer over untouched.
+# A guess only: a backward with another upstream rescales in place or recomputes, exactly either way.
+_UPSTREAM = [1.0]
+
+
+def _folded_weight(scalars, mode, batch_num_tokens, dp_size, mask, dtype) -> float:
+    """The per-token weight ``W`` (a ``dtype`` value as a float) that the backward will need if its
+    upstream is ``_UPSTREAM[0]``, computed before the pass (``N`` counted from the mask: one read of
+    it); 1.0 (no folding) where it is out of the range the backward scales by, or unsure."""
+    by_count = batch_num_tokens is None
+    sum_type, count_type, _, _, loss_type, count_is_float = _tail_types(*scalars, mode, by_count)
+    n_tokens = None
+    if mode == "token-mean" and by_count:
+        total = float(mask.sum() if _exact_count_sum(mask) else mask.sum(dtype=torch.float64))
+        if not (math.isfinite(total) and total > 0 and total.is_integer()):
+            return 1.0  # an all-masked or odd mask: the pass and the backward sort it out
+        n_tokens = int(total)
+    divisor = _tail_divisor(count_type, count_is_float, mode, batch_num_tokens, n_tokens)
+    with np.errstate(all="ignore"):
+        weight = float(_NP_TYPES[dtype](_sum_grad((loss_type, divisor, sum_type), _UPSTREAM[0], dp_size)))
+    return weight if _W_MIN <= weight <= _W_MAX else 1.0
+
+
+def _exact_count_sum(mask: torch.Tensor) -> bool:
+    """Whether ``mask.sum()`` in the mask's own dtype counts 0/1 values exactly (and fast: summing into
+    float64 takes a slow conversion loop): integer masks, float64, float32 below 2^24 elements."""
+    if not mask.is_floating_point():
+        return True
+    return mask.dtype == torch.float64 or (mask.dtype == torch.float32 and mask.numel() < 2**24)
+
+
+def _rescale_factor(w_pre: float, weight: float) -> float | None:
+    """What turns a buffer holding ``round(w_pre * u)`` into ``round(weight * u)`` exactly: 1 (hand it
+    over), a power of two (both products normal: the care flags and the weight range guarantee it), or
+    None (a recomputation is needed). A unit buffer (``w_pre == 1``) takes any weight: one rounding."""
+    if weight == w_pre or w_pre == 1.0:
+        return weight / w_pre
+    ratio = weight / w_pre  # exact when it is a power of two
+    return ratio if ratio > 0 and math.frexp(ratio)[0] == 0.5 else None
+
+
 def _scaled_grad(state: _State, grad_sums: torch.Tensor) -> torch.Tensor:
     """``W * u`` in place when that is provably what autograd computes, else the exact recomputation.
 
     ``grad_sums`` is the gradient of the masked sum(s) of the loss matrix, as autograd would hold it.
     """
     v, u = state.v, state.u
-    if u is not None and state.care == 0 and v.dtype in _FAST_DTYPES:
+    if u is not None and state.care == 0 and v.dtype in _FAST_DTYPES and state.w_pre == 1.0:
         # Autograd's weight for a real token: grad * 1 in the sum's dtype, cast to the loss matrix's.
         weights = grad_sums.to(v.dtype)
         if state.token_mode:
@@ -403,15 +473,22 @@ def _scaled_grad_scalar(state: _State, grad_sum) -> torch.Tensor:
     if u is not None and state.care == 0 and v.dtype in _FAST_DTYPES:
         if v.dtype in _NP_TYPES:
             weight = w = float(_NP_TYPES[v.dtype](grad_sum))  # float32 / float64 mul_ uses it exactly
-        else:  # bfloat16: autograd multiplies by the bfloat16 weight, so must we
+        else:  # bfloat16: autograd multiplies by the bfloat16 weight, so must we (never folded: w_pre 1)
             weight = torch.tensor(float(grad_sum), dtype=v.dtype)
             w = weight.item()
-        if _W_MIN <= w <= _W_MAX:
-            state.u = None  # consumed by the in-place scale
-            if state.small:
-                _cpass.scale(u, w)
-            else:
-                u.mul_(weight)
+        factor = _rescale_factor(state.w_pre, w) if _W_MIN <= w <= _W_MAX else None
+        if factor is not None:
+            # Hand the forward's buffer to autograd: drop the context's reference first, so that
+            # nothing else holds it (autograd then takes it as ``.grad`` without a copy, and a second
+            # backward through a retained graph recomputes into a fresh buffer).
+            state.u = None
+            if factor != 1.0:  # scaled in place, only when needed
+                if state.small:
+                    _cpass.scale(u, factor)
+                elif state.w_pre == 1.0:
+                    u.mul_(weight)
+                else:
+                    u.mul_(factor)
             return u if u.shape == v.shape else u.view(v.shape)
     return _exact_grad(state, torch.tensor(float(grad_sum), dtype=state.sum_dtype, device=v.device))
 
@@ -522,15 +599,23 @@ def _tail_types(sum_dtype, count_dtype, clip_dtype, mode, divide_by_count):
     return _NP_TYPES[sum_dtype], count_type, _NP_TYPES[clip_dtype], clip_type, _NP_TYPES[loss_dtype], count_is_float
 
 
+def _tail_divisor(count_type, count_is_float, mode, batch_num_tokens, n_tokens):
+    """verl's token-mean divisor: ``mask.sum()`` (a float count as counted, an integer one exactly) or
+    ``batch_num_tokens``; None for token-sum."""
+    if mode != "token-mean":
+        return None
+    if batch_num_tokens is not None:
+        return batch_num_tokens
+    return count_type(n_tokens) if count_is_float else n_tokens
+
+
 def _token_tail_scalars(scalars, s_total, n_clipped, n_tokens, mode, batch_num_tokens, dp_size, vpreds, state):
     """verl's token-mode tail and clip fraction on numpy scalars (see ``_scalar_types``)."""
     by_count = batch_num_tokens is None
     sum_type, count_type, clipped_type, clip_type, loss_type, count_is_float = _tail_types(*scalars, mode, by_count)
     total = sum_type(s_total)
     count = count_type(n_tokens)
-    divisor = None
-    if mode == "token-mean":  # S / mask.sum() (a float count as counted, an integer one exactly) or S / number
-        divisor = (count if count_is_float else n_tokens) if by_count else batch_num_tokens
+    divisor = _tail_divisor(count_type, count_is_float, mode, batch_num_tokens, n_tokens)
     # numpy warns where torch is silent: an all-masked batch (0/0 = NaN), an overflow to inf
     quiet = n_tokens > 0 and dp_size == 1 and batch_num_tokens is None
     with _NO_WARNINGS if quiet else np.errstate(all="ignore"):
@@ -601,10 +686,24 @@ def _small_token_loss(vpreds, returns, values, mask, eps, mode, dp_size):
     state = None
     if want_grad:
         state = _State()
-        state.u, state.care, state.small, state.backend, state.eps = u, n_care, True, "auto", eps
+        state.u, state.care, state.small, state.backend, state.eps, state.w_pre = u, n_care, True, "auto", eps, 1.0
         state.v, state.v2, state.r2, state.o2, state.m2 = vpreds, v2, returns, values, m2
         state.token_mode, state.sum_dtype, state.dp_size = True, dtype, dp_size
     return _token_tail_scalars(scalars, s_total, n_clipped, n_tokens, mode, None, dp_size, vpreds, state)
+
+
+def _any_neg(a, b, c, d) -> bool:
+    try:
+        return a.is_neg() or b.is_neg() or c.is_neg() or d.is_neg()
+    except AttributeError:  # not a tensor: the argument checks name it
+        return False
+
+
+def _resolved(x):
+    """``x`` with a pending conjugation or negation applied (a differentiable copy); else ``x`` itself."""
+    if isinstance(x, torch.Tensor) and (x.is_neg() or x.is_conj()):
+        return x.resolve_conj().resolve_neg()
+    return x
 
 
 def fused_value_loss(
@@ -624,7 +723,8 @@ def fused_value_loss(
     """Drop-in for :func:`valueloss.compute_value_loss`: same arguments, same ``(vf_loss, vf_clipfrac)``.
 
     One fused pass computes the loss, the clip fraction and (when ``vpreds`` requires grad) the
-    per-token gradient; ``backward`` only scales the saved gradient. The gradient equals autograd of
+    per-token gradient (already scaled for the expected upstream in token modes); ``backward`` hands it
+    over, or scales it in place. The gradient equals autograd of
     verl's eager formula bit for bit, ties included, for any upstream gradient (see the module
     docstring for the rare cases that take the exact slow path). ``vf_loss`` equals verl's up to the
     order of the float sums; ``vf_clipfrac`` is identical.
@@ -633,10 +733,15 @@ def fused_value_loss(
     inductor's compiled pass otherwise, unless ``VALUELOSS_FUSED_BACKEND`` says otherwise; falls back to
     eager with a one-time warning where compilation fails), ``"compiled"`` (inductor's pass always),
     ``"c"`` (the C loop for every CPU float32 / float64 batch, inductor's pass elsewhere) or ``"eager"``.
-    Inputs other than ``vpreds`` that require grad, ``returns`` / ``values`` of another dtype than
-    ``vpreds``, or a clip range given as a tensor with dimensions are handed to
+    Inputs other than ``vpreds`` that require grad (a 0-d clip range tensor included), ``returns`` /
+    ``values`` of another dtype than ``vpreds``, or a clip range given as a tensor with dimensions are handed to
     :func:`compute_value_loss` unchanged (its dtype promotion applies there).
     """
+    # The passes read raw memory: a negative-bit view (``z.conj().imag``) must be materialised first,
+    # or its values would be read with the wrong sign. (Real tensors carry no conjugate bit; complex
+    # ones are refused below.) Anything that is not a tensor is left to the checks below.
+    if _any_neg(vpreds, returns, values, response_mask):
+        vpreds, returns, values, response_mask = (_resolved(x) for x in (vpreds, returns, values, response_mask))
     if (
         backend == "auto"
         and loss_agg_mode in _TOKEN_MODES
@@ -660,6 +765,8 @@ def fused_value_loss(
         or returns.dtype != vpreds.dtype
         or values.dtype != vpreds.dtype
         or (torch.is_grad_enabled() and (returns.requires_grad or values.requires_grad))
+        # a clip range that requires grad: autograd of verl's formula gives its gradient (the pass has none)
+        or (torch.is_grad_enabled() and isinstance(cliprange_value, torch.Tensor) and cliprange_value.requires_grad)
     )
     if delegate:
         return compute_value_loss(
@@ -687,36 +794,41 @@ def fused_value_loss(
     want_grad = torch.is_grad_enabled() and vpreds.requires_grad
     token_mode = loss_agg_mode in ("token-mean", "token-sum")
 
+    # dtypes exactly as verl's expressions produce them
+    sum_dtype = torch.promote_types(vpreds.dtype, mask.dtype)  # masked_sum(loss_mat, mask)
+    count_dtype = mask.dtype if mask.is_floating_point() else torch.int64  # mask.sum()
+    clip_dtype = torch.promote_types(torch.float32, mask.dtype)  # masked_sum(gt(...).float(), mask)
+    scalars = _scalar_types(vpreds, sum_dtype, count_dtype, clip_dtype, batch_num_tokens) if token_mode else None
+
     s_mul = tokens = u = None
+    w_pre = 1.0
     if not want_grad:
         stats, s_mul, tokens = _run_pass("loss", backend, v2, r2, o2, m2, eps)
     elif token_mode:
-        stats, u = _run_pass("tokens", backend, v2, r2, o2, m2, eps)
+        if scalars is not None and vpreds.dtype in _NP_TYPES and not _runs_c_loop("tokens", backend, v2):
+            # fold the backward's weight into the pass (the C loop's batches are small: it scales later)
+            w_pre = _folded_weight(scalars, loss_agg_mode, batch_num_tokens, dp_size, mask, vpreds.dtype)
+        weight = torch.tensor([w_pre], dtype=v2.dtype, device=v2.device)
+        stats, u = _run_pass("tokens", backend, v2, r2, o2, m2, weight, eps)
     else:
         stats, s_mul, tokens, u = _run_pass("rows", backend, v2, r2, o2, m2, _ones_column(v2), eps)
     s_total, n_clipped, n_tokens, n_care, n_bad = stats.tolist()
     if n_bad:
         check.mask_tensor("response_mask", mask)  # raises the same error as compute_value_loss
 
-    # dtypes exactly as verl's expressions produce them
-    sum_dtype = torch.promote_types(vpreds.dtype, mask.dtype)  # masked_sum(loss_mat, mask)
-    count_dtype = mask.dtype if mask.is_floating_point() else torch.int64  # mask.sum()
-    clip_dtype = torch.promote_types(torch.float32, mask.dtype)  # masked_sum(gt(...).float(), mask)
     state = None
     if want_grad:
         state = _State()
         state.u, state.care, state.tokens = u, n_care, tokens
         state.v, state.v2, state.r2, state.o2, state.m2 = vpreds, v2, r2, o2, m2
         state.backend, state.eps, state.token_mode, state.rows_shape = backend, eps, token_mode, rows_shape
-        state.sum_dtype, state.dp_size, state.scalars = sum_dtype, dp_size, None
+        state.sum_dtype, state.dp_size, state.scalars, state.w_pre = sum_dtype, dp_size, None, w_pre
         state.small = v2.numel() <= SMALL_TOKENS and _runs_c_loop("tokens", backend, v2)  # scale u in C too
 
-    if token_mode:
-        scalars = _scalar_types(vpreds, sum_dtype, count_dtype, clip_dtype, batch_num_tokens)
-        if scalars is not None:
-            return _token_tail_scalars(
-                scalars, s_total, n_clipped, n_tokens, loss_agg_mode, batch_num_tokens, dp_size, vpreds, state
-            )
+    if token_mode and scalars is not None:
+        return _token_tail_scalars(
+            scalars, s_total, n_clipped, n_tokens, loss_agg_mode, batch_num_tokens, dp_size, vpreds, state
+        )
     tokens_t = stats[2].to(count_dtype)  # == mask.sum(): an exact integer count
     vf_clipfrac = stats[1].to(clip_dtype) / (tokens_t + 1e-8)
 

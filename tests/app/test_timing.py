@@ -126,3 +126,62 @@ def test_a_second_session_waits_for_the_running_benchmark(monkeypatch):
         release.set()
         worker.join(timeout=120)
     assert "tm_result" in first.session_state
+
+
+def test_ten_thousand_sizes_are_refused_quickly_with_a_clear_message():
+    # issue 11.7: 10,000 sizes used to be accepted (an O(n^2) duplicate check, then hours of timing)
+    at = run()
+    at.text_input(key="tm_sizes").set_value(",".join(f"{i}x1" for i in range(1, 10_001)))
+    at.button(key="tm_run").click()
+    at.run()
+    assert not at.exception
+    assert "10,000 sizes given; at most 6 per run" in texts(at.error)
+    assert "tm_result" not in at.session_state
+    assert at.header[-1].value == "Recorded results"
+
+
+def test_the_total_token_count_of_a_run_is_capped(monkeypatch):
+    monkeypatch.setattr(bench, "max_tokens", lambda *a, **k: 1 << 40)  # whatever memory this machine has free
+    at = run()
+    at.text_input(key="tm_sizes").set_value("2048x4096,4096x2048,1024x4096")
+    at.run()
+    assert "these sizes add up to 20,971,520 tokens; this page runs at most 16,777,216" in texts(at.error)
+
+
+def test_a_stopped_run_releases_the_lock_and_says_it_was_cancelled(monkeypatch):
+    # what the Cancel button does: Streamlit stops the script at the run's next progress update
+    from streamlit.runtime.scriptrunner_utils.exceptions import StopException
+
+    def stopped(config, progress=None):
+        progress(0, 10, "warm-up")
+        raise StopException()
+
+    monkeypatch.setattr(bench, "run_benchmark", stopped)
+    at = press_run(run())
+    assert at.button(key="tm_cancel").label == "Cancel run"
+    assert "tm_result" not in at.session_state
+    at.run()
+    assert "cancelled before it finished" in texts(at.info)
+    monkeypatch.undo()
+    at = press_run(at)  # the lock was released: the next run goes ahead
+    assert "tm_result" in at.session_state and "Another session" not in texts(at.warning)
+
+
+def test_the_page_leads_with_the_answer_and_says_what_the_roofline_is():
+    at = run()
+    recorded = bench.load_recorded(Path(PAGE).parents[1] / "docs" / "benchmarks")
+    if not recorded:
+        pytest.skip("no recordings")
+    first = at.markdown[0].value  # the first paragraph under the title: the recording's headline
+    latest = max(recorded, key=lambda pr: str(pr[1].meta.get("date")))[1]
+    top = bench.headline(latest.rows)
+    assert first.startswith(f"At **{top['size']}**, the fused forward+backward takes **{top['median_ms']:.3g} ms**")
+    assert f"**{top['speedup_vs_verl_eager']:.1f}×** faster" in first
+    assert f"**{100 * top['roofline_share']:.0f} %** of the roofline" in first
+    assert "the roofline is the time a kernel takes just to read the same inputs" in first
+    assert [t.label for t in at.tabs][:4] == [
+        "Time per call",
+        "Bandwidth",
+        "Table and CSV",
+        "How it was measured (recorded, not live)",
+    ]

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from valueloss import bench
-from valueloss.plots.timing import bandwidth_figure, time_figure
+from valueloss.plots.timing import ROOFLINE_PLAIN, bandwidth_figure, headline_sentence, time_figure
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
@@ -34,6 +34,29 @@ def test_parse_sizes_accepts_lists_and_refuses_bad_text():
     ]:
         with pytest.raises(ValueError, match=message):
             bench.parse_sizes(bad)
+
+
+def test_many_sizes_are_refused_at_once_and_repeats_cost_no_quadratic_check():
+    # issue 11.7: 10,000 sizes were accepted (an O(n^2) duplicate check, then hours of timing)
+    many = ",".join(f"{i}x1" for i in range(1, 10_001))
+    with pytest.raises(ValueError, match="10,000 sizes given; at most 32"):
+        bench.parse_sizes(many)
+    with pytest.raises(ValueError, match="at most 6 per run"):
+        bench.parse_sizes(",".join(["8x128"] * 7), max_sizes=6)
+    assert bench.parse_sizes(",".join(["8x128", "4x4"] * 16)) == ((8, 128), (4, 4))
+    with pytest.raises(ValueError, match="too long"):
+        bench.parse_sizes("8x128" + " " * 5000)
+    with pytest.raises(ValueError, match=r"not BxT") as err:
+        bench.parse_sizes("9" * 1000 + "x1")
+    assert len(str(err.value)) < 200
+
+
+def test_check_budget_caps_each_size_and_the_total():
+    bench.check_budget(((8, 128), (512, 4096)), 4_000_000, 5_000_000)
+    with pytest.raises(ValueError, match=r"1024x8192 is more than this page runs \(4,000,000 tokens at most"):
+        bench.check_budget(((8, 128), (1024, 8192)), 4_000_000, 50_000_000)
+    with pytest.raises(ValueError, match="add up to 6,291,456 tokens; this page runs at most 5,000,000"):
+        bench.check_budget(((1024, 2048), (1024, 2048), (1024, 2048)), 4_000_000, 5_000_000)
 
 
 def test_validate_config_names_the_field():
@@ -209,3 +232,21 @@ def test_recorded_results_in_docs_are_well_formed():
         for key in ("device", "device_name", "date", "torch", "threads", "dtype"):
             assert result.meta.get(key) not in (None, ""), f"{path.name}: {key}"
         assert result.rows and {r["impl"] for r in result.rows} >= {"verl-eager", "fused", "roofline"}
+
+
+def test_headline_sentence_states_the_numbers_it_is_given():
+    rows = [
+        {"status": "ok", "impl": "fused", "pass": "forward+backward", "batch": b, "length": t, "tokens": b * t,
+         "median_ms": ms, "speedup_vs_verl_eager": x, "roofline_share": share, "gbps": 14.2, "roofline_gbps": 20.0}
+        for b, t, ms, x, share in [(8, 128, 0.1, 3.5, 1.3), (512, 4096, 2.96, 22.84, 0.7095)]
+    ]  # fmt: skip
+    sentence = headline_sentence(bench.headline(rows))
+    assert sentence == (
+        "At **512x4096**, the fused forward+backward takes **2.96 ms**: **22.8×** faster than verl's eager "
+        f"formula and at **71 %** of the roofline speed (14.2 of 20 GB/s; {ROOFLINE_PLAIN})."
+    )
+    rows[1]["speedup_vs_verl_eager"] = 0.5
+    assert "**2.0×** slower than verl's eager formula" in headline_sentence(bench.headline(rows))
+    rows[1]["speedup_vs_verl_eager"] = rows[1]["roofline_share"] = None  # verl eager not run, no roofline
+    assert headline_sentence(bench.headline(rows)) == "At **512x4096**, the fused forward+backward takes **2.96 ms**."
+    assert headline_sentence(None) is None

@@ -3,6 +3,11 @@ by a default call on a small batch, and a clean fallback where no C compiler wor
 
 from __future__ import annotations
 
+import os
+import stat
+import subprocess
+import tempfile
+
 import pytest
 import torch
 
@@ -34,7 +39,9 @@ def test_loop_equals_the_compiled_pass(dtype, kind):
         v, r, o, m, eps = with_garbage(dtype, seed=seed)
         m_odd = m.clone()
         m_odd[0, 0] = 2.0  # a mask value the pass must count as bad
-        args = (v, r, o, m_odd) + ((fused._ones_column(v),) if kind == "rows" else ())
+        args = (v, r, o, m_odd) + {"rows": (fused._ones_column(v),), "tokens": (torch.ones(1, dtype=dtype),)}.get(
+            kind, ()
+        )
         want = fused._run_pass(kind, "compiled", *args, eps)
         got = cpass.run_pass(kind, v, r, o, m_odd, eps)
         assert len(got) == len(want)
@@ -78,7 +85,8 @@ def test_without_a_compiler_the_compiled_pass_runs_and_the_report_says_why(monke
     monkeypatch.setattr(cpass, "_functions", {})
     monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
     monkeypatch.setenv("VALUELOSS_CACHE_DIR", str(tmp_path / "cache"))
-    assert cpass.library() is None
+    with pytest.warns(RuntimeWarning, match="no-such-compiler"):
+        assert cpass.library() is None
     assert cpass.status()["state"] == "unavailable" and "no-such-compiler" in cpass.status()["error"]
     v, r, o, m, eps = random_batch(3, rows=4, width=16, dtype=torch.float32)
     for backend in ("auto", "c"):
@@ -97,3 +105,125 @@ def test_builds_into_the_cache_folder_once(monkeypatch, tmp_path):
     stamp = first.stat().st_mtime_ns
     assert cpass._build(compiler) == first and first.stat().st_mtime_ns == stamp  # reused, not rebuilt
     assert [p.name for p in tmp_path.iterdir()] == [first.name]  # no temporary files left behind
+
+
+@pytest.fixture
+def fresh_loop(monkeypatch, tmp_path):
+    """A clean build state and a cache folder of the test's own (restored afterwards)."""
+    monkeypatch.setattr(cpass, "_status", {"state": "not built"})
+    monkeypatch.setattr(cpass, "_library", None)
+    monkeypatch.setattr(cpass, "_functions", {})
+    monkeypatch.delenv("CC", raising=False)
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("VALUELOSS_CACHE_DIR", str(cache))
+    return cache
+
+
+def _loop_sanity():
+    v, r, o, m, eps = random_batch(4, rows=4, width=16, dtype=torch.float32)
+    assert_same(*run_both(v, r, o, m, eps, backend="c"), torch.float32)
+
+
+def test_cc_with_arguments_builds_the_loop(fresh_loop, monkeypatch):
+    compiler = cpass._compiler()
+    if compiler is None:
+        pytest.skip("no C compiler here")
+    monkeypatch.setenv("CC", f"{compiler[0]} -O1")
+    assert cpass.library() is not None, cpass.status()
+    assert cpass.status()["compiler"].endswith(" -O1")
+    _loop_sanity()
+
+
+def test_a_cc_that_does_not_run_is_reported_and_warned(fresh_loop, monkeypatch):
+    monkeypatch.setenv("CC", "no-such-cc -O1")
+    with pytest.warns(RuntimeWarning, match="no-such-cc"):
+        assert cpass.library() is None
+    assert "no-such-cc" in cpass.status()["error"]
+    loop = [row for row in fused.fused_backend_report() if row["pass"] == "c-loop"]
+    assert loop[0]["state"] == "unavailable" and "no-such-cc" in loop[0]["error"]
+
+
+def test_the_build_key_covers_what_shapes_the_build(monkeypatch):
+    assert cpass.build_key(["cc"]) != cpass.build_key(["cc", "-O1"])
+    base = cpass.build_key(["cc"])
+    monkeypatch.setattr(cpass, "_compiler_version", lambda command: "cc 99.1")
+    assert cpass.build_key(["cc"]) != base
+    monkeypatch.setattr(cpass, "FLAGS", (*cpass.FLAGS, "-march=native"))
+    assert cpass.build_key(["cc"]) != base
+
+
+@pytest.mark.skipif(cpass._compiler() is None, reason="no C compiler here")
+def test_the_cache_folder_is_private(fresh_loop):
+    fresh_loop.mkdir(mode=0o777)
+    fresh_loop.chmod(0o777)  # left open (an old version, a umask): tightened before use
+    assert cpass.library() is not None
+    assert stat.S_IMODE(fresh_loop.stat().st_mode) == 0o700
+    (built,) = fresh_loop.iterdir()
+    info = built.lstat()
+    assert info.st_uid == os.getuid() and stat.S_IMODE(info.st_mode) & 0o077 == 0
+
+
+def _key_path(folder):
+    return folder / f"cpass-{cpass.build_key(cpass._compiler())}.so"
+
+
+@pytest.mark.skipif(cpass._compiler() is None, reason="no C compiler here")
+@pytest.mark.parametrize("plant", ["garbage", "world-writable", "symlink", "wrong-numbers"])
+def test_a_planted_or_damaged_library_is_never_loaded(fresh_loop, tmp_path, plant):
+    fresh_loop.mkdir(mode=0o700)
+    target = _key_path(fresh_loop)
+    if plant == "garbage":
+        target.write_bytes(b"\x7fELF not really a library")
+        target.chmod(0o500)
+    elif plant == "world-writable":
+        target.write_bytes(b"\x7fELF planted")
+        target.chmod(0o777)
+    elif plant == "symlink":
+        (tmp_path / "evil.so").write_bytes(b"\x7fELF planted")
+        target.symlink_to(tmp_path / "evil.so")
+    else:  # a loadable library with the right symbols that computes something else
+        source = tmp_path / "evil.c"
+        source.write_text(
+            "#include <stdint.h>\n"
+            + "".join(
+                f"void valueloss_pass_{s}(void*a,void*b,void*c,void*d,{t} e,int64_t r,int64_t n,{t}*u,"
+                f"void*x,void*y,double*z){{for(int64_t i=0;i<r*n;++i)u[i]=42;for(int i=0;i<5;++i)z[i]=7;}}\n"
+                f"void valueloss_scale_{s}({t}*u,int64_t n,{t} w){{}}\n"
+                for t, s in (("float", "float32"), ("double", "float64"))
+            )
+        )
+        subprocess.run([*cpass._compiler(), "-shared", "-fPIC", str(source), "-o", str(target)], check=True)
+        target.chmod(0o500)
+    assert cpass.library() is not None, cpass.status()
+    assert "rebuilt" in cpass.status()
+    assert target.is_file() and not target.is_symlink()
+    _loop_sanity()
+
+
+@pytest.mark.skipif(cpass._compiler() is None, reason="no C compiler here")
+@pytest.mark.skipif(os.getuid() != 0, reason="needs root to plant a folder owned by another user")
+def test_a_folder_of_another_user_is_not_used(fresh_loop):
+    fresh_loop.mkdir(mode=0o700)
+    planted = _key_path(fresh_loop)
+    planted.write_bytes(b"\x7fELF planted")
+    os.chown(fresh_loop, 4242, 4242)
+    os.chown(planted, 4242, 4242)
+    assert cpass.library() is not None
+    assert "private build folder for this process" in cpass.status()["cache"]
+    assert planted.read_bytes() == b"\x7fELF planted"  # untouched, and not the file that was loaded
+    _loop_sanity()
+
+
+@pytest.mark.skipif(cpass._compiler() is None, reason="no C compiler here")
+def test_an_uncreatable_cache_builds_privately_not_in_a_shared_tmp(fresh_loop, monkeypatch, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("VALUELOSS_CACHE_DIR", str(blocker / "cache"))
+    shared = tmp_path / "tmp"
+    shared.mkdir()
+    monkeypatch.setenv("TMPDIR", str(shared))
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    assert cpass.library() is not None
+    (folder,) = shared.iterdir()
+    assert folder.name.startswith("valueloss-cpass-") and folder.name != "valueloss"
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700

@@ -60,6 +60,12 @@ def assert_same(eager, fusedres, dtype):
         assert l2.item() == pytest.approx(l1.item(), rel=LOSS_TOL[dtype], abs=1e-30)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_upstream_guess(monkeypatch):
+    """Each test starts as a fresh process does: the forward expects ``loss.backward()``'s upstream 1."""
+    monkeypatch.setattr(fused, "_UPSTREAM", [1.0])
+
+
 class CountExact:
     """Counts how often the backward falls back to the exact recomputation."""
 
@@ -138,6 +144,9 @@ def test_fast_path_is_bit_exact_on_off_edge_ties(dtype, mode, backend, monkeypat
     v, r, o, m, eps = off_edge_ties(dtype)
     counter = CountExact(monkeypatch)
     for scale in (1.0, 3.0, 0.001):
+        # the upstream a training loop repeats (its weight folded into the forward's buffer, or a unit
+        # buffer scaled in place): exact without recomputation
+        monkeypatch.setattr(fused, "_UPSTREAM", [scale])
         assert_same(*run_both(v, r, o, m, eps, mode, scale=scale, backend=backend), dtype)
     assert counter.calls == 0, "these ties need no exact recomputation: the in-place scale must be exact"
 
@@ -379,3 +388,138 @@ def test_signed_zero_min_max_follows_eagers_vectorised_loop(backend):
     assert_same(*run_both(v, r, o, m, 0.5, backend=backend), torch.float32)
     tiny = run_both(v[:1, :3], r[:1, :3], o[:1, :3], m[:1, :3], 0.5, backend=backend)
     assert torch.equal(tiny[0][2], tiny[1][2])  # -0.0 == 0.0: same values, possibly other zero signs
+
+
+# ------------------------------------------------------------------ the forward's buffer handed to autograd
+
+
+def eager_grad(v, r, o, m, eps, mode="token-mean", scale=1.0, **kw):
+    y = v.detach().clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(vl.compute_value_loss(y, r, o, m, eps, mode, **kw)[0] * scale, y)
+    return grad
+
+
+class TokensBuffer:
+    """Records the gradient buffer each token-mode pass writes (its data pointer)."""
+
+    def __init__(self, monkeypatch):
+        self.pointers = []
+        original = fused._run_pass
+
+        def recording(kind, *args):
+            out = original(kind, *args)
+            if kind == "tokens":
+                self.pointers.append(out[1].data_ptr())
+            return out
+
+        monkeypatch.setattr(fused, "_run_pass", recording)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("mode", ["token-mean", "token-sum"])
+@pytest.mark.parametrize("kw", [{}, {"dp_size": 4, "batch_num_tokens": 301}], ids=["local", "dp"])
+@pytest.mark.parametrize("mask_dtype", [torch.float32, torch.bool, torch.float64])
+def test_backward_hands_the_forwards_buffer_to_grad_unscaled(dtype, mode, kw, mask_dtype, monkeypatch):
+    v, r, o, m, eps = random_batch(30, rows=9, width=41, dtype=dtype, ties=False)
+    m = m.to(mask_dtype)
+    buffers, exact = TokensBuffer(monkeypatch), CountExact(monkeypatch)
+    factors = []
+    original = fused._rescale_factor
+    monkeypatch.setattr(fused, "_rescale_factor", lambda *a: factors.append(original(*a)) or factors[-1])
+    x = v.clone().requires_grad_(True)
+    fused_value_loss(x, r, o, m, eps, mode, backend="compiled", **kw)[0].backward()
+    assert_bitwise(x.grad, eager_grad(v, r, o, m, eps, mode, **kw))
+    assert factors == [1.0] and exact.calls == 0  # the weight was folded into the forward: no scaling
+    assert x.grad.data_ptr() == buffers.pointers[0]  # taken as .grad as it is, no copy
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_an_unexpected_upstream_rescales_or_recomputes_exactly(dtype, monkeypatch):
+    v, r, o, m, eps = random_batch(31, rows=9, width=41, dtype=dtype, ties=False)
+    exact = CountExact(monkeypatch)
+    for scale, recomputed in [(2.0, 0), (0.25, 0), (3.0, 1), (3.0, 0), (1.0, 1), (-1.0, 1), (0.0, 1)]:
+        before = exact.calls
+        _, fusedres = run_both(v, r, o, m, eps, scale=scale)
+        assert_bitwise(fusedres[2], eager_grad(v, r, o, m, eps, scale=scale), f"gradient at upstream {scale}")
+        # a power-of-two change is an exact in-place rescale; another one recomputes once, then is expected
+        assert exact.calls - before == recomputed, scale
+
+
+def test_no_aliasing_second_backward_with_retain_graph(monkeypatch):
+    v, r, o, m, eps = random_batch(32, rows=9, width=41, dtype=torch.float32, ties=False)
+    x = v.clone().requires_grad_(True)
+    loss, _ = fused_value_loss(x, r, o, m, eps, backend="compiled")
+    (first,) = torch.autograd.grad(loss, x, retain_graph=True)
+    kept = first.clone()
+    (second,) = torch.autograd.grad(loss, x, retain_graph=True)
+    assert second.data_ptr() != first.data_ptr()
+    assert_bitwise(first, kept)  # the second backward wrote elsewhere
+    assert_bitwise(second, eager_grad(v, r, o, m, eps))
+    first.fill_(float("nan"))  # the caller owns the returned gradient: mutating it changes nothing else
+    second.mul_(7.0)
+    loss.backward()
+    assert_bitwise(x.grad, eager_grad(v, r, o, m, eps))
+
+
+@pytest.mark.parametrize("backend", ["compiled", "auto"])
+def test_no_aliasing_accumulation_hooks_and_a_mutated_grad(backend):
+    v, r, o, m, eps = random_batch(33, rows=9, width=41, dtype=torch.float32, ties=False)
+    seen = {"fused": [], "eager": []}
+
+    def train(fn, name):
+        x = v.clone().requires_grad_(True)
+        x.register_hook(lambda g: seen[name].append(g.clone()))
+        x.register_hook(lambda g: g * 0.5)  # a hook that replaces the gradient
+        x.register_post_accumulate_grad_hook(lambda leaf: seen[name].append(leaf.grad.clone()))
+        extra = {"backend": backend} if fn is fused_value_loss else {}
+        for _ in range(2):  # accumulation over two calls
+            fn(x, r, o, m, eps, **extra)[0].backward()
+        return x
+
+    x, y = train(fused_value_loss, "fused"), train(vl.compute_value_loss, "eager")
+    assert_bitwise(x.grad, y.grad)
+    for got, want in zip(seen["fused"], seen["eager"], strict=True):
+        assert_bitwise(got, want, "what a hook saw")
+    x.grad.mul_(-3.0)  # a gradient mutated by the caller (an optimizer, clipping) ...
+    x.grad = None
+    fused_value_loss(x, r, o, m, eps, backend=backend)[0].backward()  # ... leaves the next call untouched
+    assert_bitwise(x.grad, eager_grad(v, r, o, m, eps) * 0.5)
+
+
+# ------------------------------------------------------------------ views, tensor clip ranges
+
+
+def test_conjugate_and_negative_views_are_read_as_their_values():
+    # issue 11.8: ``z.conj().imag`` is a negative-bit view; its raw memory holds the other sign
+    z = torch.tensor([[1 + 0.7j]])
+    want = vl.compute_value_loss(z.conj().imag, torch.zeros(1, 1), torch.zeros(1, 1), torch.ones(1, 1), 0.2)
+    got = fused_value_loss(z.conj().imag, torch.zeros(1, 1), torch.zeros(1, 1), torch.ones(1, 1), 0.2)
+    assert got[0].item() == pytest.approx(want[0].item()) and got[1].item() == want[1].item() == 0.0
+    v, r, o, m, eps = random_batch(34, rows=5, width=23, dtype=torch.float32)
+    for which in range(4):
+        args = [v, r, o, m]
+        args[which] = torch._neg_view(-args[which])  # same values, negative bit set
+        assert args[which].is_neg()
+        for backend in ("auto", "compiled", "c", "eager"):
+            assert_same(*run_both(*args, eps, backend=backend), torch.float32)
+    zc = torch.complex(v, v).detach().requires_grad_(True)
+    loss, _ = fused_value_loss(zc.conj().imag, r, o, m, eps)  # -v: a differentiable view of a complex leaf
+    (got_grad,) = torch.autograd.grad(loss, zc)
+    zc2 = zc.detach().clone().requires_grad_(True)
+    (want_grad,) = torch.autograd.grad(vl.compute_value_loss(zc2.conj().imag, r, o, m, eps)[0], zc2)
+    assert torch.equal(got_grad, want_grad)
+
+
+@pytest.mark.parametrize("backend", ["auto", "compiled", "c", "eager"])
+def test_the_gradient_of_a_clip_range_tensor_is_autograds(backend):
+    # issue 11.9: a requires_grad 0-d eps used to lose its gradient in the fused path
+    v, r, o, m, _ = random_batch(35, rows=5, width=23, dtype=torch.float32)
+    got, want = [], []
+    for fn, out in ((fused_value_loss, got), (vl.compute_value_loss, want)):
+        x = v.clone().requires_grad_(True)
+        eps = torch.tensor(0.2, requires_grad=True)
+        extra = {"backend": backend} if fn is fused_value_loss else {}
+        out.extend(torch.autograd.grad(fn(x, r, o, m, eps, **extra)[0], (x, eps)))
+    assert want[1].item() != 0.0  # the clip range matters for this batch
+    assert_bitwise(got[0], want[0])
+    assert_bitwise(got[1], want[1], "gradient of the clip range")

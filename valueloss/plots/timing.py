@@ -12,7 +12,32 @@ import plotly.graph_objects as go
 
 from ..theme import COLORS
 
-__all__ = ["IMPL_STYLE", "PASS_DASH", "time_figure", "bandwidth_figure"]
+__all__ = ["IMPL_STYLE", "PASS_DASH", "ROOFLINE_PLAIN", "headline_sentence", "time_figure", "bandwidth_figure"]
+
+# "roofline" in plain words, where the page first uses the word
+ROOFLINE_PLAIN = (
+    "the roofline is the time a kernel takes just to read the same inputs and write the same gradient once "
+    "on the same machine: no implementation of the loss can be faster than moving its bytes"
+)
+
+
+def headline_sentence(top: dict | None) -> str | None:
+    """The answer a page leads with, from :func:`valueloss.bench.headline`'s numbers (None: nothing ran)."""
+    if top is None:
+        return None
+    parts = [f"At **{top['size']}**, the fused forward+backward takes **{top['median_ms']:.3g} ms**"]
+    speedup = top.get("speedup_vs_verl_eager")
+    if speedup is not None and speedup >= 1:
+        parts.append(f"**{speedup:.1f}×** faster than verl's eager formula")
+    elif speedup is not None and speedup > 0:  # a loaded machine can time it slower
+        parts.append(f"**{1 / speedup:.1f}×** slower than verl's eager formula")
+    if top.get("roofline_share") is not None:
+        parts.append(
+            f"at **{100 * top['roofline_share']:.0f} %** of the roofline speed "
+            f"({top['gbps']:.3g} of {top['roofline_gbps']:.3g} GB/s; {ROOFLINE_PLAIN})"
+        )
+    return parts[0] + (": " + " and ".join(parts[1:]) if len(parts) > 1 else "") + "."
+
 
 # implementation -> (label, colour, marker symbol, line width)
 IMPL_STYLE = {
