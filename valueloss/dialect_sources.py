@@ -170,7 +170,9 @@ def value_loss(vpreds, returns, values, response_mask, clip_eps):
 def trl(mode: str, eps) -> str:
     return '''
 def value_loss(vpreds, returns, values, response_mask, cliprange_value):
-    """TRL PPOTrainer: torch.clamp clip, max, 0.5 * masked mean; vf_clipfrac over real tokens."""
+    """TRL PPOTrainer: padded predictions zeroed, torch.clamp clip, max, 0.5 * masked mean; vf_clipfrac over
+    real tokens."""
+    vpreds = torch.masked_fill(vpreds, response_mask == 0, 0)
     vpredclipped = torch.clamp(vpreds, values - cliprange_value, values + cliprange_value)
     vf_losses1 = torch.square(vpreds - returns)
     vf_losses2 = torch.square(vpredclipped - returns)
@@ -366,7 +368,8 @@ def value_loss(vpreds, returns, values, response_mask, value_clip):
 
 def torchrl(mode: str, eps) -> str:
     clip = (
-        """    pre_clipped = state_value - old_state_value
+        """    clip_value = torch.as_tensor(clip_value, dtype=torch.float32)  # ClipPPOLoss's float32 buffer
+    pre_clipped = state_value - old_state_value
     clipped = pre_clipped.clamp(-clip_value, clip_value)
     clip_fraction = (pre_clipped != clipped).to(state_value.dtype).mean()  # whole tensor, padding included
     loss_value_clipped = F.smooth_l1_loss(target_return, old_state_value + clipped, reduction="none")
@@ -381,11 +384,12 @@ def value_loss(vpreds, returns, values, response_mask, clip_value):
     """TorchRL ClipPPOLoss: smooth-L1 critic, delta clip, max; loss_critic = critic_coeff * L, masked mean."""
     critic_coeff = 1.0
     state_value, old_state_value, target_return = vpreds, values, returns
-    mask = response_mask.to(dtype=vpreds.dtype)
+    mask = response_mask != 0
     loss_value = F.smooth_l1_loss(target_return, state_value, reduction="none")
     clip_fraction = None
 '''
         + clip
         + "    loss_critic = critic_coeff * loss_value\n"
-        + "    return (loss_critic * mask).sum() / mask.sum(), clip_fraction\n"
+        + "    # masked mean as LossModule reduces it: padding selected away, no tokens logs 0\n"
+        + "    return torch.where(mask, loss_critic, 0).sum() / mask.sum().clamp_min(1), clip_fraction\n"
     )

@@ -81,6 +81,7 @@ class Dialect:
     limits: str = ""  # what this entry does not model
     verified: str = "restated formula"  # how CI checks it: "real package", "real training step", "restated formula"
     tie_rule: str = "torch"  # "tensorflow": tf.maximum sends the whole gradient to its first argument at a tie
+    zeroes_padded_predictions: bool = False  # the trainer sets padded predictions to 0 before the loss
     sanity_definition: str = "loss"  # the clip fraction that matters for it: "loss", "prediction" or "rllib"
     threads: tuple[str, ...] = ()  # issue threads that discuss this library's value clipping (owner/repo#n)
     export_label: str = ""  # short label for the export picker
@@ -239,6 +240,7 @@ def _trl_reduce(loss_max, m, mode):
 
 
 def _trl(v, r, o, m, eps, mode):
+    v = torch.masked_fill(v, m == 0, 0)  # PPOTrainer zeroes the padded predictions before the loss (1.12.0)
     vpredclipped = clip_clamp(v, o, eps)
     loss_unclipped = torch.square(v - r)
     loss_clipped = torch.square(vpredclipped - r)
@@ -395,17 +397,21 @@ def _slime_with(reduce_rows):
 
 def _torchrl(v, r, o, m, eps, mode):
     critic_coeff = 1.0  # ClipPPOLoss's default; loss_critic is logged after this multiplication
-    mask = m.to(dtype=v.dtype)
+    real = m != 0
     loss_value = F.smooth_l1_loss(r, v, reduction="none")
     clip_fraction = None
     if eps:  # `if self.clip_value:` 0 and None are both "off"
+        # ClipPPOLoss keeps clip_value as a float32 buffer: the band is float32(eps) wide in every dtype.
+        bound = torch.as_tensor(eps, dtype=torch.float32, device=v.device)
         pre_clipped = v - o
-        clipped = pre_clipped.clamp(-eps, eps)
+        clipped = pre_clipped.clamp(-bound, bound)
         clip_fraction = (pre_clipped != clipped).to(v.dtype).mean()  # the whole tensor, padding included
         loss_value_clipped = F.smooth_l1_loss(r, o + clipped, reduction="none")
         loss_value = torch.maximum(loss_value, loss_value_clipped)
     loss_critic = critic_coeff * loss_value
-    return (loss_critic * mask).sum() / mask.sum(), clip_fraction
+    # LossModule's masked reduction: padding is selected away (NaN there cannot leak into the loss), and a
+    # batch without a real token logs 0.
+    return torch.where(real, loss_critic, 0).sum() / real.sum().clamp_min(1), clip_fraction
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -498,7 +504,7 @@ DIALECTS: dict[str, Dialect] = {
         ),
         Dialect(
             name="trl",
-            library="TRL PPOTrainer (trl.experimental, 1.0 – 1.9)",
+            library="TRL PPOTrainer (trl.experimental, 1.0 – 1.12)",
             param_name="cliprange_value",
             default_eps=0.2,
             clip_convention="clamp",
@@ -512,12 +518,13 @@ DIALECTS: dict[str, Dialect] = {
             notes="vf_coef=0.1 scales the value loss in the total loss.",
             compute=_trl,
             family="trl",
-            versions="1.0 – 1.9 at least (trl.experimental.ppo; gone from 1.16.0)",
+            versions="1.0 – 1.12 (trl.experimental.ppo; removed after 1.12)",
             formula=r"\tfrac12\,\mathrm{mean}\big(\max[(v-R)^2,\ (" + _CLAMP + r"-R)^2]\big)",
             loss_metric="loss/value_avg",
             clipfrac_metric="val/clipfrac_avg",
             logged="loss/value_avg and val/clipfrac_avg: averaged over the minibatches and epochs of one update.",
-            verified="restated formula (trl 1.16.0 no longer ships the PPO trainer)",
+            verified="the library's own loss lines (trl 1.12.0 PPOTrainer.train), run on our batches",
+            zeroes_padded_predictions=True,
             threads=("huggingface/trl#202",),
             export_label="TRL PPOTrainer",
             reduce=_trl_reduce,
@@ -621,7 +628,8 @@ DIALECTS: dict[str, Dialect] = {
             path="torchrl/objectives/ppo.py",
             commit="v0.14.1",
             notes="Off by default; clip_value=0 is also off (`if self.clip_value:`). The loss is masked but the "
-            "clip fraction is not: padding counts in its denominator.",
+            "clip fraction is not: padding counts in its denominator. clip_value is kept as a float32 buffer, so "
+            "the band is float32(eps) wide even for float64 batches.",
             compute=_torchrl,
             supports_off=True,
             family="torchrl",

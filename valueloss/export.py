@@ -154,6 +154,8 @@ def _app_grad(dialect: str, v, r, o, m, eps, mode) -> tuple[torch.Tensor, str]:
     d = DIALECTS[dialect]
     if d.closed_form is not None and not d.off(eps):
         convention = d.closed_form
+        if d.zeroes_padded_predictions:  # masked_fill first: padding sees v = 0 and passes no gradient
+            v = v.masked_fill(m == 0, 0)
         if d.indexed:
             valid = m.bool()
             terms = value_loss_terms(v[valid], r[valid], o[valid], eps, convention)
@@ -164,6 +166,8 @@ def _app_grad(dialect: str, v, r, o, m, eps, mode) -> tuple[torch.Tensor, str]:
             terms = value_loss_terms(v, r, o, eps, convention)
             weights = _upstream(dialect, terms.loss_max, m, mode)
             grad = value_loss_grad(v, r, o, eps, convention, grad_output=weights)
+            if d.zeroes_padded_predictions:
+                grad = grad.masked_fill(m == 0, 0)
         return grad, "closed form (valueloss.value_loss_grad), bit-identical to autograd"
     leaf = v.detach().clone().requires_grad_(True)
     loss, _ = _app_loss(dialect, leaf, r, o, m, eps, mode)

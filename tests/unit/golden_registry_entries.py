@@ -4,6 +4,7 @@ tests/unit/golden.json."""
 
 import json
 import math
+import struct
 
 NAN = float("nan")
 P = "tests/unit/golden.json"
@@ -33,6 +34,11 @@ def huber(d):
     return 0.5 * d * d if abs(d) < 1 else abs(d) - 0.5
 
 
+def float32(x):
+    """x rounded to float32, as ClipPPOLoss stores clip_value (a float32 buffer)."""
+    return struct.unpack("f", struct.pack("f", x))[0]
+
+
 def out(x):
     return None if math.isnan(x) else x
 
@@ -57,13 +63,15 @@ def vectors(V, Rr, O, M, e) -> dict:
         v, r, o = V[i][j], Rr[i][j], O[i][j]
         return 1.0 if (clip_clamp(v, o, e) - r) ** 2 > (v - r) ** 2 else 0.0
 
+    e32 = float32(e)
+
     def tr_loss(i, j):
         v, r, o = V[i][j], Rr[i][j], O[i][j]
-        return pymax(huber(v - r), huber(clip_delta(v, o, e) - r))
+        return pymax(huber(v - r), huber(clip_delta(v, o, e32) - r))
 
     def pre_clipped(i, j):
         pre = V[i][j] - O[i][j]
-        return math.isnan(pre) or pre != min(max(pre, -e), e)  # NaN != NaN: TorchRL counts it
+        return math.isnan(pre) or pre != min(max(pre, -e32), e32)  # NaN != NaN: TorchRL counts it
 
     res = {}
     res["rsl_rl"] = out(mean_real(lambda i, j: mx(clip_delta, i, j)))
@@ -74,7 +82,7 @@ def vectors(V, Rr, O, M, e) -> dict:
     res["trlx_vf_loss"] = out(0.5 * masked(lambda i, j: mx(clip_clamp, i, j)) / n)
     res["deepspeed_chat"] = res["trlx_vf_loss"]
     res["trlx_vf_clipfrac"] = masked(gt) / n
-    res["torchrl_loss_critic"] = out(masked(tr_loss) / n)
+    res["torchrl_loss_critic"] = out(sum(tr_loss(i, j) for i, j in real) / max(n, 1))  # where(mask, l, 0)
     res["torchrl_value_clip_fraction"] = sum(1.0 for i, j in cells if pre_clipped(i, j)) / len(cells)
     res["slime_per_token"] = out(masked(lambda i, j: mx(clip_delta, i, j)) / n)
     rows = []
@@ -103,7 +111,8 @@ def main():
     g["about_registry_entries"] = (
         "Keys rsl_rl ... verl_v0_4_0_token_mean: the registry's later entries (valueloss.dialects), computed in "
         "plain Python floats from the formula at the commit each entry pins; rllib_loss_clamp_at_eps reads eps as "
-        "vf_clip_param; torchrl_* is what ClipPPOLoss 0.14 logs (clip fraction over every element)."
+        "vf_clip_param; torchrl_* is what ClipPPOLoss 0.14 logs (band float32(eps) wide, padding selected away from the loss, clip "
+        "fraction over every element)."
     )
     with open(P, "w") as f:
         json.dump(g, f, indent=1)

@@ -317,7 +317,12 @@ def test_nan_in_padding_names_the_poisoned_modes_and_libraries():
         loss, _ = vl.compute_value_loss(b.vpreds, b.returns, b.values, b.mask, 0.2, mode)
         poisoned_part = text.split("NaN * 0 = NaN, so ")[1].split(" are NaN")[0]
         assert (mode in poisoned_part.split(", ")) == bool(torch.isnan(loss)), mode
-    assert "OpenRLHF" in text and "TRL" in text
+    named = text.split("Libraries poisoned on this batch: ")[1]
+    for name, entry in vl.DIALECTS.items():
+        eps = entry.default_eps if entry.eps_units == "loss" else 0.2
+        poisoned = bool(torch.isnan(vl.dialect_loss(name, b.vpreds, b.returns, b.values, b.mask, eps).loss))
+        assert (entry.library in named) == poisoned, name
+    assert "OpenRLHF before 2025-04-12" in named  # rows averaged first: NaN * 0 reaches the row sums
 
 
 def test_nan_on_a_real_token_and_all_masked_batch():

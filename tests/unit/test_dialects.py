@@ -283,13 +283,14 @@ def test_restatements_are_bit_identical(dtype):
             assert torch.equal(got.loss, want[0]) and torch.equal(got.clipfrac, want[1])
 
 
-def test_torchrl_nan_in_padding_poisons_the_loss_and_counts_as_clipped():
+def test_torchrl_nan_in_padding_spares_the_loss_and_counts_as_clipped():
     v, r, o, m, _ = random_batch(7, ties=False)
     v = v.clone()
     pad = (m == 0).nonzero()[0]
     v[pad[0], pad[1]] = float("nan")
     got = loss_of("torchrl", v, r, o, m, 0.2)
-    assert math.isnan(float(got.loss))  # (L * mask).sum(): NaN * 0 = NaN
+    clean_loss = loss_of("torchrl", torch.where(m == 0, o, v), r, o, m, 0.2).loss
+    assert float(got.loss) == float(clean_loss)  # where(mask, l, 0): padding is selected away
     clean = v.clone()
     clean[pad[0], pad[1]] = o[pad[0], pad[1]]
     base = loss_of("torchrl", clean, r, o, m, 0.2).clipfrac

@@ -10,8 +10,6 @@ from __future__ import annotations
 import ast
 import inspect
 
-import pytest
-
 import valueloss as vl
 
 
@@ -82,7 +80,6 @@ def test_rsl_rl_default(upstream_site):
     assert _function_default(path, "PPO", "__init__", "use_clipped_value_loss") is True
 
 
-@pytest.mark.xfail(strict=True, reason="needs the rsl_rl dialect from the registry branch", raises=ValueError)
 def test_rsl_rl_dialect_default(upstream_site):
     path = upstream_site / "rsl_rl/algorithms/ppo.py"
     assert vl.get_dialect("rsl_rl").default_eps == _function_default(path, "PPO", "__init__", "clip_param")

@@ -126,11 +126,6 @@ def test_logged_value_is_twice_the_cleanrl_form(rsl_rl):
     assert logged["value"] == replay(seen, "cleanrl", 0.2, scale=2.0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the rsl_rl dialect from the registry branch",
-    raises=(ValueError, AssertionError),
-)
 def test_logged_value_and_gradient_bit_for_bit(rsl_rl):
     logged, seen = one_update(rsl_rl)
     assert logged["value"] == replay(seen, "rsl_rl", 0.2)

@@ -108,11 +108,6 @@ def test_value_loss_lines_bit_for_bit(trl, dtype):
         assert (leaf.grad[~real] == 0).all() and (grad[~real] == 0).all()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="TRL fills padded predictions with 0 before the loss (torch.masked_fill(vpred, padding_mask_p1, 0)); "
-    "the trl dialect multiplies them by the mask, so NaN in padding gives NaN there (registry branch)",
-)
 def test_nan_in_padded_predictions(trl):
     gen = torch.Generator().manual_seed(19)
     for dtype, _ in itertools.product(DTYPES, range(10)):
