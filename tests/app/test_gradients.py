@@ -85,7 +85,7 @@ def test_choosing_libraries_and_none(at):
     assert not at.exception
     side = charts(at)[1]
     assert [a["text"] for a in side["layout"]["annotations"]] == [
-        "<b>TRL PPOTrainer (trl.experimental, 1.0 – 1.9)<br>½·max[(v−R)², (clip(v)−R)²], clamp clip</b>",
+        f"<b>{vl.DIALECTS['trl'].library}<br>½·max[(v−R)², (clip(v)−R)²], clamp clip</b>",
         "<b>slime (per-sample mean, default)<br>max[(v−R)², (clip(v)−R)²], delta clip</b>",
     ]
     table = at.dataframe[0].value

@@ -76,7 +76,7 @@ def test_tour_checks_an_answer_and_keeps_it(page, app_url):
 
 @pytest.mark.e2e
 def test_tour_link_shares_progress_without_answers(page, app_url):
-    goto(page, app_url, "tour", f"t_step={STEPS[7].tab}&t_progress=r-w" + "-" * (len(STEPS) - 3).replace(" ", "%20"))
+    goto(page, app_url, "tour", (f"t_step={STEPS[7].tab}&t_progress=r-w" + "-" * (len(STEPS) - 3)).replace(" ", "%20"))
     assert_no_exception(page)
     wait_for_text(page, f"2 of {len(STEPS)} answered, 1 right (right: step 1; wrong: step 3)")
     wait_for_text(page, f"Answered 0 of {len(STEPS)}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -105,6 +106,14 @@ def sidebar_value(page, label: str) -> str:
     return slider.locator("input[type=range]").first.input_value()
 
 
+def wait_for_sidebar_value(page, label: str, expected: float) -> None:
+    """The sidebar slider shows ``expected`` once the rerun that the release started has rendered."""
+    deadline = time.monotonic() + TIMEOUT_MS / 1000
+    while float(sidebar_value(page, label)) != expected and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+    assert float(sidebar_value(page, label)) == expected, label
+
+
 @pytest.mark.e2e
 def test_explore_dragging_each_handle_updates_everything_every_frame(page, app_url):
     goto(page, app_url, "")
@@ -139,10 +148,8 @@ def test_explore_dragging_each_handle_updates_everything_every_frame(page, app_u
         key = "eps" if name.startswith("eps") else name
         # On release Python takes the numbers: the sidebar slider and the link show them.
         page.wait_for_url(f"**{key}={moved[key]:g}*", timeout=TIMEOUT_MS)
-        assert (
-            float(sidebar_value(page, {"v": "v: current", "v_old": "v_old:", "R": "R: return", "eps": "ε: clip"}[key]))
-            == moved[key]
-        )
+        label = {"v": "v: current", "v_old": "v_old:", "R": "R: return", "eps": "ε: clip"}[key]
+        wait_for_sidebar_value(page, label, moved[key])
         assert_numbers_are_the_cores(snapshot(page))
         assert_no_exception(page)
 
