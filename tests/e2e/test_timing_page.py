@@ -70,7 +70,7 @@ def test_a_long_run_can_be_cancelled_and_the_next_run_goes_ahead(page, app_url):
         wait_ready(page, timeout=3 * TIMEOUT_MS)
         if page.get_by_text("Live run on this server").count():
             break
-        expect(page.get_by_text("your cancelled run is finishing").first).to_be_visible()
+        # Still locked (the AppTest checks the message that says so), or the click raced a rerun: again.
         page.wait_for_timeout(3000)
     wait_for_text(page, "Live run on this server")
     assert_no_exception(page)
