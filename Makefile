@@ -30,7 +30,7 @@ test: $(VENV)/.ready browser
 	$(BIN)/python -m pytest
 
 bench: $(VENV)/.ready
-	$(BIN)/python -m valueloss.bench
+	$(BIN)/python -m valueloss.tools.bench
 
 bench-app: $(VENV)/.ready
 	$(BIN)/python -m tests.app.rerun_benchmark

@@ -1,6 +1,6 @@
 """Batch: the clipped value loss over a whole RLHF minibatch, synthetic or uploaded.
 
-Thin page: widgets in the sidebar, every number from ``valueloss.batches``, one plot builder per figure.
+Thin page: widgets in the sidebar, every number from ``valueloss.tools.batch_reports``, one plot builder per figure.
 """
 
 from __future__ import annotations
@@ -12,20 +12,13 @@ import streamlit as st
 from pages.common import page_setup, share_link, shows_errors, synthetic_controls, upload_width_input, width_caption
 from pages.export_panel import render_export_batch
 from valueloss import AGG_MODES, DIALECTS
-from valueloss.batches import (
-    MAX_UPLOAD_BYTES,
-    SCHEMA_MARKDOWN,
-    Batch,
-    BatchReport,
-    analyse_batch,
-    example_file,
-    load_batch_file,
-    synthetic_batch,
-)
-from valueloss.diagnostics import REFERENCE_CLIPFRAC, batch_clip_verdict
 from valueloss.dialects import version_label
-from valueloss.explain import AGG_MODE_WORDS
-from valueloss.plots.batch import aggregation_weights_figure, dialect_figure, histogram_figure
+from valueloss.teach.explain import AGG_MODE_WORDS
+from valueloss.tools.batch import Batch, synthetic_batch
+from valueloss.tools.batch_files import MAX_UPLOAD_BYTES, SCHEMA_MARKDOWN, example_file, load_batch_file
+from valueloss.tools.batch_reports import BatchReport, analyse_batch
+from valueloss.tools.findings import REFERENCE_CLIPFRAC, batch_clip_verdict
+from valueloss.viz.batch import aggregation_weights_figure, dialect_figure, histogram_figure
 
 TABLE_ROWS = 200
 PREFIX = "b_"

@@ -15,9 +15,9 @@ import streamlit as st
 from PIL import Image
 
 from valueloss import CONVENTIONS
-from valueloss.batches import MAX_TOKENS, PADDING_CHOICES, SYNTHETIC_PARAMS
-from valueloss.explain import CONVENTION_LABELS
-from valueloss.theme import COLORS, legend_html
+from valueloss.teach.explain import CONVENTION_LABELS
+from valueloss.tools.batch import MAX_TOKENS, PADDING_CHOICES, SYNTHETIC_PARAMS
+from valueloss.viz.theme import COLORS, legend_html
 
 # Copies the browser's current address (which already carries every bound widget's value).
 _SHARE_HTML = """

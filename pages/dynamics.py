@@ -7,8 +7,7 @@ from dataclasses import asdict
 import streamlit as st
 
 from pages.common import page_setup, share_link, shows_errors
-from valueloss.plots.dynamics import sweep_figure, training_curves, wall_animation
-from valueloss.simulate import (
+from valueloss.teach.simulate import (
     CLOSE_FRACTION,
     CRITICS,
     LOSS_FORMS,
@@ -22,6 +21,7 @@ from valueloss.simulate import (
     sweep_eps,
     wall_caption,
 )
+from valueloss.viz.dynamics import sweep_figure, training_curves, wall_animation
 
 DEFAULT = SimConfig()
 LR_OPTIONS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 3.0)

@@ -13,8 +13,8 @@ from pages.common import page_setup, share_link, shows_errors
 from pages.export_panel import render_export_token
 from pages.live_token import STATE_KEYS, live_token_explorer, release_to_widgets
 from valueloss import CONVENTIONS
-from valueloss.explain import CONVENTION_LABELS, region_map_caption, token_readout
-from valueloss.presets import PRESETS
+from valueloss.teach.explain import CONVENTION_LABELS, region_map_caption, token_readout
+from valueloss.teach.presets import PRESETS
 
 V_MIN, V_MAX = -10.0, 10.0  # RLHF-scale returns fit
 EPS_MAX = 2.0

@@ -9,8 +9,8 @@ import torch
 from pages.common import AXIS_PAIRS, MIN_POINTS, page_setup, plane_controls, share_link, shows_errors
 from valueloss import DIALECTS, REGION_ZERO_GRAD, axis_values, evaluate_grid
 from valueloss.dialect_grads import TIE_CASES, dialect_token_grad, tie_point, tie_table
-from valueloss.explain import CONVENTION_WORDS, TIE_WORDS, gradient_map_caption, tie_caption
-from valueloss.plots.token import band_edge_lines, dialect_gradients_figure, gradient_map_figure
+from valueloss.teach.explain import CONVENTION_WORDS, TIE_WORDS, gradient_map_caption, tie_caption
+from valueloss.viz.surfaces import band_edge_lines, dialect_gradients_figure, gradient_map_figure
 
 DEFAULT_DIALECTS = ["verl", "sb3", "torchrl", "rllib"]
 DTYPES = {"float64": torch.float64, "float32": torch.float32}

@@ -1,7 +1,7 @@
 """The live one-token explorer as a Streamlit custom component (v2: inline HTML/CSS/JS, no iframe).
 
 The browser redraws the curves, the gradient, the region map, the four numbers and the equation on
-every animation frame while a handle is dragged (valueloss/plots/live/tokenmath.js computes what
+every animation frame while a handle is dragged (valueloss/viz/live/tokenmath.js computes what
 ``value_loss_terms`` computes, bit for bit); on release it sends the four numbers back, and the
 callback here writes them into the URL-bound sliders, so the link and the rest of the page follow.
 """
@@ -13,10 +13,11 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from valueloss.explain import REGION_LABELS, token_readout
-from valueloss.plots.live import EXPLORER_CSS, SURFACES_CSS, component_js, surfaces_component_js
-from valueloss.plots.token import AXIS_TITLES, SURFACE_TERMS
-from valueloss.theme import BAND_FILL, COLORS, DASHES, REGION_COLORS, WIDTHS, ZERO_GRAD_FILL
+from valueloss.teach.explain import REGION_LABELS, token_readout
+from valueloss.viz.base import AXIS_TITLES
+from valueloss.viz.live import EXPLORER_CSS, SURFACES_CSS, component_js, surfaces_component_js
+from valueloss.viz.surfaces import SURFACE_TERMS
+from valueloss.viz.theme import BAND_FILL, COLORS, DASHES, REGION_COLORS, WIDTHS, ZERO_GRAD_FILL
 
 __all__ = ["STATE_KEYS", "live_token_explorer", "live_surfaces", "release_to_widgets", "scratch_token_explorer"]
 

@@ -1,6 +1,6 @@
 """Sanity check: is this eps right for my returns, and what does my clip fraction mean?
 
-Thin page: inputs in the sidebar, every number and finding from ``valueloss.diagnostics``.
+Thin page: inputs in the sidebar, every number and finding from ``valueloss.tools.sanity``.
 """
 
 from __future__ import annotations
@@ -10,23 +10,12 @@ import re
 import streamlit as st
 
 from pages.common import page_setup, share_link, shows_errors, synthetic_controls, upload_width_input, width_caption
-from valueloss.batches import (
-    MAX_UPLOAD_BYTES,
-    SCHEMA_MARKDOWN,
-    Batch,
-    load_batch_file,
-    synthetic_batch,
-)
-from valueloss.diagnostics import (
-    DEFINITIONS,
-    SanityReport,
-    SummaryStats,
-    sanity_from_batch,
-    sanity_from_summary,
-    step_assumption_text,
-)
 from valueloss.dialects import DIALECTS
-from valueloss.plots.batch import clipfrac_curve
+from valueloss.tools.batch import Batch, synthetic_batch
+from valueloss.tools.batch_files import MAX_UPLOAD_BYTES, SCHEMA_MARKDOWN, load_batch_file
+from valueloss.tools.clipfrac import DEFINITIONS, SummaryStats
+from valueloss.tools.sanity import SanityReport, sanity_from_batch, sanity_from_summary, step_assumption_text
+from valueloss.viz.batch import clipfrac_curve
 
 PREFIX = "s_"
 SOURCES = ["summary statistics", "synthetic batch", "upload"]

@@ -1,7 +1,7 @@
 """Scale: the critic's gradient after micro-batches, gradient accumulation and DDP's average.
 
 Thin page: widgets in the sidebar, every number from ``valueloss.scale`` (and, on the button,
-``valueloss.distributed``), one plot builder per figure.
+``valueloss.tools.distributed``), one plot builder per figure.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import streamlit as st
 
 from pages.common import page_setup, share_link, shows_errors
 from valueloss import AGG_MODES, scale
-from valueloss import distributed as dist_run
-from valueloss.plots.scale import multiplier_figure, weights_figure
+from valueloss.tools import distributed as dist_run
+from valueloss.viz.scale import multiplier_figure, weights_figure
 
 PREFIX = "sc_"
 MAX_RUN_RANKS = 4

@@ -13,7 +13,7 @@ import streamlit as st
 from pages.common import AXIS_PAIRS, page_setup, plane_controls, share_link, shows_errors
 from pages.live_token import live_surfaces, release_to_widgets
 from valueloss import axis_values, evaluate_grid
-from valueloss.plots.token import SURFACE_TERMS, surface_3d_figure
+from valueloss.viz.surfaces import SURFACE_TERMS, surface_3d_figure
 
 # (low, high, step) of the plane's ε and fixed-value sliders (pages/common.py plane_controls)
 EPS_LIMITS = (0.0, 2.0, 0.01)

@@ -1,6 +1,6 @@
 """Timing: the benchmark (verl eager, OpenRLHF eager, torch.compile, fused) against the bandwidth roofline.
 
-Thin page: widgets in the sidebar, every number from ``valueloss.bench``, one plot builder per figure.
+Thin page: widgets in the sidebar, every number from ``valueloss.tools.bench``, one plot builder per figure.
 A run starts only on the button, one at a time across all sessions, with a progress bar and a Cancel
 button; its sizes are capped in count and tokens. The page leads with the answer (one sentence from the
 numbers) and keeps the detail in tabs.
@@ -16,16 +16,16 @@ from pathlib import Path
 import streamlit as st
 
 from pages.common import page_setup, share_link, shows_errors
-from valueloss import bench
 from valueloss.fused import SMALL_TOKENS
-from valueloss.plots.timing import bandwidth_figure, headline_sentence, time_figure
+from valueloss.tools import bench
+from valueloss.viz.timing import bandwidth_figure, headline_sentence, time_figure
 
 RECORDED_DIR = Path(__file__).resolve().parents[1] / "docs" / "benchmarks"
 APP_MAX_TOKENS = 8 * 1024 * 1024  # a live run on a shared server stays short: per size,
 APP_MAX_TOTAL_TOKENS = 16 * 1024 * 1024  # over all sizes of one run,
 APP_MAX_SIZES = 6  # and this many sizes at most
 ADD_GPU_RESULTS = (
-    "No recorded GPU results yet; run `python -m valueloss.bench --device cuda --out docs/benchmarks/` "
+    "No recorded GPU results yet; run `python -m valueloss.tools.bench --device cuda --out docs/benchmarks/` "
     "on a GPU machine to add them."
 )
 
@@ -61,7 +61,7 @@ def describe(result: bench.BenchResult, live: bool) -> None:
     st.caption(
         f"{meta.get('allocator', '')} Timing: {meta.get('timing', '')}. A live run shares this server's CPUs with "
         "everything else on it (other sessions, a browser on the same machine): compare load averages before "
-        "trusting a number, and prefer `python -m valueloss.bench` on an idle machine for figures you quote."
+        "trusting a number, and prefer `python -m valueloss.tools.bench` on an idle machine for figures you quote."
     )
 
 

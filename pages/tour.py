@@ -8,8 +8,7 @@ import streamlit as st
 
 from pages.common import page_setup, share_link, shows_errors
 from pages.live_token import scratch_token_explorer
-from valueloss.plots.tour import reveal_figure
-from valueloss.tour import (
+from valueloss.teach.tour import (
     STEPS,
     Reveal,
     TourStep,
@@ -21,6 +20,7 @@ from valueloss.tour import (
     reveal,
     shuffled_choices,
 )
+from valueloss.viz.tour import reveal_figure
 
 TABS = [s.tab for s in STEPS]
 ANSWER_KEYS = [f"t_a{i}" for i in range(1, len(STEPS) + 1)]

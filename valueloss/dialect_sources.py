@@ -2,7 +2,7 @@
 
 Every function here takes ``(mode, eps)`` and returns the source of one function
 ``value_loss(vpreds, returns, values, response_mask, <the library's parameter>) -> (loss, clipfrac)``
-that an exported file (``valueloss.export``) runs without this package. The registry
+that an exported file (``valueloss.tools.export``) runs without this package. The registry
 (``valueloss.dialects``) names the function of each entry (``Dialect.export_source``); the exported
 file's tests check that this code gives exactly the numbers ``dialect_loss`` gives.
 

@@ -7,58 +7,21 @@ box, metrics) is the page's own code. The loader itself is tested file by file i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-
 import pytest
-import streamlit
-from streamlit.testing.v1 import AppTest
 
 import valueloss as vl
-from valueloss.batches import analyse_batch, batch_to_npz, example_file, synthetic_batch
-
-PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "batch.py")
-
-
-def run(query: dict | None = None) -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=60)
-    for k, v in (query or {}).items():
-        at.query_params[k] = v
-    at.run()
-    assert not at.exception, at.exception
-    return at
+from tests.app.helpers import metric, run_page
+from valueloss.tools.batch import synthetic_batch
+from valueloss.tools.batch_files import batch_to_npz, example_file
+from valueloss.tools.batch_reports import analyse_batch
 
 
-def metric(at: AppTest, label_start: str) -> str:
-    return next(m.value for m in at.metric if m.label.startswith(label_start))
+def run(query: dict | None = None):
+    return run_page("batch", query)
 
 
 def expected(eps=0.2, mode="token-mean", **params):
     return analyse_batch(synthetic_batch(**params), eps, mode)
-
-
-@dataclass
-class FakeUpload:
-    """What st.file_uploader returns: a name, an id and the bytes."""
-
-    name: str
-    data: bytes
-    file_id: str = "fake-1"
-
-    def getvalue(self) -> bytes:
-        return self.data
-
-
-@pytest.fixture
-def upload(monkeypatch):
-    """Make st.file_uploader return the given file (None: nothing uploaded yet)."""
-    box = {"file": None}
-    monkeypatch.setattr(streamlit, "file_uploader", lambda *a, **k: box["file"])
-
-    def set_file(name, data, file_id="fake-1"):
-        box["file"] = None if name is None else FakeUpload(name, data, file_id)
-
-    return set_file
 
 
 def test_default_view_shows_the_cores_numbers():
@@ -188,8 +151,8 @@ def test_each_number_says_what_the_library_logs():
 
 
 def test_the_page_says_whether_the_clip_fraction_is_typical_or_alarming():
-    from valueloss.batches import synthetic_batch
-    from valueloss.diagnostics import batch_clip_verdict
+    from valueloss.tools.batch import synthetic_batch
+    from valueloss.tools.findings import batch_clip_verdict
 
     at = run()  # the default synthetic batch at eps 0.2
     v = batch_clip_verdict(synthetic_batch(), 0.2)

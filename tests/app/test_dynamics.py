@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from streamlit.testing.v1 import AppTest
 
-from valueloss.simulate import SimConfig, simulate
-
-PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "dynamics.py")
+from tests.app.helpers import page_test
+from valueloss.teach.simulate import SimConfig, simulate
 
 
 def fresh() -> AppTest:
-    return AppTest.from_file(PAGE, default_timeout=90)
+    return page_test("dynamics", timeout=90)
 
 
 def metrics(at) -> dict[str, str]:

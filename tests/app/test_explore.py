@@ -7,45 +7,30 @@ Python hands the component, and what it does with a released state.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
-from streamlit.testing.v1 import AppTest
 
 import pages.live_token as live_token
-from valueloss.explain import REGION_LABELS, token_readout
-from valueloss.presets import PRESETS
-from valueloss.theme import BAND_FILL, COLORS, REGION_COLORS, ZERO_GRAD_FILL
-
-PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "explore.py")
-
-
-def live(at) -> dict:
-    """The data the page hands the live explorer component."""
-    components = at.get("bidi_component")
-    assert len(components) == 1
-    return json.loads(components[0].proto.json)
+from tests.app.helpers import live_component, page_test, run_page
+from valueloss.teach.explain import REGION_LABELS, token_readout
+from valueloss.teach.presets import PRESETS
+from valueloss.viz.theme import BAND_FILL, COLORS, REGION_COLORS, ZERO_GRAD_FILL
 
 
 @pytest.fixture
 def at():
-    app = AppTest.from_file(PAGE, default_timeout=60)
-    app.run()
-    assert not app.exception
-    return app
+    return run_page("explore")
 
 
 def test_renders_the_default_token(at):
     assert at.title[0].value == "One token"
-    data = live(at)
+    data = live_component(at)
     assert data["state"] == {"v": 0.1, "v_old": 0.0, "R": 1.0, "eps": 0.2, "conv": "bounds"}
     assert data["limits"] == {"value": [-10.0, 10.0], "eps": [0.0, 2.0], "step": 0.01}
     assert "|Δ| = |v − v_old| = 0.1 < ε = 0.2" in data["why"]
 
 
 def test_the_component_gets_the_cores_labels_and_the_themes_colours(at):
-    data = live(at)
+    data = live_component(at)
     assert data["labels"] == {str(k): v for k, v in REGION_LABELS.items()}
     assert data["regionColors"] == {str(k): v for k, v in REGION_COLORS.items()}
     assert data["colors"] == COLORS
@@ -55,7 +40,7 @@ def test_the_component_gets_the_cores_labels_and_the_themes_colours(at):
 def test_moving_the_v_slider_moves_the_explorer(at):
     at.slider(key="v").set_value(0.5).run()
     assert not at.exception
-    data = live(at)
+    data = live_component(at)
     assert data["state"]["v"] == 0.5
     assert data["why"] == _why(0.5, 1.0, 0.0, 0.2, "bounds")
     assert "exactly 0" in data["why"]
@@ -77,29 +62,29 @@ def test_a_preset_button_sets_all_four_values_and_shows_its_notice(at, key):
 
 
 def test_query_params_set_the_scenario():
-    at = AppTest.from_file(PAGE, default_timeout=60)
+    at = page_test("explore")
     at.query_params.update({"v_old": "0", "R": "1", "eps": "0.2", "v": "0.5"})
     at.run()
     assert not at.exception
     assert at.slider(key="v").value == 0.5
-    assert live(at)["state"] == {"v": 0.5, "v_old": 0.0, "R": 1.0, "eps": 0.2, "conv": "bounds"}
+    assert live_component(at)["state"] == {"v": 0.5, "v_old": 0.0, "R": 1.0, "eps": 0.2, "conv": "bounds"}
 
 
 def test_convention_from_the_url_changes_the_gradient_at_a_tie():
     grads = {}
     for conv in ("bounds", "clamp"):
-        at = AppTest.from_file(PAGE, default_timeout=60)
+        at = page_test("explore")
         at.query_params.update({"v_old": "0", "R": "1", "eps": "0.25", "v": "0.25", "conv": conv})
         at.run()
         assert not at.exception
-        assert live(at)["state"]["conv"] == conv
-        grads[conv] = live(at)["why"]
+        assert live_component(at)["state"]["conv"] == conv
+        grads[conv] = live_component(at)["why"]
     assert "Gradient −1.125 = 3/4 × 2(v − R)" in grads["bounds"]  # 3/4 of 2(v - R) = -1.5
     assert "Gradient −1.5 = 1 × 2(v − R)" in grads["clamp"]
 
 
 def test_out_of_range_url_value_is_ignored_not_an_error():
-    at = AppTest.from_file(PAGE, default_timeout=60)
+    at = page_test("explore")
     at.query_params["v"] = "50"
     at.run()
     assert not at.exception
@@ -110,7 +95,7 @@ def test_rlhf_scale_returns_fit_the_sliders(at):
     at.slider(key="R").set_value(9.5).run()
     at.slider(key="v_old").set_value(-9.0).run()
     assert not at.exception
-    data = live(at)
+    data = live_component(at)
     assert data["state"]["R"] == 9.5 and data["state"]["v_old"] == -9.0
     assert "exactly 0" in data["why"]  # v = 0.1 moved 9.1 toward R = 9.5: far past eps = 0.2
 

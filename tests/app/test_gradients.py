@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
-from streamlit.testing.v1 import AppTest
 
 import valueloss as vl
+from tests.app.helpers import page_test, plotly_specs, run_page
 
-PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "gradients.py")
+
+@pytest.fixture
+def at():
+    return run_page("gradients")
 
 
 def tie_rows(at) -> dict[str, dict]:
@@ -18,21 +18,9 @@ def tie_rows(at) -> dict[str, dict]:
     return {row["convention"]: row for row in df.to_dict("records")}
 
 
-def charts(at) -> list[dict]:
-    return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
-
-
-@pytest.fixture
-def at():
-    app = AppTest.from_file(PAGE, default_timeout=60)
-    app.run()
-    assert not app.exception
-    return app
-
-
 def test_renders_the_map_the_libraries_and_the_tie_table(at):
     assert at.title[0].value == "Gradients"
-    main, side = charts(at)
+    main, side = plotly_specs(at)
     assert any(t.get("name") == "zero gradient" for t in main["data"])
     titles = [a["text"] for a in side["layout"]["annotations"]]
     assert len(titles) == 4 and "Stable-Baselines3" in titles[1] and "RLlib since late 2021" in titles[3]
@@ -62,7 +50,7 @@ def test_impossible_tie_is_a_clear_error_and_the_page_stays_alive(at):
     at.number_input(key="g_tR").set_value(0.25).run()  # R inside the band: no symmetric overshoot exists
     assert not at.exception
     assert "R outside the band" in at.error[0].value
-    assert len(charts(at)) == 2  # the rest of the page still renders
+    assert len(plotly_specs(at)) == 2  # the rest of the page still renders
 
 
 def test_non_dyadic_numbers_warn_that_a_row_is_not_a_tie(at):
@@ -83,7 +71,7 @@ def test_eps_moves_the_frozen_share(at):
 def test_choosing_libraries_and_none(at):
     at.multiselect(key="g_dialects").set_value(["trl", "slime"]).run()
     assert not at.exception
-    side = charts(at)[1]
+    side = plotly_specs(at)[1]
     assert [a["text"] for a in side["layout"]["annotations"]] == [
         f"<b>{vl.DIALECTS['trl'].library}<br>½·max[(v−R)², (clip(v)−R)²], clamp clip</b>",
         "<b>slime (per-sample mean, default)<br>max[(v−R)², (clip(v)−R)²], delta clip</b>",
@@ -93,22 +81,22 @@ def test_choosing_libraries_and_none(at):
     at.multiselect(key="g_dialects").set_value([]).run()
     assert not at.exception
     assert "Pick at least one library" in at.info[0].value
-    assert len(charts(at)) == 1
+    assert len(plotly_specs(at)) == 1
 
 
 def test_axes_from_the_url():
-    at = AppTest.from_file(PAGE, default_timeout=60)
+    at = page_test("gradients")
     at.query_params.update({"g_axes": "v_old", "g_fixed": "1", "g_n": "60"})
     at.run()
     assert not at.exception
-    main = charts(at)[0]
+    main = plotly_specs(at)[0]
     assert main["layout"]["yaxis"]["title"]["text"] == "v_old (old value)"
 
 
 def test_every_release_can_be_picked_and_its_panel_names_the_version(at):
     at.multiselect(key="g_dialects").set_value(["verl-v0.4.0", "baselines-ppo2", "rllib-legacy"]).run()
     assert not at.exception
-    titles = [a["text"] for a in charts(at)[1]["layout"]["annotations"]]
+    titles = [a["text"] for a in plotly_specs(at)[1]["layout"]["annotations"]]
     assert "v0.4.0" in titles[0] and "½" not in titles[0]  # v0.4.0 had no 0.5
     assert "TensorFlow tie rule" in titles[1] and "before late 2021" in titles[2]
     assert set(at.multiselect(key="g_dialects").options) == set(vl.DIALECTS)

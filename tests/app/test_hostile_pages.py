@@ -9,51 +9,28 @@ is replaced by a stub that returns the file; everything after it is the pages' o
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
-import streamlit
-import tomllib
 from streamlit.testing.v1 import AppTest
 
 import valueloss as vl
 from pages.common import literal
-from tests.app.helpers import plain
+from tests.app.helpers import ROOT, plain, run_page
 from tests.unit.test_hostile_inputs import HOSTILE
-from valueloss.batches import batch_to_long_frame, batch_to_npz, synthetic_batch
+from valueloss.tools.batch import synthetic_batch
+from valueloss.tools.batch_files import batch_to_long_frame, batch_to_npz
 
-ROOT = Path(__file__).resolve().parents[2]
 PAGES = {"batch": ("b_", "Batch"), "sanity": ("s_", "Sanity check")}
 
 
-@dataclass
-class FakeUpload:
-    name: str
-    data: bytes
-    file_id: str
-
-    def getvalue(self) -> bytes:
-        return self.data
-
-
 @pytest.fixture
-def upload(monkeypatch):
-    box = {"file": None}
-    monkeypatch.setattr(streamlit, "file_uploader", lambda *a, **k: box["file"])
-
-    def set_file(name, data):
-        box["file"] = FakeUpload(name, data, file_id=f"{name}-{len(data)}-{hash(data)}")
-
-    return set_file
+def upload(upload):
+    """The shared stand-in, with an id per content: a new file is a new upload to the page."""
+    return lambda name, data: upload(name, data, file_id=f"{name}-{len(data)}-{hash(data)}")
 
 
 def run(page: str, query: dict[str, str]) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "pages" / f"{page}.py"), default_timeout=120)
-    for key, value in query.items():
-        at.query_params[key] = value
-    at.run()
-    assert not at.exception, [e.message for e in at.exception]
+    at = run_page(page, query, timeout=120)
     assert at.title[0].value == PAGES[page][1]
     return at
 
@@ -159,6 +136,21 @@ def test_sanity_page_takes_the_width_too(upload):
 # ------------------------------------------------------------------------------------ error details
 
 
-def test_users_see_no_error_details():
-    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
-    assert config["client"]["showErrorDetails"] == "none"
+def _fail_with_a_secret():
+    raise RuntimeError("secret-token at /srv/valueloss/private.py")
+
+
+def test_users_see_no_error_details(monkeypatch):
+    """Under the project's .streamlit/config.toml an unexpected exception shows no message, type or traceback."""
+    from streamlit import config
+
+    monkeypatch.chdir(ROOT)
+    config.get_config_options(force_reparse=True)
+    try:
+        at = AppTest.from_function(_fail_with_a_secret).run()
+    finally:
+        monkeypatch.undo()
+        config.get_config_options(force_reparse=True)
+    (error,) = at.exception
+    assert "secret" not in error.message and "RuntimeError" not in error.message
+    assert not error.stack_trace

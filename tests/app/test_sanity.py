@@ -7,31 +7,19 @@ the page's own loading, caching and error handling run unchanged.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-
-import pytest
-import streamlit
 from streamlit.testing.v1 import AppTest
 
 import valueloss as vl
-from valueloss.batches import batch_to_npz, synthetic_batch
-from valueloss.diagnostics import ISSUES, SummaryStats, sanity_from_batch, sanity_from_summary
-
-PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "sanity.py")
-
-
-def run(query: dict | None = None) -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=60)
-    for k, v in (query or {}).items():
-        at.query_params[k] = v
-    at.run()
-    assert not at.exception, at.exception
-    return at
+from tests.app.helpers import metric, run_page
+from valueloss.tools.batch import synthetic_batch
+from valueloss.tools.batch_files import batch_to_npz
+from valueloss.tools.clipfrac import SummaryStats
+from valueloss.tools.findings import ISSUES
+from valueloss.tools.sanity import sanity_from_batch, sanity_from_summary
 
 
-def metric(at: AppTest, label_start: str) -> str:
-    return next(m.value for m in at.metric if m.label.startswith(label_start))
+def run(query: dict | None = None):
+    return run_page("sanity", query)
 
 
 def boxes(at: AppTest) -> dict[str, list[str]]:
@@ -40,27 +28,6 @@ def boxes(at: AppTest) -> dict[str, list[str]]:
         "info": [i.value for i in at.info],
         "ok": [s.value for s in at.success],
     }
-
-
-@dataclass
-class FakeUpload:
-    name: str
-    data: bytes
-    file_id: str = "fake-1"
-
-    def getvalue(self) -> bytes:
-        return self.data
-
-
-@pytest.fixture
-def upload(monkeypatch):
-    box = {"file": None}
-    monkeypatch.setattr(streamlit, "file_uploader", lambda *a, **k: box["file"])
-
-    def set_file(name, data, file_id="fake-1"):
-        box["file"] = FakeUpload(name, data, file_id)
-
-    return set_file
 
 
 def test_default_is_summary_statistics_with_an_estimate():

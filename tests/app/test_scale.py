@@ -2,29 +2,20 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.app.helpers import plain
+from tests.app.helpers import plain, run_page
 from valueloss import scale
 
-PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "scale.py")
+
+def run(query: dict | None = None):
+    return run_page("scale", query, timeout=120)
 
 
 def label(key: str) -> str:
     """Streamlit binds a selectbox with format_func to the URL by its shown label."""
     return scale.SCHEMES[key].label
-
-
-def run(query: dict | None = None) -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=120)
-    for k, v in (query or {}).items():
-        at.query_params[k] = str(v)
-    at.run()
-    assert not at.exception, at.exception
-    return at
 
 
 def metric(at: AppTest, label: str) -> str:

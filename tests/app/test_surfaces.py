@@ -6,45 +6,26 @@ the core in tests/e2e/test_token_pages.py); here: what the page hands it, and th
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
-from streamlit.testing.v1 import AppTest
 
+from tests.app.helpers import live_component, page_test, plotly_specs, run_page
 from valueloss.anatomy import REGION_LABELS
-from valueloss.plots.token import SURFACE_TERMS
-
-PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "surfaces.py")
+from valueloss.viz.surfaces import SURFACE_TERMS
 
 
-def charts(at) -> list[dict]:
-    return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
-
-
-def live(at) -> dict:
-    """The data the page hands the live surfaces component (the Heatmaps tab)."""
-    components = at.get("bidi_component")
-    assert len(components) == 1
-    return json.loads(components[0].proto.json)
+@pytest.fixture
+def at():
+    return run_page("surfaces")
 
 
 def notice(at) -> str:
     return next(m.value for m in at.markdown if m.value.startswith("**What to notice.**"))
 
 
-@pytest.fixture
-def at():
-    app = AppTest.from_file(PAGE, default_timeout=60)
-    app.run()
-    assert not app.exception
-    return app
-
-
 def test_renders_four_live_heatmaps_by_default(at):
     assert at.title[0].value == "Loss surfaces"
     assert not at.get("plotly_chart")
-    data = live(at)
+    data = live_component(at)
     assert data["state"] == {"eps": 0.2, "fixed": 0.0}
     assert (data["pair"], data["xAxis"], data["yAxis"], data["fixedAxis"]) == ("R", "v", "R", "v_old")
     assert (data["n"], data["halfWidth"], data["conv"]) == (200, 1.5, "bounds")
@@ -54,7 +35,7 @@ def test_renders_four_live_heatmaps_by_default(at):
 
 
 def test_the_live_sliders_have_the_sidebar_sliders_limits(at):
-    data = live(at)
+    data = live_component(at)
     for key, limits in (("s_eps", data["limits"]["eps"]), ("s_fixed", data["limits"]["fixed"])):
         slider = at.slider(key=key)
         assert limits == [slider.min, slider.max, slider.step], key
@@ -65,7 +46,7 @@ def test_switching_axes_to_v_by_v_old(at):
     assert not at.exception
     assert "With R fixed" in notice(at)
     assert at.slider(key="s_fixed").label.startswith("R")
-    data = live(at)
+    data = live_component(at)
     assert (data["pair"], data["yAxis"], data["fixedAxis"]) == ("v_old", "v_old", "R")
     assert data["axisTitles"]["y"] == "v_old (old value)"
 
@@ -73,18 +54,18 @@ def test_switching_axes_to_v_by_v_old(at):
 def test_resolution_changes_the_grid(at):
     at.slider(key="s_n").set_value(50).run()
     assert not at.exception
-    assert live(at)["n"] == 50
+    assert live_component(at)["n"] == 50
 
 
 def test_out_of_range_resolution_is_impossible():
-    slider_max = AppTest.from_file(PAGE, default_timeout=60).run().slider(key="s_n").max
+    slider_max = page_test("surfaces").run().slider(key="s_n").max
     assert slider_max == 400
-    at = AppTest.from_file(PAGE, default_timeout=60)
+    at = page_test("surfaces")
     at.query_params["s_n"] = "5000"  # a hand-edited link asking for 25 million cells
     at.run()
     assert not at.exception
     assert at.slider(key="s_n").value == 200  # ignored: back to the default
-    assert live(at)["n"] == 200
+    assert live_component(at)["n"] == 200
 
 
 def test_larger_eps_shrinks_where_clipping_bites(at):
@@ -92,16 +73,16 @@ def test_larger_eps_shrinks_where_clipping_bites(at):
     at.slider(key="s_eps").set_value(1.0).run()
     assert not at.exception
     assert notice(at) != before
-    assert live(at)["state"]["eps"] == 1.0
+    assert live_component(at)["state"]["eps"] == 1.0
     share = lambda text: int(text.split("**")[-2].rstrip("%"))  # noqa: E731
     assert share(notice(at)) < share(before)
 
 
 def test_3d_view_from_the_url():
-    at = AppTest.from_file(PAGE, default_timeout=60)
+    at = page_test("surfaces")
     at.query_params.update({"s_view": "3-D surface", "s_term": "max − unclipped"})
     at.run()
     assert not at.exception
-    (spec,) = charts(at)
+    (spec,) = plotly_specs(at)
     assert spec["data"][0]["type"] == "surface"
     assert spec["layout"]["title"]["text"].startswith("max − unclipped")

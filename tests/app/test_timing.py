@@ -4,25 +4,20 @@ results labelled as such, bad sizes as st.error, and one benchmark at a time acr
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from valueloss import bench
+from tests.app.helpers import ROOT, run_page
+from valueloss.tools import bench
 
-PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "timing.py")
+
+def run(query: dict | None = None):
+    return run_page("timing", query, timeout=120)
+
+
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
-
-
-def run(query: dict | None = None) -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=120)
-    for k, v in (query or {}).items():
-        at.query_params[k] = v
-    at.run()
-    assert not at.exception, at.exception
-    return at
 
 
 def texts(elements) -> str:
@@ -73,7 +68,7 @@ def test_without_a_gpu_it_says_so_and_shows_recorded_results_labelled():
     at = run()
     info = texts(at.info)
     assert "no GPU" in info
-    recorded = bench.load_recorded(Path(PAGE).parents[1] / "docs" / "benchmarks")
+    recorded = bench.load_recorded(ROOT / "docs" / "benchmarks")
     if not any(bench.is_gpu_recording(r) for _, r in recorded):
         assert "No recorded GPU results yet" in info and "--device cuda --out docs/benchmarks/" in info
     if recorded:
@@ -169,7 +164,7 @@ def test_a_stopped_run_releases_the_lock_and_says_it_was_cancelled(monkeypatch):
 
 def test_the_page_leads_with_the_answer_and_says_what_the_roofline_is():
     at = run()
-    recorded = bench.load_recorded(Path(PAGE).parents[1] / "docs" / "benchmarks")
+    recorded = bench.load_recorded(ROOT / "docs" / "benchmarks")
     if not recorded:
         pytest.skip("no recordings")
     first = at.markdown[0].value  # the first paragraph under the title: the recording's headline

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tests.app.helpers import page_test
 from valueloss import value_loss_terms
-from valueloss.tour import STEPS, get_step, live_links, progress_code, shuffled_choices
-
-PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "tour.py")
-
+from valueloss.teach.tour import STEPS, get_step, live_links, progress_code, shuffled_choices
 
 SEED = 0
 
 
 def fresh(seed: int = SEED) -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=60)
+    at = page_test("tour")
     at.session_state["t_seed"] = seed  # the visitor's shuffle, fixed for the test
     return at
 

@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-from streamlit.testing.v1 import AppTest
-
-from valueloss.tour import STEPS, reveal, shuffled_choices
-
-PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "tour.py")
+from tests.app.helpers import page_test
+from valueloss.teach.tour import STEPS, reveal, shuffled_choices
 
 
 def reveal_step_one(at) -> None:
@@ -22,7 +18,7 @@ def reveal_step_one(at) -> None:
 
 
 def test_a_revealed_step_mounts_the_explorer_on_its_own_token():
-    at = AppTest.from_file(PAGE, default_timeout=60)
+    at = page_test("tour")
     at.session_state["t_seed"] = 7
     at.run()
     assert not at.get("bidi_component")  # nothing before an answer
@@ -43,7 +39,7 @@ def test_a_revealed_step_mounts_the_explorer_on_its_own_token():
 
 
 def test_a_dragged_token_is_kept_for_the_step():
-    at = AppTest.from_file(PAGE, default_timeout=60)
+    at = page_test("tour")
     at.session_state["t_seed"] = 7
     at.session_state["t_live1_state"] = {"v": 4.5, "v_old": 5.0, "R": 10.0, "eps": 0.2}
     at.run()

@@ -10,14 +10,14 @@ from the pages as they render (in each of their modes), so a new widget is fuzze
 from __future__ import annotations
 
 from functools import cache
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from streamlit.testing.v1 import AppTest
 
-PAGES = Path(__file__).resolve().parents[2] / "pages"
+from tests.app.helpers import page_test
+
 # Each page, and the query values that switch it into another mode with other widgets.
 MODES = {
     "batch": [{}, {"b_source": "upload"}],
@@ -36,7 +36,7 @@ TITLES = {
 
 
 def run(page: str, query: dict[str, str]) -> AppTest:
-    at = AppTest.from_file(str(PAGES / f"{page}.py"), default_timeout=120)
+    at = page_test(page, timeout=120)
     for key, value in query.items():
         at.query_params[key] = value
     at.run()

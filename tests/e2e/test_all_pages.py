@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 import pytest
 
 from tests.app.test_app import registered_pages
-from valueloss.tour import STEPS
+from valueloss.teach.tour import STEPS
 
 from .helpers import assert_no_exception, goto, wait_ready
 

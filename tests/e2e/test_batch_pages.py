@@ -7,7 +7,8 @@ import pickle
 import pytest
 from playwright.sync_api import expect
 
-from valueloss.batches import batch_stats, synthetic_batch
+from valueloss.tools.batch import synthetic_batch
+from valueloss.tools.batch_reports import batch_stats
 
 from .helpers import TIMEOUT_MS, assert_no_exception, goto, set_number, shot, wait_for_text, wait_ready
 

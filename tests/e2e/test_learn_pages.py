@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from valueloss.simulate import SimConfig, simulate
-from valueloss.tour import STEPS, get_step
+from valueloss.teach.simulate import SimConfig, simulate
+from valueloss.teach.tour import STEPS, get_step
 
 from .helpers import TIMEOUT_MS, assert_no_exception, goto, shot, wait_for_text, wait_ready
 

@@ -16,9 +16,9 @@ import pytest
 import torch
 
 from valueloss import CONVENTIONS, anatomy, value_loss_terms
-from valueloss.explain import fmt
-from valueloss.plots.live import MATH_JS
-from valueloss.plots.token import nice_ceil, view_range
+from valueloss.teach.explain import fmt
+from valueloss.viz.live import MATH_JS
+from valueloss.viz.token import nice_ceil, view_range
 
 FIELDS = ("v_clipped", "loss_unclipped", "loss_clipped", "loss_max", "grad")
 JS_FIELDS = ("vClipped", "lossUnclipped", "lossClipped", "lossMax", "grad")

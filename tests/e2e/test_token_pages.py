@@ -9,8 +9,8 @@ import pytest
 from playwright.sync_api import expect
 
 from valueloss import axis_values, evaluate_grid, value_loss_terms
-from valueloss.explain import REGION_LABELS, fmt
-from valueloss.presets import PRESETS
+from valueloss.teach.explain import REGION_LABELS, fmt
+from valueloss.teach.presets import PRESETS
 
 from .helpers import TIMEOUT_MS, assert_no_exception, goto, nudge_slider, shot, wait_for_text, wait_ready
 

@@ -15,24 +15,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import valueloss as vl
-from valueloss import batches as vb
-from valueloss.batches import (
-    MAX_TOKENS,
+from valueloss.tools.batch import MAX_TOKENS, REQUIRED, SYNTHETIC_PARAMS, Batch, gae_advantages_returns, synthetic_batch
+from valueloss.tools.batch_files import (
     MAX_UPLOAD_BYTES,
-    SYNTHETIC_PARAMS,
-    Batch,
+    batch_to_long_frame,
+    batch_to_npz,
+    example_file,
+    load_batch_file,
+)
+from valueloss.tools.batch_reports import (
     aggregation_table,
     aggregation_weights,
     analyse_batch,
     batch_stats,
-    batch_to_long_frame,
-    batch_to_npz,
     dialect_table,
-    example_file,
-    gae_advantages_returns,
     histogram,
-    load_batch_file,
-    synthetic_batch,
     token_table,
 )
 
@@ -304,7 +301,7 @@ def _zip_bomb() -> bytes:
 
 
 def _too_many_cells_npz() -> bytes:
-    return npz_bytes(compressed=True, **{k: np.zeros((1, MAX_TOKENS + 1), np.float32) for k in vb.REQUIRED})
+    return npz_bytes(compressed=True, **{k: np.zeros((1, MAX_TOKENS + 1), np.float32) for k in REQUIRED})
 
 
 def _with(frame: pd.DataFrame, **changes) -> pd.DataFrame:
@@ -333,7 +330,7 @@ BAD_FILES = {
     "npy named npz": ("batch.npz", lambda: _npy_bytes(), "not a valid .npz"),
     "object array": ("batch.npz", _object_npz, "Python objects"),
     "missing array": ("batch.npz", lambda: npz_bytes(vpreds=np.zeros((2, 2)), values=np.zeros((2, 2))), "returns"),
-    "1-d array": ("batch.npz", lambda: npz_bytes(**{k: np.zeros(5) for k in vb.REQUIRED}), "must be 2-D"),
+    "1-d array": ("batch.npz", lambda: npz_bytes(**{k: np.zeros(5) for k in REQUIRED}), "must be 2-D"),
     "mismatched shapes": (
         "batch.npz",
         lambda: npz_bytes(vpreds=np.zeros((2, 3)), returns=np.zeros((2, 3)), values=np.zeros((3, 2))),
@@ -361,7 +358,7 @@ BAD_FILES = {
     ),
     "mask not 0/1": ("batch.npz", lambda: npz_bytes(mask=np.full((3, 4), 2.0), **good_arrays()), "only 0 and 1"),
     "mask nan": ("batch.npz", lambda: npz_bytes(mask=np.full((3, 4), np.nan), **good_arrays()), "mask holds NaN"),
-    "empty arrays": ("batch.npz", lambda: npz_bytes(**{k: np.zeros((0, 4)) for k in vb.REQUIRED}), "empty"),
+    "empty arrays": ("batch.npz", lambda: npz_bytes(**{k: np.zeros((0, 4)) for k in REQUIRED}), "empty"),
     "too many cells": ("batch.npz", _too_many_cells_npz, "the limit is 2,000,000"),
     "zip bomb": ("batch.npz", _zip_bomb, "decompresses"),
     "truncated npz": ("batch.npz", lambda: batch_to_npz(synthetic_batch(**SMALL))[:-40], "npz"),

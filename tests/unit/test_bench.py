@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from valueloss import bench
-from valueloss.plots.timing import ROOFLINE_PLAIN, bandwidth_figure, headline_sentence, time_figure
+from valueloss.tools import bench
+from valueloss.viz.timing import ROOFLINE_PLAIN, bandwidth_figure, headline_sentence, time_figure
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
@@ -180,7 +180,7 @@ def test_cli_on_tiny_sizes_writes_a_well_formed_csv(tmp_path):
         [
             sys.executable,
             "-m",
-            "valueloss.bench",
+            "valueloss.tools.bench",
             "--sizes",
             "2x8,3x16",
             "--impl",
@@ -214,7 +214,7 @@ def test_cli_on_tiny_sizes_writes_a_well_formed_csv(tmp_path):
 
 def test_cli_refuses_bad_sizes_with_a_message():
     proc = subprocess.run(
-        [sys.executable, "-m", "valueloss.bench", "--sizes", "8by128"],
+        [sys.executable, "-m", "valueloss.tools.bench", "--sizes", "8by128"],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -13,24 +13,20 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 import valueloss as vl
-from valueloss.batches import Batch, synthetic_batch
-from valueloss.diagnostics import (
+from valueloss.tools.batch import Batch, synthetic_batch
+from valueloss.tools.clipfrac import (
     DEFINITIONS,
-    ISSUES,
     SummaryStats,
     clipfrac_sweep,
     eps_for_clipfrac,
     eps_grid,
     eps_in_units,
-    findings_for_batch,
-    findings_for_summary,
-    library_info,
     model_batch,
-    sanity_from_batch,
-    sanity_from_summary,
     summary_from_batch,
     target_definition,
 )
+from valueloss.tools.findings import ISSUES, findings_for_batch, findings_for_summary, library_info
+from valueloss.tools.sanity import sanity_from_batch, sanity_from_summary
 
 ISSUE_URL = re.compile(r"^https://github\.com/[\w.-]+/[\w.-]+/issues/\d+$")
 
@@ -382,15 +378,14 @@ def test_sanity_reports_are_consistent():
 # ---------------------------------------------------------------------------------------------------
 # The verdict weighs the clip fraction against the target (issue: a green light at 44 % and 84 %)
 
-from valueloss.diagnostics import (  # noqa: E402
+from valueloss.tools.clipfrac import PLAUSIBLE_STEPS, estimate_over_steps  # noqa: E402
+from valueloss.tools.findings import (  # noqa: E402
     EPS_SIGMA_TIGHT,
     LAG_ROLLOUTS,
-    PLAUSIBLE_STEPS,
     clipfrac_verdict,
-    estimate_over_steps,
     logged_clipfrac_finding,
-    step_assumption_text,
 )
+from valueloss.tools.sanity import step_assumption_text  # noqa: E402
 
 
 def test_a_high_clip_fraction_is_never_a_green_light():
@@ -467,7 +462,7 @@ def test_the_estimate_over_plausible_steps_and_the_logged_value():
 
 
 def test_batch_verdict_is_typical_or_alarming_for_a_named_reason():
-    from valueloss.diagnostics import batch_clip_verdict
+    from valueloss.tools.findings import batch_clip_verdict
 
     typical = batch_clip_verdict(synthetic_batch(), 0.5)
     assert typical.severity == "ok" and typical.title.startswith("Typical:") and "10% yardstick" in typical.title

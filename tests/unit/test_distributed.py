@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from valueloss.distributed import PortBusyError, RunConfig, RunTimeout, format_table, main, run, stream
+from valueloss.tools.distributed import PortBusyError, RunConfig, RunTimeout, format_table, main, run, stream
 
 UNEVEN = (3, 9, 2, 14, 5, 7, 1, 11, 6)
 TOL = 1e-12
@@ -93,7 +93,7 @@ def test_timeout_stops_the_ranks():
 @pytest.mark.timeout(90)
 def test_ctrl_c_stops_cleanly(tmp_path):
     out = tmp_path / "r.json"
-    cmd = [sys.executable, "-m", "valueloss.distributed", "--ranks", "2", "--json", str(out), "--timeout", "60"]
+    cmd = [sys.executable, "-m", "valueloss.tools.distributed", "--ranks", "2", "--json", str(out), "--timeout", "60"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = proc.stdout.readline()  # torch imported, the ranks are starting
     assert line.startswith("started 2 ranks on 127.0.0.1:"), line

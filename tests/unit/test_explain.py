@@ -14,9 +14,9 @@ from valueloss import (
     REGION_ZERO_GRAD,
     value_loss_terms,
 )
-from valueloss.explain import equation_latex, fmt, token_readout
-from valueloss.presets import PRESETS
-from valueloss.theme import COLORS
+from valueloss.teach.explain import equation_latex, fmt, token_readout
+from valueloss.teach.presets import PRESETS
+from valueloss.viz.theme import COLORS
 
 
 def test_inside_the_band_both_terms_equal_and_full_gradient():
@@ -136,7 +136,7 @@ from fractions import Fraction  # noqa: E402
 import numpy as np  # noqa: E402
 
 from valueloss.dialect_grads import TIE_CASES, tie_point, tie_table  # noqa: E402
-from valueloss.explain import (  # noqa: E402
+from valueloss.teach.explain import (  # noqa: E402
     gradient_map_caption,
     region_map_caption,
     tie_caption,

@@ -19,7 +19,8 @@ import pytest
 import torch
 
 from valueloss import DIALECTS, ValueLoss, compute_value_loss, dialect_loss, value_loss_terms
-from valueloss.export import (
+from valueloss.teach.presets import PRESETS
+from valueloss.tools.export import (
     EXPORT_CONVENTIONS,
     EXPORT_DIALECTS,
     MAX_EXPORT_ELEMENTS,
@@ -28,7 +29,6 @@ from valueloss.export import (
     export_filename,
     export_token_code,
 )
-from valueloss.presets import PRESETS
 
 TARGETS = EXPORT_CONVENTIONS + EXPORT_DIALECTS
 REQUIRED_DIALECTS = {"verl", "openrlhf", "trl", "cleanrl", "sb3"}

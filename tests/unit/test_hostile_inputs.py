@@ -24,7 +24,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from valueloss.batches import MAX_CSV_COLUMNS, MAX_TOKENS, batch_to_long_frame, load_batch_file, synthetic_batch
+from valueloss.tools.batch import MAX_TOKENS, synthetic_batch
+from valueloss.tools.batch_files import MAX_CSV_COLUMNS, batch_to_long_frame, batch_to_npz, load_batch_file
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -253,11 +254,10 @@ def test_csv_and_npz_of_one_batch_agree_once_the_width_is_given():
     import valueloss as vl
 
     b = synthetic_batch(seed=5, batch_size=4, min_len=3, max_len=12)
-    b = synthetic_batch(seed=5, batch_size=4, min_len=3, max_len=12)
     frame = batch_to_long_frame(b)
     frame = frame[frame["mask"] == 1]  # a trainer's dump lists real tokens only
     csv = frame.to_csv(index=False).encode()
-    npz = load_batch_file("b.npz", vl.batches.batch_to_npz(b))
+    npz = load_batch_file("b.npz", batch_to_npz(b))
     inferred = load_batch_file("b.csv", csv)
     given_width = load_batch_file("b.csv", csv, width=12)
     assert inferred.shape[1] == int(b.lengths.max()) and inferred.shape[1] < 12
@@ -272,7 +272,7 @@ def test_csv_and_npz_of_one_batch_agree_once_the_width_is_given():
 
 def test_width_pads_an_npz_and_refuses_a_narrower_one():
     b = synthetic_batch(seed=5, batch_size=2, min_len=3, max_len=6)
-    from valueloss.batches import batch_to_npz
+    from valueloss.tools.batch_files import batch_to_npz
 
     wide = load_batch_file("b.npz", batch_to_npz(b), width=10)
     assert wide.shape == (2, 10) and wide.mask[:, 6:].sum() == 0 and torch.equal(wide.vpreds[:, :6], b.vpreds)
@@ -319,7 +319,7 @@ def test_random_bytes_give_a_batch_or_a_message(data, suffix):
 )
 def test_mutated_valid_files_give_a_batch_or_a_message(flips, truncate, kind):
     """A valid example with bytes flipped and its tail cut: corrupt zip directories, .npy headers, footers."""
-    from valueloss.batches import example_file
+    from valueloss.tools.batch_files import example_file
 
     data = bytearray(example_file(kind))
     for pos, value in flips:
@@ -389,7 +389,7 @@ def test_random_small_csv_files_give_a_batch_or_a_message(cells):
 _MEASURE = """
 import json, re, sys
 from pathlib import Path
-from valueloss.batches import load_batch_file
+from valueloss.tools.batch_files import load_batch_file
 
 def kb(field):
     return int(re.search(field + r":\\s+(\\d+)", Path("/proc/self/status").read_text()).group(1))

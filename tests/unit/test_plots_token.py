@@ -8,20 +8,15 @@ import plotly.io as pio
 import pytest
 
 from valueloss import REGION_INSIDE, REGION_TIE, REGION_ZERO_GRAD, axis_values, evaluate_grid, value_loss_terms
-from valueloss.plots.token import (
+from valueloss.viz.surfaces import (
     SURFACE_TERMS,
     band_edge_lines,
     dialect_gradients_figure,
-    grad_curve_figure,
     gradient_map_figure,
-    loss_curve_figure,
-    nice_ceil,
-    region_map_figure,
     surface_3d_figure,
     surface_heatmaps_figure,
-    view_range,
 )
-from valueloss.theme import (
+from valueloss.viz.theme import (
     BAND_FILL,
     COLORS,
     DASHES,
@@ -31,6 +26,7 @@ from valueloss.theme import (
     WIDTHS,
     ZERO_GRAD_FILL,
 )
+from valueloss.viz.token import grad_curve_figure, loss_curve_figure, nice_ceil, region_map_figure, view_range
 
 
 def _curve(v_old=0.0, R=1.0, eps=0.2, n=401):
@@ -242,7 +238,7 @@ def test_nice_ceil():
 
 
 def test_the_five_regions_have_five_distinct_okabe_ito_hues():
-    from valueloss.theme import DIVERGING, REGION_COLORS
+    from valueloss.viz.theme import DIVERGING, REGION_COLORS
 
     okabe_ito = {"#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#000000"}
     five = [REGION_COLORS[c] for c in (0, 1, 2, 3, 4)]

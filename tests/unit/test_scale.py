@@ -388,7 +388,7 @@ def test_all_masked_mini_batch_with_global_counts_is_refused_clearly():
 
 
 def test_figures_draw_every_scheme_in_its_theme_colour():
-    from valueloss.plots.scale import SCHEME_STYLE, multiplier_figure, weights_figure
+    from valueloss.viz.scale import SCHEME_STYLE, multiplier_figure, weights_figure
 
     split, p = _case(UNEVEN, 2, 2)
     reports = compare(p, split)

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from valueloss import ValueLoss, clip_bounds, compute_value_loss, dialect_loss
-from valueloss.plots.dynamics import MAX_FRAMES, sweep_figure, training_curves, wall_animation
-from valueloss.simulate import CLOSE_FRACTION, SimConfig, loss_rows, simulate, sweep_eps
+from valueloss.teach.simulate import CLOSE_FRACTION, SimConfig, loss_rows, simulate, sweep_eps
+from valueloss.viz.dynamics import MAX_FRAMES, sweep_figure, training_curves, wall_animation
 
 # A configuration where each step is small against eps but the optimizer could go much further
 # within a rollout: the regime the ~gap / eps rule describes.
@@ -240,7 +240,7 @@ def test_closed_fraction_is_what_the_docs_say():
 
 
 def test_rule_of_thumb_and_the_eps_zero_case():
-    from valueloss.simulate import rule_of_thumb
+    from valueloss.teach.simulate import rule_of_thumb
 
     assert rule_of_thumb(SimConfig(eps=0.5, gap=4.0))[:2] == ("rule of thumb: rollouts", "8.0")
     label, shown, why = rule_of_thumb(SimConfig(eps=0.0))
@@ -261,7 +261,7 @@ def test_rule_of_thumb_and_the_eps_zero_case():
 def test_sb3_against_verl_with_the_same_step():
     from dataclasses import replace
 
-    from valueloss.simulate import same_step_note, same_step_twin
+    from valueloss.teach.simulate import same_step_note, same_step_twin
 
     cfg = SimConfig(loss="sb3")
     twin = same_step_twin(cfg)
@@ -276,7 +276,7 @@ def test_sb3_against_verl_with_the_same_step():
 
 
 def test_the_wall_caption_and_the_pushed_note_state_the_runs_numbers():
-    from valueloss.simulate import pushed_while_frozen_note, wall_caption
+    from valueloss.teach.simulate import pushed_while_frozen_note, wall_caption
 
     table = simulate(SimConfig())
     assert f"Tokens spent {float(table.frozen.mean()):.0%} of the updates" in wall_caption(table)

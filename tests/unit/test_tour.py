@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from valueloss import compute_value_loss, value_loss_grad, value_loss_terms
-from valueloss.plots.tour import FIGURE_KINDS, reveal_figure
-from valueloss.presets import PRESETS
-from valueloss.tour import STEP_KEYS, STEPS, Reveal, check_answer, format_number, get_step, reveal
+from valueloss.teach.presets import PRESETS
+from valueloss.teach.tour import STEP_KEYS, STEPS, Reveal, check_answer, format_number, get_step, reveal
+from valueloss.viz.tour import FIGURE_KINDS, reveal_figure
 
 # The threads SEMANTICS.md lists under "Questions users ask": the tour may only cite these.
 KNOWN_THREADS = {
@@ -170,7 +170,7 @@ def test_number_format():
 from collections import Counter  # noqa: E402
 from urllib.parse import parse_qsl, urlsplit  # noqa: E402
 
-from valueloss.tour import live_links, progress_code, read_progress, shuffled_choices  # noqa: E402
+from valueloss.teach.tour import live_links, progress_code, read_progress, shuffled_choices  # noqa: E402
 
 STEPS_WITH_NUMERIC_CLAIMS = {"active-term", "zero-gradient", "eps-zero", "clipfrac-counts", "sb3-vs-ppo2"}
 

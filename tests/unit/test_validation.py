@@ -195,14 +195,14 @@ def test_evaluate_grid_caps_each_axis():
 
 @pytest.mark.parametrize("bins", [0, 10**7, 2.5, True, "60"])
 def test_histogram_bins_are_capped(bins):
-    from valueloss.batches import MAX_BINS, histogram
+    from valueloss.tools.batch_reports import MAX_BINS, histogram
 
     with pytest.raises(ValueError, match=f"between 1 and {MAX_BINS}"):
         histogram(np.zeros(3), 0.2, bins=bins)
 
 
 def test_sweep_eps_caps_the_number_of_ratios():
-    from valueloss.simulate import MAX_SWEEP_RATIOS, SimConfig, sweep_eps
+    from valueloss.teach.simulate import MAX_SWEEP_RATIOS, SimConfig, sweep_eps
 
     with pytest.raises(ValueError, match=f"at most {MAX_SWEEP_RATIOS}"):
         sweep_eps(SimConfig(), ratios=np.linspace(1.0, 16.0, MAX_SWEEP_RATIOS + 1))

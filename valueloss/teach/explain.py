@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
-from .anatomy import (
+from ..anatomy import (
     REGION_AWAY,
     REGION_INSIDE,
     REGION_LABELS,
@@ -21,7 +21,7 @@ from .anatomy import (
     REGION_ZERO_GRAD,
     value_loss_terms,
 )
-from .theme import COLORS
+from ..viz.theme import COLORS
 
 __all__ = [
     "CONVENTION_LABELS",
@@ -163,8 +163,8 @@ def token_readout(v: float, R: float, v_old: float, eps: float, convention: str 
             f"farther than the band edge clip(v) = {fmt(vc)} is from R ({fmt(abs(vc - R))}): (v − R)² = {fmt(lu)} "
             f"is larger than the clipped term {fmt(lc)}, so max() keeps the unclipped term."
         )
-        why_grad = (
-            f"Full gradient 2(v − R) = {fmt(grad)}, pulling v back toward R. " + zero_gradient_rule(v_old, R, eps)
+        why_grad = f"Full gradient 2(v − R) = {fmt(grad)}, pulling v back toward R. " + zero_gradient_rule(
+            v_old, R, eps
         )
     else:  # REGION_TIE
         if eps == 0 and v == v_old:
@@ -176,7 +176,9 @@ def token_readout(v: float, R: float, v_old: float, eps: float, convention: str 
         why_winner = f"Exact tie: both terms equal {fmt(lu)} ({where})."
         split = tie_split(convention, v, v_old, eps)
         if unclipped_grad == 0:
-            why_grad = f"torch splits the gradient of max() half and half on a tie; {split.reason}. Gradient {fmt(grad)}."
+            why_grad = (
+                f"torch splits the gradient of max() half and half on a tie; {split.reason}. Gradient {fmt(grad)}."
+            )
         elif grad == float(split.share) * unclipped_grad:
             why_grad = (
                 f"torch splits the gradient of max() half and half on a tie; {split.reason} ({convention} "
@@ -209,18 +211,18 @@ def token_readout(v: float, R: float, v_old: float, eps: float, convention: str 
     )
 
 
-def _c(key: str, body: str) -> str:
+def _colored(key: str, body: str) -> str:
     return rf"\textcolor{{{COLORS[key]}}}{{{body}}}"
 
 
-def _n(x: float) -> str:
+def _latex_number(x: float) -> str:
     """A number inside LaTeX."""
     return fmt(x).replace("−", "-")
 
 
-def _p(x: float) -> str:
+def _latex_operand(x: float) -> str:
     """A number after a minus sign: parenthesised when negative, so ``v − (−2)`` stays readable."""
-    text = _n(x)
+    text = _latex_number(x)
     return f"({text})" if text.startswith("-") else text
 
 
@@ -230,36 +232,36 @@ def equation_latex(r: TokenReadout) -> str:
     Three lines: the clip, the loss (the winning term marked), and d max / dv with its reason.
     """
     lo, hi = r.v_old - r.eps, r.v_old + r.eps
-    unclip_sym = _c("unclipped", r"(v - R)^2")
-    clip_sym = _c("clipped", r"(\mathrm{clip}(v) - R)^2")
-    unclip_num = _c("unclipped", rf"({_n(r.v)} - {_p(r.R)})^2")
-    clip_num = _c("clipped", rf"({_n(r.v_clipped)} - {_p(r.R)})^2")
-    unclip_val = _c("unclipped", _n(r.loss_unclipped))
-    clip_val = _c("clipped", _n(r.loss_clipped))
+    unclip_sym = _colored("unclipped", r"(v - R)^2")
+    clip_sym = _colored("clipped", r"(\mathrm{clip}(v) - R)^2")
+    unclip_num = _colored("unclipped", rf"({_latex_number(r.v)} - {_latex_operand(r.R)})^2")
+    clip_num = _colored("clipped", rf"({_latex_number(r.v_clipped)} - {_latex_operand(r.R)})^2")
+    unclip_val = _colored("unclipped", _latex_number(r.loss_unclipped))
+    clip_val = _colored("clipped", _latex_number(r.loss_clipped))
     if r.winner == "clipped":
         clip_val = rf"\underbrace{{{clip_val}}}_{{\text{{wins}}}}"
     elif r.winner == "unclipped" and r.region != REGION_INSIDE:
         unclip_val = rf"\underbrace{{{unclip_val}}}_{{\text{{wins}}}}"
-    loss_val = _c("max", rf"\mathbf{{{_n(0.5 * r.loss_max)}}}")
-    old, eps = _c("v_old", _n(r.v_old)), _c("band", _n(r.eps))
+    loss_val = _colored("max", rf"\mathbf{{{_latex_number(0.5 * r.loss_max)}}}")
+    old, eps = _colored("v_old", _latex_number(r.v_old)), _colored("band", _latex_number(r.eps))
     band = rf"[{old} - {eps},\ {old} + {eps}]"
     lines = [
-        rf"\mathrm{{clip}}(v) &= \mathrm{{clip}}\big({_n(r.v)},\ {band}\big) = \mathrm{{clip}}\big({_n(r.v)},\ "
-        rf"[{_n(lo)},\ {_n(hi)}]\big) = {_n(r.v_clipped)}",
+        rf"\mathrm{{clip}}(v) &= \mathrm{{clip}}\big({_latex_number(r.v)},\ {band}\big) = \mathrm{{clip}}\big({_latex_number(r.v)},\ "
+        rf"[{_latex_number(lo)},\ {_latex_number(hi)}]\big) = {_latex_number(r.v_clipped)}",
         rf"L &= \tfrac12 \max\big({unclip_sym},\ {clip_sym}\big) = \tfrac12\max\big({unclip_num},\ {clip_num}\big)",
         rf"&= \tfrac12 \max\big({unclip_val},\ {clip_val}\big) = {loss_val}",
     ]
     d_max = r"\frac{\partial \max}{\partial v}"
     if r.region == REGION_ZERO_GRAD:
-        zero = _c("zero_grad", r"\mathbf{0}")
-        grad_line = rf"{d_max} &= \frac{{\partial}}{{\partial v}}({_n(r.v_clipped)} - {_p(r.R)})^2 = {zero}"
+        zero = _colored("zero_grad", r"\mathbf{0}")
+        grad_line = rf"{d_max} &= \frac{{\partial}}{{\partial v}}({_latex_number(r.v_clipped)} - {_latex_operand(r.R)})^2 = {zero}"
         grad_line += r"\quad\text{(clip(v) is constant in v)}"
     elif r.region in (REGION_INSIDE, REGION_AWAY, REGION_OVERSHOT):
-        grad_line = rf"{d_max} &= 2(v - R) = 2({_n(r.v)} - {_p(r.R)}) = \mathbf{{{_n(r.grad)}}}"
+        grad_line = rf"{d_max} &= 2(v - R) = 2({_latex_number(r.v)} - {_latex_operand(r.R)}) = \mathbf{{{_latex_number(r.grad)}}}"
     elif r.region == REGION_TIE and r.grad_ratio is not None:
-        grad_line = rf"{d_max} &= {_n(r.grad_ratio)} \cdot 2(v - R) = \mathbf{{{_n(r.grad)}}}\quad\text{{(exact tie)}}"
+        grad_line = rf"{d_max} &= {_latex_number(r.grad_ratio)} \cdot 2(v - R) = \mathbf{{{_latex_number(r.grad)}}}\quad\text{{(exact tie)}}"
     else:
-        grad_line = rf"{d_max} &= \mathbf{{{_n(r.grad)}}}"
+        grad_line = rf"{d_max} &= \mathbf{{{_latex_number(r.grad)}}}"
     lines.append(grad_line)
     return r"\begin{aligned}" + r" \\ ".join(lines) + r"\end{aligned}"
 

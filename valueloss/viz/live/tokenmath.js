@@ -1,7 +1,7 @@
 // One token's clipped value loss in float64: the same formulas, in the same order, as
 // valueloss/anatomy.py `value_loss_terms` (both terms, their max, who wins, the region code and the
 // autograd-exact gradient, exact-tie halving of torch.maximum / torch.minimum included), plus the
-// number format of valueloss/explain.py `fmt`. The live explorer and its exactness test
+// number format of valueloss/teach/explain.py `fmt`. The live explorer and its exactness test
 // (tests/e2e/test_live_math.py) both load this file, so the browser shows what the core computes.
 // Plain script (no import/export): the component prepends it to its module, the test injects it.
 const VLMath = (() => {
@@ -132,7 +132,7 @@ const VLMath = (() => {
     return text.replace(/-/g, "\u2212");
   }
 
-  // valueloss/plots/token.py nice_ceil and view_range.
+  // valueloss/viz/token.py nice_ceil and view_range.
   function niceCeil(x) {
     if (!Number.isFinite(x) || x <= 0) return 1.0;
     const power = 10 ** Math.floor(Math.log10(x));

@@ -1,4 +1,4 @@
-"""Timing harness for the clipped value loss: ``python -m valueloss.bench``.
+"""Timing harness for the clipped value loss: ``python -m valueloss.tools.bench``.
 
 Times the implementations a user would choose between, on the same inputs, forward alone and
 forward+backward, and measures in the same run a streaming kernel that moves the bytes the loss
@@ -46,8 +46,8 @@ from pathlib import Path
 
 import torch
 
-from .fused import fused_value_loss
-from .losses import ValueLoss, clip_bounds, compute_value_loss, masked_mean, masked_sum
+from ..fused import fused_value_loss
+from ..losses import ValueLoss, clip_bounds, compute_value_loss, masked_mean, masked_sum
 
 IMPLEMENTATIONS = ("verl-eager", "openrlhf-eager", "compiled", "fused")
 IMPL_LABELS = {
@@ -155,7 +155,7 @@ def check_budget(sizes, max_tokens_each: int, max_total_tokens: int, where: str 
     if too_big:
         raise ValueError(
             f"{', '.join(too_big)} is more than {where} runs ({max_tokens_each:,} tokens at most per size); "
-            "use python -m valueloss.bench for bigger sizes"
+            "use python -m valueloss.tools.bench for bigger sizes"
         )
     total = sum(b * t for b, t in sizes)
     if total > max_total_tokens:
@@ -261,15 +261,15 @@ def _stream_reduce(a, b, c, d):
 def _make_impl(name: str, eps: float) -> Callable:
     """A callable ``(v, R, v_old, mask) -> loss`` for each implementation."""
     if name == "verl-eager":
-        return lambda v, r, o, m: compute_value_loss(v, r, o, m, eps)[0]
+        return lambda v, r, v_old, m: compute_value_loss(v, r, v_old, m, eps)[0]
     if name == "openrlhf-eager":
         module = ValueLoss(clip_eps=eps)
-        return lambda v, r, o, m: module(v, o, r, m)
+        return lambda v, r, v_old, m: module(v, v_old, r, m)
     if name == "compiled":
         compiled = torch.compile(_verl_formula, dynamic=True)
-        return lambda v, r, o, m: compiled(v, r, o, m, eps)[0]
+        return lambda v, r, v_old, m: compiled(v, r, v_old, m, eps)[0]
     if name == "fused":
-        return lambda v, r, o, m: fused_value_loss(v, r, o, m, eps)[0]
+        return lambda v, r, v_old, m: fused_value_loss(v, r, v_old, m, eps)[0]
     raise ValueError(f"unknown implementation {name!r}")
 
 
@@ -281,9 +281,9 @@ def _make_roofline(kind: str, device: torch.device, dtype: torch.dtype) -> tuple
         probe = torch.ones((3, 5), device=device, dtype=dtype)
         compiled(probe, probe, probe, probe)
     except Exception:  # noqa: BLE001 - no compiler here: a plain single-pass op instead
-        return (lambda v, r, o, m: torch.addcmul(v, r, o)), "plain torch.addcmul (reads 3, writes 1)"
+        return (lambda v, r, v_old, m: torch.addcmul(v, r, v_old)), "plain torch.addcmul (reads 3, writes 1)"
     target = "one output" if fn is _stream_write else "a sum"
-    return (lambda v, r, o, m: compiled(v, r, o, m)), f"torch.compile of a+b+c+d into {target}"
+    return (lambda v, r, v_old, m: compiled(v, r, v_old, m)), f"torch.compile of a+b+c+d into {target}"
 
 
 # ---------------------------------------------------------------- timing
@@ -360,14 +360,14 @@ def _bytes_per_token(dtype: torch.dtype, pass_: str) -> int:
 def _inputs(batch: int, length: int, dtype: torch.dtype, device: torch.device, seed: int):
     gen = torch.Generator(device="cpu").manual_seed(seed)
     shape = (batch, length)
-    v, r, o = (torch.randn(shape, generator=gen).to(device=device, dtype=dtype) for _ in range(3))
+    v, r, v_old = (torch.randn(shape, generator=gen).to(device=device, dtype=dtype) for _ in range(3))
     mask = (torch.rand(shape, generator=gen) > 0.2).to(device=device, dtype=dtype)
-    return v, r, o, mask
+    return v, r, v_old, mask
 
 
 def _cases_for_size(config, batch, length, device, impls: dict, rooflines: dict) -> list[_Case]:
     dtype = DTYPES[config.dtype]
-    v, r, o, mask = _inputs(batch, length, dtype, device, config.seed)
+    v, r, v_old, mask = _inputs(batch, length, dtype, device, config.seed)
     v_train = v.clone().requires_grad_(True)
     cases = []
     for pass_ in config.passes:
@@ -377,17 +377,17 @@ def _cases_for_size(config, batch, length, device, impls: dict, rooflines: dict)
 
                 def call(fn=fn):
                     with torch.no_grad():
-                        return fn(v, r, o, mask)
+                        return fn(v, r, v_old, mask)
 
             elif impl == "roofline":
 
                 def call(fn=fn):
-                    return fn(v, r, o, mask)
+                    return fn(v, r, v_old, mask)
 
             else:
 
                 def call(fn=fn):
-                    return torch.autograd.grad(fn(v_train, r, o, mask), v_train)
+                    return torch.autograd.grad(fn(v_train, r, v_old, mask), v_train)
 
             cases.append(_Case(impl, pass_, call, device, config.threads))
     return cases
@@ -478,10 +478,10 @@ def _run(config: BenchConfig, progress) -> BenchResult:
     dtype = DTYPES[config.dtype]
     impls = {name: _make_impl(name, config.eps) for name in config.impls}
     rooflines = {p: _make_roofline(p, device, dtype) for p in config.passes}
-    from . import __version__
+    from .. import __version__
 
     meta = {
-        "tool": f"valueloss {__version__} (python -m valueloss.bench)",
+        "tool": f"valueloss {__version__} (python -m valueloss.tools.bench)",
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "device": str(device),
         "device_name": _device_name(device),
@@ -740,7 +740,7 @@ def _parse_impls(values: list[str] | None) -> tuple[str, ...]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m valueloss.bench",
+        prog="python -m valueloss.tools.bench",
         description="Time the clipped value loss (verl eager, OpenRLHF eager, torch.compile, fused) "
         "against a memory-bandwidth roofline measured in the same run.",
     )

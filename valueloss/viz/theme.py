@@ -6,7 +6,7 @@ by dash or marker, so the figures still read in greyscale.
 
 from __future__ import annotations
 
-from .anatomy import (
+from ..anatomy import (
     REGION_AWAY,
     REGION_INSIDE,
     REGION_LABELS,

@@ -23,11 +23,11 @@ import numbers
 
 import torch
 
-from . import __version__
-from . import _validate as check
-from .anatomy import value_loss_grad, value_loss_terms
-from .dialects import DIALECTS, check_clip_param, dialect_loss
-from .losses import _check_batch
+from .. import __version__
+from .. import _validate as check
+from ..anatomy import value_loss_grad, value_loss_terms
+from ..dialects import DIALECTS, check_clip_param, dialect_loss
+from ..losses import _check_batch
 
 __all__ = [
     "EXPORT_DIALECTS",
@@ -137,8 +137,8 @@ def _dtype_name(dtype: torch.dtype) -> str:
 # The app's numbers (computed with valueloss)
 
 
-def _app_loss(dialect: str, v, r, o, m, eps, mode):
-    out = dialect_loss(dialect, v, r, o, m, eps, loss_agg_mode=mode)
+def _app_loss(dialect: str, v, r, v_old, m, eps, mode):
+    out = dialect_loss(dialect, v, r, v_old, m, eps, loss_agg_mode=mode)
     return out.loss, out.clipfrac
 
 
@@ -149,7 +149,7 @@ def _upstream(dialect: str, loss_max: torch.Tensor, m: torch.Tensor, mode: str) 
     return grad
 
 
-def _app_grad(dialect: str, v, r, o, m, eps, mode) -> tuple[torch.Tensor, str]:
+def _app_grad(dialect: str, v, r, v_old, m, eps, mode) -> tuple[torch.Tensor, str]:
     """The gradient the app shows, and how it was obtained."""
     d = DIALECTS[dialect]
     if d.closed_form is not None and not d.off(eps):
@@ -158,19 +158,19 @@ def _app_grad(dialect: str, v, r, o, m, eps, mode) -> tuple[torch.Tensor, str]:
             v = v.masked_fill(m == 0, 0)
         if d.indexed:
             valid = m.bool()
-            terms = value_loss_terms(v[valid], r[valid], o[valid], eps, convention)
+            terms = value_loss_terms(v[valid], r[valid], v_old[valid], eps, convention)
             weights = _upstream(dialect, terms.loss_max, m, mode)
             grad = torch.zeros_like(v)
-            grad[valid] = value_loss_grad(v[valid], r[valid], o[valid], eps, convention, grad_output=weights)
+            grad[valid] = value_loss_grad(v[valid], r[valid], v_old[valid], eps, convention, grad_output=weights)
         else:
-            terms = value_loss_terms(v, r, o, eps, convention)
+            terms = value_loss_terms(v, r, v_old, eps, convention)
             weights = _upstream(dialect, terms.loss_max, m, mode)
-            grad = value_loss_grad(v, r, o, eps, convention, grad_output=weights)
+            grad = value_loss_grad(v, r, v_old, eps, convention, grad_output=weights)
             if d.zeroes_padded_predictions:
                 grad = grad.masked_fill(m == 0, 0)
         return grad, "closed form (valueloss.value_loss_grad), bit-identical to autograd"
     leaf = v.detach().clone().requires_grad_(True)
-    loss, _ = _app_loss(dialect, leaf, r, o, m, eps, mode)
+    loss, _ = _app_loss(dialect, leaf, r, v_old, m, eps, mode)
     (grad,) = torch.autograd.grad(loss, leaf)
     how = "autograd through valueloss"
     if d.tie_rule != "torch":
@@ -259,9 +259,9 @@ def _batch_file(
     filename: str,
     exact_reductions: bool,
 ) -> str:
-    v, r, o = tensors["vpreds"], tensors["returns"], tensors["values"]
-    loss, clipfrac = _app_loss(dialect, v, r, o, mask, eps, mode)
-    grad, grad_how = _app_grad(dialect, v, r, o, mask, eps, mode)
+    v, r, v_old = tensors["vpreds"], tensors["returns"], tensors["values"]
+    loss, clipfrac = _app_loss(dialect, v, r, v_old, mask, eps, mode)
+    grad, grad_how = _app_grad(dialect, v, r, v_old, mask, eps, mode)
 
     source = DIALECTS[dialect].export_source(mode, eps).strip("\n")
     dtype = _dtype_name(v.dtype)
@@ -271,7 +271,7 @@ def _batch_file(
         "\nimport torch\n" + ("import torch.nn.functional as F\n" if "F." in source else ""),
         f"\nDTYPE = {dtype}\nMASK_DTYPE = {_dtype_name(mask.dtype)}\nEPS = {eps_literal}\n"
         + ("" if exact_reductions else f"REDUCTION_ULPS = {REDUCTION_ULPS}\n"),
-        f"\nVPREDS = {_tensor_literal(v)}\nRETURNS = {_tensor_literal(r)}\nVALUES = {_tensor_literal(o)}\n"
+        f"\nVPREDS = {_tensor_literal(v)}\nRETURNS = {_tensor_literal(r)}\nVALUES = {_tensor_literal(v_old)}\n"
         f"RESPONSE_MASK = {_tensor_literal(mask)}\n",
         "\n\n" + source + "\n",
         '''

@@ -1,6 +1,6 @@
 """The critic at scale on real processes: torch.distributed (gloo, CPU, 127.0.0.1 only).
 
-``python -m valueloss.distributed --ranks 2 --micro-batches 4 --scheme verl-engine-local`` starts one
+``python -m valueloss.tools.distributed --ranks 2 --micro-batches 4 --scheme verl-engine-local`` starts one
 process per rank. Each rank builds the same small critic problem (a linear value head on fixed random
 features, ``valueloss.scale.make_problem``), takes its shard of the split (``scale.split_batch``),
 all-reduces the token and sequence counts the way verl and OpenRLHF do, and runs the trainer's loop:
@@ -33,7 +33,7 @@ from datetime import timedelta
 
 import torch
 
-from . import scale
+from .. import scale
 
 __all__ = ["RunConfig", "PortBusyError", "RunTimeout", "RunFailed", "run", "stream", "format_table", "main"]
 
@@ -117,7 +117,7 @@ def _worker(rank: int, config: dict, port: int, out) -> None:
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel as DDP
 
-    from .losses import compute_value_loss
+    from ..losses import compute_value_loss
 
     try:
         cfg = RunConfig(**config)
@@ -172,7 +172,7 @@ def _worker(rank: int, config: dict, port: int, out) -> None:
 
 def _reference(cfg: RunConfig, split: scale.Split, p: scale.ScaleProblem) -> dict:
     """Single-process gradient of the un-split batch, and the core's prediction of the split run."""
-    from .losses import compute_value_loss
+    from ..losses import compute_value_loss
 
     model = _linear(p)
     loss, _ = compute_value_loss(model(p.features).squeeze(-1), p.returns, p.values, p.mask, p.eps, cfg.loss_agg_mode)
@@ -346,8 +346,14 @@ def stream(cfg: RunConfig, *, port: int = 0) -> Iterator[tuple]:
     cfg.validate()
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "run.json")
-        cmd = [sys.executable, "-m", "valueloss.distributed", *cli_args(cfg, port=port, json_path=path), "--quiet"]
-        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        cmd = [
+            sys.executable,
+            "-m",
+            "valueloss.tools.distributed",
+            *cli_args(cfg, port=port, json_path=path),
+            "--quiet",
+        ]
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=root, env=env)
         try:
@@ -373,7 +379,7 @@ def stream(cfg: RunConfig, *, port: int = 0) -> Iterator[tuple]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m valueloss.distributed", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m valueloss.tools.distributed", description=__doc__.split("\n\n")[0])
     ap.add_argument("--ranks", type=int, default=2, help="data-parallel processes (default 2)")
     ap.add_argument("--lengths", default="3,9,2,14,5,7,1,11", help="real tokens per sequence, comma-separated")
     group = ap.add_mutually_exclusive_group()

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from ..theme import BAND_FILL, COLORS, DASHES, WIDTHS
+from .theme import BAND_FILL, COLORS, DASHES, WIDTHS
 
 __all__ = ["DEFINITION_STYLE", "histogram_figure", "clipfrac_curve", "aggregation_weights_figure", "dialect_figure"]
 

@@ -17,10 +17,10 @@ from urllib.parse import urlencode
 import numpy as np
 import torch
 
-from .anatomy import value_loss_grad, value_loss_terms
-from .dialects import dialect_loss
+from ..anatomy import value_loss_grad, value_loss_terms
+from ..dialects import dialect_loss
+from ..losses import clip_bounds, compute_value_loss
 from .explain import tie_split, zero_gradient_interval
-from .losses import clip_bounds, compute_value_loss
 from .presets import PRESETS
 from .simulate import SimConfig, simulate
 
@@ -77,7 +77,7 @@ class Reveal:
     answer: str  # the choice key these numbers imply
     verdict: str  # one sentence, with the live numbers in it
     numbers: tuple[tuple[str, float, str], ...]  # (label, value, "num" or "pct") shown as metrics
-    figure: str  # figure kind, drawn by valueloss.plots.tour.reveal_figure
+    figure: str  # figure kind, drawn by valueloss.viz.tour.reveal_figure
     data: dict = field(default_factory=dict)
     # Claims the step's text makes, each with whether these live numbers bear it out (the tests require all).
     facts: tuple[tuple[str, bool], ...] = ()
@@ -402,9 +402,9 @@ def _reveal_return_units() -> Reveal:
     _, returns, values, mask = _demo_batch()
     clipfracs = []
     for s in _SCALES:
-        o, R = s * values, s * returns
-        v = o + 0.5 * (R - o)  # the critic moved halfway to its target: the same relative progress at any scale
-        clipfracs.append(_f(compute_value_loss(v, R, o, mask, eps)[1]))
+        v_old, R = s * values, s * returns
+        v = v_old + 0.5 * (R - v_old)  # the critic moved halfway to its target: the same relative progress at any scale
+        clipfracs.append(_f(compute_value_loss(v, R, v_old, mask, eps)[1]))
     clipfracs = np.array(clipfracs)
     at1, at10 = clipfracs[_SCALES == 1.0][0], clipfracs[_SCALES == 10.0][0]
     answer = "up" if at10 > at1 else "down" if at10 < at1 else "same"
@@ -483,7 +483,7 @@ def _reveal_sb3() -> Reveal:
 
 
 def _reveal_micro_batches() -> Reveal:
-    from .scale import analyse, make_problem, multiplier_curve, split_batch
+    from ..scale import analyse, make_problem, multiplier_curve, split_batch
 
     lengths, k = [3, 9, 2, 14, 5, 7, 1, 11], 4  # one rank, 4 micro-batches of 12, 16, 12 and 12 tokens
     split = split_batch(lengths, 1, micro_batches=k)
@@ -799,7 +799,7 @@ def progress_code(outcomes) -> str:
     outcomes = list(outcomes)
     if len(outcomes) != len(STEPS):
         raise ValueError(f"outcomes must have one entry per step ({len(STEPS)}), got {len(outcomes)}")
-    return "".join(_PROGRESS[o] for o in outcomes)
+    return "".join(_PROGRESS[v_old] for v_old in outcomes)
 
 
 def read_progress(code: str) -> tuple[bool | None, ...]:

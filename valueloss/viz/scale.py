@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from ..theme import COLORS
+from .theme import COLORS
 
 __all__ = ["SCHEME_STYLE", "weights_figure", "multiplier_figure"]
 

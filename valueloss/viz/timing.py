@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 
 import plotly.graph_objects as go
 
-from ..theme import COLORS
+from .theme import COLORS
 
 __all__ = ["IMPL_STYLE", "PASS_DASH", "ROOFLINE_PLAIN", "headline_sentence", "time_figure", "bandwidth_figure"]
 
@@ -22,7 +22,7 @@ ROOFLINE_PLAIN = (
 
 
 def headline_sentence(top: dict | None) -> str | None:
-    """The answer a page leads with, from :func:`valueloss.bench.headline`'s numbers (None: nothing ran)."""
+    """The answer a page leads with, from :func:`valueloss.tools.bench.headline`'s numbers (None: nothing ran)."""
     if top is None:
         return None
     parts = [f"At **{top['size']}**, the fused forward+backward takes **{top['median_ms']:.3g} ms**"]

@@ -35,8 +35,8 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 import torch
 
-from . import _validate as check
-from .losses import clip_bounds, clip_delta, masked_mean, masked_sum
+from .. import _validate as check
+from ..losses import clip_bounds, clip_delta, masked_mean, masked_sum
 
 __all__ = [
     "CRITICS",
@@ -215,10 +215,10 @@ def _first_closed(remaining: np.ndarray, gap: float) -> int | None:
     return int(done[0]) if done.size else None
 
 
-def loss_rows(form: str, v: torch.Tensor, R: torch.Tensor, o: torch.Tensor, eps: torch.Tensor):
+def loss_rows(form: str, v: torch.Tensor, R: torch.Tensor, v_old: torch.Tensor, eps: torch.Tensor):
     """Per-row loss, verl clip fraction and zero-gradient mask for rows of one minibatch.
 
-    ``v, R, o`` are ``(S, m)``; ``eps`` is ``(S, 1)`` (one clip range per row; ``inf`` = no clip).
+    ``v, R, v_old`` are ``(S, m)``; ``eps`` is ``(S, 1)`` (one clip range per row; ``inf`` = no clip).
     Each row is aggregated exactly as the library does for a single batch: verl's token-mean with
     0.5 after aggregation, SB3's plain mean without 0.5, OpenRLHF's unclipped ``0.5 * mean``.
     Returns ``(loss (S,), clipfrac (S,), zero_grad (S, m) bool)``.
@@ -226,7 +226,7 @@ def loss_rows(form: str, v: torch.Tensor, R: torch.Tensor, o: torch.Tensor, eps:
     _choice("loss", form, LOSS_FORMS)
     mask = torch.ones_like(v)
     loss_unclipped = (v - R) ** 2
-    clipped_bounds = clip_bounds(v, o, eps)
+    clipped_bounds = clip_bounds(v, v_old, eps)
     loss_clipped = (clipped_bounds - R) ** 2
     clipped_wins = torch.gt(loss_clipped, loss_unclipped)
     clipfrac = masked_mean(clipped_wins.to(v.dtype), mask, axis=-1)
@@ -235,9 +235,9 @@ def loss_rows(form: str, v: torch.Tensor, R: torch.Tensor, o: torch.Tensor, eps:
         loss = 0.5 * (masked_sum(loss_max, mask, axis=-1) / mask.sum(dim=-1))
         zero_grad = clipped_wins
     elif form == "sb3":
-        values_pred = clip_delta(v, o, eps)
+        values_pred = clip_delta(v, v_old, eps)
         loss = ((R - values_pred) ** 2).mean(dim=-1)
-        zero_grad = (v - o).abs() > eps
+        zero_grad = (v - v_old).abs() > eps
     else:
         loss = 0.5 * ((loss_unclipped * mask).sum(dim=-1) / mask.sum(dim=-1))
         zero_grad = torch.zeros_like(clipped_wins)
@@ -518,7 +518,9 @@ def rule_of_thumb(cfg: SimConfig) -> tuple[str, str, str]:
             f"{abs(cfg.gap) / cfg.eps:.1f}",
             "gap / eps: within a rollout v_old is fixed, so a token moves about eps toward R per rollout.",
         )
-    share = "5/8 of the gradient (both bounds tie)" if cfg.loss == "verl" else "the whole gradient (clamp's closed band)"
+    share = (
+        "5/8 of the gradient (both bounds tie)" if cfg.loss == "verl" else "the whole gradient (clamp's closed band)"
+    )
     return (
         "rule of thumb: per rollout",
         "1 step",
@@ -571,7 +573,9 @@ def wall_caption(result: SimResult) -> str:
     cfg = result.config
     frozen_share = float(result.frozen.mean())
     if cfg.loss == "unclipped":
-        notice = "Without clipping the band is only drawn for reference: nothing stops v, and no gradient is ever zeroed."
+        notice = (
+            "Without clipping the band is only drawn for reference: nothing stops v, and no gradient is ever zeroed."
+        )
     elif cfg.critic == "table" and cfg.optimizer == "sgd":
         what = (
             "moved more than eps from v_old (SB3's clip-only loss freezes every token outside the band)"

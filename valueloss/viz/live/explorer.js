@@ -485,7 +485,7 @@ function linear(d0, d1, r0, r1) {
   return f;
 }
 
-// The filled-in equation, built like valueloss/explain.py equation_latex (same lines, same numbers).
+// The filled-in equation, built like valueloss/teach/explain.py equation_latex (same lines, same numbers).
 function equationLines(s, t, cfg, winner) {
   const f = VLMath.fmt;
   const p = (v) => (f(v).startsWith("\u2212") ? `(${f(v)})` : f(v));

@@ -1,0 +1,310 @@
+"""Batch reports: statistics, histograms and the token, aggregation and dialect tables of one batch."""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .. import _validate as check
+from ..anatomy import REGION_LABELS, value_loss_terms
+from ..dialects import DIALECTS, dialect_loss
+from ..losses import agg_loss, compute_value_loss
+from .batch import Batch
+
+__all__ = [
+    "MAX_BINS",
+    "BatchStats",
+    "Histogram",
+    "batch_stats",
+    "histogram",
+    "token_table",
+    "aggregation_table",
+    "aggregation_weights",
+    "dialect_table",
+    "BatchReport",
+    "analyse_batch",
+]
+
+MAX_BINS = 1000  # a figure cannot show more; 10**9 bins would allocate gigabytes
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """Pre-binned counts (so a figure ships ``bins`` numbers, not every token)."""
+
+    edges: np.ndarray
+    counts: np.ndarray
+
+
+def histogram(x: np.ndarray, eps: float, bins: int = 60) -> Histogram:
+    """Counts of ``x`` on a range that always shows ``[-eps, eps]``; non-finite values are dropped."""
+    if isinstance(bins, bool) or not isinstance(bins, numbers.Integral) or not 1 <= bins <= MAX_BINS:
+        raise ValueError(f"bins must be a whole number between 1 and {MAX_BINS}, got {bins!r}")
+    x = np.asarray(x, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    lo = min(float(x.min()) if x.size else 0.0, -eps)
+    hi = max(float(x.max()) if x.size else 0.0, eps)
+    if hi <= lo:
+        lo, hi = lo - 1.0, hi + 1.0
+    pad = 0.02 * (hi - lo)
+    counts, edges = np.histogram(x, bins=bins, range=(lo - pad, hi + pad))
+    return Histogram(edges=edges, counts=counts)
+
+
+@dataclass(frozen=True)
+class BatchStats:
+    """Per-batch numbers the Batch page shows; token arrays hold real tokens only, row-major."""
+
+    eps: float
+    n_rows: int
+    n_nonempty_rows: int
+    n_tokens: int
+    width: int
+    lengths: np.ndarray
+    delta: np.ndarray  # v - v_old
+    gap: np.ndarray  # R - v_old
+    loss_clipfrac: float  # verl's vf_clipfrac: share of real tokens with L_clip > L_unclip
+    pred_clipfrac: float  # slime's value_clipfrac: share with |v - v_old| > eps
+    zero_grad_share: float  # share of real tokens whose d loss / d v is exactly 0
+    median_abs_gap: float  # median |R - v_old|: roughly eps x the rollouts the critic needs to catch up
+    nan_real: int  # NaN / inf on real tokens (any of v, R, v_old)
+    nan_padding: int  # NaN / inf in padded slots
+    value_mean: float
+    value_std: float
+    return_mean: float
+    return_std: float
+    value_min: float
+    value_max: float
+    return_min: float
+    return_max: float
+
+
+def _real(x: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
+    return torch.masked_select(x, mask.bool()).double().numpy()
+
+
+def _stat(fn, x: np.ndarray) -> float:
+    x = x[np.isfinite(x)]
+    return float(fn(x)) if x.size else float("nan")
+
+
+def batch_stats(batch: Batch, eps: float) -> BatchStats:
+    """Clip fractions, zero-gradient share and the distributions of Δ and R - v_old over real tokens.
+
+    ``loss_clipfrac`` is verl's ``vf_clipfrac`` (computed by :func:`compute_value_loss`, so it is the
+    logged number); the zero-gradient share is the share of real tokens whose closed-form gradient
+    d max(L_unclip, L_clip)/dv is exactly 0: the clipped tokens plus any already sitting at v = R.
+    """
+    check.clip_range("eps", eps)
+    m = batch.mask.bool()
+    _, clipfrac = compute_value_loss(batch.vpreds, batch.returns, batch.values, batch.mask, eps)
+    terms = value_loss_terms(batch.vpreds, batch.returns, batch.values, eps)
+    n = int(m.sum().item())
+    finite = torch.isfinite(batch.vpreds) & torch.isfinite(batch.returns) & torch.isfinite(batch.values)
+    v, r, v_old = _real(batch.vpreds, m), _real(batch.returns, m), _real(batch.values, m)
+    lengths = batch.lengths.numpy()
+    share = (lambda b: float(b[m].double().mean().item())) if n else (lambda b: 0.0)
+    return BatchStats(
+        eps=float(eps),
+        n_rows=batch.shape[0],
+        n_nonempty_rows=int((lengths > 0).sum()),
+        n_tokens=n,
+        width=batch.shape[1],
+        lengths=lengths,
+        delta=v - v_old,
+        gap=r - v_old,
+        loss_clipfrac=float(clipfrac.item()),
+        pred_clipfrac=share(terms.prediction_clipped),
+        zero_grad_share=share(terms.grad == 0),
+        median_abs_gap=_stat(np.median, np.abs(r - v_old)),
+        nan_real=int((~finite & m).sum().item()),
+        nan_padding=int((~finite & ~m).sum().item()),
+        value_mean=_stat(np.mean, v_old),
+        value_std=_stat(np.std, v_old),
+        return_mean=_stat(np.mean, r),
+        return_std=_stat(np.std, r),
+        value_min=_stat(np.min, v_old),
+        value_max=_stat(np.max, v_old),
+        return_min=_stat(np.min, r),
+        return_max=_stat(np.max, r),
+    )
+
+
+def token_table(batch: Batch, eps: float, max_rows: int | None = 200) -> pd.DataFrame:
+    """Per real token: inputs, both terms, who wins, the region and the gradient (verl's bounds clip)."""
+    check.clip_range("eps", eps)
+    if max_rows is not None and (isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1):
+        raise ValueError(f"max_rows must be a positive integer or None, got {max_rows!r}")
+    m = batch.mask.bool()
+    idx = torch.nonzero(m)
+    if max_rows is not None:
+        idx = idx[:max_rows]
+    rows, ts = idx[:, 0], idx[:, 1]
+    v, r, v_old = (x[rows, ts] for x in (batch.vpreds, batch.returns, batch.values))
+    terms = value_loss_terms(v, r, v_old, eps)
+    regions = terms.region.numpy()
+    return pd.DataFrame(
+        {
+            "row": rows.numpy(),
+            "t": ts.numpy(),
+            "v_old": v_old.double().numpy(),
+            "v": v.double().numpy(),
+            "R": r.double().numpy(),
+            "Δ = v − v_old": (v - v_old).double().numpy(),
+            "R − v_old": (r - v_old).double().numpy(),
+            "clip(v)": terms.v_clipped.double().numpy(),
+            "L_unclip": terms.loss_unclipped.double().numpy(),
+            "L_clip": terms.loss_clipped.double().numpy(),
+            "max": terms.loss_max.double().numpy(),
+            "loss clipped": terms.clipped_wins.numpy(),
+            "|Δ| > eps": terms.prediction_clipped.numpy(),
+            "region": [REGION_LABELS[int(c)] for c in regions],
+            "dmax/dv": terms.grad.double().numpy(),
+        }
+    )
+
+
+def aggregation_weights(mask: torch.Tensor, loss_agg_mode: str) -> torch.Tensor:
+    """d AGG(L, mask) / d L for every cell, by autograd (exact: AGG is linear in L).
+
+    Multiply by 0.5 for verl's ``vf_loss``. Padding gets weight 0.
+    """
+    check.mask_tensor("mask", mask)
+    L = torch.zeros(mask.shape, dtype=torch.float64, requires_grad=True)
+    agg_loss(L, mask.to(torch.float64), loss_agg_mode).backward()
+    return L.grad
+
+
+def aggregation_table(batch: Batch, eps: float) -> pd.DataFrame:
+    """Each verl mode's ``vf_loss`` and the weight it gives one token of the shortest and longest row.
+
+    The weights are ``d AGG / d L_token`` (without the 0.5): token-mean gives every token ``1/N``;
+    seq-mean-token-mean gives a token of a short sequence ``n_long / n_short`` times the weight of
+    a token of a long one, so short answers dominate the critic's gradient.
+    """
+    check.clip_range("eps", eps)
+    lengths = batch.lengths
+    nonempty = torch.nonzero(lengths > 0).flatten()
+    records = []
+    for mode in (
+        "token-mean",
+        "token-sum",
+        "seq-mean-token-sum",
+        "seq-mean-token-mean",
+        "seq-mean-token-sum-norm",
+    ):
+        loss, _ = compute_value_loss(batch.vpreds, batch.returns, batch.values, batch.mask, eps, mode)
+        weights = aggregation_weights(batch.mask, mode)
+        if len(nonempty):
+            short = int(nonempty[torch.argmin(lengths[nonempty])])
+            long = int(nonempty[torch.argmax(lengths[nonempty])])
+            n_short, n_long = int(lengths[short]), int(lengths[long])
+            w_short, w_long = float(weights[short, 0]), float(weights[long, 0])
+        else:
+            n_short = n_long = 0
+            w_short = w_long = float("nan")
+        records.append(
+            {
+                "mode": mode,
+                "vf_loss": float(loss.item()),
+                "short length": n_short,
+                "long length": n_long,
+                "weight per token (short)": w_short,
+                "weight per token (long)": w_long,
+                "short / long per token": w_short / w_long if w_long else float("nan"),
+                "weight per sequence (short)": w_short * n_short,
+                "weight per sequence (long)": w_long * n_long,
+            }
+        )
+    return pd.DataFrame.from_records(records)
+
+
+def _loss_units_note(d) -> str:
+    return (
+        f"{d.library}: {d.param_name} bounds the squared error (loss units), not the value, so eps does not "
+        "carry over; shown at its own setting."
+    )
+
+
+def dialect_table(batch: Batch, eps: float, rllib_clip: float | None = None) -> pd.DataFrame:
+    """Every library's logged value loss and clip fraction on this batch, at the same eps.
+
+    Clipping is switched on (at ``eps``) for the libraries where it is off by default (SB3, TorchRL).
+    Libraries whose parameter is in loss units (RLlib since 2021: ``eps_units == "loss"``) get
+    ``rllib_clip`` (default: their own default, ``vf_clip_param = 10.0``). Every registry entry is a
+    row, older releases included; ``library`` names the releases. ``clip fraction`` is NaN where the
+    library logs none (``logs clip fraction`` is False).
+    """
+    check.clip_range("eps", eps)
+    if rllib_clip is not None:
+        check.clip_range("rllib_clip", rllib_clip)
+    records = []
+    for name, d in DIALECTS.items():
+        param = eps if d.eps_units == "return" else (d.default_eps if rllib_clip is None else rllib_clip)
+        result = dialect_loss(name, batch.vpreds, batch.returns, batch.values, batch.mask, param)
+        records.append(
+            {
+                "dialect": name,
+                "library": d.library,
+                "parameter": d.param_name,
+                "value": float(param),
+                "loss": float(result.loss.item()),
+                "clip fraction": float("nan") if result.clipfrac is None else float(result.clipfrac.item()),
+                "logs clip fraction": result.clipfrac is not None,
+                "clip fraction logged": d.clipfrac_definition or "not logged",
+                "definition": d.sanity_definition if d.clipfrac_definition else None,
+                "note": _loss_units_note(d)
+                if d.eps_units == "loss"
+                else ("default: off; on here" if d.default_eps is None else ""),
+                "logged as": d.loss_metric or "",
+                "what the logged number is": d.logged,
+                "releases": d.versions,
+            }
+        )
+    return pd.DataFrame.from_records(records)
+
+
+@dataclass(frozen=True)
+class BatchReport:
+    """Everything the Batch page draws, computed once per (batch, eps, mode) and cached by the app."""
+
+    stats: BatchStats
+    delta_hist: Histogram
+    gap_hist: Histogram
+    vf_loss: float
+    vf_clipfrac: float
+    loss_agg_mode: str
+    tokens: pd.DataFrame
+    aggregation: pd.DataFrame
+    dialects: pd.DataFrame
+
+
+def analyse_batch(
+    batch: Batch,
+    eps: float,
+    loss_agg_mode: str = "token-mean",
+    *,
+    table_rows: int = 200,
+    bins: int = 60,
+    rllib_clip: float | None = None,
+) -> BatchReport:
+    """One call for the page: statistics, histograms, verl's loss in the chosen mode, the tables."""
+    check.clip_range("eps", eps)
+    check.agg_mode(loss_agg_mode)
+    stats = batch_stats(batch, eps)
+    vf_loss, vf_clipfrac = compute_value_loss(batch.vpreds, batch.returns, batch.values, batch.mask, eps, loss_agg_mode)
+    return BatchReport(
+        stats=stats,
+        delta_hist=histogram(stats.delta, eps, bins),
+        gap_hist=histogram(stats.gap, eps, bins),
+        vf_loss=float(vf_loss.item()),
+        vf_clipfrac=float(vf_clipfrac.item()),
+        loss_agg_mode=loss_agg_mode,
+        tokens=token_table(batch, eps, table_rows),
+        aggregation=aggregation_table(batch, eps),
+        dialects=dialect_table(batch, eps, rllib_clip),
+    )

@@ -1,0 +1,360 @@
+"""Clip fractions of a batch as functions of eps: exact sweeps over a batch, a Gaussian model batch for
+summary statistics from a log, and the eps that reaches a target clip fraction."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .. import _validate as check
+from ..dialects import get_dialect
+from .batch import Batch
+
+__all__ = [
+    "target_definition",
+    "finite_number",
+    "real_tokens",
+    "DEFINITIONS",
+    "PLAUSIBLE_STEPS",
+    "SummaryStats",
+    "Sweep",
+    "EpsTarget",
+    "summary_from_batch",
+    "model_batch",
+    "eps_in_units",
+    "ClipThresholds",
+    "clip_thresholds",
+    "clipfrac_sweep",
+    "eps_for_clipfrac",
+    "eps_grid",
+    "estimate_over_steps",
+]
+
+
+# What each curve counts, in the words the page shows.
+DEFINITIONS = {
+    "loss": "loss-clipped: L_clip > L_unclip (verl vf_clipfrac, TRL); these tokens get zero gradient",
+    "prediction": "prediction-clipped: |v - v_old| > eps (slime value_clipfrac, TorchRL); SB3 freezes all of them",
+    "rllib": "loss-clamped: (v - R)^2 > vf_clip_param (RLlib); these tokens get zero gradient",
+}
+
+
+# How far one update moves the critic toward R, as a share of the gap: the summary estimate's key assumption.
+PLAUSIBLE_STEPS = (0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0)
+
+
+@dataclass(frozen=True)
+class SummaryStats:
+    """The four numbers a training log shows (e.g. verl's critic/returns/mean, critic/values/std)."""
+
+    return_mean: float
+    return_std: float
+    value_mean: float
+    value_std: float
+
+    def __post_init__(self):
+        for name in ("return_mean", "return_std", "value_mean", "value_std"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value!r}")
+            if name.endswith("std") and value < 0:
+                raise ValueError(f"{name} must be >= 0, got {value}")
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """Clip fractions over an eps grid (each array has the grid's length); all are non-increasing in eps."""
+
+    eps: np.ndarray
+    loss: np.ndarray
+    prediction: np.ndarray
+    rllib: np.ndarray
+
+    def curve(self, definition: str) -> np.ndarray:
+        return {"loss": self.loss, "prediction": self.prediction, "rllib": self.rllib}[_definition(definition)]
+
+
+@dataclass(frozen=True)
+class EpsTarget:
+    """The smallest eps whose clip fraction is at most ``target`` (None when no eps reaches it)."""
+
+    target: float
+    definition: str
+    eps: float | None
+    achieved: float | None
+    reachable: bool
+    note: str
+
+
+def _definition(name: str) -> str:
+    if name not in DEFINITIONS:
+        raise ValueError(f"definition must be one of {', '.join(DEFINITIONS)}, got {name!r}")
+    return name
+
+
+def finite_number(name: str, value, *, low: float | None = None, high: float | None = None) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if low is not None and value < low or high is not None and value > high:
+        raise ValueError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def real_tokens(batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    m = batch.mask.bool()
+    real = (torch.masked_select(x, m) for x in (batch.vpreds, batch.returns, batch.values))
+    return (*real, batch.mask.sum())
+
+
+def summary_from_batch(batch: Batch) -> SummaryStats:
+    """Mean and std (population) of R and v_old over the batch's finite real tokens."""
+    _, r, v_old, _ = real_tokens(batch)
+    r, v_old = r.double().numpy(), v_old.double().numpy()
+    r, v_old = r[np.isfinite(r)], v_old[np.isfinite(v_old)]
+    if r.size == 0 or v_old.size == 0:
+        raise ValueError("the batch has no finite real tokens: every token is masked out or NaN")
+    return SummaryStats(float(r.mean()), float(r.std()), float(v_old.mean()), float(v_old.std()))
+
+
+def model_batch(
+    stats: SummaryStats,
+    step: float = 0.15,
+    correlation: float = 0.0,
+    n: int = 20_000,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float32,
+) -> Batch:
+    """A Gaussian stand-in batch for summary statistics (one row of ``n`` real tokens).
+
+    ``R ~ N(return_mean, return_std)``, ``v_old ~ N(value_mean, value_std)`` with correlation
+    ``correlation``, and after one update the critic has moved a fraction ``step`` of the way toward
+    R: ``v = v_old + step * (R - v_old)``. Clip fractions on it are estimates of a real batch's.
+    """
+    if not isinstance(stats, SummaryStats):
+        raise TypeError(f"stats must be SummaryStats, got {type(stats).__name__}")
+    step = finite_number("step", step, low=0.0, high=3.0)
+    correlation = finite_number("correlation", correlation, low=-1.0, high=1.0)
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 1_000_000:
+        raise ValueError(f"n must be an integer between 1 and 1,000,000, got {n!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    g = torch.Generator().manual_seed(seed)
+    z1 = torch.randn(1, n, generator=g, dtype=torch.float64)
+    z2 = torch.randn(1, n, generator=g, dtype=torch.float64)
+    returns = stats.return_mean + stats.return_std * z1
+    values = stats.value_mean + stats.value_std * (correlation * z1 + math.sqrt(1 - correlation**2) * z2)
+    returns, values = returns.to(dtype), values.to(dtype)
+    vpreds = values + step * (returns - values)
+    mask = torch.ones_like(values)
+    return Batch(vpreds=vpreds, returns=returns, values=values, mask=mask, rewards=None, advantages=returns - values)
+
+
+def eps_in_units(eps: float, return_std: float) -> float | None:
+    """eps in units of the return std (None when the returns do not vary)."""
+    check.clip_range("eps", eps)
+    return_std = finite_number("return_std", return_std, low=0.0)
+    return float(eps) / return_std if return_std > 0 else None
+
+
+_BITS = {2: torch.int16, 4: torch.int32, 8: torch.int64}
+
+
+@dataclass(frozen=True)
+class ClipThresholds:
+    """Per-token eps thresholds, sorted: a token counts at eps exactly when ``eps < threshold``.
+
+    Every definition's indicator is non-increasing in eps, in float arithmetic too (rounding is
+    monotone), so one threshold per token answers every eps at once. ``loss`` is found by bisection
+    on the float's bit pattern (exact: the smallest float eps at which the clipped term stops winning);
+    ``prediction`` is ``|v - v_old|`` and ``rllib`` is ``(v - R)^2`` themselves. Thresholds live in the
+    batch's dtype, as torch applies a Python-float eps in the tensor's dtype.
+    """
+
+    loss: torch.Tensor
+    prediction: torch.Tensor
+    rllib: torch.Tensor
+    denom: torch.Tensor  # verl's sum(mask) + 1e-8
+    num_dtype: torch.dtype
+
+    def counts(self, definition: str, eps: torch.Tensor) -> torch.Tensor:
+        t = getattr(self, _definition(definition))
+        return t.numel() - torch.searchsorted(t, eps.to(t.dtype), right=True)
+
+    def fractions(self, counts: torch.Tensor) -> torch.Tensor:
+        """verl's ``masked_mean`` of the 0/1 indicators: ``count / (sum(mask) + 1e-8)`` in its dtypes."""
+        return counts.to(self.num_dtype) / self.denom
+
+
+def _loss_clipped(v, r, v_old, eps):
+    """verl's strict ``L_clip > L_unclip`` with its exact operations (bounds clip), eps per token."""
+    clipped = torch.max(torch.min(v, v_old + eps), v_old - eps)
+    return (clipped - r) ** 2 > (v - r) ** 2
+
+
+def _loss_thresholds(v, r, v_old) -> torch.Tensor:
+    dtype = v.dtype
+    bits = _BITS[torch.finfo(dtype).bits // 8]
+    thresholds = torch.zeros_like(v)
+    active = _loss_clipped(v, r, v_old, torch.zeros_like(v))  # clipped at eps = 0
+    inf = torch.full_like(v, math.inf)
+    stuck = active & _loss_clipped(v, r, v_old, inf)  # still clipped at eps = inf (non-finite inputs only)
+    thresholds[stuck] = math.inf
+    todo = active & ~stuck
+    vv, rr, oo = v[todo], r[todo], v_old[todo]
+    lo = torch.zeros(vv.shape, dtype=bits)  # the bits of 0.0: clipped there
+    hi = torch.full(vv.shape, math.inf, dtype=dtype).view(bits)  # the bits of +inf: not clipped there
+    while vv.numel() and bool(((hi - lo) > 1).any()):
+        mid = lo + (hi - lo) // 2
+        clipped = _loss_clipped(vv, rr, oo, mid.view(dtype))
+        lo = torch.where(clipped, mid, lo)
+        hi = torch.where(clipped, hi, mid)
+    thresholds[todo] = hi.view(dtype)
+    return thresholds
+
+
+def clip_thresholds(batch: Batch) -> ClipThresholds:
+    """Sorted per-token thresholds of the three definitions over the batch's real tokens."""
+    v, r, v_old, _ = real_tokens(batch)
+    mask = batch.mask
+    num_dtype = torch.promote_types(torch.float32, mask.dtype) if mask.is_floating_point() else torch.float32
+
+    def clean(x):  # NaN never counts (every comparison with NaN is False): threshold 0
+        return torch.sort(torch.nan_to_num(x, nan=0.0, posinf=math.inf)).values
+
+    return ClipThresholds(
+        loss=torch.sort(_loss_thresholds(v, r, v_old)).values,
+        prediction=clean((v - v_old).abs()),
+        rllib=clean((v - r) ** 2),
+        denom=mask.sum() + 1e-8,
+        num_dtype=num_dtype,
+    )
+
+
+def clipfrac_sweep(batch: Batch, eps_values, thresholds: ClipThresholds | None = None) -> Sweep:
+    """Every clip fraction at every eps (sorted thresholds + ``searchsorted``: any grid is cheap).
+
+    ``loss`` equals verl's ``vf_clipfrac`` at each eps bit for bit (same clip, same strict ``>``,
+    same ``sum / (N + 1e-8)``); ``prediction`` is the share with ``|v - v_old| > eps``;
+    ``rllib`` the share with ``(v - R)^2 > eps`` (eps read as RLlib's loss bound).
+    """
+    grid = np.asarray(eps_values, dtype=np.float64)
+    if grid.ndim != 1 or grid.size == 0 or grid.size > 5000:
+        raise ValueError(f"eps_values must be a 1-D grid of 1 to 5000 values, got shape {grid.shape}")
+    if not np.isfinite(grid).all() or (grid < 0).any():
+        raise ValueError("eps_values must be finite and >= 0")
+    th = thresholds if thresholds is not None else clip_thresholds(batch)
+    e = torch.as_tensor(grid, dtype=batch.values.dtype)
+    frac = {name: th.fractions(th.counts(name, e)).double().numpy() for name in DEFINITIONS}
+    return Sweep(eps=grid, loss=frac["loss"], prediction=frac["prediction"], rllib=frac["rllib"])
+
+
+def eps_for_clipfrac(
+    batch: Batch, target: float, definition: str = "loss", thresholds: ClipThresholds | None = None
+) -> EpsTarget:
+    """The smallest eps whose clip fraction (``definition``) is at most ``target``: exact, from the thresholds.
+
+    With the thresholds sorted, the answer is the (k + 1)-th largest, where k is the most tokens the
+    target allows; any smaller float eps clips more than the target. A target above the fraction at
+    eps = 0 is unreachable: no eps clips that many tokens.
+    """
+    target = finite_number("target", target, low=0.0, high=1.0)
+    definition = _definition(definition)
+    th = thresholds if thresholds is not None else clip_thresholds(batch)
+    t = getattr(th, definition)
+    n = t.numel()
+
+    def frac_at(eps: torch.Tensor) -> float:
+        return float(th.fractions(th.counts(definition, eps.reshape(1)))[0])
+
+    at_zero = frac_at(torch.zeros((), dtype=t.dtype))
+    if at_zero <= target:
+        if at_zero >= target or target == 0.0:
+            return EpsTarget(target, definition, 0.0, at_zero, True, "eps = 0 already gives this clip fraction.")
+        return EpsTarget(
+            target,
+            definition,
+            None,
+            None,
+            False,
+            f"Unreachable: no eps clips more than {at_zero:.2%} of this batch (the fraction at eps = 0), "
+            f"below the target {target:.2%}. "
+            + (
+                "Every token has v == v_old (first mini-step, verl#2642), so nothing can clip."
+                if at_zero == 0.0
+                else "A smaller eps cannot clip tokens that did not move toward R."
+            ),
+        )
+    # Compared as the printed numbers compare (float64), so achieved <= target holds as shown.
+    allowed = th.fractions(torch.arange(n + 1)).double() <= target  # non-decreasing in the count
+    k = int(torch.nonzero(allowed).max())  # the most tokens the target allows (< n: at_zero > target)
+    eps = t[n - 1 - k]
+    achieved = frac_at(eps)
+    below = frac_at(torch.nextafter(eps, torch.zeros_like(eps)))
+    note = f"eps = {float(eps):.4g} gives {achieved:.3%}" + (
+        f"; any smaller eps gives more than the target ({below:.3%}): the fraction moves in steps of one token."
+        if achieved < target
+        else "."
+    )
+    return EpsTarget(target, definition, float(eps), achieved, True, note)
+
+
+def eps_grid(
+    batch: Batch, eps: float, definition: str = "loss", n: int = 201, include: float | None = None
+) -> np.ndarray:
+    """An eps grid from 0 that shows the whole curve, the chosen eps and (if given) another point."""
+    check.clip_range("eps", eps)
+    if isinstance(n, bool) or not isinstance(n, int) or not 2 <= n <= 2000:
+        raise ValueError(f"n must be an integer between 2 and 2000, got {n!r}")
+    v, r, v_old, _ = real_tokens(batch)
+    x = ((v - r) ** 2) if _definition(definition) == "rllib" else (v - v_old).abs()
+    x = x[torch.isfinite(x)].double().numpy()
+    top = float(np.quantile(x, 0.995)) * 1.05 if x.size else 0.0
+    hi = max(top, 2.0 * float(eps), 1.05 * float(include or 0.0), 1e-6)
+    return np.linspace(0.0, hi, n)
+
+
+def _clip_at(batch: Batch, eps: float, definition: str) -> float:
+    v, r, v_old, n = real_tokens(batch)
+    if definition == "loss":
+        hit = _loss_clipped(v, r, v_old, torch.full_like(v, eps))
+    elif definition == "prediction":
+        hit = (v - v_old).abs() > eps
+    else:
+        hit = (v - r) ** 2 > eps
+    return float(hit.sum()) / float(n)
+
+
+def estimate_over_steps(
+    stats: SummaryStats,
+    eps: float,
+    library: str = "verl",
+    steps=PLAUSIBLE_STEPS,
+    *,
+    correlation: float = 0.0,
+    n: int = 20_000,
+    seed: int = 0,
+) -> tuple[tuple[float, float], ...]:
+    """The summary estimate at each update step in ``steps``: (step, clip fraction of ``library``'s kind).
+
+    The estimate's key assumption is how far one update moves the critic toward R; this shows how much the
+    answer depends on it (same model batch and seed for every step).
+    """
+    check.clip_range("eps", eps)
+    definition = target_definition(library)
+    out = []
+    for step in steps:
+        model = model_batch(stats, step=step, correlation=correlation, n=n, seed=seed)
+        out.append((float(step), _clip_at(model, float(eps), definition)))
+    return tuple(out)
+
+
+def target_definition(library: str) -> str:
+    """The clip fraction that matters for ``library``: the one it logs, else the one it freezes."""
+    return get_dialect(library).sanity_definition

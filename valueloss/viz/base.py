@@ -1,0 +1,178 @@
+"""The one plotting base of every figure: font, axes, the single-panel and the grid-of-panels layouts,
+and the small trace builders the one-token and surface figures share.
+
+Figures are assembled as plain dicts and validated once by ``go.Figure(data, layout)`` (``add_trace`` /
+``add_vline`` re-validate on every call and cost tens of milliseconds per figure)."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+
+from .theme import (
+    COLORS,
+    SYMBOLS,
+)
+
+__all__ = [
+    "AXIS_TITLES",
+    "FONT",
+    "AXIS",
+    "figure",
+    "base_layout",
+    "legend_box",
+    "line_trace",
+    "current_marker",
+    "grid_axes",
+    "subplot_layout",
+]
+
+
+AXIS_TITLES = {
+    "v": "v (prediction)",
+    "v_old": "v_old (old value)",
+    "R": "R (return)",
+    "delta": "Δ = v − v_old",
+    "gap": "R − v_old",
+}
+
+
+FONT = {"family": "sans-serif", "size": 13}
+
+
+AXIS = {"showgrid": True, "gridcolor": "#e6e6e6", "zeroline": False, "linecolor": "#999", "mirror": True}
+
+
+def figure(data: list[dict], layout: dict) -> go.Figure:
+    return go.Figure(data=data, layout=layout)
+
+
+def base_layout(*, title: str, height: int, x_title: str, y_title: str, legend_rows: int = 2) -> dict:
+    """Title top left, legend under the plot (it never covers the title or the data)."""
+    bottom = 55 + 22 * legend_rows
+    return {
+        "title": {"text": title, "x": 0.0, "xanchor": "left", "font": {"size": 15}},
+        "height": height,
+        "margin": {"l": 60, "r": 20, "t": 45, "b": bottom},
+        "font": FONT,
+        "plot_bgcolor": "white",
+        "hovermode": "closest",
+        "legend": {
+            "orientation": "h",
+            "yref": "container",
+            "yanchor": "bottom",
+            "y": 0.0,
+            "xanchor": "left",
+            "x": 0.0,
+            "font": {"size": 12},
+        },
+        "xaxis": {**AXIS, "title": {"text": x_title, "standoff": 6}},
+        "yaxis": {**AXIS, "title": {"text": y_title}},
+    }
+
+
+def legend_box(name: str, color: str, **extra) -> dict:
+    marker = {"symbol": "square", "size": 13, "color": color, "line": {"color": "#666", "width": 0.5}}
+    return {
+        "type": "scatter",
+        "x": [None],
+        "y": [None],
+        "mode": "markers",
+        "name": name,
+        "marker": marker,
+        "hoverinfo": "skip",
+        **extra,
+    }
+
+
+def line_trace(x, y, name: str, color: str, *, dash: str = "solid", width: float = 2, **extra) -> dict:
+    return {
+        "type": "scatter",
+        "x": x,
+        "y": y,
+        "mode": "lines",
+        "name": name,
+        "hoverinfo": "skip",
+        "line": {"color": color, "dash": dash, "width": width},
+        **extra,
+    }
+
+
+def current_marker(x: float, y: float, label: str, name: str = "current v") -> dict:
+    marker = {
+        "symbol": SYMBOLS["current"],
+        "size": 14,
+        "color": "white",
+        "line": {"color": COLORS["current"], "width": 3},
+    }
+    return {
+        "type": "scatter",
+        "x": [x],
+        "y": [y],
+        "mode": "markers+text",
+        "name": name,
+        "text": [label],
+        "textposition": "top center",
+        "textfont": {"size": 13, "color": COLORS["current"]},
+        "marker": marker,
+        "hoverinfo": "skip",
+    }
+
+
+def grid_axes(rows: int, cols: int, *, hspace: float, vspace: float) -> list[tuple[str, str, list, list]]:
+    """(xaxis name, yaxis name, x domain, y domain) for each cell of a rows x cols grid, row-major."""
+    width = (1 - hspace * (cols - 1)) / cols
+    height = (1 - vspace * (rows - 1)) / rows
+    cells = []
+    for i in range(rows * cols):
+        r, c = divmod(i, cols)
+        x0 = c * (width + hspace)
+        y1 = 1 - r * (height + vspace)
+        suffix = "" if i == 0 else str(i + 1)
+        cells.append((f"x{suffix}", f"y{suffix}", [x0, x0 + width], [y1 - height, y1]))
+    return cells
+
+
+def subplot_layout(titles: list[str], *, rows: int, cols: int, x_title: str, y_title: str, x, y, height: int):
+    cells = grid_axes(rows, cols, hspace=0.13, vspace=0.16)
+    layout = {
+        "height": height,
+        "margin": {"l": 60, "r": 30, "t": 90, "b": 50},
+        "font": FONT,
+        "plot_bgcolor": "white",
+        "hovermode": "closest",
+        "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.07, "x": 0.0, "font": {"size": 12}},
+        "annotations": [],
+    }
+    for i, ((xa, ya, xd, yd), title) in enumerate(zip(cells, titles, strict=False)):
+        layout[f"xaxis{xa[1:]}"] = {
+            **AXIS,
+            "domain": xd,
+            "anchor": ya,
+            "range": [float(x[0]), float(x[-1])],
+            "title": {"text": x_title},
+        }
+        layout[f"yaxis{ya[1:]}"] = {
+            **AXIS,
+            "domain": yd,
+            "anchor": xa,
+            "range": [float(y[0]), float(y[-1])],
+            "title": {"text": y_title if i % cols == 0 else ""},
+            # Every panel shares the y range: only the left column labels it, so a colour bar between two
+            # columns never sits on the next panel's tick labels (they collided at 820 px).
+            "showticklabels": i % cols == 0,
+        }
+        layout["annotations"].append(
+            {
+                "text": f"<b>{title}</b>",
+                "x": (xd[0] + xd[1]) / 2,
+                "y": yd[1],
+                "xref": "paper",
+                "yref": "paper",
+                "xanchor": "center",
+                "yanchor": "bottom",
+                "yshift": 4,
+                "showarrow": False,
+                "font": {"size": 14},
+            }
+        )
+    return layout, cells

@@ -1,0 +1,391 @@
+"""Figures over two axes (Surfaces, Gradients): loss surfaces as heatmaps and in 3-D, gradient maps.
+
+Region names reach the hover without per-cell strings: each region gets its own heatmap trace, cropped to
+its bounding box and empty outside the region, whose fixed hover template names it. The four 200 x 200
+surface panels then ship as binary float32 (about 3 MB, ~50 ms to build and serialise) instead of
+per-cell name strings (about 5 MB and ~160 ms)."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+
+from ..anatomy import REGION_NAN, REGION_TIE
+from .base import AXIS_TITLES, FONT, base_layout, figure, legend_box, line_trace, subplot_layout
+from .theme import (
+    COLORS,
+    DASHES,
+    DIVERGING,
+    REGION_COLORS,
+    REGION_NAMES,
+)
+
+__all__ = [
+    "SURFACE_TERMS",
+    "band_edge_lines",
+    "surface_heatmaps_figure",
+    "surface_3d_figure",
+    "gradient_map_figure",
+    "dialect_gradients_figure",
+]
+
+
+SURFACE_TERMS = {
+    "loss_unclipped": ("unclipped (v − R)²", COLORS["unclipped"]),
+    "loss_clipped": ("clipped (clip(v) − R)²", COLORS["clipped"]),
+    "loss_max": ("max: the loss", "#333333"),
+    "pessimism": ("max − unclipped: where clipping bites", COLORS["zero_grad"]),
+}
+
+
+def band_edge_lines(x_axis: str, y_axis: str, x, y, *, v_old: float, eps: float) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The lines v = v_old − eps and v = v_old + eps on a plot over two of the grid axes (drawing only)."""
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    xs, ys = np.array([x[0], x[-1]]), np.array([y[0], y[-1]])
+    lines = []
+    for sign in (-1.0, 1.0):
+        if (x_axis, y_axis) == ("v", "v_old"):
+            lines.append((ys + sign * eps, ys))
+        elif (x_axis, y_axis) == ("v_old", "v"):
+            lines.append((xs, xs + sign * eps))
+        elif x_axis == "v":
+            lines.append((np.full(2, v_old + sign * eps), ys))
+        elif y_axis == "v":
+            lines.append((xs, np.full(2, v_old + sign * eps)))
+        elif x_axis == "delta":
+            lines.append((np.full(2, sign * eps), ys))
+        elif y_axis == "delta":
+            lines.append((xs, np.full(2, sign * eps)))
+    return lines
+
+
+def _at_least_two(start: int, stop: int, size: int) -> tuple[int, int]:
+    if stop - start >= 2 or size < 2:
+        return start, stop
+    return (start, stop + 1) if stop < size else (start - 1, stop)
+
+
+def _region_traces(x, y, z, region, *, hover: str, axes: tuple[str, str] = ("x", "y"), coloraxis=None):
+    """One heatmap trace per region present, cropped to its bounding box and empty outside the region.
+
+    The trace's fixed hover template names the region, so no per-cell strings are shipped.
+    """
+    region = np.asarray(region)
+    z = np.asarray(z, dtype=np.float32)
+    x = np.asarray(x)
+    y = np.asarray(y)
+    traces = []
+    for code, name in REGION_NAMES.items():
+        cells = region == code
+        if not cells.any():
+            continue
+        rows = np.flatnonzero(cells.any(axis=1))
+        cols = np.flatnonzero(cells.any(axis=0))
+        # at least two cells each way, so plotly infers the cell size from the axis instead of guessing
+        r0, r1 = _at_least_two(rows[0], rows[-1] + 1, len(y))
+        c0, c1 = _at_least_two(cols[0], cols[-1] + 1, len(x))
+        block = np.where(cells[r0:r1, c0:c1], z[r0:r1, c0:c1], np.float32(np.nan))
+        traces.append(
+            {
+                "type": "heatmap",
+                "x": x[c0:c1],
+                "y": y[r0:r1],
+                "z": block,
+                "xaxis": axes[0],
+                "yaxis": axes[1],
+                "coloraxis": coloraxis,
+                "hoverongaps": False,
+                "name": name,
+                "hovertemplate": hover + f"<br><b>{name}</b><extra></extra>",
+            }
+        )
+    return traces
+
+
+def _underlay(x, y, z, *, axes, coloraxis) -> dict:
+    """A half-resolution copy under the region traces: fills the hairline seams where two traces meet."""
+    step = 2 if min(len(x), len(y)) > 40 else 1
+    return {
+        "type": "heatmap",
+        "x": np.asarray(x)[::step],
+        "y": np.asarray(y)[::step],
+        "z": np.asarray(z, dtype=np.float32)[::step, ::step],
+        "xaxis": axes[0],
+        "yaxis": axes[1],
+        "coloraxis": coloraxis,
+        "hoverinfo": "skip",
+        "name": "underlay",
+        "showlegend": False,
+    }
+
+
+def _edge_traces(lines, *, axes=("x", "y"), showlegend: bool = True) -> list[dict]:
+    return [
+        line_trace(
+            xs,
+            ys,
+            "band edge v = v_old ± ε",
+            COLORS["band"],
+            dash=DASHES["band_edge"],
+            width=2,
+            xaxis=axes[0],
+            yaxis=axes[1],
+            legendgroup="edge",
+            showlegend=showlegend and i == 0,
+        )
+        for i, (xs, ys) in enumerate(lines)
+    ]
+
+
+def surface_heatmaps_figure(
+    x,
+    y,
+    terms: dict[str, np.ndarray],
+    region,
+    *,
+    x_axis: str,
+    y_axis: str,
+    edges,
+    height: int = 800,
+) -> go.Figure:
+    """2 x 2 heatmaps: unclipped, clipped, max and max − unclipped; band edges drawn; hover names the region.
+
+    ``terms`` maps the keys of ``SURFACE_TERMS`` to (len(y), len(x)) arrays. Each term has its own
+    colour axis, white to the term's colour, so a panel reads in the colour of its curve.
+    """
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    keys = list(SURFACE_TERMS)
+    layout, cells = subplot_layout(
+        [SURFACE_TERMS[k][0] for k in keys],
+        rows=2,
+        cols=2,
+        x_title=AXIS_TITLES[x_axis],
+        y_title=AXIS_TITLES[y_axis],
+        x=x,
+        y=y,
+        height=height,
+    )
+    hover = f"{x_axis} = %{{x:.3f}}<br>{y_axis} = %{{y:.3f}}<br>value = %{{z:.4g}}"
+    data = []
+    for i, (key, (xa, ya, xd, yd)) in enumerate(zip(keys, cells, strict=True)):
+        axis = "coloraxis" if i == 0 else f"coloraxis{i + 1}"
+        z = np.asarray(terms[key], dtype=float)
+        data.append(_underlay(x, y, z, axes=(xa, ya), coloraxis=axis))
+        data += _region_traces(x, y, z, region, hover=hover, axes=(xa, ya), coloraxis=axis)
+        data += _edge_traces(edges, axes=(xa, ya), showlegend=i == 0)
+        finite = z[np.isfinite(z)]
+        top = float(finite.max()) if finite.size else 1.0
+        layout[axis] = {
+            "colorscale": [[0.0, "#ffffff"], [1.0, SURFACE_TERMS[key][1]]],
+            "cmin": 0.0,
+            "cmax": top if top > 0 else 1.0,
+            "colorbar": {"len": yd[1] - yd[0], "y": (yd[0] + yd[1]) / 2, "x": xd[1] + 0.01, "thickness": 12},
+        }
+    return figure(data, layout)
+
+
+def surface_3d_figure(
+    x,
+    y,
+    z,
+    region,
+    *,
+    x_axis: str,
+    y_axis: str,
+    term_label: str,
+    height: int = 640,
+) -> go.Figure:
+    """One loss term as a 3-D surface, painted by region (the legend names the colours)."""
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    region = np.asarray(region)
+    codes = sorted(REGION_NAMES)
+    n = len(codes)
+    scale = []
+    for i, code in enumerate(codes):
+        color = REGION_COLORS.get(code, REGION_COLORS[REGION_NAN])
+        scale += [[i / n, color], [(i + 1) / n, color]]
+    index = np.searchsorted(np.array(codes), region).astype(np.float32) + np.float32(0.5)
+    data = [
+        {
+            "type": "surface",
+            "x": x,
+            "y": y,
+            "z": np.asarray(z, dtype=np.float32),
+            "surfacecolor": index,
+            "cmin": 0,
+            "cmax": n,
+            "colorscale": scale,
+            "showscale": False,
+            "hovertemplate": f"{x_axis} = %{{x:.3f}}<br>{y_axis} = %{{y:.3f}}<br>{term_label} = %{{z:.4g}}<extra></extra>",
+            "lighting": {"ambient": 0.8, "diffuse": 0.5, "specular": 0.05},
+        }
+    ]
+    data += [
+        {
+            "type": "scatter3d",
+            "x": [None],
+            "y": [None],
+            "z": [None],
+            "mode": "markers",
+            "name": REGION_NAMES[c],
+            "marker": {"symbol": "square", "size": 8, "color": REGION_COLORS[c]},
+        }
+        for c in codes
+        if c not in (REGION_NAN, REGION_TIE) and (region == c).any()
+    ]
+    layout = {
+        "height": height,
+        "margin": {"l": 0, "r": 0, "t": 40, "b": 0},
+        "font": FONT,
+        "title": {"text": f"{term_label}, coloured by region", "x": 0.0, "font": {"size": 15}},
+        "scene": {
+            "xaxis": {"title": {"text": AXIS_TITLES[x_axis]}},
+            "yaxis": {"title": {"text": AXIS_TITLES[y_axis]}},
+            "zaxis": {"title": {"text": "loss"}},
+            "aspectmode": "manual",
+            "aspectratio": {"x": 1.0, "y": 1.0, "z": 0.6},
+            "camera": {"eye": {"x": -0.6, "y": -1.9, "z": 1.5}},
+        },
+        "legend": {"orientation": "h", "yanchor": "bottom", "y": 0.0, "x": 0.0},
+    }
+    return figure(data, layout)
+
+
+def _zero_overlay(x, y, frozen, *, axes=("x", "y"), hover_prefix: str) -> dict | None:
+    """Purple cells where the gradient is exactly 0, cropped to their bounding box (None if there are none)."""
+    frozen = np.asarray(frozen, dtype=bool)
+    if not frozen.any():
+        return None
+    x, y = np.asarray(x), np.asarray(y)
+    rows, cols = np.flatnonzero(frozen.any(axis=1)), np.flatnonzero(frozen.any(axis=0))
+    r0, r1 = _at_least_two(rows[0], rows[-1] + 1, len(y))
+    c0, c1 = _at_least_two(cols[0], cols[-1] + 1, len(x))
+    values = np.where(frozen[r0:r1, c0:c1], np.float32(1), np.float32(np.nan))
+    return {
+        "type": "heatmap",
+        "x": x[c0:c1],
+        "y": y[r0:r1],
+        "z": values,
+        "xaxis": axes[0],
+        "yaxis": axes[1],
+        "colorscale": [[0, COLORS["zero_grad"]], [1, COLORS["zero_grad"]]],
+        "showscale": False,
+        "opacity": 0.8,
+        "hoverongaps": False,
+        "name": "zero gradient",
+        "hovertemplate": hover_prefix + "<br><b>gradient exactly 0</b><extra></extra>",
+    }
+
+
+def _gradient_colorbar(zmax: float, **colorbar) -> dict:
+    return {
+        "colorscale": DIVERGING,
+        "cmin": -zmax,
+        "cmax": zmax,
+        "colorbar": {"title": {"text": "gradient"}, "thickness": 14, **colorbar},
+    }
+
+
+def _abs_max(*arrays) -> float:
+    top = 0.0
+    for a in arrays:
+        a = np.abs(np.asarray(a, dtype=float))
+        a = a[np.isfinite(a)]
+        if a.size:
+            top = max(top, float(a.max()))
+    return top or 1.0
+
+
+def gradient_map_figure(
+    x,
+    y,
+    grad,
+    frozen,
+    *,
+    x_axis: str,
+    y_axis: str,
+    edges,
+    title: str,
+    height: int = 540,
+) -> go.Figure:
+    """The per-token gradient over two axes (blue < 0: descent raises v; orange > 0: lowers it); zeros in purple."""
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    hover = f"{x_axis} = %{{x:.3f}}<br>{y_axis} = %{{y:.3f}}"
+    data = [
+        {
+            "type": "heatmap",
+            "x": x,
+            "y": y,
+            "z": np.asarray(grad, dtype=np.float32),
+            "coloraxis": "coloraxis",
+            "name": "gradient",
+            "hovertemplate": hover + "<br>gradient = %{z:.4g}<extra></extra>",
+        },
+        legend_box("gradient exactly 0: the token is frozen", COLORS["zero_grad"]),
+        *_edge_traces(edges),
+    ]
+    overlay = _zero_overlay(x, y, frozen, hover_prefix=hover)
+    if overlay is not None:
+        data.insert(1, overlay)
+    layout = base_layout(title=title, height=height, x_title=AXIS_TITLES[x_axis], y_title=AXIS_TITLES[y_axis])
+    layout["xaxis"]["range"] = [float(x[0]), float(x[-1])]
+    layout["yaxis"]["range"] = [float(y[0]), float(y[-1])]
+    layout["coloraxis"] = _gradient_colorbar(_abs_max(grad))
+    return figure(data, layout)
+
+
+def dialect_gradients_figure(
+    x,
+    y,
+    panels: list[tuple[str, np.ndarray, np.ndarray]],
+    *,
+    x_axis: str,
+    y_axis: str,
+    edges,
+    height: int = 800,
+) -> go.Figure:
+    """Side-by-side gradient maps, one per dialect; ``panels`` holds (title, grad, frozen).
+
+    One shared symmetric colour scale, so the panels compare in magnitude too.
+    """
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    cols = 2
+    rows = (len(panels) + cols - 1) // cols
+    layout, cells = subplot_layout(
+        [p[0] for p in panels],
+        rows=rows,
+        cols=cols,
+        x_title=AXIS_TITLES[x_axis],
+        y_title=AXIS_TITLES[y_axis],
+        x=x,
+        y=y,
+        height=height,
+    )
+    hover = f"{x_axis} = %{{x:.3f}}<br>{y_axis} = %{{y:.3f}}"
+    data = []
+    for i, ((title, g, frozen), (xa, ya, _, _)) in enumerate(zip(panels, cells, strict=False)):
+        data.append(
+            {
+                "type": "heatmap",
+                "x": x,
+                "y": y,
+                "z": np.asarray(g, dtype=np.float32),
+                "coloraxis": "coloraxis",
+                "xaxis": xa,
+                "yaxis": ya,
+                "name": title,
+                "hovertemplate": hover + f"<br>gradient = %{{z:.4g}}<extra>{title}</extra>",
+            }
+        )
+        overlay = _zero_overlay(x, y, frozen, axes=(xa, ya), hover_prefix=hover)
+        if overlay is not None:
+            data.append(overlay)
+        data += _edge_traces(edges, axes=(xa, ya), showlegend=i == 0)
+    data.append(legend_box("gradient exactly 0: the token is frozen", COLORS["zero_grad"]))
+    layout["coloraxis"] = _gradient_colorbar(_abs_max(*(p[1] for p in panels)))
+    return figure(data, layout)
