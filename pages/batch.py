@@ -9,30 +9,28 @@ import math
 
 import streamlit as st
 
-from pages.common import page_setup, share_link, shows_errors, synthetic_controls, upload_width_input, width_caption
+from pages.common import (
+    cached_synthetic,
+    cached_upload,
+    page_setup,
+    share_link,
+    shows_errors,
+    synthetic_controls,
+    upload_width_input,
+    width_caption,
+)
 from pages.export_panel import render_export_batch
 from valueloss import AGG_MODES, DIALECTS
 from valueloss.dialects import version_label
 from valueloss.teach.explain import AGG_MODE_WORDS
-from valueloss.tools.batch import Batch, synthetic_batch
-from valueloss.tools.batch_files import MAX_UPLOAD_BYTES, SCHEMA_MARKDOWN, example_file, load_batch_file
-from valueloss.tools.batch_reports import BatchReport, analyse_batch
+from valueloss.tools.batch import Batch
+from valueloss.tools.batch_files import MAX_UPLOAD_BYTES, SCHEMA_MARKDOWN, example_file
+from valueloss.tools.batch_reports import TOKEN_NUMBER_COLUMNS, BatchReport, analyse_batch
 from valueloss.tools.findings import REFERENCE_CLIPFRAC, batch_clip_verdict
 from valueloss.viz.batch import aggregation_weights_figure, dialect_figure, histogram_figure
 
 TABLE_ROWS = 200
 PREFIX = "b_"
-
-
-@st.cache_data(max_entries=16, show_spinner=False)
-def cached_synthetic(params: tuple) -> Batch:
-    return synthetic_batch(**dict(params))
-
-
-@st.cache_data(max_entries=4, show_spinner=False)
-def cached_upload(name: str, file_id: str, width: int | None, _data: bytes) -> Batch:
-    """Keyed by the upload's id (hashing 20 MB on every rerun would cost more than the page)."""
-    return load_batch_file(name, _data, width=width)
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -230,7 +228,8 @@ if report is not None:
 
     st.subheader("How each aggregation mode weights tokens")
     agg = report.aggregation
-    short_len, long_len = int(agg["short length"].iloc[0]), int(agg["long length"].iloc[0])
+    by_mode = agg.set_index("mode")
+    short_len, long_len = int(by_mode.at[mode, "short length"]), int(by_mode.at[mode, "long length"])
     a_left = a_right = st.container()  # the chart, then its reading: stacked, so both fit at 800 px
     a_left.plotly_chart(
         aggregation_weights_figure(
@@ -247,7 +246,7 @@ if report is not None:
     a_right.markdown(
         f"Each bar is the weight d AGG / d L_token that a mode gives one token (verl's vf_loss multiplies it by 0.5); "
         f"the label is short / long. Only **seq-mean-token-mean** favours short answers: one of the {short_len} "
-        f"tokens of the shortest sequence counts ×{agg['short / long per token'].iloc[3]:.3g} one of the "
+        f"tokens of the shortest sequence counts ×{by_mode.at['seq-mean-token-mean', 'short / long per token']:.3g} one of the "
         f"{long_len} tokens of the longest. The other modes weight every token alike, so long answers dominate "
         "the critic's gradient; they differ only in overall scale (token-sum grows with the batch, "
         "seq-mean-token-sum-norm divides by the padded width)."
@@ -331,8 +330,7 @@ if report is not None:
         report.tokens,
         hide_index=True,
         height=320,
-        column_config={c: st.column_config.NumberColumn(format="%.4g") for c in report.tokens.columns[2:11]}
-        | {"dmax/dv": st.column_config.NumberColumn(format="%.4g")},
+        column_config={c: st.column_config.NumberColumn(format="%.4g") for c in TOKEN_NUMBER_COLUMNS},
     )
 
 if batch is not None:

@@ -13,10 +13,13 @@ from dataclasses import dataclass
 import numpy as np
 import streamlit as st
 from PIL import Image
+from streamlit.errors import StreamlitAPIException
 
+from pages import registry
 from valueloss import CONVENTIONS
 from valueloss.teach.explain import CONVENTION_LABELS
-from valueloss.tools.batch import MAX_TOKENS, PADDING_CHOICES, SYNTHETIC_PARAMS
+from valueloss.tools.batch import MAX_TOKENS, PADDING_CHOICES, SYNTHETIC_PARAMS, Batch, synthetic_batch
+from valueloss.tools.batch_files import load_batch_file
 from valueloss.viz.theme import COLORS, legend_html
 
 # Copies the browser's current address (which already carries every bound widget's value).
@@ -39,18 +42,21 @@ btn.onclick = async () => {
 
 
 def _run_through_app() -> None:
-    """Hand a deep-linked first visit back to app.py.
+    """Hand a deep-linked first visit on a fresh server over to app.py, with public calls only.
 
-    Until app.py has run once on a fresh server, Streamlit treats ``pages/`` as an old-style pages
-    folder: a link such as ``/tour`` runs that page alone, with a sidebar listing every file in
-    ``pages/`` and without app.py's navigation and settings. Clearing that flag and rerunning makes
-    this very run go through app.py, as every later visit does.
+    Until some session has called ``st.navigation``, Streamlit treats ``pages/`` beside app.py as a
+    legacy pages folder: a link such as ``/tour`` runs that page alone, with a sidebar listing every
+    file in ``pages/`` and without app.py's navigation and settings (reproduced in
+    tests/app/test_streamlit_as_documented.py, which fails once an upgrade fixes it). The documented
+    switch is ``st.navigation`` itself ("as soon as any session executes st.navigation, your app will
+    ignore the pages/ directory"): the page calls it with the app's own page table, so this very link
+    resolves to itself, then reruns, and the rerun goes through app.py as every later visit does.
     """
-    from streamlit.runtime.pages_manager import PagesManager
-
-    if PagesManager.uses_pages_directory:
-        PagesManager.uses_pages_directory = False
-        st.rerun()
+    if registry.navigation_ran or not registry.started_from_app_py():
+        return
+    registry.navigation_ran = True
+    st.navigation(registry.navigation_pages(), position="hidden")
+    st.rerun()
 
 
 # Markdown that could make a message fetch, link or render: links and images ([]()!<>), code, emphasis,
@@ -63,6 +69,7 @@ _MARKDOWN_SPECIAL = re.compile(r"([\\`*\[\](){}<>!|~$&#])")
 # breaks each of those patterns without changing what the reader sees.
 _JOINER = "\u2060"
 _LONGEST_SHOWN = 2000
+_DROPPED_NOTE = "_dropped_link_values"  # session_state: what the guard dropped, for the rerun to say
 
 
 def literal(text: object) -> str:
@@ -96,21 +103,39 @@ def _unusable_query_value(value: str) -> bool:
         return False
 
 
-def _forget_query_params(keys: list[str]) -> None:
-    """Remove ``keys`` from the address bar and from the snapshot widgets are seeded from.
+def _rewrite_query_then_rerun(drop: list[str], rename: dict[str, str]) -> bool:
+    """Drop and rename query keys before any widget is built, then rerun so the widgets read the new URL.
 
-    ``del st.query_params[key]`` alone is not enough: a bound widget seeds itself from the query
-    string as the session first saw it, so the value must leave that snapshot too. Streamlit has no
-    public call for it; ``QueryParams.remove_param`` and ``set_initial_query_params_from_current``
-    are what Streamlit itself uses to drop an invalid URL value and to re-snapshot after a page
-    change. tests/app/test_url_fuzz.py fails if a Streamlit upgrade moves them.
+    Bound widgets seed themselves from the query string their run started with, so a changed value
+    reaches them on the next run: ``st.rerun`` starts it from the address as just rewritten. A key
+    that a widget of this session already binds cannot be rewritten by the page (Streamlit forbids
+    it); it is left alone. Returns whether a rerun was needed (it does not return then).
     """
-    from streamlit.runtime.state.session_state_proxy import get_session_state
+    changed = False
+    for key in [*drop, *rename]:
+        values = st.query_params.get_all(key)
+        try:
+            del st.query_params[key]
+        except StreamlitAPIException:
+            continue
+        if key in rename:
+            st.query_params[rename[key]] = values if len(values) > 1 else values[0]
+        changed = True
+    if changed:
+        st.rerun()
+    return changed
 
-    with get_session_state().query_params() as qp:
-        for key in keys:
-            qp.remove_param(key)
-        qp.set_initial_query_params_from_current()
+
+def read_old_link_keys(entry: registry.PageEntry) -> None:
+    """An old link's keys (``legacy_prefixes``) read as the page's current ones (e.g. ``s_eps`` -> ``sf_eps``)."""
+    rename = {}
+    for key in list(st.query_params):
+        for old in entry.legacy_prefixes:
+            new = entry.url_prefix + key.removeprefix(old)
+            if key.startswith(old) and not entry.owns(key) and new not in st.query_params:
+                rename[key] = new
+    if rename:
+        _rewrite_query_then_rerun([], rename)
 
 
 def guard_query_params() -> list[str]:
@@ -126,7 +151,10 @@ def guard_query_params() -> list[str]:
         if any(_unusable_query_value(v) for v in values):
             dropped[key] = values[0]
     if dropped:
-        _forget_query_params(list(dropped))
+        st.session_state[_DROPPED_NOTE] = dropped  # shown by the rerun, whose widgets no longer see them
+        _rewrite_query_then_rerun(list(dropped), {})
+    dropped = st.session_state.pop(_DROPPED_NOTE, {})
+    if dropped:
         shown = ", ".join(f"{key[:40]}={value[:40]}" for key, value in dropped.items())
         st.warning(
             literal(
@@ -156,6 +184,18 @@ def app_icon(size: int = 32) -> Image.Image:
     return Image.fromarray(rgb)  # st.set_page_config takes an image, not an array (it compares with ==)
 
 
+# The Batch and Sanity check pages share these caches: the same synthetic batch or upload is built once.
+@st.cache_data(max_entries=16, show_spinner=False)
+def cached_synthetic(params: tuple) -> Batch:
+    return synthetic_batch(**dict(params))
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def cached_upload(name: str, file_id: str, width: int | None, _data: bytes) -> Batch:
+    """Keyed by the upload's id (hashing 20 MB on every rerun would cost more than the page)."""
+    return load_batch_file(name, _data, width=width)
+
+
 def page_setup(title: str, question: str) -> None:
     """Title, the one question this page answers, and the shared legend in the sidebar.
 
@@ -163,6 +203,7 @@ def page_setup(title: str, question: str) -> None:
     """
     _run_through_app()
     guard_query_params()
+    read_old_link_keys(registry.page_for_title(title))
     st.title(title)
     st.caption(question)
     with st.sidebar, st.expander("Legend: notation and colours", expanded=False):

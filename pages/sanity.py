@@ -9,10 +9,19 @@ import re
 
 import streamlit as st
 
-from pages.common import page_setup, share_link, shows_errors, synthetic_controls, upload_width_input, width_caption
+from pages.common import (
+    cached_synthetic,
+    cached_upload,
+    page_setup,
+    share_link,
+    shows_errors,
+    synthetic_controls,
+    upload_width_input,
+    width_caption,
+)
 from valueloss.dialects import DIALECTS
-from valueloss.tools.batch import Batch, synthetic_batch
-from valueloss.tools.batch_files import MAX_UPLOAD_BYTES, SCHEMA_MARKDOWN, load_batch_file
+from valueloss.tools.batch import Batch
+from valueloss.tools.batch_files import MAX_UPLOAD_BYTES, SCHEMA_MARKDOWN
 from valueloss.tools.clipfrac import DEFINITIONS, SummaryStats
 from valueloss.tools.sanity import SanityReport, sanity_from_batch, sanity_from_summary, step_assumption_text
 from valueloss.viz.batch import clipfrac_curve
@@ -21,16 +30,6 @@ PREFIX = "s_"
 SOURCES = ["summary statistics", "synthetic batch", "upload"]
 BOX = {"warning": st.warning, "info": st.info, "ok": st.success}
 ICON = {"warning": ":material/warning:", "info": ":material/info:", "ok": ":material/check_circle:"}
-
-
-@st.cache_data(max_entries=16, show_spinner=False)
-def cached_synthetic(params: tuple) -> Batch:
-    return synthetic_batch(**dict(params))
-
-
-@st.cache_data(max_entries=4, show_spinner=False)
-def cached_upload(name: str, file_id: str, width: int | None, _data: bytes) -> Batch:
-    return load_batch_file(name, _data, width=width)
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -110,9 +109,7 @@ with st.sidebar:
     lib_default = DIALECTS[library].default_eps
     if lib_default is not None and eps != lib_default:
         st.caption(f"You use eps = {eps:g}; {DIALECTS[library].library}'s default is {lib_default:g}.")
-        st.button(
-            f"Use the default {lib_default:g}", key=PREFIX + "use_default", on_click=set_eps, args=(lib_default,)
-        )
+        st.button(f"Use the default {lib_default:g}", key=PREFIX + "use_default", on_click=set_eps, args=(lib_default,))
     target = st.slider(
         "target clip fraction",
         0.0,
@@ -125,13 +122,22 @@ with st.sidebar:
         "finds the eps that clips at most this share of tokens.",
     )
     give_logged = st.checkbox(
-        "I have a logged clip fraction", key=PREFIX + "has_logged", bind="query-params",
+        "I have a logged clip fraction",
+        key=PREFIX + "has_logged",
+        bind="query-params",
         help="The vf_clipfrac (or your library's value clip fraction) from your training log.",
     )
     logged = (
         st.number_input(
-            "logged clip fraction (0 to 1)", 0.0, 1.0, 0.1, 0.01, format="%.3f", key=PREFIX + "logged",
-            bind="query-params", help="Compared with the fraction computed here; the verdict weighs this one.",
+            "logged clip fraction (0 to 1)",
+            0.0,
+            1.0,
+            0.1,
+            0.01,
+            format="%.3f",
+            key=PREFIX + "logged",
+            bind="query-params",
+            help="Compared with the fraction computed here; the verdict weighs this one.",
         )
         if give_logged
         else None

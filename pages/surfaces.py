@@ -52,19 +52,19 @@ page_setup(
 share_link()
 
 with st.sidebar:
-    p = plane_controls("s_")
+    p = plane_controls("sf_")
     pair, x_axis, y_axis, fixed_axis = p.pair, p.x_axis, p.y_axis, p.fixed_axis
     fixed, eps, half_width, n, convention = p.fixed, p.eps, p.half_width, p.n, p.convention
 
 with shows_errors("Could not evaluate this plane"):
     s = surfaces(pair, fixed, eps, half_width, n, convention)
     heat_tab, surface_tab = st.tabs(
-        ["Heatmaps", "3-D surface"], key="s_view", bind="query-params", on_change="rerun", default="Heatmaps"
+        ["Heatmaps", "3-D surface"], key="sf_view", bind="query-params", on_change="rerun", default="Heatmaps"
     )
     if heat_tab.open:
         with heat_tab:
             live_surfaces(
-                key="s_live",
+                key="sf_live",
                 pair=pair,
                 x_axis=x_axis,
                 y_axis=y_axis,
@@ -77,14 +77,14 @@ with shows_errors("Could not evaluate this plane"):
                 eps_limits=EPS_LIMITS,
                 fixed_limits=FIXED_LIMITS,
                 on_release=release_to_widgets(
-                    "s_live",
-                    {"eps": "s_eps", "fixed": "s_fixed"},
+                    "sf_live",
+                    {"eps": "sf_eps", "fixed": "sf_fixed"},
                     {"eps": EPS_LIMITS[:2], "fixed": FIXED_LIMITS[:2]},
                 ),
             )
     if surface_tab.open:
         with surface_tab:
-            term = TERM_CHOICES[st.selectbox("Surface", list(TERM_CHOICES), key="s_term", bind="query-params")]
+            term = TERM_CHOICES[st.selectbox("Surface", list(TERM_CHOICES), key="sf_term", bind="query-params")]
             st.plotly_chart(
                 surface_3d_figure(
                     s["x"],
@@ -97,7 +97,7 @@ with shows_errors("Could not evaluate this plane"):
                 ),
                 width="stretch",
                 theme=None,
-                key="s_surface",
+                key="sf_surface",
             )
     bites = float(np.mean(s["pessimism"] > 0))
     if pair == "R":

@@ -70,3 +70,20 @@ class FakeUpload:
 def plain(markdown: str) -> str:
     """What the reader sees of ``pages.common.literal``'s output: escapes resolved, the invisible joiners dropped."""
     return re.sub(r"\\(.)", r"\1", markdown).replace("\u2060", "")
+
+
+def bound_url_keys(at: AppTest) -> set[str]:
+    """The query keys of every widget on the page bound to the URL (``bind="query-params"``)."""
+    found: set[str] = set()
+
+    def walk(node) -> None:
+        proto = getattr(node, "proto", None)
+        key = getattr(proto, "query_param_key", "") if proto is not None else ""
+        if key:
+            found.add(key)
+        children = getattr(node, "children", None)
+        for child in children.values() if isinstance(children, dict) else children or []:
+            walk(child)
+
+    walk(at._tree)
+    return found

@@ -2,34 +2,33 @@
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from pages.registry import PAGES
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def registered_pages():
-    """(file, url path) of every st.Page in app.py, read from its source; the default page lives at ""."""
-    tree = ast.parse((ROOT / "app.py").read_text())
-    pages = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "Page":
-            kwargs = {k.arg: k.value.value for k in node.keywords if isinstance(k.value, ast.Constant)}
-            pages.append((node.args[0].value, "" if kwargs.get("default") else kwargs["url_path"]))
-    return pages
+    """(file, url path) of every page app.py's navigation serves; the default page lives at ""."""
+    return [(p.script, "" if p.default else p.url_path) for p in PAGES]
 
 
 def test_every_page_file_exists_and_url_paths_are_unique():
     pages = registered_pages()
-    assert len(pages) == 10  # nine pages; One token twice: at /explore (listed) and at / (the hidden default)
     assert len({url for _, url in pages}) == len(pages)
     assert [url for _, url in pages].count("") == 1, "exactly one default page, served at /"
+    # One token is served twice: listed at /explore (where deep links like /explore?v=0.5 land) and, hidden, at /
     assert ("pages/explore.py", "explore") in pages and ("pages/explore.py", "") in pages
     for path, _ in pages:
         assert (ROOT / path).is_file(), path
+    listed = {p.script for p in PAGES}
+    scripts = {f"pages/{f.name}" for f in (ROOT / "pages").glob("*.py")}
+    helpers = {"pages/common.py", "pages/export_panel.py", "pages/live_token.py", "pages/registry.py"}
+    assert listed == scripts - helpers, "a page script is missing from pages/registry.py (or a helper is listed)"
 
 
 def test_default_page_is_one_token_explorer():

@@ -36,41 +36,41 @@ def test_renders_four_live_heatmaps_by_default(at):
 
 def test_the_live_sliders_have_the_sidebar_sliders_limits(at):
     data = live_component(at)
-    for key, limits in (("s_eps", data["limits"]["eps"]), ("s_fixed", data["limits"]["fixed"])):
+    for key, limits in (("sf_eps", data["limits"]["eps"]), ("sf_fixed", data["limits"]["fixed"])):
         slider = at.slider(key=key)
         assert limits == [slider.min, slider.max, slider.step], key
 
 
 def test_switching_axes_to_v_by_v_old(at):
-    at.radio(key="s_axes").set_value("v_old").run()
+    at.radio(key="sf_axes").set_value("v_old").run()
     assert not at.exception
     assert "With R fixed" in notice(at)
-    assert at.slider(key="s_fixed").label.startswith("R")
+    assert at.slider(key="sf_fixed").label.startswith("R")
     data = live_component(at)
     assert (data["pair"], data["yAxis"], data["fixedAxis"]) == ("v_old", "v_old", "R")
     assert data["axisTitles"]["y"] == "v_old (old value)"
 
 
 def test_resolution_changes_the_grid(at):
-    at.slider(key="s_n").set_value(50).run()
+    at.slider(key="sf_n").set_value(50).run()
     assert not at.exception
     assert live_component(at)["n"] == 50
 
 
 def test_out_of_range_resolution_is_impossible():
-    slider_max = page_test("surfaces").run().slider(key="s_n").max
+    slider_max = page_test("surfaces").run().slider(key="sf_n").max
     assert slider_max == 400
     at = page_test("surfaces")
-    at.query_params["s_n"] = "5000"  # a hand-edited link asking for 25 million cells
+    at.query_params["sf_n"] = "5000"  # a hand-edited link asking for 25 million cells
     at.run()
     assert not at.exception
-    assert at.slider(key="s_n").value == 200  # ignored: back to the default
+    assert at.slider(key="sf_n").value == 200  # ignored: back to the default
     assert live_component(at)["n"] == 200
 
 
 def test_larger_eps_shrinks_where_clipping_bites(at):
     before = notice(at)
-    at.slider(key="s_eps").set_value(1.0).run()
+    at.slider(key="sf_eps").set_value(1.0).run()
     assert not at.exception
     assert notice(at) != before
     assert live_component(at)["state"]["eps"] == 1.0
@@ -80,7 +80,7 @@ def test_larger_eps_shrinks_where_clipping_bites(at):
 
 def test_3d_view_from_the_url():
     at = page_test("surfaces")
-    at.query_params.update({"s_view": "3-D surface", "s_term": "max − unclipped"})
+    at.query_params.update({"sf_view": "3-D surface", "sf_term": "max − unclipped"})
     at.run()
     assert not at.exception
     (spec,) = plotly_specs(at)

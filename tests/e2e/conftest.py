@@ -54,30 +54,16 @@ def _free_port() -> int:
 
 
 @contextmanager
-def running_app(log_name: str):
-    """``streamlit run app.py`` on a free 127.0.0.1 port; yields its URL once /_stcore/health answers."""
+def serve_app(tree: Path = ROOT, python: str = sys.executable, log_path: Path | None = None):
+    """``streamlit run app.py`` in ``tree`` on a free 127.0.0.1 port; yields its URL once /_stcore/health answers.
+
+    The server's output goes to ``log_path`` (quoted when it does not start), or nowhere.
+    """
     port = _free_port()
-    log_path = ROOT / "artifacts" / log_name
-    log_path.parent.mkdir(exist_ok=True)
-    cmd = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        "app.py",
-        "--server.headless",
-        "true",
-        "--server.address",
-        "127.0.0.1",
-        "--server.port",
-        str(port),
-        "--browser.gatherUsageStats",
-        "false",
-        "--server.fileWatcherType",
-        "none",
-    ]
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    cmd = [python, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.address", "127.0.0.1"]
+    cmd += ["--server.port", str(port), "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
+    with open(log_path or os.devnull, "w") as log:
+        proc = subprocess.Popen(cmd, cwd=tree, stdout=log, stderr=subprocess.STDOUT)
         url = f"http://127.0.0.1:{port}"
         try:
             deadline = time.time() + 90
@@ -89,7 +75,8 @@ def running_app(log_name: str):
                 except OSError:
                     pass
                 if proc.poll() is not None or time.time() > deadline:
-                    raise RuntimeError(f"streamlit did not start; see {log_path}:\n{log_path.read_text()[-3000:]}")
+                    shown = f"; see {log_path}:\n{log_path.read_text()[-3000:]}" if log_path else ""
+                    raise RuntimeError(f"streamlit in {tree} did not start{shown}")
                 time.sleep(0.3)
             yield url
         finally:
@@ -98,6 +85,15 @@ def running_app(log_name: str):
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+@contextmanager
+def running_app(log_name: str):
+    """The app of this checkout, its server log in artifacts/."""
+    log_path = ROOT / "artifacts" / log_name
+    log_path.parent.mkdir(exist_ok=True)
+    with serve_app(log_path=log_path) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

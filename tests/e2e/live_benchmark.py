@@ -20,11 +20,8 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 import time
-import urllib.request
-from contextlib import contextmanager
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
@@ -32,7 +29,7 @@ from playwright.sync_api import sync_playwright
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_FLAGS, _free_port  # noqa: E402
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_FLAGS, serve_app  # noqa: E402
 from tests.e2e.helpers import goto, wait_ready  # noqa: E402
 
 UNCLIPPED_NEW = "() => window.__vlLive.box.querySelector('[data-metric=unclipped] .vl-metric-value').textContent"
@@ -40,44 +37,6 @@ UNCLIPPED_OLD = (
     "() => [...document.querySelectorAll('[data-testid=stMetric]')].find(m => m.textContent.startsWith('Unclipped'))"
     ".querySelector('[data-testid=stMetricValue]').textContent"
 )
-
-
-@contextmanager
-def serve(tree: Path, python: str):
-    port = _free_port()
-    cmd = [
-        python,
-        "-m",
-        "streamlit",
-        "run",
-        "app.py",
-        "--server.headless",
-        "true",
-        "--server.address",
-        "127.0.0.1",
-        "--server.port",
-        str(port),
-        "--browser.gatherUsageStats",
-        "false",
-        "--server.fileWatcherType",
-        "none",
-    ]
-    proc = subprocess.Popen(cmd, cwd=tree, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.time() > deadline:
-                    raise RuntimeError(f"the app in {tree} did not start") from None
-                time.sleep(0.3)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def pct(xs, q):
@@ -201,7 +160,7 @@ def measure_surfaces_old(page, url: str, repeats: int) -> dict:
         e0 = float(slider.input_value())
         t0 = time.perf_counter()
         page.keyboard.press("ArrowRight")
-        settled(page, "s_eps", round(e0 + 0.01, 2))
+        settled(page, "sf_eps", round(e0 + 0.01, 2))
         out["release"].append(time.perf_counter() - t0)
     return out
 
@@ -222,7 +181,7 @@ def main(argv=None) -> int:
             ("rerun (main)", Path(args.main), measure_old, measure_surfaces_old),
         )
         for label, tree, token_fn, surfaces_fn in runs:
-            with serve(tree, args.python) as url:
+            with serve_app(tree, args.python) as url:
                 context = browser.new_context(viewport={"width": args.width, "height": 1000}, device_scale_factor=1)
                 page = context.new_page()
                 page.set_default_timeout(60_000)

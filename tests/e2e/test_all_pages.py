@@ -6,12 +6,12 @@ from urllib.parse import urlencode
 
 import pytest
 
-from tests.app.test_app import registered_pages
+from pages.registry import PAGES
 from valueloss.teach.tour import STEPS
 
 from .helpers import assert_no_exception, goto, wait_ready
 
-URL_PATHS = [url for _, url in registered_pages()]
+URL_PATHS = ["" if p.default else p.url_path for p in PAGES]
 
 
 @pytest.mark.e2e

@@ -289,7 +289,7 @@ def test_surfaces_redraw_live_while_eps_is_dragged(page, app_url):
     eps = previous["state"]["eps"]
     assert eps > 0.2
     page.mouse.up()
-    page.wait_for_url(f"**s_eps={eps:g}*", timeout=TIMEOUT_MS)
+    page.wait_for_url(f"**sf_eps={eps:g}*", timeout=TIMEOUT_MS)
     wait_ready(page)
     expect(text).to_contain_text(surfaces_share(eps), timeout=TIMEOUT_MS)
     assert_no_exception(page)
@@ -303,7 +303,7 @@ def test_surfaces_redraw_live_while_eps_is_dragged(page, app_url):
     # The (v, v_old) plane is the core's too, cell by cell.
     axes = page.locator("[data-testid=stRadio]").filter(has_text="Second axis").first
     axes.get_by_text("v_old", exact=True).click()
-    page.wait_for_url("**s_axes=v_old*", timeout=TIMEOUT_MS)
+    page.wait_for_url("**sf_axes=v_old*", timeout=TIMEOUT_MS)
     wait_ready(page)
     page.wait_for_function("() => window.__vlSurfaces.cfg.pair === 'v_old'", timeout=TIMEOUT_MS)
     grid = page.evaluate(

@@ -598,3 +598,11 @@ def test_gae_is_bit_identical_to_the_torch_loop(dtype):
     assert torch.equal(adv, ref_adv) and torch.equal(ret, ref_ret)
     with pytest.raises(TypeError, match="rewards"):
         gae_advantages_returns(b.rewards.half(), b.values, b.mask, 0.99, 0.95)
+
+
+def test_the_token_tables_number_columns_are_named_not_counted():
+    """The page formats TOKEN_NUMBER_COLUMNS as numbers: exactly the table's real-valued columns."""
+    from valueloss.tools.batch_reports import TOKEN_NUMBER_COLUMNS
+
+    table = token_table(synthetic_batch(**SMALL), 0.2)
+    assert set(TOKEN_NUMBER_COLUMNS) == {c for c in table.columns if table[c].dtype.kind == "f"}

@@ -72,3 +72,20 @@ def test_importing_the_library_loads_no_app_library():
     code = f"import sys, valueloss; print(sorted(m for m in {APP_LIBRARIES!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=PACKAGE.parent)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted(p for p in (PACKAGE / "viz").glob("*.py") if p.stem not in ("base", "theme", "__init__")),
+    ids=lambda p: p.name,
+)
+def test_figures_take_fonts_axes_and_margins_from_the_one_base(path):
+    """A figure module defines no font, axis or margin style of its own: viz/base.py holds them."""
+    own = [
+        target.id
+        for node in ast.parse(path.read_text(encoding="utf-8")).body
+        if isinstance(node, ast.Assign)
+        for target in node.targets
+        if isinstance(target, ast.Name) and any(w in target.id for w in ("FONT", "AXIS", "MARGIN"))
+    ]
+    assert not own, f"{path.name} defines {own}; use valueloss/viz/base.py"

@@ -22,6 +22,7 @@ __all__ = [
     "batch_stats",
     "histogram",
     "token_table",
+    "TOKEN_NUMBER_COLUMNS",
     "aggregation_table",
     "aggregation_weights",
     "dialect_table",
@@ -132,6 +133,21 @@ def batch_stats(batch: Batch, eps: float) -> BatchStats:
         return_min=_stat(np.min, r),
         return_max=_stat(np.max, r),
     )
+
+
+# The token table's real-valued columns (shown as numbers); the others are indices, flags and the region.
+TOKEN_NUMBER_COLUMNS = (
+    "v_old",
+    "v",
+    "R",
+    "Δ = v − v_old",
+    "R − v_old",
+    "clip(v)",
+    "L_unclip",
+    "L_clip",
+    "max",
+    "dmax/dv",
+)
 
 
 def token_table(batch: Batch, eps: float, max_rows: int | None = 200) -> pd.DataFrame:

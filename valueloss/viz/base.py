@@ -14,6 +14,9 @@ from .theme import (
 )
 
 __all__ = [
+    "PLAIN_FONT",
+    "OPEN_AXIS",
+    "TOOL_MARGIN",
     "AXIS_TITLES",
     "FONT",
     "AXIS",
@@ -36,10 +39,17 @@ AXIS_TITLES = {
 }
 
 
+# Fonts: the one-token and surface figures name sans-serif; the tour and dynamics figures keep Plotly's
+# default family (unifying them would change how those pages look).
 FONT = {"family": "sans-serif", "size": 13}
+PLAIN_FONT = {"size": 13}
 
 
+# Axes: framed (grid, mirrored frame line) on the teaching figures; open (axis line, light grid) and a tight
+# margin on the tools' figures (Batch, Sanity check, Timing, Scale).
 AXIS = {"showgrid": True, "gridcolor": "#e6e6e6", "zeroline": False, "linecolor": "#999", "mirror": True}
+OPEN_AXIS = {"showline": True, "linecolor": "#bbb", "gridcolor": "#eee", "zeroline": False}
+TOOL_MARGIN = {"l": 10, "r": 10, "t": 60, "b": 10}
 
 
 def figure(data: list[dict], layout: dict) -> go.Figure:

@@ -12,13 +12,12 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+from .base import OPEN_AXIS, TOOL_MARGIN
 from .theme import BAND_FILL, COLORS, DASHES, WIDTHS
 
 __all__ = ["DEFINITION_STYLE", "histogram_figure", "clipfrac_curve", "aggregation_weights_figure", "dialect_figure"]
 
-_MARGIN = dict(l=10, r=10, t=60, b=10)
 _LEGEND = dict(orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0)
-_AXIS = dict(showline=True, linecolor="#bbb", gridcolor="#eee", zeroline=False)
 
 # The clip-fraction definitions: loss-clipped tokens are the zero-gradient ones, hence that colour.
 DEFINITION_STYLE = {
@@ -63,7 +62,7 @@ def histogram_figure(
     layout = dict(
         title=dict(text=title),
         height=330,
-        margin=_MARGIN,
+        margin=TOOL_MARGIN,
         plot_bgcolor="white",
         bargap=0,
         showlegend=False,
@@ -71,8 +70,8 @@ def histogram_figure(
         annotations=[
             dict(x=eps, y=1, yref="paper", text=f"±eps = {eps:.3g}", showarrow=False, xanchor="left", yanchor="top")
         ],
-        xaxis=dict(title=dict(text=x_title), **_AXIS),
-        yaxis=dict(title=dict(text="tokens"), **_AXIS),
+        xaxis=dict(title=dict(text=x_title), **OPEN_AXIS),
+        yaxis=dict(title=dict(text="tokens"), **OPEN_AXIS),
     )
     return go.Figure(data=[bar], layout=layout)
 
@@ -146,13 +145,13 @@ def clipfrac_curve(
             )
     layout = dict(
         height=400,
-        margin=_MARGIN,
+        margin=TOOL_MARGIN,
         plot_bgcolor="white",
         legend=_LEGEND,
         shapes=shapes,
         annotations=annotations,
-        xaxis=dict(title=dict(text=x_title), rangemode="tozero", **_AXIS),
-        yaxis=dict(title=dict(text="share of real tokens"), tickformat=".0%", rangemode="tozero", **_AXIS),
+        xaxis=dict(title=dict(text=x_title), rangemode="tozero", **OPEN_AXIS),
+        yaxis=dict(title=dict(text="share of real tokens"), tickformat=".0%", rangemode="tozero", **OPEN_AXIS),
     )
     return go.Figure(data=traces, layout=layout)
 
@@ -196,13 +195,13 @@ def aggregation_weights_figure(
             )
     layout = dict(
         height=360,
-        margin=_MARGIN,
+        margin=TOOL_MARGIN,
         plot_bgcolor="white",
         legend=_LEGEND,
         barmode="group",
         annotations=annotations,
-        xaxis=dict(**_AXIS),
-        yaxis=dict(title=dict(text="weight per token (log scale)"), type="log", **_AXIS),
+        xaxis=dict(**OPEN_AXIS),
+        yaxis=dict(title=dict(text="weight per token (log scale)"), type="log", **OPEN_AXIS),
     )
     return go.Figure(data=traces, layout=layout)
 
@@ -240,15 +239,15 @@ def dialect_figure(
     title = dict(y=1.0, yref="paper", xref="paper", showarrow=False, yanchor="bottom", yshift=18, font=dict(size=14))
     layout = dict(
         height=360,
-        margin=_MARGIN,
+        margin=TOOL_MARGIN,
         plot_bgcolor="white",
         annotations=[
             dict(x=0.225, text="value loss, as logged", **title),
             dict(x=0.775, text="clip fraction, as logged", **title),
         ],
-        xaxis=dict(domain=[0, 0.45], **_AXIS),
-        yaxis=dict(rangemode="tozero", **_AXIS),
-        xaxis2=dict(domain=[0.55, 1], anchor="y2", **_AXIS),
-        yaxis2=dict(anchor="x2", tickformat=".0%", rangemode="tozero", **_AXIS),
+        xaxis=dict(domain=[0, 0.45], **OPEN_AXIS),
+        yaxis=dict(rangemode="tozero", **OPEN_AXIS),
+        xaxis2=dict(domain=[0.55, 1], anchor="y2", **OPEN_AXIS),
+        yaxis2=dict(anchor="x2", tickformat=".0%", rangemode="tozero", **OPEN_AXIS),
     )
     return go.Figure(data=[loss_bar, clip_bar], layout=layout)

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+from .base import OPEN_AXIS, TOOL_MARGIN
 from .theme import COLORS
 
 __all__ = ["SCHEME_STYLE", "weights_figure", "multiplier_figure"]
@@ -24,9 +25,7 @@ SCHEME_STYLE = {
     "grad-accum-mean": (COLORS["v_old"], "dashdot", "triangle-up"),
 }
 _REFERENCE = dict(color=COLORS["neutral"], dash="longdash", width=2)
-_MARGIN = dict(l=10, r=10, t=60, b=10)
 _LEGEND = dict(orientation="h", yanchor="top", y=-0.3, xanchor="left", x=0)
-_AXIS = dict(showline=True, linecolor="#bbb", gridcolor="#eee", zeroline=False)
 
 
 def _style(key: str) -> tuple[str, str, str]:
@@ -74,15 +73,15 @@ def weights_figure(
     ]
     layout = go.Layout(
         title=dict(text=title),
-        margin=_MARGIN,
+        margin=TOOL_MARGIN,
         height=440,
         legend=_LEGEND,
         shapes=shapes,
         annotations=[
             dict(x=1, xref="paper", y=1.0, text="reference = 1", showarrow=False, xanchor="right", yanchor="bottom")
         ],
-        xaxis=dict(title=dict(text="real tokens, in rank / micro-batch order"), **_AXIS),
-        yaxis=dict(title=dict(text="relative weight (log)"), type="log", **_AXIS),
+        xaxis=dict(title=dict(text="real tokens, in rank / micro-batch order"), **OPEN_AXIS),
+        yaxis=dict(title=dict(text="relative weight (log)"), type="log", **OPEN_AXIS),
     )
     return go.Figure(data=traces, layout=layout)
 
@@ -141,11 +140,11 @@ def multiplier_figure(
         )
     layout = go.Layout(
         title=dict(text=title),
-        margin=_MARGIN,
+        margin=TOOL_MARGIN,
         height=440,
         legend=_LEGEND,
         shapes=shapes,
-        xaxis=dict(title=dict(text="micro-batches per rank"), dtick=1, **_AXIS),
-        yaxis=dict(title=dict(text="× the single-batch gradient (log)"), type="log", **_AXIS),
+        xaxis=dict(title=dict(text="micro-batches per rank"), dtick=1, **OPEN_AXIS),
+        yaxis=dict(title=dict(text="× the single-batch gradient (log)"), type="log", **OPEN_AXIS),
     )
     return go.Figure(data=traces, layout=layout)

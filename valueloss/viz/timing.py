@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 
 import plotly.graph_objects as go
 
+from .base import OPEN_AXIS, TOOL_MARGIN
 from .theme import COLORS
 
 __all__ = ["IMPL_STYLE", "PASS_DASH", "ROOFLINE_PLAIN", "headline_sentence", "time_figure", "bandwidth_figure"]
@@ -49,10 +50,8 @@ IMPL_STYLE = {
 }
 PASS_DASH = {"forward+backward": "solid", "forward": "dot"}
 _ROOFLINE_DASH = "longdash"
-_MARGIN = dict(l=10, r=10, t=50, b=10)
 # below the plot: up to ten entries would push a legend above it into the title
 _LEGEND = dict(orientation="h", yanchor="top", y=-0.18, xanchor="left", x=0)
-_AXIS = dict(showline=True, linecolor="#bbb", gridcolor="#eee", zeroline=False)
 
 
 def _size(row: dict) -> str:
@@ -100,12 +99,12 @@ def _layout(title: str, y_title: str, height: int) -> dict:
     return dict(
         title=dict(text=title, x=0, xanchor="left", font=dict(size=15)),
         height=height,
-        margin=_MARGIN,
+        margin={**TOOL_MARGIN, "t": 50},  # a one-line title
         legend=_LEGEND,
         plot_bgcolor="white",
         hovermode="closest",
-        xaxis=dict(title="tokens per batch (B × T)", type="log", dtick="D2", **_AXIS),
-        yaxis=dict(title=y_title, type="log", dtick="D2", **_AXIS),
+        xaxis=dict(title="tokens per batch (B × T)", type="log", dtick="D2", **OPEN_AXIS),
+        yaxis=dict(title=y_title, type="log", dtick="D2", **OPEN_AXIS),
     )
 
 

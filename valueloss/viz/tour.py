@@ -9,25 +9,24 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
+from .base import AXIS, PLAIN_FONT
 from .scale import multiplier_figure
 from .theme import BAND_FILL, COLORS, DASHES, SYMBOLS, WIDTHS, ZERO_GRAD_FILL
 
 __all__ = ["reveal_figure", "FIGURE_KINDS"]
 
-_FONT = {"size": 13}
-_AXIS = {"showgrid": True, "gridcolor": "#e6e6e6", "zeroline": False, "linecolor": "#999", "mirror": True}
 
 
 def _layout(*, height: int, x_title: str, y_title: str, **extra) -> dict:
     layout = {
         "height": height,
         "margin": {"l": 60, "r": 20, "t": 30, "b": 95},
-        "font": _FONT,
+        "font": PLAIN_FONT,
         "plot_bgcolor": "white",
         "hovermode": "closest",
         "legend": {"orientation": "h", "yref": "container", "y": 0.0, "yanchor": "bottom", "x": 0.0},
-        "xaxis": {**_AXIS, "title": {"text": x_title, "standoff": 4}},
-        "yaxis": {**_AXIS, "title": {"text": y_title}},
+        "xaxis": {**AXIS, "title": {"text": x_title, "standoff": 4}},
+        "yaxis": {**AXIS, "title": {"text": y_title}},
     }
     layout.update(extra)
     return layout
@@ -211,8 +210,8 @@ def _max_min(d: dict) -> go.Figure:
     ]
     layout = _layout(height=440, x_title="", y_title="per-token loss", shapes=shapes)
     layout["xaxis"].update(domain=[0, 0.47], title={"text": "v"})
-    layout["xaxis2"] = {**_AXIS, "domain": [0.55, 1], "title": {"text": "v"}, "anchor": "y2"}
-    layout["yaxis2"] = {**_AXIS, "anchor": "x2", "title": {"text": "gradient"}}
+    layout["xaxis2"] = {**AXIS, "domain": [0.55, 1], "title": {"text": "v"}, "anchor": "y2"}
+    layout["yaxis2"] = {**AXIS, "anchor": "x2", "title": {"text": "gradient"}}
     return go.Figure(data=data, layout=layout)
 
 
