@@ -9,16 +9,8 @@ import math
 
 import streamlit as st
 
-from pages.common import (
-    cached_synthetic,
-    cached_upload,
-    page_setup,
-    share_link,
-    shows_errors,
-    synthetic_controls,
-    upload_width_input,
-    width_caption,
-)
+from pages import common
+from pages.common import page_setup, share_link, shows_errors, synthetic_controls, upload_width_input, width_caption
 from pages.export_panel import render_export_batch
 from valueloss import AGG_MODES, DIALECTS
 from valueloss.dialects import version_label
@@ -105,7 +97,7 @@ batch_key: tuple | None = None
 if source == "synthetic":
     with shows_errors("Synthetic batch"):
         key = tuple(sorted(params.items()))
-        batch, batch_key = cached_synthetic(key), ("synthetic", key)
+        batch, batch_key = common.cached_synthetic(key), ("synthetic", key)
 else:
     st.subheader("Upload a batch")
     with st.expander("File format", expanded=True):
@@ -132,7 +124,7 @@ else:
         st.info("Upload a file to analyse it, or switch the source to 'synthetic'.")
     else:
         with shows_errors(f"Could not use {upload.name}"):
-            batch = cached_upload(upload.name, upload.file_id, width, upload.getvalue())
+            batch = common.cached_upload(upload.name, upload.file_id, width, upload.getvalue())
             batch_key = ("upload", upload.name, upload.file_id, width)
             st.caption(width_caption(upload.name, width, batch.shape[1]))
 

@@ -9,16 +9,8 @@ import re
 
 import streamlit as st
 
-from pages.common import (
-    cached_synthetic,
-    cached_upload,
-    page_setup,
-    share_link,
-    shows_errors,
-    synthetic_controls,
-    upload_width_input,
-    width_caption,
-)
+from pages import common
+from pages.common import page_setup, share_link, shows_errors, synthetic_controls, upload_width_input, width_caption
 from valueloss.dialects import DIALECTS
 from valueloss.tools.batch import Batch
 from valueloss.tools.batch_files import MAX_UPLOAD_BYTES, SCHEMA_MARKDOWN
@@ -176,7 +168,7 @@ with shows_errors("Sanity check"):
         report = cached_summary_report(stats, eps, library, target, step, correlation, model_seed, logged)
     elif source == "synthetic batch":
         key = tuple(sorted(params.items()))
-        report = cached_batch_report(("synthetic", key), eps, library, target, logged, cached_synthetic(key))
+        report = cached_batch_report(("synthetic", key), eps, library, target, logged, common.cached_synthetic(key))
     else:
         with st.expander("File format", expanded=False):
             st.markdown(SCHEMA_MARKDOWN)
@@ -191,7 +183,7 @@ with shows_errors("Sanity check"):
         if upload is None:
             st.info("Upload a batch (.npz, .csv, .parquet), or use summary statistics.")
         else:
-            batch = cached_upload(upload.name, upload.file_id, width, upload.getvalue())
+            batch = common.cached_upload(upload.name, upload.file_id, width, upload.getvalue())
             st.caption(width_caption(upload.name, width, batch.shape[1]))
             key = ("upload", upload.name, upload.file_id, width)
             report = cached_batch_report(key, eps, library, target, logged, batch)

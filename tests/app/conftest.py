@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 import streamlit
 
@@ -15,6 +17,8 @@ def upload(monkeypatch):
     monkeypatch.setattr(streamlit, "file_uploader", lambda *a, **k: box["file"])
 
     def set_file(name, data=b"", file_id="fake-1"):
-        box["file"] = None if name is None else FakeUpload(name, data, file_id)
+        # Streamlit gives every upload its own id, and the pages cache uploads by id: other bytes, another id.
+        unique = f"{file_id}-{hashlib.sha256(data).hexdigest()[:16]}"
+        box["file"] = None if name is None else FakeUpload(name, data, unique)
 
     return set_file

@@ -23,12 +23,6 @@ from valueloss.tools.batch_files import batch_to_long_frame, batch_to_npz
 PAGES = {"batch": ("b_", "Batch"), "sanity": ("s_", "Sanity check")}
 
 
-@pytest.fixture
-def upload(upload):
-    """The shared stand-in, with an id per content: a new file is a new upload to the page."""
-    return lambda name, data: upload(name, data, file_id=f"{name}-{len(data)}-{hash(data)}")
-
-
 def run(page: str, query: dict[str, str]) -> AppTest:
     at = run_page(page, query, timeout=120)
     assert at.title[0].value == PAGES[page][1]
