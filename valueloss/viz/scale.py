@@ -28,6 +28,11 @@ _REFERENCE = dict(color=COLORS["neutral"], dash="longdash", width=2)
 _LEGEND = dict(orientation="h", yanchor="top", y=-0.3, xanchor="left", x=0)
 
 
+def _layout(title: str, shapes: list, **rest) -> go.Layout:
+    """Both Scale figures: title, the tools' margin, 440 px, the legend below, and the divider lines."""
+    return go.Layout(title=dict(text=title), margin=TOOL_MARGIN, height=440, legend=_LEGEND, shapes=shapes, **rest)
+
+
 def _style(key: str) -> tuple[str, str, str]:
     return SCHEME_STYLE.get(key, (COLORS["neutral"], "solid", "circle"))
 
@@ -71,12 +76,9 @@ def weights_figure(
         dict(type="line", x0=b, x1=b, y0=0, y1=1, yref="paper", line=dict(color="#666", width=1.5))
         for b in rank_boundaries
     ]
-    layout = go.Layout(
-        title=dict(text=title),
-        margin=TOOL_MARGIN,
-        height=440,
-        legend=_LEGEND,
-        shapes=shapes,
+    layout = _layout(
+        title,
+        shapes,
         annotations=[
             dict(x=1, xref="paper", y=1.0, text="reference = 1", showarrow=False, xanchor="right", yanchor="bottom")
         ],
@@ -138,12 +140,9 @@ def multiplier_figure(
                 line=dict(color=COLORS["current"], dash="dot", width=1),
             )
         )
-    layout = go.Layout(
-        title=dict(text=title),
-        margin=TOOL_MARGIN,
-        height=440,
-        legend=_LEGEND,
-        shapes=shapes,
+    layout = _layout(
+        title,
+        shapes,
         xaxis=dict(title=dict(text="micro-batches per rank"), dtick=1, **OPEN_AXIS),
         yaxis=dict(title=dict(text="× the single-batch gradient (log)"), type="log", **OPEN_AXIS),
     )
