@@ -32,6 +32,7 @@ __all__ = [
     "REGION_LABELS",
     "ValueLossTerms",
     "value_loss_terms",
+    "value_loss_terms_of_checked",
     "value_loss_grad",
 ]
 
@@ -156,6 +157,12 @@ def value_loss_terms(vpreds, returns, values, cliprange, convention: str = "boun
     check.convention(convention)
     check.clip_range("cliprange", cliprange)
     v, r, o = _broadcast_inputs(vpreds, returns, values)
+    return value_loss_terms_of_checked(v, r, o, cliprange, convention)
+
+
+def value_loss_terms_of_checked(v, r, o, cliprange, convention: str = "bounds") -> ValueLossTerms:
+    """:func:`value_loss_terms` for inputs a caller has already validated at its boundary: float tensors of
+    one shape, a valid clip range and convention. An analysis that validated once calls this, not the check again."""
     v_clipped, loss_unclipped, loss_clipped, grad = _grad_from_parts(v, r, o, cliprange, convention, torch.ones_like(v))
     loss_max = torch.max(loss_unclipped, loss_clipped)
     clipped_wins = loss_clipped > loss_unclipped

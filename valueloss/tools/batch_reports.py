@@ -10,13 +10,16 @@ import pandas as pd
 import torch
 
 from .. import _validate as check
-from ..anatomy import REGION_LABELS, value_loss_terms
-from ..dialects import DIALECTS, dialect_loss
-from ..losses import agg_loss, compute_value_loss
+from ..anatomy import REGION_LABELS, ValueLossTerms
+from ..dialects import DIALECTS
+from ..losses import agg_loss
 from .batch import Batch
+from .batch_anatomy import BatchAnatomy, batch_anatomy
 
 __all__ = [
     "MAX_BINS",
+    "BatchAnatomy",
+    "batch_anatomy",
     "BatchStats",
     "Histogram",
     "batch_stats",
@@ -94,16 +97,20 @@ def _stat(fn, x: np.ndarray) -> float:
 
 
 def batch_stats(batch: Batch, eps: float) -> BatchStats:
+    """:func:`stats_of` a fresh :func:`batch_anatomy` (verl's bounds clip)."""
+    return stats_of(batch_anatomy(batch, eps))
+
+
+def stats_of(anatomy: BatchAnatomy) -> BatchStats:
     """Clip fractions, zero-gradient share and the distributions of Δ and R - v_old over real tokens.
 
     ``loss_clipfrac`` is verl's ``vf_clipfrac`` (computed by :func:`compute_value_loss`, so it is the
     logged number); the zero-gradient share is the share of real tokens whose closed-form gradient
     d max(L_unclip, L_clip)/dv is exactly 0: the clipped tokens plus any already sitting at v = R.
     """
-    check.clip_range("eps", eps)
+    batch, eps, terms = anatomy.batch, anatomy.eps, anatomy.terms
     m = batch.mask.bool()
-    _, clipfrac = compute_value_loss(batch.vpreds, batch.returns, batch.values, batch.mask, eps)
-    terms = value_loss_terms(batch.vpreds, batch.returns, batch.values, eps)
+    clipfrac = anatomy.vf_clipfrac()
     n = int(m.sum().item())
     finite = torch.isfinite(batch.vpreds) & torch.isfinite(batch.returns) & torch.isfinite(batch.values)
     v, r, v_old = _real(batch.vpreds, m), _real(batch.returns, m), _real(batch.values, m)
@@ -152,7 +159,12 @@ TOKEN_NUMBER_COLUMNS = (
 
 def token_table(batch: Batch, eps: float, max_rows: int | None = 200) -> pd.DataFrame:
     """Per real token: inputs, both terms, who wins, the region and the gradient (verl's bounds clip)."""
-    check.clip_range("eps", eps)
+    return tokens_of(batch_anatomy(batch, eps), max_rows)
+
+
+def tokens_of(anatomy: BatchAnatomy, max_rows: int | None = 200) -> pd.DataFrame:
+    """The token table read off ``anatomy`` (the first ``max_rows`` real tokens, row-major)."""
+    batch = anatomy.batch
     if max_rows is not None and (isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1):
         raise ValueError(f"max_rows must be a positive integer or None, got {max_rows!r}")
     m = batch.mask.bool()
@@ -161,7 +173,7 @@ def token_table(batch: Batch, eps: float, max_rows: int | None = 200) -> pd.Data
         idx = idx[:max_rows]
     rows, ts = idx[:, 0], idx[:, 1]
     v, r, v_old = (x[rows, ts] for x in (batch.vpreds, batch.returns, batch.values))
-    terms = value_loss_terms(v, r, v_old, eps)
+    terms = ValueLossTerms(**{k: getattr(anatomy.terms, k)[rows, ts] for k in ValueLossTerms.__dataclass_fields__})
     regions = terms.region.numpy()
     return pd.DataFrame(
         {
@@ -202,7 +214,12 @@ def aggregation_table(batch: Batch, eps: float) -> pd.DataFrame:
     seq-mean-token-mean gives a token of a short sequence ``n_long / n_short`` times the weight of
     a token of a long one, so short answers dominate the critic's gradient.
     """
-    check.clip_range("eps", eps)
+    return aggregation_of(batch_anatomy(batch, eps))
+
+
+def aggregation_of(anatomy: BatchAnatomy) -> pd.DataFrame:
+    """The aggregation table from ``anatomy``'s per-token max term, one record per verl mode."""
+    batch = anatomy.batch
     lengths = batch.lengths
     nonempty = torch.nonzero(lengths > 0).flatten()
     records = []
@@ -213,7 +230,7 @@ def aggregation_table(batch: Batch, eps: float) -> pd.DataFrame:
         "seq-mean-token-mean",
         "seq-mean-token-sum-norm",
     ):
-        loss, _ = compute_value_loss(batch.vpreds, batch.returns, batch.values, batch.mask, eps, mode)
+        loss = anatomy.vf_loss(mode)
         weights = aggregation_weights(batch.mask, mode)
         if len(nonempty):
             short = int(nonempty[torch.argmin(lengths[nonempty])])
@@ -255,22 +272,32 @@ def dialect_table(batch: Batch, eps: float, rllib_clip: float | None = None) -> 
     row, older releases included; ``library`` names the releases. ``clip fraction`` is NaN where the
     library logs none (``logs clip fraction`` is False).
     """
-    check.clip_range("eps", eps)
+    anatomy = batch_anatomy(batch, eps)
     if rllib_clip is not None:
         check.clip_range("rllib_clip", rllib_clip)
+    return dialects_of(anatomy, rllib_clip)
+
+
+def dialects_of(anatomy: BatchAnatomy, rllib_clip: float | None = None) -> pd.DataFrame:
+    """The dialect table at ``anatomy``'s eps; ``rllib_clip`` must already be validated (the boundary's job).
+
+    Each library's own computation runs (its logged number is the point), in token-mean, the mode every
+    entry has; the inputs were validated once at the boundary, so ``dialect_loss``'s checks are not repeated.
+    """
+    batch, eps = anatomy.batch, anatomy.eps
     records = []
     for name, d in DIALECTS.items():
         param = eps if d.eps_units == "return" else (d.default_eps if rllib_clip is None else rllib_clip)
-        result = dialect_loss(name, batch.vpreds, batch.returns, batch.values, batch.mask, param)
+        loss, clipfrac = d.compute(batch.vpreds, batch.returns, batch.values, batch.mask, param, "token-mean")
         records.append(
             {
                 "dialect": name,
                 "library": d.library,
                 "parameter": d.param_name,
                 "value": float(param),
-                "loss": float(result.loss.item()),
-                "clip fraction": float("nan") if result.clipfrac is None else float(result.clipfrac.item()),
-                "logs clip fraction": result.clipfrac is not None,
+                "loss": float(loss.item()),
+                "clip fraction": float("nan") if clipfrac is None else float(clipfrac.item()),
+                "logs clip fraction": clipfrac is not None,
                 "clip fraction logged": d.clipfrac_definition or "not logged",
                 "definition": d.sanity_definition if d.clipfrac_definition else None,
                 "note": _loss_units_note(d)
@@ -308,19 +335,23 @@ def analyse_batch(
     bins: int = 60,
     rllib_clip: float | None = None,
 ) -> BatchReport:
-    """One call for the page: statistics, histograms, verl's loss in the chosen mode, the tables."""
-    check.clip_range("eps", eps)
+    """One call for the page: statistics, histograms, verl's loss in the chosen mode, the tables.
+
+    The inputs are validated here, once; the per-token anatomy is computed once and every table and
+    statistic is read off it."""
+    anatomy = batch_anatomy(batch, eps)
     check.agg_mode(loss_agg_mode)
-    stats = batch_stats(batch, eps)
-    vf_loss, vf_clipfrac = compute_value_loss(batch.vpreds, batch.returns, batch.values, batch.mask, eps, loss_agg_mode)
+    if rllib_clip is not None:
+        check.clip_range("rllib_clip", rllib_clip)
+    stats = stats_of(anatomy)
     return BatchReport(
         stats=stats,
         delta_hist=histogram(stats.delta, eps, bins),
         gap_hist=histogram(stats.gap, eps, bins),
-        vf_loss=float(vf_loss.item()),
-        vf_clipfrac=float(vf_clipfrac.item()),
+        vf_loss=float(anatomy.vf_loss(loss_agg_mode).item()),
+        vf_clipfrac=float(anatomy.vf_clipfrac().item()),
         loss_agg_mode=loss_agg_mode,
-        tokens=token_table(batch, eps, table_rows),
-        aggregation=aggregation_table(batch, eps),
-        dialects=dialect_table(batch, eps, rllib_clip),
+        tokens=tokens_of(anatomy, table_rows),
+        aggregation=aggregation_of(anatomy),
+        dialects=dialects_of(anatomy, rllib_clip),
     )

@@ -26,11 +26,13 @@ __all__ = [
     "summary_from_batch",
     "model_batch",
     "eps_in_units",
+    "eps_in_units_of_checked",
     "ClipThresholds",
     "clip_thresholds",
     "clipfrac_sweep",
     "eps_for_clipfrac",
     "eps_grid",
+    "eps_grid_of_checked",
     "estimate_over_steps",
 ]
 
@@ -159,6 +161,11 @@ def model_batch(
 def eps_in_units(eps: float, return_std: float) -> float | None:
     """eps in units of the return std (None when the returns do not vary)."""
     check.clip_range("eps", eps)
+    return eps_in_units_of_checked(eps, return_std)
+
+
+def eps_in_units_of_checked(eps: float, return_std: float) -> float | None:
+    """:func:`eps_in_units` for an ``eps`` the caller validated at its boundary."""
     return_std = finite_number("return_std", return_std, low=0.0)
     return float(eps) / return_std if return_std > 0 else None
 
@@ -310,6 +317,13 @@ def eps_grid(
 ) -> np.ndarray:
     """An eps grid from 0 that shows the whole curve, the chosen eps and (if given) another point."""
     check.clip_range("eps", eps)
+    return eps_grid_of_checked(batch, eps, definition, n, include)
+
+
+def eps_grid_of_checked(
+    batch: Batch, eps: float, definition: str = "loss", n: int = 201, include: float | None = None
+) -> np.ndarray:
+    """:func:`eps_grid` for an ``eps`` the caller validated at its boundary."""
     if isinstance(n, bool) or not isinstance(n, int) or not 2 <= n <= 2000:
         raise ValueError(f"n must be an integer between 2 and 2000, got {n!r}")
     v, r, v_old, _ = real_tokens(batch)

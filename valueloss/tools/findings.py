@@ -11,12 +11,14 @@ import numpy as np
 import torch
 
 from .. import _validate as check
-from ..dialects import DIALECTS, dialect_loss, get_dialect
-from ..losses import compute_value_loss
+from ..dialects import DIALECTS, get_dialect
 from .batch import Batch
+from .batch_anatomy import BatchAnatomy, batch_anatomy
 from .clipfrac import (
     ClipThresholds,
+    EpsTarget,
     SummaryStats,
+    Sweep,
     clip_thresholds,
     clipfrac_sweep,
     eps_for_clipfrac,
@@ -42,6 +44,7 @@ __all__ = [
     "library_info",
     "AGG_MODES_ORDER",
     "findings_for_batch",
+    "findings_of",
     "findings_for_summary",
     "clipfrac_verdict",
     "REFERENCE_CLIPFRAC",
@@ -298,7 +301,8 @@ def _why_max_finding(loss: float, pred: float, library: str, estimate: bool) -> 
     )
 
 
-def _nan_findings(batch: Batch, eps: float) -> list[Finding]:
+def _nan_findings(anatomy: BatchAnatomy) -> list[Finding]:
+    batch, eps = anatomy.batch, anatomy.eps
     m = batch.mask.bool()
     finite = torch.isfinite(batch.vpreds) & torch.isfinite(batch.returns) & torch.isfinite(batch.values)
     n_real, n_pad = int((~finite & m).sum()), int((~finite & ~m).sum())
@@ -317,13 +321,13 @@ def _nan_findings(batch: Batch, eps: float) -> list[Finding]:
     elif n_pad:
         nan_modes, ok_modes = [], []
         for mode in AGG_MODES_ORDER:
-            loss, _ = compute_value_loss(batch.vpreds, batch.returns, batch.values, batch.mask, eps, mode)
+            loss = anatomy.vf_loss(mode)
             (nan_modes if torch.isnan(loss) else ok_modes).append(mode)
         nan_libs = []
         for name in DIALECTS:
             param = DIALECTS[name].default_eps if DIALECTS[name].eps_units == "loss" else eps
-            res = dialect_loss(name, batch.vpreds, batch.returns, batch.values, batch.mask, param)
-            if torch.isnan(res.loss):
+            loss, _ = DIALECTS[name].compute(batch.vpreds, batch.returns, batch.values, batch.mask, param, "token-mean")
+            if torch.isnan(loss):
                 nan_libs.append(DIALECTS[name].library)
         out.append(
             Finding(
@@ -363,9 +367,27 @@ def findings_for_batch(
 ) -> list[Finding]:
     """Every check that applies to this batch: the verdict on the clip fraction against ``target`` first,
     then warnings (``thresholds``: reuse a :func:`clip_thresholds`; ``logged``: the user's logged fraction)."""
-    check.clip_range("eps", eps)
+    anatomy = batch_anatomy(batch, eps)
     library = get_dialect(library).name
-    eps = float(eps)
+    return findings_of(anatomy, library, thresholds, target=target, logged=logged)
+
+
+def findings_of(
+    anatomy: BatchAnatomy,
+    library: str,
+    thresholds: ClipThresholds | None = None,
+    *,
+    target: float = 0.1,
+    logged: float | None = None,
+    at_eps: Sweep | None = None,
+    eps_target: EpsTarget | None = None,
+) -> list[Finding]:
+    """:func:`findings_for_batch` on an anatomy validated at the caller's boundary (``library`` a known name).
+
+    ``at_eps`` (the clip fractions at eps) and ``eps_target`` (the eps for ``target``) may be passed down
+    by a caller that computed them already; they are computed here otherwise."""
+    batch = anatomy.batch
+    eps = float(anatomy.eps)
     if batch.n_tokens == 0:
         return [
             Finding(
@@ -377,7 +399,7 @@ def findings_for_batch(
                 (DIALECTS["verl"].source_url,),
             )
         ]
-    findings = _nan_findings(batch, eps)
+    findings = _nan_findings(anatomy)
     v, r, v_old, _ = real_tokens(batch)
     finite = torch.isfinite(v) & torch.isfinite(r) & torch.isfinite(v_old)
     if not bool(finite.any()):
@@ -386,7 +408,7 @@ def findings_for_batch(
     gap = (r - v_old)[finite].abs().double().numpy()
     typical_gap = float(np.median(gap))
     delta = (v - v_old)[finite]
-    sweep = clipfrac_sweep(batch, [eps], thresholds)
+    sweep = at_eps if at_eps is not None else clipfrac_sweep(batch, [eps], thresholds)
     loss, pred, rl = float(sweep.loss[0]), float(sweep.prediction[0]), float(sweep.rllib[0])
     definition = target_definition(library)
     clip_now = {"loss": loss, "prediction": pred, "rllib": rl}[definition]
@@ -425,7 +447,7 @@ def findings_for_batch(
         return_std=stats.return_std,
         first_step=first_step,
         logged=logged,
-        target_eps=eps_for_clipfrac(batch, target, definition, th).eps,
+        target_eps=(eps_target if eps_target is not None else eps_for_clipfrac(batch, target, definition, th)).eps,
         other_warnings=any(f.severity == "warning" for f in findings),
     )
     return _with_verdict(findings, verdict)

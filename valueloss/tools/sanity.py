@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from .. import _validate as check
 from ..dialects import get_dialect
 from .batch import Batch
+from .batch_anatomy import batch_anatomy
 from .clipfrac import (
     EpsTarget,
     SummaryStats,
@@ -18,14 +19,14 @@ from .clipfrac import (
     clip_thresholds,
     clipfrac_sweep,
     eps_for_clipfrac,
-    eps_grid,
-    eps_in_units,
+    eps_grid_of_checked,
+    eps_in_units_of_checked,
     estimate_over_steps,
     model_batch,
     summary_from_batch,
     target_definition,
 )
-from .findings import Finding, LibraryInfo, findings_for_batch, findings_for_summary, library_info
+from .findings import Finding, LibraryInfo, findings_for_summary, findings_of, library_info
 
 __all__ = ["SanityReport", "step_assumption_text", "sanity_from_batch", "sanity_from_summary"]
 
@@ -68,14 +69,30 @@ def step_assumption_text(report: SanityReport) -> str:
 
 
 def _report(
-    source, estimate, note, batch, stats, eps, library, target, th, findings, step=None, over_steps=(), logged=None
+    source,
+    estimate,
+    note,
+    batch,
+    stats,
+    eps,
+    library,
+    target,
+    th,
+    findings,
+    step=None,
+    over_steps=(),
+    logged=None,
+    *,
+    tgt=None,
+    at=None,
 ) -> SanityReport:
+    """The report from inputs validated by the caller; ``tgt`` and ``at`` are reused when the caller has them."""
     info = library_info(library)
     definition = target_definition(library)
-    tgt = eps_for_clipfrac(batch, target, definition, th)
-    grid = eps_grid(batch, eps, definition, include=tgt.eps)
+    tgt = tgt if tgt is not None else eps_for_clipfrac(batch, target, definition, th)
+    grid = eps_grid_of_checked(batch, eps, definition, include=tgt.eps)
     sweep = clipfrac_sweep(batch, grid, th)
-    at = clipfrac_sweep(batch, [eps], th)
+    at = at if at is not None else clipfrac_sweep(batch, [eps], th)
     return SanityReport(
         source=source,
         estimate=estimate,
@@ -83,7 +100,7 @@ def _report(
         library=info,
         eps=float(eps),
         summary=stats,
-        eps_over_sigma=eps_in_units(eps, stats.return_std) if info.units == "return" else None,
+        eps_over_sigma=eps_in_units_of_checked(eps, stats.return_std) if info.units == "return" else None,
         definition=definition,
         at_eps={"loss": float(at.loss[0]), "prediction": float(at.prediction[0]), "rllib": float(at.rllib[0])},
         sweep=sweep,
@@ -101,9 +118,12 @@ def sanity_from_batch(
 ) -> SanityReport:
     """All sanity numbers and findings for a real (or synthetic) batch: exact, no model.
 
-    ``logged``: the clip fraction the user's training log shows (compared with this batch's, and weighed)."""
-    check.clip_range("eps", eps)
-    get_dialect(library)
+    ``logged``: the clip fraction the user's training log shows (compared with this batch's, and weighed).
+
+    The boundary: eps is validated and the per-token anatomy computed once; the findings, the target eps
+    and the clip fractions at eps are computed once and passed down."""
+    anatomy = batch_anatomy(batch, eps)
+    library = get_dialect(library).name
     if batch.n_tokens == 0:
         raise ValueError(
             "every token of the batch is masked out (the mask has no 1), so there is nothing to check. On such a "
@@ -111,8 +131,10 @@ def sanity_from_batch(
         )
     stats = summary_from_batch(batch)
     th = clip_thresholds(batch)
-    findings = findings_for_batch(batch, eps, library, th, target=target, logged=logged)
-    return _report("batch", False, "", batch, stats, eps, library, target, th, findings, logged=logged)
+    tgt = eps_for_clipfrac(batch, target, target_definition(library), th)
+    at = clipfrac_sweep(batch, [float(eps)], th)
+    findings = findings_of(anatomy, library, th, target=target, logged=logged, at_eps=at, eps_target=tgt)
+    return _report("batch", False, "", batch, stats, eps, library, target, th, findings, logged=logged, tgt=tgt, at=at)
 
 
 def sanity_from_summary(
