@@ -20,11 +20,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from . import _validate as check
-from . import dialect_sources as src
-from .losses import ValueLoss, _check_batch, agg_loss, clip_bounds, clip_clamp, clip_delta, compute_value_loss
+from . import library_code as lc
+from .library_code import LibraryCode
+from .losses import _check_batch
 
 __all__ = [
     "Dialect",
@@ -65,7 +65,7 @@ class Dialect:
     path: str
     commit: str
     notes: str
-    compute: Callable = None  # (vpreds, returns, values, mask, eps, mode) -> (loss, clipfrac)
+    compute: LibraryCode = None  # (vpreds, returns, values, mask, eps, mode) -> (loss, clipfrac): library_code
     supports_off: bool = False  # eps=None turns clipping off
     # --- the version-aware part of the registry
     family: str = ""  # the library: every release of it shares this key (and a version picker)
@@ -87,7 +87,11 @@ class Dialect:
     export_label: str = ""  # short label for the export picker
     reduce: Callable | None = None  # (per-token max term, mask, mode) -> loss; None: not a max form
     indexed: bool = False  # sees only the real tokens (no mask argument): reduce gets the 1-D real tokens
-    export_source: Callable | None = None  # (mode, eps) -> standalone torch code restating the library
+
+    @property
+    def export_source(self) -> Callable[[], str] | None:
+        """The standalone torch source of the function this entry computes with (``LibraryCode.source``)."""
+        return self.compute.source if isinstance(self.compute, LibraryCode) else None
 
     @property
     def source_url(self) -> str:
@@ -120,11 +124,10 @@ class Dialect:
         return any(value == off for off in self.off_values)
 
 
-def _valid(x, mask):
-    return x[mask.bool()]
-
-
 # ---------------------------------------------------------------------------------------------------------
+# What each entry computes is one function of ``library_code`` (the code an export writes, too), with the
+# entry's settings. The ``reduce`` functions below are the aggregations alone, for the gradient views.
+
 # verl: one function, the release's aggregation chosen by flags read from each tag's agg_loss/masked_mean
 
 
@@ -137,66 +140,28 @@ class _VerlRelease:
     seq_mean_eps: bool = False  # ... and average the rows with masked_mean (+1e-8; v0.6.1 only)
     norm_per_seq: bool = True  # seq-mean-token-sum-norm = seq-mean-token-sum / T (v0.7.1 on); before: sum / T
 
-
-def _verl_masked_sum(x, m, rel, axis=None):
-    if rel.nan_safe:
-        x = torch.where(m.bool(), x, 0.0)
-    return (x * m).sum(axis=axis)
-
-
-def _verl_old_agg(loss_mat, m, mode, rel: _VerlRelease):
-    if mode == "token-sum":
-        return _verl_masked_sum(loss_mat, m, rel)
-    if mode == "token-mean":
-        total = _verl_masked_sum(loss_mat, m, rel)
-        return total / (m.sum() + 1e-8) if rel.token_mean_eps else total / m.sum()
-    row_tokens = torch.sum(m, dim=-1)
-    if mode == "seq-mean-token-mean":
-        seq_losses = torch.sum(loss_mat * m, dim=-1) / (row_tokens + 1e-8 if rel.skip_empty_rows else row_tokens)
-    else:
-        seq_losses = torch.sum(loss_mat * m, dim=-1)
-    if mode == "seq-mean-token-sum-norm" and not rel.norm_per_seq:
-        return torch.sum(seq_losses) / m.shape[-1]
-    if rel.skip_empty_rows:
-        seq_mask = (row_tokens > 0).float()
-        total = _verl_masked_sum(seq_losses, seq_mask, rel)
-        loss = total / (seq_mask.sum() + 1e-8) if rel.seq_mean_eps else total / seq_mask.sum()
-    else:
-        loss = torch.mean(seq_losses)
-    if mode == "seq-mean-token-sum-norm":
-        loss = loss / m.shape[-1]
-    return loss
-
-
-def _verl_reduce(rel: _VerlRelease):
-    def reduce(loss_max, m, mode):
-        agg = _verl_old_agg(loss_max, m, mode, rel)
-        return 0.5 * agg if rel.half else agg
-
-    return reduce
+    def flags(self) -> dict:
+        """The keyword arguments of ``library_code.agg_loss`` for this release."""
+        return dict(
+            nan_safe=self.nan_safe,
+            token_mean_eps=self.token_mean_eps,
+            skip_empty_rows=self.skip_empty_rows,
+            seq_mean_eps=self.seq_mean_eps,
+            norm_per_seq=self.norm_per_seq,
+        )
 
 
 def _verl_release(rel: _VerlRelease):
-    reduce = _verl_reduce(rel)
+    flags = rel.flags()
+    loss_scale = 0.5 if rel.half else 1.0
 
-    def compute(v, r, o, m, eps, mode):
-        vpredclipped = clip_bounds(v, o, eps)
-        vf_losses1 = (v - r) ** 2
-        vf_losses2 = (vpredclipped - r) ** 2
-        loss = reduce(torch.max(vf_losses1, vf_losses2), m, mode)
-        gt = torch.gt(vf_losses2, vf_losses1).float()
-        clipfrac = _verl_masked_sum(gt, m, rel) / (m.sum() + 1e-8)
-        return loss, clipfrac
+    def settings(mode):
+        return dict(loss_agg_mode=mode, loss_scale=loss_scale, **flags)
 
-    return compute, reduce
+    def reduce(loss_max, m, mode):
+        return loss_scale * lc.agg_loss(loss_max, m, mode, **flags)
 
-
-def _verl(v, r, o, m, eps, mode):
-    return compute_value_loss(v, r, o, m, eps, mode)
-
-
-def _verl_current_reduce(loss_max, m, mode):
-    return 0.5 * agg_loss(loss_max, m, mode)
+    return LibraryCode(lc.value_loss, settings), reduce
 
 
 _VERL_CURRENT = _VerlRelease()
@@ -207,14 +172,8 @@ _VERL_041 = _VerlRelease(nan_safe=False, token_mean_eps=True, skip_empty_rows=Fa
 _VERL_040 = _VerlRelease(half=False, nan_safe=False, token_mean_eps=True, skip_empty_rows=False, norm_per_seq=False)
 
 
-# ---------------------------------------------------------------------------------------------------------
-# OpenRLHF
-
-_OPENRLHF_MODES = {"token-mean": True, "seq-mean-token-mean": False}  # -> token_level_loss
-
-
-def _openrlhf(v, r, o, m, eps, mode):
-    return ValueLoss(clip_eps=eps, token_level_loss=_OPENRLHF_MODES[mode])(v, o, r, m), None
+def _openrlhf_settings(mode):
+    return dict(token_level_loss=mode == "token-mean")
 
 
 def _openrlhf_2025_04_reduce(loss, m, mode):
@@ -222,56 +181,12 @@ def _openrlhf_2025_04_reduce(loss, m, mode):
     return 0.5 * ((loss * m).sum(dim=-1) / m.sum(dim=-1)).mean()
 
 
-def _openrlhf_2025_04(v, r, o, m, eps, mode):
-    if eps is None:
-        return _openrlhf_2025_04_reduce((v - r) ** 2, m, mode), None
-    values_clipped = clip_delta(v, o, eps)
-    surr1 = (values_clipped - r) ** 2
-    surr2 = (v - r) ** 2
-    return _openrlhf_2025_04_reduce(torch.max(surr1, surr2), m, mode), None
-
-
-# ---------------------------------------------------------------------------------------------------------
-# TRL, trlx, DeepSpeed-Chat: torch.clamp(v, o - eps, o + eps), 0.5 * masked token mean
-
-
 def _trl_reduce(loss_max, m, mode):
     return 0.5 * ((loss_max * m).sum() / m.sum())
 
 
-def _trl(v, r, o, m, eps, mode):
-    v = torch.masked_fill(v, m == 0, 0)  # PPOTrainer zeroes the padded predictions before the loss (1.12.0)
-    vpredclipped = clip_clamp(v, o, eps)
-    loss_unclipped = torch.square(v - r)
-    loss_clipped = torch.square(vpredclipped - r)
-    loss = _trl_reduce(torch.max(loss_unclipped, loss_clipped), m, mode)
-    clipfrac = ((loss_clipped > loss_unclipped).float() * m).sum() / m.sum()
-    return loss, clipfrac
-
-
 def _trlx_reduce(loss_max, m, mode):
     return 0.5 * torch.sum(loss_max * m) / m.sum()
-
-
-def _trlx(v, r, o, m, eps, mode):
-    values_clipped = clip_clamp(v, o, eps)
-    n = m.sum()
-    vf_loss1 = (v - r) ** 2
-    vf_loss2 = (values_clipped - r) ** 2
-    loss = _trlx_reduce(torch.max(vf_loss1, vf_loss2), m, mode)
-    clipfrac = torch.sum((vf_loss2 > vf_loss1).float() * m) / n
-    return loss, clipfrac
-
-
-def _deepspeed_chat(v, r, o, m, eps, mode):
-    values_clipped = clip_clamp(v, o, eps)
-    vf_loss1 = (v - r) ** 2
-    vf_loss2 = (values_clipped - r) ** 2
-    return _trlx_reduce(torch.max(vf_loss1, vf_loss2), m, mode), None
-
-
-# ---------------------------------------------------------------------------------------------------------
-# flat-minibatch libraries (only the real tokens)
 
 
 def _half_mean(loss_max, m, mode):
@@ -282,136 +197,20 @@ def _plain_mean(loss_max, m, mode):
     return loss_max.mean()
 
 
-def _delta_max(v, r, o, eps):
-    return torch.max((v - r) ** 2, (clip_delta(v, o, eps) - r) ** 2)
-
-
-def _cleanrl(v, r, o, m, eps, mode):
-    v, r, o = _valid(v, m), _valid(r, m), _valid(o, m)
-    if eps is None:  # --clip-vloss False
-        return 0.5 * ((v - r) ** 2).mean(), None
-    return _half_mean(_delta_max(v, r, o, eps), m, mode), None
-
-
-def _tf_maximum(a, b):
-    """tf.maximum: same value as torch.max, but at a tie TensorFlow's registered gradient for Maximum
-    (``_MaximumGrad``: the mask ``a >= b``) sends the whole gradient to the first argument."""
-    return torch.where(a >= b, a, b)
-
-
-def _baselines(v, r, o, m, eps, mode):
-    v, r, o = _valid(v, m), _valid(r, m), _valid(o, m)
-    vpredclipped = clip_delta(v, o, eps)  # OLDVPRED + tf.clip_by_value(vf - OLDVPRED, -CLIPRANGE, CLIPRANGE)
-    vf_losses1 = torch.square(v - r)
-    vf_losses2 = torch.square(vpredclipped - r)
-    return 0.5 * _tf_maximum(vf_losses1, vf_losses2).mean(), None
-
-
-def _rsl_rl(v, r, o, m, eps, mode):
-    v, r, o = _valid(v, m), _valid(r, m), _valid(o, m)
-    if eps is None:  # use_clipped_value_loss=False
-        return (r - v).pow(2).mean(), None
-    value_clipped = clip_delta(v, o, eps)
-    value_losses = (v - r).pow(2)
-    value_losses_clipped = (value_clipped - r).pow(2)
-    return _plain_mean(torch.max(value_losses, value_losses_clipped), m, mode), None
-
-
 def _nemo_aligner_reduce(loss_max, m, mode):
     return 0.5 * loss_max[m.bool()].mean()  # masked_mean: values[mask.bool()].mean(), after the max
 
 
-def _nemo_aligner(v, r, o, m, eps, mode):
-    # loss_clip_val <= 0: the clipped term is a scalar 0, so the max is the plain squared error
-    v_loss1 = (clip_delta(v, o, eps) - r) ** 2 if eps > 0.0 else torch.zeros((), dtype=v.dtype, device=v.device)
-    v_loss2 = (v - r) ** 2
-    return _nemo_aligner_reduce(torch.max(v_loss1, v_loss2), m, mode), None
-
-
-def _sb3(v, r, o, m, eps, mode):
-    v, r, o = _valid(v, m), _valid(r, m), _valid(o, m)
-    values_pred = v if eps is None else clip_delta(v, o, eps)
-    return F.mse_loss(r, values_pred), None
-
-
-def _rllib_legacy(v, r, o, m, eps, mode):
-    v, r, o = _valid(v, m), _valid(r, m), _valid(o, m)
-    vf_loss1 = torch.pow(v - r, 2.0)
-    vf_clipped = clip_delta(v, o, eps)
-    vf_loss2 = torch.pow(vf_clipped - r, 2.0)
-    return _plain_mean(torch.max(vf_loss1, vf_loss2), m, mode), None
-
-
-def _rllib(v, r, o, m, eps, mode):
-    v, r = _valid(v, m), _valid(r, m)
-    vf_loss = torch.pow(v - r, 2.0)
-    return torch.clamp(vf_loss, 0, eps).mean(), None
-
-
-# ---------------------------------------------------------------------------------------------------------
-# slime: per-sample token means added one sample at a time (Python's sum over a list: each addition
-# rounds in the tensor's dtype, which matters in bf16), divided by the number of samples
-
-
-def _sequential_sum(parts):
-    total = parts[0]
-    for p in parts[1:]:
-        total = total + p
-    return total
-
-
-def _slime_sample_mean(x, m):
-    x, m = (x, m) if x.dim() > 1 else (x[None], m[None])
-    rows = [(x[i] * m[i]).sum() / torch.clamp_min(m[i].sum(), 1) for i in range(x.shape[0])]
-    return _sequential_sum(rows) / x.shape[0]
-
-
-def _slime_token_sum(x, m):
-    x, m = (x, m) if x.dim() > 1 else (x[None], m[None])
-    rows = [(x[i] * m[i]).sum() for i in range(x.shape[0])]
-    return _sequential_sum(rows) / m.sum()
-
-
 def _slime_reduce(loss_max, m, mode):
-    return _slime_sample_mean(loss_max, m)
+    return lc.slime_sample_mean(loss_max, m)
 
 
 def _slime_per_token_reduce(loss_max, m, mode):
-    return _slime_token_sum(loss_max, m)
+    return lc.slime_token_sum(loss_max, m)
 
 
-def _slime_with(reduce_rows):
-    def compute(v, r, o, m, eps, mode):
-        clipped = (v - o).abs() > eps
-        loss_clipped = (clip_delta(v, o, eps) - r) ** 2
-        loss_unclipped = (v - r) ** 2
-        loss = reduce_rows(torch.max(loss_clipped, loss_unclipped), m)
-        return loss, reduce_rows(clipped.to(v.dtype), m)
-
-    return compute
-
-
-# ---------------------------------------------------------------------------------------------------------
-# TorchRL 0.14: ClipPPOLoss.loss_critic, then _reduce with the tensordict's mask
-
-
-def _torchrl(v, r, o, m, eps, mode):
-    critic_coeff = 1.0  # ClipPPOLoss's default; loss_critic is logged after this multiplication
-    real = m != 0
-    loss_value = F.smooth_l1_loss(r, v, reduction="none")
-    clip_fraction = None
-    if eps:  # `if self.clip_value:` 0 and None are both "off"
-        # ClipPPOLoss keeps clip_value as a float32 buffer: the band is float32(eps) wide in every dtype.
-        bound = torch.as_tensor(eps, dtype=torch.float32, device=v.device)
-        pre_clipped = v - o
-        clipped = pre_clipped.clamp(-bound, bound)
-        clip_fraction = (pre_clipped != clipped).to(v.dtype).mean()  # the whole tensor, padding included
-        loss_value_clipped = F.smooth_l1_loss(r, o + clipped, reduction="none")
-        loss_value = torch.maximum(loss_value, loss_value_clipped)
-    loss_critic = critic_coeff * loss_value
-    # LossModule's masked reduction: padding is selected away (NaN there cannot leak into the loss), and a
-    # batch without a real token logs 0.
-    return torch.where(real, loss_critic, 0).sum() / real.sum().clamp_min(1), clip_fraction
+def _slime_per_token_settings(mode):
+    return dict(calculate_per_token_loss=True)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -443,8 +242,8 @@ def _verl_entry(name, versions, commit, rel, notes, *, current=False, verified=_
         path="verl/trainer/ppo/core_algos.py",
         commit=commit,
         notes=notes,
-        compute=_verl if current else compute,
-        reduce=_verl_current_reduce if current else reduce,
+        compute=compute,
+        reduce=reduce,
         family="verl",
         versions=versions,
         current=current,
@@ -456,7 +255,6 @@ def _verl_entry(name, versions, commit, rel, notes, *, current=False, verified=_
         verified=verified,
         threads=("verl-project/verl#498", "verl-project/verl#2642"),
         export_label=f"verl {versions} (compute_value_loss)",
-        export_source=src.verl(rel),
         **_VERL_PARAM,
     )
 
@@ -488,19 +286,18 @@ DIALECTS: dict[str, Dialect] = {
             path="openrlhf/models/loss.py",
             commit="3c3be623",
             notes="Default --critic.value_clip is 0.5 since 2025-05-23 (0.2 before); clip_eps=None means no clipping.",
-            compute=_openrlhf,
+            compute=LibraryCode(lc.openrlhf_value_loss, _openrlhf_settings),
             supports_off=True,
             family="openrlhf",
             versions="since 2025-04-12 (0.11)",
             formula=r"\tfrac12\,\mathrm{mean}\big(\max[(" + _DELTA + r"-R)^2,\ (v-R)^2]\big)",
-            modes=tuple(_OPENRLHF_MODES),
+            modes=("token-mean", "seq-mean-token-mean"),
             loss_metric="critic_loss",
             logged="critic_loss: this loss per micro-batch, averaged over the update's steps.",
             limits="One process (dp_size=1): the dp_size / batch_num_tokens / global_batch_size arguments of 0.11 are "
             "not offered here.",
             verified="real package (openrlhf 0.11.2, tests/upstream)",
             export_label="OpenRLHF ValueLoss (0.11)",
-            export_source=src.openrlhf,
         ),
         Dialect(
             name="trl",
@@ -516,7 +313,7 @@ DIALECTS: dict[str, Dialect] = {
             path="trl/experimental/ppo/ppo_trainer.py",
             commit="f2cd5771",
             notes="vf_coef=0.1 scales the value loss in the total loss.",
-            compute=_trl,
+            compute=LibraryCode(lc.trl_value_loss),
             family="trl",
             versions="1.0 – 1.12 (trl.experimental.ppo; removed after 1.12)",
             formula=r"\tfrac12\,\mathrm{mean}\big(\max[(v-R)^2,\ (" + _CLAMP + r"-R)^2]\big)",
@@ -528,7 +325,6 @@ DIALECTS: dict[str, Dialect] = {
             threads=("huggingface/trl#202",),
             export_label="TRL PPOTrainer",
             reduce=_trl_reduce,
-            export_source=src.trl,
         ),
         Dialect(
             name="cleanrl",
@@ -544,7 +340,7 @@ DIALECTS: dict[str, Dialect] = {
             path="cleanrl/ppo.py",
             commit="fe8d8a03",
             notes="Logs only the policy clip fraction. --clip-vloss False (eps=None here) gives 0.5 * mean((v - R)^2).",
-            compute=_cleanrl,
+            compute=LibraryCode(lc.cleanrl_value_loss),
             supports_off=True,
             family="cleanrl",
             versions="master (2026-04)",
@@ -555,7 +351,6 @@ DIALECTS: dict[str, Dialect] = {
             export_label="CleanRL ppo.py",
             reduce=_half_mean,
             indexed=True,
-            export_source=src.cleanrl,
         ),
         Dialect(
             name="sb3",
@@ -571,7 +366,7 @@ DIALECTS: dict[str, Dialect] = {
             path="stable_baselines3/ppo/ppo.py",
             commit="e05d2dbe",
             notes="Off by default (clip_range_vf=None). Every token outside the band gets zero gradient.",
-            compute=_sb3,
+            compute=LibraryCode(lc.sb3_value_loss),
             supports_off=True,
             family="sb3",
             versions="2.x (2.9.2 checked)",
@@ -583,7 +378,6 @@ DIALECTS: dict[str, Dialect] = {
             threads=("DLR-RM/stable-baselines3#1426",),
             export_label="Stable-Baselines3 PPO",
             indexed=True,
-            export_source=src.sb3,
         ),
         Dialect(
             name="slime",
@@ -600,7 +394,7 @@ DIALECTS: dict[str, Dialect] = {
             commit="624b824a",
             notes="Counts clipped predictions, not tokens where the clipped loss wins. Samples are added one at a "
             "time (Python sum), so bf16 rounds after every sample, as slime does.",
-            compute=_slime_with(_slime_sample_mean),
+            compute=LibraryCode(lc.slime_value_loss),
             family="slime",
             versions="master (2026-08)",
             formula=r"\mathrm{mean}_{seq}\,\mathrm{mean}_{tok}\big(\max[(\mathrm{clip}(v)-R)^2,\ (v-R)^2]\big)",
@@ -611,7 +405,6 @@ DIALECTS: dict[str, Dialect] = {
             sanity_definition="prediction",
             export_label="slime (per-sample mean)",
             reduce=_slime_reduce,
-            export_source=src.slime(per_token=False),
         ),
         Dialect(
             name="torchrl",
@@ -630,7 +423,7 @@ DIALECTS: dict[str, Dialect] = {
             notes="Off by default; clip_value=0 is also off (`if self.clip_value:`). The loss is masked but the "
             "clip fraction is not: padding counts in its denominator. clip_value is kept as a float32 buffer, so "
             "the band is float32(eps) wide even for float64 batches.",
-            compute=_torchrl,
+            compute=LibraryCode(lc.torchrl_value_loss),
             supports_off=True,
             family="torchrl",
             versions="0.14.1",
@@ -643,7 +436,6 @@ DIALECTS: dict[str, Dialect] = {
             verified="real package (torchrl 0.14.1 + tensordict 0.14.3, tests/upstream)",
             sanity_definition="prediction",
             export_label="TorchRL ClipPPOLoss (critic)",
-            export_source=src.torchrl,
         ),
         Dialect(
             name="rllib",
@@ -660,7 +452,7 @@ DIALECTS: dict[str, Dialect] = {
             commit="04bef2a4",
             notes="Here eps is a bound on the squared error (loss units), not on the value. "
             'vf_clip_param=float("inf") turns it off.',
-            compute=_rllib,
+            compute=LibraryCode(lc.rllib_value_loss),
             family="rllib",
             versions="since late 2021 (after ray-project/ray#19291)",
             formula=r"\mathrm{mean}\big(\mathrm{clamp}((v-R)^2,\ 0,\ \epsilon_{loss})\big)",
@@ -671,7 +463,6 @@ DIALECTS: dict[str, Dialect] = {
             sanity_definition="rllib",
             threads=("ray-project/ray#19291", "ray-project/ray#8908"),
             export_label="RLlib PPO (loss clamp, since 2021)",
-            export_source=src.rllib,
         ),
         # ---- six more trainers
         Dialect(
@@ -690,7 +481,7 @@ DIALECTS: dict[str, Dialect] = {
             notes="The origin of the clipped value loss. TensorFlow's gradient of Maximum (tensorflow/tensorflow@61517a0b "
             "tensorflow/python/ops/math_grad.py, _MaximumGrad, mask x >= y) sends the whole gradient to its first argument at an exact tie, where "
             "torch.max splits it 1/2-1/2: at a symmetric overshoot ppo2 keeps 2(v - R), torch keeps (v - R).",
-            compute=_baselines,
+            compute=LibraryCode(lc.baselines_value_loss),
             family="baselines",
             versions="master (2020, TF 1.x)",
             formula=r"\tfrac12\,\mathrm{mean}\big(\max[(v-R)^2,\ (" + _DELTA + r"-R)^2]\big)",
@@ -702,7 +493,6 @@ DIALECTS: dict[str, Dialect] = {
             threads=("openai/baselines#91", "openai/baselines#1134"),
             export_label="OpenAI baselines ppo2",
             indexed=True,
-            export_source=src.baselines,
         ),
         Dialect(
             name="rsl_rl",
@@ -719,7 +509,7 @@ DIALECTS: dict[str, Dialect] = {
             commit="c281c32e",
             notes="No 0.5 factor; value_loss_coef=1.0 by default. use_clipped_value_loss=False (eps=None here) gives "
             "mean((R - v)^2).",
-            compute=_rsl_rl,
+            compute=LibraryCode(lc.rsl_rl_value_loss),
             supports_off=True,
             family="rsl_rl",
             versions="5.x (rsl-rl-lib 5.5.1 checked)",
@@ -730,7 +520,6 @@ DIALECTS: dict[str, Dialect] = {
             export_label="rsl_rl PPO",
             reduce=_plain_mean,
             indexed=True,
-            export_source=src.rsl_rl,
         ),
         Dialect(
             name="deepspeed-chat",
@@ -746,7 +535,7 @@ DIALECTS: dict[str, Dialect] = {
             path="applications/DeepSpeed-Chat/dschat/rlhf/ppo_trainer.py",
             commit="e86d0c6d",
             notes="self.cliprange_value = 0.2 in the trainer; no value clip fraction is logged.",
-            compute=_deepspeed_chat,
+            compute=LibraryCode(lc.deepspeed_chat_value_loss),
             family="deepspeed-chat",
             versions="master (2025)",
             formula=r"\tfrac12\,\mathrm{mean}\big(\max[(v-R)^2,\ (" + _CLAMP + r"-R)^2]\big)",
@@ -758,7 +547,6 @@ DIALECTS: dict[str, Dialect] = {
             verified=_ONCE,
             export_label="DeepSpeed-Chat critic_loss_fn",
             reduce=_trlx_reduce,
-            export_source=src.deepspeed_chat,
         ),
         Dialect(
             name="trlx",
@@ -774,7 +562,7 @@ DIALECTS: dict[str, Dialect] = {
             path="trlx/models/modeling_ppo.py",
             commit="2e667e6a",
             notes="Same numbers as TRL and DeepSpeed-Chat (the 0.5 is applied before the division, exact in binary).",
-            compute=_trlx,
+            compute=LibraryCode(lc.trlx_value_loss),
             family="trlx",
             versions="main (2024, archived)",
             formula=r"\tfrac12\,\mathrm{mean}\big(\max[(v-R)^2,\ (" + _CLAMP + r"-R)^2]\big)",
@@ -784,7 +572,6 @@ DIALECTS: dict[str, Dialect] = {
             verified=_ONCE,
             export_label="trlx PPO",
             reduce=_trlx_reduce,
-            export_source=src.trlx,
         ),
         Dialect(
             name="nemo-aligner",
@@ -801,7 +588,7 @@ DIALECTS: dict[str, Dialect] = {
             commit="af2b3bd9",
             notes="loss_clip_val <= 0 turns clipping off (the clipped term becomes the scalar 0). "
             "loss_clip_val: 0.2 in gpt_ppo_critic.yaml.",
-            compute=_nemo_aligner,
+            compute=LibraryCode(lc.nemo_aligner_value_loss),
             family="nemo-aligner",
             versions="main (2025-05, archived; NeMo-RL has no PPO critic)",
             formula=r"\tfrac12\,\mathrm{mean}\big(\max[(" + _DELTA + r"-R)^2,\ (v-R)^2]\big)",
@@ -811,7 +598,6 @@ DIALECTS: dict[str, Dialect] = {
             limits="Value standardisation (enable_standardization) is not modelled.",
             export_label="NeMo-Aligner critic",
             reduce=_nemo_aligner_reduce,
-            export_source=src.nemo_aligner,
         ),
         Dialect(
             name="rllib-legacy",
@@ -827,7 +613,7 @@ DIALECTS: dict[str, Dialect] = {
             path="rllib/agents/ppo/ppo_torch_policy.py",
             commit="01a9ce8f",
             notes="Here vf_clip_param is in return units, as in baselines; the default 10.0 rarely clips.",
-            compute=_rllib_legacy,
+            compute=LibraryCode(lc.rllib_legacy_value_loss),
             family="rllib",
             versions="before late 2021 (rllib/agents/ppo)",
             current=False,
@@ -838,7 +624,6 @@ DIALECTS: dict[str, Dialect] = {
             export_label="RLlib PPO (value clip, before 2021)",
             reduce=_plain_mean,
             indexed=True,
-            export_source=src.rllib_legacy,
         ),
         # ---- other options and older releases of the libraries above
         Dialect(
@@ -856,7 +641,7 @@ DIALECTS: dict[str, Dialect] = {
             commit="624b824a",
             notes="With --calculate-per-token-loss slime sums tokens (sum_of_token) and Megatron divides by the "
             "token count.",
-            compute=_slime_with(_slime_token_sum),
+            compute=LibraryCode(lc.slime_value_loss, _slime_per_token_settings),
             family="slime",
             versions="master (2026-08), --calculate-per-token-loss",
             current=False,
@@ -867,7 +652,6 @@ DIALECTS: dict[str, Dialect] = {
             sanity_definition="prediction",
             export_label="slime (per-token loss)",
             reduce=_slime_per_token_reduce,
-            export_source=src.slime(per_token=True),
         ),
         _verl_entry(
             "verl-v0.7.0",
@@ -921,7 +705,7 @@ DIALECTS: dict[str, Dialect] = {
             commit="bb463427",
             notes="Averaged per sequence first; a fully masked row is 0/0 = NaN. Changed by #923 (2025-04-12). "
             "Default --critic.value_clip 0.2 then.",
-            compute=_openrlhf_2025_04,
+            compute=LibraryCode(lc.openrlhf_2025_04_value_loss),
             supports_off=True,
             family="openrlhf",
             versions="before 2025-04-12",
@@ -933,7 +717,6 @@ DIALECTS: dict[str, Dialect] = {
             verified=_ONCE,
             export_label="OpenRLHF ValueLoss (before 2025-04-12)",
             reduce=_openrlhf_2025_04_reduce,
-            export_source=src.openrlhf_2025_04,
         ),
     )
 }

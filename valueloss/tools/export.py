@@ -1,7 +1,10 @@
 """Export a scenario as a standalone Python file: torch only, with a pytest test of the numbers shown.
 
 Why: a student or a reviewer can take the numbers home, run them without this package, and see that
-the library's own formula (restated here in its operation order) gives exactly what the app showed.
+the library's formula gives exactly what the app showed. The formula in the file is the source
+(``inspect.getsource``) of the very function the app computes that library with
+(``valueloss.library_code``), its helpers, and its settings written as constants, called by a small
+fixed harness: there is no second copy of any formula to drift.
 
 ``export_token_code(v_old, R, eps, v, convention_or_dialect)``: one token, either the per-token
 anatomy in a clip convention (``"bounds"``, ``"clamp"``, ``"delta"``) or a library's whole loss on a
@@ -18,6 +21,7 @@ of a batch within a few ulps (summation order may differ between torch builds).
 
 from __future__ import annotations
 
+import json
 import math
 import numbers
 
@@ -201,6 +205,22 @@ def assert_reduction(actual, expected, what):
 '''
 
 
+def _settings_literal(settings: dict) -> str:
+    """The library's settings for this export (release flags, aggregation mode), one constant each entry."""
+    if not settings:
+        return "SETTINGS = {}  # the library's function takes no further settings\n"
+    lines = "".join(f"    {name}={_setting_literal(value)},\n" for name, value in settings.items())
+    return "SETTINGS = dict(  # the library's settings for this export, passed as keyword arguments\n" + lines + ")\n"
+
+
+def _setting_literal(value) -> str:
+    if isinstance(value, str):
+        return json.dumps(value)  # double quotes, as the library's docs write the option
+    if isinstance(value, bool | int) or value is None:
+        return repr(value)
+    return _float_literal(float(value))
+
+
 def _header(title: str, lines: list[str], filename: str) -> str:
     body = "\n".join(lines)
     return (
@@ -263,14 +283,17 @@ def _batch_file(
     loss, clipfrac = _app_loss(dialect, v, r, v_old, mask, eps, mode)
     grad, grad_how = _app_grad(dialect, v, r, v_old, mask, eps, mode)
 
-    source = DIALECTS[dialect].export_source(mode, eps).strip("\n")
+    code = DIALECTS[dialect].compute
+    source = code.source()
+    settings = code.settings(mode)
     dtype = _dtype_name(v.dtype)
     eps_literal = "None" if eps is None else _float_literal(float(eps))
     parts = [
         _header(title, scenario + [""] + _dialect_description(dialect, mode, eps), filename),
         "\nimport torch\n" + ("import torch.nn.functional as F\n" if "F." in source else ""),
         f"\nDTYPE = {dtype}\nMASK_DTYPE = {_dtype_name(mask.dtype)}\nEPS = {eps_literal}\n"
-        + ("" if exact_reductions else f"REDUCTION_ULPS = {REDUCTION_ULPS}\n"),
+        + ("" if exact_reductions else f"REDUCTION_ULPS = {REDUCTION_ULPS}\n")
+        + _settings_literal(settings),
         f"\nVPREDS = {_tensor_literal(v)}\nRETURNS = {_tensor_literal(r)}\nVALUES = {_tensor_literal(v_old)}\n"
         f"RESPONSE_MASK = {_tensor_literal(mask)}\n",
         "\n\n" + source + "\n",
@@ -282,10 +305,10 @@ def compute():
     returns = torch.tensor(RETURNS, dtype=DTYPE)
     values = torch.tensor(VALUES, dtype=DTYPE)
     response_mask = torch.tensor(RESPONSE_MASK, dtype=MASK_DTYPE)
-    loss, clipfrac = value_loss(vpreds, returns, values, response_mask, EPS)
+    loss, clipfrac = LOSS_FUNCTION(vpreds, returns, values, response_mask, EPS, **SETTINGS)
     loss.backward()
     return {"loss": loss.detach(), "clipfrac": clipfrac, "grad": vpreds.grad}
-''',
+'''.replace("LOSS_FUNCTION", code.fn.__name__),
         "\n\n# The numbers the app showed, computed by valueloss (exact: repr round-trips every float).\n",
         f"EXPECTED_LOSS = {_float_literal(float(loss))}\n",
         f"EXPECTED_CLIPFRAC = {'None' if clipfrac is None else _float_literal(float(clipfrac))}\n",

@@ -1,0 +1,396 @@
+"""Each library's value loss as one self-contained function over torch: the code the registry computes with
+and the code an export writes (``library_source``), so there is a single copy of every formula.
+
+Every loss function takes ``(vpreds, returns, values, response_mask, <the library's parameter>, **settings)``
+and returns ``(loss, clipfrac)`` (``clipfrac`` None where the library logs none). Settings are keyword
+arguments written into an exported file as constants (verl's release flags, OpenRLHF's
+``token_level_loss``, slime's ``--calculate-per-token-loss``). The functions use only ``torch``, ``F``
+(``torch.nn.functional``) and helper functions of this module; ``library_source`` collects those helpers
+by walking the names a function uses, and refuses any other global, so an export cannot silently need
+this package. Libraries without token masks (CleanRL, SB3, RLlib, baselines, rsl_rl) see only the real
+tokens, selected by indexing, as their flat minibatches do.
+"""
+
+from __future__ import annotations
+
+import inspect
+import types
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "value_loss",
+    "agg_loss",
+    "openrlhf_value_loss",
+    "openrlhf_2025_04_value_loss",
+    "trl_value_loss",
+    "trlx_value_loss",
+    "deepspeed_chat_value_loss",
+    "cleanrl_value_loss",
+    "baselines_value_loss",
+    "rsl_rl_value_loss",
+    "nemo_aligner_value_loss",
+    "sb3_value_loss",
+    "rllib_value_loss",
+    "rllib_legacy_value_loss",
+    "slime_value_loss",
+    "torchrl_value_loss",
+    "library_source",
+    "LibraryCode",
+]
+
+
+# --------------------------------------------------------------------------------------------- verl
+
+
+def masked_sum(values, mask, axis=None, nan_safe=True):
+    """verl masked_sum; releases before v0.5.0 multiply first (nan_safe=False: NaN * 0 = NaN)."""
+    if nan_safe:
+        values = torch.where(mask.bool(), values, 0.0)  # NaN in padding cannot leak
+    return (values * mask).sum(axis=axis)
+
+
+def masked_mean(values, mask, axis=None, nan_safe=True):
+    """verl masked_mean: masked_sum / (mask.sum() + 1e-8)."""
+    return masked_sum(values, mask, axis, nan_safe) / (mask.sum(axis=axis) + 1e-8)
+
+
+def agg_loss(
+    loss_mat,
+    loss_mask,
+    loss_agg_mode,
+    nan_safe=True,
+    token_mean_eps=False,
+    skip_empty_rows=True,
+    seq_mean_eps=False,
+    norm_per_seq=True,
+):
+    """verl agg_loss on one process (dp_size = 1); the flags are the release's, the defaults v0.7.1 on."""
+    if loss_agg_mode == "token-sum":
+        return masked_sum(loss_mat, loss_mask, nan_safe=nan_safe)
+    if loss_agg_mode == "token-mean":
+        total = masked_sum(loss_mat, loss_mask, nan_safe=nan_safe)
+        return total / (loss_mask.sum() + 1e-8) if token_mean_eps else total / loss_mask.sum()
+    row_tokens = torch.sum(loss_mask, dim=-1)
+    if loss_agg_mode == "seq-mean-token-mean":
+        seq_losses = torch.sum(loss_mat * loss_mask, dim=-1) / (row_tokens + 1e-8 if skip_empty_rows else row_tokens)
+    else:
+        seq_losses = torch.sum(loss_mat * loss_mask, dim=-1)  # NaN in padding poisons its row
+    if loss_agg_mode == "seq-mean-token-sum-norm" and not norm_per_seq:
+        return torch.sum(seq_losses) / loss_mask.shape[-1]  # the whole batch's sum / T
+    if skip_empty_rows:
+        seq_mask = (row_tokens > 0).float()  # rows without tokens are not counted
+        total = masked_sum(seq_losses, seq_mask, nan_safe=nan_safe)
+        loss = total / (seq_mask.sum() + 1e-8) if seq_mean_eps else total / seq_mask.sum()
+    else:
+        loss = torch.mean(seq_losses)  # every row, empty ones included
+    if loss_agg_mode == "seq-mean-token-sum-norm":
+        loss = loss / loss_mask.shape[-1]  # / padded width
+    return loss
+
+
+def value_loss(
+    vpreds,
+    returns,
+    values,
+    response_mask,
+    cliprange_value,
+    loss_agg_mode="token-mean",
+    loss_scale=0.5,
+    nan_safe=True,
+    token_mean_eps=False,
+    skip_empty_rows=True,
+    seq_mean_eps=False,
+    norm_per_seq=True,
+):
+    """verl compute_value_loss: loss_scale * AGG(max((v - R)^2, (clip(v) - R)^2)) and vf_clipfrac.
+
+    loss_scale is 0.5 in every release but v0.4.0 (1.0)."""
+    vpredclipped = torch.max(torch.min(vpreds, values + cliprange_value), values - cliprange_value)  # clip_by_value
+    vf_losses1 = (vpreds - returns) ** 2
+    vf_losses2 = (vpredclipped - returns) ** 2
+    clipped_vf_losses = torch.max(vf_losses1, vf_losses2)
+    flags = dict(
+        nan_safe=nan_safe,
+        token_mean_eps=token_mean_eps,
+        skip_empty_rows=skip_empty_rows,
+        seq_mean_eps=seq_mean_eps,
+        norm_per_seq=norm_per_seq,
+    )
+    vf_loss = loss_scale * agg_loss(clipped_vf_losses, response_mask, loss_agg_mode, **flags)
+    vf_clipfrac = masked_mean(torch.gt(vf_losses2, vf_losses1).float(), response_mask, nan_safe=nan_safe)
+    return vf_loss, vf_clipfrac
+
+
+# --------------------------------------------------------------------------------------------- OpenRLHF
+
+
+def openrlhf_value_loss(vpreds, returns, values, response_mask, clip_eps, token_level_loss=True):
+    """OpenRLHF ValueLoss.forward(values, old_values, returns, action_mask), one process: 0.5 * the masked mean
+    of the max; token_level_loss=False averages each row first, then the rows that hold a token."""
+    values, old_values, action_mask = vpreds, values, response_mask
+    if clip_eps is not None:
+        values_clipped = old_values + (values - old_values).clamp(-clip_eps, clip_eps)
+        surr1 = (values_clipped - returns) ** 2
+        surr2 = (values - returns) ** 2
+        loss = torch.max(surr1, surr2)
+    else:
+        loss = (values - returns) ** 2  # clip_eps=None: no clipping
+    if token_level_loss:
+        loss = (loss * action_mask).sum() / action_mask.sum()
+    else:
+        token_counts = action_mask.sum(dim=-1)
+        seq_loss = (loss * action_mask).sum(dim=-1) / (token_counts + 1e-8)
+        seq_mask = (token_counts > 0).float()  # rows without tokens are left out (float32: bf16 -> float32)
+        loss = (seq_loss * seq_mask).sum() / seq_mask.sum()
+    return 0.5 * loss, None  # OpenRLHF logs no value clip fraction
+
+
+def openrlhf_2025_04_value_loss(vpreds, returns, values, response_mask, clip_eps):
+    """OpenRLHF ValueLoss before 2025-04-12: per-row masked mean (no eps), then the mean over every row."""
+    values, old_values, action_mask = vpreds, values, response_mask
+    if clip_eps is not None:
+        values_clipped = old_values + (values - old_values).clamp(-clip_eps, clip_eps)
+        surr1 = (values_clipped - returns) ** 2
+        surr2 = (values - returns) ** 2
+        loss = torch.max(surr1, surr2)
+    else:
+        loss = (values - returns) ** 2  # clip_eps=None: no clipping
+    return 0.5 * ((loss * action_mask).sum(dim=-1) / action_mask.sum(dim=-1)).mean(), None  # masked_mean(dim=-1)
+
+
+# --------------------------------------------------------------------------------------------- clamp family
+
+
+def trl_value_loss(vpreds, returns, values, response_mask, cliprange_value):
+    """TRL PPOTrainer: padded predictions zeroed, torch.clamp clip, max, 0.5 * masked mean; vf_clipfrac over
+    real tokens."""
+    vpreds = torch.masked_fill(vpreds, response_mask == 0, 0)  # PPOTrainer zeroes padded predictions (1.12.0)
+    vpredclipped = torch.clamp(vpreds, values - cliprange_value, values + cliprange_value)
+    vf_losses1 = torch.square(vpreds - returns)
+    vf_losses2 = torch.square(vpredclipped - returns)
+    vf_loss_max = torch.max(vf_losses1, vf_losses2)
+    vf_loss = 0.5 * ((vf_loss_max * response_mask).sum() / response_mask.sum())
+    vf_clipfrac = ((vf_losses2 > vf_losses1).float() * response_mask).sum() / response_mask.sum()
+    return vf_loss, vf_clipfrac
+
+
+def trlx_value_loss(vpreds, returns, values, response_mask, cliprange_value):
+    """trlx PPOConfig.loss: torch.clamp clip, max, 0.5 * sum(L * mask) / n; values/clipfrac over n tokens."""
+    values_clipped = torch.clamp(vpreds, values - cliprange_value, values + cliprange_value)
+    n = response_mask.sum()
+    vf_loss1 = (vpreds - returns) ** 2
+    vf_loss2 = (values_clipped - returns) ** 2
+    vf_loss = 0.5 * torch.sum(torch.max(vf_loss1, vf_loss2) * response_mask) / n
+    vf_clipfrac = torch.sum((vf_loss2 > vf_loss1).float() * response_mask) / n
+    return vf_loss, vf_clipfrac
+
+
+def deepspeed_chat_value_loss(vpreds, returns, values, response_mask, cliprange_value):
+    """DeepSpeed-Chat critic_loss_fn (compute_fp32_loss off): torch.clamp clip, max, 0.5 * sum(L * mask) / sum(mask)."""
+    values_clipped = torch.clamp(vpreds, values - cliprange_value, values + cliprange_value)
+    vf_loss1 = (vpreds - returns) ** 2
+    vf_loss2 = (values_clipped - returns) ** 2
+    vf_loss = 0.5 * torch.sum(torch.max(vf_loss1, vf_loss2) * response_mask) / response_mask.sum()
+    return vf_loss, None  # DeepSpeed-Chat logs no value clip fraction
+
+
+# --------------------------------------------------------------------------------------------- flat minibatches
+
+
+def cleanrl_value_loss(vpreds, returns, values, response_mask, clip_coef):
+    """CleanRL ppo.py: a flat minibatch, so only the real tokens are kept."""
+    valid = response_mask.bool()
+    newvalue, b_returns, b_values = vpreds[valid], returns[valid], values[valid]
+    if clip_coef is None:
+        return 0.5 * ((newvalue - b_returns) ** 2).mean(), None  # --clip-vloss False
+    v_loss_unclipped = (newvalue - b_returns) ** 2
+    v_clipped = b_values + torch.clamp(newvalue - b_values, -clip_coef, clip_coef)
+    v_loss_clipped = (v_clipped - b_returns) ** 2
+    v_loss_max = torch.max(v_loss_unclipped, v_loss_clipped)
+    return 0.5 * v_loss_max.mean(), None  # CleanRL logs no value clip fraction
+
+
+def tf_maximum(x, y):
+    """tf.maximum with TensorFlow's gradient (_MaximumGrad, mask x >= y): at a tie the whole gradient goes to x."""
+    return torch.where(x >= y, x, y)
+
+
+def baselines_value_loss(vpreds, returns, values, response_mask, cliprange):
+    """OpenAI baselines ppo2 (TensorFlow), restated in torch: delta clip, tf.maximum, 0.5 * reduce_mean."""
+    valid = response_mask.bool()
+    vpred, R, OLDVPRED = vpreds[valid], returns[valid], values[valid]
+    vpredclipped = OLDVPRED + torch.clamp(vpred - OLDVPRED, -cliprange, cliprange)
+    vf_losses1 = torch.square(vpred - R)
+    vf_losses2 = torch.square(vpredclipped - R)
+    return 0.5 * tf_maximum(vf_losses1, vf_losses2).mean(), None  # ppo2 logs only the policy clipfrac
+
+
+def rsl_rl_value_loss(vpreds, returns, values, response_mask, clip_param):
+    """rsl_rl PPO.update: delta clip with the policy's clip_param, max, plain mean (no 0.5)."""
+    valid = response_mask.bool()
+    values, target_values, returns = vpreds[valid], values[valid], returns[valid]
+    if clip_param is None:
+        return (returns - values).pow(2).mean(), None  # use_clipped_value_loss=False
+    value_clipped = target_values + (values - target_values).clamp(-clip_param, clip_param)
+    value_losses = (values - returns).pow(2)
+    value_losses_clipped = (value_clipped - returns).pow(2)
+    return torch.max(value_losses, value_losses_clipped).mean(), None  # no 0.5, no clip fraction
+
+
+def nemo_aligner_value_loss(vpreds, returns, values, response_mask, clip_val):
+    """NeMo-Aligner critic loss_func: delta clip, max, 0.5 * mean of the real tokens."""
+    if clip_val > 0.0:
+        values_clipped = values + (vpreds - values).clamp(-clip_val, clip_val)
+        v_loss1 = (values_clipped - returns) ** 2
+    else:  # loss_clip_val <= 0: the clipped term is a scalar 0, so the max is the plain squared error
+        v_loss1 = torch.zeros((), dtype=vpreds.dtype, device=vpreds.device)
+    v_loss2 = (vpreds - returns) ** 2
+    loss_max = torch.max(v_loss1, v_loss2)
+    return 0.5 * loss_max[response_mask.bool()].mean(), None  # masked_mean: values[mask.bool()].mean()
+
+
+def sb3_value_loss(vpreds, returns, values, response_mask, clip_range_vf):
+    """Stable-Baselines3 PPO: clip the prediction, then plain MSE. No max and no 0.5."""
+    valid = response_mask.bool()
+    values, old_values, rollout_returns = vpreds[valid], values[valid], returns[valid]
+    if clip_range_vf is None:
+        values_pred = values  # clip_range_vf=None: no clipping
+    else:
+        values_pred = old_values + torch.clamp(values - old_values, -clip_range_vf, clip_range_vf)
+    return F.mse_loss(rollout_returns, values_pred), None  # SB3 logs no value clip fraction
+
+
+def rllib_value_loss(vpreds, returns, values, response_mask, vf_clip_param):
+    """RLlib PPO since late 2021: clamps the squared error itself at vf_clip_param (loss units), not the value."""
+    valid = response_mask.bool()
+    vf_loss = torch.pow(vpreds[valid] - returns[valid], 2.0)
+    return torch.clamp(vf_loss, 0, vf_clip_param).mean(), None  # RLlib logs no value clip fraction
+
+
+def rllib_legacy_value_loss(vpreds, returns, values, response_mask, vf_clip_param):
+    """RLlib PPO before late 2021: clips the prediction (return units), max of the two squared errors, mean."""
+    valid = response_mask.bool()
+    value_fn, value_targets, vf_preds = vpreds[valid], returns[valid], values[valid]
+    vf_loss1 = torch.pow(value_fn - value_targets, 2.0)
+    vf_clipped = vf_preds + torch.clamp(value_fn - vf_preds, -vf_clip_param, vf_clip_param)
+    vf_loss2 = torch.pow(vf_clipped - value_targets, 2.0)
+    return torch.max(vf_loss1, vf_loss2).mean(), None  # RLlib logs no value clip fraction
+
+
+# --------------------------------------------------------------------------------------------- slime, TorchRL
+
+
+def sequential_sum(parts):
+    """Python's sum over a list: each addition rounds in the tensor's dtype (it matters in bf16)."""
+    total = parts[0]
+    for p in parts[1:]:
+        total = total + p
+    return total
+
+
+def slime_sample_mean(x, response_mask):
+    """sum_of_sample_mean: per-sample token means added one sample at a time, / the number of samples."""
+    x, response_mask = (x, response_mask) if x.dim() > 1 else (x[None], response_mask[None])
+    rows = [(x[i] * response_mask[i]).sum() / torch.clamp_min(response_mask[i].sum(), 1) for i in range(x.shape[0])]
+    return sequential_sum(rows) / x.shape[0]
+
+
+def slime_token_sum(x, response_mask):
+    """--calculate-per-token-loss: token sums added one sample at a time, / the token count."""
+    x, response_mask = (x, response_mask) if x.dim() > 1 else (x[None], response_mask[None])
+    rows = [(x[i] * response_mask[i]).sum() for i in range(x.shape[0])]
+    return sequential_sum(rows) / response_mask.sum()
+
+
+def slime_value_loss(vpreds, returns, values, response_mask, value_clip, calculate_per_token_loss=False):
+    """slime value_loss_function: delta clip, max, no 0.5; value_clipfrac counts clipped predictions."""
+    reduce_rows = slime_token_sum if calculate_per_token_loss else slime_sample_mean
+    clipfrac = (vpreds - values).abs() > value_clip
+    values_clipped = values + (vpreds - values).clamp(-value_clip, value_clip)
+    loss = torch.max((values_clipped - returns) ** 2, (vpreds - returns) ** 2)
+    return reduce_rows(loss, response_mask), reduce_rows(clipfrac.to(vpreds.dtype), response_mask)
+
+
+def torchrl_value_loss(vpreds, returns, values, response_mask, clip_value):
+    """TorchRL ClipPPOLoss: smooth-L1 critic, delta clip, max; loss_critic = critic_coeff * L, masked mean."""
+    critic_coeff = 1.0  # ClipPPOLoss's default; loss_critic is logged after this multiplication
+    state_value, old_state_value, target_return = vpreds, values, returns
+    mask = response_mask != 0
+    loss_value = F.smooth_l1_loss(target_return, state_value, reduction="none")
+    clip_fraction = None
+    if clip_value:  # `if self.clip_value:` 0 and None are both "off"
+        # ClipPPOLoss keeps clip_value as a float32 buffer: the band is float32(eps) wide in every dtype.
+        clip_value = torch.as_tensor(clip_value, dtype=torch.float32, device=state_value.device)
+        pre_clipped = state_value - old_state_value
+        clipped = pre_clipped.clamp(-clip_value, clip_value)
+        clip_fraction = (pre_clipped != clipped).to(state_value.dtype).mean()  # whole tensor, padding included
+        loss_value_clipped = F.smooth_l1_loss(target_return, old_state_value + clipped, reduction="none")
+        loss_value = torch.maximum(loss_value, loss_value_clipped)
+    loss_critic = critic_coeff * loss_value
+    # LossModule's masked reduction: padding selected away (NaN there cannot leak), no tokens logs 0
+    return torch.where(mask, loss_critic, 0).sum() / mask.sum().clamp_min(1), clip_fraction
+
+
+# --------------------------------------------------------------------------------------------- export
+
+_ALLOWED_GLOBALS = {"torch": torch, "F": F}
+
+
+def _names(code: types.CodeType):
+    yield from code.co_names
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            yield from _names(const)
+
+
+def library_source(fn) -> str:
+    """The source of ``fn`` and of every helper of this module it calls (helpers first), each exactly as
+    ``inspect.getsource`` gives it. Raises ``ValueError`` where ``fn`` uses a global other than ``torch``,
+    ``F`` or a function of this module (the exported file would not run on its own)."""
+    order: list = []
+
+    def visit(f, path):
+        if f in order:
+            return
+        if f in path:
+            raise ValueError(f"{f.__name__} calls itself; library code must not recurse")
+        for name in _names(f.__code__):
+            if name not in f.__globals__:
+                continue  # an attribute or a builtin
+            obj = f.__globals__[name]
+            if name in _ALLOWED_GLOBALS and obj is _ALLOWED_GLOBALS[name]:
+                continue
+            if isinstance(obj, types.FunctionType) and obj.__module__ == __name__:
+                visit(obj, path + (f,))
+                continue
+            raise ValueError(
+                f"{f.__name__} uses the global {name!r}: library code may use only torch, F and its helpers"
+            )
+        order.append(f)
+
+    visit(fn, ())
+    return "\n\n\n".join(inspect.getsource(f).strip("\n") for f in order)
+
+
+def _no_settings(mode: str) -> dict:
+    return {}
+
+
+@dataclass(frozen=True)
+class LibraryCode:
+    """One library's loss function and the keyword settings it runs with for an aggregation mode: the
+    registry computes ``fn(vpreds, returns, values, mask, eps, **settings(mode))``, and an export writes
+    ``source()`` with ``settings(mode)`` as constants, so both run the same code."""
+
+    fn: Callable
+    settings: Callable[[str], dict] = _no_settings
+
+    def __call__(self, vpreds, returns, values, response_mask, eps, mode):
+        return self.fn(vpreds, returns, values, response_mask, eps, **self.settings(mode))
+
+    def source(self) -> str:
+        return library_source(self.fn)
