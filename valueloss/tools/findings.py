@@ -429,28 +429,23 @@ def findings_of(
         )
     elif DIALECTS[library].eps_units == "return":
         findings.extend(_eps_scale_findings(eps, stats, typical_gap, clip_now, estimate=False))
-    if DIALECTS[library].eps_units == "return":
-        findings.append(_definitions_finding(loss, pred, library, estimate=False))
-        why = _why_max_finding(loss, pred, library, estimate=False)
-        if why:
-            findings.append(why)
-    findings.extend(_library_findings(library, eps, rl, pred, estimate=False))
+    findings.extend(_definition_and_library_findings(library, eps, loss, pred, rl, estimate=False))
     if logged is not None:
         findings.append(logged_clipfrac_finding(logged, clip_now, estimate=False))
     th = thresholds if thresholds is not None else clip_thresholds(batch)
-    verdict = clipfrac_verdict(
+    target_eps = (eps_target if eps_target is not None else eps_for_clipfrac(batch, target, definition, th)).eps
+    return _findings_with_verdict(
+        findings,
         clip_now,
         target,
         eps=eps,
         library=library,
         typical_gap=typical_gap,
         return_std=stats.return_std,
-        first_step=first_step,
         logged=logged,
-        target_eps=(eps_target if eps_target is not None else eps_for_clipfrac(batch, target, definition, th)).eps,
-        other_warnings=any(f.severity == "warning" for f in findings),
+        target_eps=target_eps,
+        first_step=first_step,
     )
-    return _with_verdict(findings, verdict)
 
 
 def findings_for_summary(
@@ -484,26 +479,42 @@ def findings_for_summary(
         findings.append(scale)
     if DIALECTS[library].eps_units == "return":
         findings.extend(_eps_scale_findings(eps, stats, typical_gap, clip_now, estimate=True))
-    if DIALECTS[library].eps_units == "return":
-        findings.append(_definitions_finding(loss, pred, library, estimate=True))
-        why = _why_max_finding(loss, pred, library, estimate=True)
-        if why:
-            findings.append(why)
-    findings.extend(_library_findings(library, eps, rl, pred, estimate=True))
+    findings.extend(_definition_and_library_findings(library, eps, loss, pred, rl, estimate=True))
     if logged is not None:
         findings.append(logged_clipfrac_finding(logged, clip_now, estimate=True, step=step, over_steps=over_steps))
     th = thresholds if thresholds is not None else clip_thresholds(model)
-    verdict = clipfrac_verdict(
+    return _findings_with_verdict(
+        findings,
         clip_now,
         target,
         eps=eps,
         library=library,
         typical_gap=typical_gap,
         return_std=stats.return_std,
-        estimate=True,
         logged=logged,
         target_eps=eps_for_clipfrac(model, target, definition, th).eps,
-        other_warnings=any(f.severity == "warning" for f in findings),
+        estimate=True,
+    )
+
+
+def _definition_and_library_findings(
+    library: str, eps: float, loss: float, pred: float, rl: float, *, estimate: bool
+) -> list[Finding]:
+    """The clip-fraction definition checks (return-unit dialects) and the library's own notes, in that order."""
+    out = []
+    if DIALECTS[library].eps_units == "return":
+        out.append(_definitions_finding(loss, pred, library, estimate=estimate))
+        why = _why_max_finding(loss, pred, library, estimate=estimate)
+        if why:
+            out.append(why)
+    out.extend(_library_findings(library, eps, rl, pred, estimate=estimate))
+    return out
+
+
+def _findings_with_verdict(findings: list[Finding], clip_now: float, target: float, **verdict_kw) -> list[Finding]:
+    """``findings`` with the :func:`clipfrac_verdict` for ``clip_now`` in front; any warning among them counts."""
+    verdict = clipfrac_verdict(
+        clip_now, target, other_warnings=any(f.severity == "warning" for f in findings), **verdict_kw
     )
     return _with_verdict(findings, verdict)
 
