@@ -342,7 +342,22 @@ class _State:
     )  # fmt: skip
 
 
-class _TokenLoss(torch.autograd.Function):
+class _StatefulPass(torch.autograd.Function):
+    """Shared forward of the fused passes: keeps the pass state on ``ctx`` and returns a copy of the value
+    computed outside autograd; subclasses supply the backward (single backward only)."""
+
+    @staticmethod
+    def forward(ctx, vpreds, out, state):
+        ctx.state = state
+        return out.clone()
+
+    @staticmethod
+    def _refuse_double_backward():
+        if torch.is_grad_enabled():
+            raise RuntimeError("fused_value_loss does not support double backward (create_graph=True)")
+
+
+class _TokenLoss(_StatefulPass):
     """token-mean / token-sum: returns the finished ``vf_loss`` and gives ``vpreds`` its gradient.
 
     The loss tail ``0.5 * (S / N * dp_size)`` ran without autograd; the backward replays autograd's
@@ -351,14 +366,8 @@ class _TokenLoss(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, vpreds, loss, state):
-        ctx.state = state
-        return loss.clone()
-
-    @staticmethod
     def backward(ctx, grad_loss):
-        if torch.is_grad_enabled():
-            raise RuntimeError("fused_value_loss does not support double backward (create_graph=True)")
+        _StatefulPass._refuse_double_backward()
         state = ctx.state
         if state.scalars is not None:  # IEEE float32 / float64 arithmetic, operation for operation
             upstream = grad_loss.item()
@@ -372,18 +381,12 @@ class _TokenLoss(torch.autograd.Function):
         return _scaled_grad(state, grad_sum), None, None
 
 
-class _RowSums(torch.autograd.Function):
+class _RowSums(_StatefulPass):
     """seq modes: returns the row sums ``sum(L * mask, -1)``; verl's tail after them runs in autograd."""
 
     @staticmethod
-    def forward(ctx, vpreds, sums, state):
-        ctx.state = state
-        return sums.clone()
-
-    @staticmethod
     def backward(ctx, grad_sums):
-        if torch.is_grad_enabled():
-            raise RuntimeError("fused_value_loss does not support double backward (create_graph=True)")
+        _StatefulPass._refuse_double_backward()
         return _scaled_grad(ctx.state, grad_sums), None, None
 
 
