@@ -434,18 +434,8 @@ def findings_of(
         findings.append(logged_clipfrac_finding(logged, clip_now, estimate=False))
     th = thresholds if thresholds is not None else clip_thresholds(batch)
     target_eps = (eps_target if eps_target is not None else eps_for_clipfrac(batch, target, definition, th)).eps
-    return _findings_with_verdict(
-        findings,
-        clip_now,
-        target,
-        eps=eps,
-        library=library,
-        typical_gap=typical_gap,
-        return_std=stats.return_std,
-        logged=logged,
-        target_eps=target_eps,
-        first_step=first_step,
-    )
+    verdict_at = (clip_now, target, eps, library, typical_gap, stats.return_std, logged, target_eps)
+    return _findings_with_verdict(findings, *verdict_at, first_step=first_step)
 
 
 def findings_for_summary(
@@ -483,18 +473,9 @@ def findings_for_summary(
     if logged is not None:
         findings.append(logged_clipfrac_finding(logged, clip_now, estimate=True, step=step, over_steps=over_steps))
     th = thresholds if thresholds is not None else clip_thresholds(model)
-    return _findings_with_verdict(
-        findings,
-        clip_now,
-        target,
-        eps=eps,
-        library=library,
-        typical_gap=typical_gap,
-        return_std=stats.return_std,
-        logged=logged,
-        target_eps=eps_for_clipfrac(model, target, definition, th).eps,
-        estimate=True,
-    )
+    target_eps = eps_for_clipfrac(model, target, definition, th).eps
+    verdict_at = (clip_now, target, eps, library, typical_gap, stats.return_std, logged, target_eps)
+    return _findings_with_verdict(findings, *verdict_at, estimate=True)
 
 
 def _definition_and_library_findings(
@@ -511,10 +492,31 @@ def _definition_and_library_findings(
     return out
 
 
-def _findings_with_verdict(findings: list[Finding], clip_now: float, target: float, **verdict_kw) -> list[Finding]:
-    """``findings`` with the :func:`clipfrac_verdict` for ``clip_now`` in front; any warning among them counts."""
+def _findings_with_verdict(
+    findings: list[Finding],
+    clip_now: float,
+    target: float,
+    eps: float,
+    library: str,
+    typical_gap: float,
+    return_std: float,
+    logged: float | None,
+    target_eps: float,
+    **flags: bool,
+) -> list[Finding]:
+    """``findings`` with the :func:`clipfrac_verdict` for ``clip_now`` in front; any warning among them counts.
+    ``flags`` are clipfrac_verdict's ``estimate`` / ``first_step``."""
     verdict = clipfrac_verdict(
-        clip_now, target, other_warnings=any(f.severity == "warning" for f in findings), **verdict_kw
+        clip_now,
+        target,
+        eps=eps,
+        library=library,
+        typical_gap=typical_gap,
+        return_std=return_std,
+        logged=logged,
+        target_eps=target_eps,
+        other_warnings=any(f.severity == "warning" for f in findings),
+        **flags,
     )
     return _with_verdict(findings, verdict)
 
