@@ -5,7 +5,7 @@ issue thread where it was first asked, and the verdict that weighs a clip fracti
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
@@ -120,19 +120,12 @@ class LibraryInfo:
 
 
 def library_info(library: str) -> LibraryInfo:
+    """The dialect's fields that the app shows; ``units`` is the dialect's ``eps_units``."""
     d = get_dialect(library)
-    return LibraryInfo(
-        name=d.name,
-        library=d.library,
-        param_name=d.param_name,
-        default_eps=d.default_eps,
-        units=d.eps_units,
-        formula=d.formula,
-        combine=d.combine,
-        clipfrac_definition=d.clipfrac_definition,
-        source_url=d.source_url,
-        notes=d.notes,
-    )
+    return LibraryInfo(**{f.name: getattr(d, _DIALECT_FIELD.get(f.name, f.name)) for f in fields(LibraryInfo)})
+
+
+_DIALECT_FIELD = {"units": "eps_units"}  # LibraryInfo field -> Dialect attribute, where the names differ
 
 
 def _links(*keys: str) -> tuple[str, ...]:
