@@ -128,10 +128,8 @@ def value_loss(
 # --------------------------------------------------------------------------------------------- OpenRLHF
 
 
-def openrlhf_value_loss(vpreds, returns, values, response_mask, clip_eps, token_level_loss=True):
-    """OpenRLHF ValueLoss.forward(values, old_values, returns, action_mask), one process: 0.5 * the masked mean
-    of the max; token_level_loss=False averages each row first, then the rows that hold a token."""
-    values, old_values, action_mask = vpreds, values, response_mask
+def openrlhf_token_loss(values, old_values, returns, clip_eps):
+    """OpenRLHF ValueLoss's per-token loss: max of the clipped and plain squared errors (clip_eps=None: plain)."""
     if clip_eps is not None:
         values_clipped = old_values + (values - old_values).clamp(-clip_eps, clip_eps)
         surr1 = (values_clipped - returns) ** 2
@@ -139,6 +137,14 @@ def openrlhf_value_loss(vpreds, returns, values, response_mask, clip_eps, token_
         loss = torch.max(surr1, surr2)
     else:
         loss = (values - returns) ** 2  # clip_eps=None: no clipping
+    return loss
+
+
+def openrlhf_value_loss(vpreds, returns, values, response_mask, clip_eps, token_level_loss=True):
+    """OpenRLHF ValueLoss.forward(values, old_values, returns, action_mask), one process: 0.5 * the masked mean
+    of the max; token_level_loss=False averages each row first, then the rows that hold a token."""
+    values, old_values, action_mask = vpreds, values, response_mask
+    loss = openrlhf_token_loss(values, old_values, returns, clip_eps)
     if token_level_loss:
         loss = (loss * action_mask).sum() / action_mask.sum()
     else:
@@ -152,13 +158,7 @@ def openrlhf_value_loss(vpreds, returns, values, response_mask, clip_eps, token_
 def openrlhf_2025_04_value_loss(vpreds, returns, values, response_mask, clip_eps):
     """OpenRLHF ValueLoss before 2025-04-12: per-row masked mean (no eps), then the mean over every row."""
     values, old_values, action_mask = vpreds, values, response_mask
-    if clip_eps is not None:
-        values_clipped = old_values + (values - old_values).clamp(-clip_eps, clip_eps)
-        surr1 = (values_clipped - returns) ** 2
-        surr2 = (values - returns) ** 2
-        loss = torch.max(surr1, surr2)
-    else:
-        loss = (values - returns) ** 2  # clip_eps=None: no clipping
+    loss = openrlhf_token_loss(values, old_values, returns, clip_eps)
     return 0.5 * ((loss * action_mask).sum(dim=-1) / action_mask.sum(dim=-1)).mean(), None  # masked_mean(dim=-1)
 
 
