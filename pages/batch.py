@@ -183,30 +183,15 @@ if report is not None:
 
     st.subheader("How far did the critic move, and how far should it go?")
     left, right = st.columns(2)
-    left.plotly_chart(
-        histogram_figure(
-            report.delta_hist.edges,
-            report.delta_hist.counts,
-            eps,
-            title="Δ = v − v_old (the update)",
-            x_title="Δ = v − v_old",
-            color_key="max",
-        ),
-        width="stretch",
-        key="b_hist_delta",
-    )
-    right.plotly_chart(
-        histogram_figure(
-            report.gap_hist.edges,
-            report.gap_hist.counts,
-            eps,
-            title="R − v_old (the return gap)",
-            x_title="R − v_old",
-            color_key="R",
-        ),
-        width="stretch",
-        key="b_hist_gap",
-    )
+    for column, hist, title, x_title, color_key, key in (
+        (left, report.delta_hist, "Δ = v − v_old (the update)", "Δ = v − v_old", "max", "b_hist_delta"),
+        (right, report.gap_hist, "R − v_old (the return gap)", "R − v_old", "R", "b_hist_gap"),
+    ):
+        column.plotly_chart(
+            histogram_figure(hist.edges, hist.counts, eps, title=title, x_title=x_title, color_key=color_key),
+            width="stretch",
+            key=key,
+        )
     away = max(s.pred_clipfrac - s.loss_clipfrac, 0.0)
     rollouts = s.median_abs_gap / eps if eps > 0 else math.inf
     st.markdown(
