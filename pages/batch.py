@@ -10,7 +10,15 @@ import math
 import streamlit as st
 
 from pages import common
-from pages.common import page_setup, share_link, shows_errors, synthetic_controls, upload_width_input, width_caption
+from pages.common import (
+    number_table,
+    page_setup,
+    share_link,
+    shows_errors,
+    synthetic_controls,
+    upload_width_input,
+    width_caption,
+)
 from pages.export_panel import render_export_batch
 from valueloss import AGG_MODES, DIALECTS
 from valueloss.dialects import version_label
@@ -228,18 +236,9 @@ if report is not None:
         "the critic's gradient; they differ only in overall scale (token-sum grows with the batch, "
         "seq-mean-token-sum-norm divides by the padded width)."
     )
-    st.dataframe(
-        agg,
-        hide_index=True,
-        column_config={
-            "vf_loss": st.column_config.NumberColumn(format="%.5g"),
-            "weight per token (short)": st.column_config.NumberColumn(format="%.4g"),
-            "weight per token (long)": st.column_config.NumberColumn(format="%.4g"),
-            "short / long per token": st.column_config.NumberColumn(format="%.4g"),
-            "weight per sequence (short)": st.column_config.NumberColumn(format="%.4g"),
-            "weight per sequence (long)": st.column_config.NumberColumn(format="%.4g"),
-        },
-    )
+    weights = ("weight per token (short)", "weight per token (long)", "short / long per token")
+    weights += ("weight per sequence (short)", "weight per sequence (long)")
+    number_table(agg, {"vf_loss": "%.5g"} | dict.fromkeys(weights, "%.4g"))
 
     st.subheader("What each library would log for this batch")
     older = st.multiselect(
