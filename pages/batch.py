@@ -10,7 +10,15 @@ import math
 import streamlit as st
 
 from pages import common
-from pages.common import page_setup, share_link, shows_errors, synthetic_controls, upload_width_input, width_caption
+from pages.common import (
+    number_table,
+    page_setup,
+    share_link,
+    shows_errors,
+    synthetic_controls,
+    upload_width_input,
+    width_caption,
+)
 from pages.export_panel import render_export_batch
 from valueloss import AGG_MODES, DIALECTS
 from valueloss.dialects import version_label
@@ -183,30 +191,15 @@ if report is not None:
 
     st.subheader("How far did the critic move, and how far should it go?")
     left, right = st.columns(2)
-    left.plotly_chart(
-        histogram_figure(
-            report.delta_hist.edges,
-            report.delta_hist.counts,
-            eps,
-            title="Δ = v − v_old (the update)",
-            x_title="Δ = v − v_old",
-            color_key="max",
-        ),
-        width="stretch",
-        key="b_hist_delta",
-    )
-    right.plotly_chart(
-        histogram_figure(
-            report.gap_hist.edges,
-            report.gap_hist.counts,
-            eps,
-            title="R − v_old (the return gap)",
-            x_title="R − v_old",
-            color_key="R",
-        ),
-        width="stretch",
-        key="b_hist_gap",
-    )
+    for column, hist, title, x_title, color_key, key in (
+        (left, report.delta_hist, "Δ = v − v_old (the update)", "Δ = v − v_old", "max", "b_hist_delta"),
+        (right, report.gap_hist, "R − v_old (the return gap)", "R − v_old", "R", "b_hist_gap"),
+    ):
+        column.plotly_chart(
+            histogram_figure(hist.edges, hist.counts, eps, title=title, x_title=x_title, color_key=color_key),
+            width="stretch",
+            key=key,
+        )
     away = max(s.pred_clipfrac - s.loss_clipfrac, 0.0)
     rollouts = s.median_abs_gap / eps if eps > 0 else math.inf
     st.markdown(
@@ -243,18 +236,9 @@ if report is not None:
         "the critic's gradient; they differ only in overall scale (token-sum grows with the batch, "
         "seq-mean-token-sum-norm divides by the padded width)."
     )
-    st.dataframe(
-        agg,
-        hide_index=True,
-        column_config={
-            "vf_loss": st.column_config.NumberColumn(format="%.5g"),
-            "weight per token (short)": st.column_config.NumberColumn(format="%.4g"),
-            "weight per token (long)": st.column_config.NumberColumn(format="%.4g"),
-            "short / long per token": st.column_config.NumberColumn(format="%.4g"),
-            "weight per sequence (short)": st.column_config.NumberColumn(format="%.4g"),
-            "weight per sequence (long)": st.column_config.NumberColumn(format="%.4g"),
-        },
-    )
+    weights = ("weight per token (short)", "weight per token (long)", "short / long per token")
+    weights += ("weight per sequence (short)", "weight per sequence (long)")
+    number_table(agg, {"vf_loss": "%.5g"} | dict.fromkeys(weights, "%.4g"))
 
     st.subheader("What each library would log for this batch")
     older = st.multiselect(

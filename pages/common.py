@@ -72,6 +72,15 @@ _LONGEST_SHOWN = 2000
 _DROPPED_NOTE = "_dropped_link_values"  # session_state: what the guard dropped, for the rerun to say
 
 
+def number_table(data, formats: dict[str, str]) -> None:
+    """``data`` as a dataframe without its index, each column named in ``formats`` shown with that printf format."""
+    st.dataframe(
+        data,
+        hide_index=True,
+        column_config={column: st.column_config.NumberColumn(format=f) for column, f in formats.items()},
+    )
+
+
 def literal(text: object) -> str:
     """``text`` escaped so that ``st.error`` / ``st.warning`` show it as written, never as markdown.
 

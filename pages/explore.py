@@ -29,50 +29,32 @@ def apply_preset(key: str) -> None:
     st.session_state.update(v_old=p.v_old, R=p.R, eps=p.eps, v=p.v)
 
 
+def number_slider(key: str, label: str, help_text: str) -> float:
+    """One of the four numbers as a sidebar slider over LIMITS[key], starting at the default preset, bound to the URL."""
+    lo, hi = LIMITS[key]
+    return st.slider(label, lo, hi, getattr(DEFAULT, key), STEP, key=key, bind="query-params", help=help_text)
+
+
 page_setup("One token", "How does the clipped value loss treat one token, and when does its gradient vanish?")
 share_link()
 
 with st.sidebar:
     st.subheader("Scenario")
-    v_old = st.slider(
+    v_old = number_slider(
+        "v_old",
         "v_old: old value, stored at rollout",
-        V_MIN,
-        V_MAX,
-        DEFAULT.v_old,
-        STEP,
-        key="v_old",
-        bind="query-params",
-        help="The critic's value when the rollout was collected. Fixed for every epoch of this PPO update.",
+        "The critic's value when the rollout was collected. Fixed for every epoch of this PPO update.",
     )
-    R = st.slider(
-        "R: return target",
-        V_MIN,
-        V_MAX,
-        DEFAULT.R,
-        STEP,
-        key="R",
-        bind="query-params",
-        help="GAE advantage + v_old: what the critic is trained toward.",
-    )
-    eps = st.slider(
+    R = number_slider("R", "R: return target", "GAE advantage + v_old: what the critic is trained toward.")
+    eps = number_slider(
+        "eps",
         "ε: clip range (cliprange_value)",
-        0.0,
-        EPS_MAX,
-        DEFAULT.eps,
-        STEP,
-        key="eps",
-        bind="query-params",
-        help="In return units: how far v may move from v_old before the clipped term can take over.",
+        "In return units: how far v may move from v_old before the clipped term can take over.",
     )
-    v = st.slider(
+    v = number_slider(
+        "v",
         "v: current prediction",
-        V_MIN,
-        V_MAX,
-        DEFAULT.v,
-        STEP,
-        key="v",
-        bind="query-params",
-        help="The critic's prediction now, during the update. You can also drag the black dot on the plot.",
+        "The critic's prediction now, during the update. You can also drag the black dot on the plot.",
     )
     convention = st.radio(
         "Clip convention",

@@ -6,7 +6,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from pages.common import AXIS_PAIRS, MIN_POINTS, page_setup, plane_controls, share_link, shows_errors
+from pages.common import AXIS_PAIRS, MIN_POINTS, number_table, page_setup, plane_controls, share_link, shows_errors
 from valueloss import DIALECTS, REGION_ZERO_GRAD, axis_values, evaluate_grid
 from valueloss.dialect_grads import TIE_CASES, dialect_token_grad, tie_point, tie_table
 from valueloss.teach.explain import CONVENTION_WORDS, TIE_WORDS, gradient_map_caption, tie_caption
@@ -165,15 +165,7 @@ else:
 dtype = t5.selectbox("dtype", list(DTYPES), key="g_dtype", bind="query-params")
 with shows_errors("Could not build this tie"):
     table = ties(case, tie_v_old, tie_R, tie_eps, dtype)
-    st.dataframe(
-        table,
-        hide_index=True,
-        column_config={
-            "share of 2(v − R)": st.column_config.NumberColumn(format="%.4g"),
-            "autograd d max/dv": st.column_config.NumberColumn(format="%.6g"),
-            "closed form": st.column_config.NumberColumn(format="%.6g"),
-        },
-    )
+    number_table(table, {"share of 2(v − R)": "%.4g", "autograd d max/dv": "%.6g", "closed form": "%.6g"})
     if not all(row["terms equal"] for row in table):
         st.warning(
             "With these numbers the two terms are not exactly equal in floating point for every convention, so "

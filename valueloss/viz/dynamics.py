@@ -133,6 +133,16 @@ def _legend_entries() -> list[go.Scatter]:
     return [go.Scatter(x=[None], y=[None], mode="markers", marker=m, name=name) for name, m in entries]
 
 
+def _add_line(fig: go.Figure, row: int, col: int, x, y, **kwargs) -> None:
+    """Add one `mode="lines"` scatter trace of x against y to the subplot at (row, col)."""
+    fig.add_trace(go.Scatter(x=x, y=y, mode="lines", **kwargs), row=row, col=col)
+
+
+def _hv_line(role: str) -> dict:
+    """The legend's line style for `role` (colour, dash, width), drawn as steps between updates."""
+    return dict(color=COLORS[role], dash=DASHES[role], width=WIDTHS[role], shape="hv")
+
+
 def wall_animation(result: SimResult) -> go.Figure:
     """Tracked tokens against the moving wall ``v_old ± eps``, animated over updates (Play / Pause).
 
@@ -173,72 +183,34 @@ def wall_animation(result: SimResult) -> go.Figure:
     for i, c in enumerate(cols, start=1):
         v_old_u = result.v_old[state_rollout, c]
         first = i == 1
-        fig.add_trace(
-            go.Scatter(
-                x=x_states,
-                y=v_old_u - eps,
-                mode="lines",
-                line=dict(width=0, shape="hv"),
-                showlegend=False,
-                hoverinfo="skip",
+        history = [  # (y, trace settings): lower band edge, upper band edge filled to it, v_old, R, v
+            (v_old_u - eps, dict(line=dict(width=0, shape="hv"), hoverinfo="skip")),
+            (
+                v_old_u + eps,
+                dict(
+                    fill="tonexty",
+                    fillcolor=BAND_FILL,
+                    line=dict(width=WIDTHS["band_edge"], color=COLORS["band"], dash=DASHES["band_edge"], shape="hv"),
+                    name="band",
+                    hoverinfo="skip",
+                ),
             ),
-            row=i,
-            col=2,
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=x_states,
-                y=v_old_u + eps,
-                mode="lines",
-                fill="tonexty",
-                fillcolor=BAND_FILL,
-                line=dict(width=WIDTHS["band_edge"], color=COLORS["band"], dash=DASHES["band_edge"], shape="hv"),
-                name="band",
-                showlegend=False,
-                hoverinfo="skip",
+            (v_old_u, dict(line=_hv_line("v_old"), name="v_old", hovertemplate="v_old = %{y:.3f}<extra></extra>")),
+            (
+                result.targets[state_rollout, c],
+                dict(line=_hv_line("R"), name="R", hovertemplate="R = %{y:.3f}<extra></extra>"),
             ),
-            row=i,
-            col=2,
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=x_states,
-                y=v_old_u,
-                mode="lines",
-                line=dict(color=COLORS["v_old"], dash=DASHES["v_old"], width=WIDTHS["v_old"], shape="hv"),
-                name="v_old",
-                showlegend=False,
-                hovertemplate="v_old = %{y:.3f}<extra></extra>",
+            (
+                result.values[:, c],
+                dict(
+                    line=dict(color=COLORS["max"], width=2),
+                    name="v",
+                    hovertemplate="update %{x}: v = %{y:.3f}<extra></extra>",
+                ),
             ),
-            row=i,
-            col=2,
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=x_states,
-                y=result.targets[state_rollout, c],
-                mode="lines",
-                line=dict(color=COLORS["R"], dash=DASHES["R"], width=WIDTHS["R"], shape="hv"),
-                name="R",
-                showlegend=False,
-                hovertemplate="R = %{y:.3f}<extra></extra>",
-            ),
-            row=i,
-            col=2,
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=x_states,
-                y=result.values[:, c],
-                mode="lines",
-                line=dict(color=COLORS["max"], width=2),
-                name="v",
-                showlegend=False,
-                hovertemplate="update %{x}: v = %{y:.3f}<extra></extra>",
-            ),
-            row=i,
-            col=2,
-        )
+        ]
+        for y, settings in history:
+            _add_line(fig, i, 2, x=x_states, y=y, showlegend=False, **settings)
         frozen_u = np.flatnonzero(result.frozen[:, c])  # own gradient zero during update u: state u -> u + 1
         fig.add_trace(
             go.Scatter(
@@ -361,75 +333,50 @@ def training_curves(result: SimResult) -> go.Figure:
         vertical_spacing=0.16,
         horizontal_spacing=0.09,
     )
-    fig.add_trace(
-        go.Scatter(
+    max_line = dict(color=COLORS["max"], width=2)
+    curves = [
+        dict(
+            row=1,
+            col=1,
             x=u_states,
             y=result.value_error,
-            mode="lines",
             name=f"this run (eps = {cfg.eps:g})",
-            line=dict(color=COLORS["max"], width=2.5),
+            line={**max_line, "width": 2.5},
         ),
-        row=1,
-        col=1,
-    )
-    fig.add_trace(
-        go.Scatter(
+        dict(
+            row=1,
+            col=1,
             x=u_states,
             y=result.baseline_value_error,
-            mode="lines",
             name="same run, no clipping",
             line=dict(color=COLORS["unclipped"], width=2, dash=DASHES["clipped"]),
         ),
-        row=1,
-        col=1,
-    )
-    fig.add_trace(
-        go.Scatter(
-            x=u_states,
-            y=result.explained_var,
-            mode="lines",
-            name="explained variance",
-            line=dict(color=COLORS["max"], width=2),
-            showlegend=False,
+        dict(
+            row=1, col=2, x=u_states, y=result.explained_var, name="explained variance", line=max_line, showlegend=False
         ),
-        row=1,
-        col=2,
-    )
-    fig.add_trace(
-        go.Scatter(
-            x=u_updates,
-            y=result.vf_loss,
-            mode="lines",
-            name="vf_loss",
-            line=dict(color=COLORS["max"], width=2),
-            showlegend=False,
-        ),
-        row=2,
-        col=1,
-    )
-    fig.add_trace(
-        go.Scatter(
+        dict(row=2, col=1, x=u_updates, y=result.vf_loss, name="vf_loss", line=max_line, showlegend=False),
+        dict(
+            row=2,
+            col=2,
             x=u_updates,
             y=result.vf_clipfrac,
-            mode="lines",
             name="vf_clipfrac (verl: L_clip > L_unclip)",
             line=dict(color=COLORS["zero_grad"], width=2.5, shape="hv"),
         ),
-        row=2,
-        col=2,
-    )
+    ]
     if cfg.loss != "verl":
-        fig.add_trace(
-            go.Scatter(
+        curves.append(
+            dict(
+                row=2,
+                col=2,
                 x=u_updates,
                 y=result.zero_grad_frac,
-                mode="lines",
                 name=f"zero-gradient share under {LOSS_LABELS[cfg.loss]}",
                 line=dict(color=COLORS["neutral"], width=2, dash="dash", shape="hv"),
-            ),
-            row=2,
-            col=2,
+            )
         )
+    for curve in curves:
+        _add_line(fig, **curve)
     fig.update_layout(shapes=_rollout_lines(result, ["", "2", "3", "4"]))
     ev = result.explained_var[np.isfinite(result.explained_var)]
     ev_lo = float(min(0.0, np.percentile(ev, 5))) if ev.size else 0.0

@@ -138,6 +138,20 @@ def _edge_traces(lines, *, axes=("x", "y"), showlegend: bool = True) -> list[dic
     ]
 
 
+def _two_column_grid(titles: list[str], rows: int, x, y, x_axis: str, y_axis: str, height: int):
+    """Subplot layout and cells of a two-column panel grid over (x, y), with the axes' titles."""
+    return subplot_layout(
+        titles,
+        rows=rows,
+        cols=2,
+        x_title=AXIS_TITLES[x_axis],
+        y_title=AXIS_TITLES[y_axis],
+        x=x,
+        y=y,
+        height=height,
+    )
+
+
 def surface_heatmaps_figure(
     x,
     y,
@@ -157,16 +171,7 @@ def surface_heatmaps_figure(
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
     keys = list(SURFACE_TERMS)
-    layout, cells = subplot_layout(
-        [SURFACE_TERMS[k][0] for k in keys],
-        rows=2,
-        cols=2,
-        x_title=AXIS_TITLES[x_axis],
-        y_title=AXIS_TITLES[y_axis],
-        x=x,
-        y=y,
-        height=height,
-    )
+    layout, cells = _two_column_grid([SURFACE_TERMS[k][0] for k in keys], 2, x, y, x_axis, y_axis, height)
     hover = f"{x_axis} = %{{x:.3f}}<br>{y_axis} = %{{y:.3f}}<br>value = %{{z:.4g}}"
     data = []
     for i, (key, (xa, ya, xd, yd)) in enumerate(zip(keys, cells, strict=True)):
@@ -354,18 +359,7 @@ def dialect_gradients_figure(
     """
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
-    cols = 2
-    rows = (len(panels) + cols - 1) // cols
-    layout, cells = subplot_layout(
-        [p[0] for p in panels],
-        rows=rows,
-        cols=cols,
-        x_title=AXIS_TITLES[x_axis],
-        y_title=AXIS_TITLES[y_axis],
-        x=x,
-        y=y,
-        height=height,
-    )
+    layout, cells = _two_column_grid([p[0] for p in panels], (len(panels) + 1) // 2, x, y, x_axis, y_axis, height)
     hover = f"{x_axis} = %{{x:.3f}}<br>{y_axis} = %{{y:.3f}}"
     data = []
     for i, ((title, g, frozen), (xa, ya, _, _)) in enumerate(zip(panels, cells, strict=False)):
