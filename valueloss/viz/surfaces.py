@@ -1,9 +1,5 @@
-"""Figures over two axes (Surfaces, Gradients): loss surfaces as heatmaps and in 3-D, gradient maps.
-
-Region names reach the hover without per-cell strings: each region gets its own heatmap trace, cropped to
-its bounding box and empty outside the region, whose fixed hover template names it. The four 200 x 200
-surface panels then ship as binary float32 (about 3 MB, ~50 ms to build and serialise) instead of
-per-cell name strings (about 5 MB and ~160 ms)."""
+"""Figures over two axes drawn on the server: the loss surface in 3-D (Surfaces) and the gradient maps
+(Gradients). The 2-D loss surfaces are drawn in the browser (``viz/live/surfaces.js``)."""
 
 from __future__ import annotations
 
@@ -23,7 +19,6 @@ from .theme import (
 __all__ = [
     "SURFACE_TERMS",
     "band_edge_lines",
-    "surface_heatmaps_figure",
     "surface_3d_figure",
     "gradient_map_figure",
     "dialect_gradients_figure",
@@ -66,60 +61,6 @@ def _at_least_two(start: int, stop: int, size: int) -> tuple[int, int]:
     return (start, stop + 1) if stop < size else (start - 1, stop)
 
 
-def _region_traces(x, y, z, region, *, hover: str, axes: tuple[str, str] = ("x", "y"), coloraxis=None):
-    """One heatmap trace per region present, cropped to its bounding box and empty outside the region.
-
-    The trace's fixed hover template names the region, so no per-cell strings are shipped.
-    """
-    region = np.asarray(region)
-    z = np.asarray(z, dtype=np.float32)
-    x = np.asarray(x)
-    y = np.asarray(y)
-    traces = []
-    for code, name in REGION_NAMES.items():
-        cells = region == code
-        if not cells.any():
-            continue
-        rows = np.flatnonzero(cells.any(axis=1))
-        cols = np.flatnonzero(cells.any(axis=0))
-        # at least two cells each way, so plotly infers the cell size from the axis instead of guessing
-        r0, r1 = _at_least_two(rows[0], rows[-1] + 1, len(y))
-        c0, c1 = _at_least_two(cols[0], cols[-1] + 1, len(x))
-        block = np.where(cells[r0:r1, c0:c1], z[r0:r1, c0:c1], np.float32(np.nan))
-        traces.append(
-            {
-                "type": "heatmap",
-                "x": x[c0:c1],
-                "y": y[r0:r1],
-                "z": block,
-                "xaxis": axes[0],
-                "yaxis": axes[1],
-                "coloraxis": coloraxis,
-                "hoverongaps": False,
-                "name": name,
-                "hovertemplate": hover + f"<br><b>{name}</b><extra></extra>",
-            }
-        )
-    return traces
-
-
-def _underlay(x, y, z, *, axes, coloraxis) -> dict:
-    """A half-resolution copy under the region traces: fills the hairline seams where two traces meet."""
-    step = 2 if min(len(x), len(y)) > 40 else 1
-    return {
-        "type": "heatmap",
-        "x": np.asarray(x)[::step],
-        "y": np.asarray(y)[::step],
-        "z": np.asarray(z, dtype=np.float32)[::step, ::step],
-        "xaxis": axes[0],
-        "yaxis": axes[1],
-        "coloraxis": coloraxis,
-        "hoverinfo": "skip",
-        "name": "underlay",
-        "showlegend": False,
-    }
-
-
 def _edge_traces(lines, *, axes=("x", "y"), showlegend: bool = True) -> list[dict]:
     return [
         line_trace(
@@ -150,45 +91,6 @@ def _two_column_grid(titles: list[str], rows: int, x, y, x_axis: str, y_axis: st
         y=y,
         height=height,
     )
-
-
-def surface_heatmaps_figure(
-    x,
-    y,
-    terms: dict[str, np.ndarray],
-    region,
-    *,
-    x_axis: str,
-    y_axis: str,
-    edges,
-    height: int = 800,
-) -> go.Figure:
-    """2 x 2 heatmaps: unclipped, clipped, max and max − unclipped; band edges drawn; hover names the region.
-
-    ``terms`` maps the keys of ``SURFACE_TERMS`` to (len(y), len(x)) arrays. Each term has its own
-    colour axis, white to the term's colour, so a panel reads in the colour of its curve.
-    """
-    x = np.asarray(x, dtype=float)
-    y = np.asarray(y, dtype=float)
-    keys = list(SURFACE_TERMS)
-    layout, cells = _two_column_grid([SURFACE_TERMS[k][0] for k in keys], 2, x, y, x_axis, y_axis, height)
-    hover = f"{x_axis} = %{{x:.3f}}<br>{y_axis} = %{{y:.3f}}<br>value = %{{z:.4g}}"
-    data = []
-    for i, (key, (xa, ya, xd, yd)) in enumerate(zip(keys, cells, strict=True)):
-        axis = "coloraxis" if i == 0 else f"coloraxis{i + 1}"
-        z = np.asarray(terms[key], dtype=float)
-        data.append(_underlay(x, y, z, axes=(xa, ya), coloraxis=axis))
-        data += _region_traces(x, y, z, region, hover=hover, axes=(xa, ya), coloraxis=axis)
-        data += _edge_traces(edges, axes=(xa, ya), showlegend=i == 0)
-        finite = z[np.isfinite(z)]
-        top = float(finite.max()) if finite.size else 1.0
-        layout[axis] = {
-            "colorscale": [[0.0, "#ffffff"], [1.0, SURFACE_TERMS[key][1]]],
-            "cmin": 0.0,
-            "cmax": top if top > 0 else 1.0,
-            "colorbar": {"len": yd[1] - yd[0], "y": (yd[0] + yd[1]) / 2, "x": xd[1] + 0.01, "thickness": 12},
-        }
-    return figure(data, layout)
 
 
 def surface_3d_figure(
