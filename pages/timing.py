@@ -53,9 +53,11 @@ def recording_label(name: str, result: bench.BenchResult) -> str:
 def describe(result: bench.BenchResult, live: bool) -> None:
     meta = result.meta
     where = "Live run on this server" if live else "Recorded, not live"
+    gpu = f"CUDA {meta['cuda_runtime']}, driver {meta.get('driver') or 'unknown'}, " if meta.get("cuda_runtime") else ""
     st.markdown(
         f"**{where}:** {meta.get('device_name')} (`{meta.get('device')}`), {meta.get('dtype')}, "
-        f"{meta.get('threads')} threads, torch {meta.get('torch')}, {str(meta.get('date'))[:19].replace('T', ' ')} UTC, "
+        f"{meta.get('threads')} threads, torch {meta.get('torch')}, {gpu}"
+        f"{str(meta.get('date'))[:19].replace('T', ' ')} UTC, "
         f"load average {meta.get('load_average_start')}."
     )
     st.caption(

@@ -38,6 +38,7 @@ import platform
 import re
 import resource
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -276,7 +277,9 @@ def _make_impl(name: str, eps: float) -> Callable:
 def _make_roofline(kind: str, device: torch.device, dtype: torch.dtype) -> tuple[Callable, str]:
     """The streaming kernel compiled into one loop or, where compilation fails, a plain torch op."""
     fn = _stream_write if kind == "forward+backward" else _stream_reduce
-    compiled = torch.compile(fn, dynamic=True)
+    # On GPUs, static shapes (one compile per size): with symbolic sizes inductor cannot split the sum
+    # over thread blocks, and a roofline must be the fastest way to move the bytes, not a slow one.
+    compiled = torch.compile(fn, dynamic=device.type == "cpu")
     try:
         probe = torch.ones((3, 5), device=device, dtype=dtype)
         compiled(probe, probe, probe, probe)
@@ -451,6 +454,26 @@ def _device_name(device: torch.device) -> str:
     return f"{name} ({os.cpu_count()} logical CPUs)"
 
 
+def _gpu_versions(device: torch.device) -> dict:
+    """The CUDA runtime torch was built with and the driver, so a recording can be compared fairly."""
+    if device.type != "cuda":
+        return {}
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    driver = None
+    try:
+        query = ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader", "-i", str(index)]
+        driver = subprocess.run(query, capture_output=True, text=True, timeout=20, check=True).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        pass
+    props = torch.cuda.get_device_properties(device)
+    return {
+        "cuda_runtime": torch.version.cuda,
+        "driver": driver,
+        "gpu_memory_gib": round(props.total_memory / 2**30, 1),
+        "multiprocessors": props.multi_processor_count,
+    }
+
+
 def _load_average() -> list[float] | None:
     try:
         return [round(x, 2) for x in os.getloadavg()]
@@ -489,6 +512,7 @@ def _run(config: BenchConfig, progress) -> BenchResult:
         "mask_dtype": config.dtype,
         "torch": torch.__version__,
         "python": platform.python_version(),
+        **_gpu_versions(device),
         "platform": platform.platform(),
         "threads": torch.get_num_threads(),
         "allocator": allocator_regime(device),
