@@ -15,10 +15,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages.common import page_setup, share_link, shows_errors
+from pages.common import number_table, page_setup, share_link, shows_errors
 from valueloss.fused import SMALL_TOKENS
 from valueloss.tools import bench
-from valueloss.viz.timing import bandwidth_figure, headline_sentence, time_figure
+from valueloss.viz.timing import bandwidth_figure, fixed_cost_note, headline_sentence, time_figure
 
 RECORDED_DIR = Path(__file__).resolve().parents[1] / "docs" / "benchmarks"
 APP_MAX_TOKENS = 8 * 1024 * 1024  # a live run on a shared server stays short: per size,
@@ -93,6 +93,9 @@ def show_result(result: bench.BenchResult, *, live: bool, key: str) -> None:
             "intermediates), so they fall far below the roofline; the fused pass reads the inputs once and "
             "writes the gradient once."
         )
+        note = fixed_cost_note(ok)
+        if note is not None:
+            st.caption(note)
     with tab_bw:
         if ok:
             st.plotly_chart(bandwidth_figure(ok), width="stretch", key=f"{key}_bw")
@@ -222,6 +225,14 @@ if live is not None:
 st.header("Recorded results")
 recordings = recorded_results(str(RECORDED_DIR))
 if recordings:
+    st.caption(
+        "Every recording side by side: the fused forward+backward at each run's largest size, and the fastest "
+        "implementation there. Choose one below for its figures, table and how it was measured."
+    )
+    number_table(
+        bench.summary_records(recordings),
+        {"fused fwd+bwd ms": "%.3g", "x verl eager": "%.1f", "% of roofline": "%.0f"},
+    )
     labels = [recording_label(name, result) for name, result in recordings]
     latest = max(range(len(recordings)), key=lambda i: str(recordings[i][1].meta.get("date", "")))
     choice = st.selectbox(

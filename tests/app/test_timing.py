@@ -11,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from tests.app.helpers import ROOT, run_page
 from valueloss.tools import bench
+from valueloss.viz.timing import fixed_cost_note
 
 
 def run(query: dict | None = None):
@@ -180,3 +181,19 @@ def test_the_page_leads_with_the_answer_and_says_what_the_roofline_is():
         "Table and CSV",
         "How it was measured (recorded, not live)",
     ]
+
+
+def test_recordings_side_by_side_and_the_gpu_ones_explain_their_time():
+    at = run()
+    recorded = bench.load_recorded(ROOT / "docs" / "benchmarks")
+    if not any(bench.is_gpu_recording(r) for _, r in recorded):
+        pytest.skip("no GPU recording")
+    table = at.dataframe[0].value  # the side-by-side table comes first under "Recorded results"
+    assert list(table["file"]) == [path.name for path, _ in recorded]
+    assert "NVIDIA H200" in set(table["device"]) and not any("No recorded GPU" in str(i.value) for i in at.info)
+    latest = max(recorded, key=lambda pr: str(pr[1].meta.get("date")))[1]
+    assert bench.is_gpu_recording(latest)  # shown by default: the newest recording
+    note = fixed_cost_note(latest.ok_rows())
+    assert note is not None and note in texts(at.caption)
+    meta = latest.meta
+    assert f"CUDA {meta['cuda_runtime']}, driver {meta['driver']}" in texts(at.markdown)

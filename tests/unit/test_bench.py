@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from valueloss.tools import bench
-from valueloss.viz.timing import ROOFLINE_PLAIN, bandwidth_figure, headline_sentence, time_figure
+from valueloss.viz.timing import ROOFLINE_PLAIN, bandwidth_figure, fixed_cost_note, headline_sentence, time_figure
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
@@ -232,6 +232,9 @@ def test_recorded_results_in_docs_are_well_formed():
         for key in ("device", "device_name", "date", "torch", "threads", "dtype"):
             assert result.meta.get(key) not in (None, ""), f"{path.name}: {key}"
         assert result.rows and {r["impl"] for r in result.rows} >= {"verl-eager", "fused", "roofline"}
+        if bench.is_gpu_recording(result):  # what a GPU figure is compared by
+            for key in ("cuda_runtime", "driver", "multiprocessors"):
+                assert result.meta.get(key), f"{path.name}: {key}"
 
 
 def test_headline_sentence_states_the_numbers_it_is_given():
@@ -250,3 +253,51 @@ def test_headline_sentence_states_the_numbers_it_is_given():
     rows[1]["speedup_vs_verl_eager"] = rows[1]["roofline_share"] = None  # verl eager not run, no roofline
     assert headline_sentence(bench.headline(rows)) == "At **512x4096**, the fused forward+backward takes **2.96 ms**."
     assert headline_sentence(None) is None
+
+
+def _rows(cases):
+    """Benchmark rows: (impl, batch, length, median ms, roofline share) for forward+backward."""
+    return [
+        {"status": "ok", "impl": impl, "pass": "forward+backward", "batch": b, "length": t, "tokens": b * t,
+         "median_ms": ms, "speedup_vs_verl_eager": 1.5, "roofline_share": share, "gbps": 247.3,
+         "roofline_gbps": 3177.3}
+        for impl, b, t, ms, share in cases
+    ]  # fmt: skip
+
+
+def test_headline_names_a_faster_implementation_and_writes_large_bandwidths_plainly():
+    rows = _rows([("fused", 4096, 8192, 2.47, 0.044), ("openrlhf-eager", 4096, 8192, 1.73, 0.063),
+                  ("openrlhf-eager", 8, 128, 0.01, 1.0), ("roofline", 4096, 8192, 0.109, 1.0)])  # fmt: skip
+    top = bench.headline(rows)
+    assert (top["fastest_impl"], top["fastest_ms"]) == ("openrlhf-eager", 1.73)  # the roofline is no rival
+    sentence = headline_sentence(top)
+    assert "(247 of 3,177 GB/s;" in sentence
+    assert sentence.endswith("The fastest implementation at that size is **OpenRLHF eager**, at **1.73 ms**.")
+    assert "fastest" not in headline_sentence(bench.headline(rows[:1]))  # fused is the fastest: nothing added
+
+
+def test_fixed_cost_note_splits_the_time_into_what_every_call_pays_and_what_grows():
+    rows = _rows([("fused", 8, 128, 1.39, 0.01), ("fused", 4096, 8192, 2.71, 0.0778)])
+    assert fixed_cost_note(rows) == (
+        "Here the fused forward+backward reaches only 8 % of the roofline at 4096x8192 (2.71 ms against 0.211 ms). "
+        "1.39 ms of that is already spent at 8x128: a cost paid on every call, whatever the batch. The remaining "
+        "1.32 ms, the part that grows with the tokens, is still 6.3× the roofline."
+    )
+    assert fixed_cost_note(_rows([("fused", 8, 128, 0.1, 1.0), ("fused", 4096, 8192, 2.0, 0.7)])) is None
+    assert fixed_cost_note(rows[1:]) is None  # one size tells nothing about growth
+    shrinking = _rows([("fused", 8, 128, 3.0, 0.01), ("fused", 4096, 8192, 2.71, 0.0778)])
+    assert fixed_cost_note(shrinking).endswith("a cost paid on every call, whatever the batch.")
+
+
+def test_summary_records_one_row_per_recording_from_its_headline():
+    recordings = [(path.name, result) for path, result in bench.load_recorded(ROOT / "docs" / "benchmarks")]
+    records = bench.summary_records(recordings)
+    assert [r["file"] for r in records] == [name for name, _ in recordings]
+    for record, (_, result) in zip(records, recordings, strict=True):
+        top = bench.headline(result.rows)
+        assert record["device"] == result.meta["device_name"] and record["size"] == top["size"]
+        assert record["fused fwd+bwd ms"] == top["median_ms"]
+        assert record["% of roofline"] == pytest.approx(100 * top["roofline_share"])
+        assert record["fastest there"].startswith(bench.IMPL_LABELS[top["fastest_impl"]])
+    gpu = [r for r, (_, res) in zip(records, recordings, strict=True) if bench.is_gpu_recording(res)]
+    assert {r["dtype"] for r in gpu} >= {"float32", "bfloat16"}, "the H200 recordings are committed"

@@ -13,7 +13,15 @@ import plotly.graph_objects as go
 from .base import OPEN_AXIS, TOOL_MARGIN
 from .theme import COLORS
 
-__all__ = ["IMPL_STYLE", "PASS_DASH", "ROOFLINE_PLAIN", "headline_sentence", "time_figure", "bandwidth_figure"]
+__all__ = [
+    "IMPL_STYLE",
+    "PASS_DASH",
+    "ROOFLINE_PLAIN",
+    "fixed_cost_note",
+    "headline_sentence",
+    "time_figure",
+    "bandwidth_figure",
+]
 
 # "roofline" in plain words, where the page first uses the word
 ROOFLINE_PLAIN = (
@@ -35,9 +43,44 @@ def headline_sentence(top: dict | None) -> str | None:
     if top.get("roofline_share") is not None:
         parts.append(
             f"at **{100 * top['roofline_share']:.0f} %** of the roofline speed "
-            f"({top['gbps']:.3g} of {top['roofline_gbps']:.3g} GB/s; {ROOFLINE_PLAIN})"
+            f"({_gbps(top['gbps'])} of {_gbps(top['roofline_gbps'])} GB/s; {ROOFLINE_PLAIN})"
         )
-    return parts[0] + (": " + " and ".join(parts[1:]) if len(parts) > 1 else "") + "."
+    sentence = parts[0] + (": " + " and ".join(parts[1:]) if len(parts) > 1 else "") + "."
+    fastest = top.get("fastest_impl")
+    if fastest not in (None, "fused"):
+        label = IMPL_STYLE.get(fastest, (fastest,))[0]
+        sentence += f" The fastest implementation at that size is **{label}**, at **{top['fastest_ms']:.3g} ms**."
+    return sentence
+
+
+def _gbps(value: float) -> str:
+    """GB/s as people write them: 14.2, 247, 3,177 (never 3.18e+03)."""
+    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
+
+
+def fixed_cost_note(rows: Iterable[dict], pass_: str = "forward+backward") -> str | None:
+    """Where the fused call stays below half the roofline at its largest size, where its time goes, in
+    measured numbers: the part already paid at the smallest size, and what the growing rest costs."""
+    series = _series(rows).get(("fused", pass_), [])
+    if len(series) < 2:
+        return None
+    small, large = series[0], series[-1]
+    share = large.get("roofline_share")
+    if share is None or share >= 0.5:
+        return None
+    roofline_ms = large["median_ms"] * share
+    note = (
+        f"Here the fused {pass_} reaches only {100 * share:.0f} % of the roofline at {_size(large)} "
+        f"({large['median_ms']:.3g} ms against {roofline_ms:.3g} ms). {small['median_ms']:.3g} ms of that is "
+        f"already spent at {_size(small)}: a cost paid on every call, whatever the batch."
+    )
+    growth = large["median_ms"] - small["median_ms"]
+    if growth > 0:
+        note += (
+            f" The remaining {growth:.3g} ms, the part that grows with the tokens, is still "
+            f"{growth / roofline_ms:.2g}× the roofline."
+        )
+    return note
 
 
 # implementation -> (label, colour, marker symbol, line width)
@@ -90,7 +133,7 @@ def _hover(row: dict) -> str:
         f"{IMPL_STYLE.get(row['impl'], (row['impl'],))[0]} · {row['pass']}<br>"
         f"{_size(row)} = {row['tokens']:,} tokens<br>"
         f"median {row['median_ms']:.4g} ms (quartiles {row['p25_ms']:.4g}–{row['p75_ms']:.4g})<br>"
-        f"{row['gbps']:.3g} GB/s · {_fmt(row.get('speedup_vs_verl_eager'), '.3g')}× verl eager · "
+        f"{_gbps(row['gbps'])} GB/s · {_fmt(row.get('speedup_vs_verl_eager'), '.3g')}× verl eager · "
         f"{_fmt(None if row.get('roofline_share') is None else 100 * row['roofline_share'], '.0f')} % of roofline"
     )
 
@@ -108,6 +151,21 @@ def _layout(title: str, y_title: str, height: int) -> dict:
     )
 
 
+def _trace(series: list[dict], y: str, name: str, line: dict, marker: dict, **extra) -> go.Scatter:
+    """One implementation and pass against tokens: column ``y`` of its rows, each point's hover from its row."""
+    return go.Scatter(
+        x=[r["tokens"] for r in series],
+        y=[r[y] for r in series],
+        mode="lines+markers",
+        name=name,
+        line=line,
+        marker=marker,
+        hovertext=[_hover(r) for r in series],
+        hoverinfo="text",
+        **extra,
+    )
+
+
 def time_figure(
     rows: Sequence[dict], *, title: str = "Time per call against batch size", height: int = 440
 ) -> go.Figure:
@@ -115,27 +173,16 @@ def time_figure(
     traces = []
     for (impl, pass_), series in sorted(_series(rows).items(), key=lambda item: _order(item[0])):
         name, line, marker = _style(impl, pass_)
-        traces.append(
-            go.Scatter(
-                x=[r["tokens"] for r in series],
-                y=[r["median_ms"] for r in series],
-                error_y=dict(
-                    type="data",
-                    symmetric=False,
-                    array=[r["p75_ms"] - r["median_ms"] for r in series],
-                    arrayminus=[r["median_ms"] - r["p25_ms"] for r in series],
-                    thickness=1,
-                    width=3,
-                    color=line["color"],
-                ),
-                mode="lines+markers",
-                name=name,
-                line=line,
-                marker=marker,
-                hovertext=[_hover(r) for r in series],
-                hoverinfo="text",
-            )
+        spread = dict(
+            type="data",
+            symmetric=False,
+            array=[r["p75_ms"] - r["median_ms"] for r in series],
+            arrayminus=[r["median_ms"] - r["p25_ms"] for r in series],
+            thickness=1,
+            width=3,
+            color=line["color"],
         )
+        traces.append(_trace(series, "median_ms", name, line, marker, error_y=spread))
     return go.Figure(traces, _layout(title, "median time per call (ms)", height))
 
 
@@ -155,17 +202,6 @@ def bandwidth_figure(
         name, line, marker = _style(impl, p)
         if impl == "roofline":
             line = dict(line, dash=_ROOFLINE_DASH, width=3)
-        traces.append(
-            go.Scatter(
-                x=[r["tokens"] for r in series],
-                y=[r["gbps"] for r in series],
-                mode="lines+markers",
-                name=name,
-                line=line,
-                marker=marker,
-                hovertext=[_hover(r) for r in series],
-                hoverinfo="text",
-            )
-        )
+        traces.append(_trace(series, "gbps", name, line, marker))
     layout = _layout(title, "achieved GB/s (log)", height)
     return go.Figure(traces, layout)
