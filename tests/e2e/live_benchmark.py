@@ -1,6 +1,7 @@
 """How fast the One token page answers a hand: the live explorer (this tree) next to the server rerun (main).
 
-Run: ``python -m tests.e2e.live_benchmark [--main /work/main] [--width 1400]``. Not a test: timings vary
+Run: ``python -m tests.e2e.live_benchmark --main OLD [--width 1400]``, OLD a tree whose pages still rerun on the
+server (main's One token page no longer does: ``git archive f28e4be^ | tar -x -C OLD`` for it). Not a test: timings vary
 by machine, so they are printed side by side, never asserted. Both apps run on free 127.0.0.1 ports in
 Debian's Chromium at the same window size; every time is a wall time measured the same way.
 
@@ -168,7 +169,7 @@ def measure_surfaces_old(page, url: str, repeats: int) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--main", default="/work/main", help="a checkout of main (the server-rerun page)")
+    ap.add_argument("--main", default="/work/main", help="a tree whose pages rerun on the server")
     ap.add_argument("--python", default=sys.executable)
     ap.add_argument("--width", type=int, default=1400)
     ap.add_argument("--repeats", type=int, default=8)
