@@ -56,8 +56,8 @@ def nudge_slider(page, label: str, steps: int) -> None:
     wait_ready(page)
 
 
-def set_number(page, label: str, value) -> None:
-    """Type a value into the number input with this aria-label and commit it with Enter."""
+def set_input(page, label: str, value) -> None:
+    """Type a value into the number or text input with this aria-label and commit it with Enter."""
     box = page.get_by_label(label, exact=True).first
     box.fill(str(value))
     box.press("Enter")

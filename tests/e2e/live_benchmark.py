@@ -1,6 +1,7 @@
 """How fast the One token page answers a hand: the live explorer (this tree) next to the server rerun (main).
 
-Run: ``python -m tests.e2e.live_benchmark [--main /work/main] [--width 1400]``. Not a test: timings vary
+Run: ``python -m tests.e2e.live_benchmark --main OLD [--width 1400]``, OLD a tree whose pages still rerun on the
+server (main's One token page no longer does: ``git archive f28e4be^ | tar -x -C OLD`` for it). Not a test: timings vary
 by machine, so they are printed side by side, never asserted. Both apps run on free 127.0.0.1 ports in
 Debian's Chromium at the same window size; every time is a wall time measured the same way.
 
@@ -53,10 +54,25 @@ def sidebar_input(page, label: str):
     return page.locator("[data-testid=stSlider]").filter(has_text=label).first.locator("input[type=range]").first
 
 
+def quick_keys(page, control, value, rounds: int = 3) -> list[float]:
+    """Seconds from 20 quick ArrowLeft presses on ``control`` (``value()`` reads v) until the page has settled,
+    ``rounds`` times."""
+    times = []
+    for _ in range(rounds):
+        control.focus()
+        v0 = value()
+        t0 = time.perf_counter()
+        for _ in range(20):
+            page.keyboard.press("ArrowLeft")
+        settled(page, "v", round(v0 - 0.2, 2))
+        times.append(time.perf_counter() - t0)
+    return times
+
+
 def measure_new(page, url: str, repeats: int) -> dict:
     goto(page, url, "")
     page.locator("[data-handle=v]").wait_for()
-    out = {"frame": [], "visible": [], "release": [], "keys20": []}
+    out = {"frame": [], "visible": [], "release": []}
     # drags: each handle in turn, one mouse move per animation frame; the first round warms the JIT up
     rounds = (("v", 3), ("v_old", -3), ("R", 3), ("eps_hi", 2))
     for n, (name, dx) in enumerate(rounds * (1 + max(1, repeats // 4))):
@@ -88,20 +104,13 @@ def measure_new(page, url: str, repeats: int) -> dict:
         page.wait_for_function(f"(b) => ({UNCLIPPED_NEW})() !== b", arg=before)
         out["visible"].append(time.perf_counter() - t0)
         settled(page, "v", float(handle.get_attribute("aria-valuenow")))
-    for _ in range(3):
-        handle.focus()
-        v0 = float(handle.get_attribute("aria-valuenow"))
-        t0 = time.perf_counter()
-        for _ in range(20):
-            page.keyboard.press("ArrowLeft")
-        settled(page, "v", round(v0 - 0.2, 2))
-        out["keys20"].append(time.perf_counter() - t0)
+    out["keys20"] = quick_keys(page, handle, lambda: float(handle.get_attribute("aria-valuenow")))
     return out
 
 
 def measure_old(page, url: str, repeats: int) -> dict:
     goto(page, url, "")
-    out = {"visible": [], "release": [], "keys20": []}
+    out = {"visible": [], "release": []}
     slider = sidebar_input(page, "v: current prediction")
     for _ in range(repeats):
         slider.focus()
@@ -113,14 +122,7 @@ def measure_old(page, url: str, repeats: int) -> dict:
         out["visible"].append(time.perf_counter() - t0)
         settled(page, "v", round(v0 + 0.01, 2))
         out["release"].append(time.perf_counter() - t0)
-    for _ in range(3):
-        slider.focus()
-        v0 = float(slider.input_value())
-        t0 = time.perf_counter()
-        for _ in range(20):
-            page.keyboard.press("ArrowLeft")
-        settled(page, "v", round(v0 - 0.2, 2))
-        out["keys20"].append(time.perf_counter() - t0)
+    out["keys20"] = quick_keys(page, slider, lambda: float(slider.input_value()))
     return out
 
 
@@ -167,7 +169,7 @@ def measure_surfaces_old(page, url: str, repeats: int) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--main", default="/work/main", help="a checkout of main (the server-rerun page)")
+    ap.add_argument("--main", default="/work/main", help="a tree whose pages rerun on the server")
     ap.add_argument("--python", default=sys.executable)
     ap.add_argument("--width", type=int, default=1400)
     ap.add_argument("--repeats", type=int, default=8)

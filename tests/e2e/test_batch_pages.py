@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 from valueloss.tools.batch import synthetic_batch
 from valueloss.tools.batch_reports import batch_stats
 
-from .helpers import TIMEOUT_MS, assert_no_exception, goto, set_number, shot, wait_for_text, wait_ready
+from .helpers import TIMEOUT_MS, assert_no_exception, goto, set_input, shot, wait_for_text, wait_ready
 
 EPS_LABEL = "eps (cliprange_value, return units)"
 
@@ -32,7 +32,7 @@ def test_batch_page_follows_eps(page, app_url):
     page.set_viewport_size({"width": 1400, "height": 1900})
     wait_ready(page)
     shot(page, "batch")
-    set_number(page, EPS_LABEL, 0.5)
+    set_input(page, EPS_LABEL, 0.5)
     expect(clip).to_contain_text(clipfrac(0.5), timeout=TIMEOUT_MS)
     assert "b_eps=0.5" in page.url
     assert_no_exception(page)
@@ -49,7 +49,7 @@ def test_batch_page_refuses_a_hostile_upload(page, app_url):
     expect(page.locator("[data-testid=stAlertContentError]").first).to_contain_text("evil.npz")
     assert_no_exception(page)
     # The page is still alive: the eps box still works.
-    set_number(page, EPS_LABEL, 0.3)
+    set_input(page, EPS_LABEL, 0.3)
     assert_no_exception(page)
 
 
@@ -58,8 +58,8 @@ def test_sanity_page_warns_about_a_scale_mismatch(page, app_url):
     goto(page, app_url, "sanity-check")
     assert_no_exception(page)
     expect(metric(page, "eps / std(R)")).to_contain_text("0.5 σ_R", timeout=TIMEOUT_MS)
-    set_number(page, "value mean", 12)
-    set_number(page, "value std", 8)
+    set_input(page, "value mean", 12)
+    set_input(page, "value std", 8)
     wait_for_text(page, "Values and returns live on different scales")
     link = page.get_by_role("link", name="verl-project/verl#498").first
     expect(link).to_have_attribute("href", "https://github.com/verl-project/verl/issues/498")

@@ -7,17 +7,10 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from .helpers import TIMEOUT_MS, assert_no_exception, goto, shot, wait_for_text, wait_ready
+from .helpers import TIMEOUT_MS, assert_no_exception, goto, set_input, shot, wait_for_text, wait_ready
 
 SIZES_LABEL = "sizes (batch x response length, comma-separated)"
 MAIN_HEIGHT = "() => document.querySelector('[data-testid=stMain]').scrollHeight"
-
-
-def set_text(page, label: str, value: str) -> None:
-    box = page.get_by_label(label, exact=True).first
-    box.fill(value)
-    box.press("Enter")
-    wait_ready(page)
 
 
 @pytest.mark.e2e
@@ -45,7 +38,7 @@ def test_timing_page_runs_a_tiny_benchmark(page, app_url):
     wait_ready(page)
     shot(page, "timing")
 
-    set_text(page, SIZES_LABEL, "8 by 128")
+    set_input(page, SIZES_LABEL, "8 by 128")
     wait_for_text(page, "is not BxT")
     expect(page.get_by_text("Recorded results").first).to_be_visible()
     assert "tm_sizes=8+by+128" in page.url or "tm_sizes=8%20by%20128" in page.url
@@ -64,7 +57,7 @@ def test_a_long_run_can_be_cancelled_and_the_next_run_goes_ahead(page, app_url):
     wait_for_text(page, "cancelled before it finished", timeout=TIMEOUT_MS)
     wait_ready(page)
     assert page.get_by_text("Live run on this server").count() == 0
-    set_text(page, SIZES_LABEL, "4x16")
+    set_input(page, SIZES_LABEL, "4x16")
     for _ in range(20):  # the cancelled run stops after the step under way, then releases the lock
         page.get_by_role("button", name="Run benchmark").click()
         wait_ready(page, timeout=3 * TIMEOUT_MS)

@@ -20,17 +20,9 @@ import torch
 
 from valueloss import DIALECTS, ValueLoss, compute_value_loss, dialect_loss, value_loss_terms
 from valueloss.teach.presets import PRESETS
-from valueloss.tools.export import (
-    EXPORT_CONVENTIONS,
-    EXPORT_DIALECTS,
-    MAX_EXPORT_ELEMENTS,
-    dialect_modes,
-    export_batch_code,
-    export_filename,
-    export_token_code,
-)
+from valueloss.tools import export
 
-TARGETS = EXPORT_CONVENTIONS + EXPORT_DIALECTS
+TARGETS = export.EXPORT_CONVENTIONS + export.EXPORT_DIALECTS
 REQUIRED_DIALECTS = {"verl", "openrlhf", "trl", "cleanrl", "sb3"}
 
 
@@ -58,8 +50,8 @@ def module_name(*parts) -> str:
 
 def _batch_cases():
     cases = []
-    for dialect in EXPORT_DIALECTS:
-        for mode in dialect_modes(dialect):
+    for dialect in export.EXPORT_DIALECTS:
+        for mode in export.dialect_modes(dialect):
             cases.append((dialect, mode, torch.float64))
     cases += [("verl", "token-mean", torch.float32), ("trl", "token-mean", torch.float32)]
     cases += [("verl", "seq-mean-token-mean", torch.bfloat16), ("sb3", "token-mean", torch.float32)]
@@ -76,19 +68,19 @@ def exported(tmp_path_factory):
     files = {}
     for preset in PRESETS.values():
         for target in TARGETS:
-            code = export_token_code(preset.v_old, preset.R, preset.eps, preset.v, target)
+            code = export.export_token_code(preset.v_old, preset.R, preset.eps, preset.v, target)
             path = folder / module_name("token", preset.key, target)
             path.write_text(code)
             files[("token", preset.key, target)] = path
     for dialect, mode, dtype in BATCH_CASES:
         v, r, o, m = padded_batch(dtype)
         path = folder / module_name("batch", dialect, mode, str(dtype)[6:])
-        path.write_text(export_batch_code(v, r, o, m, batch_eps(dialect), mode, dialect))
+        path.write_text(export.export_batch_code(v, r, o, m, batch_eps(dialect), mode, dialect))
         files[("batch", dialect, mode, dtype)] = path
     for dialect in ("sb3", "openrlhf", "torchrl"):  # clipping off
         v, r, o, m = padded_batch()
         path = folder / f"batch_{dialect}_off.py"
-        path.write_text(export_batch_code(v, r, o, m, None, "token-mean", dialect))
+        path.write_text(export.export_batch_code(v, r, o, m, None, "token-mean", dialect))
         files[("batch-off", dialect)] = path
     return folder, files
 
@@ -101,8 +93,8 @@ def _clean_env():
 
 
 def test_every_required_library_is_exported():
-    assert set(EXPORT_DIALECTS) >= REQUIRED_DIALECTS
-    assert set(dialect_modes("verl")) == {
+    assert set(export.EXPORT_DIALECTS) >= REQUIRED_DIALECTS
+    assert set(export.dialect_modes("verl")) == {
         "token-mean",
         "token-sum",
         "seq-mean-token-sum",
@@ -185,7 +177,7 @@ def test_token_exports_embed_the_numbers_the_app_shows(preset, exported):
     p = PRESETS[preset]
     one = lambda x: torch.tensor([[x]], dtype=torch.float64)  # noqa: E731
     mask = torch.ones(1, 1)
-    for convention in EXPORT_CONVENTIONS:
+    for convention in export.EXPORT_CONVENTIONS:
         ns = runpy.run_path(str(files[("token", preset, convention)]))
         t = value_loss_terms(p.v, p.R, p.v_old, p.eps, convention)
         assert ns["EXPECTED_LOSS_MAX"] == t.loss_max.item()
@@ -257,17 +249,17 @@ def test_exported_tests_fail_when_the_numbers_differ(exported, tmp_path):
 
 
 def test_filenames_are_readable():
-    assert export_filename("verl", "seq-mean-token-mean") == "valueloss_batch_verl_seq_mean_token_mean.py"
-    assert export_filename("trl", token=True) == "valueloss_token_trl.py"
+    assert export.export_filename("verl", "seq-mean-token-mean") == "valueloss_batch_verl_seq_mean_token_mean.py"
+    assert export.export_filename("trl", token=True) == "valueloss_token_trl.py"
 
 
 def test_size_cap_is_a_clear_error():
-    rows = MAX_EXPORT_ELEMENTS // 64 + 1
+    rows = export.MAX_EXPORT_ELEMENTS // 64 + 1
     v = torch.zeros(rows, 64, dtype=torch.float64)
-    with pytest.raises(ValueError, match=rf"{rows * 64} elements.*limited to {MAX_EXPORT_ELEMENTS}"):
-        export_batch_code(v, v, v, torch.ones(rows, 64), 0.2)
-    ok = torch.zeros(MAX_EXPORT_ELEMENTS // 64, 64, dtype=torch.float64)
-    assert "EXPECTED_LOSS" in export_batch_code(ok, ok, ok, torch.ones_like(ok), 0.2)
+    with pytest.raises(ValueError, match=rf"{rows * 64} elements.*limited to {export.MAX_EXPORT_ELEMENTS}"):
+        export.export_batch_code(v, v, v, torch.ones(rows, 64), 0.2)
+    ok = torch.zeros(export.MAX_EXPORT_ELEMENTS // 64, 64, dtype=torch.float64)
+    assert "EXPECTED_LOSS" in export.export_batch_code(ok, ok, ok, torch.ones_like(ok), 0.2)
 
 
 @pytest.mark.parametrize(
@@ -284,17 +276,17 @@ def test_bad_batch_export_arguments(kwargs, exc, match):
     v, r, o, m = padded_batch()
     args = {"eps": 0.2, "mode": "token-mean", "dialect": "verl", **kwargs}
     with pytest.raises(exc, match=match):
-        export_batch_code(v, r, o, m, args["eps"], args["mode"], args["dialect"])
+        export.export_batch_code(v, r, o, m, args["eps"], args["mode"], args["dialect"])
 
 
 def test_bad_batch_shapes_and_dtypes():
     v, r, o, m = padded_batch()
     with pytest.raises(ValueError, match="2-D"):
-        export_batch_code(v[None], r[None], o[None], m[None], 0.2)
+        export.export_batch_code(v[None], r[None], o[None], m[None], 0.2)
     with pytest.raises(TypeError, match="one dtype"):
-        export_batch_code(v, r.float(), o, m, 0.2)
+        export.export_batch_code(v, r.float(), o, m, 0.2)
     with pytest.raises(ValueError, match="shape"):
-        export_batch_code(v, r[:, :3], o, m, 0.2)
+        export.export_batch_code(v, r[:, :3], o, m, 0.2)
 
 
 @pytest.mark.parametrize(
@@ -309,11 +301,11 @@ def test_bad_batch_shapes_and_dtypes():
 )
 def test_bad_token_export_arguments(args, exc, match):
     with pytest.raises(exc, match=match):
-        export_token_code(*args)
+        export.export_token_code(*args)
 
 
 def test_clipping_off_where_the_library_allows_it(exported):
     _, files = exported
     source = files[("batch-off", "sb3")].read_text()
     assert "clip_range_vf=None: no clipping" in source
-    assert "EPS = None" in export_token_code(0.0, 1.0, None, 0.5, "sb3")
+    assert "EPS = None" in export.export_token_code(0.0, 1.0, None, 0.5, "sb3")
