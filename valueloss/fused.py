@@ -97,16 +97,21 @@ def _band(values, eps):
     return values - eps, values + eps  # eager: exactly verl's expression
 
 
-def _per_token(v, returns, values, mask, eps):
-    """verl's per-token terms (same operations, so the same bits) and the unit gradient ``u``."""
-    maskb = mask != 0
+def _clip_terms(v, returns, values, eps):
+    """verl's clip and its two squared errors, with the intermediates both backward rules need:
+    ``(lo, hi, min(v, hi), v - R, clip(v) - R, (v - R)^2, (clip(v) - R)^2)``."""
     lo, hi = _band(values, eps)
     inner = torch.minimum(v, hi)
     v_clipped = torch.maximum(inner, lo)
     d_unclipped = v - returns
     d_clipped = v_clipped - returns
-    loss_unclipped = d_unclipped * d_unclipped
-    loss_clipped = d_clipped * d_clipped
+    return lo, hi, inner, d_unclipped, d_clipped, d_unclipped * d_unclipped, d_clipped * d_clipped
+
+
+def _per_token(v, returns, values, mask, eps):
+    """verl's per-token terms (same operations, so the same bits) and the unit gradient ``u``."""
+    maskb = mask != 0
+    lo, hi, inner, d_unclipped, d_clipped, loss_unclipped, loss_clipped = _clip_terms(v, returns, values, eps)
     loss_max = torch.maximum(loss_unclipped, loss_clipped)
     two_d = 2.0 * d_unclipped
     # Real tokens, upstream weight one (see the module docstring for the cases):
@@ -184,13 +189,7 @@ def _exact_pass(v, returns, values, mask, w_real, w_pad, out, eps):
     clip's ``min`` / ``max`` do the same on ``v`` (halving ``x / 2`` is written ``x * 0.5``: same bits).
     """
     w = torch.where(mask != 0, w_real, w_pad)
-    lo, hi = _band(values, eps)
-    inner = torch.minimum(v, hi)
-    v_clipped = torch.maximum(inner, lo)
-    d_unclipped = v - returns
-    d_clipped = v_clipped - returns
-    loss_unclipped = d_unclipped * d_unclipped
-    loss_clipped = d_clipped * d_clipped
+    lo, hi, inner, d_unclipped, d_clipped, loss_unclipped, loss_clipped = _clip_terms(v, returns, values, eps)
     half = torch.where(loss_unclipped == loss_clipped, w * 0.5, w)
     to_unclipped = torch.where(loss_unclipped < loss_clipped, 0.0, half)
     to_clipped = torch.where(loss_unclipped > loss_clipped, 0.0, half)
@@ -334,12 +333,20 @@ def fused_backend_report() -> list[dict]:
 
 
 class _State:
-    """What the backward needs; ``u`` is dropped once it has been scaled in place and handed out."""
+    """What the backward needs; ``u`` is dropped once it has been scaled in place and handed out.
+
+    Built from the pass's inputs (for the exact pass) and outputs; the forward then adds how its tail
+    ran (``token_mode``, ``sum_dtype``, ``dp_size``, ``w_pre``, ``small``, and ``scalars`` or ``divisor``)."""
 
     __slots__ = (
-        "u", "care", "tokens", "v", "v2", "r2", "o2", "m2", "backend", "eps", "token_mode", "rows_shape",
+        "u", "care", "tokens", "v", "v2", "r2", "o2", "m2", "backend", "eps", "token_mode",
         "sum_dtype", "divisor", "dp_size", "scalars", "small", "w_pre",
     )  # fmt: skip
+
+    def __init__(self, v, v2, r2, o2, m2, eps, backend, u, care, tokens=None):
+        self.v, self.v2, self.r2, self.o2, self.m2, self.eps, self.backend = v, v2, r2, o2, m2, eps, backend
+        self.u, self.care, self.tokens = u, care, tokens
+        self.scalars = self.divisor = None
 
 
 class _StatefulPass(torch.autograd.Function):
@@ -688,10 +695,8 @@ def _small_token_loss(vpreds, returns, values, mask, eps, mode, dp_size):
         check.mask_tensor("response_mask", mask)  # raises the same error as compute_value_loss
     state = None
     if want_grad:
-        state = _State()
-        state.u, state.care, state.small, state.backend, state.eps, state.w_pre = u, n_care, True, "auto", eps, 1.0
-        state.v, state.v2, state.r2, state.o2, state.m2 = vpreds, v2, returns, values, m2
-        state.token_mode, state.sum_dtype, state.dp_size = True, dtype, dp_size
+        state = _State(vpreds, v2, returns, values, m2, eps, "auto", u, n_care)
+        state.token_mode, state.sum_dtype, state.dp_size, state.w_pre, state.small = True, dtype, dp_size, 1.0, True
     return _token_tail_scalars(scalars, s_total, n_clipped, n_tokens, mode, None, dp_size, vpreds, state)
 
 
@@ -821,11 +826,8 @@ def fused_value_loss(
 
     state = None
     if want_grad:
-        state = _State()
-        state.u, state.care, state.tokens = u, n_care, tokens
-        state.v, state.v2, state.r2, state.o2, state.m2 = vpreds, v2, r2, o2, m2
-        state.backend, state.eps, state.token_mode, state.rows_shape = backend, eps, token_mode, rows_shape
-        state.sum_dtype, state.dp_size, state.scalars, state.w_pre = sum_dtype, dp_size, None, w_pre
+        state = _State(vpreds, v2, r2, o2, m2, eps, backend, u, n_care, tokens)
+        state.token_mode, state.sum_dtype, state.dp_size, state.w_pre = token_mode, sum_dtype, dp_size, w_pre
         state.small = v2.numel() <= SMALL_TOKENS and _runs_c_loop("tokens", backend, v2)  # scale u in C too
 
     if token_mode and scalars is not None:
