@@ -71,7 +71,7 @@ import torch
 
 from . import _cpass
 from . import _validate as check
-from .losses import compute_value_loss
+from .losses import _check_agg, compute_value_loss
 
 __all__ = ["fused_value_loss", "fused_backend_report", "BACKENDS"]
 
@@ -532,19 +532,6 @@ def _check_inputs(vpreds, returns, values, response_mask):
     if response_mask.is_complex():
         raise TypeError(f"response_mask must be a bool, integer or floating tensor of 0/1, got {response_mask.dtype}")
     check.same_shape("vpreds", vpreds, returns=returns, values=values, response_mask=response_mask)
-
-
-def _check_agg(loss_agg_mode, dp_size, batch_num_tokens, global_batch_size, loss_scale_factor):
-    check.agg_mode(loss_agg_mode)
-    if isinstance(dp_size, bool) or not isinstance(dp_size, int) or dp_size < 1:
-        raise ValueError(f"dp_size must be an integer >= 1, got {dp_size!r}")
-    check.positive_count("batch_num_tokens", batch_num_tokens)
-    check.positive_count("global_batch_size", global_batch_size)
-    check.positive_count("loss_scale_factor", loss_scale_factor)
-    if dp_size > 1 and loss_agg_mode == "token-mean" and batch_num_tokens is None:
-        raise ValueError("batch_num_tokens (the global token count) is required when dp_size > 1")
-    if dp_size > 1 and loss_agg_mode.startswith("seq") and global_batch_size is None:
-        raise ValueError("global_batch_size (the global number of sequences) is required when dp_size > 1")
 
 
 _ONES: dict[tuple, torch.Tensor] = {}
