@@ -71,7 +71,7 @@ import torch
 
 from . import _cpass
 from . import _validate as check
-from .losses import compute_value_loss
+from .losses import _check_agg, compute_value_loss
 
 __all__ = ["fused_value_loss", "fused_backend_report", "BACKENDS"]
 
@@ -97,16 +97,21 @@ def _band(values, eps):
     return values - eps, values + eps  # eager: exactly verl's expression
 
 
-def _per_token(v, returns, values, mask, eps):
-    """verl's per-token terms (same operations, so the same bits) and the unit gradient ``u``."""
-    maskb = mask != 0
+def _clip_terms(v, returns, values, eps):
+    """verl's clip and its two squared errors, with the intermediates both backward rules need:
+    ``(lo, hi, min(v, hi), v - R, clip(v) - R, (v - R)^2, (clip(v) - R)^2)``."""
     lo, hi = _band(values, eps)
     inner = torch.minimum(v, hi)
     v_clipped = torch.maximum(inner, lo)
     d_unclipped = v - returns
     d_clipped = v_clipped - returns
-    loss_unclipped = d_unclipped * d_unclipped
-    loss_clipped = d_clipped * d_clipped
+    return lo, hi, inner, d_unclipped, d_clipped, d_unclipped * d_unclipped, d_clipped * d_clipped
+
+
+def _per_token(v, returns, values, mask, eps):
+    """verl's per-token terms (same operations, so the same bits) and the unit gradient ``u``."""
+    maskb = mask != 0
+    lo, hi, inner, d_unclipped, d_clipped, loss_unclipped, loss_clipped = _clip_terms(v, returns, values, eps)
     loss_max = torch.maximum(loss_unclipped, loss_clipped)
     two_d = 2.0 * d_unclipped
     # Real tokens, upstream weight one (see the module docstring for the cases):
@@ -184,13 +189,7 @@ def _exact_pass(v, returns, values, mask, w_real, w_pad, out, eps):
     clip's ``min`` / ``max`` do the same on ``v`` (halving ``x / 2`` is written ``x * 0.5``: same bits).
     """
     w = torch.where(mask != 0, w_real, w_pad)
-    lo, hi = _band(values, eps)
-    inner = torch.minimum(v, hi)
-    v_clipped = torch.maximum(inner, lo)
-    d_unclipped = v - returns
-    d_clipped = v_clipped - returns
-    loss_unclipped = d_unclipped * d_unclipped
-    loss_clipped = d_clipped * d_clipped
+    lo, hi, inner, d_unclipped, d_clipped, loss_unclipped, loss_clipped = _clip_terms(v, returns, values, eps)
     half = torch.where(loss_unclipped == loss_clipped, w * 0.5, w)
     to_unclipped = torch.where(loss_unclipped < loss_clipped, 0.0, half)
     to_clipped = torch.where(loss_unclipped > loss_clipped, 0.0, half)
@@ -334,12 +333,20 @@ def fused_backend_report() -> list[dict]:
 
 
 class _State:
-    """What the backward needs; ``u`` is dropped once it has been scaled in place and handed out."""
+    """What the backward needs; ``u`` is dropped once it has been scaled in place and handed out.
+
+    Built from the pass's inputs (for the exact pass) and outputs; the forward then adds how its tail
+    ran (``token_mode``, ``sum_dtype``, ``dp_size``, ``w_pre``, ``small``, and ``scalars`` or ``divisor``)."""
 
     __slots__ = (
-        "u", "care", "tokens", "v", "v2", "r2", "o2", "m2", "backend", "eps", "token_mode", "rows_shape",
+        "u", "care", "tokens", "v", "v2", "r2", "o2", "m2", "backend", "eps", "token_mode",
         "sum_dtype", "divisor", "dp_size", "scalars", "small", "w_pre",
     )  # fmt: skip
+
+    def __init__(self, v, v2, r2, o2, m2, eps, backend, u, care, tokens=None):
+        self.v, self.v2, self.r2, self.o2, self.m2, self.eps, self.backend = v, v2, r2, o2, m2, eps, backend
+        self.u, self.care, self.tokens = u, care, tokens
+        self.scalars = self.divisor = None
 
 
 class _StatefulPass(torch.autograd.Function):
@@ -527,19 +534,6 @@ def _check_inputs(vpreds, returns, values, response_mask):
     check.same_shape("vpreds", vpreds, returns=returns, values=values, response_mask=response_mask)
 
 
-def _check_agg(loss_agg_mode, dp_size, batch_num_tokens, global_batch_size, loss_scale_factor):
-    check.agg_mode(loss_agg_mode)
-    if isinstance(dp_size, bool) or not isinstance(dp_size, int) or dp_size < 1:
-        raise ValueError(f"dp_size must be an integer >= 1, got {dp_size!r}")
-    check.positive_count("batch_num_tokens", batch_num_tokens)
-    check.positive_count("global_batch_size", global_batch_size)
-    check.positive_count("loss_scale_factor", loss_scale_factor)
-    if dp_size > 1 and loss_agg_mode == "token-mean" and batch_num_tokens is None:
-        raise ValueError("batch_num_tokens (the global token count) is required when dp_size > 1")
-    if dp_size > 1 and loss_agg_mode.startswith("seq") and global_batch_size is None:
-        raise ValueError("global_batch_size (the global number of sequences) is required when dp_size > 1")
-
-
 _ONES: dict[tuple, torch.Tensor] = {}
 
 
@@ -688,10 +682,8 @@ def _small_token_loss(vpreds, returns, values, mask, eps, mode, dp_size):
         check.mask_tensor("response_mask", mask)  # raises the same error as compute_value_loss
     state = None
     if want_grad:
-        state = _State()
-        state.u, state.care, state.small, state.backend, state.eps, state.w_pre = u, n_care, True, "auto", eps, 1.0
-        state.v, state.v2, state.r2, state.o2, state.m2 = vpreds, v2, returns, values, m2
-        state.token_mode, state.sum_dtype, state.dp_size = True, dtype, dp_size
+        state = _State(vpreds, v2, returns, values, m2, eps, "auto", u, n_care)
+        state.token_mode, state.sum_dtype, state.dp_size, state.w_pre, state.small = True, dtype, dp_size, 1.0, True
     return _token_tail_scalars(scalars, s_total, n_clipped, n_tokens, mode, None, dp_size, vpreds, state)
 
 
@@ -821,11 +813,8 @@ def fused_value_loss(
 
     state = None
     if want_grad:
-        state = _State()
-        state.u, state.care, state.tokens = u, n_care, tokens
-        state.v, state.v2, state.r2, state.o2, state.m2 = vpreds, v2, r2, o2, m2
-        state.backend, state.eps, state.token_mode, state.rows_shape = backend, eps, token_mode, rows_shape
-        state.sum_dtype, state.dp_size, state.scalars, state.w_pre = sum_dtype, dp_size, None, w_pre
+        state = _State(vpreds, v2, r2, o2, m2, eps, backend, u, n_care, tokens)
+        state.token_mode, state.sum_dtype, state.dp_size, state.w_pre = token_mode, sum_dtype, dp_size, w_pre
         state.small = v2.numel() <= SMALL_TOKENS and _runs_c_loop("tokens", backend, v2)  # scale u in C too
 
     if token_mode and scalars is not None:

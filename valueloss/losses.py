@@ -63,6 +63,21 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor, axis=None) -> torch.Te
     return masked_sum(values, mask, axis) / (mask.sum(axis=axis) + 1e-8)
 
 
+def _check_agg(loss_agg_mode, dp_size, batch_num_tokens, global_batch_size, loss_scale_factor):
+    """The aggregation arguments of ``agg_loss`` and ``fused_value_loss``, checked before any work: with
+    several data-parallel ranks the mode's global count is required."""
+    check.agg_mode(loss_agg_mode)
+    if isinstance(dp_size, bool) or not isinstance(dp_size, int) or dp_size < 1:
+        raise ValueError(f"dp_size must be an integer >= 1, got {dp_size!r}")
+    check.positive_count("batch_num_tokens", batch_num_tokens)
+    check.positive_count("global_batch_size", global_batch_size)
+    check.positive_count("loss_scale_factor", loss_scale_factor)
+    if dp_size > 1 and loss_agg_mode == "token-mean" and batch_num_tokens is None:
+        raise ValueError("batch_num_tokens (the global token count) is required when dp_size > 1")
+    if dp_size > 1 and loss_agg_mode.startswith("seq") and global_batch_size is None:
+        raise ValueError("global_batch_size (the global number of sequences) is required when dp_size > 1")
+
+
 def agg_loss(
     loss_mat: torch.Tensor,
     loss_mask: torch.Tensor,
@@ -84,17 +99,10 @@ def agg_loss(
     check.mask_tensor("loss_mask", loss_mask)
     check.nonempty("loss_mat", loss_mat)
     check.same_shape("loss_mat", loss_mat, loss_mask=loss_mask)
-    check.agg_mode(loss_agg_mode)
-    if isinstance(dp_size, bool) or not isinstance(dp_size, int) or dp_size < 1:
-        raise ValueError(f"dp_size must be an integer >= 1, got {dp_size!r}")
-    check.positive_count("batch_num_tokens", batch_num_tokens)
-    check.positive_count("global_batch_size", global_batch_size)
-    check.positive_count("loss_scale_factor", loss_scale_factor)
+    _check_agg(loss_agg_mode, dp_size, batch_num_tokens, global_batch_size, loss_scale_factor)
 
     if loss_agg_mode == "token-mean":
         if batch_num_tokens is None:
-            if dp_size > 1:
-                raise ValueError("batch_num_tokens (the global token count) is required when dp_size > 1")
             batch_num_tokens = loss_mask.sum()
         return masked_sum(loss_mat, loss_mask) / batch_num_tokens * dp_size
 
@@ -109,8 +117,6 @@ def agg_loss(
         seq_losses = torch.sum(loss_mat * loss_mask, dim=-1)
     seq_mask = (row_tokens > 0).float()
     if global_batch_size is None:
-        if dp_size > 1:
-            raise ValueError("global_batch_size (the global number of sequences) is required when dp_size > 1")
         global_batch_size = seq_mask.sum()
     loss = masked_sum(seq_losses, seq_mask) / global_batch_size * dp_size
     if loss_agg_mode == "seq-mean-token-sum-norm":

@@ -3,6 +3,7 @@ bit for bit (ties, padding garbage and signed zeros included), in every mode and
 
 from __future__ import annotations
 
+import inspect
 import math
 import warnings
 
@@ -349,6 +350,32 @@ def test_bad_input_gives_the_same_errors_as_compute_value_loss():
         fused_value_loss(v, r, o, m, eps, dp_size=2)
     with pytest.raises(ValueError, match="backend must be one of"):
         fused_value_loss(v, r, o, m, eps, backend="triton")
+
+
+def test_signature_is_compute_value_loss_then_backend():
+    """A drop-in: verl's parameters (names, order, kinds, defaults, annotations), then ``backend``."""
+    ours, verl = inspect.signature(fused_value_loss), inspect.signature(vl.compute_value_loss)
+    *shared, backend = ours.parameters.values()
+    assert shared == list(verl.parameters.values())
+    assert (backend.name, backend.kind, backend.default) == ("backend", inspect.Parameter.KEYWORD_ONLY, "auto")
+    assert ours.return_annotation == verl.return_annotation
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"dp_size": 0}, "dp_size must be an integer"),
+        ({"batch_num_tokens": -3}, "batch_num_tokens"),
+        ({"loss_scale_factor": 0}, "loss_scale_factor"),
+        ({"dp_size": 2}, "batch_num_tokens .* is required"),
+        ({"dp_size": 2, "loss_agg_mode": "seq-mean-token-mean"}, "global_batch_size .* is required"),
+    ],
+)
+def test_bad_aggregation_arguments_give_the_same_errors_as_compute_value_loss(kw, message):
+    v, r, o, m, eps = random_batch(16, dtype=torch.float32)
+    for fn in (vl.compute_value_loss, fused_value_loss):
+        with pytest.raises(ValueError, match=message):
+            fn(v, r, o, m, eps, **kw)
 
 
 def test_bad_float64_mask_value_hidden_by_a_float32_cast_is_still_refused():

@@ -11,16 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
-from ..anatomy import (
-    REGION_AWAY,
-    REGION_INSIDE,
-    REGION_LABELS,
-    REGION_NAN,
-    REGION_OVERSHOT,
-    REGION_TIE,
-    REGION_ZERO_GRAD,
-    value_loss_terms,
-)
+from .. import anatomy
+from ..anatomy import REGION_LABELS, value_loss_terms  # the pages read REGION_LABELS from here
 from ..viz.theme import COLORS
 
 __all__ = [
@@ -120,10 +112,10 @@ def token_readout(v: float, R: float, v_old: float, eps: float, convention: str 
     delta, gap = v - v_old, R - v_old
     vc = float(t.v_clipped)
 
-    if region == REGION_NAN:
+    if region == anatomy.REGION_NAN:
         why_winner = "An input is NaN, so every term is NaN."
         why_grad = "NaN in, NaN out: the gradient is NaN."
-    elif region == REGION_INSIDE:
+    elif region == anatomy.REGION_INSIDE:
         why_winner = (
             f"|Δ| = |v − v_old| = {fmt(abs(delta))} < ε = {fmt(eps)}: clip(v) = v, so both terms are the same number."
         )
@@ -133,7 +125,7 @@ def token_readout(v: float, R: float, v_old: float, eps: float, convention: str 
                 "so a strict-> clip fraction would count this in-band token."
             )
         why_grad = f"Inside the band the loss is the plain squared error: gradient 2(v − R) = {fmt(grad)}."
-    elif region == REGION_ZERO_GRAD:
+    elif region == anatomy.REGION_ZERO_GRAD:
         past_R = (v - R) * gap > 0
         moved = (
             f"v moved Δ = {fmt(delta)} toward R, more than ε = {fmt(eps)}, and went past R by {fmt(abs(v - R))}, "
@@ -150,14 +142,14 @@ def token_readout(v: float, R: float, v_old: float, eps: float, convention: str 
             "The clipped term does not depend on v (clip(v) sits on the band edge), so the gradient is exactly 0: "
             "this token stops learning until the next rollout moves v_old. " + zero_gradient_rule(v_old, R, eps)
         )
-    elif region == REGION_AWAY:
+    elif region == anatomy.REGION_AWAY:
         direction = "no return gap (R = v_old)" if gap == 0 else "away from R"
         why_winner = (
             f"v moved Δ = {fmt(delta)}, {direction}, beyond the band: (v − R)² = {fmt(lu)} is larger than "
             f"the clipped term {fmt(lc)}, so max() keeps the unclipped term."
         )
         why_grad = f"Full gradient 2(v − R) = {fmt(grad)}: clipping never stops the critic from coming back toward R."
-    elif region == REGION_OVERSHOT:
+    elif region == anatomy.REGION_OVERSHOT:
         why_winner = (
             f"v moved Δ = {fmt(delta)} toward R and overshot it (R − v_old = {fmt(gap)}) by {fmt(abs(v - R))}, "
             f"farther than the band edge clip(v) = {fmt(vc)} is from R ({fmt(abs(vc - R))}): (v − R)² = {fmt(lu)} "
@@ -240,7 +232,7 @@ def equation_latex(r: TokenReadout) -> str:
     clip_val = _colored("clipped", _latex_number(r.loss_clipped))
     if r.winner == "clipped":
         clip_val = rf"\underbrace{{{clip_val}}}_{{\text{{wins}}}}"
-    elif r.winner == "unclipped" and r.region != REGION_INSIDE:
+    elif r.winner == "unclipped" and r.region != anatomy.REGION_INSIDE:
         unclip_val = rf"\underbrace{{{unclip_val}}}_{{\text{{wins}}}}"
     loss_val = _colored("max", rf"\mathbf{{{_latex_number(0.5 * r.loss_max)}}}")
     old, eps = _colored("v_old", _latex_number(r.v_old)), _colored("band", _latex_number(r.eps))
@@ -252,13 +244,13 @@ def equation_latex(r: TokenReadout) -> str:
         rf"&= \tfrac12 \max\big({unclip_val},\ {clip_val}\big) = {loss_val}",
     ]
     d_max = r"\frac{\partial \max}{\partial v}"
-    if r.region == REGION_ZERO_GRAD:
+    if r.region == anatomy.REGION_ZERO_GRAD:
         zero = _colored("zero_grad", r"\mathbf{0}")
         grad_line = rf"{d_max} &= \frac{{\partial}}{{\partial v}}({_latex_number(r.v_clipped)} - {_latex_operand(r.R)})^2 = {zero}"
         grad_line += r"\quad\text{(clip(v) is constant in v)}"
-    elif r.region in (REGION_INSIDE, REGION_AWAY, REGION_OVERSHOT):
+    elif r.region in (anatomy.REGION_INSIDE, anatomy.REGION_AWAY, anatomy.REGION_OVERSHOT):
         grad_line = rf"{d_max} &= 2(v - R) = 2({_latex_number(r.v)} - {_latex_operand(r.R)}) = \mathbf{{{_latex_number(r.grad)}}}"
-    elif r.region == REGION_TIE and r.grad_ratio is not None:
+    elif r.region == anatomy.REGION_TIE and r.grad_ratio is not None:
         grad_line = rf"{d_max} &= {_latex_number(r.grad_ratio)} \cdot 2(v - R) = \mathbf{{{_latex_number(r.grad)}}}\quad\text{{(exact tie)}}"
     else:
         grad_line = rf"{d_max} &= \mathbf{{{_latex_number(r.grad)}}}"

@@ -183,11 +183,10 @@ SYNTHETIC_PARAMS: tuple[Param, ...] = (
         "Std of the noise added to the new predictions.",
     ),
 )
-_PARAMS = {p.name: p for p in SYNTHETIC_PARAMS}
 
 
-def _check_param(name: str, value):
-    spec = _PARAMS[name]
+def _check_param(spec: Param, value):
+    name = spec.name
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a number, got {type(value).__name__}")
     if not math.isfinite(float(value)):
@@ -260,24 +259,8 @@ def synthetic_batch(
     in the padded slots of ``vpreds``, as an unmasked critic output might, to show which aggregation
     modes it poisons.
     """
-    args = dict(
-        seed=seed,
-        batch_size=batch_size,
-        min_len=min_len,
-        max_len=max_len,
-        reward_mean=reward_mean,
-        reward_std=reward_std,
-        kl_coef=kl_coef,
-        kl_mean=kl_mean,
-        gamma=gamma,
-        lam=lam,
-        value_noise=value_noise,
-        value_scale=value_scale,
-        value_bias=value_bias,
-        step=step,
-        pred_noise=pred_noise,
-    )
-    p = {name: _check_param(name, value) for name, value in args.items()}
+    arguments = locals()  # first statement: exactly the parameters, as passed
+    p = {spec.name: _check_param(spec, arguments[spec.name]) for spec in SYNTHETIC_PARAMS}
     if p["min_len"] > p["max_len"]:
         raise ValueError(f"min_len ({p['min_len']}) must be <= max_len ({p['max_len']})")
     if p["batch_size"] * p["max_len"] > MAX_TOKENS:

@@ -10,22 +10,9 @@ from dataclasses import dataclass
 
 from .. import _validate as check
 from ..dialects import get_dialect
+from . import clipfrac
 from .batch import Batch
 from .batch_anatomy import batch_anatomy
-from .clipfrac import (
-    EpsTarget,
-    SummaryStats,
-    Sweep,
-    clip_thresholds,
-    clipfrac_sweep,
-    eps_for_clipfrac,
-    eps_grid_of_checked,
-    eps_in_units_of_checked,
-    estimate_over_steps,
-    model_batch,
-    summary_from_batch,
-    target_definition,
-)
 from .findings import Finding, LibraryInfo, findings_for_summary, findings_of, library_info
 
 __all__ = ["SanityReport", "step_assumption_text", "sanity_from_batch", "sanity_from_summary"]
@@ -40,12 +27,12 @@ class SanityReport:
     estimate_note: str
     library: LibraryInfo
     eps: float
-    summary: SummaryStats
+    summary: clipfrac.SummaryStats
     eps_over_sigma: float | None
     definition: str  # the curve that matters for this library
     at_eps: dict[str, float]  # clip fraction of each definition at eps
-    sweep: Sweep
-    target: EpsTarget
+    sweep: clipfrac.Sweep
+    target: clipfrac.EpsTarget
     findings: list[Finding]
     verdict: Finding | None = None  # the clip fraction weighed against the target (also findings[0])
     step: float | None = None  # summary estimates: the assumed update step
@@ -88,11 +75,11 @@ def _report(
 ) -> SanityReport:
     """The report from inputs validated by the caller; ``tgt`` and ``at`` are reused when the caller has them."""
     info = library_info(library)
-    definition = target_definition(library)
-    tgt = tgt if tgt is not None else eps_for_clipfrac(batch, target, definition, th)
-    grid = eps_grid_of_checked(batch, eps, definition, include=tgt.eps)
-    sweep = clipfrac_sweep(batch, grid, th)
-    at = at if at is not None else clipfrac_sweep(batch, [eps], th)
+    definition = clipfrac.target_definition(library)
+    tgt = tgt if tgt is not None else clipfrac.eps_for_clipfrac(batch, target, definition, th)
+    grid = clipfrac.eps_grid_of_checked(batch, eps, definition, include=tgt.eps)
+    sweep = clipfrac.clipfrac_sweep(batch, grid, th)
+    at = at if at is not None else clipfrac.clipfrac_sweep(batch, [eps], th)
     return SanityReport(
         source=source,
         estimate=estimate,
@@ -100,7 +87,7 @@ def _report(
         library=info,
         eps=float(eps),
         summary=stats,
-        eps_over_sigma=eps_in_units_of_checked(eps, stats.return_std) if info.units == "return" else None,
+        eps_over_sigma=clipfrac.eps_in_units_of_checked(eps, stats.return_std) if info.units == "return" else None,
         definition=definition,
         at_eps={"loss": float(at.loss[0]), "prediction": float(at.prediction[0]), "rllib": float(at.rllib[0])},
         sweep=sweep,
@@ -129,16 +116,16 @@ def sanity_from_batch(
             "every token of the batch is masked out (the mask has no 1), so there is nothing to check. On such a "
             "batch verl's token-mean vf_loss is 0/0 = NaN and vf_clipfrac is 0. Fix the response mask"
         )
-    stats = summary_from_batch(batch)
-    th = clip_thresholds(batch)
-    tgt = eps_for_clipfrac(batch, target, target_definition(library), th)
-    at = clipfrac_sweep(batch, [float(eps)], th)
+    stats = clipfrac.summary_from_batch(batch)
+    th = clipfrac.clip_thresholds(batch)
+    tgt = clipfrac.eps_for_clipfrac(batch, target, clipfrac.target_definition(library), th)
+    at = clipfrac.clipfrac_sweep(batch, [float(eps)], th)
     findings = findings_of(anatomy, library, th, target=target, logged=logged, at_eps=at, eps_target=tgt)
     return _report("batch", False, "", batch, stats, eps, library, target, th, findings, logged=logged, tgt=tgt, at=at)
 
 
 def sanity_from_summary(
-    stats: SummaryStats,
+    stats: clipfrac.SummaryStats,
     eps: float,
     library: str = "verl",
     target: float = 0.1,
@@ -155,14 +142,14 @@ def sanity_from_summary(
     the estimate over :data:`PLAUSIBLE_STEPS` too, and places ``logged`` (the user's log) among them."""
     check.clip_range("eps", eps)
     get_dialect(library)
-    model = model_batch(stats, step=step, correlation=correlation, n=n, seed=seed)
+    model = clipfrac.model_batch(stats, step=step, correlation=correlation, n=n, seed=seed)
     note = (
         f"Estimated: clip fractions come from a Gaussian model batch of {n:,} tokens (seed {seed}) with these "
         f"statistics, correlation {correlation:g} between v_old and R, and a critic that moved {step:g} of the way "
         "toward R. A real batch's numbers depend on how far your critic moves per update: upload one for exact values."
     )
-    th = clip_thresholds(model)
-    over_steps = estimate_over_steps(stats, eps, library, correlation=correlation, n=n, seed=seed)
+    th = clipfrac.clip_thresholds(model)
+    over_steps = clipfrac.estimate_over_steps(stats, eps, library, correlation=correlation, n=n, seed=seed)
     findings = findings_for_summary(
         stats, eps, library, model=model, thresholds=th, target=target, logged=logged, step=step, over_steps=over_steps
     )

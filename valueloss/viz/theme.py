@@ -6,15 +6,7 @@ by dash or marker, so the figures still read in greyscale.
 
 from __future__ import annotations
 
-from ..anatomy import (
-    REGION_AWAY,
-    REGION_INSIDE,
-    REGION_LABELS,
-    REGION_NAN,
-    REGION_OVERSHOT,
-    REGION_TIE,
-    REGION_ZERO_GRAD,
-)
+from .. import anatomy
 
 COLORS = {
     "unclipped": "#0072B2",  # blue: (v - R)^2
@@ -48,27 +40,27 @@ ZERO_GRAD_FILL = "rgba(204, 121, 167, 0.25)"
 # Five regions, five Okabe-Ito hues that no two share a family: sky blue (inside, the band's colour),
 # reddish purple (zero gradient), bluish green (moved away), vermillion (overshot), yellow (tie).
 REGION_COLORS = {
-    REGION_INSIDE: "#56B4E9",
-    REGION_ZERO_GRAD: "#CC79A7",
-    REGION_AWAY: "#009E73",
-    REGION_OVERSHOT: "#D55E00",
-    REGION_TIE: "#F0E442",
-    REGION_NAN: "#999999",
+    anatomy.REGION_INSIDE: "#56B4E9",
+    anatomy.REGION_ZERO_GRAD: "#CC79A7",
+    anatomy.REGION_AWAY: "#009E73",
+    anatomy.REGION_OVERSHOT: "#D55E00",
+    anatomy.REGION_TIE: "#F0E442",
+    anatomy.REGION_NAN: "#999999",
 }
 
 # The sign of a gradient: Okabe-Ito blue (< 0, a descent step raises v) through white to orange (> 0, it
 # lowers v). Neither end is near the reddish purple that marks an exact zero on the same maps.
 DIVERGING = [[0.0, "#0072B2"], [0.5, "#f7f7f7"], [1.0, "#E69F00"]]
 GRADIENT_SIGN_WORDS = "blue: gradient < 0, a descent step raises v; orange: > 0, it lowers v"
-REGION_NAMES = REGION_LABELS
+REGION_NAMES = anatomy.REGION_LABELS
 # The same regions in legend-sized words (a legend beside a map has room for about 40 characters).
 REGION_SHORT_NAMES = {
-    REGION_INSIDE: "inside the band",
-    REGION_ZERO_GRAD: "zero gradient: nearer R than the edge",
-    REGION_AWAY: "restoring: moved away from R",
-    REGION_OVERSHOT: "restoring: overshot, farther than the edge",
-    REGION_TIE: "exact tie",
-    REGION_NAN: "NaN input",
+    anatomy.REGION_INSIDE: "inside the band",
+    anatomy.REGION_ZERO_GRAD: "zero gradient: nearer R than the edge",
+    anatomy.REGION_AWAY: "restoring: moved away from R",
+    anatomy.REGION_OVERSHOT: "restoring: overshot, farther than the edge",
+    anatomy.REGION_TIE: "exact tie",
+    anatomy.REGION_NAN: "NaN input",
 }
 
 NOTATION = (
