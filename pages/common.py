@@ -291,6 +291,8 @@ MIN_POINTS, MAX_POINTS, DEFAULT_POINTS = 20, 400, 200
 
 @dataclass(frozen=True)
 class Plane:
+    """A plane as the sidebar reads it; its fields are ``live_surfaces``' arguments, so Surfaces passes it whole."""
+
     pair: str
     x_axis: str
     y_axis: str
