@@ -81,6 +81,14 @@ def number_table(data, formats: dict[str, str]) -> None:
     )
 
 
+def metric_row(metrics: list[tuple[str, object, str | None]]) -> None:
+    """(label, value, help) metrics side by side, 210 px each: they wrap two by two on a narrow window
+    instead of cutting their labels off."""
+    row = st.container(horizontal=True, gap="small")
+    for label, value, help_text in metrics:
+        row.metric(label, value, help=help_text, width=210)
+
+
 def literal(text: object) -> str:
     """``text`` escaped so that ``st.error`` / ``st.warning`` show it as written, never as markdown.
 
