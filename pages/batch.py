@@ -11,6 +11,7 @@ import streamlit as st
 
 from pages import common
 from pages.common import (
+    eps_input,
     metric_row,
     number_table,
     page_setup,
@@ -66,16 +67,11 @@ with st.sidebar:
         horizontal=True,
         help="A seeded RLHF-like batch, or your own file (.npz, .csv, .parquet).",
     )
-    eps = st.number_input(
+    eps = eps_input(
         "eps (cliprange_value, return units)",
-        0.0,
-        1000.0,
+        "b_eps",
         0.2,
-        0.01,
-        format="%.3f",
-        key="b_eps",
-        bind="query-params",
-        help="The value clip range: v may move at most eps from v_old before the clipped term can win.",
+        "The value clip range: v may move at most eps from v_old before the clipped term can win.",
     )
     mode = st.selectbox(
         "verl loss_agg_mode",

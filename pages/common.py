@@ -242,6 +242,12 @@ def shows_errors(what: str):
         st.error(literal(f"{what}: {err}"))
 
 
+def eps_input(label: str, key: str, value: float, help: str) -> float:
+    """The clip parameter as the Batch and Sanity check pages take it: typed, 0 to 1000 in steps of 0.01,
+    three decimals, bound to the URL."""
+    return st.number_input(label, 0.0, 1000.0, value, 0.01, format="%.3f", key=key, bind="query-params", help=help)
+
+
 def upload_width_input(prefix: str) -> int | None:
     """The padded width T of an uploaded batch (verl's response_length); empty: taken from the file."""
     return st.number_input(

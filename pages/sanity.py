@@ -86,16 +86,11 @@ with st.sidebar:
         help="Library and release: sets what eps means, which clip fraction is logged, and the default value.",
     )
     st.session_state[PREFIX + "lib_prev"] = library
-    eps = st.number_input(
+    eps = common.eps_input(
         f"eps ({DIALECTS[library].param_name})",
-        0.0,
-        1000.0,
+        PREFIX + "eps",
         INITIAL_EPS,
-        0.01,
-        format="%.3f",
-        key=PREFIX + "eps",
-        bind="query-params",
-        help="The clip parameter as you set it. Return units for every library but RLlib since 2021, whose "
+        "The clip parameter as you set it. Return units for every library but RLlib since 2021, whose "
         "vf_clip_param bounds the squared error.",
     )
     lib_default = DIALECTS[library].default_eps
