@@ -14,7 +14,6 @@ from .theme import (
 )
 
 __all__ = [
-    "PLAIN_FONT",
     "OPEN_AXIS",
     "TOOL_MARGIN",
     "AXIS_TITLES",
@@ -40,10 +39,8 @@ AXIS_TITLES = {
 }
 
 
-# Fonts: the one-token and surface figures name sans-serif; the tour and dynamics figures keep Plotly's
-# default family (unifying them would change how those pages look).
-FONT = {"family": "sans-serif", "size": 13}
-PLAIN_FONT = {"size": 13}
+# No family: figures drawn with Streamlit's theme take the app's font, the others Plotly's default list.
+FONT = {"size": 13}
 
 
 # Axes: framed (grid, mirrored frame line) on the teaching figures; open (axis line, light grid) and a tight
@@ -57,13 +54,13 @@ def figure(data: list[dict], layout: dict) -> go.Figure:
     return go.Figure(data=data, layout=layout)
 
 
-def panel_layout(*, height: int, margin: dict, legend: dict, font: dict = FONT) -> dict:
+def panel_layout(*, height: int, margin: dict, legend: dict) -> dict:
     """The layout keys every 2-D teaching figure starts from: its size and margin, the font, a white plot,
     hover on the closest point, and where its legend goes."""
     return {
         "height": height,
         "margin": margin,
-        "font": font,
+        "font": FONT,
         "plot_bgcolor": "white",
         "hovermode": "closest",
         "legend": legend,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from .base import AXIS, PLAIN_FONT, panel_layout
+from .base import AXIS, panel_layout
 from .scale import multiplier_figure
 from .theme import BAND_FILL, COLORS, DASHES, SYMBOLS, WIDTHS, ZERO_GRAD_FILL
 
@@ -22,7 +22,6 @@ def _layout(*, height: int, x_title: str, y_title: str, **extra) -> dict:
             height=height,
             margin={"l": 60, "r": 20, "t": 30, "b": 95},
             legend={"orientation": "h", "yref": "container", "y": 0.0, "yanchor": "bottom", "x": 0.0},
-            font=PLAIN_FONT,
         ),
         "xaxis": {**AXIS, "title": {"text": x_title, "standoff": 4}},
         "yaxis": {**AXIS, "title": {"text": y_title}},
