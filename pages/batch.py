@@ -11,6 +11,8 @@ import streamlit as st
 
 from pages import common
 from pages.common import (
+    eps_input,
+    metric_row,
     number_table,
     page_setup,
     share_link,
@@ -65,16 +67,11 @@ with st.sidebar:
         horizontal=True,
         help="A seeded RLHF-like batch, or your own file (.npz, .csv, .parquet).",
     )
-    eps = st.number_input(
+    eps = eps_input(
         "eps (cliprange_value, return units)",
-        0.0,
-        1000.0,
+        "b_eps",
         0.2,
-        0.01,
-        format="%.3f",
-        key="b_eps",
-        bind="query-params",
-        help="The value clip range: v may move at most eps from v_old before the clipped term can win.",
+        "The value clip range: v may move at most eps from v_old before the clipped term can win.",
     )
     mode = st.selectbox(
         "verl loss_agg_mode",
@@ -147,32 +144,31 @@ if report is not None:
         f"{s.n_tokens:,} real tokens in {s.n_rows} sequences (padded width {s.width}); "
         f"lengths {int(s.lengths.min())} to {int(s.lengths.max())}."
     )
-    m = st.container(horizontal=True, gap="small")  # wraps two by two on a narrow window
-    m.metric(
-        "loss clip fraction",
-        pct(s.loss_clipfrac),
-        help="verl's vf_clipfrac (TRL logs the same): share of real tokens where the clipped term wins.",
-        width=210,
-    )
-    m.metric(
-        "prediction clip fraction",
-        pct(s.pred_clipfrac),
-        help="Share with |v − v_old| > eps (what slime and TorchRL count). Never smaller than the loss clip "
-        "fraction: it also counts tokens that moved away from R, or overshot R by more than the band edge "
-        "falls short of it, which keep their gradient.",
-        width=210,
-    )
-    m.metric(
-        "zero-gradient share",
-        pct(s.zero_grad_share),
-        help="Share of real tokens whose d loss / d v is exactly 0: the loss-clipped tokens, plus any at v = R.",
-        width=210,
-    )
-    m.metric(
-        f"vf_loss ({mode})",
-        f"{report.vf_loss:.4g}",
-        help="verl's compute_value_loss on this batch with this eps and aggregation mode.",
-        width=210,
+    metric_row(
+        [
+            (
+                "loss clip fraction",
+                pct(s.loss_clipfrac),
+                "verl's vf_clipfrac (TRL logs the same): share of real tokens where the clipped term wins.",
+            ),
+            (
+                "prediction clip fraction",
+                pct(s.pred_clipfrac),
+                "Share with |v − v_old| > eps (what slime and TorchRL count). Never smaller than the loss clip "
+                "fraction: it also counts tokens that moved away from R, or overshot R by more than the band edge "
+                "falls short of it, which keep their gradient.",
+            ),
+            (
+                "zero-gradient share",
+                pct(s.zero_grad_share),
+                "Share of real tokens whose d loss / d v is exactly 0: the loss-clipped tokens, plus any at v = R.",
+            ),
+            (
+                f"vf_loss ({mode})",
+                f"{report.vf_loss:.4g}",
+                "verl's compute_value_loss on this batch with this eps and aggregation mode.",
+            ),
+        ]
     )
     with shows_errors("Could not judge this batch's clip fraction"):
         v = cached_verdict(batch_key, eps, batch)

@@ -81,6 +81,14 @@ def number_table(data, formats: dict[str, str]) -> None:
     )
 
 
+def metric_row(metrics: list[tuple[str, object, str | None]]) -> None:
+    """(label, value, help) metrics side by side, 210 px each: they wrap two by two on a narrow window
+    instead of cutting their labels off."""
+    row = st.container(horizontal=True, gap="small")
+    for label, value, help_text in metrics:
+        row.metric(label, value, help=help_text, width=210)
+
+
 def literal(text: object) -> str:
     """``text`` escaped so that ``st.error`` / ``st.warning`` show it as written, never as markdown.
 
@@ -234,6 +242,12 @@ def shows_errors(what: str):
         st.error(literal(f"{what}: {err}"))
 
 
+def eps_input(label: str, key: str, value: float, help: str) -> float:
+    """The clip parameter as the Batch and Sanity check pages take it: typed, 0 to 1000 in steps of 0.01,
+    three decimals, bound to the URL."""
+    return st.number_input(label, 0.0, 1000.0, value, 0.01, format="%.3f", key=key, bind="query-params", help=help)
+
+
 def upload_width_input(prefix: str) -> int | None:
     """The padded width T of an uploaded batch (verl's response_length); empty: taken from the file."""
     return st.number_input(
@@ -291,6 +305,8 @@ MIN_POINTS, MAX_POINTS, DEFAULT_POINTS = 20, 400, 200
 
 @dataclass(frozen=True)
 class Plane:
+    """A plane as the sidebar reads it; its fields are ``live_surfaces``' arguments, so Surfaces passes it whole."""
+
     pair: str
     x_axis: str
     y_axis: str

@@ -172,13 +172,3 @@ with shows_errors("Could not build this tie"):
             "that row is not a tie at all. Dyadic numbers (0.25, 0.5, 1) keep ties exact."
         )
     st.caption(tie_caption(table, tie_v_old, tie_point(case, tie_v_old, tie_R, tie_eps)[1]))
-
-# The scenario on screen (the "Export as code" expander reads these names).
-scenario = {
-    "axes": (x_axis, y_axis),
-    fixed_axis: fixed,
-    "eps": eps,
-    "convention": convention,
-    "dialects": chosen,
-    "tie": {"case": case, "v_old": tie_v_old, "R": tie_R, "eps": tie_eps, "dtype": dtype},
-}

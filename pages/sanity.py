@@ -86,16 +86,11 @@ with st.sidebar:
         help="Library and release: sets what eps means, which clip fraction is logged, and the default value.",
     )
     st.session_state[PREFIX + "lib_prev"] = library
-    eps = st.number_input(
+    eps = common.eps_input(
         f"eps ({DIALECTS[library].param_name})",
-        0.0,
-        1000.0,
+        PREFIX + "eps",
         INITIAL_EPS,
-        0.01,
-        format="%.3f",
-        key=PREFIX + "eps",
-        bind="query-params",
-        help="The clip parameter as you set it. Return units for every library but RLlib since 2021, whose "
+        "The clip parameter as you set it. Return units for every library but RLlib since 2021, whose "
         "vf_clip_param bounds the squared error.",
     )
     lib_default = DIALECTS[library].default_eps
@@ -194,34 +189,27 @@ if report is not None:
     if report.estimate:
         st.info(report.estimate_note)
 
-    # Four metrics that wrap two by two on a narrow window instead of cutting their labels off.
-    m = st.container(horizontal=True, gap="small")
-    METRIC_WIDTH = 210
-    m.metric(
-        "eps",
-        f"{report.eps:.4g}",
-        help="In squared-return units: RLlib clamps the loss." if loss_units else "In return units.",
-        width=METRIC_WIDTH,
-    )
-    m.metric(
-        "eps / std(R)",
-        "n/a" if report.eps_over_sigma is None else f"{report.eps_over_sigma:.3g} σ_R",
-        help=f"Return std = {report.summary.return_std:.4g}. eps measured in return standard deviations.",
-        width=METRIC_WIDTH,
-    )
-    m.metric(
-        ("clamped share at vf_clip_param" if loss_units else "clip fraction at eps")
-        + (" (est.)" if report.estimate else ""),
-        f"{report.at_eps[report.definition]:.1%}",
-        help=DEFINITIONS[report.definition],
-        width=METRIC_WIDTH,
-    )
     t = report.target
-    m.metric(
-        f"eps for ≤ {t.target:.0%} clipped",
-        "unreachable" if t.eps is None else f"{t.eps:.4g}",
-        help=t.note,
-        width=METRIC_WIDTH,
+    common.metric_row(
+        [
+            (
+                "eps",
+                f"{report.eps:.4g}",
+                "In squared-return units: RLlib clamps the loss." if loss_units else "In return units.",
+            ),
+            (
+                "eps / std(R)",
+                "n/a" if report.eps_over_sigma is None else f"{report.eps_over_sigma:.3g} σ_R",
+                f"Return std = {report.summary.return_std:.4g}. eps measured in return standard deviations.",
+            ),
+            (
+                ("clamped share at vf_clip_param" if loss_units else "clip fraction at eps")
+                + (" (est.)" if report.estimate else ""),
+                f"{report.at_eps[report.definition]:.1%}",
+                DEFINITIONS[report.definition],
+            ),
+            (f"eps for ≤ {t.target:.0%} clipped", "unreachable" if t.eps is None else f"{t.eps:.4g}", t.note),
+        ]
     )
     st.caption(t.note)
     if report.estimate:

@@ -7,6 +7,8 @@ The 3-D view is drawn by the server.
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import numpy as np
 import streamlit as st
 
@@ -52,12 +54,10 @@ page_setup(
 share_link()
 
 with st.sidebar:
-    p = plane_controls("sf_")
-    pair, x_axis, y_axis, fixed_axis = p.pair, p.x_axis, p.y_axis, p.fixed_axis
-    fixed, eps, half_width, n, convention = p.fixed, p.eps, p.half_width, p.n, p.convention
+    plane = plane_controls("sf_")
 
 with shows_errors("Could not evaluate this plane"):
-    s = surfaces(pair, fixed, eps, half_width, n, convention)
+    s = surfaces(plane.pair, plane.fixed, plane.eps, plane.half_width, plane.n, plane.convention)
     heat_tab, surface_tab = st.tabs(
         ["Heatmaps", "3-D surface"], key="sf_view", bind="query-params", on_change="rerun", default="Heatmaps"
     )
@@ -65,15 +65,7 @@ with shows_errors("Could not evaluate this plane"):
         with heat_tab:
             live_surfaces(
                 key="sf_live",
-                pair=pair,
-                x_axis=x_axis,
-                y_axis=y_axis,
-                fixed_axis=fixed_axis,
-                fixed=fixed,
-                eps=eps,
-                half_width=half_width,
-                n=n,
-                convention=convention,
+                **asdict(plane),
                 eps_limits=EPS_LIMITS,
                 fixed_limits=FIXED_LIMITS,
                 on_release=release_to_widgets(
@@ -91,8 +83,8 @@ with shows_errors("Could not evaluate this plane"):
                     s["y"],
                     s[term],
                     s["region"],
-                    x_axis=x_axis,
-                    y_axis=y_axis,
+                    x_axis=plane.x_axis,
+                    y_axis=plane.y_axis,
                     term_label=SURFACE_TERMS[term][0],
                 ),
                 width="stretch",
@@ -100,7 +92,7 @@ with shows_errors("Could not evaluate this plane"):
                 key="sf_surface",
             )
     bites = float(np.mean(s["pessimism"] > 0))
-    if pair == "R":
+    if plane.pair == "R":
         st.markdown(
             f"**What to notice.** The clipped term is flat in v outside the band (dashed lines at v = v_old ± ε): "
             f"it only depends on R. Where it is larger, max() keeps it, so the loss is *above* the plain squared "
@@ -116,13 +108,3 @@ with shows_errors("Could not evaluate this plane"):
             f"wins on **{bites:.0%}** of the plane."
         )
     st.caption("Hover any cell: the label names its region (inside the band, zero gradient, restoring, tie).")
-
-# The scenario on screen (the "Export as code" expander reads these names).
-scenario = {
-    "axes": (x_axis, y_axis),
-    fixed_axis: fixed,
-    "eps": eps,
-    "half_width": half_width,
-    "resolution": n,
-    "convention": convention,
-}

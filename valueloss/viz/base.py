@@ -14,13 +14,13 @@ from .theme import (
 )
 
 __all__ = [
-    "PLAIN_FONT",
     "OPEN_AXIS",
     "TOOL_MARGIN",
     "AXIS_TITLES",
     "FONT",
     "AXIS",
     "figure",
+    "panel_layout",
     "base_layout",
     "legend_box",
     "line_trace",
@@ -39,10 +39,8 @@ AXIS_TITLES = {
 }
 
 
-# Fonts: the one-token and surface figures name sans-serif; the tour and dynamics figures keep Plotly's
-# default family (unifying them would change how those pages look).
-FONT = {"family": "sans-serif", "size": 13}
-PLAIN_FONT = {"size": 13}
+# No family: figures drawn with Streamlit's theme take the app's font, the others Plotly's default list.
+FONT = {"size": 13}
 
 
 # Axes: framed (grid, mirrored frame line) on the teaching figures; open (axis line, light grid) and a tight
@@ -56,25 +54,34 @@ def figure(data: list[dict], layout: dict) -> go.Figure:
     return go.Figure(data=data, layout=layout)
 
 
-def base_layout(*, title: str, height: int, x_title: str, y_title: str, legend_rows: int = 2) -> dict:
-    """Title top left, legend under the plot (it never covers the title or the data)."""
-    bottom = 55 + 22 * legend_rows
+def panel_layout(*, height: int, margin: dict, legend: dict) -> dict:
+    """The layout keys every 2-D teaching figure starts from: its size and margin, the font, a white plot,
+    hover on the closest point, and where its legend goes."""
     return {
-        "title": {"text": title, "x": 0.0, "xanchor": "left", "font": {"size": 15}},
         "height": height,
-        "margin": {"l": 60, "r": 20, "t": 45, "b": bottom},
+        "margin": margin,
         "font": FONT,
         "plot_bgcolor": "white",
         "hovermode": "closest",
-        "legend": {
-            "orientation": "h",
-            "yref": "container",
-            "yanchor": "bottom",
-            "y": 0.0,
-            "xanchor": "left",
-            "x": 0.0,
-            "font": {"size": 12},
-        },
+        "legend": legend,
+    }
+
+
+def base_layout(*, title: str, height: int, x_title: str, y_title: str, legend_rows: int = 2) -> dict:
+    """Title top left, legend under the plot (it never covers the title or the data)."""
+    bottom = 55 + 22 * legend_rows
+    legend = {
+        "orientation": "h",
+        "yref": "container",
+        "yanchor": "bottom",
+        "y": 0.0,
+        "xanchor": "left",
+        "x": 0.0,
+        "font": {"size": 12},
+    }
+    return {
+        "title": {"text": title, "x": 0.0, "xanchor": "left", "font": {"size": 15}},
+        **panel_layout(height=height, margin={"l": 60, "r": 20, "t": 45, "b": bottom}, legend=legend),
         "xaxis": {**AXIS, "title": {"text": x_title, "standoff": 6}},
         "yaxis": {**AXIS, "title": {"text": y_title}},
     }
@@ -144,15 +151,12 @@ def grid_axes(rows: int, cols: int, *, hspace: float, vspace: float) -> list[tup
 
 def subplot_layout(titles: list[str], *, rows: int, cols: int, x_title: str, y_title: str, x, y, height: int):
     cells = grid_axes(rows, cols, hspace=0.13, vspace=0.16)
-    layout = {
-        "height": height,
-        "margin": {"l": 60, "r": 30, "t": 90, "b": 50},
-        "font": FONT,
-        "plot_bgcolor": "white",
-        "hovermode": "closest",
-        "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.07, "x": 0.0, "font": {"size": 12}},
-        "annotations": [],
-    }
+    layout = panel_layout(
+        height=height,
+        margin={"l": 60, "r": 30, "t": 90, "b": 50},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.07, "x": 0.0, "font": {"size": 12}},
+    )
+    layout["annotations"] = []
     for i, ((xa, ya, xd, yd), title) in enumerate(zip(cells, titles, strict=False)):
         layout[f"xaxis{xa[1:]}"] = {
             **AXIS,

@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..teach.simulate import CLOSE_FRACTION, LOSS_LABELS, SimResult, Sweep
-from .base import PLAIN_FONT
+from .base import FONT
 from .theme import BAND_FILL, COLORS, DASHES, SYMBOLS, WIDTHS
 
 __all__ = ["wall_animation", "training_curves", "sweep_figure", "MAX_FRAMES"]
@@ -254,7 +254,7 @@ def wall_animation(result: SimResult) -> go.Figure:
     pause = dict(frame=dict(duration=0, redraw=False), transition=dict(duration=0), mode="immediate")
     fig.update_layout(
         height=170 * n + 330,
-        font=PLAIN_FONT,
+        font=FONT,
         barmode="overlay",
         bargap=0.5,
         margin=dict(l=60, r=20, t=50, b=120),
@@ -387,7 +387,7 @@ def training_curves(result: SimResult) -> go.Figure:
     fig.update_xaxes(title_text="update", row=2, col=2)
     fig.update_layout(
         height=560,
-        font=PLAIN_FONT,
+        font=FONT,
         margin=dict(l=60, r=20, t=60, b=40),
         legend=dict(orientation="h", yanchor="bottom", y=1.08, x=0, font=dict(size=12)),
     )
@@ -453,7 +453,7 @@ def sweep_figure(sweep: Sweep, current_eps: float | None = None) -> go.Figure:
     y_max = max(x_max, sweep.max_rollouts * 1.05 if (~closed).any() else np.nanmax(sweep.rollouts, initial=1) * 1.1)
     fig.update_layout(
         height=420,
-        font=PLAIN_FONT,
+        font=FONT,
         margin=dict(l=60, r=20, t=40, b=50),
         xaxis=dict(title=f"gap / eps   (gap = {sweep.config.gap:g})", range=[0, x_max]),
         yaxis=dict(title=f"rollouts to close {CLOSE_FRACTION:.0%} of the gap", range=[0, y_max]),

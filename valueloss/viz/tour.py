@@ -9,27 +9,24 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from .base import AXIS, PLAIN_FONT
+from .base import AXIS, panel_layout
 from .scale import multiplier_figure
 from .theme import BAND_FILL, COLORS, DASHES, SYMBOLS, WIDTHS, ZERO_GRAD_FILL
 
 __all__ = ["reveal_figure", "FIGURE_KINDS"]
 
 
-
 def _layout(*, height: int, x_title: str, y_title: str, **extra) -> dict:
-    layout = {
-        "height": height,
-        "margin": {"l": 60, "r": 20, "t": 30, "b": 95},
-        "font": PLAIN_FONT,
-        "plot_bgcolor": "white",
-        "hovermode": "closest",
-        "legend": {"orientation": "h", "yref": "container", "y": 0.0, "yanchor": "bottom", "x": 0.0},
+    return {
+        **panel_layout(
+            height=height,
+            margin={"l": 60, "r": 20, "t": 30, "b": 95},
+            legend={"orientation": "h", "yref": "container", "y": 0.0, "yanchor": "bottom", "x": 0.0},
+        ),
         "xaxis": {**AXIS, "title": {"text": x_title, "standoff": 4}},
         "yaxis": {**AXIS, "title": {"text": y_title}},
+        **extra,
     }
-    layout.update(extra)
-    return layout
 
 
 def _line(x, y, name: str, key: str, *, dash: str | None = None, width: float | None = None, **extra) -> dict:

@@ -11,6 +11,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 MATH_JS = (HERE / "tokenmath.js").read_text(encoding="utf-8")
+FRAMES_JS = (HERE / "frames.js").read_text(encoding="utf-8")
 EXPLORER_JS = (HERE / "explorer.js").read_text(encoding="utf-8")
 EXPLORER_CSS = (HERE / "explorer.css").read_text(encoding="utf-8")
 SURFACES_JS = (HERE / "surfaces.js").read_text(encoding="utf-8")
@@ -18,10 +19,11 @@ SURFACES_CSS = (HERE / "surfaces.css").read_text(encoding="utf-8")
 
 
 def component_js() -> str:
-    """The component's ES module: the math, then the explorer (which exports the default function)."""
-    return MATH_JS + "\n" + EXPLORER_JS
+    """The component's ES module: the math, the frame scheduler, then the explorer (which exports the default
+    function)."""
+    return "\n".join((MATH_JS, FRAMES_JS, EXPLORER_JS))
 
 
 def surfaces_component_js() -> str:
-    """The live surfaces' ES module: the same math, then the four panels."""
-    return MATH_JS + "\n" + SURFACES_JS
+    """The live surfaces' ES module: the same math and frame scheduler, then the four panels."""
+    return "\n".join((MATH_JS, FRAMES_JS, SURFACES_JS))

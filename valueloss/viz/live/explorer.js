@@ -222,17 +222,7 @@ class Explorer {
   }
 
   schedule() {
-    if (this.pending) return;
-    this.pending = true;
-    requestAnimationFrame((t) => {
-      this.pending = false;
-      const start = performance.now();
-      this.render();
-      this.box.getBoundingClientRect(); // include style and layout in the frame's cost
-      const end = performance.now();
-      this.frames.push({ t, script: end - start });
-      if (this.frames.length > 5000) this.frames.splice(0, 1000);
-    });
+    scheduleRender(this);
   }
 
   layout() {

@@ -90,16 +90,7 @@ class Surfaces {
   }
 
   schedule() {
-    if (this.pending) return;
-    this.pending = true;
-    requestAnimationFrame((t) => {
-      this.pending = false;
-      const start = performance.now();
-      this.render();
-      this.box.getBoundingClientRect();
-      this.frames.push({ t, script: performance.now() - start });
-      if (this.frames.length > 5000) this.frames.splice(0, 1000);
-    });
+    scheduleRender(this);
   }
 
   // The plane exactly as pages/surfaces.py builds it: axis_values (linspace) and evaluate_grid.
