@@ -6,7 +6,7 @@ from dataclasses import asdict
 
 import streamlit as st
 
-from pages.common import page_setup, share_link, shows_errors
+from pages.common import metric_row, page_setup, share_link, shows_errors
 from valueloss.teach.simulate import (
     CLOSE_FRACTION,
     CRITICS,
@@ -210,22 +210,22 @@ if result is not None:
     closed = result.rollouts_to_close
     base = result.baseline_rollouts_to_close
     rule_label, rule, rule_help = rule_of_thumb(cfg)
-    row = st.container(horizontal=True, gap="small")  # wraps two by two on a narrow window
-    m1 = m2 = m3 = m4 = row
-    m1.metric(
-        f"rollouts to close {CLOSE_FRACTION:.0%} of the gap",
-        "—" if closed is None else closed,
-        help=f"'—': not within the {cfg.n_rollouts} rollouts simulated.",
-        width=210,
-    )
-    m2.metric(rule_label, rule, help=rule_help, width=210)
-    m3.metric("same run without clipping", "—" if base is None else base, width=210)
-    m4.metric(
-        "max move with own gradient 0",
-        f"{result.max_moved_while_frozen:.4g}",
-        help="The largest |Δv| in one update, over tokens whose own loss term had exactly zero gradient when the "
-        "update began. Nonzero only if something other than the token's own gradient moved it.",
-        width=210,
+    metric_row(
+        [
+            (
+                f"rollouts to close {CLOSE_FRACTION:.0%} of the gap",
+                "—" if closed is None else closed,
+                f"'—': not within the {cfg.n_rollouts} rollouts simulated.",
+            ),
+            (rule_label, rule, rule_help),
+            ("same run without clipping", "—" if base is None else base, None),
+            (
+                "max move with own gradient 0",
+                f"{result.max_moved_while_frozen:.4g}",
+                "The largest |Δv| in one update, over tokens whose own loss term had exactly zero gradient when "
+                "the update began. Nonzero only if something other than the token's own gradient moved it.",
+            ),
+        ]
     )
 
     if cfg.eps == 0 and cfg.loss != "unclipped":
