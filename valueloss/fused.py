@@ -54,6 +54,11 @@ operation inside a backward costs ~10 us more than the loop.
 
 Where compilation fails the same pass runs in eager torch (a one-time warning); set
 ``VALUELOSS_FUSED_BACKEND=eager`` or pass ``backend="eager"`` to force it.
+
+On a GPU the exactness holds (its 15 CUDA tests passed on an H200) but the speed does not: recorded there
+(``docs/benchmarks/``), a 4096x8192 forward+backward took 2.71 ms in float32 (8 % of the measured
+roofline) and 2.47 ms in bfloat16, slower than OpenRLHF's eager module; over 1 ms of it is paid per
+call whatever the batch. Choose it on a GPU for its exact gradient, not for speed.
 """
 
 from __future__ import annotations
