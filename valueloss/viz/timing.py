@@ -65,10 +65,9 @@ def fixed_cost_note(rows: Iterable[dict], pass_: str = "forward+backward") -> st
     if len(series) < 2:
         return None
     small, large = series[0], series[-1]
-    share = large.get("roofline_share")
-    if share is None or share >= 0.5:
+    share, roofline_ms = large.get("roofline_share"), large.get("roofline_ms")
+    if share is None or roofline_ms is None or share >= 0.5:
         return None
-    roofline_ms = large["median_ms"] * share
     note = (
         f"Here the fused {pass_} reaches only {100 * share:.0f} % of the roofline at {_size(large)} "
         f"({large['median_ms']:.3g} ms against {roofline_ms:.3g} ms). {small['median_ms']:.3g} ms of that is "
