@@ -96,7 +96,7 @@ def _users(convention: str, tie_rule: str) -> str:
     names = [
         d.library.split(" (")[0]
         for d in DIALECTS.values()
-        if d.current and d.clip_convention == convention and d.tie_rule == tie_rule and d.combine.startswith("max")
+        if d.current and d.clip_convention == convention and d.tie_rule == tie_rule and d.combine_rule == "max"
     ]
     return ", ".join(dict.fromkeys(names))
 

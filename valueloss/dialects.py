@@ -18,6 +18,7 @@ import math
 import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
@@ -27,6 +28,7 @@ from .library_code import LibraryCode
 from .losses import _check_batch
 
 __all__ = [
+    "CombineRule",
     "Dialect",
     "DialectResult",
     "DIALECTS",
@@ -37,6 +39,12 @@ __all__ = [
     "family_versions",
     "version_label",
 ]
+
+
+# How a library combines the unclipped and clipped terms: code decides on this, never on the ``combine`` prose.
+#   "max": max of the squared errors (PPO2); "clip-only": only the clipped term (SB3);
+#   "huber-max": max of the Huber losses (TorchRL); "loss-clamp": clamps the squared error itself (RLlib).
+CombineRule = Literal["max", "clip-only", "huber-max", "loss-clamp"]
 
 
 @dataclass(frozen=True)
@@ -57,7 +65,7 @@ class Dialect:
     param_name: str
     default_eps: float | None  # None: clipping is off by default
     clip_convention: str  # "bounds", "clamp", "delta" or "none"
-    combine: str
+    combine: str  # the combine rule in words, shown next to the numbers (code reads ``combine_rule``)
     half: bool
     aggregation: str
     clipfrac_definition: str | None
@@ -87,6 +95,7 @@ class Dialect:
     export_label: str = ""  # short label for the export picker
     reduce: Callable | None = None  # (per-token max term, mask, mode) -> loss; None: not a max form
     indexed: bool = False  # sees only the real tokens (no mask argument): reduce gets the 1-D real tokens
+    combine_rule: CombineRule = "max"
 
     @property
     def export_source(self) -> Callable[[], str] | None:
@@ -109,9 +118,9 @@ class Dialect:
         """The per-token loss in plain text (figure titles, tables), built from the entry's facts."""
         if self.eps_units == "loss":
             return f"clamp((v − R)², 0, {self.param_name.split(' ')[0]})"
-        if self.combine.startswith("clip-only"):
+        if self.combine_rule == "clip-only":
             return "(clip(v) − R)², no max"
-        if "Huber" in self.combine:
+        if self.combine_rule == "huber-max":
             return "max of Huber (smooth L1), " + self.clip_convention + " clip"
         text = ("½·" if self.half else "") + "max[(v−R)², (clip(v)−R)²], " + self.clip_convention + " clip"
         return text + (", TensorFlow tie rule" if self.tie_rule == "tensorflow" else "")
@@ -359,6 +368,7 @@ DIALECTS: dict[str, Dialect] = {
             default_eps=None,
             clip_convention="delta",
             combine="clip-only: mean((R - clip(v))^2), no max",
+            combine_rule="clip-only",
             half=False,
             aggregation="plain mean",
             clipfrac_definition=None,
@@ -413,6 +423,7 @@ DIALECTS: dict[str, Dialect] = {
             default_eps=None,
             clip_convention="delta",
             combine="max of smooth-L1 (Huber, the default loss_critic_type)",
+            combine_rule="huber-max",
             half=False,
             aggregation="masked mean sum(critic_coeff * L * m) / sum(m) (NaN in padding poisons it)",
             clipfrac_definition="value_clip_fraction = mean over the WHOLE tensor, padding included, of "
@@ -444,6 +455,7 @@ DIALECTS: dict[str, Dialect] = {
             default_eps=10.0,
             clip_convention="none",
             combine="clamps the loss, not the value: clamp((v-R)^2, 0, vf_clip_param)",
+            combine_rule="loss-clamp",
             half=False,
             aggregation="mean over valid steps",
             clipfrac_definition=None,

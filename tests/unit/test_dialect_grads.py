@@ -32,7 +32,7 @@ def _kinks(name, v, R, v_old, eps):
     edges = [v_old - eps, v_old + eps]
     ties = [2 * R - e for e in edges]  # where (v - R)^2 == (edge - R)^2
     huber = [R - 1, R + 1]  # smooth L1 switches from quadratic to linear (its derivative is continuous)
-    return edges + ties + (huber if "Huber" in DIALECTS[name].combine else [])
+    return edges + ties + (huber if DIALECTS[name].combine_rule == "huber-max" else [])
 
 
 @pytest.mark.parametrize("name", list(DIALECTS))

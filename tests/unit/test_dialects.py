@@ -400,3 +400,11 @@ def test_golden_vectors_of_the_newer_entries(key, name, attr, device):
             assert math.isnan(got), (key, eps)
         else:
             assert got == pytest.approx(want[key], abs=1e-12, rel=0), (key, eps)
+
+
+def test_combine_rule_is_the_typed_twin_of_the_combine_words():
+    """Code branches on ``combine_rule``; the prose ``combine`` is only shown. The two must say the same."""
+    words = {"max": "max", "clip-only": "clip-only", "huber-max": "Huber", "loss-clamp": "clamps the loss"}
+    for d in vl.DIALECTS.values():
+        assert words[d.combine_rule] in d.combine, d.name
+    assert {d.combine_rule for d in vl.DIALECTS.values()} == set(words)

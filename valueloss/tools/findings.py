@@ -256,7 +256,7 @@ def _library_findings(library: str, eps: float, rllib_share: float | None, zero_
                 + (
                     f"{d.library} uses the clip-only loss mean((R - clip(v))^2) without max: every prediction-clipped "
                     f"token gets zero gradient ({est}{zero_pred:.1%} here), including tokens that moved away from R."
-                    if d.combine.startswith("clip-only")
+                    if d.combine_rule == "clip-only"
                     else ""
                 ),
                 _links("hill-a/stable-baselines#216", "DLR-RM/stable-baselines3#1426"),
@@ -279,7 +279,7 @@ def _library_findings(library: str, eps: float, rllib_share: float | None, zero_
 
 def _why_max_finding(loss: float, pred: float, library: str, estimate: bool) -> Finding | None:
     restoring = max(pred - loss, 0.0)
-    if not get_dialect(library).combine.startswith("clip-only") and restoring <= 0.0:
+    if get_dialect(library).combine_rule != "clip-only" and restoring <= 0.0:
         return None
     est = "estimated " if estimate else ""
     return Finding(
@@ -557,7 +557,7 @@ def clipfrac_verdict(
         source = f"The {'estimated ' if estimate else ''}clip fraction {clip:.1%}"
     entry = DIALECTS[library]
     means = _WHAT_IT_MEANS[definition]
-    if entry.combine.startswith("clip-only"):
+    if entry.combine_rule == "clip-only":
         means = "SB3's clip-only loss gives every one of these tokens zero gradient, even those that moved away from R"
     if first_step and logged is None:
         return Finding(
