@@ -17,10 +17,10 @@ from streamlit.errors import StreamlitAPIException
 
 from pages import registry
 from valueloss import CONVENTIONS
+from valueloss.notation import COLORS, legend_html
 from valueloss.teach.explain import CONVENTION_LABELS
 from valueloss.tools.batch import MAX_TOKENS, PADDING_CHOICES, SYNTHETIC_PARAMS, Batch, synthetic_batch
 from valueloss.tools.batch_files import load_batch_file
-from valueloss.viz.theme import COLORS, legend_html
 
 # Copies the browser's current address (which already carries every bound widget's value).
 _SHARE_HTML = """

@@ -1,4 +1,4 @@
-"""Figures of the Batch and Sanity-check pages: arrays in, ``go.Figure`` out, colours from ``theme``.
+"""Figures of the Batch and Sanity-check pages: arrays in, ``go.Figure`` out, colours from ``valueloss.notation``.
 
 Each figure is built in one constructor call with its shapes and annotations as plain dicts: plotly's
 ``add_vline`` / ``make_subplots`` helpers cost ~10 ms each, more than the whole page's arithmetic.
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+from ..notation import BAND_FILL, COLORS, DASHES, WIDTHS
 from .base import OPEN_AXIS, TOOL_MARGIN
-from .theme import BAND_FILL, COLORS, DASHES, WIDTHS
 
 __all__ = ["DEFINITION_STYLE", "histogram_figure", "clipfrac_curve", "aggregation_weights_figure", "dialect_figure"]
 
