@@ -232,6 +232,27 @@ def share_link() -> None:
     st.iframe(_SHARE_HTML, height=40)
 
 
+_BOX = {"warning": st.warning, "info": st.info, "ok": st.success}
+_ICON = {"warning": ":material/warning:", "info": ":material/info:", "ok": ":material/check_circle:"}
+
+
+def links_markdown(links, sep: str = " · ") -> str:
+    """Links (threads, sources) as markdown, each named by its label (``owner/repo#n``)."""
+    return sep.join(f"[{link.label}]({link.url})" for link in links)
+
+
+def show_finding(finding) -> None:
+    """One finding (or verdict) in the box of its severity: the title, the words, the threads it cites, and
+    for advice from partial evidence, what it could not check."""
+    text = f"**{finding.title}**\n\n{finding.explanation}"
+    if finding.links:
+        text += f"\n\n{links_markdown(finding.links)}"
+    unchecked = getattr(finding, "unchecked", ())
+    if unchecked:
+        text += "\n\n*Not checked:* " + "; ".join(unchecked) + "."
+    _BOX[finding.severity](text, icon=_ICON[finding.severity])
+
+
 @contextmanager
 def shows_errors(what: str):
     """Turn a bad-input error from the core into ``st.error`` and keep the rest of the page alive."""

@@ -90,12 +90,13 @@ class Dialect:
     verified: str = "restated formula"  # how CI checks it: "real package", "real training step", "restated formula"
     tie_rule: str = "torch"  # "tensorflow": tf.maximum sends the whole gradient to its first argument at a tie
     zeroes_padded_predictions: bool = False  # the trainer sets padded predictions to 0 before the loss
-    sanity_definition: str = "loss"  # the clip fraction that matters for it: "loss", "prediction" or "rllib"
+    sanity_definition: str = "loss"  # the clip fraction that matters for it: "loss", "prediction" or "clamp"
     threads: tuple[str, ...] = ()  # issue threads that discuss this library's value clipping (owner/repo#n)
     export_label: str = ""  # short label for the export picker
     reduce: Callable | None = None  # (per-token max term, mask, mode) -> loss; None: not a max form
     indexed: bool = False  # sees only the real tokens (no mask argument): reduce gets the 1-D real tokens
     combine_rule: CombineRule = "max"
+    shares_policy_clip: bool = False  # one parameter clips the policy ratio and the value (code reads this)
 
     @property
     def export_source(self) -> Callable[[], str] | None:
@@ -339,6 +340,7 @@ DIALECTS: dict[str, Dialect] = {
             name="cleanrl",
             library="CleanRL ppo.py",
             param_name="clip_coef (shared with the policy; --clip-vloss)",
+            shares_policy_clip=True,
             default_eps=0.2,
             clip_convention="delta",
             combine="max",
@@ -472,7 +474,7 @@ DIALECTS: dict[str, Dialect] = {
             off_values=(math.inf,),
             loss_metric="vf_loss",
             logged="vf_loss is the clamped loss; RLlib also logs vf_loss_unclipped.",
-            sanity_definition="rllib",
+            sanity_definition="clamp",
             threads=("ray-project/ray#19291", "ray-project/ray#8908"),
             export_label="RLlib PPO (loss clamp, since 2021)",
         ),
@@ -481,6 +483,7 @@ DIALECTS: dict[str, Dialect] = {
             name="baselines-ppo2",
             library="OpenAI baselines ppo2 (TensorFlow)",
             param_name="cliprange (shared with the policy)",
+            shares_policy_clip=True,
             default_eps=0.2,
             clip_convention="delta",
             combine="max (tf.maximum: at a tie the whole gradient goes to the unclipped term)",
@@ -510,6 +513,7 @@ DIALECTS: dict[str, Dialect] = {
             name="rsl_rl",
             library="rsl_rl PPO (IsaacLab)",
             param_name="clip_param (shared with the policy; use_clipped_value_loss)",
+            shares_policy_clip=True,
             default_eps=0.2,
             clip_convention="delta",
             combine="max",
@@ -555,7 +559,7 @@ DIALECTS: dict[str, Dialect] = {
             logged="critic_loss: printed as the average over the PPO epochs of a step.",
             limits="--compute_fp32_loss (values cast to float32 before the squares) is not modelled: pass "
             "float32 tensors to get it.",
-            threads=("microsoft/DeepSpeedExamples#556", "microsoft/DeepSpeedExamples#956"),
+            threads=("deepspeedai/DeepSpeedExamples#556", "deepspeedai/DeepSpeedExamples#956"),
             verified=_ONCE,
             export_label="DeepSpeed-Chat critic_loss_fn",
             reduce=_trlx_reduce,
