@@ -8,15 +8,7 @@ from __future__ import annotations
 import streamlit as st
 
 from pages import common
-from pages.common import (
-    page_setup,
-    share_link,
-    show_finding,
-    shows_errors,
-    synthetic_controls,
-    upload_width_input,
-    width_caption,
-)
+from pages.common import page_setup, share_link, show_finding, shows_errors
 from valueloss.dialects import DIALECTS
 from valueloss.teach import sanity_text
 from valueloss.tools.batch import Batch
@@ -155,7 +147,7 @@ with st.sidebar:
             model_seed = st.number_input("model seed", 0, 2**31 - 1, 0, 1, key=PREFIX + "mseed", bind="query-params")
     elif source == "synthetic batch":
         with st.expander("Synthetic batch", expanded=True):
-            params = synthetic_controls(PREFIX)
+            params = common.synthetic_controls(PREFIX)
 
 report: SanityReport | None = None
 with shows_errors("Sanity check"):
@@ -174,12 +166,12 @@ with shows_errors("Sanity check"):
             key=PREFIX + "upload",
             max_upload_size=MAX_UPLOAD_BYTES // (1024 * 1024),
         )
-        width = upload_width_input(PREFIX)
+        width = common.upload_width_input(PREFIX)
         if upload is None:
             st.info("Upload a batch (.npz, .csv, .parquet), or use summary statistics.")
         else:
             batch = common.cached_upload(upload.name, upload.file_id, width, upload.getvalue())
-            st.caption(width_caption(upload.name, width, batch.shape[1]))
+            st.caption(common.width_caption(upload.name, width, batch.shape[1]))
             key = ("upload", upload.name, upload.file_id, width)
             report = cached_batch_report(key, eps, library, target, logged, batch)
 

@@ -240,9 +240,20 @@ def sanity_pages():
 SANITY = list(sanity_pages())
 
 
+def same_numbers(statements) -> list[str]:
+    """Quantities two statements of one page write differently (one number, one way of writing it)."""
+    seen, out = {}, []
+    for s in statements:
+        for quantity, written in s.numbers:
+            if seen.setdefault(quantity, written) != written:
+                out.append(f"{quantity}: {seen[quantity]} and {written} ({s.title})")
+    return out
+
+
 @pytest.mark.parametrize(("name", "report"), SANITY, ids=[n for n, _ in SANITY])
 def test_no_two_statements_on_a_sanity_page_contradict(name, report):
     assert not contradictions(report.findings), contradictions(report.findings)
+    assert not same_numbers(report.findings)
     assert isinstance(report.verdict, Advice)
 
 
@@ -281,6 +292,7 @@ def test_no_two_statements_on_a_batch_page_contradict(name, page):
     """The verdict and the reading of the histograms, from one evidence: the items 2, 3 and 6 cases."""
     statements = [page.verdict, page.reading]
     assert not contradictions(statements), contradictions(statements)
+    assert not same_numbers(statements)
     reading = page.reading.explanation
     if page.verdict.code == "first-step":
         assert "cannot" in reading or "no eps can clip" in reading

@@ -104,9 +104,11 @@ def histogram_reading(evidence: Evidence, loss: float, prediction: float, larges
             claims=(("pace", "one optimizer step per rollout"),),
         )
     if loss == 0:
+        acts = evidence.reading.acts_below if evidence.reading is not None else None
+        below = f"; it would act below eps = {q('acts_below', acts)}" if acts else ""
         moved = (
             f"No token moved more than eps = {q('eps', eps)} (the largest |Δ| is {q('largest_move', largest_move)}), "
-            f"so clipping never acts at this eps; it would act below eps = {q('largest_move', largest_move)}."
+            f"so clipping never acts at this eps{below}."
             if prediction == 0
             else f"{q('prediction', prediction)} of tokens moved more than eps, but none toward R while staying nearer "
             "R than the band edge, so none is frozen: max() keeps pulling every one of them back."

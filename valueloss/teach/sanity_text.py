@@ -118,8 +118,15 @@ def eps_target_note(
     target: float,
     reachable: bool,
     first_step: bool,
+    log_step: float | None = None,
 ) -> str:
-    """The eps for the target in whole tokens (so a fraction printed as 10.000 % is never 'more than 10 %')."""
+    """The eps for the target in whole tokens (so a fraction printed as 10.000 % is never 'more than 10 %');
+    ``log_step``: read at the update step that reproduces the user's log, and said so."""
+    where = f"At the step that reproduces your log ({shown('step', log_step)}): " if log_step is not None else ""
+    return where + _eps_target_words(eps, count, n, below, at_zero, target, reachable, first_step)
+
+
+def _eps_target_words(eps, count, n, below, at_zero, target, reachable, first_step) -> str:
     goal = shown("target", target)
     if not reachable:
         why = (

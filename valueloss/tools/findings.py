@@ -79,19 +79,10 @@ def _spread(x: torch.Tensor) -> Spread:
     return Spread(float(x.mean()), float(x.std(unbiased=False)), float(x.min()), float(x.max()))
 
 
-def _grade(
-    batch: Batch,
-    eps: float,
-    definition: str,
-    target: float,
-    th: ClipThresholds | None = None,
-    at_eps: Sweep | None = None,
-    eps_target: EpsTarget | None = None,
-) -> Graded:
-    th = th if th is not None else clip_thresholds(batch)
-    at = at_eps if at_eps is not None else clipfrac_sweep(batch, [eps], th)
-    tgt = eps_target if eps_target is not None else eps_for_clipfrac(batch, target, definition, th)
-    return Graded(batch, th, at, tgt)
+def _grade(batch: Batch, eps: float, definition: str, target: float) -> Graded:
+    """``batch``'s clip fractions at eps and its eps for the target, from one set of thresholds."""
+    th = clip_thresholds(batch)
+    return Graded(batch, th, clipfrac_sweep(batch, [eps], th), eps_for_clipfrac(batch, target, definition, th))
 
 
 def _reading(graded: Graded, definition: str, source: str, **fields) -> ClipReading:
@@ -129,32 +120,21 @@ def _toward(batch: Batch) -> Batch:
     )
 
 
-def batch_evidence(
-    batch: Batch,
-    eps: float,
-    library: str,
-    thresholds: ClipThresholds | None = None,
-    *,
-    target: float = 0.1,
-    logged: float | None = None,
-    at_eps: Sweep | None = None,
-    eps_target: EpsTarget | None = None,
+def _evidence(
+    batch: Batch, eps: float, library: str, target: float, logged: float | None, step: float | None, **facts
 ) -> tuple[Evidence, Graded, Graded]:
-    """The evidence of one batch (finite real tokens) at an ``eps`` validated by the caller: (evidence, this
-    batch graded, the evidence graded).
-
-    Without ``logged`` both graded records are this batch; with it the second is this batch's R and v_old
-    with a critic that closes the share of each gap per update that reproduces the log."""
+    """Grade ``batch`` (a model batch at ``step`` when step is given), read the log on it if there is one,
+    and put the ``facts`` (spreads, median gap, first step) beside: (evidence, batch graded, evidence graded)."""
     eps = float(eps)
     definition = target_definition(library)
-    v, r, v_old, _ = real_tokens(batch)
-    finite = torch.isfinite(v) & torch.isfinite(r) & torch.isfinite(v_old)
-    own = _grade(batch, eps, definition, target, thresholds, at_eps, eps_target)
-    fraction = float(own.at_eps.curve(definition)[0])
+    on = "batch" if step is None else "model"
+    own = _grade(batch, eps, definition, target)
     if logged is None:
-        reading, graded = _reading(own, definition, "batch"), own
+        source = "batch" if step is None else "estimate"
+        reading, graded = _reading(own, definition, source, on=on, step=step), own
     else:
-        reading, graded = _log_reading(own, _toward(batch), eps, definition, target, logged, "batch")
+        reading, graded = _log_reading(own, _toward(batch), eps, definition, target, logged, on)
+    fraction = float(own.at_eps.curve(definition)[0])
     evidence = Evidence(
         library=library,
         eps=eps,
@@ -162,52 +142,54 @@ def batch_evidence(
         logged=logged,
         reading=reading,
         batch_fraction=fraction if logged is not None else None,
+        **facts,
+    )
+    return evidence, own, graded
+
+
+def batch_evidence(
+    batch: Batch, eps: float, library: str, *, target: float = 0.1, logged: float | None = None
+) -> tuple[Evidence, Graded, Graded]:
+    """The evidence of one batch (finite real tokens) at an ``eps`` validated by the caller: (evidence, this
+    batch graded, the evidence graded).
+
+    Without ``logged`` both graded records are this batch; with it the second is this batch's R and v_old
+    with a critic that closes the share of each gap per update that reproduces the log."""
+    v, r, v_old, _ = real_tokens(batch)
+    finite = torch.isfinite(v) & torch.isfinite(r) & torch.isfinite(v_old)
+    return _evidence(
+        batch,
+        eps,
+        library,
+        target,
+        logged,
+        None,
         returns=_spread(r),
         values=_spread(v_old),
         median_gap=float(np.median((r - v_old)[finite].abs().double().numpy())),
         first_step=bool(((v - v_old)[finite] == 0).all()),
     )
-    return evidence, own, graded
 
 
 def summary_evidence(
-    stats: SummaryStats,
-    eps: float,
-    library: str,
-    *,
-    model: Batch,
-    step: float,
-    thresholds: ClipThresholds | None = None,
-    target: float = 0.1,
-    logged: float | None = None,
-    correlation: float = 0.0,
-    n: int = 20_000,
-    seed: int = 0,
+    stats: SummaryStats, eps: float, library: str, *, model: Batch, step: float, target: float = 0.1, logged=None
 ) -> tuple[Evidence, Graded, Graded]:
     """The evidence of four logged statistics, from ``model`` (a :func:`model_batch` at ``step``).
 
     With ``logged`` the graded evidence is the model batch at the step that reproduces the log."""
-    definition = target_definition(library)
-    eps = float(eps)
-    own = _grade(model, eps, definition, target, thresholds)
-    if logged is None:
-        reading, graded = _reading(own, definition, "estimate", on="model", step=float(step)), own
-    else:
-        reading, graded = _log_reading(own, _toward(model), eps, definition, target, logged, "model")
     _, r, v_old, _ = real_tokens(model)
-    evidence = Evidence(
-        library=library,
-        eps=eps,
-        target=target,
-        logged=logged,
-        reading=reading,
-        batch_fraction=float(own.at_eps.curve(definition)[0]) if logged is not None else None,
+    return _evidence(
+        model,
+        eps,
+        library,
+        target,
+        logged,
+        float(step),
         returns=Spread(stats.return_mean, stats.return_std),
         values=Spread(stats.value_mean, stats.value_std),
         median_gap=float((r - v_old).abs().median()),
         first_step=float(step) == 0.0,
     )
-    return evidence, own, graded
 
 
 def _not_finite(anatomy: BatchAnatomy) -> list[Finding]:
@@ -271,30 +253,16 @@ def _with_verdict(verdict: Advice, others: list[Finding]) -> list[Finding]:
 
 
 def findings_for_batch(
-    batch: Batch,
-    eps: float,
-    library: str = "verl",
-    thresholds: ClipThresholds | None = None,
-    *,
-    target: float = 0.1,
-    logged: float | None = None,
+    batch: Batch, eps: float, library: str = "verl", *, target: float = 0.1, logged: float | None = None
 ) -> list[Finding]:
     """Every check that applies to this batch: the verdict on the clip fraction against ``target`` first,
-    then warnings (``thresholds``: reuse a :func:`clip_thresholds`; ``logged``: the user's logged fraction)."""
+    then warnings (``logged``: the user's logged fraction, which the verdict weighs)."""
     anatomy = batch_anatomy(batch, eps)
-    return findings_of(anatomy, get_dialect(library).name, thresholds, target=target, logged=logged)[0]
+    return findings_of(anatomy, get_dialect(library).name, target=target, logged=logged)[0]
 
 
 def findings_of(
-    anatomy: BatchAnatomy,
-    library: str,
-    thresholds: ClipThresholds | None = None,
-    *,
-    target: float = 0.1,
-    logged: float | None = None,
-    at_eps: Sweep | None = None,
-    eps_target: EpsTarget | None = None,
-    target_name: str | None = None,
+    anatomy: BatchAnatomy, library: str, *, target: float = 0.1, logged: float | None = None
 ) -> tuple[list[Finding], Evidence | None, Graded | None, Graded | None]:
     """(findings, evidence, this batch graded, the evidence graded) of an anatomy validated at the caller's
     boundary (``library`` a known name). The evidence is None where no real token is finite (or none is
@@ -306,10 +274,8 @@ def findings_of(
     v, r, v_old, _ = real_tokens(batch)
     if not bool((torch.isfinite(v) & torch.isfinite(r) & torch.isfinite(v_old)).any()):
         return problems, None, None, None
-    evidence, own, graded = batch_evidence(
-        batch, anatomy.eps, library, thresholds, target=target, logged=logged, at_eps=at_eps, eps_target=eps_target
-    )
-    verdict = advise(evidence, target_name=target_name)
+    evidence, own, graded = batch_evidence(batch, anatomy.eps, library, target=target, logged=logged)
+    verdict = advise(evidence)
     others = problems + _around(evidence, verdict, own, estimate=False)
     if logged is not None:
         others.append(_log_finding(evidence, graded, own, step=None))
@@ -322,7 +288,6 @@ def findings_for_summary(
     library: str = "verl",
     *,
     model: Batch | None = None,
-    thresholds: ClipThresholds | None = None,
     target: float = 0.1,
     logged: float | None = None,
     step: float = 0.15,
@@ -336,19 +301,7 @@ def findings_for_summary(
     check.clip_range("eps", eps)
     library = get_dialect(library).name
     model = model if model is not None else model_batch(stats, step=step, correlation=correlation, n=n, seed=seed)
-    evidence, own, graded = summary_evidence(
-        stats,
-        eps,
-        library,
-        model=model,
-        step=step,
-        thresholds=thresholds,
-        target=target,
-        logged=logged,
-        correlation=correlation,
-        n=n,
-        seed=seed,
-    )
+    evidence, own, graded = summary_evidence(stats, eps, library, model=model, step=step, target=target, logged=logged)
     verdict = advise(evidence)
     others = _around(evidence, verdict, own, estimate=True)
     if logged is not None:

@@ -69,6 +69,7 @@ def _report(source, batch, stats, eps, library, target, findings, evidence, own:
     eps_sigma = clipfrac.eps_in_units_of_checked(eps, stats.return_std) if d.eps_units == "return" else None
     at = _fractions(own.at_eps)
     logged = extra.get("logged")
+    reading = evidence.reading if evidence is not None else None
     if t is None:
         note = (
             "No update step reproduces your logged clip fraction on this evidence, so it gives no eps for the target."
@@ -83,9 +84,9 @@ def _report(source, batch, stats, eps, library, target, findings, evidence, own:
             target=target,
             reachable=t.reachable,
             first_step=bool(evidence is not None and evidence.first_step and logged is None),
+            log_step=reading.step if reading is not None and reading.source == "log" else None,
         )
     resized = graded.resized
-    reading = evidence.reading if evidence is not None else None
     return SanityReport(
         source=source,
         estimate=source == "summary",
