@@ -58,6 +58,7 @@ __all__ = [
     "SCALE_MEAN_SIGMAS",
     "SCALE_STD_RATIO",
     "NOISE_MEDIAN_SIGMAS",
+    "EV_WORSE_THAN_CONSTANT",
 ]
 
 Severity = Literal["warning", "info", "ok"]
@@ -70,6 +71,7 @@ LAG_ROLLOUTS = 3.0  # a gap of at least 3 eps takes at least 3 rollouts to close
 SCALE_MEAN_SIGMAS = 3.0  # |mean(v_old) - mean(R)| in return stds: values and returns are offset
 SCALE_STD_RATIO = 3.0  # std(v_old) / std(R) (or their ranges): values spread far wider than returns
 NOISE_MEDIAN_SIGMAS = 0.6745  # median |N(0, 1)|: the median gap of a perfect critic, in noise stds
+EV_WORSE_THAN_CONSTANT = -0.1  # explained variance below this: the values vary in ways the returns do not
 
 
 # ------------------------------------------------------------------------------------------ statements
@@ -134,6 +136,8 @@ class Spread:
             object.__setattr__(self, name, _maybe(name, getattr(self, name)))
         if self.std is not None and self.std < 0:
             raise ValueError(f"std must be >= 0, got {self.std}")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min must be at most max, got min {self.min} > max {self.max}")
 
     @property
     def width(self) -> float | None:
@@ -464,6 +468,12 @@ CONDITIONS: dict[str, Condition] = {
             ("mean return", "mean value", "eps"),
             "the offset |mean(R) − mean(v_old)| against eps (needs both means)",
             lambda f: _ratio_at_least(f.offset, f.eps),
+        ),
+        Condition(
+            "critic_unexplained",
+            ("explained variance",),
+            "whether the critic explains the returns at all (needs the explained variance)",
+            lambda f: None if f.ev.explained_variance is None else f.ev.explained_variance < EV_WORSE_THAN_CONSTANT,
         ),
         Condition(
             "gap_lag",
@@ -831,6 +841,18 @@ def _w_big_steps(f, q, named):
     )
 
 
+def _w_unexplained(f, q, named):
+    ev = f.ev.explained_variance
+    return (
+        f"{q('clip', f.graded.fraction)} clipped, above {named}: the critic predicts worse than a constant",
+        f"{_over(f, q, named)} The explained variance is {q('explained_variance', ev)}, below 0: the critic's values "
+        "vary in ways the returns do not, so it predicts them worse than a constant would (returns that are pure "
+        "noise give 0, not less), and the tokens are far from R and stop at the band edge. Check the "
+        "value head's initialisation and warm-up and the critic learning rate before tuning eps (verl#498, "
+        f"DeepSpeedExamples#556). {_reach(f, q, named)}",
+    )
+
+
 def _w_over(f, q, named):
     return (
         f"{q('clip', f.graded.fraction)} clipped, above {named}",
@@ -875,6 +897,8 @@ TABLE: tuple[Row, ...] = (
     Row("large-steps", (("over", True), ("gap_lag", False)), "warning", _w_big_steps,
         ("vwxyzjn/cleanrl#208", "openai/baselines#91"), (_OVER, _RAISE, ("first fix", "critic step or eps")),
         suggests=True),
+    Row("critic-unexplained", (("over", True), ("critic_unexplained", True)), "warning", _w_unexplained,
+        ("verl-project/verl#498", "deepspeedai/DeepSpeedExamples#556"), (_OVER, ("first fix", "critic"))),
     Row("over-cause-unknown", (("over", True),), "warning", _w_over, (), (_OVER, _RAISE), suggests=True),
 )  # fmt: skip
 
