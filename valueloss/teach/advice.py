@@ -440,7 +440,8 @@ CONDITIONS: dict[str, Condition] = {
         Condition(
             "scale_mismatch",
             ("mean and std (or min and max) of the returns and of the values",),
-            "whether values and returns live on different scales (needs their means and stds, or min and max)",
+            "whether values and returns live on different scales (needs both means and the returns' std; min and "
+            "max can show a mismatch but not rule one out)",
             _scale_mismatch,
         ),
         Condition("loss_units", ("the library's eps units",), "", lambda f: f.dialect.eps_units == "loss"),
@@ -642,7 +643,9 @@ def _scale_words(f: Facts, q: Quote) -> str:
         r_std = f" and std {q('return_std', r.std)}" if r.std is not None else ""
         stats = f"Old values have mean {q('value_mean', v.mean)}{v_std}; returns have mean {q('return_mean', r.mean)}{r_std}. "
     how = []
-    if f.offset_sigmas is not None and f.offset_sigmas > SCALE_MEAN_SIGMAS:
+    if f.offset_sigmas is not None and f.offset_sigmas > SCALE_MEAN_SIGMAS and f.sigma is None:
+        how.append(f"the means are {q('offset', f.offset)} apart and the returns do not vary")
+    elif f.offset_sigmas is not None and f.offset_sigmas > SCALE_MEAN_SIGMAS:
         how.append(f"the means are {q('offset_sigmas', f.offset_sigmas)} return stds apart")
     elif f.offset is not None and f.offset_sigmas is None:
         how.append(f"the means are {q('offset', f.offset)} apart, more than 1.5 times the returns' whole range")
