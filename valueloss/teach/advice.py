@@ -554,10 +554,11 @@ def _reach(f: Facts, q: Quote, named: str) -> str:
     """Where the eps for the target comes from, or why there is none."""
     g = f.graded
     where = basis_words(g, q)
+    param = f"a {f.dialect.param_name}" if f.dialect.eps_units == "loss" else "an eps"
     if g.eps_for_target is not None:
-        return f"An eps of about {q('eps_for_target', g.eps_for_target)} reaches {named} on {where}."
+        return f"{param[0].upper() + param[1:]} of about {q('eps_for_target', g.eps_for_target)} reaches {named} on {where}."
     if g.reachable is False:
-        return f"No eps reaches {named} on {where}."
+        return f"No {param[2:].strip()} reaches {named} on {where}."
     if g.source == "log" and g.most is not None:
         return (
             f"No update step reproduces your log from this evidence (the most it clips is {q('most', g.most)}), so it "
@@ -706,8 +707,8 @@ def _w_clamp_never(f, q, named):
     )
     return (
         f"{q('clip', g.fraction)} clamped: {d.param_name} = {q('eps', f.eps)} never acts",
-        f"{_is_zero(f, q)}: no token's squared error (v − R)² exceeds {d.param_name}, so {d.library}'s clamp never "
-        f"acts and the loss is the plain squared error.{below}",
+        f"{_is_zero(f, q)}: no token's squared error (v − R)² exceeds {d.param_name}, so the clamp never acts and "
+        f"the loss is the plain squared error.{below}",
     )
 
 
