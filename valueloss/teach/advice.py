@@ -817,19 +817,22 @@ def _w_lags(f, q, named):
 
 
 def _w_spread(f, q, named):
-    offset = ""
-    if f.offset is not None:
-        offset = (
-            f" Only {q('offset', f.offset)} of it ({q('offset_lag', f.offset / f.eps)} × eps) is an offset "
-            "the tokens share; the rest is spread: tokens the critic predicts badly, and the returns' noise."
-        )
+    lag = q("lag", f.ev.median_gap / f.eps)
+    shared = (
+        f", but only {q('offset', f.offset)} of it ({q('offset_lag', f.offset / f.eps)} × eps) is an offset every "
+        "token shares; the rest is spread"
+        if f.offset is not None
+        else ", spread"
+    )
     return (
         f"{q('clip', f.graded.fraction)} clipped, above {named}: the targets are far from v_old against eps",
-        f"{_over(f, q, named)} {_median_bound(f, q)}{offset} So about {q('lag', f.ev.median_gap / f.eps)} rollouts "
-        f"is the most the critic needs, at about eps per rollout. {_reach(f, q, named)} Where the returns are noisy, a "
-        "high clip fraction is the clip braking moves toward noisy targets, which is what it is for (whether that "
-        "helps is debated, cleanrl#208); a smaller critic step (learning rate × epochs) clips less too, and a critic "
-        "that cannot keep up at all is DeepSpeedExamples#556.",
+        f"{_over(f, q, named)} The median gap |R − v_old| = {q('median_gap', f.ev.median_gap)} is {lag} × eps{shared}"
+        ": tokens the critic predicts badly, and the returns' own noise, which no critic removes (a critic predicting "
+        f"E[R] exactly still shows a median gap of about {NOISE_MEDIAN_SIGMAS:.2f} noise stds). So {lag} rollouts, at "
+        f"about eps per rollout, is an upper bound on how long the critic needs. {_reach(f, q, named)} Where the "
+        "returns are noisy, a high clip fraction is the clip braking moves toward noisy targets, which is what it is "
+        "for (whether that helps is debated, cleanrl#208); a smaller critic step (learning rate × epochs) clips less "
+        "too.",
     )
 
 
@@ -895,8 +898,7 @@ TABLE: tuple[Row, ...] = (
     Row("critic-lags", (("over", True), ("offset_lag", True)), "warning", _w_lags,
         ("verl-project/verl#498", "deepspeedai/DeepSpeedExamples#556"),
         (_OVER, ("first fix", "critic"), ("pace", "about eps per rollout")), suggests=True),
-    Row("gap-mostly-spread", (("over", True), ("gap_lag", True)), "warning", _w_spread,
-        ("deepspeedai/DeepSpeedExamples#556", "vwxyzjn/cleanrl#208"),
+    Row("gap-mostly-spread", (("over", True), ("gap_lag", True)), "warning", _w_spread, ("vwxyzjn/cleanrl#208",),
         (_OVER, ("pace", "about eps per rollout")), suggests=True),
     Row("large-steps", (("over", True), ("gap_lag", False)), "warning", _w_big_steps,
         ("vwxyzjn/cleanrl#208", "openai/baselines#91"), (_OVER, _RAISE, ("first fix", "critic step or eps")),

@@ -133,14 +133,13 @@ def histogram_reading(evidence: Evidence, loss: float, prediction: float, larges
     lag = gap / eps
     shared = (
         f" The part every token shares, the offset |mean(R) − mean(v_old)| = {q('offset', offset)}, is "
-        f"{q('offset_lag', offset / eps)} × eps: the critic needs at least that many rollouts for it."
+        f"{q('offset_lag', offset / eps)} × eps: the critic needs at least {q('offset_lag', offset / eps)} rollouts "
+        "for it."
         if offset is not None
         else ""
     )
-    pace = (
-        "A token moves at most about eps toward R per rollout, so the clip sets the critic's pace here"
-        if lag >= LAG_ROLLOUTS
-        else "A token moves at most about eps toward R per rollout"
+    pace = "A token moves at most about eps toward R per rollout" + (
+        " (the clip sets the critic's pace here)" if lag >= LAG_ROLLOUTS else ""
     )
     return Finding(
         "info",
