@@ -180,6 +180,8 @@ class RunBuilder:
         room = max(self.limits.max_points - self.points, 0)
         if len(steps) > room:
             steps, values = steps[:room], values[:room]
+        if not len(steps):
+            return
         if self.appenders(name) is None:
             if name in self._dropped:
                 self._dropped[name] += len(steps) - 1
@@ -224,6 +226,8 @@ class RunBuilder:
         repeated: dict[str, int] = {}
         out_of_order: list[str] = []
         for metric, buf in self._buffers.items():
+            if not len(buf.steps):
+                continue
             steps = np.frombuffer(buf.steps, dtype=np.int64) if len(buf.steps) else np.empty(0, np.int64)
             values = np.frombuffer(buf.values, dtype=np.float64) if len(buf.values) else np.empty(0)
             if len(steps) > 1 and not bool(np.all(steps[1:] > steps[:-1])):

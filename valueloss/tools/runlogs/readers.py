@@ -24,6 +24,7 @@ from collections.abc import Callable
 from pathlib import PurePosixPath
 
 import numpy as np
+import orjson
 import pandas as pd
 
 from .model import LIMITS, Limits, RunBuilder, RunLog, RunLogError, _as_step
@@ -249,6 +250,14 @@ def _lines(stream, size: int, builder: RunBuilder, what: str):
     builder.tick(1.0)
 
 
+def _loads(line: bytes):
+    """orjson (3x faster) for strict JSON; Python's json for what orjson refuses (NaN, Infinity: json.dumps)."""
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return json.loads(line)
+
+
 def _read_jsonl(stream, size: int, builder: RunBuilder, name: str) -> str:
     """verl's ``{"step": n, "data": {...}}`` lines, or flat objects with a step key (W&B's _step, ...)."""
     verl_lines = flat_lines = bad = 0
@@ -260,7 +269,7 @@ def _read_jsonl(stream, size: int, builder: RunBuilder, name: str) -> str:
         if not line:
             continue
         try:
-            obj = json.loads(line)
+            obj = _loads(line)
         except (ValueError, RecursionError):
             bad += 1
             if bad > 100 and verl_lines + flat_lines == 0:

@@ -1,0 +1,257 @@
+"""The timeline of one or more runs: the critic's quantities over training steps, one panel each, sharing x.
+
+Long runs are drawn min/max-decimated (every spike stays visible) and non-finite values as markers on the
+panel's top edge, so a 100,000-step run draws as fast as a short one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+
+from ..tools.runlogs.analysis import RunAnalysis
+from ..tools.runlogs.model import Series
+from .base import FONT, OPEN_AXIS
+from .theme import BAND_FILL, COLORS
+
+__all__ = ["MAX_DRAWN", "RUN_COLORS", "decimate", "timeline_figure", "PANELS"]
+
+NON_FINITE_FILL = "rgba(213, 94, 0, 0.22)"  # vermillion: where a quantity is NaN or inf
+MAX_DRAWN = 1500  # buckets per trace (two points each: the bucket's min and max)
+# One Okabe-Ito colour per run (runs overlaid to compare eps), also told apart by dash.
+RUN_COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
+RUN_DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "solid", "dash")
+
+# panel key -> (title, y axis title, log y)
+PANELS = {
+    "clipfrac": ("Value clip fraction (logged) and your target band", "clip fraction", False),
+    "value_loss": ("Value loss (log scale)", "value loss", True),
+    "explained_variance": ("Explained variance", "explained var.", False),
+    "values": ("Values (v_old) and returns R: mean, and min–max band", "return units", False),
+    "eps_scale": ("eps / return scale (half the logged return range)", "eps / scale", False),
+    "grad_norm": ("Critic gradient norm", "grad norm", True),
+}
+
+
+def decimate(steps: np.ndarray, values: np.ndarray, max_points: int = MAX_DRAWN) -> tuple[np.ndarray, np.ndarray]:
+    """At most ``2 * max_points`` points: each bucket of consecutive points keeps its min and its max (in
+    step order), so a spike or a dip is never averaged away. Non-finite values are left out (drawn apart)."""
+    finite = np.isfinite(values)
+    steps, values = steps[finite], values[finite]
+    n = len(steps)
+    if n <= 2 * max_points:
+        return steps, values
+    edges = np.linspace(0, n, max_points + 1).astype(np.int64)
+    starts = edges[:-1]
+    lo = np.minimum.reduceat(values, starts)
+    hi = np.maximum.reduceat(values, starts)
+    # the index of each bucket's min and max
+    idx_lo = np.empty(max_points, dtype=np.int64)
+    idx_hi = np.empty(max_points, dtype=np.int64)
+    for k in range(max_points):
+        a, b = edges[k], edges[k + 1]
+        seg = values[a:b]
+        idx_lo[k] = a + int(np.argmax(seg == lo[k]))
+        idx_hi[k] = a + int(np.argmax(seg == hi[k]))
+    both = np.sort(np.unique(np.concatenate([idx_lo, idx_hi])))
+    return steps[both], values[both]
+
+
+def _xy(series: Series, transform=None):
+    x, y = decimate(series.steps, series.values)
+    if transform is not None:
+        y = transform(y)
+    return x.tolist(), y.tolist()
+
+
+def _non_finite_spans(series: Series, most: int = 50) -> list[tuple[int, int]]:
+    """(first, last) step of each stretch of NaN / inf values, the first ``most`` of them."""
+    bad = ~np.isfinite(series.values)
+    if not bad.any():
+        return []
+    edges = np.diff(np.concatenate([[0], bad.astype(np.int8), [0]]))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1
+    return [(int(series.steps[a]), int(series.steps[b])) for a, b in zip(starts[:most], ends[:most], strict=True)]
+
+
+def timeline_figure(
+    analyses: dict[str, RunAnalysis],
+    eps: dict[str, float | None],
+    band: tuple[float, float],
+    *,
+    phase_of: str | None = None,
+) -> go.Figure:
+    """Every panel that some run has data for, runs overlaid in their own colour; the band shaded on the
+    clip-fraction panel; the phases of ``phase_of`` (a run name) and its findings' start steps marked."""
+    panels = [p for p in PANELS if any(_has(a, p, eps.get(r)) for r, a in analyses.items())]
+    if not panels:
+        raise ValueError("none of the runs has a critic quantity to draw: map the metrics first")
+    n = len(panels)
+    gap = 0.045
+    height_each = (1 - gap * (n - 1)) / n
+    layout: dict = {
+        "height": 190 * n + 90,
+        "margin": {"l": 60, "r": 20, "t": 40, "b": 40},
+        "font": FONT,
+        "plot_bgcolor": "white",
+        "hovermode": "x unified",
+        "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0.0, "font": {"size": 12}},
+        "annotations": [],
+        "shapes": [],
+    }
+    data: list[dict] = []
+    axis_of = {}
+    for i, panel in enumerate(panels):
+        suffix = "" if i == 0 else str(i + 1)
+        top = 1 - i * (height_each + gap)
+        title, y_title, log = PANELS[panel]
+        layout[f"yaxis{suffix}"] = {
+            **OPEN_AXIS,
+            "domain": [top - height_each, top],
+            "title": {"text": y_title, "font": {"size": 12}},
+            "type": "log" if log else "linear",
+            "anchor": f"x{suffix}",
+        }
+        layout[f"xaxis{suffix}"] = {
+            **OPEN_AXIS,
+            "anchor": f"y{suffix}",
+            "matches": "x" if i else None,
+            "showticklabels": i == n - 1,
+            "title": {"text": "step" if i == n - 1 else ""},
+        }
+        layout["annotations"].append(
+            {
+                "text": f"<b>{title}</b>",
+                "xref": "paper",
+                "yref": f"y{suffix} domain",
+                "x": 0,
+                "y": 1,
+                "xanchor": "left",
+                "yanchor": "bottom",
+                "showarrow": False,
+                "font": {"size": 13},
+            }
+        )
+        axis_of[panel] = (f"x{suffix}", f"y{suffix}")
+    if "clipfrac" in axis_of:
+        xa, ya = axis_of["clipfrac"]
+        layout["shapes"].append(
+            {
+                "type": "rect",
+                "xref": f"{xa} domain",
+                "yref": ya,
+                "x0": 0,
+                "x1": 1,
+                "y0": band[0],
+                "y1": band[1],
+                "fillcolor": BAND_FILL,
+                "line": {"width": 0},
+                "layer": "below",
+            }
+        )
+    for k, (run, analysis) in enumerate(analyses.items()):
+        color, dash = RUN_COLORS[k % len(RUN_COLORS)], RUN_DASHES[k % len(RUN_DASHES)]
+        data += _run_traces(run, analysis, eps.get(run), axis_of, color, dash, layout["shapes"])
+    if phase_of in analyses:
+        analysis = analyses[phase_of]
+        for p in analysis.phases[1:]:
+            for xa, ya in axis_of.values():
+                layout["shapes"].append(
+                    {
+                        "type": "line",
+                        "xref": xa,
+                        "yref": f"{ya} domain",
+                        "x0": p.start,
+                        "x1": p.start,
+                        "y0": 0,
+                        "y1": 1,
+                        "line": {"color": "#777", "width": 1, "dash": "dot"},
+                    }
+                )
+        for f in analysis.findings:
+            xa, ya = axis_of.get(_panel_of(f.kind), next(iter(axis_of.values())))
+            layout["annotations"].append(
+                {
+                    "x": f.start,
+                    "y": 1,
+                    "xref": xa,
+                    "yref": f"{ya} domain",
+                    "text": "▼",
+                    "showarrow": False,
+                    "font": {"color": COLORS["R"], "size": 14},
+                    "hovertext": f.title,
+                }
+            )
+    return go.Figure(data=data, layout=layout)
+
+
+def _panel_of(kind: str) -> str:
+    return {"explained_variance": "explained_variance", "values_drift": "values"}.get(kind, "value_loss")
+
+
+def _has(analysis: RunAnalysis, panel: str, eps) -> bool:
+    q = analysis.quantities.series
+    if panel == "values":
+        return any(k in q for k in ("values_mean", "returns_mean", "values_min", "returns_min"))
+    if panel == "eps_scale":
+        return analysis.scale is not None and eps is not None
+    return panel in q
+
+
+def _run_traces(run, analysis: RunAnalysis, eps, axis_of, color, dash, spans: list) -> list[dict]:
+    """The run's traces; the stretches where a quantity is NaN / inf go to ``spans`` (shaded rectangles)."""
+    q = analysis.quantities.series
+    traces = []
+    shown = False
+
+    def line(series: Series, panel: str, name: str, *, width=1.6, line_dash=None, transform=None, opacity=1.0):
+        nonlocal shown
+        xa, ya = axis_of[panel]
+        x, y = _xy(series, transform)
+        trace = {
+            "type": "scatter",
+            "x": x,
+            "y": y,
+            "xaxis": xa,
+            "yaxis": ya,
+            "mode": "lines",
+            "name": run,
+            "legendgroup": run,
+            "showlegend": not shown,
+            "line": {"color": color, "dash": line_dash or dash, "width": width},
+            "opacity": opacity,
+            "hovertemplate": f"{name}: %{{y:.4g}}<extra>{run[:30]}</extra>",
+        }
+        shown = True
+        traces.append(trace)
+        for x0, x1 in _non_finite_spans(series):
+            spans.append(
+                {
+                    "type": "rect",
+                    "xref": xa,
+                    "yref": f"{ya} domain",
+                    "x0": x0 - 0.5,
+                    "x1": x1 + 0.5,
+                    "y0": 0,
+                    "y1": 1,
+                    "fillcolor": NON_FINITE_FILL,
+                    "line": {"width": 0},
+                    "layer": "below",
+                }
+            )
+
+    for panel in ("clipfrac", "value_loss", "explained_variance", "grad_norm"):
+        if panel in q and panel in axis_of:
+            line(q[panel], panel, PANELS[panel][1])
+    if "values" in axis_of:
+        for stat, width, opacity in (("mean", 2.0, 1.0), ("min", 0.8, 0.5), ("max", 0.8, 0.5)):
+            if f"values_{stat}" in q:
+                line(q[f"values_{stat}"], "values", f"values {stat}", width=width, opacity=opacity)
+            if f"returns_{stat}" in q:
+                line(q[f"returns_{stat}"], "values", f"returns {stat}", width=width, line_dash="dot", opacity=opacity)
+    if "eps_scale" in axis_of and analysis.scale is not None and eps is not None:
+        scale = analysis.scale
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = Series(scale.steps, np.where(scale.values > 0, eps / scale.values, np.nan))
+        line(ratio, "eps_scale", "eps / scale")
+    return traces
