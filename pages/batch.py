@@ -21,6 +21,7 @@ from pages.common import (
     upload_width_input,
     width_caption,
 )
+from pages.dashboard import render_dashboard
 from pages.export_panel import render_export_batch
 from valueloss import AGG_MODES, DIALECTS
 from valueloss.dialects import version_label
@@ -295,6 +296,7 @@ if report is not None:
         "squared error, so it gets its own value. What each logged number is (last minibatch or an average, "
         "coefficients included) is in the registry: `valueloss.DIALECTS[name].logged`."
     )
+    render_dashboard(None, report.dialects, prefix=PREFIX)
 
     st.subheader("Per-token table")
     st.caption(f"The first {min(TABLE_ROWS, s.n_tokens)} of {s.n_tokens:,} real tokens, row by row.")

@@ -11,6 +11,7 @@ import streamlit as st
 
 from pages import common
 from pages.common import page_setup, share_link, shows_errors, synthetic_controls, upload_width_input, width_caption
+from pages.dashboard import render_dashboard
 from valueloss.dialects import DIALECTS
 from valueloss.tools.batch import Batch
 from valueloss.tools.batch_files import MAX_UPLOAD_BYTES, SCHEMA_MARKDOWN
@@ -263,6 +264,7 @@ if report is not None:
         f"- **source:** [{lib.source_url.split('/blob/')[0].removeprefix('https://github.com/')}]({lib.source_url})"
     )
     st.latex(lib.formula)
+    render_dashboard(lib.name, prefix=PREFIX)
     if lib.notes:
         st.caption(lib.notes)
 
