@@ -17,7 +17,7 @@ from .theme import BAND_FILL, COLORS
 __all__ = ["MAX_DRAWN", "RUN_COLORS", "decimate", "timeline_figure", "PANELS"]
 
 NON_FINITE_FILL = "rgba(213, 94, 0, 0.22)"  # vermillion: where a quantity is NaN or inf
-MAX_DRAWN = 1500  # buckets per trace (two points each: the bucket's min and max)
+MAX_DRAWN = 1000  # buckets per trace (two points each: the bucket's min and max)
 # One Okabe-Ito colour per run (runs overlaid to compare eps), also told apart by dash.
 RUN_COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
 RUN_DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "solid", "dash")
@@ -87,15 +87,25 @@ def timeline_figure(
     if not panels:
         raise ValueError("none of the runs has a critic quantity to draw: map the metrics first")
     n = len(panels)
+    several = len(analyses) > 1
     gap = 0.045
     height_each = (1 - gap * (n - 1)) / n
     layout: dict = {
-        "height": 190 * n + 90,
-        "margin": {"l": 60, "r": 20, "t": 40, "b": 40},
+        "height": 190 * n + (110 if several else 70),
+        "margin": {"l": 60, "r": 20, "t": 70 if several else 30, "b": 40},
         "font": FONT,
         "plot_bgcolor": "white",
         "hovermode": "x unified",
-        "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0.0, "font": {"size": 12}},
+        "showlegend": several,
+        "legend": {
+            "orientation": "h",
+            "yref": "container",
+            "yanchor": "top",
+            "y": 1.0,
+            "x": 0.0,
+            "font": {"size": 12},
+            "title": {"text": "runs "},
+        },
         "annotations": [],
         "shapes": [],
     }
@@ -107,7 +117,7 @@ def timeline_figure(
         title, y_title, log = PANELS[panel]
         layout[f"yaxis{suffix}"] = {
             **OPEN_AXIS,
-            "domain": [top - height_each, top],
+            "domain": [max(0.0, top - height_each), min(1.0, top)],
             "title": {"text": y_title, "font": {"size": 12}},
             "type": "log" if log else "linear",
             "anchor": f"x{suffix}",
@@ -125,7 +135,7 @@ def timeline_figure(
                 "xref": "paper",
                 "yref": f"y{suffix} domain",
                 "x": 0,
-                "y": 1,
+                "y": 1.02,
                 "xanchor": "left",
                 "yanchor": "bottom",
                 "showarrow": False,
@@ -176,6 +186,7 @@ def timeline_figure(
                     "y": 1,
                     "xref": xa,
                     "yref": f"{ya} domain",
+                    "yanchor": "top",
                     "text": "▼",
                     "showarrow": False,
                     "font": {"color": COLORS["R"], "size": 14},

@@ -47,55 +47,62 @@ def is_registry_metric(name: str) -> bool:
 class Recognition:
     """The entries whose metric names the run carries, best first, and the run's metric for each quantity."""
 
-    dialect: str | None  # the registry entry picked (None: nothing matched)
-    candidates: tuple[str, ...]  # every entry with the best score (the same names, other releases)
+    dialect: str | None  # the registry entry picked (None: nothing matched well enough)
+    candidates: tuple[str, ...]  # every entry with the best score (the same names: other releases or options)
     mapping: dict[str, str]  # quantity -> the run's metric name
-    matched: dict[str, LoggedMetric]  # quantity -> the registry record it was matched to
+    matched: dict[str, tuple[LoggedMetric, ...]]  # quantity -> the registry records of that name (per release)
     policy_only: tuple[str, ...]  # run metrics that are the POLICY's clip fraction (never read as the critic's)
     score: int
 
 
-def mapping_for(dialect: str, metric_names: list[str]) -> tuple[dict[str, str], dict[str, LoggedMetric], list[str]]:
+# A match by the exact dashboard name counts twice a match behind a prefix; the value loss, the one metric every
+# entry names, counts again. Below MIN_SCORE (an exact value loss, or a prefixed one and one more quantity)
+# nothing is picked: the user maps the metrics.
+EXACT, PREFIXED, VALUE_LOSS_BONUS, MIN_SCORE = 2, 1, 2, 4
+
+
+def mapping_for(
+    dialect: str, metric_names: list[str]
+) -> tuple[dict[str, str], dict[str, tuple[LoggedMetric, ...]], list[str]]:
     """The run's metric for each quantity that entry ``dialect`` logs (exact names before prefixed ones), the
-    records matched, and the run's metrics that are that entry's policy clip fraction."""
+    registry records of the names matched, and the run's metrics that are that entry's policy clip fraction."""
+    mapping, matched, policy, _ = _match(dialect, tuple(metric_names))
+    return mapping, matched, policy
+
+
+def _match(dialect: str, metric_names: tuple[str, ...]):
     entry = DIALECTS[dialect]
     mapping: dict[str, str] = {}
-    matched: dict[str, LoggedMetric] = {}
+    matched: dict[str, tuple[LoggedMetric, ...]] = {}
     policy: list[str] = []
+    score = 0
     for record in entry.metrics:
         hits = [n for n in metric_names if matches(n, record.key)]
         if not hits:
             continue
         best = min(hits, key=lambda n: (n != record.key, len(n)))
+        weight = EXACT if best == record.key else PREFIXED
         if record.quantity == "policy_clipfrac":
             policy += hits
+            score += weight // 2
             continue
         if record.quantity not in mapping:
             mapping[record.quantity] = best
-            matched[record.quantity] = record
-    return mapping, matched, policy
+            score += weight + (VALUE_LOSS_BONUS if record.quantity == "value_loss" else 0)
+        if mapping[record.quantity] == best:
+            matched[record.quantity] = matched.get(record.quantity, ()) + (record,)
+    return mapping, matched, policy, score
 
 
 def recognise(metric_names: list[str]) -> Recognition:
-    """The registry entry that explains most of the run's metrics (a tie: the current release first).
-
-    The score counts the quantities matched, the value loss twice (the one metric every entry names). An
-    entry whose only match is a generic name shared by many (one quantity) is not enough: nothing is picked.
-    """
-    scores: dict[str, int] = {}
-    results = {}
-    for name in DIALECTS:
-        mapping, matched, policy = mapping_for(name, metric_names)
-        score = len(mapping) + (1 if "value_loss" in mapping else 0)
-        # releases: an entry whose matched records are its own (releases == "") beats one matched through
-        # records of other releases only.
-        own = sum(1 for r in matched.values() if not r.releases)
-        scores[name] = score * 100 + own
-        results[name] = (mapping, matched, policy, score)
-    best = max(scores.values(), default=0)
-    if best < 200:
-        return Recognition(None, (), {}, {}, (), 0)
-    top = [n for n, s in scores.items() if s == best]
-    top.sort(key=lambda n: (not DIALECTS[n].current, list(DIALECTS).index(n)))
+    """The registry entry that explains the run's metrics best (a tie: the current release first, then the
+    registry's order); None when no entry reaches ``MIN_SCORE``."""
+    names = tuple(metric_names)
+    results = {d: _match(d, names) for d in DIALECTS}
+    best = max(r[3] for r in results.values())
+    if best < MIN_SCORE or not any("value_loss" in r[0] for r in results.values() if r[3] == best):
+        return Recognition(None, (), {}, {}, (), best)
+    top = [d for d, r in results.items() if r[3] == best and "value_loss" in r[0]]
+    top.sort(key=lambda d: (not DIALECTS[d].current, list(DIALECTS).index(d)))
     mapping, matched, policy, score = results[top[0]]
     return Recognition(top[0], tuple(top), mapping, matched, tuple(policy), score)
