@@ -133,7 +133,8 @@ class _quiet:
 
 
 def _window(n: int) -> int:
-    return int(max(1, min(50, round(n / 50))))
+    """An odd window (its median is a point's own neighbourhood, centred), about 2 % of the run, at most 51."""
+    return 2 * int(max(0, min(25, round(n / 100)))) + 1
 
 
 # ---------------------------------------------------------------------------------------------------------
