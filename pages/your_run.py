@@ -296,6 +296,9 @@ if analysis is not None:
                     ("value loss: last / first", "n/a" if p.loss_trend is None else f"{p.loss_trend:.3g}×", None),
                 ]
             )
+            holding = [f.title for f in analysis.findings if f.kind in p.findings]
+            if holding:
+                st.markdown("**Holds in this phase:** " + "; ".join(literal(t) for t in holding) + ".")
             links = []
             if lib:
                 links.append(f"[Sanity check with this phase's numbers →]({page_url('Sanity check', sanity_query(p, lib, band))})")

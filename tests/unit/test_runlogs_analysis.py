@@ -238,3 +238,11 @@ def test_the_timeline_overlays_runs_and_marks_phases():
     assert any(s.y0 == 0.01 and s.y1 == 0.1 for s in rects)  # the band
     assert any(s.x0 == 390.5 for s in rects)  # run b's NaN stretch, steps 391-399
     assert any(s.type == "line" and s.x0 == 200 for s in fig.layout.shapes)  # run a's second phase
+
+
+def test_phases_are_cut_again_where_a_finding_starts():
+    run = healthy(clipfrac=lambda s: 0.05 if s < 100 else 0.3, explained_variance=lambda s: 0.6 if s < 250 else -0.4)
+    analysis = analyse_run(run, VERL, 0.5, (0.01, 0.1))
+    assert [(p.start, p.end) for p in analysis.phases] == [(0, 99), (100, 249), (250, 399)]
+    assert [p.findings for p in analysis.phases] == [(), (), ("explained_variance",)]
+    assert phase_rows(analysis.phases)[2]["findings that hold"] == "explained var. near 0 or below"

@@ -46,15 +46,40 @@ def verl_site():
     return site
 
 
-@pytest.fixture(scope="module")
-def verl_tracking(verl_site):
+def load_verl_tracking(site: Path):
     """verl's own Tracking, FileLogger and _TensorboardAdapter from the pinned release, run verbatim (importing
     the package whole pulls in ray; these classes need os, orjson and torch's SummaryWriter only)."""
     import orjson
 
     namespace = {"os": os, "orjson": orjson, "logging": logging, "logger": logging.getLogger("verl-tracking")}
-    path = verl_site / "verl" / "utils" / "tracking.py"
+    path = site / "verl" / "utils" / "tracking.py"
     return _harness.load_functions(path, ["Tracking", "FileLogger", "_TensorboardAdapter"], namespace)["Tracking"]
+
+
+def write_with_verl(site: Path, folder: Path, steps: list[tuple[int, dict]], backends=("file",)) -> Path:
+    """Log ``(step, data)`` pairs through verl's Tracking into ``folder``; the file backend's JSONL path."""
+    tracking_class = load_verl_tracking(site)
+    saved = {k: os.environ.get(k) for k in ("VERL_FILE_LOGGER_ROOT", "TENSORBOARD_DIR", "VERL_FILE_LOGGER_PATH")}
+    os.environ["VERL_FILE_LOGGER_ROOT"] = str(folder / "files")
+    os.environ["TENSORBOARD_DIR"] = str(folder / "tb")
+    os.environ.pop("VERL_FILE_LOGGER_PATH", None)
+    try:
+        tracking = tracking_class("proj", "gsm8k-ppo", default_backend=list(backends))
+        for step, data in steps:
+            tracking.log(data=data, step=step)
+        tracking.finish()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return folder / "files" / "proj" / "gsm8k-ppo.jsonl"
+
+
+@pytest.fixture(scope="module")
+def verl_tracking(verl_site):
+    return load_verl_tracking(verl_site)
 
 
 def test_verl_file_and_tensorboard_backends(verl_tracking, tmp_path, monkeypatch):

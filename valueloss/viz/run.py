@@ -24,12 +24,12 @@ RUN_DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "solid", "dash")
 
 # panel key -> (title, y axis title, log y)
 PANELS = {
-    "clipfrac": ("Value clip fraction (logged) and your target band", "clip fraction", False),
-    "value_loss": ("Value loss (log scale)", "value loss", True),
+    "clipfrac": ("Value clip fraction and your band", "clip fraction", False),
+    "value_loss": ("Value loss (log)", "value loss", True),
     "explained_variance": ("Explained variance", "explained var.", False),
-    "values": ("Values (v_old) and returns R: mean, and min–max band", "return units", False),
-    "eps_scale": ("eps / return scale (half the logged return range)", "eps / scale", False),
-    "grad_norm": ("Critic gradient norm", "grad norm", True),
+    "values": ("Values v_old and returns R", "return units", False),
+    "eps_scale": ("eps / return scale", "eps / scale", False),
+    "grad_norm": ("Critic grad norm (log)", "grad norm", True),
 }
 
 

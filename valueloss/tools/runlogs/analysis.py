@@ -7,6 +7,7 @@ Every number a sentence quotes is a field of the records returned here, so the p
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -20,6 +21,7 @@ __all__ = [
     "EV_NEAR_ZERO",
     "DRIFT_SCALES",
     "THREADS",
+    "FINDING_SHORT",
     "RunQuantities",
     "PhaseEvidence",
     "RunFinding",
@@ -235,6 +237,7 @@ class PhaseEvidence:
     loss_last: float | None  # ... and of its last quarter
     grad_norm: float | None
     non_finite_loss: int  # NaN / inf values of the loss in this phase
+    findings: tuple[str, ...] = ()  # kinds of the detectors' findings that hold in this phase
 
     @property
     def loss_trend(self) -> float | None:
@@ -294,6 +297,15 @@ def phase_evidence(q: RunQuantities, phase: Phase, eps: float | None) -> PhaseEv
 
 # ---------------------------------------------------------------------------------------------------------
 # Detectors
+
+
+# Each detector's finding in a few words (the phase table's column).
+FINDING_SHORT = {
+    "non_finite": "NaN/inf loss",
+    "loss_growth": "loss grew 100x+",
+    "explained_variance": "explained var. near 0 or below",
+    "values_drift": "values drift from returns",
+}
 
 
 @dataclass(frozen=True)
@@ -474,9 +486,35 @@ class RunAnalysis:
     findings: list[RunFinding]
 
 
+def _split_at(cuts: list[Phase], steps: list[int], min_len: int) -> list[Phase]:
+    """The phases cut again at each step in ``steps`` (a finding's start) unless a boundary is that close."""
+    for step in sorted(set(steps)):
+        out = []
+        for p in cuts:
+            if p.start + min_len <= step <= p.end - min_len + 1 and all(abs(step - q.start) >= min_len for q in cuts):
+                out += [Phase(p.start, step - 1, p.band), Phase(step, p.end, p.band)]
+            else:
+                out.append(p)
+        cuts = out
+    return cuts
+
+
 def analyse_run(run: RunLog, mapping: dict[str, str], eps: float | None, band: tuple[float, float]) -> RunAnalysis:
-    """The timeline's quantities, the return scale, each phase's evidence and the detectors' findings."""
+    """The timeline's quantities, the return scale, each phase's evidence and the detectors' findings.
+
+    The phases are cut where the clip fraction crosses the band and again where a finding starts, so each
+    phase's numbers describe one state of the run; a finding holds in every phase from its start on.
+    """
     if eps is not None and (not math.isfinite(eps) or eps < 0):
         raise ValueError(f"eps must be a finite number >= 0 or None, got {eps}")
     q = quantities_of(run, mapping)
-    return RunAnalysis(q, return_scale(q), [phase_evidence(q, p, eps) for p in phases(q, band)], detect(q))
+    findings = detect(q)
+    cuts = phases(q, band)
+    n = len(_all_steps(q))
+    cuts = _split_at(cuts, [f.start for f in findings], max(3, int(0.02 * n)))
+    evidence = []
+    for p in cuts:
+        e = phase_evidence(q, p, eps)
+        kinds = tuple(f.kind for f in findings if f.start <= p.end)
+        evidence.append(dataclasses.replace(e, findings=kinds))
+    return RunAnalysis(q, return_scale(q), evidence, findings)

@@ -9,7 +9,7 @@ widget's range.
 
 from __future__ import annotations
 
-from .analysis import PhaseEvidence
+from .analysis import FINDING_SHORT, PhaseEvidence
 
 __all__ = ["sanity_query", "batch_query", "phase_rows"]
 
@@ -76,6 +76,7 @@ def phase_rows(phases: list[PhaseEvidence]) -> list[dict]:
             "explained variance": fmt(p.explained_variance, ".3g"),
             "value loss last / first": fmt(p.loss_trend, ".3g"),
             "NaN/inf losses": p.non_finite_loss,
+            "findings that hold": ", ".join(FINDING_SHORT[k] for k in p.findings),
         }
         for k, p in enumerate(phases)
     ]
