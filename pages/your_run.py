@@ -38,8 +38,9 @@ def upload_limit_mb() -> int:
     return min(MAX_UPLOAD_BYTES // 2**20, int(st.get_option("server.maxUploadSize")))
 
 
-def read_with_progress(name: str, file_id: str, data: bytes, keep: tuple[str, ...]) -> list[RunLog]:
-    """The runs in one file, read once per visitor and file (a progress bar while a long log reads)."""
+def read_with_progress(name: str, file_id: str, get_bytes, keep: tuple[str, ...]) -> list[RunLog]:
+    """The runs in one file, read once per visitor and file (a progress bar while a long log reads); the
+    bytes are fetched only then."""
     cache = st.session_state.setdefault(_CACHE, {})
     key = (file_id, keep)
     if key not in cache:
@@ -52,7 +53,9 @@ def read_with_progress(name: str, file_id: str, data: bytes, keep: tuple[str, ..
                 bar.progress(fraction, text=f"Reading {literal(name)}: {fraction:.0%}")
 
         try:
-            cache[key] = read_log(name, data, relevant=lambda m: is_registry_metric(m) or m in keep, progress=progress)
+            cache[key] = read_log(
+                name, get_bytes(), relevant=lambda m: is_registry_metric(m) or m in keep, progress=progress
+            )
         finally:
             bar.empty()
     return cache[key]
@@ -116,7 +119,9 @@ uploads = st.file_uploader(
     "exports, any CSV/JSONL with a step column, or a zip of them. Parsed as data: never executed or unpickled.",
 )
 with st.expander("What this page reads", expanded=False):
-    st.markdown(FORMATS_MARKDOWN.replace(f"{MAX_UPLOAD_BYTES // 2**20} MB per upload", f"{upload_limit_mb()} MB per upload"))
+    st.markdown(
+        FORMATS_MARKDOWN.replace(f"{MAX_UPLOAD_BYTES // 2**20} MB per upload", f"{upload_limit_mb()} MB per upload")
+    )
 
 files = [(u.name, u.file_id, u.getvalue) for u in uploads or []]
 if with_example:
@@ -134,7 +139,7 @@ for name, file_id, get in files:
     keep = tuple(sorted(st.session_state.get(f"{PREFIX}keep_{file_id}", ())))
     with shows_errors(f"Could not read {name}"):
         try:
-            for j, run in enumerate(read_with_progress(name, file_id, get(), keep)):
+            for j, run in enumerate(read_with_progress(name, file_id, get, keep)):
                 runs.append((f"{file_id}/{j}", run))
         except RunLogError as err:
             raise ValueError(str(err)) from None
@@ -301,7 +306,9 @@ if analysis is not None:
                 st.markdown("**Holds in this phase:** " + "; ".join(literal(t) for t in holding) + ".")
             links = []
             if lib:
-                links.append(f"[Sanity check with this phase's numbers →]({page_url('Sanity check', sanity_query(p, lib, band))})")
+                links.append(
+                    f"[Sanity check with this phase's numbers →]({page_url('Sanity check', sanity_query(p, lib, band))})"
+                )
                 links.append(f"[Batch with this phase's return scale →]({page_url('Batch', batch_query(p))})")
             if links:
                 st.markdown(" · ".join(links))

@@ -145,7 +145,8 @@ def test_a_phase_link_opens_sanity_check_with_its_numbers():
 def test_a_verl_console_paste_is_read(uploads):
     lines = [json.loads(x) for x in verl_run(5).decode().splitlines()]
     text = "\n".join(
-        f"(TaskRunner pid=1) step:{x['step']} - " + " - ".join(f"{k}:{v}" for k, v in x["data"].items() if v is not None)
+        f"(TaskRunner pid=1) step:{x['step']} - "
+        + " - ".join(f"{k}:{v}" for k, v in x["data"].items() if v is not None)
         for x in lines
     )
     uploads({"train.log": text.encode()})

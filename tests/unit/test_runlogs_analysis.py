@@ -95,7 +95,10 @@ def test_a_verl_run_is_recognised_with_every_release_as_a_candidate():
     rec = recognise(run.metrics)
     assert rec.dialect == "verl" and DIALECTS[rec.dialect].current
     assert {DIALECTS[c].family for c in rec.candidates} == {"verl"} and len(rec.candidates) > 1
-    assert rec.mapping == {q: k for q, k in VERL.items()} | {"vpred_mean": "critic/vpred_mean", "grad_norm": "critic/grad_norm"}
+    assert rec.mapping == {q: k for q, k in VERL.items()} | {
+        "vpred_mean": "critic/vpred_mean",
+        "grad_norm": "critic/grad_norm",
+    }
     # the loss records of every release of this entry, each with its own reduction
     assert len(rec.matched["value_loss"]) == len(DIALECTS["verl"].metrics_for("value_loss"))
 
@@ -229,7 +232,9 @@ def test_decimation_keeps_every_bucket_extreme():
 def test_the_timeline_overlays_runs_and_marks_phases():
     a = analyse_run(healthy(clipfrac=lambda s: 0.05 if s < 200 else 0.3), VERL, 0.5, (0.01, 0.1))
     b = analyse_run(healthy(value_loss=lambda s: math.nan if s > 390 else 0.4), VERL, 0.2, (0.01, 0.1))
-    fig = timeline_figure({"eps 0.5": a, "eps 0.2": b}, {"eps 0.5": 0.5, "eps 0.2": 0.2}, (0.01, 0.1), phase_of="eps 0.5")
+    fig = timeline_figure(
+        {"eps 0.5": a, "eps 0.2": b}, {"eps 0.5": 0.5, "eps 0.2": 0.2}, (0.01, 0.1), phase_of="eps 0.5"
+    )
     names = {t.name for t in fig.data}
     assert names == {"eps 0.5", "eps 0.2"} and fig.layout.showlegend
     eps_panel = [t for t in fig.data if t.hovertemplate.startswith("eps / scale")]

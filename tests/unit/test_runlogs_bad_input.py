@@ -20,7 +20,9 @@ from valueloss.tools.runlogs import readers as readers_module
 
 
 def verl_lines(steps, **extra) -> bytes:
-    return b"".join(json.dumps({"step": s, "data": {"critic/vf_loss": 1.0 / (s + 1), **extra}}).encode() + b"\n" for s in steps)
+    return b"".join(
+        json.dumps({"step": s, "data": {"critic/vf_loss": 1.0 / (s + 1), **extra}}).encode() + b"\n" for s in steps
+    )
 
 
 def event_record(body: bytes) -> bytes:
@@ -87,7 +89,10 @@ def test_a_truncated_or_corrupt_event_file_keeps_what_came_before():
 
 def test_string_metrics_nan_inf_and_numbers_as_text():
     lines = [
-        {"step": 1, "data": {"loss": "nan", "lr": "1e-4", "name": "run-7", "ok": True, "vals": [1, 2], "inf": float("inf")}},
+        {
+            "step": 1,
+            "data": {"loss": "nan", "lr": "1e-4", "name": "run-7", "ok": True, "vals": [1, 2], "inf": float("inf")},
+        },
         {"step": 2, "data": {"loss": 0.5, "lr": 2e-4, "name": "run-7", "ok": False, "vals": [3], "inf": -1e400}},
     ]
     data = "\n".join(json.dumps(x) for x in lines).encode()  # json writes Infinity: orjson refuses it, json reads it
@@ -118,7 +123,9 @@ def test_steps_that_are_not_whole_numbers_are_skipped_and_counted():
 def test_a_million_steps_stop_at_the_point_limit_with_a_note():
     """Memory stays bounded: past max_points the read stops and says where."""
     limits = Limits(keep_all_points=500, max_points=1000)
-    (run,) = read_log("run.jsonl", verl_lines(range(5000), other=1.0), limits=limits, relevant=lambda m: m == "critic/vf_loss")
+    (run,) = read_log(
+        "run.jsonl", verl_lines(range(5000), other=1.0), limits=limits, relevant=lambda m: m == "critic/vf_loss"
+    )
     assert not run.complete
     assert run.counts["other"] < 5000 and "other" not in run.series  # dropped once past keep_all_points
     assert len(run.series["critic/vf_loss"]) <= 1000
@@ -208,3 +215,66 @@ def test_bad_arguments_are_type_errors():
         read_log(None, b"x")
     with pytest.raises(TypeError, match="data"):
         read_log("a.jsonl", "text")
+
+
+def reference_scalars(data: bytes) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar of an event file read record by record with protobuf alone (the plain way)."""
+    from tensorboardX.proto import event_pb2
+
+    out: dict[str, list[tuple[int, float]]] = {}
+    pos = 0
+    while pos + 12 <= len(data):
+        (length,) = struct.unpack_from("<Q", data, pos)
+        event = event_pb2.Event.FromString(data[pos + 12 : pos + 12 + length])
+        pos += 16 + length
+        for value in event.summary.value:
+            if value.WhichOneof("value") == "simple_value":
+                out.setdefault(value.tag, []).append((event.step, value.simple_value))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_vectorised_event_decoder_equals_protobuf(seed):
+    """Random event files (long and unicode tags, steps 0, huge and negative, NaN/inf, several values per event,
+    events without a wall time, odd chunk sizes): the numpy path and protobuf read the same numbers."""
+    from tensorboardX.proto import event_pb2, summary_pb2
+
+    rng = np.random.default_rng(seed)
+    tags = ["Loss/value", "a" * 200, "Épisode/récompense", "x", "critic/returns/mean", "critic/returns/max", "t" * 600]
+    records = [
+        event_record(event_pb2.Event(wall_time=float(rng.random()), file_version="brain.Event:2").SerializeToString())
+    ]
+    for _ in range(3000):
+        n_values = 1 if rng.random() < 0.9 else 2
+        values = [
+            summary_pb2.Summary.Value(
+                tag=str(rng.choice(tags)), simple_value=float(rng.choice([rng.normal(), np.nan, np.inf, -0.0]))
+            )
+            for _ in range(n_values)
+        ]
+        step = int(rng.choice([0, rng.integers(0, 2**40), -int(rng.integers(1, 100)), rng.integers(0, 1000)]))
+        wall = 0.0 if rng.random() < 0.05 else float(rng.random() * 1e9)
+        records.append(
+            event_record(
+                event_pb2.Event(
+                    wall_time=wall, step=step, summary=summary_pb2.Summary(value=values)
+                ).SerializeToString()
+            )
+        )
+    data = b"".join(records)
+    expected = reference_scalars(data)
+    original = readers_module._EVENT_CHUNK
+    try:
+        readers_module._EVENT_CHUNK = int(rng.integers(1000, 50_000))  # records cut across chunk edges
+        (run,) = read_log("events.out.tfevents.random", data)
+    finally:
+        readers_module._EVENT_CHUNK = original
+    assert set(run.metrics) == set(expected)
+    for tag, pairs in expected.items():
+        last = {}
+        for step, value in pairs:  # the last write of a step wins
+            last[step] = value
+        steps = sorted(last)
+        series = run.series[tag]
+        assert series.steps.tolist() == steps
+        np.testing.assert_array_equal(series.values, np.array([last[s] for s in steps], dtype=np.float32).astype(float))

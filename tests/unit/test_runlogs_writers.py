@@ -124,7 +124,10 @@ def test_verl_console_lines_as_its_logger_prints_them(verl_site):
     path = verl_site / "verl" / "utils" / "logger" / "aggregate_logger.py"
     concat = _harness.load_functions(path, ["concat_dict_to_str"], namespace)["concat_dict_to_str"]
     text = "\n".join(
-        ["(TaskRunner pid=2915798) Training Progress: 0%|", *[f"(TaskRunner pid=1) {concat(verl_data(s), step=s)}" for s in range(1, 12)]]
+        [
+            "(TaskRunner pid=2915798) Training Progress: 0%|",
+            *[f"(TaskRunner pid=1) {concat(verl_data(s), step=s)}" for s in range(1, 12)],
+        ]
     )
     assert "np.float64(" in text  # the case the reader must unwrap
     (run,) = read_log("train.log", text.encode())

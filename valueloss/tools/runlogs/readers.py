@@ -20,6 +20,7 @@ import struct
 import tempfile
 import time
 import zipfile
+from array import array
 from collections.abc import Callable
 from pathlib import PurePosixPath
 
@@ -123,11 +124,16 @@ def _kind(name: str, head: bytes) -> str:
         return "zip"
     if "tfevents" in lower or _looks_like_tfrecord(head):
         return "tfevents"
-    if head[:1] == b"\x80" and lower.endswith((".pkl", ".pickle", ".pt", ".pth", ".ckpt", ".bin")) or head[:2] in (
-        b"\x80\x02",
-        b"\x80\x03",
-        b"\x80\x04",
-        b"\x80\x05",
+    if (
+        head[:1] == b"\x80"
+        and lower.endswith((".pkl", ".pickle", ".pt", ".pth", ".ckpt", ".bin"))
+        or head[:2]
+        in (
+            b"\x80\x02",
+            b"\x80\x03",
+            b"\x80\x04",
+            b"\x80\x05",
+        )
     ):
         raise RunLogError(
             f"{_short(name)} is a pickle (a checkpoint or a saved Python object): this page never unpickles "
@@ -393,74 +399,278 @@ def _tensor_scalar(tensor) -> float | None:
     return None
 
 
-def _read_tfevents(stream, size: int, builder: RunBuilder, name: str) -> None:
-    """TFRecord framing (length, masked CRC, Event, masked CRC) with each Event parsed by protobuf.
+_EVENT_CHUNK = 32 * 1024**2  # event files are read in chunks of whole records: memory stays bounded
 
-    Lengths are bounded before anything is read; a record that does not parse ends the read with a note
-    (a file still being written ends mid-record). Scalars: ``simple_value``, and tensor values of the
-    ``scalars`` plugin or any one-element numeric tensor (new-style ``tf.summary.scalar``).
+
+def _read_tfevents(stream, size: int, builder: RunBuilder, name: str) -> None:
+    """TFRecord framing (length, masked CRC, Event, masked CRC), read in chunks of whole records.
+
+    Lengths are bounded before anything is read; a record that does not parse ends the read with a note (a
+    file still being written ends mid-record). The records ``add_scalar`` writes (wall time, step, one
+    ``simple_value``) are decoded together with numpy (:func:`_fast_scalars`, checked field by field against
+    the protobuf wire format); every other record is parsed by protobuf: tensor values of the ``scalars``
+    plugin or any one-element numeric tensor (new-style ``tf.summary.scalar``) are scalars too.
     """
+    state = {"plugin_of": {}, "records": 0, "done": 0}
+    carry = b""
+    while not builder.stopped:
+        chunk = stream.read(_EVENT_CHUNK)
+        data = carry + chunk if carry else chunk
+        if not data:
+            break
+        starts, lengths, end, problem = _frame(data, at_eof=not chunk)
+        if len(starts) == 0 and state["records"] == 0 and problem:
+            raise RunLogError(f"{_short(name)} is not a TensorBoard event file (its first record is not one)")
+        stop = _decode_records(data, starts, lengths, builder, state, name)
+        state["done"] += end
+        if stop or not builder.tick(state["done"] / max(size, 1)):
+            break
+        if problem:
+            builder.notes.append(problem.format(at=f"{state['done']:,}"))
+            break
+        carry = data[end:]
+        if not chunk:
+            if carry:
+                builder.notes.append(
+                    f"The event file ends inside a record at byte {state['done']:,} (still being written?)."
+                )
+            break
+    if state["records"] == 0:
+        raise RunLogError(f"{_short(name)} is empty or not a TensorBoard event file")
+    builder.tick(1.0)
+
+
+def _frame(data: bytes, at_eof: bool) -> tuple[np.ndarray, np.ndarray, int, str]:
+    """The body offset and length of each whole record in ``data``, where the whole records end, and what
+    stopped the framing early (a length over ``MAX_EVENT_RECORD``), if anything.
+
+    Runs of records whose Event starts with its wall time (every writer's scalars) are chained with numpy
+    (:class:`_Chain`); a record that does not (an Event without a wall time) is stepped over on its own,
+    and the chain resumes after it (at most ``_CHAIN_TRIES`` times per chunk, then record by record)."""
+    chain = _Chain(data)
+    parts_s, parts_l = [], []
+    loose_s, loose_l = array("q"), array("q")
+    unpack = struct.unpack_from
+    n = len(data)
+    pos, tries, problem = 0, 0, ""
+    while pos + 12 <= n:
+        if tries < _CHAIN_TRIES and data[pos + 12 : pos + 13] == b"\x09":
+            tries += 1
+            starts, lengths, after = chain.from_offset(pos)
+            if len(starts):
+                parts_s.append(starts)
+                parts_l.append(lengths)
+                pos = after
+                continue
+        (length,) = unpack("<Q", data, pos)
+        if length > MAX_EVENT_RECORD:
+            problem = "Read stopped at byte {at}: a record claims " + f"{length:,} bytes (corrupt file)."
+            break
+        if pos + 16 + length > n:
+            break
+        loose_s.append(pos + 12)
+        loose_l.append(length)
+        pos += 16 + length
+    parts_s.append(np.frombuffer(loose_s, np.int64) if len(loose_s) else np.empty(0, np.int64))
+    parts_l.append(np.frombuffer(loose_l, np.int64) if len(loose_l) else np.empty(0, np.int64))
+    starts, lengths = np.concatenate(parts_s), np.concatenate(parts_l)
+    order = np.argsort(starts, kind="stable")  # chained and loose records back in file order
+    return starts[order], lengths[order], pos, problem
+
+
+_CHAIN_TRIES = 64
+
+
+class _Chain:
+    """Record chains without a Python loop per record.
+
+    Candidates are the offsets whose 8-byte length is below 2**24 and whose body starts with 0x09 (the
+    Event's wall_time field); each points at the offset its length leads to. The chain from a record is found
+    by pointer doubling (log2(n) vectorised steps) and ends at a non-candidate or at the last whole record."""
+
+    def __init__(self, data: bytes):
+        buf = np.frombuffer(data, dtype=np.uint8)
+        self.n = n = len(buf)
+        pos = np.flatnonzero(buf[12 : max(n - 3, 12)] == 0x09)
+        pos = pos[(buf[pos + 3] | buf[pos + 4] | buf[pos + 5] | buf[pos + 6] | buf[pos + 7]) == 0]
+        self.length = (
+            buf[pos].astype(np.int64) | buf[pos + 1].astype(np.int64) << 8 | buf[pos + 2].astype(np.int64) << 16
+        )
+        self.following = pos + 16 + self.length
+        m = len(pos)
+        at = np.searchsorted(pos, self.following)
+        jump = np.where((at < m) & (pos[np.minimum(at, m - 1)] == self.following), at, m)  # m: a sink
+        self.jump = np.append(jump, m)
+        self.pos = pos
+
+    def from_offset(self, offset: int) -> tuple[np.ndarray, np.ndarray, int]:
+        """(body starts, lengths, where the chain ends) of the chain of whole records from ``offset``."""
+        empty = np.empty(0, dtype=np.int64)
+        m = len(self.pos)
+        i = int(np.searchsorted(self.pos, offset))
+        if i >= m or self.pos[i] != offset:
+            return empty, empty, offset
+        reach = np.zeros(m + 1, dtype=bool)
+        reach[i] = True
+        step = self.jump
+        while True:
+            grown = reach.copy()
+            grown[step[reach]] = True
+            if np.array_equal(grown, reach):
+                break
+            reach, step = grown, step[step]
+        chain = np.flatnonzero(reach[:m])
+        whole = chain[self.following[chain] <= self.n]  # the last record may continue in the next chunk
+        if not len(whole):
+            return empty, empty, offset
+        return self.pos[whole] + 12, self.length[whole], int(self.following[whole[-1]])
+
+
+def _varint(buf: np.ndarray, pos: np.ndarray, limit: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """Protobuf varints starting at ``pos`` (vectorised, one byte position at a time over the varints still
+    going): their values (up to 9 bytes) and byte lengths (``limit + 1`` where none ends within ``limit``)."""
+    value = np.zeros(len(pos), dtype=np.uint64)
+    length = np.full(len(pos), limit + 1, dtype=np.int64)
+    active = np.arange(len(pos))
+    last = len(buf) - 1
+    for k in range(limit):
+        byte = buf[np.minimum(pos[active] + k, last)].astype(np.uint64)
+        if k < 9:
+            value[active] |= (byte & np.uint64(0x7F)) << np.uint64(7 * k)
+        done = byte < 128
+        length[active[done]] = k + 1
+        active = active[~done]
+        if not len(active):
+            break
+    return value, length
+
+
+_LONGEST_FAST_TAG = 512
+
+
+def _tag_ids(buf: np.ndarray, start: np.ndarray, length: np.ndarray, ids_of: dict[bytes, int]) -> np.ndarray:
+    """Each tag's id in ``ids_of`` (new tags added): the tag bytes compared whole, 65,536 records at a time
+    (np.unique over the rows of bytes), so the Python work is per distinct tag, not per record."""
+    out = np.empty(len(start), dtype=np.int64)
+    last = len(buf) - 1
+    for lo in range(0, len(start), 65_536):
+        s, n = start[lo : lo + 65_536], length[lo : lo + 65_536]
+        width = int(n.max()) if len(n) else 0
+        cols = np.arange(width)
+        rows = np.where(cols < n[:, None], buf[np.minimum(s[:, None] + cols, last)], 0).astype(np.uint8)
+        rows = np.concatenate([rows, n.astype("<u2").view(np.uint8).reshape(-1, 2)], axis=1)
+        keys = np.ascontiguousarray(rows).view(np.dtype((np.void, rows.shape[1]))).ravel()
+        unique, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        codes = np.array(
+            [ids_of.setdefault(bytes(buf[s[i] : s[i] + n[i]]), len(ids_of)) for i in first.tolist()], dtype=np.int64
+        )
+        out[lo : lo + 65_536] = codes[inverse.ravel()]
+    return out
+
+
+def _fast_scalars(data: bytes, starts: np.ndarray, lengths: np.ndarray):
+    """For each record: whether it is exactly ``Event{wall_time, [step], summary{value{tag, simple_value}}}``
+    (the wire bytes add_scalar writes), and then its step, tag span and float32 value."""
+    buf = np.frombuffer(data, dtype=np.uint8)
+    ends = starts + lengths
+    ok = (lengths >= 16) & (buf[np.minimum(starts, len(buf) - 1)] == 0x09)  # field 1, fixed64: wall_time
+    pos = starts + 9
+    has_step = buf[np.minimum(pos, len(buf) - 1)] == 0x10  # field 2, varint: step (absent when 0)
+    step_value, step_len = _varint(buf, np.minimum(pos + 1, len(buf) - 1))
+    ok &= ~has_step | (step_len <= 9)
+    step = np.where(has_step, step_value.astype(np.int64), 0)
+    pos = np.where(has_step, pos + 1 + step_len, pos)
+    ok &= buf[np.minimum(pos, len(buf) - 1)] == 0x2A  # field 5, bytes: summary
+    summary_len, n1 = _varint(buf, np.minimum(pos + 1, len(buf) - 1), 5)
+    pos = pos + 1 + n1
+    ok &= pos + summary_len.astype(np.int64) == ends
+    ok &= buf[np.minimum(pos, len(buf) - 1)] == 0x0A  # Summary field 1: one value
+    value_len, n2 = _varint(buf, np.minimum(pos + 1, len(buf) - 1), 5)
+    pos = pos + 1 + n2
+    ok &= pos + value_len.astype(np.int64) == ends
+    ok &= buf[np.minimum(pos, len(buf) - 1)] == 0x0A  # Value field 1: tag
+    tag_len, n3 = _varint(buf, np.minimum(pos + 1, len(buf) - 1), 5)
+    tag_start = pos + 1 + n3
+    tag_end = tag_start + tag_len.astype(np.int64)
+    ok &= (tag_end + 5 == ends) & (n3 <= 4) & (tag_len <= _LONGEST_FAST_TAG)
+    ok &= buf[np.minimum(tag_end, len(buf) - 1)] == 0x15  # Value field 2, fixed32: simple_value
+    floats = np.zeros(len(starts), dtype=np.float32)
+    if ok.any():
+        at = tag_end[ok] + 1
+        floats[ok] = buf[at[:, None] + np.arange(4)].copy().view("<f4").ravel()
+    return ok, step, tag_start, tag_end, floats
+
+
+def _decode_records(data: bytes, starts, lengths, builder: RunBuilder, state: dict, name: str) -> bool:
+    """Add the scalars of these records to ``builder`` in write order; True when a record does not parse."""
     from google.protobuf.message import DecodeError
 
+    if not len(starts):
+        return False
+    ok, step, tag_start, tag_end, floats = _fast_scalars(data, starts, lengths)
+    tag_ids: dict[bytes, int] = {}
+    ids = np.full(len(starts), -1, dtype=np.int64)
+    fast = np.flatnonzero(ok)
+    ids[fast] = _tag_ids(np.frombuffer(data, dtype=np.uint8), tag_start[fast], tag_end[fast] - tag_start[fast], tag_ids)
+    slow_index, slow_tags, slow_steps, slow_values = [], [], [], []
     event_pb2 = _event_proto()
-    fast = builder.fast
-    plugin_of: dict[str, str] = {}
-    done = 0
-    records = 0
-    while True:
-        header = stream.read(12)
-        if len(header) < 12:
-            if header:
-                builder.notes.append(f"The event file ends inside a record header at byte {done:,} (still being written?).")
-            break
-        (length,) = struct.unpack("<Q", header[:8])
-        if length > MAX_EVENT_RECORD:
-            if records == 0:
-                raise RunLogError(f"{_short(name)} is not a TensorBoard event file (its first record is not one)")
-            builder.notes.append(f"Read stopped at byte {done:,}: a record claims {length:,} bytes (corrupt file).")
-            break
-        body = stream.read(length)
-        footer = stream.read(4)
-        if len(body) < length or len(footer) < 4:
-            builder.notes.append(f"The event file ends inside a record at byte {done:,} (still being written?).")
-            break
-        done += 16 + length
+    stop = False
+    for i in np.flatnonzero(~ok).tolist():
         try:
-            event = event_pb2.Event.FromString(body)
+            event = event_pb2.Event.FromString(data[starts[i] : starts[i] + lengths[i]])
         except DecodeError:
-            if records == 0:
-                raise RunLogError(f"{_short(name)} is not a TensorBoard event file (its first record does not parse)") from None
-            builder.notes.append(f"Read stopped at byte {done:,}: a record does not parse (corrupt file).")
-            break
-        records += 1
-        if records % 5000 == 0 and not builder.tick(done / max(size, 1)):
+            if state["records"] + i == 0:
+                raise RunLogError(
+                    f"{_short(name)} is not a TensorBoard event file (its first record does not parse)"
+                ) from None
+            builder.notes.append(
+                f"Read stopped at record {state['records'] + i + 1:,}: it does not parse (corrupt file)."
+            )
+            ok[i:] = False
+            ids[i:] = -1
+            starts = starts[:i]
+            stop = True
             break
         if not event.HasField("summary"):
             continue
-        step = event.step
-        n = 0
         for value in event.summary.value:
-            kind = value.WhichOneof("value")
-            if kind == "simple_value":
-                pair = fast.get(value.tag) or builder.appenders(value.tag)
-                if pair is not None:
-                    pair[0](step)
-                    pair[1](value.simple_value)
-                    n += 1
-            elif kind == "tensor":
-                if value.HasField("metadata") and value.metadata.plugin_data.plugin_name:
-                    plugin_of[value.tag] = value.metadata.plugin_data.plugin_name
-                plugin = plugin_of.get(value.tag, "scalars")
-                if plugin == "scalars":
-                    number = _tensor_scalar(value.tensor)
-                    if number is not None:
-                        builder.add(value.tag, step, number)
-        builder.count(n)
-        if builder.stopped:
-            break
-    if records == 0:
-        raise RunLogError(f"{_short(name)} is empty or not a TensorBoard event file")
-    builder.tick(1.0)
+            number = _summary_number(value, state["plugin_of"])
+            if number is not None:
+                slow_index.append(i)
+                slow_tags.append(value.tag.encode())
+                slow_steps.append(event.step)
+                slow_values.append(number)
+    n = len(starts)
+    state["records"] += n
+    keep = np.flatnonzero(ids[:n] >= 0)
+    order_index = np.concatenate([keep, np.asarray(slow_index, dtype=np.int64)])
+    tag_of = np.concatenate([ids[keep], np.asarray([tag_ids.setdefault(t, len(tag_ids)) for t in slow_tags], np.int64)])
+    steps_all = np.concatenate([step[keep], np.asarray(slow_steps, dtype=np.int64)])
+    values_all = np.concatenate([floats[keep].astype(np.float64), np.asarray(slow_values, dtype=np.float64)])
+    order = np.lexsort((order_index, tag_of))  # by tag, then write order
+    tag_of, steps_all, values_all = tag_of[order], steps_all[order], values_all[order]
+    bounds = np.flatnonzero(np.diff(tag_of)) + 1
+    names = {v: k.decode("utf-8", "replace") for k, v in tag_ids.items()}
+    for lo, hi in zip(np.concatenate([[0], bounds]), np.concatenate([bounds, [len(tag_of)]]), strict=True):
+        if hi > lo:
+            builder.add_column(names[int(tag_of[lo])], steps_all[lo:hi], values_all[lo:hi])
+            if builder.stopped:
+                return True
+    return stop
+
+
+def _summary_number(value, plugin_of: dict[str, str]) -> float | None:
+    """The scalar in one ``Summary.Value`` (old ``simple_value`` or a new-style scalar tensor), else None."""
+    kind = value.WhichOneof("value")
+    if kind == "simple_value":
+        return value.simple_value
+    if kind != "tensor":
+        return None
+    if value.HasField("metadata") and value.metadata.plugin_data.plugin_name:
+        plugin_of[value.tag] = value.metadata.plugin_data.plugin_name
+    if plugin_of.get(value.tag, "scalars") != "scalars":
+        return None
+    return _tensor_scalar(value.tensor)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -525,9 +735,7 @@ def _read_columns(columns: dict[str, Column], step_col: str | None, builder: Run
         usable = present & np.isfinite(steps_f)
         usable[usable] = steps_f[usable] == np.round(steps_f[usable])
         if not usable.all():
-            builder.notes.append(
-                f"{int((~usable).sum()):,} row(s) without a whole-number {step_col} were skipped."
-            )
+            builder.notes.append(f"{int((~usable).sum()):,} row(s) without a whole-number {step_col} were skipped.")
         steps = np.where(usable, steps_f, 0).astype(np.int64)
     else:
         usable = np.ones(n_rows, dtype=bool)
@@ -739,8 +947,10 @@ def _read_mlruns(files: dict[str, zipfile.ZipInfo], zf: zipfile.ZipFile, relevan
 
 def _member_text(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> str:
     if info.file_size > MAX_TABLE_BYTES:
-        raise RunLogError(f"{_short(info.filename)} is {info.file_size / 2**20:.0f} MB unzipped; at most "
-                          f"{MAX_TABLE_BYTES // 2**20} MB per file")
+        raise RunLogError(
+            f"{_short(info.filename)} is {info.file_size / 2**20:.0f} MB unzipped; at most "
+            f"{MAX_TABLE_BYTES // 2**20} MB per file"
+        )
     with zf.open(info) as fh:
         return fh.read(MAX_TABLE_BYTES + 1).decode("utf-8", "replace")
 
@@ -776,7 +986,9 @@ def _read_zip(name, data, relevant, limits, progress) -> list[RunLog]:
         runs += _read_mlruns(mlruns | meta, zf, relevant, limits, progress)
     rest = {p: i for p, i in files.items() if p not in mlruns and not p.endswith(("meta.yaml", ".yaml", ".yml"))}
     if mlruns:
-        rest = {p: i for p, i in rest.items() if not any(p.startswith(r.rsplit("/metrics/", 1)[0] + "/") for r in mlruns)}
+        rest = {
+            p: i for p, i in rest.items() if not any(p.startswith(r.rsplit("/metrics/", 1)[0] + "/") for r in mlruns)
+        }
     event_dirs: dict[str, list[zipfile.ZipInfo]] = {}
     others = []
     for path, info in sorted(rest.items()):
@@ -805,7 +1017,9 @@ def _read_zip(name, data, relevant, limits, progress) -> list[RunLog]:
                 break
         done_bytes += width
         run_name = folder if folder not in (".", "") else _run_name(name)
-        runs.append(builder.build(run_name, "TensorBoard event files" if len(members) > 1 else "TensorBoard event file"))
+        runs.append(
+            builder.build(run_name, "TensorBoard event files" if len(members) > 1 else "TensorBoard event file")
+        )
     for path, info in others:
         with zf.open(info) as fh:
             try:
@@ -823,7 +1037,9 @@ def _read_zip(name, data, relevant, limits, progress) -> list[RunLog]:
             continue
         try:
             stream = _Seekable(zf, info)
-            runs += _read_stream(path, stream, info.file_size, relevant, limits, sub_progress(done_bytes, info.file_size))
+            runs += _read_stream(
+                path, stream, info.file_size, relevant, limits, sub_progress(done_bytes, info.file_size)
+            )
             stream.close()
         except RunLogError as err:
             skipped.append(f"{_short(path)} ({err})")
