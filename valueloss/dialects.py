@@ -606,7 +606,11 @@ _RLLIB_LEGACY_METRICS = (
         "info/learner/default_policy/learner_stats/vf_loss",
         note="vf_loss averaged (nanmean) over the SGD minibatches of the update",
     ),
-    _M("explained_variance", "info/learner/default_policy/learner_stats/vf_explained_var", note="per minibatch, averaged"),
+    _M(
+        "explained_variance",
+        "info/learner/default_policy/learner_stats/vf_explained_var",
+        note="per minibatch, averaged",
+    ),
 )
 _BASELINES_METRICS = (
     _M(
@@ -623,7 +627,12 @@ _BASELINES_METRICS = (
         ranks="rank 0",
         note="1 - var(R - v_old) / var(R) over the rollout",
     ),
-    _M("policy_clipfrac", "loss/clipfrac", ranks="rank 0", note="the POLICY's clip fraction; ppo2 logs none for the value"),
+    _M(
+        "policy_clipfrac",
+        "loss/clipfrac",
+        ranks="rank 0",
+        note="the POLICY's clip fraction; ppo2 logs none for the value",
+    ),
 )
 _RSL_RL_METRICS = (
     _M(
@@ -698,7 +707,17 @@ _VERL_PARAM = dict(param_name="critic.cliprange_value", default_eps=0.5, clip_co
 
 
 def _verl_entry(
-    name, versions, commit, rel, notes, metrics, *, current=False, verification="restated formula", verified=_ONCE, modes=None
+    name,
+    versions,
+    commit,
+    rel,
+    notes,
+    metrics,
+    *,
+    current=False,
+    verification="restated formula",
+    verified=_ONCE,
+    modes=None,
 ):
     compute, reduce = _verl_release(rel)
     old_agg = [
@@ -1316,7 +1335,9 @@ def dashboard_value(
             f"got shape {values.shape}"
         )
     elif (ranks, epochs, mini_batches, micro_batches) not in ((1, 1, 1, 1), values.shape):
-        raise ValueError(f"the counts {(ranks, epochs, mini_batches, micro_batches)} contradict the shape {values.shape}")
+        raise ValueError(
+            f"the counts {(ranks, epochs, mini_batches, micro_batches)} contradict the shape {values.shape}"
+        )
     if metric.ranks == "one process" and values.shape[0] > 1:
         raise ValueError(f"{get_dialect(name).library} trains in one process: ranks must be 1")
     per_rank = values[:1] if metric.ranks == "rank 0" else values

@@ -7,11 +7,13 @@ asks for several); everything after it is the page's own code.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import re
 from urllib.parse import parse_qsl, urlsplit
 
+import numpy as np
 import pytest
 import streamlit
 from streamlit.testing.v1 import AppTest
@@ -40,6 +42,13 @@ def run(query: dict | None = None) -> AppTest:
     at = run_page("your_run", query, timeout=120)
     assert at.title[0].value == "Your run"
     return at
+
+
+def numbers(array) -> list[float]:
+    """A trace's x or y as the browser receives it: a list, or plotly's typed array (base64 ``bdata``)."""
+    if isinstance(array, dict):
+        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"]).tolist()
+    return list(array)
 
 
 def links(at: AppTest, page: str) -> list[dict]:
@@ -88,7 +97,7 @@ def test_two_uploaded_runs_are_overlaid_with_their_own_eps(uploads):
     assert not at.exception
     (spec,) = plotly_specs(at)
     assert {t["name"] for t in spec["data"]} == {"eps02", "eps05"}
-    eps_scale = {t["name"]: t["y"][0] for t in spec["data"] if t["hovertemplate"].startswith("eps / scale")}
+    eps_scale = {t["name"]: numbers(t["y"])[0] for t in spec["data"] if t["hovertemplate"].startswith("eps / scale")}
     (a,) = read_log("a.jsonl", verl_run(1))
     (b,) = read_log("b.jsonl", verl_run(2))
     half_range = lambda r: (r.series["critic/returns/max"].values[0] - r.series["critic/returns/min"].values[0]) / 2  # noqa: E731

@@ -5,6 +5,7 @@ timeline figure."""
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -251,3 +252,21 @@ def test_phases_are_cut_again_where_a_finding_starts():
     assert [(p.start, p.end) for p in analysis.phases] == [(0, 99), (100, 249), (250, 399)]
     assert [p.findings for p in analysis.phases] == [(), (), ("explained_variance",)]
     assert phase_rows(analysis.phases)[2]["findings that hold"] == "explained var. near 0 or below"
+
+
+def test_the_rolling_median_is_numpys_nanmedian_of_each_centred_window():
+    from valueloss.tools.runlogs.analysis import _rolling_median
+
+    rng = np.random.default_rng(1)
+    values = rng.normal(size=300)
+    values[rng.integers(0, 300, 60)] = np.nan
+    values[5:20] = np.nan  # a window with no finite value
+    values[100] = np.inf
+    for window in (1, 5, 9):
+        half = window // 2
+        clean = np.where(np.isfinite(values), values, np.nan)
+        padded = np.concatenate([np.full(half, np.nan), clean, np.full(half, np.nan)])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # nanmedian of an all-NaN window: NaN, with a warning
+            expected = np.array([np.nanmedian(padded[i : i + window]) for i in range(300)])
+        np.testing.assert_array_equal(_rolling_median(values, window), expected if window > 1 else values)

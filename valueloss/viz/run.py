@@ -42,18 +42,14 @@ def decimate(steps: np.ndarray, values: np.ndarray, max_points: int = MAX_DRAWN)
     if n <= 2 * max_points:
         return steps, values
     edges = np.linspace(0, n, max_points + 1).astype(np.int64)
-    starts = edges[:-1]
-    lo = np.minimum.reduceat(values, starts)
-    hi = np.maximum.reduceat(values, starts)
-    # the index of each bucket's min and max
-    idx_lo = np.empty(max_points, dtype=np.int64)
-    idx_hi = np.empty(max_points, dtype=np.int64)
-    for k in range(max_points):
-        a, b = edges[k], edges[k + 1]
-        seg = values[a:b]
-        idx_lo[k] = a + int(np.argmax(seg == lo[k]))
-        idx_hi[k] = a + int(np.argmax(seg == hi[k]))
-    both = np.sort(np.unique(np.concatenate([idx_lo, idx_hi])))
+    bucket = np.repeat(np.arange(max_points), np.diff(edges))
+    keep = []
+    for reduce in (np.minimum, np.maximum):
+        extreme = reduce.reduceat(values, edges[:-1])
+        hits = np.flatnonzero(values == extreme[bucket])
+        _, first = np.unique(bucket[hits], return_index=True)  # the first point of each bucket at its extreme
+        keep.append(hits[first])
+    both = np.unique(np.concatenate(keep))
     return steps[both], values[both]
 
 
@@ -61,7 +57,7 @@ def _xy(series: Series, transform=None):
     x, y = decimate(series.steps, series.values)
     if transform is not None:
         y = transform(y)
-    return x.tolist(), y.tolist()
+    return x, y  # numpy arrays: plotly validates and serialises them whole (lists cost a call per point)
 
 
 def _non_finite_spans(series: Series, most: int = 50) -> list[tuple[int, int]]:

@@ -8,6 +8,7 @@ Every number a sentence quotes is a field of the records returned here, so the p
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass
 
@@ -80,6 +81,22 @@ class RunQuantities:
     def get(self, quantity: str) -> Series | None:
         return self.series.get(quantity)
 
+    @functools.cached_property
+    def steps(self) -> np.ndarray:
+        """Every step at which some quantity was logged (computed once)."""
+        arrays = [s.steps for s in self.series.values()]
+        if not arrays:
+            return np.empty(0, dtype=np.int64)
+        if all(len(a) == len(arrays[0]) and np.array_equal(a, arrays[0]) for a in arrays[1:]):
+            return arrays[0]  # the usual case: every quantity logged at every step
+        merged = np.sort(np.concatenate(arrays))
+        return merged[np.concatenate([[True], merged[1:] != merged[:-1]])]
+
+    @functools.cached_property
+    def scale(self) -> Series | None:
+        """:func:`return_scale` of these quantities (computed once)."""
+        return return_scale(self)
+
 
 def quantities_of(run: RunLog, mapping: dict[str, str]) -> RunQuantities:
     """The run's series for each mapped quantity (metric names the run does not hold are left out)."""
@@ -108,30 +125,21 @@ def return_scale(q: RunQuantities) -> Series | None:
 
 
 def _rolling_median(values: np.ndarray, window: int) -> np.ndarray:
-    """Median of the window centred on each point (NaN ignored; an all-NaN window gives NaN), so a change is
-    dated where it happens, not half a window later."""
+    """Median of the window centred on each point (NaN/inf ignored; a window without a finite value gives NaN),
+    so a change is dated where it happens, not half a window later. One sort of the (n, window) view."""
+    values = values.astype(np.float64)
     if window <= 1 or len(values) < 2:
-        return values.astype(np.float64)
+        return values
     half = window // 2
-    padded = np.concatenate([np.full(half, np.nan), values, np.full(window - 1 - half, np.nan)])
-    view = np.lib.stride_tricks.sliding_window_view(padded, window)
-    finite = np.where(np.isfinite(view), view, np.nan)
-    with np.errstate(all="ignore"), _quiet():
-        return np.nanmedian(finite, axis=1)
-
-
-class _quiet:
-    """nanmedian of an all-NaN window warns; the NaN it returns is the answer."""
-
-    def __enter__(self):
-        import warnings
-
-        self._ctx = warnings.catch_warnings()
-        self._ctx.__enter__()
-        warnings.simplefilter("ignore", RuntimeWarning)
-
-    def __exit__(self, *exc):
-        return self._ctx.__exit__(*exc)
+    clean = np.where(np.isfinite(values), values, np.nan)
+    padded = np.concatenate([np.full(half, np.nan), clean, np.full(window - 1 - half, np.nan)])
+    ordered = np.sort(np.lib.stride_tricks.sliding_window_view(padded, window), axis=1)  # NaN sorts last
+    count = np.isfinite(ordered).sum(axis=1)
+    rows = np.arange(len(values))
+    lo = ordered[rows, np.maximum(count - 1, 0) // 2]
+    hi = ordered[rows, np.maximum(count // 2, 0)]
+    hi = np.where(count % 2 == 1, lo, hi)
+    return np.where(count > 0, (lo + hi) / 2, np.nan)
 
 
 def _window(n: int) -> int:
@@ -205,9 +213,7 @@ def _run_lengths(labels: np.ndarray) -> list[tuple[int, int, int]]:
 
 
 def _all_steps(q: RunQuantities) -> np.ndarray:
-    if not q.series:
-        return np.empty(0, dtype=np.int64)
-    return np.unique(np.concatenate([s.steps for s in q.series.values()]))
+    return q.steps
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -258,8 +264,7 @@ def _median_in(series: Series | None, start: int, end: int) -> float | None:
 
 def phase_evidence(q: RunQuantities, phase: Phase, eps: float | None) -> PhaseEvidence:
     """The phase's medians (robust to single spikes; a NaN step does not poison them)."""
-    scale_series = return_scale(q)
-    scale = _median_in(scale_series, phase.start, phase.end)
+    scale = _median_in(q.scale, phase.start, phase.end)
     loss = q.get("value_loss")
     loss_first = loss_last = None
     non_finite = 0
@@ -435,7 +440,7 @@ def _explained_variance(q: RunQuantities) -> RunFinding | None:
 
 
 def _values_drift(q: RunQuantities) -> RunFinding | None:
-    vm, rm, scale = q.get("values_mean"), q.get("returns_mean"), return_scale(q)
+    vm, rm, scale = q.get("values_mean"), q.get("returns_mean"), q.scale
     if vm is None or rm is None or scale is None:
         return None
     steps, v, r = _aligned(vm, rm)
@@ -517,4 +522,4 @@ def analyse_run(run: RunLog, mapping: dict[str, str], eps: float | None, band: t
         e = phase_evidence(q, p, eps)
         kinds = tuple(f.kind for f in findings if f.start <= p.end)
         evidence.append(dataclasses.replace(e, findings=kinds))
-    return RunAnalysis(q, return_scale(q), evidence, findings)
+    return RunAnalysis(q, q.scale, evidence, findings)
