@@ -5,8 +5,6 @@ Thin page: widgets in the sidebar, every number from ``valueloss.tools.batch_rep
 
 from __future__ import annotations
 
-import math
-
 import streamlit as st
 
 from pages import common
@@ -16,6 +14,7 @@ from pages.common import (
     number_table,
     page_setup,
     share_link,
+    show_finding,
     shows_errors,
     synthetic_controls,
     upload_width_input,
@@ -24,12 +23,12 @@ from pages.common import (
 from pages.dashboard import render_dashboard
 from pages.export_panel import render_export_batch
 from valueloss import AGG_MODES, DIALECTS
-from valueloss.dialects import version_label
+from valueloss.teach import batch_text
 from valueloss.teach.explain import AGG_MODE_WORDS
 from valueloss.tools.batch import Batch
 from valueloss.tools.batch_files import MAX_UPLOAD_BYTES, SCHEMA_MARKDOWN, example_file
-from valueloss.tools.batch_reports import TOKEN_NUMBER_COLUMNS, BatchReport, analyse_batch
-from valueloss.tools.findings import REFERENCE_CLIPFRAC, batch_clip_verdict
+from valueloss.tools.batch_reports import TOKEN_NUMBER_COLUMNS, BatchReport, analyse_batch, dialect_view
+from valueloss.tools.findings import REFERENCE_CLIPFRAC, BatchVerdict, batch_verdict
 from valueloss.viz.batch import aggregation_weights_figure, dialect_figure, histogram_figure
 
 TABLE_ROWS = 200
@@ -42,17 +41,13 @@ def cached_report(batch_key: tuple, eps: float, mode: str, rllib_clip: float, _b
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def cached_verdict(batch_key: tuple, eps: float, _batch: Batch):
-    return batch_clip_verdict(_batch, eps)
+def cached_verdict(batch_key: tuple, eps: float, _batch: Batch) -> BatchVerdict:
+    return batch_verdict(_batch, eps)
 
 
 @st.cache_data(show_spinner=False)
 def cached_example(kind: str) -> bytes:
     return example_file(kind)
-
-
-def pct(x) -> str:
-    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.1%}"
 
 
 page_setup("Batch", "What does the clipped value loss do to a whole batch, and what would each library log for it?")
@@ -139,52 +134,16 @@ if batch is not None:
     with shows_errors("Batch analysis"):
         report = cached_report(batch_key, eps, mode, rllib_clip, batch)
 
+verdict: BatchVerdict | None = None
 if report is not None:
-    s = report.stats
-    st.caption(
-        f"{s.n_tokens:,} real tokens in {s.n_rows} sequences (padded width {s.width}); "
-        f"lengths {int(s.lengths.min())} to {int(s.lengths.max())}."
-    )
-    metric_row(
-        [
-            (
-                "loss clip fraction",
-                pct(s.loss_clipfrac),
-                "verl's vf_clipfrac (TRL logs the same): share of real tokens where the clipped term wins.",
-            ),
-            (
-                "prediction clip fraction",
-                pct(s.pred_clipfrac),
-                "Share with |v − v_old| > eps (what slime and TorchRL count). Never smaller than the loss clip "
-                "fraction: it also counts tokens that moved away from R, or overshot R by more than the band edge "
-                "falls short of it, which keep their gradient.",
-            ),
-            (
-                "zero-gradient share",
-                pct(s.zero_grad_share),
-                "Share of real tokens whose d loss / d v is exactly 0: the loss-clipped tokens, plus any at v = R.",
-            ),
-            (
-                f"vf_loss ({mode})",
-                f"{report.vf_loss:.4g}",
-                "verl's compute_value_loss on this batch with this eps and aggregation mode.",
-            ),
-        ]
-    )
+    st.caption(report.caption)
+    metric_row(report.metrics)
     with shows_errors("Could not judge this batch's clip fraction"):
-        v = cached_verdict(batch_key, eps, batch)
-        links = " · ".join(f"[{u.split('github.com/')[1].replace('/issues/', '#')}]({u})" for u in v.links)
-        box = {"ok": st.success, "warning": st.warning, "info": st.info}[v.severity]
-        box(f"**{v.title}**\n\n{v.explanation}" + (f"\n\n{links}" if links else ""))
-        st.caption(
-            f"Judged against a {REFERENCE_CLIPFRAC:.0%} yardstick for verl's vf_clipfrac; set your own target on "
-            "the Sanity check page."
-        )
-    if s.nan_real or s.nan_padding:
-        st.warning(
-            f"Non-finite values: {s.nan_real} on real tokens, {s.nan_padding} in padding. "
-            "The aggregation and library tables below show which losses they poison."
-        )
+        verdict = cached_verdict(batch_key, eps, batch)
+        show_finding(verdict.verdict)
+        st.caption(batch_text.yardstick_caption(REFERENCE_CLIPFRAC))
+    if report.non_finite:
+        st.warning(report.non_finite)
 
     st.subheader("How far did the critic move, and how far should it go?")
     left, right = st.columns(2)
@@ -197,42 +156,24 @@ if report is not None:
             width="stretch",
             key=key,
         )
-    away = max(s.pred_clipfrac - s.loss_clipfrac, 0.0)
-    rollouts = s.median_abs_gap / eps if eps > 0 else math.inf
-    st.markdown(
-        f"**What to notice:** {pct(s.pred_clipfrac)} of tokens moved more than eps (outside the shaded band, left). "
-        f"{pct(s.loss_clipfrac)} moved toward R and are still nearer R than the band edge: the clipped term wins "
-        f"and their gradient is zero. The other {pct(away)} moved away from R, or overshot R by more than the band "
-        "edge falls short of it, and max() keeps pulling them back. On the right, the median "
-        f"gap |R − v_old| is {s.median_abs_gap:.3g}, about {rollouts:.1f}× eps: a token moves at most about eps per "
-        "rollout, so that is roughly how many rollouts the critic needs to catch up."
-    )
+    if verdict is not None:
+        st.markdown(f"**{verdict.reading.title}:** {verdict.reading.explanation}")
 
     st.subheader("How each aggregation mode weights tokens")
     agg = report.aggregation
-    by_mode = agg.set_index("mode")
-    short_len, long_len = int(by_mode.at[mode, "short length"]), int(by_mode.at[mode, "long length"])
-    a_left = a_right = st.container()  # the chart, then its reading: stacked, so both fit at 800 px
-    a_left.plotly_chart(
+    st.plotly_chart(
         aggregation_weights_figure(
             list(agg["mode"]),
             list(agg["weight per token (short)"]),
             list(agg["weight per token (long)"]),
-            short_len=short_len,
-            long_len=long_len,
+            short_len=report.short_len,
+            long_len=report.long_len,
             current=mode,
         ),
         width="stretch",
         key="b_agg",
     )
-    a_right.markdown(
-        f"Each bar is the weight d AGG / d L_token that a mode gives one token (verl's vf_loss multiplies it by 0.5); "
-        f"the label is short / long. Only **seq-mean-token-mean** favours short answers: one of the {short_len} "
-        f"tokens of the shortest sequence counts ×{by_mode.at['seq-mean-token-mean', 'short / long per token']:.3g} one of the "
-        f"{long_len} tokens of the longest. The other modes weight every token alike, so long answers dominate "
-        "the critic's gradient; they differ only in overall scale (token-sum grows with the batch, "
-        "seq-mean-token-sum-norm divides by the padded width)."
-    )
+    st.markdown(report.aggregation_reading)
     weights = ("weight per token (short)", "weight per token (long)", "short / long per token")
     weights += ("weight per sequence (short)", "weight per sequence (long)")
     number_table(agg, {"vf_loss": "%.5g"} | dict.fromkeys(weights, "%.4g"))
@@ -247,38 +188,15 @@ if report is not None:
         help="Where a library changed what it computes (verl's 0.5 and aggregations, OpenRLHF's per-sequence mean, "
         "RLlib's value clip), each behaviour is its own row, named by its releases.",
     )
-    d = report.dialects
-    d = d[[DIALECTS[n].current or n in older for n in d["dialect"]]]
+    view = dialect_view(report, older)
     st.plotly_chart(
-        dialect_figure(
-            [version_label(n) if not DIALECTS[n].current else n for n in d["dialect"]],
-            list(d["loss"]),
-            [c if logged else None for c, logged in zip(d["clip fraction"], d["logs clip fraction"], strict=True)],
-            list(d["definition"]),
-        ),
+        dialect_figure(view.labels, view.losses, view.clip_fractions, view.definitions),
         width="stretch",
         key="b_dialects",
     )
     # Key columns first: on a narrow window the table scrolls and these stay in view.
-    shown = d[
-        [
-            "library",
-            "clip fraction",
-            "loss",
-            "parameter",
-            "value",
-            "clip fraction logged",
-            "logged as",
-            "what the logged number is",
-            "note",
-        ]
-    ].copy()
-    shown["clip fraction"] = [
-        pct(c) if logged else "not logged"
-        for c, logged in zip(d["clip fraction"], d["logs clip fraction"], strict=True)
-    ]
     st.dataframe(
-        shown,
+        view.table,
         hide_index=True,
         column_config={
             "value": st.column_config.NumberColumn(format="%.4g"),
@@ -288,18 +206,11 @@ if report is not None:
             "note": st.column_config.TextColumn(width="large"),
         },
     )
-    no_half = ", ".join(DIALECTS[n].library for n in d["dialect"] if not DIALECTS[n].half)
-    st.caption(
-        f"Same batch, same eps; each row names the releases it describes. Losses differ by the 0.5 factor "
-        f"({no_half} have none), by the aggregation (slime averages per sequence), by the combine rule (SB3 clips "
-        "without max, TorchRL uses Huber) and by what eps means: RLlib's vf_clip_param (since 2021) bounds the "
-        "squared error, so it gets its own value. What each logged number is (last minibatch or an average, "
-        "coefficients included) is in the registry: `valueloss.DIALECTS[name].logged`."
-    )
+    st.caption(view.caption)
     render_dashboard(None, report.dialects, prefix=PREFIX)
 
     st.subheader("Per-token table")
-    st.caption(f"The first {min(TABLE_ROWS, s.n_tokens)} of {s.n_tokens:,} real tokens, row by row.")
+    st.caption(report.token_caption)
     st.dataframe(
         report.tokens,
         hide_index=True,

@@ -17,10 +17,10 @@ from streamlit.errors import StreamlitAPIException
 
 from pages import registry
 from valueloss import CONVENTIONS
+from valueloss.notation import COLORS, legend_html
 from valueloss.teach.explain import CONVENTION_LABELS
 from valueloss.tools.batch import MAX_TOKENS, PADDING_CHOICES, SYNTHETIC_PARAMS, Batch, synthetic_batch
 from valueloss.tools.batch_files import load_batch_file
-from valueloss.viz.theme import COLORS, legend_html
 
 # Copies the browser's current address (which already carries every bound widget's value).
 _SHARE_HTML = """
@@ -230,6 +230,27 @@ def page_setup(title: str, question: str) -> None:
 def share_link() -> None:
     """A visible button that copies the URL reproducing what is on screen."""
     st.iframe(_SHARE_HTML, height=40)
+
+
+_BOX = {"warning": st.warning, "info": st.info, "ok": st.success}
+_ICON = {"warning": ":material/warning:", "info": ":material/info:", "ok": ":material/check_circle:"}
+
+
+def links_markdown(links, sep: str = " · ") -> str:
+    """Links (threads, sources) as markdown, each named by its label (``owner/repo#n``)."""
+    return sep.join(f"[{link.label}]({link.url})" for link in links)
+
+
+def show_finding(finding) -> None:
+    """One finding (or verdict) in the box of its severity: the title, the words, the threads it cites, and
+    for advice from partial evidence, what it could not check."""
+    text = f"**{finding.title}**\n\n{finding.explanation}"
+    if finding.links:
+        text += f"\n\n{links_markdown(finding.links)}"
+    unchecked = getattr(finding, "unchecked", ())
+    if unchecked:
+        text += "\n\n*Not checked:* " + "; ".join(unchecked) + "."
+    _BOX[finding.severity](text, icon=_ICON[finding.severity])
 
 
 @contextmanager

@@ -13,11 +13,11 @@ from collections.abc import Callable
 
 import streamlit as st
 
+from valueloss.notation import BAND_FILL, COLORS, DASHES, REGION_COLORS, WIDTHS, ZERO_GRAD_FILL
 from valueloss.teach.explain import REGION_LABELS, token_readout
 from valueloss.viz.base import AXIS_TITLES
 from valueloss.viz.live import EXPLORER_CSS, SURFACES_CSS, component_js, surfaces_component_js
 from valueloss.viz.surfaces import SURFACE_TERMS
-from valueloss.viz.theme import BAND_FILL, COLORS, DASHES, REGION_COLORS, WIDTHS, ZERO_GRAD_FILL
 
 __all__ = ["STATE_KEYS", "live_token_explorer", "live_surfaces", "release_to_widgets", "scratch_token_explorer"]
 

@@ -5,24 +5,21 @@ Thin page: inputs in the sidebar, every number and finding from ``valueloss.tool
 
 from __future__ import annotations
 
-import re
-
 import streamlit as st
 
 from pages import common
-from pages.common import page_setup, share_link, shows_errors, synthetic_controls, upload_width_input, width_caption
+from pages.common import page_setup, share_link, show_finding, shows_errors
 from pages.dashboard import render_dashboard
 from valueloss.dialects import DIALECTS
+from valueloss.teach import sanity_text
 from valueloss.tools.batch import Batch
 from valueloss.tools.batch_files import MAX_UPLOAD_BYTES, SCHEMA_MARKDOWN
-from valueloss.tools.clipfrac import DEFINITIONS, SummaryStats
-from valueloss.tools.sanity import SanityReport, sanity_from_batch, sanity_from_summary, step_assumption_text
+from valueloss.tools.clipfrac import SummaryStats
+from valueloss.tools.sanity import SanityReport, sanity_from_batch, sanity_from_summary
 from valueloss.viz.batch import clipfrac_curve
 
 PREFIX = "s_"
 SOURCES = ["summary statistics", "synthetic batch", "upload"]
-BOX = {"warning": st.warning, "info": st.info, "ok": st.success}
-ICON = {"warning": ":material/warning:", "info": ":material/info:", "ok": ":material/check_circle:"}
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -67,12 +64,6 @@ def set_eps(value: float) -> None:
     st.session_state[PREFIX + "eps"] = float(value)
 
 
-def issue_label(url: str) -> str:
-    """``https://github.com/o/r/issues/12`` -> ``o/r#12`` (link text that says where it goes)."""
-    m = re.match(r"https://github\.com/([^/]+/[^/]+)/issues/(\d+)", url)
-    return f"{m.group(1)}#{m.group(2)}" if m else "source"
-
-
 page_setup("Sanity check", "Is my cliprange_value right for my return scale, and what is my clip fraction telling me?")
 share_link()
 
@@ -95,8 +86,9 @@ with st.sidebar:
         "vf_clip_param bounds the squared error.",
     )
     lib_default = DIALECTS[library].default_eps
-    if lib_default is not None and eps != lib_default:
-        st.caption(f"You use eps = {eps:g}; {DIALECTS[library].library}'s default is {lib_default:g}.")
+    not_default = sanity_text.default_caption(DIALECTS[library], eps)
+    if not_default:
+        st.caption(not_default)
         st.button(f"Use the default {lib_default:g}", key=PREFIX + "use_default", on_click=set_eps, args=(lib_default,))
     target = st.slider(
         "target clip fraction",
@@ -156,7 +148,7 @@ with st.sidebar:
             model_seed = st.number_input("model seed", 0, 2**31 - 1, 0, 1, key=PREFIX + "mseed", bind="query-params")
     elif source == "synthetic batch":
         with st.expander("Synthetic batch", expanded=True):
-            params = synthetic_controls(PREFIX)
+            params = common.synthetic_controls(PREFIX)
 
 report: SanityReport | None = None
 with shows_errors("Sanity check"):
@@ -175,100 +167,54 @@ with shows_errors("Sanity check"):
             key=PREFIX + "upload",
             max_upload_size=MAX_UPLOAD_BYTES // (1024 * 1024),
         )
-        width = upload_width_input(PREFIX)
+        width = common.upload_width_input(PREFIX)
         if upload is None:
             st.info("Upload a batch (.npz, .csv, .parquet), or use summary statistics.")
         else:
             batch = common.cached_upload(upload.name, upload.file_id, width, upload.getvalue())
-            st.caption(width_caption(upload.name, width, batch.shape[1]))
+            st.caption(common.width_caption(upload.name, width, batch.shape[1]))
             key = ("upload", upload.name, upload.file_id, width)
             report = cached_batch_report(key, eps, library, target, logged, batch)
 
 if report is not None:
-    lib = report.library
-    loss_units = lib.units == "loss"
+    d = report.dialect
     if report.estimate:
         st.info(report.estimate_note)
+    common.metric_row(report.metrics)
+    st.caption(report.target_note)
+    if report.step_note:
+        st.markdown(report.step_note)
+    show_finding(report.verdict)
 
-    t = report.target
-    common.metric_row(
-        [
-            (
-                "eps",
-                f"{report.eps:.4g}",
-                "In squared-return units: RLlib clamps the loss." if loss_units else "In return units.",
-            ),
-            (
-                "eps / std(R)",
-                "n/a" if report.eps_over_sigma is None else f"{report.eps_over_sigma:.3g} σ_R",
-                f"Return std = {report.summary.return_std:.4g}. eps measured in return standard deviations.",
-            ),
-            (
-                ("clamped share at vf_clip_param" if loss_units else "clip fraction at eps")
-                + (" (est.)" if report.estimate else ""),
-                f"{report.at_eps[report.definition]:.1%}",
-                DEFINITIONS[report.definition],
-            ),
-            (f"eps for ≤ {t.target:.0%} clipped", "unreachable" if t.eps is None else f"{t.eps:.4g}", t.note),
-        ]
-    )
-    st.caption(t.note)
-    if report.estimate:
-        st.markdown(step_assumption_text(report))
-    v = report.verdict
-    links = " · ".join(f"[{issue_label(u)}]({u})" for u in v.links)
-    BOX[v.severity](f"**{v.title}**\n\n{v.explanation}" + (f"\n\n{links}" if links else ""), icon=ICON[v.severity])
-
-    curves = (
-        {"rllib": report.sweep.rllib}
-        if loss_units
-        else {"loss": report.sweep.loss, "prediction": report.sweep.prediction}
-    )
+    loss_units = d.eps_units == "loss"
+    names = ["clamp"] if loss_units else ["loss", "prediction"]
     st.plotly_chart(
         clipfrac_curve(
             report.sweep.eps,
-            curves,
+            {name: report.sweep.curve(name) for name in names},
             eps=report.eps,
-            at_eps=report.at_eps,
+            at_eps=report.graded_at_eps,
             emphasise=report.definition,
-            target=t.target,
-            target_eps=t.eps,
-            x_title="vf_clip_param (squared return units)" if loss_units else "eps (return units)",
+            target=None if report.target is None else report.target.target,
+            target_eps=None if report.target is None else report.target.eps,
+            x_title=f"{d.param_name} (squared return units)" if loss_units else "eps (return units)",
             estimate=report.estimate,
+            reproduces_log=report.curve_caption is not None,
         ),
         width="stretch",
         key="s_curve",
     )
-    st.markdown(
-        "**What to notice:** RLlib does not clip the prediction. A token whose squared error (v − R)² is above "
-        "vf_clip_param sits on the flat part of the clamped loss and gets zero gradient, so a small vf_clip_param "
-        "freezes the tokens the critic is most wrong about. The bound is in squared return units: rescaling rewards "
-        "by c moves it by c²."
-        if loss_units
-        else "**What to notice:** the clip fraction falls as eps grows: a token stops clipping once eps exceeds how "
-        "far it moved toward R. The loss-clipped curve (zero gradient) never exceeds the prediction-clipped one; the "
-        "gap between them is the tokens that moved away from R, or overshot R by more than the band edge falls "
-        "short of it, and keep their gradient."
-    )
+    if report.curve_caption:
+        st.caption(report.curve_caption)
+    st.markdown(sanity_text.what_to_notice(d))
 
-    st.subheader(f"{lib.library}: {lib.param_name}")
-    st.markdown(
-        f"- **parameter:** `{lib.param_name}`\n"
-        f"- **default:** {'off' if lib.default_eps is None else f'{lib.default_eps:g}'}"
-        f" ({'squared return units' if loss_units else 'return units'})\n"
-        f"- **combine:** {lib.combine}\n"
-        f"- **clip fraction logged:** {lib.clipfrac_definition or 'none'}\n"
-        f"- **releases:** {DIALECTS[lib.name].versions}; **logged as:** `{DIALECTS[lib.name].loss_metric}`"
-        f" ({DIALECTS[lib.name].logged or 'one minibatch'})\n"
-        f"- **verified:** {DIALECTS[lib.name].verified}\n"
-        f"- **source:** [{lib.source_url.split('/blob/')[0].removeprefix('https://github.com/')}]({lib.source_url})"
-    )
-    st.latex(lib.formula)
-    render_dashboard(lib.name, prefix=PREFIX)
-    if lib.notes:
-        st.caption(lib.notes)
+    st.subheader(f"{d.library}: {d.param_name}")
+    st.markdown(sanity_text.library_card(d))
+    st.latex(d.formula)
+    render_dashboard(d.name, prefix=PREFIX)
+    if d.notes:
+        st.caption(d.notes)
 
     st.subheader("Findings")
-    for f in report.findings[1:]:
-        links = " · ".join(f"[{issue_label(u)}]({u})" for u in f.links)
-        BOX[f.severity](f"**{f.title}**\n\n{f.explanation}" + (f"\n\n{links}" if links else ""), icon=ICON[f.severity])
+    for finding in report.findings[1:]:
+        show_finding(finding)

@@ -11,8 +11,9 @@ import math
 import pandas as pd
 import streamlit as st
 
-from pages.common import page_setup, share_link, shows_errors
+from pages.common import links_markdown, page_setup, share_link, shows_errors
 from valueloss import AGG_MODES, scale
+from valueloss.teach import scale_text
 from valueloss.tools import distributed as dist_run
 from valueloss.viz.scale import multiplier_figure, weights_figure
 
@@ -120,7 +121,7 @@ with shows_errors("Cannot split this batch"):
 if result is not None:
     split, reports, series, micro_b, rank_b, curves = result
     chosen = next(r for r in reports if r.scheme.key == scheme_key)
-    st.info(scale.multiplier_sentence(chosen, split))
+    st.info(scale_text.multiplier_sentence(chosen, split))
     for note in chosen.notes:
         st.warning(note)
     lo, hi = chosen.weights.relative_range()
@@ -205,6 +206,5 @@ if result is not None:
         st.caption("The last run used other settings; run again to compare with these.")
 
 st.subheader("Findings")
-for text, keys in scale.FINDINGS:
-    links = ", ".join(f"[{key}]({scale.THREADS[key]})" for key in keys)
-    st.markdown(f"- {text} ({links})")
+for finding in scale_text.FINDINGS:
+    st.markdown(f"- {finding.explanation} ({links_markdown(finding.links, ', ')})")

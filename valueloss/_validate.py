@@ -135,3 +135,15 @@ def positive_count(name: str, value, *, integer: bool = False):
     if not math.isfinite(float(number)) or float(number) <= 0:
         raise ValueError(f"{name} must be a finite number > 0, got {number}")
     return value
+
+
+def finite_number(name: str, value, *, low: float | None = None, high: float | None = None) -> float:
+    """A real, finite number within [low, high] (either bound optional), as a float."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if low is not None and value < low or high is not None and value > high:
+        raise ValueError(f"{name} must be between {low} and {high}, got {value}")
+    return value

@@ -69,9 +69,9 @@ EpsUnits = Literal["return", "loss"]
 # mask x >= y) sends all of it to the first argument.
 TieRule = Literal["torch", "tensorflow"]
 # The clip fraction the Sanity page reasons with for this library: "loss" tokens where the clipped loss wins
-# (the zero-gradient tokens); "prediction" tokens whose prediction was clipped (|v - o| > eps); "rllib" tokens
+# (the zero-gradient tokens); "prediction" tokens whose prediction was clipped (|v - o| > eps); "clamp" tokens
 # whose squared error exceeds the bound.
-SanityDefinition = Literal["loss", "prediction", "rllib"]
+SanityDefinition = Literal["loss", "prediction", "clamp"]
 # How CI checks the entry (README, How exact): "real package" the released package's own loss code, installed
 # pinned from PyPI, run on our batches bit for bit; "real training step" a real optimizer step of the released
 # package; "restated formula" no release on a registry: a restatement, compared once by hand with the release's
@@ -208,6 +208,7 @@ class Dialect:
     reduce: Callable | None = None  # (per-token max term, mask, mode) -> loss; None: not a max form
     indexed: bool = False  # sees only the real tokens (no mask argument): reduce gets the 1-D real tokens
     combine_rule: CombineRule = "max"
+    shares_policy_clip: bool = False  # one parameter clips the policy ratio and the value (code reads this)
 
     def __post_init__(self):
         for field_name, kind in (
@@ -823,6 +824,7 @@ DIALECTS: dict[str, Dialect] = {
             name="cleanrl",
             library="CleanRL ppo.py",
             param_name="clip_coef (shared with the policy; --clip-vloss)",
+            shares_policy_clip=True,
             default_eps=0.2,
             clip_convention="delta",
             combine="max",
@@ -951,7 +953,7 @@ DIALECTS: dict[str, Dialect] = {
             formula=r"\mathrm{mean}\big(\mathrm{clamp}((v-R)^2,\ 0,\ \epsilon_{loss})\big)",
             eps_units="loss",
             off_values=(math.inf,),
-            sanity_definition="rllib",
+            sanity_definition="clamp",
             threads=("ray-project/ray#19291", "ray-project/ray#8908"),
             export_label="RLlib PPO (loss clamp, since 2021)",
         ),
@@ -960,6 +962,7 @@ DIALECTS: dict[str, Dialect] = {
             name="baselines-ppo2",
             library="OpenAI baselines ppo2 (TensorFlow)",
             param_name="cliprange (shared with the policy)",
+            shares_policy_clip=True,
             default_eps=0.2,
             clip_convention="delta",
             combine="max (tf.maximum: at a tie the whole gradient goes to the unclipped term)",
@@ -988,6 +991,7 @@ DIALECTS: dict[str, Dialect] = {
             name="rsl_rl",
             library="rsl_rl PPO (IsaacLab)",
             param_name="clip_param (shared with the policy; use_clipped_value_loss)",
+            shares_policy_clip=True,
             default_eps=0.2,
             clip_convention="delta",
             combine="max",
@@ -1032,7 +1036,7 @@ DIALECTS: dict[str, Dialect] = {
             formula=r"\tfrac12\,\mathrm{mean}\big(\max[(v-R)^2,\ (" + _CLAMP + r"-R)^2]\big)",
             limits="--compute_fp32_loss (values cast to float32 before the squares) is not modelled: pass "
             "float32 tensors to get it.",
-            threads=("microsoft/DeepSpeedExamples#556", "microsoft/DeepSpeedExamples#956"),
+            threads=("deepspeedai/DeepSpeedExamples#556", "deepspeedai/DeepSpeedExamples#956"),
             verified=_ONCE,
             export_label="DeepSpeed-Chat critic_loss_fn",
             reduce=_trlx_reduce,

@@ -59,8 +59,6 @@ __all__ = [
     "Scheme",
     "SCHEMES",
     "SCHEME_KEYS",
-    "THREADS",
-    "FINDINGS",
     "Split",
     "ScaleProblem",
     "SchemeWeights",
@@ -81,46 +79,8 @@ __all__ = [
     "empty_notes",
     "compare",
     "split_order",
-    "multiplier_sentence",
     "logged_rows",
 ]
-
-THREADS = {
-    "verl#6957": "https://github.com/verl-project/verl/pull/6957",
-    "verl#5641": "https://github.com/verl-project/verl/issues/5641",
-    "verl#5877": "https://github.com/verl-project/verl/issues/5877",
-    "verl#7110": "https://github.com/verl-project/verl/issues/7110",
-    "torchtune#1875": "https://github.com/meta-pytorch/torchtune/issues/1875",
-    "OpenRLHF 0.11": "https://github.com/OpenRLHF/OpenRLHF/blob/main/openrlhf/utils/loss_utils.py",
-}
-
-# Findings the Scale page shows; each names the public threads it answers (keys of THREADS).
-FINDINGS = (
-    (
-        "verl's critic divided each micro-batch's loss by that micro-batch's own token count and summed the "
-        "micro-batch losses, so the accumulated gradient grew with the number of micro-batches and changed when "
-        "use_dynamic_bsz was toggled: a hidden, config-dependent critic learning rate. The fix forwards dp_size, "
-        "batch_num_tokens and global_batch_size, as the actor's loss already did.",
-        ("verl#6957", "verl#7110"),
-    ),
-    (
-        "The same class of bug (each micro-batch or rank normalised by its own count) was reported for other "
-        "losses and trainers.",
-        ("verl#5641", "verl#5877", "torchtune#1875"),
-    ),
-    (
-        "OpenRLHF 0.11 passes dp_size, batch_num_tokens and global_batch_size to ValueLoss; the counts of the whole "
-        "optimizer step are divided by the accumulation steps because DeepSpeed scales every backward by 1/gas.",
-        ("OpenRLHF 0.11",),
-    ),
-    (
-        "A mean of micro-batch means (divided by the accumulation steps) keeps the average weight at 1 but gives "
-        "tokens in short micro-batches more weight than tokens in long ones; it equals the single-batch gradient "
-        "only when every micro-batch holds the same number of tokens.",
-        ("torchtune#1875",),
-    ),
-)
-
 
 @dataclass(frozen=True)
 class Scheme:
@@ -694,33 +654,6 @@ def split_order(split: Split, mask: torch.Tensor) -> tuple[tuple[torch.Tensor, t
         if r < split.dp_size - 1:
             rank_b.append(count - 0.5)
     return (torch.tensor(rows, dtype=torch.long), torch.tensor(cols, dtype=torch.long)), micro_b, rank_b
-
-
-def _x(value: float) -> str:
-    return "NaN" if math.isnan(value) else f"{value:.3g}×"
-
-
-def multiplier_sentence(report: SchemeReport, split: Split) -> str:
-    """One sentence about a scheme's multiplier, written from its numbers."""
-    lo, hi = report.weights.relative_range()
-    k = split.micro_per_rank
-    where = f"{split.dp_size} rank{'s' if split.dp_size > 1 else ''} × {k} micro-batch{'es' if k > 1 else ''}"
-    if math.isnan(report.weights.multiplier):
-        return (
-            f"{report.scheme.label}, {where}: the mini-batch has no real token, so there is no multiplier; the "
-            "single-batch loss is 0/0 = NaN and every gradient is 0."
-        )
-    head = (
-        f"{report.scheme.label}, {where}: the critic's gradient is {_x(report.weights.multiplier)} the single-batch one"
-    )
-    if math.isnan(lo):
-        return head + "."
-    if math.isclose(lo, hi, rel_tol=1e-9):
-        return head + f" on average, and every token weighs exactly {_x(lo)}."
-    return (
-        head + f" on average (token weights from {_x(lo)} to {_x(hi)}); along the reference direction it is "
-        f"{_x(report.grad_ratio)}."
-    )
 
 
 def logged_rows(reports: Sequence[SchemeReport]) -> list[dict]:

@@ -151,18 +151,35 @@ def test_each_number_says_what_the_library_logs():
 
 
 def test_the_page_says_whether_the_clip_fraction_is_typical_or_alarming():
-    from valueloss.tools.batch import synthetic_batch
-    from valueloss.tools.findings import batch_clip_verdict
+    from valueloss.tools.findings import batch_verdict
 
     at = run()  # the default synthetic batch at eps 0.2
-    v = batch_clip_verdict(synthetic_batch(), 0.2)
+    page = batch_verdict(synthetic_batch(), 0.2)
     rep = expected()
-    assert v.title.startswith(f"Alarming: {rep.stats.loss_clipfrac:.1%} clipped, above the 10% yardstick")
-    assert any(w.value.startswith(f"**{v.title}**") for w in at.warning)
+    assert page.verdict.title.startswith(f"Alarming: {rep.stats.loss_clipfrac:.1%} clipped, above the 10% yardstick")
+    assert any(w.value.startswith(f"**{page.verdict.title}**") for w in at.warning)
+    assert any(page.reading.explanation in m.value for m in at.markdown)  # the histograms' reading, same evidence
     at.number_input(key="b_eps").set_value(0.5).run()
-    ok = batch_clip_verdict(synthetic_batch(), 0.5)
+    ok = batch_verdict(synthetic_batch(), 0.5).verdict
     assert ok.severity == "ok" and ok.title.startswith("Typical:")
     assert any(s.value.startswith(f"**{ok.title}**") for s in at.success)
+
+
+@pytest.mark.parametrize("eps", ["5", "0"])
+def test_an_inactive_clip_and_eps_zero_agree_with_the_reading(eps):
+    """Issue 20 items 2 and 3: /batch?b_eps=5 clips nothing; at eps = 0 the critic learns a step per rollout."""
+    from valueloss.tools.findings import batch_verdict
+
+    at = run({"b_eps": eps})
+    page = batch_verdict(synthetic_batch(), float(eps))
+    notice = " ".join(m.value for m in at.markdown if m.value.startswith("**What to notice:**"))
+    assert page.reading.explanation in notice
+    if eps == "5":
+        assert any(i.value.startswith("**Inactive: 0.0% clipped: clipping never acts at eps = 5**") for i in at.info)
+        assert "never acts" in notice and "rollouts" not in notice and "brake" not in notice
+    else:
+        assert "one optimizer step per rollout" in notice and "inf" not in notice
+        assert any("one optimizer step per rollout" in w.value for w in at.warning)
 
 
 def test_the_mode_name_is_explained_in_plain_words():

@@ -11,9 +11,9 @@ import pytest
 
 import pages.live_token as live_token
 from tests.app.helpers import live_component, page_test, run_page
+from valueloss.notation import BAND_FILL, COLORS, REGION_COLORS, ZERO_GRAD_FILL
 from valueloss.teach.explain import REGION_LABELS, token_readout
 from valueloss.teach.presets import PRESETS
-from valueloss.viz.theme import BAND_FILL, COLORS, REGION_COLORS, ZERO_GRAD_FILL
 
 
 @pytest.fixture

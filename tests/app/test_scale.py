@@ -7,6 +7,7 @@ from streamlit.testing.v1 import AppTest
 
 from tests.app.helpers import plain, run_page
 from valueloss import scale
+from valueloss.teach import scale_text
 
 
 def run(query: dict | None = None):
@@ -50,7 +51,7 @@ def test_default_page_shows_the_cores_numbers():
     split, rep = core()
     assert metric(at, "learning-rate multiplier") == f"{rep.weights.multiplier:.4g}×"
     assert metric(at, "gradient along the reference") == f"{rep.grad_ratio:.4g}×"
-    assert at.info[0].value == scale.multiplier_sentence(rep, split)
+    assert at.info[0].value == scale_text.multiplier_sentence(rep, split)
     logged = at.dataframe[0].value
     assert list(logged["scheme"]) == [s.label for s in scale.SCHEMES.values()]
     assert logged["rank 1"].iloc[0] == pytest.approx(rep.logged[1])

@@ -64,14 +64,14 @@ def set_input(page, label: str, value) -> None:
     wait_ready(page)
 
 
-def shot(page, name: str, max_height: int = 5000) -> Path:
-    """Save a screenshot of the whole page under docs/screenshots/ (the README shows them).
+def shot(page, name: str, max_height: int = 5000, folder: Path = SCREENSHOTS) -> Path:
+    """Save a screenshot of the whole page under docs/screenshots/ (the README shows them), or ``folder``.
 
     Streamlit scrolls inside its main container, not the document, so the viewport is stretched to
     the content's height for the picture and restored afterwards.
     """
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / f"{name}.png"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
     size = page.viewport_size
     height = page.evaluate(
         "() => Math.max(...[...document.querySelectorAll('[data-testid=stMain], [data-testid=stSidebarContent]')]"

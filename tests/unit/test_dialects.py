@@ -50,7 +50,7 @@ def test_every_entry_carries_what_the_app_shows():
         assert d.name == name and d.param_name and d.library and d.aggregation and d.combine and d.formula.strip()
         assert d.family and d.versions and d.loss_metric and d.logged or not d.current or d.family == "slime"
         assert d.clip_convention in {"bounds", "clamp", "delta", "none"}
-        assert d.eps_units in {"return", "loss"} and d.sanity_definition in {"loss", "prediction", "rllib"}
+        assert d.eps_units in {"return", "loss"} and d.sanity_definition in {"loss", "prediction", "clamp"}
         assert d.source_url.startswith(f"https://github.com/{d.repo}/blob/")
         assert d.commit != "master" and re.fullmatch(r"[0-9a-f]{8,40}|v[\d.]+", d.commit), (name, d.commit)
         assert set(d.modes) <= set(vl.AGG_MODES) and "token-mean" in d.modes

@@ -14,9 +14,9 @@ from valueloss import (
     REGION_ZERO_GRAD,
     value_loss_terms,
 )
+from valueloss.notation import COLORS
 from valueloss.teach.explain import equation_latex, fmt, token_readout
 from valueloss.teach.presets import PRESETS
-from valueloss.viz.theme import COLORS
 
 
 def test_inside_the_band_both_terms_equal_and_full_gradient():

@@ -6,17 +6,17 @@ import numpy as np
 import pytest
 
 from valueloss import REGION_ZERO_GRAD, axis_values, evaluate_grid, value_loss_terms
+from valueloss.notation import (
+    COLORS,
+    REGION_COLORS,
+    REGION_NAMES,
+    REGION_SHORT_NAMES,
+)
 from valueloss.viz.surfaces import (
     band_edge_lines,
     dialect_gradients_figure,
     gradient_map_figure,
     surface_3d_figure,
-)
-from valueloss.viz.theme import (
-    COLORS,
-    REGION_COLORS,
-    REGION_NAMES,
-    REGION_SHORT_NAMES,
 )
 from valueloss.viz.token import nice_ceil, view_range
 
@@ -113,7 +113,7 @@ def test_nice_ceil():
 
 
 def test_the_five_regions_have_five_distinct_okabe_ito_hues():
-    from valueloss.viz.theme import DIVERGING
+    from valueloss.notation import DIVERGING
 
     okabe_ito = {"#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#000000"}
     five = [REGION_COLORS[c] for c in (0, 1, 2, 3, 4)]

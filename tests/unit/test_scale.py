@@ -24,13 +24,13 @@ from valueloss.scale import (
     make_problem,
     mask_tail,
     multiplier_curve,
-    multiplier_sentence,
     reference_gradient,
     scheme_weights,
     split_batch,
     split_order,
     spread_lengths,
 )
+from valueloss.teach.scale_text import multiplier_sentence
 
 GLOBAL = [k for k, s in SCHEMES.items() if s.normalise == "global"]
 UNEVEN = [3, 9, 2, 14, 5, 7, 1, 11]

@@ -13,7 +13,7 @@ from fractions import Fraction
 
 from .. import anatomy
 from ..anatomy import REGION_LABELS, value_loss_terms  # the pages read REGION_LABELS from here
-from ..viz.theme import COLORS
+from ..notation import COLORS
 
 __all__ = [
     "CONVENTION_LABELS",

@@ -20,6 +20,7 @@ import torch
 from ..anatomy import value_loss_grad, value_loss_terms
 from ..dialects import dialect_loss
 from ..losses import clip_bounds, compute_value_loss
+from ..threads import Thread
 from .explain import tie_split, zero_gradient_interval
 from .presets import PRESETS
 from .simulate import SimConfig, simulate
@@ -51,23 +52,6 @@ class Choice:
     key: str  # stable id, used by the tests and the answer check
     label: str  # what the radio shows and the URL stores ("A", "B", "C")
     text: str
-
-
-@dataclass(frozen=True)
-class Thread:
-    """A public issue thread that asked this question (full GitHub URL)."""
-
-    repo: str
-    number: int
-    title: str = ""  # the thread's own title, where we quote it
-
-    @property
-    def url(self) -> str:
-        return f"https://github.com/{self.repo}/issues/{self.number}"
-
-    @property
-    def label(self) -> str:
-        return f"{self.repo}#{self.number}"
 
 
 @dataclass(frozen=True)

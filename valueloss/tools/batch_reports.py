@@ -1,8 +1,10 @@
-"""Batch reports: statistics, histograms and the token, aggregation and dialect tables of one batch."""
+"""Batch reports: statistics, histograms and the token, aggregation and dialect tables of one batch, with the
+words the Batch page shows beside them (written in ``valueloss.teach.batch_text`` from these numbers)."""
 
 from __future__ import annotations
 
 import numbers
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,8 +13,10 @@ import torch
 
 from .. import _validate as check
 from ..anatomy import REGION_LABELS, ValueLossTerms
-from ..dialects import DIALECTS
+from ..dialects import DIALECTS, version_label
 from ..losses import agg_loss
+from ..teach import batch_text
+from ..teach.advice import shown
 from .batch import Batch
 from .batch_anatomy import BatchAnatomy, batch_anatomy
 
@@ -31,6 +35,8 @@ __all__ = [
     "dialect_table",
     "BatchReport",
     "analyse_batch",
+    "DialectView",
+    "dialect_view",
 ]
 
 MAX_BINS = 1000  # a figure cannot show more; 10**9 bins would allocate gigabytes
@@ -313,7 +319,8 @@ def dialects_of(anatomy: BatchAnatomy, rllib_clip: float | None = None) -> pd.Da
 
 @dataclass(frozen=True)
 class BatchReport:
-    """Everything the Batch page draws, computed once per (batch, eps, mode) and cached by the app."""
+    """Everything the Batch page draws, computed once per (batch, eps, mode) and cached by the app, its words
+    included: ``metrics`` are (label, value, help), the rest are sentences written from these numbers."""
 
     stats: BatchStats
     delta_hist: Histogram
@@ -324,6 +331,13 @@ class BatchReport:
     tokens: pd.DataFrame
     aggregation: pd.DataFrame
     dialects: pd.DataFrame
+    metrics: list[tuple[str, str, str]]
+    caption: str
+    non_finite: str | None  # the warning about NaN / inf, where there is any
+    short_len: int  # tokens of the shortest and the longest non-empty sequence
+    long_len: int
+    aggregation_reading: str
+    token_caption: str
 
 
 def analyse_batch(
@@ -344,14 +358,76 @@ def analyse_batch(
     if rllib_clip is not None:
         check.clip_range("rllib_clip", rllib_clip)
     stats = stats_of(anatomy)
+    aggregation = aggregation_of(anatomy)
+    by_mode = aggregation.set_index("mode")
+    short_len, long_len = int(by_mode.at[loss_agg_mode, "short length"]), int(by_mode.at[loss_agg_mode, "long length"])
+    vf_loss = float(anatomy.vf_loss(loss_agg_mode).item())
+    lengths = stats.lengths
     return BatchReport(
         stats=stats,
         delta_hist=histogram(stats.delta, eps, bins),
         gap_hist=histogram(stats.gap, eps, bins),
-        vf_loss=float(anatomy.vf_loss(loss_agg_mode).item()),
+        vf_loss=vf_loss,
         vf_clipfrac=float(anatomy.vf_clipfrac().item()),
         loss_agg_mode=loss_agg_mode,
         tokens=tokens_of(anatomy, table_rows),
-        aggregation=aggregation_of(anatomy),
+        aggregation=aggregation,
         dialects=dialects_of(anatomy, rllib_clip),
+        metrics=[
+            ("loss clip fraction", shown("clip", stats.loss_clipfrac), batch_text.METRIC_HELP["loss clip fraction"]),
+            (
+                "prediction clip fraction",
+                shown("prediction", stats.pred_clipfrac),
+                batch_text.METRIC_HELP["prediction clip fraction"],
+            ),
+            ("zero-gradient share", shown("clip", stats.zero_grad_share), batch_text.METRIC_HELP["zero-gradient share"]),
+            (f"vf_loss ({loss_agg_mode})", shown("value_loss", vf_loss), batch_text.METRIC_HELP["vf_loss"]),
+        ],
+        caption=batch_text.batch_caption(
+            stats.n_tokens,
+            stats.n_rows,
+            stats.width,
+            int(lengths.min()) if lengths.size else 0,
+            int(lengths.max()) if lengths.size else 0,
+        ),
+        non_finite=batch_text.non_finite_warning(stats.nan_real, stats.nan_padding)
+        if stats.nan_real or stats.nan_padding
+        else None,
+        short_len=short_len,
+        long_len=long_len,
+        aggregation_reading=batch_text.aggregation_reading(
+            short_len, long_len, float(by_mode.at["seq-mean-token-mean", "short / long per token"])
+        ),
+        token_caption=batch_text.token_caption(min(table_rows, stats.n_tokens), stats.n_tokens),
+    )
+
+
+@dataclass(frozen=True)
+class DialectView:
+    """The library rows the page shows: the current releases and the older ones picked, ready to draw."""
+
+    labels: list[str]
+    losses: list[float]
+    clip_fractions: list[float | None]  # None where the library logs none
+    definitions: list[str | None]
+    table: pd.DataFrame  # key columns first, the clip fraction as written
+    caption: str
+
+
+def dialect_view(report: BatchReport, older: Sequence[str] = ()) -> DialectView:
+    """The rows of ``report.dialects`` for every current release plus the ``older`` entries named."""
+    d = report.dialects
+    d = d[[DIALECTS[n].current or n in older for n in d["dialect"]]]
+    logs = list(d["logs clip fraction"])
+    fractions = [c if logged else None for c, logged in zip(d["clip fraction"], logs, strict=True)]
+    columns = ["library", "clip fraction", "loss", "parameter", "value", "clip fraction logged", "logged as"]
+    table = d[[*columns, "what the logged number is", "note"]].copy()
+    table["clip fraction"] = [shown("clip", c) if c is not None else "not logged" for c in fractions]
+    return DialectView(
+        labels=[n if DIALECTS[n].current else version_label(n) for n in d["dialect"]],
+        losses=list(d["loss"]),
+        clip_fractions=fractions,
+        definitions=list(d["definition"]),
+        table=table,
+        caption=batch_text.dialect_caption([DIALECTS[n].library for n in d["dialect"] if not DIALECTS[n].half]),
     )

@@ -1,11 +1,17 @@
 """Clip fractions of a batch as functions of eps: exact sweeps over a batch, a Gaussian model batch for
-summary statistics from a log, and the eps that reaches a target clip fraction."""
+summary statistics from a log, the eps that reaches a target clip fraction, and the update size that
+reproduces a logged one.
+
+Three definitions (``DEFINITIONS``), named for what they count, never for a library: ``loss`` (the clipped
+term wins: zero gradient), ``prediction`` (``|v - v_old| > eps``) and ``clamp`` (``(v - R)^2 > bound``, a
+bound on the squared error). A registry entry names the one it logs (``Dialect.sanity_definition``)."""
 
 from __future__ import annotations
 
 import math
 import numbers
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 import torch
@@ -16,13 +22,14 @@ from .batch import Batch
 
 __all__ = [
     "target_definition",
-    "finite_number",
     "real_tokens",
     "DEFINITIONS",
     "PLAUSIBLE_STEPS",
+    "MAX_STEP",
     "SummaryStats",
     "Sweep",
     "EpsTarget",
+    "Resized",
     "summary_from_batch",
     "model_batch",
     "eps_in_units",
@@ -34,19 +41,18 @@ __all__ = [
     "eps_grid",
     "eps_grid_of_checked",
     "estimate_over_steps",
+    "acts_below",
+    "resize_to_clipfrac",
 ]
 
 
-# What each curve counts, in the words the page shows.
-DEFINITIONS = {
-    "loss": "loss-clipped: L_clip > L_unclip (verl vf_clipfrac, TRL); these tokens get zero gradient",
-    "prediction": "prediction-clipped: |v - v_old| > eps (slime value_clipfrac, TorchRL); SB3 freezes all of them",
-    "rllib": "loss-clamped: (v - R)^2 > vf_clip_param (RLlib); these tokens get zero gradient",
-}
+DEFINITIONS = ("loss", "prediction", "clamp")
 
 
 # How far one update moves the critic toward R, as a share of the gap: the summary estimate's key assumption.
 PLAUSIBLE_STEPS = (0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0)
+MAX_STEP = 3.0  # the largest update step a model batch takes (the Sanity check's slider ends there)
+finite_number = check.finite_number
 
 
 @dataclass(frozen=True)
@@ -74,39 +80,35 @@ class Sweep:
     eps: np.ndarray
     loss: np.ndarray
     prediction: np.ndarray
-    rllib: np.ndarray
+    clamp: np.ndarray
 
     def curve(self, definition: str) -> np.ndarray:
-        return {"loss": self.loss, "prediction": self.prediction, "rllib": self.rllib}[_definition(definition)]
+        return getattr(self, _definition(definition))
 
 
 @dataclass(frozen=True)
 class EpsTarget:
-    """The smallest eps whose clip fraction is at most ``target`` (None when no eps reaches it)."""
+    """The smallest eps whose clip fraction is at most ``target`` (None when no eps reaches it).
+
+    Counted in tokens: ``count`` of the ``n`` real tokens clip at ``eps`` (``count / n <= target``, exactly),
+    and any smaller eps clips ``below`` or more (``below / n > target``). ``at_zero`` tokens clip at eps = 0;
+    fewer than the target allows means no eps clips that many (``reachable`` False)."""
 
     target: float
     definition: str
     eps: float | None
-    achieved: float | None
+    achieved: float | None  # count / n
     reachable: bool
-    note: str
+    count: int | None
+    n: int
+    below: int | None  # tokens clipped by the next smaller eps (None: eps is 0 or unreachable)
+    at_zero: int
 
 
 def _definition(name: str) -> str:
     if name not in DEFINITIONS:
         raise ValueError(f"definition must be one of {', '.join(DEFINITIONS)}, got {name!r}")
     return name
-
-
-def finite_number(name: str, value, *, low: float | None = None, high: float | None = None) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
-    if low is not None and value < low or high is not None and value > high:
-        raise ValueError(f"{name} must be between {low} and {high}, got {value}")
-    return value
 
 
 def real_tokens(batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -180,13 +182,13 @@ class ClipThresholds:
     Every definition's indicator is non-increasing in eps, in float arithmetic too (rounding is
     monotone), so one threshold per token answers every eps at once. ``loss`` is found by bisection
     on the float's bit pattern (exact: the smallest float eps at which the clipped term stops winning);
-    ``prediction`` is ``|v - v_old|`` and ``rllib`` is ``(v - R)^2`` themselves. Thresholds live in the
+    ``prediction`` is ``|v - v_old|`` and ``clamp`` is ``(v - R)^2`` themselves. Thresholds live in the
     batch's dtype, as torch applies a Python-float eps in the tensor's dtype.
     """
 
     loss: torch.Tensor
     prediction: torch.Tensor
-    rllib: torch.Tensor
+    clamp: torch.Tensor
     denom: torch.Tensor  # verl's sum(mask) + 1e-8
     num_dtype: torch.dtype
 
@@ -238,7 +240,7 @@ def clip_thresholds(batch: Batch) -> ClipThresholds:
     return ClipThresholds(
         loss=torch.sort(_loss_thresholds(v, r, v_old)).values,
         prediction=clean((v - v_old).abs()),
-        rllib=clean((v - r) ** 2),
+        clamp=clean((v - r) ** 2),
         denom=mask.sum() + 1e-8,
         num_dtype=num_dtype,
     )
@@ -249,7 +251,7 @@ def clipfrac_sweep(batch: Batch, eps_values, thresholds: ClipThresholds | None =
 
     ``loss`` equals verl's ``vf_clipfrac`` at each eps bit for bit (same clip, same strict ``>``,
     same ``sum / (N + 1e-8)``); ``prediction`` is the share with ``|v - v_old| > eps``;
-    ``rllib`` the share with ``(v - R)^2 > eps`` (eps read as RLlib's loss bound).
+    ``clamp`` the share with ``(v - R)^2 > eps`` (eps read as a bound on the squared error).
     """
     grid = np.asarray(eps_values, dtype=np.float64)
     if grid.ndim != 1 or grid.size == 0 or grid.size > 5000:
@@ -259,7 +261,7 @@ def clipfrac_sweep(batch: Batch, eps_values, thresholds: ClipThresholds | None =
     th = thresholds if thresholds is not None else clip_thresholds(batch)
     e = torch.as_tensor(grid, dtype=batch.values.dtype)
     frac = {name: th.fractions(th.counts(name, e)).double().numpy() for name in DEFINITIONS}
-    return Sweep(eps=grid, loss=frac["loss"], prediction=frac["prediction"], rllib=frac["rllib"])
+    return Sweep(eps=grid, **frac)
 
 
 def eps_for_clipfrac(
@@ -267,49 +269,37 @@ def eps_for_clipfrac(
 ) -> EpsTarget:
     """The smallest eps whose clip fraction (``definition``) is at most ``target``: exact, from the thresholds.
 
-    With the thresholds sorted, the answer is the (k + 1)-th largest, where k is the most tokens the
-    target allows; any smaller float eps clips more than the target. A target above the fraction at
-    eps = 0 is unreachable: no eps clips that many tokens.
+    Counted in whole tokens and compared exactly (``count / n <= target`` as rationals), so "at most the
+    target" means what the printed numbers say: 2,000 of 20,000 tokens meets a 10 % target, although
+    verl's float32 ``count / (n + 1e-8)`` rounds it a hair above 0.1. With the thresholds sorted, the
+    answer is the (k + 1)-th largest, where k is the most tokens the target allows; any smaller eps clips
+    more. A target above the fraction at eps = 0 is unreachable: no eps clips that many tokens.
     """
-    target = finite_number("target", target, low=0.0, high=1.0)
+    target = check.finite_number("target", target, low=0.0, high=1.0)
     definition = _definition(definition)
     th = thresholds if thresholds is not None else clip_thresholds(batch)
     t = getattr(th, definition)
     n = t.numel()
 
-    def frac_at(eps: torch.Tensor) -> float:
-        return float(th.fractions(th.counts(definition, eps.reshape(1)))[0])
+    def count_at(eps: torch.Tensor) -> int:
+        return int(th.counts(definition, eps.reshape(1))[0])
 
-    at_zero = frac_at(torch.zeros((), dtype=t.dtype))
-    if at_zero <= target:
-        if at_zero >= target or target == 0.0:
-            return EpsTarget(target, definition, 0.0, at_zero, True, "eps = 0 already gives this clip fraction.")
-        return EpsTarget(
-            target,
-            definition,
-            None,
-            None,
-            False,
-            f"Unreachable: no eps clips more than {at_zero:.2%} of this batch (the fraction at eps = 0), "
-            f"below the target {target:.2%}. "
-            + (
-                "Every token has v == v_old (first mini-step, verl#2642), so nothing can clip."
-                if at_zero == 0.0
-                else "A smaller eps cannot clip tokens that did not move toward R."
-            ),
-        )
-    # Compared as the printed numbers compare (float64), so achieved <= target holds as shown.
-    allowed = th.fractions(torch.arange(n + 1)).double() <= target  # non-decreasing in the count
-    k = int(torch.nonzero(allowed).max())  # the most tokens the target allows (< n: at_zero > target)
-    eps = t[n - 1 - k]
-    achieved = frac_at(eps)
-    below = frac_at(torch.nextafter(eps, torch.zeros_like(eps)))
-    note = f"eps = {float(eps):.4g} gives {achieved:.3%}" + (
-        f"; any smaller eps gives more than the target ({below:.3%}): the fraction moves in steps of one token."
-        if achieved < target
-        else "."
-    )
-    return EpsTarget(target, definition, float(eps), achieved, True, note)
+    at_zero = count_at(torch.zeros((), dtype=t.dtype))
+    allowed = math.floor(Fraction(target) * n)  # the most tokens the target allows
+    if at_zero <= allowed:
+        if at_zero == allowed or target == 0.0:
+            return EpsTarget(target, definition, 0.0, at_zero / n if n else 0.0, True, at_zero, n, None, at_zero)
+        return EpsTarget(target, definition, None, None, False, None, n, None, at_zero)
+    eps = t[n - 1 - allowed]
+    count = count_at(eps)
+    below = count_at(torch.nextafter(eps, torch.zeros_like(eps)))
+    return EpsTarget(target, definition, float(eps), count / n, True, count, n, below, at_zero)
+
+
+def acts_below(thresholds: ClipThresholds, definition: str) -> float:
+    """The largest eps at which any token clips (``definition``): clipping acts exactly when eps is below it."""
+    t = getattr(thresholds, _definition(definition))
+    return float(t[-1]) if t.numel() else 0.0
 
 
 def eps_grid(
@@ -367,6 +357,75 @@ def estimate_over_steps(
         model = model_batch(stats, step=step, correlation=correlation, n=n, seed=seed)
         out.append((float(step), _clip_at(model, float(eps), definition)))
     return tuple(out)
+
+
+@dataclass(frozen=True)
+class Resized:
+    """A batch whose updates were resized to reproduce a clip fraction: ``v = v_old + size * (v' - v_old)``.
+
+    ``size`` is None when no size reproduces it; ``most`` is then the most any size clips."""
+
+    size: float | None
+    fraction: float | None  # what ``batch`` clips at eps
+    batch: Batch | None
+    most: float
+
+
+def _resized(batch: Batch, size: float) -> Batch:
+    values = batch.values
+    vpreds = values + size * (batch.vpreds - values)
+    return Batch(vpreds=vpreds, returns=batch.returns, values=values, mask=batch.mask, rewards=None, advantages=None)
+
+
+def resize_to_clipfrac(
+    batch: Batch, eps: float, fraction: float, definition: str, *, above: bool, sizes, start: float
+) -> Resized:
+    """The update size that makes ``batch`` clip ``fraction`` at ``eps``, nearest ``start`` among ``sizes``.
+
+    Each token's move ``v - v_old`` is multiplied by the size (a step of the gap on a :func:`model_batch`
+    at step 1, or a scale of a real batch's updates). The clip fraction is a step function of the size and
+    need not be monotone (a token that overshoots R stops clipping), so every crossing of ``fraction``
+    between neighbouring ``sizes`` is found and the one nearest ``start`` bisected to float precision.
+    The side returned is ``above`` (clips at least ``fraction``) or below (at most), so a log above a
+    target is never reproduced by a batch below it.
+    """
+    fraction = check.finite_number("fraction", fraction, low=0.0, high=1.0)
+    definition = _definition(definition)
+    sizes = np.asarray(sizes, dtype=np.float64)
+    v, r, v_old, n = real_tokens(batch)
+    n = float(n)
+    delta = v - v_old
+    hit = {
+        "loss": lambda u: _loss_clipped(v_old + u, r, v_old, torch.full_like(u, eps)),
+        "prediction": lambda u: u.abs() > eps,
+        "clamp": lambda u: (v_old + u - r) ** 2 > eps,
+    }[definition]
+
+    def clip(size: float) -> float:
+        return float(hit(size * delta).sum()) / n if n else 0.0
+
+    fracs = np.array([clip(float(s)) for s in sizes])
+    crossing = [
+        i for i in range(len(sizes) - 1) if min(fracs[i], fracs[i + 1]) <= fraction <= max(fracs[i], fracs[i + 1])
+    ]
+    if not crossing:
+        return Resized(None, None, None, float(fracs.max()))
+    i = min(crossing, key=lambda j: min(abs(sizes[j] - start), abs(sizes[j + 1] - start)))
+    lo, hi = float(sizes[i]), float(sizes[i + 1])
+    f_lo, f_hi = fracs[i], fracs[i + 1]
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        if mid in (lo, hi):
+            break
+        f_mid = clip(mid)
+        if min(f_lo, f_mid) <= fraction <= max(f_lo, f_mid):  # keep fraction between the two ends
+            hi, f_hi = mid, f_mid
+        else:
+            lo, f_lo = mid, f_mid
+    ends = [(lo, f_lo), (hi, f_hi)]
+    good = [(s, c) for s, c in ends if (c >= fraction if above else c <= fraction)]
+    size, got = min(good, key=lambda e: abs(e[1] - fraction))
+    return Resized(float(size), float(got), _resized(batch, size), float(fracs.max()))
 
 
 def target_definition(library: str) -> str:

@@ -1,102 +1,127 @@
 """The Sanity check's report: a batch, or the summary statistics from a training log, in; the clip
-fractions, the eps for the target and the findings out.
+fractions, the eps for the target, the verdict and the findings out, with the words the page shows.
 
 Clip fractions are computed exactly as the libraries compute them; with summary statistics only they come
-from a Gaussian model batch and are labelled as estimates."""
+from a Gaussian model batch and are labelled as estimates. With a logged clip fraction the verdict, the
+curve and the eps for the target are read on the batch or model resized to reproduce the log."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from .. import _validate as check
-from ..dialects import get_dialect
+from ..dialects import Dialect, get_dialect
+from ..teach import sanity_text
+from ..teach.advice import Evidence, Finding
 from . import clipfrac
 from .batch import Batch
 from .batch_anatomy import batch_anatomy
-from .findings import Finding, LibraryInfo, findings_for_summary, findings_of, library_info
+from .findings import Graded, findings_for_summary, findings_of
 
-__all__ = ["SanityReport", "step_assumption_text", "sanity_from_batch", "sanity_from_summary"]
+__all__ = ["SanityReport", "sanity_from_batch", "sanity_from_summary"]
 
 
 @dataclass(frozen=True)
 class SanityReport:
-    """Everything the Sanity-check page shows."""
+    """Everything the Sanity-check page shows, its words included."""
 
     source: str  # "batch" or "summary"
     estimate: bool
-    estimate_note: str
-    library: LibraryInfo
+    library: str  # the registry name: the page reads the entry itself
     eps: float
     summary: clipfrac.SummaryStats
     eps_over_sigma: float | None
     definition: str  # the curve that matters for this library
-    at_eps: dict[str, float]  # clip fraction of each definition at eps
-    sweep: clipfrac.Sweep
-    target: clipfrac.EpsTarget
-    findings: list[Finding]
-    verdict: Finding | None = None  # the clip fraction weighed against the target (also findings[0])
+    at_eps: dict[str, float]  # this batch's (or the estimate's) clip fraction of each definition at eps
+    sweep: clipfrac.Sweep  # on the graded evidence (resized to a log, where one is given)
+    graded_at_eps: dict[str, float]  # the graded evidence's clip fractions at eps (the curve's markers)
+    target: clipfrac.EpsTarget | None  # on the graded evidence; None where no size reproduces the log
+    findings: list[Finding]  # the verdict first
+    evidence: Evidence | None
+    metrics: list[tuple[str, str, str]]  # (label, value, help) of the metric row
+    target_note: str
+    curve_caption: str | None
+    estimate_note: str = ""
+    step_note: str = ""
     step: float | None = None  # summary estimates: the assumed update step
     over_steps: tuple[tuple[float, float], ...] = ()  # (step, estimated clip fraction) over PLAUSIBLE_STEPS
     logged: float | None = None  # the clip fraction the user logged, if given
 
+    @property
+    def verdict(self) -> Finding:
+        return self.findings[0]
 
-def step_assumption_text(report: SanityReport) -> str:
-    """The summary estimate's key assumption, beside the result: the step used and the range over plausible steps."""
-    if not report.estimate or report.step is None or not report.over_steps:
-        raise ValueError("only a summary-statistics report (an estimate with over_steps) has a step assumption")
-    fracs = [c for _, c in report.over_steps]
-    lo, hi = min(fracs), max(fracs)
-    s_lo, s_hi = report.over_steps[0][0], report.over_steps[-1][0]
-    each = ", ".join(f"{s:g}: {c:.1%}" for s, c in report.over_steps)
-    return (
-        f"**This estimate assumes one update moves the critic {report.step:g} of the way to R.** Over plausible "
-        f"steps from {s_lo:g} to {s_hi:g} the same statistics give **{lo:.1%} to {hi:.1%}** ({each}). Enter the "
-        "clip fraction your log shows to see which step your run takes, or upload a batch for exact numbers."
-    )
+    @property
+    def dialect(self) -> Dialect:
+        return get_dialect(self.library)
 
 
-def _report(
-    source,
-    estimate,
-    note,
-    batch,
-    stats,
-    eps,
-    library,
-    target,
-    th,
-    findings,
-    step=None,
-    over_steps=(),
-    logged=None,
-    *,
-    tgt=None,
-    at=None,
-) -> SanityReport:
-    """The report from inputs validated by the caller; ``tgt`` and ``at`` are reused when the caller has them."""
-    info = library_info(library)
+def _fractions(sweep: clipfrac.Sweep) -> dict[str, float]:
+    return {name: float(sweep.curve(name)[0]) for name in clipfrac.DEFINITIONS}
+
+
+def _report(source, batch, stats, eps, library, target, findings, evidence, own: Graded, graded: Graded, **extra):
+    """The report from inputs validated by the caller; the numbers come from ``own`` and ``graded``."""
+    d = get_dialect(library)
     definition = clipfrac.target_definition(library)
-    tgt = tgt if tgt is not None else clipfrac.eps_for_clipfrac(batch, target, definition, th)
-    grid = clipfrac.eps_grid_of_checked(batch, eps, definition, include=tgt.eps)
-    sweep = clipfrac.clipfrac_sweep(batch, grid, th)
-    at = at if at is not None else clipfrac.clipfrac_sweep(batch, [eps], th)
+    t = graded.target
+    grid = clipfrac.eps_grid_of_checked(graded.batch, eps, definition, include=None if t is None else t.eps)
+    eps_sigma = clipfrac.eps_in_units_of_checked(eps, stats.return_std) if d.eps_units == "return" else None
+    at = _fractions(own.at_eps)
+    logged = extra.get("logged")
+    reading = evidence.reading if evidence is not None else None
+    if t is None:
+        note = (
+            "No update step reproduces your logged clip fraction on this evidence, so it gives no eps for the target."
+        )
+    else:
+        note = sanity_text.eps_target_note(
+            eps=t.eps,
+            count=t.count,
+            n=t.n,
+            below=t.below,
+            at_zero=t.at_zero,
+            target=target,
+            reachable=t.reachable,
+            first_step=bool(evidence is not None and evidence.first_step and logged is None),
+            log_step=reading.step if reading is not None and reading.source == "log" else None,
+        )
+    resized = graded.resized
     return SanityReport(
         source=source,
-        estimate=estimate,
-        estimate_note=note,
-        library=info,
+        estimate=source == "summary",
+        library=library,
         eps=float(eps),
         summary=stats,
-        eps_over_sigma=clipfrac.eps_in_units_of_checked(eps, stats.return_std) if info.units == "return" else None,
+        eps_over_sigma=eps_sigma,
         definition=definition,
-        at_eps={"loss": float(at.loss[0]), "prediction": float(at.prediction[0]), "rllib": float(at.rllib[0])},
-        sweep=sweep,
-        target=tgt,
+        at_eps=at,
+        sweep=clipfrac.clipfrac_sweep(graded.batch, grid, graded.thresholds),
+        graded_at_eps=_fractions(graded.at_eps),
+        target=t,
         findings=findings,
-        verdict=findings[0],
-        step=step,
-        over_steps=tuple(over_steps),
-        logged=logged,
+        evidence=evidence,
+        metrics=sanity_text.metrics(
+            d,
+            eps=float(eps),
+            eps_sigma=eps_sigma,
+            return_std=stats.return_std,
+            definition=definition,
+            own=at[definition],
+            estimate=source == "summary",
+            logged=logged,
+            target=target,
+            eps_for_target=None if t is None else t.eps,
+            reachable=None if t is None else t.reachable,
+            target_note=note,
+        ),
+        target_note=note,
+        curve_caption=sanity_text.curve_caption(
+            step=reading.step if reading is not None and reading.source == "log" else None,
+            on=reading.on if reading is not None else "batch",
+            unreproduced=resized is not None and resized.size is None,
+        ),
+        **extra,
     )
 
 
@@ -116,12 +141,16 @@ def sanity_from_batch(
             "every token of the batch is masked out (the mask has no 1), so there is nothing to check. On such a "
             "batch verl's token-mean vf_loss is 0/0 = NaN and vf_clipfrac is 0. Fix the response mask"
         )
+    target = check.finite_number("target", target, low=0.0, high=1.0)
+    if logged is not None:
+        logged = check.finite_number("logged", logged, low=0.0, high=1.0)
     stats = clipfrac.summary_from_batch(batch)
-    th = clipfrac.clip_thresholds(batch)
-    tgt = clipfrac.eps_for_clipfrac(batch, target, clipfrac.target_definition(library), th)
-    at = clipfrac.clipfrac_sweep(batch, [float(eps)], th)
-    findings = findings_of(anatomy, library, th, target=target, logged=logged, at_eps=at, eps_target=tgt)
-    return _report("batch", False, "", batch, stats, eps, library, target, th, findings, logged=logged, tgt=tgt, at=at)
+    findings, evidence, own, graded = findings_of(anatomy, library, target=target, logged=logged)
+    if evidence is None:
+        raise ValueError(
+            f"no real token has a finite v, R and v_old, so there is nothing to check: {findings[0].title}"
+        )
+    return _report("batch", batch, stats, eps, library, target, findings, evidence, own, graded, logged=logged)
 
 
 def sanity_from_summary(
@@ -139,18 +168,42 @@ def sanity_from_summary(
     """Sanity numbers from four logged statistics; clip fractions are model-based estimates.
 
     The estimate depends on ``step`` (how far one update moves the critic toward R): the report carries
-    the estimate over :data:`PLAUSIBLE_STEPS` too, and places ``logged`` (the user's log) among them."""
+    the estimate over :data:`PLAUSIBLE_STEPS` too; with ``logged`` the step that reproduces the log is
+    found and the verdict reads its eps numbers there."""
     check.clip_range("eps", eps)
-    get_dialect(library)
+    library = get_dialect(library).name
+    target = check.finite_number("target", target, low=0.0, high=1.0)
+    if logged is not None:
+        logged = check.finite_number("logged", logged, low=0.0, high=1.0)
     model = clipfrac.model_batch(stats, step=step, correlation=correlation, n=n, seed=seed)
-    note = (
-        f"Estimated: clip fractions come from a Gaussian model batch of {n:,} tokens (seed {seed}) with these "
-        f"statistics, correlation {correlation:g} between v_old and R, and a critic that moved {step:g} of the way "
-        "toward R. A real batch's numbers depend on how far your critic moves per update: upload one for exact values."
-    )
-    th = clipfrac.clip_thresholds(model)
     over_steps = clipfrac.estimate_over_steps(stats, eps, library, correlation=correlation, n=n, seed=seed)
-    findings = findings_for_summary(
-        stats, eps, library, model=model, thresholds=th, target=target, logged=logged, step=step, over_steps=over_steps
+    findings, evidence, own, graded = findings_for_summary(
+        stats,
+        eps,
+        library,
+        model=model,
+        target=target,
+        logged=logged,
+        step=step,
+        correlation=correlation,
+        n=n,
+        seed=seed,
     )
-    return _report("summary", True, note, model, stats, eps, library, target, th, findings, step, over_steps, logged)
+    log_step = evidence.reading.step if logged is not None else None
+    return _report(
+        "summary",
+        model,
+        stats,
+        eps,
+        library,
+        target,
+        findings,
+        evidence,
+        own,
+        graded,
+        estimate_note=sanity_text.estimate_note(n, seed, correlation, step),
+        step_note=sanity_text.step_assumption(step, over_steps, log_step),
+        step=step,
+        over_steps=over_steps,
+        logged=logged,
+    )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from .theme import (
+from ..notation import (
     COLORS,
     SYMBOLS,
 )

@@ -1,4 +1,4 @@
-"""Figures of the Batch and Sanity-check pages: arrays in, ``go.Figure`` out, colours from ``theme``.
+"""Figures of the Batch and Sanity-check pages: arrays in, ``go.Figure`` out, colours from ``valueloss.notation``.
 
 Each figure is built in one constructor call with its shapes and annotations as plain dicts: plotly's
 ``add_vline`` / ``make_subplots`` helpers cost ~10 ms each, more than the whole page's arithmetic.
@@ -12,8 +12,9 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+from ..notation import BAND_FILL, COLORS, DASHES, WIDTHS
+from ..teach.sanity_text import CURVE_WORDS
 from .base import OPEN_AXIS, TOOL_MARGIN
-from .theme import BAND_FILL, COLORS, DASHES, WIDTHS
 
 __all__ = ["DEFINITION_STYLE", "histogram_figure", "clipfrac_curve", "aggregation_weights_figure", "dialect_figure"]
 
@@ -21,9 +22,9 @@ _LEGEND = dict(orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0)
 
 # The clip-fraction definitions: loss-clipped tokens are the zero-gradient ones, hence that colour.
 DEFINITION_STYLE = {
-    "loss": (COLORS["zero_grad"], "solid", "loss-clipped: L_clip > L_unclip (zero gradient)"),
-    "prediction": (COLORS["band"], "dash", "prediction-clipped: |v − v_old| > eps"),
-    "rllib": (COLORS["R"], "dashdot", "loss-clamped: (v − R)² > vf_clip_param (zero gradient)"),
+    "loss": (COLORS["zero_grad"], "solid", CURVE_WORDS["loss"]),
+    "prediction": (COLORS["band"], "dash", CURVE_WORDS["prediction"]),
+    "clamp": (COLORS["R"], "dashdot", CURVE_WORDS["clamp"]),
 }
 
 
@@ -87,8 +88,12 @@ def clipfrac_curve(
     target_eps: float | None = None,
     x_title: str = "eps (return units)",
     estimate: bool = False,
+    reproduces_log: bool = False,
 ) -> go.Figure:
-    """Clip fraction against eps for each definition (steps), the chosen eps, the target and its eps."""
+    """Clip fraction against eps for each definition (steps), the chosen eps, the target and its eps.
+
+    ``estimate``: the curves come from a model batch; ``reproduces_log``: from the evidence resized to a log."""
+    suffix = " (your log's step)" if reproduces_log else " (estimate)" if estimate else ""
     traces = []
     for name, y in curves.items():
         color, dash, label = DEFINITION_STYLE[name]
@@ -97,7 +102,7 @@ def clipfrac_curve(
                 x=eps_grid,
                 y=y,
                 mode="lines",
-                name=label + (" (estimate)" if estimate else ""),
+                name=label + suffix,
                 line=dict(color=color, dash=dash, width=4 if name == emphasise else 2),
                 hovertemplate="eps %{x:.4g}: %{y:.2%}<extra></extra>",
             )

@@ -1,7 +1,7 @@
 """Figures of the critic-dynamics page: the moving wall, the training logs, and the eps sweep.
 
 Pure functions: a ``SimResult`` / ``Sweep`` (numpy arrays) in, a ``go.Figure`` out. Colours, dashes
-and markers come from ``valueloss.viz.theme`` so the band, v_old, R and the zero-gradient state read
+and markers come from ``valueloss.notation`` so the band, v_old, R and the zero-gradient state read
 the same here as on every other page.
 """
 
@@ -11,9 +11,9 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from ..notation import BAND_FILL, COLORS, DASHES, SYMBOLS, WIDTHS
 from ..teach.simulate import CLOSE_FRACTION, LOSS_LABELS, SimResult, Sweep
 from .base import FONT
-from .theme import BAND_FILL, COLORS, DASHES, SYMBOLS, WIDTHS
 
 __all__ = ["wall_animation", "training_curves", "sweep_figure", "MAX_FRAMES"]
 

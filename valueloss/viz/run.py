@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
+from ..notation import BAND_FILL, COLORS
 from ..tools.runlogs.analysis import RunAnalysis
 from ..tools.runlogs.model import Series
 from .base import FONT, OPEN_AXIS
-from .theme import BAND_FILL, COLORS
 
 __all__ = ["MAX_DRAWN", "RUN_COLORS", "decimate", "timeline_figure", "PANELS"]
 

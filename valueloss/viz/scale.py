@@ -1,4 +1,4 @@
-"""Figures of the Scale page: per-token weights and learning-rate multipliers, colours from ``theme``.
+"""Figures of the Scale page: per-token weights and learning-rate multipliers, colours from ``valueloss.notation``.
 
 One colour, dash and marker per normalisation scheme; the single-batch reference is the grey
 dashed line at 1 in both figures.
@@ -11,8 +11,8 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+from ..notation import COLORS
 from .base import OPEN_AXIS, TOOL_MARGIN
-from .theme import COLORS
 
 __all__ = ["SCHEME_STYLE", "weights_figure", "multiplier_figure"]
 

@@ -7,14 +7,14 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ..anatomy import REGION_NAN, REGION_TIE
-from .base import AXIS_TITLES, FONT, base_layout, figure, legend_box, line_trace, subplot_layout
-from .theme import (
+from ..notation import (
     COLORS,
     DASHES,
     DIVERGING,
     REGION_COLORS,
     REGION_NAMES,
 )
+from .base import AXIS_TITLES, FONT, base_layout, figure, legend_box, line_trace, subplot_layout
 
 __all__ = [
     "SURFACE_TERMS",

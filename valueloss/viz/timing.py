@@ -1,6 +1,6 @@
-"""Figures of the Timing page: benchmark rows in, ``go.Figure`` out, colours from ``theme``.
+"""Figures of the Timing page: benchmark rows in, ``go.Figure`` out, colours from ``valueloss.notation``.
 
-One colour and marker per implementation (the Okabe-Ito palette of ``theme``), one dash per pass
+One colour and marker per implementation (the Okabe-Ito palette of ``valueloss.notation``), one dash per pass
 (solid: forward+backward, dotted: forward). The roofline is the black long-dashed line everywhere.
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Iterable, Sequence
 
 import plotly.graph_objects as go
 
+from ..notation import COLORS
 from .base import OPEN_AXIS, TOOL_MARGIN
-from .theme import COLORS
 
 __all__ = [
     "IMPL_STYLE",

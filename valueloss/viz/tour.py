@@ -1,7 +1,7 @@
 """Figures of the guided tour: one builder per reveal kind, all from ``valueloss.teach.tour.Reveal`` data.
 
 Figures are assembled as plain dicts and validated once by ``go.Figure`` (cheap reruns); colours,
-dashes and markers come from ``valueloss.viz.theme``.
+dashes and markers come from ``valueloss.notation``.
 """
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
+from ..notation import BAND_FILL, COLORS, DASHES, SYMBOLS, WIDTHS, ZERO_GRAD_FILL
 from .base import AXIS, panel_layout
 from .scale import multiplier_figure
-from .theme import BAND_FILL, COLORS, DASHES, SYMBOLS, WIDTHS, ZERO_GRAD_FILL
 
 __all__ = ["reveal_figure", "FIGURE_KINDS"]
 

@@ -1,12 +1,13 @@
-"""One palette and one notation for every figure and page.
+"""One palette and one notation for every figure, equation and page (core: no plotting library).
 
-Okabe-Ito colours (safe for the common forms of colour blindness); every trace is also told apart
+It sits below ``teach`` (coloured equations) and ``viz`` (figures) alike, so neither imports the other
+for it. Okabe-Ito colours (safe for the common forms of colour blindness); every trace is also told apart
 by dash or marker, so the figures still read in greyscale.
 """
 
 from __future__ import annotations
 
-from .. import anatomy
+from . import anatomy
 
 COLORS = {
     "unclipped": "#0072B2",  # blue: (v - R)^2
