@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 import streamlit as st
 
 from pages import registry
-from pages.common import eps_input, literal, metric_row, page_setup, share_link, shows_errors
+from pages.common import eps_input, literal, metric_row, page_setup, share_link, show_finding, shows_errors
 from valueloss.dialects import DIALECTS, version_label
 from valueloss.tools.runlogs import (
     FORMATS_MARKDOWN,
@@ -22,7 +22,8 @@ from valueloss.tools.runlogs import (
     RunLogError,
     read_log,
 )
-from valueloss.tools.runlogs.analysis import TIMELINE_QUANTITIES, RunAnalysis, analyse_run
+from valueloss.tools.runlogs.analysis import TIMELINE_QUANTITIES, PhaseEvidence, RunAnalysis, analyse_run
+from valueloss.tools.runlogs.evidence import phase_advice
 from valueloss.tools.runlogs.example import EXAMPLE_NAME, EXAMPLE_NOTE, example_run_jsonl
 from valueloss.tools.runlogs.links import batch_query, phase_rows, sanity_query
 from valueloss.tools.runlogs.recognise import Recognition, is_registry_metric, mapping_for, recognise
@@ -81,6 +82,11 @@ def cached_analysis(
 @st.cache_resource(max_entries=16, show_spinner=False)
 def cached_figure(keys: tuple, eps: tuple, band: tuple[float, float], phase_of: str, _analyses: dict):
     return timeline_figure(_analyses, dict(eps), band, phase_of=phase_of)
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def cached_advice(phase: PhaseEvidence, library: str, target: float, logs_clipfrac: bool):
+    return phase_advice(phase, library, target, logs_clipfrac=logs_clipfrac)
 
 
 def page_url(title: str, query: dict) -> str:
@@ -278,16 +284,16 @@ if analysis is not None:
             f"from the returns (checked on what this run logs: {checked or 'nothing'})."
         )
     for f in analysis.findings:
-        links = " · ".join(f"[{label}]({url})" for label, url in f.links)
-        box = st.warning if f.severity == "warning" else st.info
-        box(f"**{literal(f.title)}**\n\n{literal(f.explanation)}\n\n{links}", icon=":material/warning:")
+        show_finding(f)
 
     st.subheader("Phase by phase")
     rows = phase_rows(analysis.phases)
     st.dataframe(rows, hide_index=True)
     lib = focus["lib"]
     for k, p in enumerate(analysis.phases):
-        title = f"Phase {k + 1}: steps {p.start:,} – {p.end:,}"
+        title = f"Phase {k + 1}: steps {p.start:,} – {p.end:,}" + (
+            f" ({p.clipfrac:.1%} clipped)" if p.clipfrac is not None else ""
+        )
         with st.expander(title, expanded=k == len(analysis.phases) - 1):
             metric_row(
                 [
@@ -301,6 +307,10 @@ if analysis is not None:
                     ("value loss: last / first", "n/a" if p.loss_trend is None else f"{p.loss_trend:.3g}×", None),
                 ]
             )
+            if lib and p.eps is not None:
+                with shows_errors(f"Advice for phase {k + 1}"):
+                    logs_clipfrac = "clipfrac" in focus["mapping"] and bool(DIALECTS[lib].metrics_for("clipfrac"))
+                    show_finding(cached_advice(p, lib, band[1], logs_clipfrac))
             holding = [f.title for f in analysis.findings if f.kind in p.findings]
             if holding:
                 st.markdown("**Holds in this phase:** " + "; ".join(literal(t) for t in holding) + ".")

@@ -22,6 +22,7 @@ from tests.app.helpers import FakeUpload, plain, plotly_specs, run_page
 from valueloss.dialects import DIALECTS, version_label
 from valueloss.tools.runlogs import read_log
 from valueloss.tools.runlogs.analysis import analyse_run
+from valueloss.tools.runlogs.evidence import phase_advice
 from valueloss.tools.runlogs.example import example_run_jsonl
 from valueloss.tools.runlogs.recognise import recognise
 
@@ -75,8 +76,14 @@ def test_the_example_run_shows_the_timeline_findings_and_phases():
     (spec,) = plotly_specs(at)
     assert {t["name"] for t in spec["data"]} == {"example-simulated-verl-run"}
     titles = [plain(w.value).split("\n")[0].strip("*") for w in at.warning]
-    assert titles == [f.title for f in expected.findings]
+    n = len(expected.findings)
+    assert titles[:n] == [f.title for f in expected.findings]
     assert "verl#498" in at.warning[0].value
+    # then each phase's advice, from the Sanity check's decision table on that phase's numbers
+    advice = [phase_advice(p, "verl", 0.1, logs_clipfrac=True) for p in expected.phases]
+    boxes = [plain(b.value).split("\n")[0].strip("*") for b in [*at.warning[n:], *at.success, *at.info]]
+    assert {a.title for a in advice} <= set(boxes)
+    assert any(a.code == "offset" for a in advice) and any(a.code == "not-finite" for a in advice)
     phases = at.dataframe[1].value
     assert phases["clip fraction"].tolist() == [float(f"{p.clipfrac:.4g}") for p in expected.phases]
     sanity = links(at, "sanity-check")

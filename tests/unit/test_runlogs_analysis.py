@@ -4,6 +4,7 @@ timeline figure."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 
@@ -15,8 +16,8 @@ from valueloss.tools.runlogs import read_log
 from valueloss.tools.runlogs.analysis import (
     DRIFT_SCALES,
     EV_NEAR_ZERO,
+    EXPLODING,
     LOSS_GROWTH,
-    THREADS,
     analyse_run,
     detect,
     quantities_of,
@@ -174,7 +175,8 @@ def test_a_nan_loss_is_dated_and_links_the_threads():
     assert f.kind == "non_finite" and f.start == 300
     assert "+inf / NaN" in f.title or "NaN / +inf" in f.title
     assert "100 of 400" in f.explanation and "0.5" in f.explanation
-    assert {label for label, _ in f.links} == set(THREADS)
+    assert tuple(link.label for link in f.links) == EXPLODING
+    assert all(link.title for link in f.links)  # each thread's title is in the registry
 
 
 def test_a_loss_growing_by_orders_of_magnitude():
@@ -270,3 +272,27 @@ def test_the_rolling_median_is_numpys_nanmedian_of_each_centred_window():
             warnings.simplefilter("ignore", RuntimeWarning)  # nanmedian of an all-NaN window: NaN, with a warning
             expected = np.array([np.nanmedian(padded[i : i + window]) for i in range(300)])
         np.testing.assert_array_equal(_rolling_median(values, window), expected if window > 1 else values)
+
+
+# ---------------------------------------------------------------------------------------------- advice per phase
+
+
+def test_a_phase_becomes_the_decision_tables_evidence():
+    from valueloss.tools.runlogs.evidence import phase_advice, phase_evidence_for_advice
+
+    run = healthy(clipfrac=lambda s: 0.05 if s < 200 else 0.4, value_loss=lambda s: math.nan if s > 390 else 0.5)
+    first, second, *rest = analyse_run(run, VERL, 0.5, (0.01, 0.1)).phases
+    ev = phase_evidence_for_advice(second, "verl", 0.1, logs_clipfrac=True)
+    assert (ev.library, ev.eps, ev.target, ev.logged) == ("verl", 0.5, 0.1, 0.4)
+    assert (ev.returns.mean, ev.returns.min, ev.returns.max) == (0.5, -0.5, 1.5)
+    assert (ev.values.mean, ev.values.min, ev.values.max) == (0.45, -0.4, 1.4)
+    assert ev.explained_variance == 0.6 and ev.value_loss == 0.5
+    assert phase_advice(first, "verl", 0.1, logs_clipfrac=True).severity == "ok"  # 5 % within the 10 % target
+    over = phase_advice(second, "verl", 0.1, logs_clipfrac=True)
+    assert over.severity == "warning" and "40.0%" in over.title
+    assert phase_evidence_for_advice(second, "sb3", 0.1, logs_clipfrac=False).logged is None
+    last = rest[-1] if rest else second
+    assert math.isnan(phase_evidence_for_advice(last, "verl", 0.1, logs_clipfrac=True).value_loss)
+    assert phase_advice(last, "verl", 0.1, logs_clipfrac=True).code == "not-finite"
+    with pytest.raises(ValueError, match="eps is needed"):
+        phase_evidence_for_advice(dataclasses.replace(second, eps=None), "verl", 0.1, logs_clipfrac=True)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ...threads import Link, threads
 from .model import RunLog, Series
 
 __all__ = [
@@ -21,7 +22,7 @@ __all__ = [
     "LOSS_GROWTH",
     "EV_NEAR_ZERO",
     "DRIFT_SCALES",
-    "THREADS",
+    "EXPLODING",
     "FINDING_SHORT",
     "RunQuantities",
     "PhaseEvidence",
@@ -57,17 +58,17 @@ DRIFT_SCALES = 1.0  # |mean(v_old) - mean(R)| above this many return scales: val
 EARLY_SHARE = 0.1  # the first 10 % of a run's points are its "early" level (at least 5 points)
 MAX_PHASES = 6
 
-# The threads where users brought each pattern, checked by title: value losses that exploded or turned
-# NaN/inf in rsl_rl / IsaacLab runs, and verl's NaN vf_loss with values far from returns (explained var -72).
-THREADS = {
-    "verl#498": "https://github.com/verl-project/verl/issues/498",
-    "rsl_rl#152": "https://github.com/leggedrobotics/rsl_rl/issues/152",
-    "rsl_rl#154": "https://github.com/leggedrobotics/rsl_rl/issues/154",
-    "IsaacLab#1999": "https://github.com/isaac-sim/IsaacLab/issues/1999",
-    "IsaacLab#2539": "https://github.com/isaac-sim/IsaacLab/issues/2539",
-    "IsaacLab#4570": "https://github.com/isaac-sim/IsaacLab/issues/4570",
-}
-_EXPLODING = ("rsl_rl#152", "rsl_rl#154", "IsaacLab#1999", "IsaacLab#2539", "IsaacLab#4570", "verl#498")
+# The threads where users brought each pattern (titles in valueloss.threads): value losses that exploded or
+# turned NaN/inf in rsl_rl / IsaacLab runs, and verl's NaN vf_loss with values far from returns (EV -72).
+VERL_498 = "verl-project/verl#498"
+EXPLODING = (
+    "leggedrobotics/rsl_rl#152",
+    "leggedrobotics/rsl_rl#154",
+    "isaac-sim/IsaacLab#1999",
+    "isaac-sim/IsaacLab#2539",
+    "isaac-sim/IsaacLab#4570",
+    VERL_498,
+)
 
 
 @dataclass(frozen=True)
@@ -322,11 +323,7 @@ class RunFinding:
     title: str
     explanation: str
     start: int  # the step it started at
-    links: tuple[tuple[str, str], ...]  # (label, url)
-
-
-def _links(*labels: str) -> tuple[tuple[str, str], ...]:
-    return tuple((label, THREADS[label]) for label in labels)
+    links: tuple[Link, ...]
 
 
 def _non_finite(q: RunQuantities) -> RunFinding | None:
@@ -355,7 +352,7 @@ def _non_finite(q: RunQuantities) -> RunFinding | None:
         + "A NaN or inf value loss poisons the critic's weights from that update on; in the threads below it "
         "followed returns or values that had already grown huge.",
         int(loss.steps[first]),
-        _links(*_EXPLODING),
+        threads(*EXPLODING),
     )
 
 
@@ -393,7 +390,7 @@ def _loss_growth(q: RunQuantities) -> RunFinding | None:
         "came from returns or values that grew huge (reward outliers, physics blow-ups): look at the returns and "
         "the values' scale at that step.",
         int(loss.steps[first]),
-        _links(*_EXPLODING),
+        threads(*EXPLODING),
     )
 
 
@@ -435,7 +432,7 @@ def _explained_variance(q: RunQuantities) -> RunFinding | None:
         )
         + " In verl#498 it was -72 with the values far outside the returns' range.",
         int(ev.steps[start]),
-        _links("verl#498"),
+        threads(VERL_498),
     )
 
 
@@ -470,7 +467,7 @@ def _values_drift(q: RunQuantities) -> RunFinding | None:
         "makes every advantage carry its offset; with the value clip, v can move only eps per update toward R. "
         "Check the value head's initialisation and return normalisation before tuning eps (verl#498).",
         int(steps[i]),
-        _links("verl#498"),
+        threads(VERL_498),
     )
 
 
