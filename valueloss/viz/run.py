@@ -1,6 +1,9 @@
 """The timeline of one or more runs: the critic's quantities over training steps, one panel each, sharing x.
 
-Long runs are drawn min/max-decimated (every spike stays visible) and non-finite values as markers on the
+It draws what ``valueloss.tools.runlogs.analyse_run`` returns (viz sits beside tools, so it reads those records
+by their fields and imports nothing from there): ``quantities.series`` (quantity -> a series with ``steps``
+and ``values`` arrays), ``scale`` (the return scale, such a series or None), ``phases`` (each with ``start``)
+and ``findings`` (each with ``start``, ``kind`` and ``title``). Long runs are drawn min/max-decimated (every spike stays visible) and non-finite values as markers on the
 panel's top edge, so a 100,000-step run draws as fast as a short one.
 """
 
@@ -10,8 +13,6 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ..notation import BAND_FILL, COLORS
-from ..tools.runlogs.analysis import RunAnalysis
-from ..tools.runlogs.model import Series
 from .base import FONT, OPEN_AXIS
 
 __all__ = ["MAX_DRAWN", "RUN_COLORS", "decimate", "timeline_figure", "PANELS"]
@@ -53,25 +54,24 @@ def decimate(steps: np.ndarray, values: np.ndarray, max_points: int = MAX_DRAWN)
     return steps[both], values[both]
 
 
-def _xy(series: Series, transform=None):
-    x, y = decimate(series.steps, series.values)
-    if transform is not None:
-        y = transform(y)
-    return x, y  # numpy arrays: plotly validates and serialises them whole (lists cost a call per point)
+def _xy(steps: np.ndarray, values: np.ndarray):
+    return decimate(
+        steps, values
+    )  # numpy arrays: plotly validates and serialises them whole (lists cost a call per point)
 
 
-def _non_finite_spans(series: Series, most: int = 50) -> list[tuple[int, int]]:
+def _non_finite_spans(steps: np.ndarray, values: np.ndarray, most: int = 50) -> list[tuple[int, int]]:
     """(first, last) step of each stretch of NaN / inf values, the first ``most`` of them."""
-    bad = ~np.isfinite(series.values)
+    bad = ~np.isfinite(values)
     if not bad.any():
         return []
     edges = np.diff(np.concatenate([[0], bad.astype(np.int8), [0]]))
     starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1
-    return [(int(series.steps[a]), int(series.steps[b])) for a, b in zip(starts[:most], ends[:most], strict=True)]
+    return [(int(steps[a]), int(steps[b])) for a, b in zip(starts[:most], ends[:most], strict=True)]
 
 
 def timeline_figure(
-    analyses: dict[str, RunAnalysis],
+    analyses: dict,
     eps: dict[str, float | None],
     band: tuple[float, float],
     *,
@@ -196,7 +196,7 @@ def _panel_of(kind: str) -> str:
     return {"explained_variance": "explained_variance", "values_drift": "values"}.get(kind, "value_loss")
 
 
-def _has(analysis: RunAnalysis, panel: str, eps) -> bool:
+def _has(analysis, panel: str, eps) -> bool:
     q = analysis.quantities.series
     if panel == "values":
         return any(k in q for k in ("values_mean", "returns_mean", "values_min", "returns_min"))
@@ -205,16 +205,16 @@ def _has(analysis: RunAnalysis, panel: str, eps) -> bool:
     return panel in q
 
 
-def _run_traces(run, analysis: RunAnalysis, eps, axis_of, color, dash, spans: list) -> list[dict]:
+def _run_traces(run, analysis, eps, axis_of, color, dash, spans: list) -> list[dict]:
     """The run's traces; the stretches where a quantity is NaN / inf go to ``spans`` (shaded rectangles)."""
     q = analysis.quantities.series
     traces = []
     shown = False
 
-    def line(series: Series, panel: str, name: str, *, width=1.6, line_dash=None, transform=None, opacity=1.0):
+    def line(steps, values, panel: str, name: str, *, width=1.6, line_dash=None, opacity=1.0):
         nonlocal shown
         xa, ya = axis_of[panel]
-        x, y = _xy(series, transform)
+        x, y = _xy(steps, values)
         trace = {
             "type": "scatter",
             "x": x,
@@ -231,7 +231,7 @@ def _run_traces(run, analysis: RunAnalysis, eps, axis_of, color, dash, spans: li
         }
         shown = True
         traces.append(trace)
-        for x0, x1 in _non_finite_spans(series):
+        for x0, x1 in _non_finite_spans(steps, values):
             spans.append(
                 {
                     "type": "rect",
@@ -249,16 +249,24 @@ def _run_traces(run, analysis: RunAnalysis, eps, axis_of, color, dash, spans: li
 
     for panel in ("clipfrac", "value_loss", "explained_variance", "grad_norm"):
         if panel in q and panel in axis_of:
-            line(q[panel], panel, PANELS[panel][1])
+            line(q[panel].steps, q[panel].values, panel, PANELS[panel][1])
     if "values" in axis_of:
         for stat, width, opacity in (("mean", 2.0, 1.0), ("min", 0.8, 0.5), ("max", 0.8, 0.5)):
-            if f"values_{stat}" in q:
-                line(q[f"values_{stat}"], "values", f"values {stat}", width=width, opacity=opacity)
-            if f"returns_{stat}" in q:
-                line(q[f"returns_{stat}"], "values", f"returns {stat}", width=width, line_dash="dot", opacity=opacity)
+            for who, line_dash in (("values", None), ("returns", "dot")):
+                series = q.get(f"{who}_{stat}")
+                if series is not None:
+                    line(
+                        series.steps,
+                        series.values,
+                        "values",
+                        f"{who} {stat}",
+                        width=width,
+                        line_dash=line_dash,
+                        opacity=opacity,
+                    )
     if "eps_scale" in axis_of and analysis.scale is not None and eps is not None:
         scale = analysis.scale
         with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = Series(scale.steps, np.where(scale.values > 0, eps / scale.values, np.nan))
-        line(ratio, "eps_scale", "eps / scale")
+            ratio = np.where(scale.values > 0, eps / scale.values, np.nan)
+        line(scale.steps, ratio, "eps_scale", "eps / scale")
     return traces
