@@ -175,7 +175,8 @@ with st.sidebar:
                 f"eps ({DIALECTS[lib].param_name})" if lib else "eps (the value clip range)",
                 f"{PREFIX}eps{i}",
                 float(default_eps),
-                "The clip parameter this run used (logs rarely record it). Starts at the trainer's default.",
+                "The clip parameter this run used (logs rarely record it). Starts at the trainer's default, or at "
+                "0.2 where the trainer does not clip by default.",
             )
             mapping, matched, policy = cached_mapping(lib, tuple(run.metrics)) if lib else ({}, {}, [])
             with st.popover("Metrics: which logged name is which quantity", width="stretch"):
@@ -190,11 +191,14 @@ with st.sidebar:
                     )
                     if pick != NONE:
                         chosen[q] = pick
-            missing = [m for m in chosen.values() if m not in run.series]
-            if missing:
-                file_id = key.split("/")[0]
-                st.session_state[f"{PREFIX}keep_{file_id}"] = tuple(sorted(set(missing)))
+            missing = {m for m in chosen.values() if m not in run.series}
+            keep_key = f"{PREFIX}keep_{key.split('/')[0]}"
+            if missing - set(st.session_state.get(keep_key, ())):
+                # a metric whose values were not kept (a log past the memory budget): read the file again with it
+                st.session_state[keep_key] = tuple(sorted(missing | set(st.session_state.get(keep_key, ()))))
                 st.rerun()
+            for q in [q for q, m in chosen.items() if m in missing]:
+                st.caption(literal(f"{chosen.pop(q)} holds no number: {q.replace('_', ' ')} is left out."))
             settings[key] = {"run": run, "rec": rec, "lib": lib, "eps": eps, "mapping": chosen, "matched": matched}
             settings[key]["policy"] = policy
 

@@ -169,3 +169,13 @@ def test_a_verl_console_paste_is_read(uploads):
     at = run()
     assert "verl console lines" in at.dataframe[0].value["read as"].tolist()[0]
     assert at.selectbox(key="yr_lib0").value == "verl"
+
+
+def test_mapping_a_metric_that_holds_only_text_says_so(uploads):
+    rows = ["step,Loss/value,note"] + [f"{i},{1 + i / 10},text{i}" for i in range(30)]
+    uploads({"run.csv": "\n".join(rows).encode()})
+    at = run()
+    assert at.selectbox(key="yr_lib0").value == "rsl_rl"
+    at.selectbox(key="yr_map0_rsl_rl_clipfrac").set_value("note").run()
+    assert not at.exception
+    assert any("note holds no number" in plain(c.value) for c in at.caption)

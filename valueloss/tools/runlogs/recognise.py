@@ -20,6 +20,7 @@ __all__ = ["Recognition", "recognise", "matches", "is_registry_metric", "mapping
 _MLFLOW_INVALID = re.compile(r"[^/\w.\- :]")
 
 
+@lru_cache(maxsize=4096)
 def _mlflow_key(key: str) -> str:
     return _MLFLOW_INVALID.sub("_", re.sub(r"/+", "/", key.replace("@", "_at_")))
 
