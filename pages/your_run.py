@@ -27,7 +27,7 @@ from valueloss.tools.runlogs.evidence import phase_advice
 from valueloss.tools.runlogs.example import EXAMPLE_NAME, EXAMPLE_NOTE, example_run_jsonl
 from valueloss.tools.runlogs.links import batch_query, phase_rows, sanity_query
 from valueloss.tools.runlogs.recognise import Recognition, is_registry_metric, mapping_for, recognise
-from valueloss.viz.run import timeline_figure
+from valueloss.viz.run import PANELS, timeline_figure
 
 PREFIX = "yr_"
 NONE = "(not logged)"
@@ -79,9 +79,19 @@ def cached_analysis(
     return analyse_run(_run, dict(mapping), eps, band)
 
 
+MAIN_PANELS = tuple(p for p in PANELS if p != "eps_scale")
+
+
 @st.cache_resource(max_entries=16, show_spinner=False)
-def cached_figure(keys: tuple, eps: tuple, band: tuple[float, float], phase_of: str, _analyses: dict):
-    return timeline_figure(_analyses, dict(eps), band, phase_of=phase_of)
+def cached_figure(keys: tuple, band: tuple[float, float], phase_of: str, _analyses: dict):
+    """The timeline without the eps panel: eps is not in its key, so typing eps leaves it (and the browser's
+    drawing of it) as it is."""
+    return timeline_figure(_analyses, {}, band, phase_of=phase_of, panels=MAIN_PANELS)
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def cached_eps_figure(keys: tuple, eps: tuple, _analyses: dict):
+    return timeline_figure(_analyses, dict(eps), (0.0, 0.0), panels=("eps_scale",))
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
@@ -246,14 +256,12 @@ focus_name = display[focus_key]
 if analyses:
     with shows_errors("Timeline"):
         eps_of = tuple((display[k], s["eps"]) for k, s in settings.items())
-        fig = cached_figure(
-            tuple((display[k], k, tuple(sorted(s["mapping"].items()))) for k, s in settings.items()),
-            eps_of,
-            tuple(band),
-            focus_name,
-            analyses,
-        )
+        keys = tuple((display[k], k, tuple(sorted(s["mapping"].items()))) for k, s in settings.items())
+        fig = cached_figure(keys, tuple(band), focus_name, analyses)
         st.plotly_chart(fig, width="stretch", key=PREFIX + "timeline", config={"displaylogo": False})
+        if any(a.scale is not None for a in analyses.values()):
+            eps_fig = cached_eps_figure(keys, eps_of, analyses)
+            st.plotly_chart(eps_fig, width="stretch", key=PREFIX + "eps_scale", config={"displaylogo": False})
         st.caption(
             "Shaded blue: your clip-fraction band. Dotted lines: where the phases of "
             f"{literal(focus_name)} begin; ▼: where a finding starts; shaded red: steps where a quantity is NaN or "

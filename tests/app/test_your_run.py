@@ -73,8 +73,9 @@ def test_the_example_run_shows_the_timeline_findings_and_phases():
     at = run({"yr_example": "true"})
     (run_log,) = read_log("x.jsonl", example_run_jsonl())
     expected = analyse_run(run_log, recognise(run_log.metrics).mapping, 0.5, (0.01, 0.1))
-    (spec,) = plotly_specs(at)
-    assert {t["name"] for t in spec["data"]} == {"example-simulated-verl-run"}
+    timeline, eps_panel = plotly_specs(at)
+    assert {t["name"] for t in timeline["data"]} == {"example-simulated-verl-run"}
+    assert eps_panel["layout"]["annotations"][0]["text"] == "<b>eps / return scale</b>"
     titles = [plain(w.value).split("\n")[0].strip("*") for w in at.warning]
     n = len(expected.findings)
     assert titles[:n] == [f.title for f in expected.findings]
@@ -102,9 +103,10 @@ def test_two_uploaded_runs_are_overlaid_with_their_own_eps(uploads):
     at = run()
     at.number_input(key="yr_eps1").set_value(0.2).run()
     assert not at.exception
-    (spec,) = plotly_specs(at)
-    assert {t["name"] for t in spec["data"]} == {"eps02", "eps05"}
-    eps_scale = {t["name"]: numbers(t["y"])[0] for t in spec["data"] if t["hovertemplate"].startswith("eps / scale")}
+    timeline, eps_panel = plotly_specs(at)
+    assert {t["name"] for t in timeline["data"]} == {"eps02", "eps05"}
+    assert not [t for t in timeline["data"] if t["hovertemplate"].startswith("eps / scale")]  # its own figure
+    eps_scale = {t["name"]: numbers(t["y"])[0] for t in eps_panel["data"]}
     (a,) = read_log("a.jsonl", verl_run(1))
     (b,) = read_log("b.jsonl", verl_run(2))
     half_range = lambda r: (r.series["critic/returns/max"].values[0] - r.series["critic/returns/min"].values[0]) / 2  # noqa: E731
@@ -179,3 +181,13 @@ def test_mapping_a_metric_that_holds_only_text_says_so(uploads):
     at.selectbox(key="yr_map0_rsl_rl_clipfrac").set_value("note").run()
     assert not at.exception
     assert any("note holds no number" in plain(c.value) for c in at.caption)
+
+
+def test_typing_eps_redraws_only_the_eps_panel(uploads):
+    uploads({"run.jsonl": verl_run(6)})
+    at = run()
+    timeline, eps_panel = plotly_specs(at)
+    at.number_input(key="yr_eps0").set_value(0.25).run()
+    timeline_after, eps_after = plotly_specs(at)
+    assert timeline_after == timeline  # the browser keeps its drawing of the big figure
+    assert numbers(eps_after["data"][0]["y"])[0] == pytest.approx(numbers(eps_panel["data"][0]["y"])[0] * 0.25 / 0.5)

@@ -190,6 +190,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-browser", action="store_true")
     parser.add_argument("--skip-huge", action="store_true", help="leave out the 100,000 x 200 zipped JSONL")
+    parser.add_argument("--skip-reading", action="store_true", help="only the browser part")
     parser.add_argument("--repeats", type=int, default=8)
     args = parser.parse_args()
     cases = [
@@ -206,8 +207,8 @@ def main() -> int:
                 lambda: zipped("verl-100000x200.jsonl", verl_jsonl(100_000, 200)),
             )
         )
-    print(f"max RSS before: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB (this process)")
-    measure_reading(cases)
+    if not args.skip_reading:
+        measure_reading(cases)
     if not args.skip_browser:
         measure_browser(args.repeats)
     return 0

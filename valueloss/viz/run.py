@@ -18,7 +18,7 @@ from .base import FONT, OPEN_AXIS
 __all__ = ["MAX_DRAWN", "RUN_COLORS", "decimate", "timeline_figure", "PANELS"]
 
 NON_FINITE_FILL = "rgba(213, 94, 0, 0.22)"  # vermillion: where a quantity is NaN or inf
-MAX_DRAWN = 1000  # buckets per trace (two points each: the bucket's min and max)
+MAX_DRAWN = 600  # buckets per trace (two points each: its min and max), about one per 2 px of a wide panel
 # One Okabe-Ito colour per run (runs overlaid to compare eps), also told apart by dash.
 RUN_COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
 RUN_DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "solid", "dash")
@@ -76,10 +76,16 @@ def timeline_figure(
     band: tuple[float, float],
     *,
     phase_of: str | None = None,
+    panels: tuple[str, ...] = tuple(PANELS),
 ) -> go.Figure:
-    """Every panel that some run has data for, runs overlaid in their own colour; the band shaded on the
-    clip-fraction panel; the phases of ``phase_of`` (a run name) and its findings' start steps marked."""
-    panels = [p for p in PANELS if any(_has(a, p, eps.get(r)) for r, a in analyses.items())]
+    """Every panel of ``panels`` that some run has data for, runs overlaid in their own colour; the band shaded
+    on the clip-fraction panel; the phases of ``phase_of`` (a run name) and its findings' start steps marked.
+    Only the "eps_scale" panel reads ``eps``: the page draws it as its own figure, so typing eps redraws it
+    alone."""
+    unknown = set(panels) - set(PANELS)
+    if unknown:
+        raise ValueError(f"unknown panel(s) {sorted(unknown)}; the panels are {', '.join(PANELS)}")
+    panels = [p for p in PANELS if p in panels and any(_has(a, p, eps.get(r)) for r, a in analyses.items())]
     if not panels:
         raise ValueError("none of the runs has a critic quantity to draw: map the metrics first")
     n = len(panels)

@@ -111,6 +111,7 @@ class RunBuilder:
         self.progress = progress
         self._buffers: dict[str, _Buffer] = {}
         self.fast: dict[str, tuple] = {}  # name -> (steps.append, values.append) of the kept metrics
+        self.known: set[str] = set()  # every name seen, kept or not
         self._dropped: dict[str, int] = {}  # names whose values are not kept -> how many were seen
         self._text: dict[str, int] = {}
         self._bad_steps = 0
@@ -152,6 +153,7 @@ class RunBuilder:
         if name in self._dropped:
             self._dropped[name] += 1
             return None
+        self.known.add(name)
         if len(self._buffers) + len(self._dropped) >= self.limits.max_series:
             self._stop(f"the log names more than {self.limits.max_series:,} metrics; the rest are left out")
             return None
@@ -161,6 +163,12 @@ class RunBuilder:
         buf = self._buffers[name] = _Buffer()
         pair = self.fast[name] = (buf.steps.append, buf.values.append)
         return pair
+
+    @property
+    def filtering(self) -> bool:
+        """Past ``keep_all_points``: only the relevant metrics keep values (readers may then look up only those,
+        and the dropped metrics' counts stop growing)."""
+        return not self._keep_all
 
     def count(self, n: int) -> None:
         """``n`` more values were appended: apply the memory limits."""

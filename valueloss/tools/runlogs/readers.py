@@ -256,6 +256,9 @@ def _lines(stream, size: int, builder: RunBuilder, what: str):
     builder.tick(1.0)
 
 
+_ABSENT = object()
+
+
 def _loads(line: bytes):
     """orjson (3x faster) for strict JSON; Python's json for what orjson refuses (NaN, Infinity: json.dumps)."""
     try:
@@ -297,6 +300,24 @@ def _read_jsonl(stream, size: int, builder: RunBuilder, name: str) -> str:
         step_int = _as_step(step)
         fast = builder.fast
         n = 0
+        if builder.filtering and step_int is not None and builder.known.issuperset(items):
+            # past the memory budget: look up the kept metrics only (a line with a new name takes the full path)
+            for key, pair in fast.items():
+                value = items.get(key, _ABSENT)
+                kind = type(value)
+                if kind is float or kind is int:
+                    pair[0](step_int)
+                    pair[1](float(value) if kind is float or abs(value) < 2**53 else _big(value))
+                    n += 1
+                elif value is None:
+                    nulls += 1
+                    builder.add(key, step, math.nan)
+                elif value is not _ABSENT and kind is not dict:
+                    builder.add(key, step, value)
+            builder.count(n)
+            if builder.stopped:
+                break
+            continue
         for key, value in items.items():
             kind = type(value)
             if step_int is not None and (kind is float or kind is int):
