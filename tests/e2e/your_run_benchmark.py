@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import resource
 import statistics
 import struct
 import subprocess
