@@ -420,7 +420,7 @@ def _tensor_scalar(tensor) -> float | None:
     return None
 
 
-_EVENT_CHUNK = 32 * 1024**2  # event files are read in chunks of whole records: memory stays bounded
+_EVENT_CHUNK = 8 * 1024**2  # event files are read in chunks of whole records: memory stays bounded
 
 
 def _read_tfevents(stream, size: int, builder: RunBuilder, name: str) -> None:
