@@ -1,6 +1,6 @@
 """The Your run page in Chromium: a verl run written by verl's own Tracking is dropped on the uploader, the
 page recognises it, draws the timeline and dates what went wrong; the eps input reruns it; screenshots at
-1400, 820 and 390 px (docs/screenshots/your-run*.png)."""
+1400 px (docs/screenshots/your-run.png), 820 and 390 px (artifacts/screenshots/)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from tests.unit.test_runlogs_writers import write_with_verl
 from tests.upstream import _harness
 from valueloss.tools.runlogs.example import example_run_jsonl
 
-from .helpers import TIMEOUT_MS, assert_no_exception, goto, set_input, shot, wait_for_text, wait_ready
+from .helpers import SCREENSHOTS, TIMEOUT_MS, assert_no_exception, goto, set_input, shot, wait_for_text, wait_ready
+
+NARROW = SCREENSHOTS.parents[1] / "artifacts" / "screenshots"  # ignored by git: for reading, not for the README
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +55,7 @@ def test_a_verl_run_is_read_and_its_problems_dated(page, app_url, verl_jsonl):
     for width in (820, 390):
         page.set_viewport_size({"width": width, "height": 1400})
         wait_ready(page)
-        shot(page, f"your-run-{width}")
+        shot(page, f"your-run-{width}", folder=NARROW)
     assert_no_exception(page)
 
 
