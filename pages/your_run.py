@@ -334,6 +334,10 @@ if analysis is not None:
                 links.append(f"[Batch with this phase's return scale →]({page_url('Batch', batch_query(p))})")
             if links:
                 st.markdown(" · ".join(links))
+                st.caption(
+                    "The links fill in this phase's medians; where Sanity check and Batch ask for a std (of the "
+                    "returns, the values, the final reward) they get half the logged range, an upper bound on it."
+                )
 
     if lib:
         entry = DIALECTS[lib]
