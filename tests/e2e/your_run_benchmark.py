@@ -5,7 +5,8 @@ Run: ``python -m tests.e2e.your_run_benchmark [--skip-browser]``. Not a test: ti
 are printed side by side, never asserted.
 
 1. Reading and analysing, in a fresh process per log (its peak memory is the process's maximum resident set
-   minus what the imports took): read_log + recognise + analyse_run + timeline_figure, for verl JSONL and
+   minus what the imports took; CPU is the process's CPU time for the same work, what the wall time would be
+   on an idle machine): read_log + recognise + analyse_run + timeline_figure, for verl JSONL and
    TensorBoard event files of 5,000 steps x 200 metrics and 100,000 steps x 20 metrics, and a zipped verl JSONL
    of 100,000 steps x 200 metrics (past the in-memory budget: only the critic's metrics keep their values).
 2. The page in Debian's Chromium: the 5,000 x 200 verl JSONL (zipped: the server's upload cap is 20 MB) dropped
@@ -99,7 +100,7 @@ from valueloss.tools.runlogs.recognise import is_registry_metric, recognise
 from valueloss.viz.run import timeline_figure
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 data = open({path!r}, "rb").read()
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 runs = read_log({name!r}, data, relevant=is_registry_metric)
 t1 = time.perf_counter()
 run = runs[0]
@@ -108,17 +109,17 @@ mapping = rec.mapping or {{"value_loss": "Loss/value"}}
 analysis = analyse_run(run, mapping, 0.2, (0.01, 0.1))
 fig = timeline_figure({{run.name: analysis}}, {{run.name: 0.2}}, (0.01, 0.1), phase_of=run.name)
 spec = fig.to_json()
-t2 = time.perf_counter()
+t2, c2 = time.perf_counter(), time.process_time()
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(t1 - t0, t2 - t1, (peak - base) / 1024, len(data) / 2**20, run.n_steps, len(run.metrics), len(run.series),
-      int(run.complete), len(spec) / 2**20)
+      int(run.complete), len(spec) / 2**20, c2 - c0)
 """
 
 
 def measure_reading(cases) -> None:
     print(
         f"{'log':46s} {'MB':>6s} {'steps':>8s} {'metrics':>7s} {'kept':>5s} {'read':>7s} {'analyse+fig':>11s} "
-        f"{'total':>7s} {'peak MB':>8s} {'fig MB':>6s}"
+        f"{'total':>7s} {'CPU':>7s} {'peak MB':>8s} {'fig MB':>6s}"
     )
     with tempfile.TemporaryDirectory() as tmp:
         for label, name, make in cases:
@@ -129,11 +130,11 @@ def measure_reading(cases) -> None:
             if out.returncode:
                 print(f"{label:46s} failed: {out.stderr[-500:]}")
                 continue
-            read, rest, peak, mb, steps, metrics, kept, complete, fig_mb = out.stdout.split()
+            read, rest, peak, mb, steps, metrics, kept, complete, fig_mb, cpu = out.stdout.split()
             total = float(read) + float(rest)
             print(
                 f"{label:46s} {float(mb):6.1f} {int(steps):8,d} {int(metrics):7d} {int(kept):5d} {float(read):6.2f}s "
-                f"{float(rest):10.2f}s {total:6.2f}s {float(peak):8.0f} {float(fig_mb):6.2f}"
+                f"{float(rest):10.2f}s {total:6.2f}s {float(cpu):6.2f}s {float(peak):8.0f} {float(fig_mb):6.2f}"
                 + ("" if complete == "1" else "  (stopped at a limit)")
             )
             path.unlink()
