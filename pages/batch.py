@@ -20,6 +20,7 @@ from pages.common import (
     upload_width_input,
     width_caption,
 )
+from pages.dashboard import render_dashboard
 from pages.export_panel import render_export_batch
 from valueloss import AGG_MODES, DIALECTS
 from valueloss.teach import batch_text
@@ -206,6 +207,7 @@ if report is not None:
         },
     )
     st.caption(view.caption)
+    render_dashboard(None, report.dialects, prefix=PREFIX)
 
     st.subheader("Per-token table")
     st.caption(report.token_caption)

@@ -73,6 +73,7 @@ PAGES: tuple[PageEntry, ...] = (
     PageEntry(
         "Tools", "pages/sanity.py", "Sanity check", ":material/health_and_safety:", "sanity-check", url_prefix="s_"
     ),
+    PageEntry("Tools", "pages/your_run.py", "Your run", ":material/monitoring:", "your-run", url_prefix="yr_"),
     PageEntry("Tools", "pages/timing.py", "Timing", ":material/timer:", "timing", url_prefix="tm_"),
     PageEntry("Tools", "pages/scale.py", "Scale", ":material/lan:", "scale", url_prefix="sc_"),
 )

@@ -9,6 +9,7 @@ import streamlit as st
 
 from pages import common
 from pages.common import page_setup, share_link, show_finding, shows_errors
+from pages.dashboard import render_dashboard
 from valueloss.dialects import DIALECTS
 from valueloss.teach import sanity_text
 from valueloss.tools.batch import Batch
@@ -210,6 +211,7 @@ if report is not None:
     st.subheader(f"{d.library}: {d.param_name}")
     st.markdown(sanity_text.library_card(d))
     st.latex(d.formula)
+    render_dashboard(d.name, prefix=PREFIX)
     if d.notes:
         st.caption(d.notes)
 

@@ -18,7 +18,16 @@ from .anatomy import (
     value_loss_grad,
     value_loss_terms,
 )
-from .dialects import DIALECTS, Dialect, DialectResult, dialect_loss, get_dialect
+from .dialects import (
+    DIALECTS,
+    Dialect,
+    DialectResult,
+    LoggedMetric,
+    dashboard_value,
+    dialect_loss,
+    get_dialect,
+    logged_metric,
+)
 from .fused import fused_value_loss
 from .grids import AXES, Grid, axis_values, evaluate_grid
 from .losses import (
@@ -50,6 +59,7 @@ __all__ = [
     "Dialect",
     "DialectResult",
     "Grid",
+    "LoggedMetric",
     "ValueLoss",
     "ValueLossTerms",
     "agg_loss",
@@ -59,10 +69,12 @@ __all__ = [
     "clip_delta",
     "clip_prediction",
     "compute_value_loss",
+    "dashboard_value",
     "dialect_loss",
     "evaluate_grid",
     "fused_value_loss",
     "get_dialect",
+    "logged_metric",
     "masked_mean",
     "masked_sum",
     "value_loss_grad",

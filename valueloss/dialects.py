@@ -17,9 +17,10 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, replace
+from typing import Literal, get_args
 
+import numpy as np
 import torch
 
 from . import _validate as check
@@ -28,12 +29,24 @@ from .library_code import LibraryCode
 from .losses import _check_batch
 
 __all__ = [
+    "ClipConvention",
     "CombineRule",
+    "EpsUnits",
+    "LoggedMetric",
+    "Quantity",
+    "Ranks",
+    "Reduction",
+    "SanityDefinition",
+    "TieRule",
+    "Verification",
+    "dashboard_rows",
+    "dashboard_value",
     "Dialect",
     "DialectResult",
     "DIALECTS",
     "dialect_loss",
     "get_dialect",
+    "logged_metric",
     "check_clip_param",
     "families",
     "family_versions",
@@ -41,10 +54,110 @@ __all__ = [
 ]
 
 
-# How a library combines the unclipped and clipped terms: code decides on this, never on the ``combine`` prose.
+# The registry's typed fields: code decides on these, never on the prose beside them.
+# How a library combines the unclipped and clipped terms (``combine`` says it in words):
 #   "max": max of the squared errors (PPO2); "clip-only": only the clipped term (SB3);
 #   "huber-max": max of the Huber losses (TorchRL); "loss-clamp": clamps the squared error itself (RLlib).
 CombineRule = Literal["max", "clip-only", "huber-max", "loss-clamp"]
+# How the prediction is clipped: "bounds" max(min(v, o + eps), o - eps) (verl); "clamp" torch.clamp(v, o - eps,
+# o + eps) (TRL, trlx, DeepSpeed-Chat); "delta" o + clamp(v - o, -eps, eps) (OpenRLHF, CleanRL, baselines, ...);
+# "none": the prediction is not clipped (RLlib since ray 1.12 clamps the loss instead).
+ClipConvention = Literal["bounds", "clamp", "delta", "none"]
+# What the clip parameter bounds: "return" the prediction's move (return units); "loss" the squared error.
+EpsUnits = Literal["return", "loss"]
+# Who gets the gradient of a tied max: "torch" splits it 1/2-1/2; "tensorflow" (tf.maximum, _MaximumGrad with
+# mask x >= y) sends all of it to the first argument.
+TieRule = Literal["torch", "tensorflow"]
+# The clip fraction the Sanity page reasons with for this library: "loss" tokens where the clipped loss wins
+# (the zero-gradient tokens); "prediction" tokens whose prediction was clipped (|v - o| > eps); "clamp" tokens
+# whose squared error exceeds the bound.
+SanityDefinition = Literal["loss", "prediction", "clamp"]
+# How CI checks the entry (README, How exact): "real package" the released package's own loss code, installed
+# pinned from PyPI, run on our batches bit for bit; "real training step" a real optimizer step of the released
+# package; "restated formula" no release on a registry: a restatement, compared once by hand with the release's
+# code (``verified`` names the commit and how).
+Verification = Literal["real package", "real training step", "restated formula"]
+
+# ---- what a trainer logs (issue 19 item 6): one LoggedMetric per metric name and release range
+# The quantity a metric carries. "policy_clipfrac" is the POLICY's clip fraction that some trainers log under a
+# name that looks like the critic's (SB3 train/clip_fraction, CleanRL losses/clipfrac, baselines loss/clipfrac):
+# it is listed so that nothing reads it as the value clip fraction.
+Quantity = Literal[
+    "value_loss",
+    "value_loss_unclipped",
+    "clipfrac",
+    "policy_clipfrac",
+    "explained_variance",
+    "vpred_mean",
+    "grad_norm",
+    "returns_mean",
+    "returns_max",
+    "returns_min",
+    "values_mean",
+    "values_max",
+    "values_min",
+]
+# How the logged number relates to the per-call loss L (what the loss function returns for one micro-batch),
+# over an update of E epochs x B mini-batches x K micro-batches (see ``dashboard_value``):
+#   "per_call"            every call is logged as its own point (the dashboard's latest point: the last call)
+#   "last_call"           only the last call of the update is logged (CleanRL: the last minibatch)
+#   "mean"                mean over every call of the update (all micro-batches, mini-batches and epochs)
+#   "mean_scaled"         mean over every call of L / K (verl v0.6.x logs the loss times its backward scale)
+#   "sum_scaled"          sum over every call of L / K (verl v0.7.0-v0.7.1: B x E times the mean loss)
+#   "minibatch_sum_mean"  per mini-batch the sum of its K calls (each normalised by the global counts, so a
+#                         partial sum), then the mean over mini-batches and epochs (verl v0.9)
+#   "step_mean"           one point per optimizer step: the mean of that mini-batch's K calls (trlx, NeMo-Aligner)
+#   "sum_calls"           the sum over every call of the update (DeepSpeed-Chat critic_loss_sum)
+#   "rollout"             a statistic of the rollout batch (returns, old values), computed once per step: not a
+#                         function of the loss
+Reduction = Literal[
+    "per_call",
+    "last_call",
+    "mean",
+    "mean_scaled",
+    "sum_scaled",
+    "minibatch_sum_mean",
+    "step_mean",
+    "sum_calls",
+    "rollout",
+]
+# Which ranks' numbers reach the logger: one process; rank 0's only; the mean over data-parallel ranks.
+Ranks = Literal["one process", "rank 0", "mean over ranks"]
+
+
+def _check_literal(owner: str, field_name: str, value, kind) -> None:
+    allowed = get_args(kind)
+    if value not in allowed:
+        raise ValueError(f"{owner}: {field_name} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class LoggedMetric:
+    """One name a trainer logs, for some of an entry's releases, and how the logged number relates to the loss.
+
+    ``key`` is the exact name on the dashboard (TensorBoard / W&B); ``releases`` the releases of the entry that
+    log it under that key ("" = every release the entry describes; a range outside them names an older
+    release that logged the same quantity under another name); ``note`` says it in words for users.
+    """
+
+    quantity: Quantity
+    key: str
+    reduction: Reduction = "mean"
+    releases: str = ""
+    ranks: Ranks = "mean over ranks"
+    note: str = ""
+
+    def __post_init__(self):
+        _check_literal(f"LoggedMetric {self.key!r}", "quantity", self.quantity, Quantity)
+        _check_literal(f"LoggedMetric {self.key!r}", "reduction", self.reduction, Reduction)
+        _check_literal(f"LoggedMetric {self.key!r}", "ranks", self.ranks, Ranks)
+        if not self.key:
+            raise ValueError("LoggedMetric: key must name the metric")
+
+    @property
+    def of_loss(self) -> bool:
+        """Whether the logged number is a function of the per-call loss (``dashboard_value`` applies)."""
+        return self.reduction != "rollout"
 
 
 @dataclass(frozen=True)
@@ -64,7 +177,7 @@ class Dialect:
     library: str  # display name, with the releases: every number shown with it names its version
     param_name: str
     default_eps: float | None  # None: clipping is off by default
-    clip_convention: str  # "bounds", "clamp", "delta" or "none"
+    clip_convention: ClipConvention  # how the prediction is clipped (ClipConvention)
     combine: str  # the combine rule in words, shown next to the numbers (code reads ``combine_rule``)
     half: bool
     aggregation: str
@@ -80,23 +193,56 @@ class Dialect:
     versions: str = ""  # the releases this entry describes
     current: bool = True  # the newest behaviour of its family
     formula: str = ""  # per-token loss in the app's notation (LaTeX)
-    eps_units: str = "return"  # "loss": the parameter bounds the squared error, not the value
+    eps_units: EpsUnits = "return"  # "loss": the parameter bounds the squared error, not the value
     off_values: tuple = ()  # parameter values that turn clipping off in the library (0, inf), beside None
     modes: tuple[str, ...] = ("token-mean",)  # aggregation modes (verl's loss_agg_mode; OpenRLHF's two)
-    loss_metric: str | None = None  # the name the library logs the value loss under
-    clipfrac_metric: str | None = None  # the name it logs the value clip fraction under (None: not logged)
-    logged: str = ""  # what the logged number is, to show next to it (averaging over minibatches, coefficients)
+    metrics: tuple[LoggedMetric, ...] = ()  # what the trainer logs, per release: names and how each is reduced
     limits: str = ""  # what this entry does not model
-    verified: str = "restated formula"  # how CI checks it: "real package", "real training step", "restated formula"
-    tie_rule: str = "torch"  # "tensorflow": tf.maximum sends the whole gradient to its first argument at a tie
+    verification: Verification = "restated formula"  # how CI checks it (Verification); code reads this
+    verified: str = "restated formula"  # the same in words: which release, which code, how (shown; never branched on)
+    tie_rule: TieRule = "torch"  # "tensorflow": tf.maximum sends the whole gradient to its first argument at a tie
     zeroes_padded_predictions: bool = False  # the trainer sets padded predictions to 0 before the loss
-    sanity_definition: str = "loss"  # the clip fraction that matters for it: "loss", "prediction" or "clamp"
+    sanity_definition: SanityDefinition = "loss"  # the clip fraction that matters for it (SanityDefinition)
     threads: tuple[str, ...] = ()  # issue threads that discuss this library's value clipping (owner/repo#n)
     export_label: str = ""  # short label for the export picker
     reduce: Callable | None = None  # (per-token max term, mask, mode) -> loss; None: not a max form
     indexed: bool = False  # sees only the real tokens (no mask argument): reduce gets the 1-D real tokens
     combine_rule: CombineRule = "max"
     shares_policy_clip: bool = False  # one parameter clips the policy ratio and the value (code reads this)
+
+    def __post_init__(self):
+        for field_name, kind in (
+            ("combine_rule", CombineRule),
+            ("clip_convention", ClipConvention),
+            ("eps_units", EpsUnits),
+            ("tie_rule", TieRule),
+            ("sanity_definition", SanityDefinition),
+            ("verification", Verification),
+        ):
+            _check_literal(f"Dialect {self.name!r}", field_name, getattr(self, field_name), kind)
+        if not any(m.quantity == "value_loss" for m in self.metrics):
+            raise ValueError(f"Dialect {self.name!r}: metrics must say under which name the value loss is logged")
+
+    def metrics_for(self, quantity: Quantity) -> tuple[LoggedMetric, ...]:
+        """The names this entry's releases log ``quantity`` under, the entry's own releases first."""
+        _check_literal("metrics_for", "quantity", quantity, Quantity)
+        return tuple(m for m in self.metrics if m.quantity == quantity)
+
+    @property
+    def loss_metric(self) -> str:
+        """The name the newest release of this entry logs the value loss under."""
+        return self.metrics_for("value_loss")[0].key
+
+    @property
+    def clipfrac_metric(self) -> str | None:
+        """The name it logs the value clip fraction under (None: it logs none)."""
+        found = self.metrics_for("clipfrac")
+        return found[0].key if found else None
+
+    @property
+    def logged(self) -> str:
+        """What the logged value loss is, in words (the value-loss metric's note)."""
+        return self.metrics_for("value_loss")[0].note
 
     @property
     def export_source(self) -> Callable[[], str] | None:
@@ -224,6 +370,332 @@ def _slime_per_token_settings(mode):
 
 
 # ---------------------------------------------------------------------------------------------------------
+# What each trainer logs (read from each release's trainer loop; the tests restate each loop and check
+# ``dashboard_value`` against it). Keys are the names on the dashboard, prefixes included.
+
+_M = LoggedMetric
+
+_VERL_ROLLOUT = tuple(
+    _M(q, f"critic/{name}/{stat}", "rollout", note=f"{stat} of the rollout's {what} over the response tokens")
+    for name, what, qs in (
+        ("returns", "returns R", ("returns_mean", "returns_max", "returns_min")),
+        ("values", "old values v_old", ("values_mean", "values_max", "values_min")),
+    )
+    for q, stat in zip(qs, ("mean", "max", "min"), strict=True)
+) + (
+    _M(
+        "explained_variance",
+        "critic/vf_explained_var",
+        "rollout",
+        note="1 - var(R - v_old) / (var(R) + 1e-5) over the rollout's response tokens (old values, not this update's)",
+    ),
+)
+_VERL_PER_MICRO = (
+    _M("clipfrac", "critic/vf_clipfrac", note="mean over every micro-batch of the update (every rank)"),
+    _M("vpred_mean", "critic/vpred_mean", note="masked mean of v per micro-batch, averaged over the update"),
+    _M("grad_norm", "critic/grad_norm", note="one value per optimizer step (mini-batch), averaged over the update"),
+)
+_VERL_LEGACY_MEAN = "critic/vf_loss: the mean over every micro-batch, mini-batch and epoch of the micro-batch loss"
+_VERL_RANK0 = "; only rank 0's numbers reach the logger before v0.6.0 (DataProto.concat kept the first meta_info)"
+_VERL_LOSS_V07 = _M(
+    "value_loss",
+    "critic/vf_loss",
+    "sum_scaled",
+    "v0.7.0 – v0.7.1",
+    note="critic/vf_loss is a SUM over every micro-batch, mini-batch and epoch of loss / gradient_accumulation "
+    "(verl#4711, default FSDP critic), averaged over ranks: ppo_mini_batches x ppo_epochs times the loss",
+)
+_VERL_METRICS = (
+    _M(
+        "value_loss",
+        "critic/vf_loss",
+        "minibatch_sum_mean",
+        "v0.9.0 – v0.9.1",
+        note="critic/vf_loss: per mini-batch the SUM of its micro-batch losses (each normalised by the global "
+        "counts, so the sum is the mini-batch's loss; verl#6957), averaged over ranks, then the mean over "
+        "mini-batches and epochs",
+    ),
+    _M(
+        "value_loss",
+        "critic/vf_loss",
+        "mean",
+        "v0.8.0",
+        note="critic/vf_loss: the mean over every micro-batch of every rank, mini-batch and epoch of the "
+        "micro-batch loss, each normalised by its own counts",
+    ),
+    replace(_VERL_LOSS_V07, releases="v0.7.1"),
+    *_VERL_PER_MICRO,
+    *_VERL_ROLLOUT,
+)
+_VERL_070_METRICS = (_VERL_LOSS_V07, *_VERL_PER_MICRO, *_VERL_ROLLOUT)
+_VERL_06_LOSS = _M(
+    "value_loss",
+    "critic/vf_loss",
+    "mean_scaled",
+    "v0.6.0 – v0.6.1",
+    note="critic/vf_loss: the mean over every micro-batch (every rank) of loss / gradient_accumulation, the "
+    "number backpropagated: 1/K of the loss with K micro-batches per mini-batch",
+)
+_VERL_061_METRICS = (replace(_VERL_06_LOSS, releases="v0.6.1"), *_VERL_PER_MICRO, *_VERL_ROLLOUT)
+_VERL_05_METRICS = (
+    _M("value_loss", "critic/vf_loss", "mean", "v0.5.0", "rank 0", note=_VERL_LEGACY_MEAN + _VERL_RANK0),
+    replace(_VERL_06_LOSS, releases="v0.6.0"),
+    *_VERL_PER_MICRO,
+    *_VERL_ROLLOUT,
+)
+_VERL_OLD_METRICS = (
+    _M("value_loss", "critic/vf_loss", "mean", "", "rank 0", note=_VERL_LEGACY_MEAN + _VERL_RANK0),
+    *_VERL_PER_MICRO,
+    *_VERL_ROLLOUT,
+)
+
+_OPENRLHF_METRICS = (
+    _M(
+        "value_loss",
+        "train/critic_loss",
+        note="train/critic_loss: every micro-batch's loss, averaged over ranks (all_reduce), then the mean over "
+        "the micro-batches of all epochs",
+    ),
+    _M("vpred_mean", "train/values", note="masked mean of v per micro-batch, averaged like the loss"),
+    _M("grad_norm", "train/critic_grad_norm", releases="v0.9.6 on", note="averaged like the loss"),
+)
+_TRL_METRICS = (
+    _M(
+        "value_loss",
+        "loss/value_avg",
+        note="loss/value_avg: the mean over every epoch, minibatch and gradient-accumulation micro-batch, gathered "
+        "over ranks; the loss before vf_coef",
+    ),
+    _M("clipfrac", "val/clipfrac_avg", note="averaged like loss/value_avg"),
+    _M(
+        "value_loss",
+        "ppo/loss/value",
+        releases="0.x PPOTrainer (before 0.12)",
+        ranks="rank 0",
+        note="ppo/loss/value (the classic PPOTrainer): the mean over the minibatches of every PPO epoch",
+    ),
+    _M("clipfrac", "ppo/val/clipfrac", releases="0.x PPOTrainer (before 0.12)", ranks="rank 0"),
+    _M("vpred_mean", "ppo/val/vpred", releases="0.x PPOTrainer (before 0.12)", ranks="rank 0"),
+    _M(
+        "explained_variance",
+        "ppo/val/var_explained",
+        releases="0.x PPOTrainer (before 0.12)",
+        ranks="rank 0",
+        note="1 - masked mean of (v - R)^2 / masked variance of R, averaged over the minibatches",
+    ),
+)
+_CLEANRL_METRICS = (
+    _M(
+        "value_loss",
+        "losses/value_loss",
+        "last_call",
+        ranks="one process",
+        note="losses/value_loss is the loss of the LAST minibatch of the update only, not an average",
+    ),
+    _M(
+        "explained_variance",
+        "losses/explained_variance",
+        "rollout",
+        ranks="one process",
+        note="1 - var(R - v_old) / var(R) over the rollout (NaN when var(R) = 0)",
+    ),
+    _M(
+        "policy_clipfrac",
+        "losses/clipfrac",
+        ranks="one process",
+        note="the POLICY's clip fraction; CleanRL logs no value clip fraction",
+    ),
+)
+_SB3_METRICS = (
+    _M(
+        "value_loss",
+        "train/value_loss",
+        ranks="one process",
+        note="train/value_loss: the mean of this loss over every minibatch and epoch of the update (fewer epochs "
+        "when target_kl stops early)",
+    ),
+    _M(
+        "explained_variance",
+        "train/explained_variance",
+        "rollout",
+        ranks="one process",
+        note="1 - var(R - v_old) / var(R) over the rollout buffer",
+    ),
+    _M(
+        "policy_clipfrac",
+        "train/clip_fraction",
+        ranks="one process",
+        note="the POLICY's clip fraction (|ratio - 1| > clip_range), never the critic's; SB3 logs no value clip "
+        "fraction",
+    ),
+)
+_SLIME_SAMPLE_NOTE = (
+    "{key}: per micro-batch the sum of per-sample means, summed over micro-batches and ranks, then divided by "
+    "the step's number of samples in Python double: the mean over the micro-batches for equal micro-batches"
+)
+_SLIME_TOKEN_NOTE = (
+    "{key}: per micro-batch the token sums, summed over micro-batches and ranks, then divided by the step's "
+    "sum of max(n_i, 1) in Python double"
+)
+
+
+def _slime_metrics(note):
+    loss, frac = "train/critic-value_loss", "train/critic-value_clipfrac"
+    return (
+        _M("value_loss", loss, note=note.format(key=loss)),
+        _M("clipfrac", frac, note=note.format(key=frac) + "; the clip fraction is computed in float32"),
+    )
+
+
+_TORCHRL_METRICS = (
+    _M(
+        "value_loss",
+        "loss_critic",
+        "per_call",
+        ranks="one process",
+        note="loss_critic is multiplied by critic_coeff (default 1.0, shown here); one value per loss call, "
+        "logged as the training script chooses",
+    ),
+    _M(
+        "clipfrac",
+        "value_clip_fraction",
+        "per_call",
+        ranks="one process",
+        note="value_clip_fraction averages over every element including padding, while the loss averages over "
+        "real tokens",
+    ),
+    _M(
+        "explained_variance",
+        "explained_variance",
+        "per_call",
+        ranks="one process",
+        note="of this call's predictions against the value targets (log_explained_variance=True)",
+    ),
+)
+_RLLIB_METRICS = (
+    _M(
+        "value_loss",
+        "learners/default_policy/vf_loss",
+        "last_call",
+        "ray 2.x, new API stack (PPOTorchLearner)",
+        note="vf_loss is the clamped loss of the last minibatch of the update (logged with window=1), averaged "
+        "over learners; RLlib also logs vf_loss_unclipped",
+    ),
+    _M(
+        "value_loss_unclipped",
+        "learners/default_policy/vf_loss_unclipped",
+        "last_call",
+        "ray 2.x, new API stack (PPOTorchLearner)",
+    ),
+    _M(
+        "explained_variance",
+        "learners/default_policy/vf_explained_var",
+        "last_call",
+        "ray 2.x, new API stack (PPOTorchLearner)",
+        note="of the last minibatch's predictions against the value targets",
+    ),
+    _M(
+        "value_loss",
+        "info/learner/default_policy/learner_stats/vf_loss",
+        releases="ray 1.12 – 2.x, old API stack (PPOTorchPolicy)",
+        note="vf_loss averaged (nanmean) over the SGD minibatches of the update",
+    ),
+)
+_RLLIB_LEGACY_METRICS = (
+    _M(
+        "value_loss",
+        "info/learner/default_policy/learner_stats/vf_loss",
+        note="vf_loss averaged (nanmean) over the SGD minibatches of the update",
+    ),
+    _M(
+        "explained_variance",
+        "info/learner/default_policy/learner_stats/vf_explained_var",
+        note="per minibatch, averaged",
+    ),
+)
+_BASELINES_METRICS = (
+    _M(
+        "value_loss",
+        "loss/value_loss",
+        ranks="rank 0",
+        note="loss/value_loss: the mean over every minibatch and epoch of the update (np.mean of mblossvals), "
+        "before vf_coef",
+    ),
+    _M(
+        "explained_variance",
+        "misc/explained_variance",
+        "rollout",
+        ranks="rank 0",
+        note="1 - var(R - v_old) / var(R) over the rollout",
+    ),
+    _M(
+        "policy_clipfrac",
+        "loss/clipfrac",
+        ranks="rank 0",
+        note="the POLICY's clip fraction; ppo2 logs none for the value",
+    ),
+)
+_RSL_RL_METRICS = (
+    _M(
+        "value_loss",
+        "Loss/value",
+        ranks="rank 0",
+        note="Loss/value: the mean of this loss over every minibatch and epoch of the update",
+    ),
+    _M(
+        "value_loss",
+        "Loss/value_function",
+        releases="before v4.0.0 (renamed 2025-11-28, rsl_rl#140)",
+        ranks="rank 0",
+        note="the same mean, under the older name",
+    ),
+)
+_DEEPSPEED_CHAT_METRICS = (
+    _M(
+        "value_loss",
+        "critic_loss",
+        "last_call",
+        ranks="rank 0",
+        note="critic_loss (TensorBoard) is the loss of the last training call of the step on rank 0; the printed "
+        "'Critic Loss' is the mean over the PPO epochs' calls",
+    ),
+    _M(
+        "value_loss",
+        "critic_loss_sum",
+        "sum_calls",
+        ranks="rank 0",
+        note="critic_loss_sum: the sum over every training call of the step (PPO epochs x batches)",
+    ),
+)
+_TRLX_METRICS = (
+    _M(
+        "value_loss",
+        "losses/value_loss",
+        "step_mean",
+        ranks="rank 0",
+        note="losses/value_loss: one point per optimizer step, the mean of that minibatch's micro-batch losses",
+    ),
+    _M("clipfrac", "values/clipfrac", "step_mean", ranks="rank 0", note="averaged like the loss"),
+    _M("vpred_mean", "values/mean", "step_mean", ranks="rank 0", note="masked mean of v (the new predictions)"),
+    _M("values_mean", "old_values/mean", "step_mean", ranks="rank 0"),
+    _M("values_max", "old_values/max", "step_mean", ranks="rank 0"),
+    _M("values_min", "old_values/min", "step_mean", ranks="rank 0"),
+    _M("returns_mean", "returns/mean", "step_mean", ranks="rank 0"),
+    _M("returns_max", "returns/max", "step_mean", ranks="rank 0"),
+    _M("returns_min", "returns/min", "step_mean", ranks="rank 0"),
+)
+_NEMO_ALIGNER_METRICS = (
+    _M(
+        "value_loss",
+        "train/loss",
+        "step_mean",
+        note="train/loss (critic server): one point per global batch, the mean over its micro-batches of the "
+        "loss averaged over data-parallel ranks",
+    ),
+    _M("grad_norm", "train/grad_norm", "step_mean", note="one value per global batch"),
+)
+
+# ---------------------------------------------------------------------------------------------------------
 
 _MAX_FORMULA = r"\max[(v-R)^2,\ (\mathrm{clip}(v)-R)^2]"
 _VERL_FORMULA = r"\tfrac12\,\mathrm{AGG}\big(\max[(v-R)^2,\ (\mathrm{clip}(v, v_{old}\pm\epsilon)-R)^2]\big)"
@@ -235,7 +707,19 @@ _ONCE = "restated formula in CI; matched the release's own code bit for bit once
 _VERL_PARAM = dict(param_name="critic.cliprange_value", default_eps=0.5, clip_convention="bounds", combine="max")
 
 
-def _verl_entry(name, versions, commit, rel, notes, *, current=False, verified=_ONCE, modes=None):
+def _verl_entry(
+    name,
+    versions,
+    commit,
+    rel,
+    notes,
+    metrics,
+    *,
+    current=False,
+    verification="restated formula",
+    verified=_ONCE,
+    modes=None,
+):
     compute, reduce = _verl_release(rel)
     old_agg = [
         "token-mean " + ("sum(L*m)/(N+1e-8)" if rel.token_mean_eps else "sum(L*m)/N"),
@@ -259,9 +743,8 @@ def _verl_entry(name, versions, commit, rel, notes, *, current=False, verified=_
         current=current,
         formula=_VERL_FORMULA if rel.half else _VERL_FORMULA.replace(r"\tfrac12\,", ""),
         modes=modes or _VERL_OLD_MODES,
-        loss_metric="critic/vf_loss",
-        clipfrac_metric="critic/vf_clipfrac",
-        logged="critic/vf_loss is this loss for one micro-batch, averaged over the micro-batches of the update.",
+        metrics=metrics,
+        verification=verification,
         verified=verified,
         threads=("verl-project/verl#498", "verl-project/verl#2642"),
         export_label=f"verl {versions} (compute_value_loss)",
@@ -278,7 +761,9 @@ DIALECTS: dict[str, Dialect] = {
             "1dda039b",
             _VERL_CURRENT,
             "token-sum exists since v0.9.0. Older releases aggregate differently: pick them in the version list.",
+            _VERL_METRICS,
             current=True,
+            verification="real package",
             verified="real package (verl 0.9.1, tests/upstream)",
             modes=_VERL_MODES,
         ),
@@ -299,13 +784,13 @@ DIALECTS: dict[str, Dialect] = {
             compute=LibraryCode(lc.openrlhf_value_loss, _openrlhf_settings),
             supports_off=True,
             family="openrlhf",
+            metrics=_OPENRLHF_METRICS,
             versions="since 2025-04-12 (0.11)",
             formula=r"\tfrac12\,\mathrm{mean}\big(\max[(" + _DELTA + r"-R)^2,\ (v-R)^2]\big)",
             modes=("token-mean", "seq-mean-token-mean"),
-            loss_metric="critic_loss",
-            logged="critic_loss: this loss per micro-batch, averaged over the update's steps.",
             limits="One process (dp_size=1): the dp_size / batch_num_tokens / global_batch_size arguments of 0.11 are "
             "not offered here.",
+            verification="real package",
             verified="real package (openrlhf 0.11.2, tests/upstream)",
             export_label="OpenRLHF ValueLoss (0.11)",
         ),
@@ -325,11 +810,10 @@ DIALECTS: dict[str, Dialect] = {
             notes="vf_coef=0.1 scales the value loss in the total loss.",
             compute=LibraryCode(lc.trl_value_loss),
             family="trl",
+            metrics=_TRL_METRICS,
             versions="1.0 – 1.12 (trl.experimental.ppo; removed after 1.12)",
             formula=r"\tfrac12\,\mathrm{mean}\big(\max[(v-R)^2,\ (" + _CLAMP + r"-R)^2]\big)",
-            loss_metric="loss/value_avg",
-            clipfrac_metric="val/clipfrac_avg",
-            logged="loss/value_avg and val/clipfrac_avg: averaged over the minibatches and epochs of one update.",
+            verification="real package",
             verified="the library's own loss lines (trl 1.12.0 PPOTrainer.train), run on our batches",
             zeroes_padded_predictions=True,
             threads=("huggingface/trl#202",),
@@ -354,10 +838,9 @@ DIALECTS: dict[str, Dialect] = {
             compute=LibraryCode(lc.cleanrl_value_loss),
             supports_off=True,
             family="cleanrl",
+            metrics=_CLEANRL_METRICS,
             versions="master (2026-04)",
             formula=r"\tfrac12\,\mathrm{mean}\big(\max[(v-R)^2,\ (" + _DELTA + r"-R)^2]\big)",
-            loss_metric="losses/value_loss",
-            logged="losses/value_loss is the loss of the LAST minibatch of the update only, not an average.",
             threads=("vwxyzjn/cleanrl#208",),
             export_label="CleanRL ppo.py",
             reduce=_half_mean,
@@ -381,10 +864,10 @@ DIALECTS: dict[str, Dialect] = {
             compute=LibraryCode(lc.sb3_value_loss),
             supports_off=True,
             family="sb3",
+            metrics=_SB3_METRICS,
             versions="2.x (2.9.2 checked)",
             formula=r"\mathrm{mean}\big((R - " + _DELTA + r")^2\big)",
-            loss_metric="train/value_loss",
-            logged="train/value_loss: the mean of this loss over every minibatch and epoch of the update.",
+            verification="real training step",
             verified="real training step (stable-baselines3 2.9.2, tests/upstream)",
             sanity_definition="prediction",
             threads=("DLR-RM/stable-baselines3#1426",),
@@ -408,10 +891,9 @@ DIALECTS: dict[str, Dialect] = {
             "time (Python sum), so bf16 rounds after every sample, as slime does.",
             compute=LibraryCode(lc.slime_value_loss),
             family="slime",
+            metrics=_slime_metrics(_SLIME_SAMPLE_NOTE),
             versions="master (2026-08)",
             formula=r"\mathrm{mean}_{seq}\,\mathrm{mean}_{tok}\big(\max[(\mathrm{clip}(v)-R)^2,\ (v-R)^2]\big)",
-            loss_metric="value_loss",
-            clipfrac_metric="value_clipfrac",
             limits="One micro-batch, no context parallelism; the division by the number of samples stands for "
             "slime's global-batch scaling with one micro-batch.",
             sanity_definition="prediction",
@@ -439,13 +921,11 @@ DIALECTS: dict[str, Dialect] = {
             compute=LibraryCode(lc.torchrl_value_loss),
             supports_off=True,
             family="torchrl",
+            metrics=_TORCHRL_METRICS,
             versions="0.14.1",
             formula=r"\mathrm{mean}\big(\max[\mathrm{huber}(v-R),\ \mathrm{huber}(\mathrm{clip}(v)-R)]\big)",
             off_values=(0.0,),
-            loss_metric="loss_critic",
-            clipfrac_metric="value_clip_fraction",
-            logged="loss_critic is multiplied by critic_coeff (default 1.0, shown here); value_clip_fraction "
-            "averages over every element including padding, while the loss averages over real tokens.",
+            verification="real package",
             verified="real package (torchrl 0.14.1 + tensordict 0.14.3, tests/upstream)",
             sanity_definition="prediction",
             export_label="TorchRL ClipPPOLoss (critic)",
@@ -468,12 +948,11 @@ DIALECTS: dict[str, Dialect] = {
             'vf_clip_param=float("inf") turns it off.',
             compute=LibraryCode(lc.rllib_value_loss),
             family="rllib",
+            metrics=_RLLIB_METRICS,
             versions="since late 2021 (after ray-project/ray#19291)",
             formula=r"\mathrm{mean}\big(\mathrm{clamp}((v-R)^2,\ 0,\ \epsilon_{loss})\big)",
             eps_units="loss",
             off_values=(math.inf,),
-            loss_metric="vf_loss",
-            logged="vf_loss is the clamped loss; RLlib also logs vf_loss_unclipped.",
             sanity_definition="clamp",
             threads=("ray-project/ray#19291", "ray-project/ray#8908"),
             export_label="RLlib PPO (loss clamp, since 2021)",
@@ -498,10 +977,9 @@ DIALECTS: dict[str, Dialect] = {
             "torch.max splits it 1/2-1/2: at a symmetric overshoot ppo2 keeps 2(v - R), torch keeps (v - R).",
             compute=LibraryCode(lc.baselines_value_loss),
             family="baselines",
+            metrics=_BASELINES_METRICS,
             versions="master (2020, TF 1.x)",
             formula=r"\tfrac12\,\mathrm{mean}\big(\max[(v-R)^2,\ (" + _DELTA + r"-R)^2]\big)",
-            loss_metric="value_loss",
-            logged="value_loss: averaged over the minibatches of the update (ppo2 logs the mean of the stats).",
             limits="Computed in torch with TensorFlow's tie rule for the max; TF's reduce_mean may sum in another "
             "order (ulp-level differences in float32).",
             tie_rule="tensorflow",
@@ -528,10 +1006,10 @@ DIALECTS: dict[str, Dialect] = {
             compute=LibraryCode(lc.rsl_rl_value_loss),
             supports_off=True,
             family="rsl_rl",
+            metrics=_RSL_RL_METRICS,
             versions="5.x (rsl-rl-lib 5.5.1 checked)",
             formula=r"\mathrm{mean}\big(\max[(v-R)^2,\ (" + _DELTA + r"-R)^2]\big)",
-            loss_metric="Loss/value",
-            logged="Loss/value: the mean of this loss over every minibatch and epoch of the update.",
+            verification="real training step",
             verified="real training step (rsl-rl-lib 5.5.1, tests/upstream)",
             export_label="rsl_rl PPO",
             reduce=_plain_mean,
@@ -553,10 +1031,9 @@ DIALECTS: dict[str, Dialect] = {
             notes="self.cliprange_value = 0.2 in the trainer; no value clip fraction is logged.",
             compute=LibraryCode(lc.deepspeed_chat_value_loss),
             family="deepspeed-chat",
+            metrics=_DEEPSPEED_CHAT_METRICS,
             versions="master (2025)",
             formula=r"\tfrac12\,\mathrm{mean}\big(\max[(v-R)^2,\ (" + _CLAMP + r"-R)^2]\big)",
-            loss_metric="critic_loss",
-            logged="critic_loss: printed as the average over the PPO epochs of a step.",
             limits="--compute_fp32_loss (values cast to float32 before the squares) is not modelled: pass "
             "float32 tensors to get it.",
             threads=("deepspeedai/DeepSpeedExamples#556", "deepspeedai/DeepSpeedExamples#956"),
@@ -580,11 +1057,9 @@ DIALECTS: dict[str, Dialect] = {
             notes="Same numbers as TRL and DeepSpeed-Chat (the 0.5 is applied before the division, exact in binary).",
             compute=LibraryCode(lc.trlx_value_loss),
             family="trlx",
+            metrics=_TRLX_METRICS,
             versions="main (2024, archived)",
             formula=r"\tfrac12\,\mathrm{mean}\big(\max[(v-R)^2,\ (" + _CLAMP + r"-R)^2]\big)",
-            loss_metric="losses/value_loss",
-            clipfrac_metric="values/clipfrac",
-            logged="losses/value_loss and values/clipfrac of one minibatch.",
             verified=_ONCE,
             export_label="trlx PPO",
             reduce=_trlx_reduce,
@@ -606,11 +1081,10 @@ DIALECTS: dict[str, Dialect] = {
             "loss_clip_val: 0.2 in gpt_ppo_critic.yaml.",
             compute=LibraryCode(lc.nemo_aligner_value_loss),
             family="nemo-aligner",
+            metrics=_NEMO_ALIGNER_METRICS,
             versions="main (2025-05, archived; NeMo-RL has no PPO critic)",
             formula=r"\tfrac12\,\mathrm{mean}\big(\max[(" + _DELTA + r"-R)^2,\ (v-R)^2]\big)",
             off_values=(0.0,),
-            loss_metric="critic loss",
-            logged="loss: averaged over micro-batches and data-parallel ranks.",
             limits="Value standardisation (enable_standardization) is not modelled.",
             export_label="NeMo-Aligner critic",
             reduce=_nemo_aligner_reduce,
@@ -631,11 +1105,10 @@ DIALECTS: dict[str, Dialect] = {
             notes="Here vf_clip_param is in return units, as in baselines; the default 10.0 rarely clips.",
             compute=LibraryCode(lc.rllib_legacy_value_loss),
             family="rllib",
+            metrics=_RLLIB_LEGACY_METRICS,
             versions="before late 2021 (rllib/agents/ppo)",
             current=False,
             formula=r"\mathrm{mean}\big(\max[(v-R)^2,\ (" + _DELTA + r"-R)^2]\big)",
-            loss_metric="vf_loss",
-            logged="vf_loss (learner stats) of one SGD minibatch, averaged over minibatches by the learner.",
             threads=("ray-project/ray#19291", "ray-project/ray#8908"),
             export_label="RLlib PPO (value clip, before 2021)",
             reduce=_plain_mean,
@@ -659,11 +1132,10 @@ DIALECTS: dict[str, Dialect] = {
             "token count.",
             compute=LibraryCode(lc.slime_value_loss, _slime_per_token_settings),
             family="slime",
+            metrics=_slime_metrics(_SLIME_TOKEN_NOTE),
             versions="master (2026-08), --calculate-per-token-loss",
             current=False,
             formula=r"\mathrm{mean}_{tok}\big(\max[(\mathrm{clip}(v)-R)^2,\ (v-R)^2]\big)",
-            loss_metric="value_loss",
-            clipfrac_metric="value_clipfrac",
             limits="One micro-batch, no context parallelism.",
             sanity_definition="prediction",
             export_label="slime (per-token loss)",
@@ -675,6 +1147,7 @@ DIALECTS: dict[str, Dialect] = {
             "f9c855f7",
             _VERL_070,
             "seq-mean-token-sum-norm divides the whole batch's sum by T (not the sequence mean); fixed in v0.7.1.",
+            _VERL_070_METRICS,
         ),
         _verl_entry(
             "verl-v0.6.1",
@@ -682,6 +1155,7 @@ DIALECTS: dict[str, Dialect] = {
             "d62da495",
             _VERL_061,
             "First release that leaves fully masked rows out of the seq-mean modes (with masked_mean's +1e-8).",
+            _VERL_061_METRICS,
         ),
         _verl_entry(
             "verl-v0.5",
@@ -690,6 +1164,7 @@ DIALECTS: dict[str, Dialect] = {
             _VERL_05,
             "token-mean adds 1e-8 to N; seq modes average every row, so a fully masked row gives NaN in "
             "seq-mean-token-mean (0/0) and pulls the mean down in seq-mean-token-sum.",
+            _VERL_05_METRICS,
         ),
         _verl_entry(
             "verl-v0.4.1",
@@ -698,6 +1173,7 @@ DIALECTS: dict[str, Dialect] = {
             _VERL_041,
             "masked_sum multiplies L * mask without where(): a NaN in padding poisons token-mean too. v0.3.x has "
             "token-mean only.",
+            _VERL_OLD_METRICS,
         ),
         _verl_entry(
             "verl-v0.4.0",
@@ -705,6 +1181,7 @@ DIALECTS: dict[str, Dialect] = {
             "07584894",
             _VERL_040,
             "v0.4.0 shipped without the 0.5 factor: its vf_loss is twice the other releases' (fixed in v0.4.1).",
+            _VERL_OLD_METRICS,
         ),
         Dialect(
             name="openrlhf-2025-04",
@@ -724,12 +1201,12 @@ DIALECTS: dict[str, Dialect] = {
             compute=LibraryCode(lc.openrlhf_2025_04_value_loss),
             supports_off=True,
             family="openrlhf",
+            metrics=_OPENRLHF_METRICS,
             versions="before 2025-04-12",
             current=False,
             formula=r"\tfrac12\,\mathrm{mean}_{seq}\,\mathrm{mean}_{tok}\big(\max[("
             + _DELTA
             + r"-R)^2,\ (v-R)^2]\big)",
-            loss_metric="critic_loss",
             verified=_ONCE,
             export_label="OpenRLHF ValueLoss (before 2025-04-12)",
             reduce=_openrlhf_2025_04_reduce,
@@ -796,3 +1273,130 @@ def dialect_loss(
         )
     loss, clipfrac = dialect.compute(vpreds, returns, values, response_mask, cliprange, loss_agg_mode)
     return DialectResult(dialect=name, loss=loss, clipfrac=clipfrac)
+
+
+_MAX_CALLS = 1_000_000  # loss calls per update that dashboard_value accepts (bounded memory)
+
+
+def logged_metric(name: str, quantity: Quantity = "value_loss", release: str | None = None) -> LoggedMetric:
+    """The metric entry ``name`` logs ``quantity`` under: its newest release's, or the one whose ``releases``
+    (or ``key``) is ``release``. Raises ``ValueError`` naming the choices."""
+    d = get_dialect(name)
+    found = d.metrics_for(quantity)
+    if not found:
+        raise ValueError(f"{d.library} logs no {quantity}")
+    if release is None:
+        return found[0]
+    for m in found:
+        if release in (m.releases, m.key):
+            return m
+    choices = ", ".join(repr(m.releases or m.key) for m in found)
+    raise ValueError(f"release {release!r}: {d.library} logs {quantity} for these releases: {choices}")
+
+
+def dashboard_value(
+    name: str,
+    loss,
+    *,
+    quantity: Quantity = "value_loss",
+    release: str | None = None,
+    micro_batches: int = 1,
+    mini_batches: int = 1,
+    epochs: int = 1,
+    ranks: int = 1,
+) -> float:
+    """The number library ``name``'s dashboard shows for ``quantity`` after one update, from the loss.
+
+    ``loss`` is either a number, the loss of one micro-batch normalised by its own counts (``dialect_loss``)
+    with every micro-batch alike, or an array of shape ``(ranks, epochs, mini_batches, micro_batches)``: what
+    each call of the loss function returned, in order (for a release that normalises by the global counts,
+    verl v0.9, those are the partial sums). The counts describe the update: ``micro_batches`` per mini-batch
+    (gradient accumulation), ``mini_batches`` per epoch, ``epochs``, data-parallel ``ranks``; with an array
+    they are its shape. ``release`` picks among the entry's metrics (``logged_metric``). The dashboard shows
+    ``dashboard_value(name, 1.0, ...)`` times the loss when every micro-batch is alike.
+    """
+    metric = logged_metric(name, quantity, release)
+    if not metric.of_loss:
+        raise ValueError(f"{metric.key} is a statistic of the rollout, not a function of the loss")
+    values = np.asarray(loss, dtype=np.float64) if not isinstance(loss, torch.Tensor) else loss.double().numpy()
+    if values.ndim == 0:
+        counts = {
+            "ranks": ranks,
+            "epochs": epochs,
+            "mini_batches": mini_batches,
+            "micro_batches": micro_batches,
+        }
+        for arg, count in counts.items():
+            if isinstance(count, bool) or not isinstance(count, numbers.Integral) or count < 1:
+                raise ValueError(f"{arg} must be a whole number >= 1, got {count!r}")
+        if math.prod(counts.values()) > _MAX_CALLS:
+            raise ValueError(f"ranks x epochs x mini_batches x micro_batches must be at most {_MAX_CALLS:,}")
+        per_call = values / micro_batches if metric.reduction == "minibatch_sum_mean" else values
+        values = np.full((ranks, epochs, mini_batches, micro_batches), per_call)
+    elif values.ndim != 4 or values.size == 0:
+        raise ValueError(
+            "loss must be a number or a non-empty array of shape (ranks, epochs, mini_batches, micro_batches), "
+            f"got shape {values.shape}"
+        )
+    elif (ranks, epochs, mini_batches, micro_batches) not in ((1, 1, 1, 1), values.shape):
+        raise ValueError(
+            f"the counts {(ranks, epochs, mini_batches, micro_batches)} contradict the shape {values.shape}"
+        )
+    if metric.ranks == "one process" and values.shape[0] > 1:
+        raise ValueError(f"{get_dialect(name).library} trains in one process: ranks must be 1")
+    per_rank = values[:1] if metric.ranks == "rank 0" else values
+    calls = per_rank.mean(axis=0)  # (epochs, mini_batches, micro_batches)
+    k = calls.shape[2]
+    reduce = {
+        "per_call": lambda x: x[-1, -1, -1],
+        "last_call": lambda x: x[-1, -1, -1],
+        "mean": lambda x: x.mean(),
+        "mean_scaled": lambda x: (x / k).mean(),
+        "sum_scaled": lambda x: (x / k).sum(),
+        "minibatch_sum_mean": lambda x: x.sum(axis=2).mean(),
+        "step_mean": lambda x: x[-1, -1].mean(),
+        "sum_calls": lambda x: x.sum(),
+    }[metric.reduction]
+    return float(reduce(calls))
+
+
+def dashboard_rows(
+    name: str,
+    loss: float | None = None,
+    clipfrac: float | None = None,
+    *,
+    micro_batches: int = 1,
+    mini_batches: int = 1,
+    epochs: int = 1,
+    ranks: int = 1,
+) -> list[dict]:
+    """One row per metric entry ``name`` logs: its key and releases, how it is reduced, and (for the loss and
+    the clip fraction) the factor between one batch's number and the dashboard's, with both numbers when
+    ``loss`` / ``clipfrac`` are given. The rows the pages show beside "what the loss is"."""
+    rows = []
+    for m in get_dialect(name).metrics:
+        value = {"value_loss": loss, "clipfrac": clipfrac}.get(m.quantity)
+        factor = None
+        if m.of_loss and m.quantity in ("value_loss", "clipfrac"):
+            factor = dashboard_value(
+                name,
+                1.0,
+                quantity=m.quantity,
+                release=m.releases or m.key,
+                micro_batches=micro_batches,
+                mini_batches=mini_batches,
+                epochs=epochs,
+                ranks=1 if m.ranks == "one process" else ranks,
+            )
+        rows.append(
+            {
+                "metric": m.key,
+                "releases": m.releases or "every release of this entry",
+                "quantity": m.quantity,
+                "this batch": value if factor is not None else None,
+                "your dashboard shows": None if factor is None or value is None else factor * value,
+                "× this batch": factor,
+                "how it is logged": m.note or m.reduction.replace("_", " "),
+            }
+        )
+    return rows

@@ -70,6 +70,16 @@ THREADS: dict[str, Thread] = {
         Thread("vwxyzjn/cleanrl", 208, "Remove the value function clipping"),
         Thread("deepspeedai/DeepSpeedExamples", 556, "Critic Loss can not decrease"),
         Thread("deepspeedai/DeepSpeedExamples", 956),
+        # Value losses that exploded or turned NaN/inf in real runs (the Your run page's detectors cite them)
+        Thread("leggedrobotics/rsl_rl", 152, "[Question] about value function loss in PPO"),
+        Thread("leggedrobotics/rsl_rl", 154, "Ways to sovle extremely LARGE value functions in Isaaclab"),
+        Thread(
+            "isaac-sim/IsaacLab",
+            1999,
+            "[Bug Report] Default Rough Policy for RSL-RL on Go2 Locomotion Fails as a Result of NaN Values",
+        ),
+        Thread("isaac-sim/IsaacLab", 2539, "Error executing job with overrides: []"),
+        Thread("isaac-sim/IsaacLab", 4570, '[Question] PPO Training Crash: Value Loss Explosion & "std >= 0.0"'),
     )
 }
 

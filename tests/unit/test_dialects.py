@@ -7,15 +7,18 @@ bfloat16, and autograd against finite differences (the per-token version is in t
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
+import zlib
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 import valueloss as vl
-from valueloss.dialects import check_clip_param, families, family_versions, version_label
+from valueloss.dialects import LoggedMetric, check_clip_param, families, family_versions, version_label
 
 from .conftest import random_batch
 
@@ -408,3 +411,192 @@ def test_combine_rule_is_the_typed_twin_of_the_combine_words():
     for d in vl.DIALECTS.values():
         assert words[d.combine_rule] in d.combine, d.name
     assert {d.combine_rule for d in vl.DIALECTS.values()} == set(words)
+
+
+def test_typed_fields_refuse_words_they_do_not_know():
+    """The fields code decides on are Literals, checked when an entry is built; a typo is an error, not a branch."""
+    d = vl.DIALECTS["verl"]
+    for field, bad in (
+        ("clip_convention", "Bounds"),
+        ("eps_units", "returns"),
+        ("tie_rule", "tf"),
+        ("sanity_definition", "loss clip"),
+        ("verification", "checked"),
+        ("combine_rule", "maximum"),
+    ):
+        with pytest.raises(ValueError, match=field):
+            dataclasses.replace(d, **{field: bad})
+    with pytest.raises(ValueError, match="value loss"):
+        dataclasses.replace(d, metrics=d.metrics_for("clipfrac"))
+    with pytest.raises(ValueError, match="reduction"):
+        LoggedMetric("value_loss", "loss", "average")
+    with pytest.raises(ValueError, match="quantity"):
+        LoggedMetric("critic_loss", "loss")
+
+
+# ------------------------------------------------------------------------------------------- what is logged
+
+# Each trainer's logging loop, restated from its source (the key and releases select it). ``x`` holds what each
+# call of the loss function returned: x[rank, epoch, mini_batch, micro_batch].
+
+
+def _verl_v07(x):  # dp_critic (verl#4711): metrics["critic/vf_loss"] += vf_loss * (1 / grad_accum); mean over ranks
+    per_rank = []
+    for rank in x:
+        total = 0.0
+        for epoch in rank:
+            for mini in epoch:
+                for vf_loss in mini:
+                    total += vf_loss * (1 / len(mini))
+        per_rank.append(total)
+    return np.mean(per_rank)
+
+
+def _verl_v09(x):  # engine: Metric(SUM): aggregate_dp = mean over ranks, then sum over micro; mean over mini-batches
+    per_mini = [np.sum(np.mean(x[:, e, b, :], axis=0)) for e in range(x.shape[1]) for b in range(x.shape[2])]
+    return np.mean(per_mini)
+
+
+def _last_minibatch_of_rank0(x):
+    return x[0, -1, -1, -1]
+
+
+def _trlx_step(x):  # stats = sum(stats of the micro-batches) / num_mb, logged per optimizer step on the main process
+    return sum(x[0, -1, -1, :]) / x.shape[3]
+
+
+LOGGING_RULES = {
+    ("critic/vf_loss", "v0.9.0 – v0.9.1"): _verl_v09,
+    ("critic/vf_loss", "v0.8.0"): lambda x: np.mean(x.reshape(-1)),  # every rank's floats, flattened
+    ("critic/vf_loss", "v0.7.1"): _verl_v07,
+    ("critic/vf_loss", "v0.7.0 – v0.7.1"): _verl_v07,
+    ("critic/vf_loss", "v0.6.1"): lambda x: np.mean([v / x.shape[3] for v in x.reshape(-1)]),
+    ("critic/vf_loss", "v0.6.0"): lambda x: np.mean([v / x.shape[3] for v in x.reshape(-1)]),
+    ("critic/vf_loss", "v0.6.0 – v0.6.1"): lambda x: np.mean([v / x.shape[3] for v in x.reshape(-1)]),
+    ("critic/vf_loss", "v0.5.0"): lambda x: np.mean(x[0]),  # DataProto.concat kept rank 0's meta_info
+    ("critic/vf_loss", ""): lambda x: np.mean(x[0]),
+    ("critic/vf_clipfrac", ""): lambda x: np.mean(x),
+    ("critic/vpred_mean", ""): lambda x: np.mean(x),
+    ("critic/grad_norm", ""): lambda x: np.mean(x),
+    # OpenRLHF: status = all_reduce(status) (mean over ranks) per micro-batch; status_mean over status_list
+    ("train/critic_loss", ""): lambda x: np.mean([np.mean(x[:, e, b, k]) for e, b, k in np.ndindex(x.shape[1:])]),
+    ("train/values", ""): lambda x: np.mean(x),
+    ("train/critic_grad_norm", "v0.9.6 on"): lambda x: np.mean(x),
+    # TRL: vf_loss_stats[epoch, minibatch, grad_accum] gathered over ranks, .mean()
+    ("loss/value_avg", ""): lambda x: np.mean(x),
+    ("val/clipfrac_avg", ""): lambda x: np.mean(x),
+    ("ppo/loss/value", "0.x PPOTrainer (before 0.12)"): lambda x: np.mean(x[0]),
+    ("ppo/val/clipfrac", "0.x PPOTrainer (before 0.12)"): lambda x: np.mean(x[0]),
+    ("ppo/val/vpred", "0.x PPOTrainer (before 0.12)"): lambda x: np.mean(x[0]),
+    ("ppo/val/var_explained", "0.x PPOTrainer (before 0.12)"): lambda x: np.mean(x[0]),
+    ("losses/value_loss", ""): None,  # CleanRL and trlx share the key: see below
+    ("losses/clipfrac", ""): lambda x: np.mean(x),
+    ("train/value_loss", ""): lambda x: np.mean(x),  # SB3: value_losses over epochs and minibatches
+    ("train/clip_fraction", ""): lambda x: np.mean(x),
+    # slime: sum over micro-batches and ranks of the micro-batch sums / step samples (equal micro-batches)
+    ("train/critic-value_loss", ""): lambda x: np.sum(x) / x.size,
+    ("train/critic-value_clipfrac", ""): lambda x: np.sum(x) / x.size,
+    ("loss_critic", ""): lambda x: x[0, -1, -1, -1],
+    ("value_clip_fraction", ""): lambda x: x[0, -1, -1, -1],
+    ("explained_variance", ""): lambda x: x[0, -1, -1, -1],
+    # RLlib new stack: log_dict(..., window=1): the last minibatch, averaged over learners
+    ("learners/default_policy/vf_loss", "ray 2.x, new API stack (PPOTorchLearner)"): lambda x: np.mean(x[:, -1, -1, -1]),
+    ("learners/default_policy/vf_loss_unclipped", "ray 2.x, new API stack (PPOTorchLearner)"): lambda x: np.mean(
+        x[:, -1, -1, -1]
+    ),
+    ("learners/default_policy/vf_explained_var", "ray 2.x, new API stack (PPOTorchLearner)"): lambda x: np.mean(
+        x[:, -1, -1, -1]
+    ),
+    ("info/learner/default_policy/learner_stats/vf_loss", "ray 1.12 – 2.x, old API stack (PPOTorchPolicy)"): np.mean,
+    ("info/learner/default_policy/learner_stats/vf_loss", ""): np.mean,  # LearnerInfoBuilder: nanmean over minibatches
+    ("info/learner/default_policy/learner_stats/vf_explained_var", ""): np.mean,
+    ("loss/value_loss", ""): lambda x: np.mean(x[0]),  # baselines: np.mean(mblossvals)
+    ("loss/clipfrac", ""): lambda x: np.mean(x[0]),
+    ("Loss/value", ""): lambda x: np.sum(x[0]) / x[0].size,  # rsl_rl: sum / (epochs * mini_batches)
+    ("Loss/value_function", "before v4.0.0 (renamed 2025-11-28, rsl_rl#140)"): lambda x: np.sum(x[0]) / x[0].size,
+    ("critic_loss", ""): _last_minibatch_of_rank0,  # DeepSpeed-Chat: writer.add_scalar('critic_loss', last call)
+    ("critic_loss_sum", ""): lambda x: np.sum(x[0]),
+    ("values/clipfrac", ""): _trlx_step,
+    ("values/mean", ""): _trlx_step,
+    ("old_values/mean", ""): _trlx_step,
+    ("old_values/max", ""): _trlx_step,
+    ("old_values/min", ""): _trlx_step,
+    ("returns/mean", ""): _trlx_step,
+    ("returns/max", ""): _trlx_step,
+    ("returns/min", ""): _trlx_step,
+    # NeMo-Aligner critic server: loss_mean over the micro-batches of dp-averaged losses, per global batch
+    ("train/loss", ""): lambda x: np.mean(np.mean(x[:, -1, -1, :], axis=0)),
+    ("train/grad_norm", ""): lambda x: np.mean(np.mean(x[:, -1, -1, :], axis=0)),
+}
+ONE_PROCESS = {"cleanrl", "sb3", "torchrl"}
+
+
+def _rule(name, metric):
+    if metric.key == "losses/value_loss":
+        return _last_minibatch_of_rank0 if vl.DIALECTS[name].family == "cleanrl" else _trlx_step
+    return LOGGING_RULES[(metric.key, metric.releases)]
+
+
+def _loggers():
+    for name, d in vl.DIALECTS.items():
+        for metric in d.metrics:
+            if metric.of_loss:
+                yield name, metric
+
+
+@pytest.mark.parametrize("name,metric", list(_loggers()), ids=lambda x: getattr(x, "key", x))
+def test_dashboard_value_follows_each_trainers_logging_loop(name, metric):
+    gen = np.random.default_rng(zlib.crc32(f"{name} {metric.key} {metric.releases}".encode()))
+    for shape in ((1, 1, 1, 1), (3, 2, 3, 4), (2, 3, 1, 2), (1, 2, 4, 3)):
+        if name in ONE_PROCESS:
+            shape = (1, *shape[1:])
+        x = gen.uniform(0.0, 3.0, shape)
+        want = _rule(name, metric)(x)
+        got = vl.dashboard_value(name, x, quantity=metric.quantity, release=metric.releases or metric.key)
+        assert got == pytest.approx(float(want), rel=1e-12), (name, metric.key, shape)
+
+
+def test_dashboard_value_of_one_loss_with_alike_micro_batches():
+    """The Batch page's question: every micro-batch has this loss, what does the dashboard show?"""
+    counts = dict(micro_batches=4, mini_batches=3, epochs=2, ranks=2)
+    assert vl.dashboard_value("verl", 0.5, **counts) == 0.5  # v0.9: the mini-batch's loss, however it is split
+    assert vl.dashboard_value("verl", 0.5, release="v0.7.1", **counts) == 0.5 * 3 * 2  # summed over B x E
+    assert vl.dashboard_value("verl-v0.5", 0.5, release="v0.6.0", **counts) == 0.5 / 4  # times 1 / grad_accum
+    assert vl.dashboard_value("verl-v0.5", 0.5, release="v0.5.0", **counts) == 0.5
+    assert vl.dashboard_value("deepspeed-chat", 0.5, release="critic_loss_sum", **counts) == 0.5 * 24
+    for name in vl.DIALECTS:
+        if name not in ONE_PROCESS:
+            assert vl.dashboard_value(name, 0.25) == 0.25  # one call: the loss itself
+
+
+def test_dashboard_value_refuses_what_it_cannot_answer():
+    with pytest.raises(ValueError, match="rollout"):
+        vl.dashboard_value("verl", 0.5, quantity="returns_mean")
+    with pytest.raises(ValueError, match="logs no clipfrac"):
+        vl.dashboard_value("sb3", 0.5, quantity="clipfrac")
+    with pytest.raises(ValueError, match="one process"):
+        vl.dashboard_value("cleanrl", 0.5, ranks=2)
+    with pytest.raises(ValueError, match="micro_batches"):
+        vl.dashboard_value("verl", 0.5, micro_batches=0)
+    with pytest.raises(ValueError, match="at most"):
+        vl.dashboard_value("verl", 0.5, micro_batches=10**4, mini_batches=10**4)
+    with pytest.raises(ValueError, match="shape"):
+        vl.dashboard_value("verl", np.ones((2, 2)))
+    with pytest.raises(ValueError, match="contradict"):
+        vl.dashboard_value("verl", np.ones((1, 1, 2, 2)), micro_batches=3)
+    with pytest.raises(ValueError, match="release 'v0.1'"):
+        vl.dashboard_value("verl", 0.5, release="v0.1")
+
+
+def test_every_entry_names_its_logged_metrics():
+    """Every entry says under which name its releases log the value loss; the policy's clip fraction is never
+    listed as the critic's, and the older names of a key stay findable."""
+    for d in vl.DIALECTS.values():
+        assert d.loss_metric and d.logged
+        for metric in d.metrics:
+            assert metric.key and (metric.quantity != "clipfrac" or "clip" in metric.key.lower()), metric
+    assert vl.DIALECTS["sb3"].clipfrac_metric is None
+    assert vl.DIALECTS["sb3"].metrics_for("policy_clipfrac")[0].key == "train/clip_fraction"
+    assert {m.key for m in vl.DIALECTS["rsl_rl"].metrics_for("value_loss")} == {"Loss/value", "Loss/value_function"}
+    assert {m.key for m in vl.DIALECTS["trl"].metrics_for("value_loss")} == {"loss/value_avg", "ppo/loss/value"}
+    assert vl.logged_metric("cleanrl").reduction == "last_call"

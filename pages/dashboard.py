@@ -1,0 +1,62 @@
+"""The "what your dashboard shows" panel the Batch and Sanity pages embed, beside "what the loss is".
+
+A trainer rarely logs the loss of one batch: it averages (or sums) the micro-batches, mini-batches, epochs
+and ranks of an update, each release its own way. The panel asks for the update's shape and shows, per
+metric name the library's releases log, the factor and the number the dashboard shows; every number comes
+from ``valueloss.dialects.dashboard_rows``.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from valueloss.dialects import DIALECTS, dashboard_rows, version_label
+
+COUNTS = (
+    ("micro_batches", "micro-batches per mini-batch", "gradient accumulation: loss calls per optimizer step"),
+    ("mini_batches", "mini-batches per epoch", "optimizer steps per epoch"),
+    ("epochs", "epochs", "passes over the rollout per update (ppo_epochs)"),
+    ("ranks", "data-parallel ranks", "processes that each train on their own share"),
+)
+
+
+def render_dashboard(name: str | None, dialects: pd.DataFrame | None = None, *, prefix: str) -> None:
+    """The panel for library entry ``name`` (``None``: the reader picks one). ``dialects`` is a batch report's
+    dialect table (``dialect``, ``loss``, ``clip fraction``, ``logs clip fraction``): this batch's numbers;
+    without it only the factors are shown. Widget keys start with ``prefix``, the embedding page's URL prefix,
+    and bind to the URL."""
+    with st.expander("What your dashboard shows", expanded=False, icon=":material/monitoring:"):
+        if name is None:
+            name = st.selectbox(
+                "Library and release",
+                list(DIALECTS),
+                format_func=version_label,
+                key=prefix + "dash_lib",
+                bind="query-params",
+            )
+        columns = st.columns(len(COUNTS))
+        counts = {
+            arg: column.number_input(label, 1, 4096, 1, 1, key=prefix + "dash_" + arg, help=hint, bind="query-params")
+            for column, (arg, label, hint) in zip(columns, COUNTS, strict=True)
+        }
+        loss = clipfrac = None
+        if dialects is not None:
+            row = dialects.set_index("dialect").loc[name]
+            loss, clipfrac = float(row["loss"]), float(row["clip fraction"]) if row["logs clip fraction"] else None
+        rows = dashboard_rows(name, loss, clipfrac, **counts)
+        st.caption(
+            f"**{version_label(name)}**: the names it logs, and how each logged number relates to one batch's. "
+            "With every micro-batch alike, the dashboard shows the factor times this batch's number; rows without "
+            "a factor are statistics of the rollout, or the policy's."
+        )
+        st.dataframe(
+            rows,
+            hide_index=True,
+            column_config={
+                "this batch": st.column_config.NumberColumn(format="%.5g"),
+                "your dashboard shows": st.column_config.NumberColumn(format="%.5g"),
+                "× this batch": st.column_config.NumberColumn(format="%.4g"),
+                "how it is logged": st.column_config.TextColumn(width="large"),
+            },
+        )
