@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages import common
+from pages import common, registry
 from pages.common import page_setup, share_link, show_finding, shows_errors
 from pages.dashboard import render_dashboard
 from valueloss.dialects import DIALECTS
@@ -126,6 +126,10 @@ with st.sidebar:
 
     if source == "summary statistics":
         st.caption("From your training log, e.g. verl's critic/returns/mean and critic/values/std.")
+        st.markdown(
+            f"Have the run's log files? [Open them on Your run →](./{registry.page_for_title('Your run').url_path}): "
+            "every logged step, with this page's advice per phase."
+        )
         stats = (
             st.number_input("return mean", -1e6, 1e6, 0.5, 0.1, key=PREFIX + "r_mean", bind="query-params"),
             st.number_input("return std", 0.0, 1e6, 1.0, 0.1, key=PREFIX + "r_std", bind="query-params"),
