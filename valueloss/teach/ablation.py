@@ -9,7 +9,18 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["Interval", "Comparison", "Finding", "PUBLISHED", "verdict", "eps_in_sigma", "interval_text"]
+__all__ = [
+    "CLEANRL_PPO",
+    "Comparison",
+    "Finding",
+    "Interval",
+    "PUBLISHED",
+    "PublishedReturn",
+    "eps_in_sigma",
+    "interval_text",
+    "trainer_check",
+    "verdict",
+]
 
 
 @dataclass(frozen=True)
@@ -65,7 +76,9 @@ def verdict(env_id: str, steps: int, n_seeds: int, comparisons: list[Comparison]
     parts = []
     for group, words in ((worse, "lower than off"), (better, "higher than off")):
         for c in group:
-            parts.append(f"eps {c.label} ({eps_in_sigma(c.eps_over_sigma)}) ends {words}, {interval_text(c.difference)}")
+            parts.append(
+                f"eps {c.label} ({eps_in_sigma(c.eps_over_sigma)}) ends {words}, {interval_text(c.difference)}"
+            )
     if same:
         listed = ", ".join(f"eps {c.label}: {interval_text(c.difference)}" for c in same)
         parts.append(f"no detectable difference at {n_seeds} seeds for {listed}")
@@ -110,3 +123,49 @@ PUBLISHED: tuple[Finding, ...] = (
         checked="the issue thread",
     ),
 )
+
+
+@dataclass(frozen=True)
+class PublishedReturn:
+    """A return a reference implementation publishes: mean ± standard deviation over its seeds."""
+
+    env_id: str
+    mean: float
+    std: float
+    seeds: int
+    steps: int
+    settings: str
+    url: str
+
+
+# CleanRL's docs, "Experiment results" of ppo.py (the table reads "CartPole-v1 | 490.04 ± 6.12" and
+# "Acrobot-v1 | -86.36 ± 1.32"; benchmark/ppo.sh runs 3 seeds of the defaults, 500,000 steps).
+CLEANRL_PPO: dict[str, PublishedReturn] = {
+    env: PublishedReturn(
+        env,
+        mean,
+        std,
+        3,
+        500_000,
+        "ppo.py defaults (clip_vloss=True, eps = clip_coef = 0.2)",
+        "https://docs.cleanrl.dev/rl-algorithms/ppo/#experiment-results",
+    )
+    for env, mean, std in (("CartPole-v1", 490.04, 6.12), ("Acrobot-v1", -86.36, 1.32))
+}
+SPREAD = 2.0  # "within the published spread": our mean within their mean ± SPREAD standard deviations
+
+
+def trainer_check(env_id: str, finals: list[float], steps: int) -> tuple[bool, str]:
+    """Whether our runs without value clipping land within CleanRL's published spread, and the sentence."""
+    ref = CLEANRL_PPO[env_id]
+    values = [float(x) for x in finals if math.isfinite(x)]
+    n = len(values)
+    mean = sum(values) / n if n else math.nan
+    std = math.sqrt(sum((x - mean) ** 2 for x in values) / (n - 1)) if n > 1 else math.nan
+    ok = n > 0 and abs(mean - ref.mean) <= SPREAD * ref.std
+    verdict_words = "within" if ok else "outside"
+    return ok, (
+        f"{env_id}, no value clipping, {n} seeds x {steps:,} steps: final return {mean:.2f} ± {std:.2f} "
+        f"(mean ± std over seeds); CleanRL publishes {ref.mean:.2f} ± {ref.std:.2f} for ppo.py ({ref.seeds} seeds, "
+        f"{ref.settings}): {verdict_words} its spread (mean ± {SPREAD:g} std)."
+    )

@@ -32,7 +32,7 @@ import platform
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -45,6 +45,7 @@ from .ppo import ENVS, MAX_TOTAL_STEPS, UPDATE_COLUMNS, PPOConfig, env_spec, tra
 __all__ = [
     "CURVE_COLUMNS",
     "MAX_RUNS",
+    "APP_ENVS",
     "SWEEP_LOCK",
     "SweepSpec",
     "eps_label",
@@ -151,7 +152,7 @@ class SweepSpec:
     def to_json(self) -> dict:
         d = asdict(self)
         d["eps"] = [eps_label(e) for e in self.eps]
-        return d
+        return json.loads(json.dumps(d))  # lists, as settings.json reads back
 
     @classmethod
     def from_json(cls, d: dict) -> SweepSpec:
@@ -430,6 +431,63 @@ def _run_ray(todo: list[PPOConfig], out: Path, *, address: str, progress: bool, 
 
 
 # ---------------------------------------------------------------------------------------------------------
+# A small sweep inside a server process (the app): bounded, one at a time, cancellable between updates
+
+APP_ENVS = ("CartPole-v1", "Acrobot-v1")  # a few seconds per 10,000 steps
+APP_MAX_STEPS = 50_000  # per run
+APP_MAX_SEEDS = 3
+APP_MAX_EPS = 4
+
+
+def check_app_bounds(spec: SweepSpec) -> SweepSpec:
+    """The limits of a sweep started from the app (a shared server): a ValueError says which one is hit."""
+    spec = spec.validated()
+    if spec.env_id not in APP_ENVS:
+        raise ValueError(f"the app runs {', '.join(APP_ENVS)}; run {spec.env_id} with the CLI")
+    if spec.total_steps > APP_MAX_STEPS:
+        raise ValueError(f"the app runs at most {APP_MAX_STEPS:,} steps per run, got {spec.total_steps:,}: use the CLI")
+    if len(spec.seeds) > APP_MAX_SEEDS or len(spec.eps) > APP_MAX_EPS or len(spec.value_norm) > 1:
+        raise ValueError(
+            f"the app runs at most {APP_MAX_EPS} eps values x {APP_MAX_SEEDS} seeds, one value normalisation: "
+            "use the CLI for more"
+        )
+    return spec
+
+
+def run_here(
+    spec: SweepSpec,
+    on_progress: Callable[[int, int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> pd.DataFrame | None:
+    """Every run of ``spec`` one after another in this process (the caller holds ``SWEEP_LOCK``).
+
+    ``on_progress(run_index, steps_done, steps_total)`` after each update; ``should_stop()`` is asked
+    before each update, and a True ends the sweep (returns None: nothing is kept)."""
+    frames = []
+    for i, config in enumerate(spec.configs()):
+
+        def progress(row: dict, i: int = i) -> None:
+            if on_progress is not None:
+                on_progress(i, row["global_step"], spec.total_steps)
+
+        result = train(config, on_update=progress, should_stop=should_stop)
+        if not result.finished:
+            return None
+        frames.append(run_frame(config, result.rows))
+    return _checked(pd.concat(frames, ignore_index=True), "this sweep")
+
+
+def recorded_sweeps(directory: str | os.PathLike) -> list[Path]:
+    """The finished sweeps under ``directory`` (folders with settings.json and curves.parquet), by name."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    return sorted(
+        p for p in directory.iterdir() if (p / "settings.json").is_file() and (p / "curves.parquet").is_file()
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
 # Reading results back
 
 
@@ -442,6 +500,10 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.astype(types)
 
 
+class _Refused(ValueError):
+    """A file this module read and refused (as opposed to one pyarrow or pandas could not parse)."""
+
+
 def load_results(data: bytes, name: str) -> pd.DataFrame:
     """A curves file (CSV or Parquet, as this tool writes them), checked column by column.
 
@@ -450,7 +512,9 @@ def load_results(data: bytes, name: str) -> pd.DataFrame:
     if not isinstance(data, bytes | bytearray):
         raise TypeError(f"results data must be bytes, got {type(data).__name__}")
     if len(data) > MAX_RESULTS_BYTES:
-        raise ValueError(f"{name}: {len(data) / 2**20:.1f} MiB is more than the {MAX_RESULTS_BYTES // 2**20} MiB allowed")
+        raise ValueError(
+            f"{name}: {len(data) / 2**20:.1f} MiB is more than the {MAX_RESULTS_BYTES // 2**20} MiB allowed"
+        )
     lower = str(name).lower()
     try:
         if lower.endswith(".parquet"):
@@ -458,26 +522,32 @@ def load_results(data: bytes, name: str) -> pd.DataFrame:
 
             table = pq.read_table(io.BytesIO(data))
             if table.num_rows > MAX_RESULTS_ROWS:
-                raise ValueError(f"{name}: {table.num_rows:,} rows, at most {MAX_RESULTS_ROWS:,}")
+                raise _Refused(f"{name}: {table.num_rows:,} rows, at most {MAX_RESULTS_ROWS:,}")
             missing = [c for c in CURVE_COLUMNS if c not in table.column_names]
             if missing:
-                raise ValueError(_not_ours(name, missing))
+                raise _Refused(_not_ours(name, missing))
             frame = table.select(list(CURVE_COLUMNS)).to_pandas()
         elif lower.endswith(".csv"):
             head = data[:4096].decode("utf-8", errors="replace").splitlines()[:1]
             columns = [c.strip() for c in head[0].split(",")] if head else []
             missing = [c for c in CURVE_COLUMNS if c not in columns]
             if missing:
-                raise ValueError(_not_ours(name, missing))
+                raise _Refused(_not_ours(name, missing))
             frame = pd.read_csv(
-                io.BytesIO(data), usecols=list(CURVE_COLUMNS), nrows=MAX_RESULTS_ROWS + 1, keep_default_na=False,
-                na_values=["", "nan", "NaN"], dtype={"env_id": str, "dialect": str, "eps_label": str},
+                io.BytesIO(data),
+                usecols=list(CURVE_COLUMNS),
+                nrows=MAX_RESULTS_ROWS + 1,
+                keep_default_na=False,
+                na_values=["", "nan", "NaN"],
+                dtype={"env_id": str, "dialect": str, "eps_label": str},
             )
             if len(frame) > MAX_RESULTS_ROWS:
-                raise ValueError(f"{name}: more than {MAX_RESULTS_ROWS:,} rows")
+                raise _Refused(f"{name}: more than {MAX_RESULTS_ROWS:,} rows")
         else:
-            raise ValueError(f"{name}: a results file is curves.csv or curves.parquet, from python -m valueloss.tools.ablate")
-    except ValueError:
+            raise _Refused(
+                f"{name}: a results file is curves.csv or curves.parquet, from python -m valueloss.tools.ablate"
+            )
+    except _Refused:
         raise
     except Exception as err:  # a damaged or foreign file: pyarrow and pandas raise many kinds
         raise ValueError(f"{name} could not be read as a results file ({type(err).__name__}: {err})") from None
@@ -496,7 +566,7 @@ def _checked(frame: pd.DataFrame, name: str) -> pd.DataFrame:
         raise ValueError(f"{name} has no rows")
     try:
         value_norm = frame["value_norm"]
-        if value_norm.dtype == object:
+        if not pd.api.types.is_bool_dtype(value_norm):
             value_norm = value_norm.astype(str).str.lower().map({"true": True, "false": False})
             if value_norm.isna().any():
                 raise ValueError("value_norm must be True or False")
@@ -559,11 +629,15 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--dialect", default="verl", help="whose value loss the critic trains with (default verl)")
     ap.add_argument("--eps", default="off,0.2,1,10", help="comma-separated: off or numbers >= 0 (default off,0.2,1,10)")
     ap.add_argument("--seeds", default="5", help="a count N (seeds 1..N) or a list such as 1,2,7 (default 5)")
-    ap.add_argument("--steps", type=int, default=None, help="environment steps per run (default: CleanRL's for the env)")
+    ap.add_argument(
+        "--steps", type=int, default=None, help="environment steps per run (default: CleanRL's for the env)"
+    )
     ap.add_argument("--value-norm", choices=("off", "on", "both"), default="off", help="value normalisation")
     ap.add_argument("--out", default=None, help="results folder (default sweeps/<env>-<dialect>); rerun to resume")
     ap.add_argument("--workers", type=int, default=max(1, os.cpu_count() or 1), help="local processes")
-    ap.add_argument("--ray", metavar="ADDRESS", default=None, help="run each run as a Ray task: auto, an address, or local")
+    ap.add_argument(
+        "--ray", metavar="ADDRESS", default=None, help="run each run as a Ray task: auto, an address, or local"
+    )
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
     return ap
 
@@ -619,8 +693,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     settings = json.loads((out / "settings.json").read_text())
-    print(f"{len(spec.configs())} runs in {out}/ (curves.csv, curves.parquet, runs.csv, settings.json); "
-          f"wall time {settings['wall_s']:.1f} s, {settings['steps_per_s_per_run']:.0f} steps/s per run")
+    print(
+        f"{len(spec.configs())} runs in {out}/ (curves.csv, curves.parquet, runs.csv, settings.json); "
+        f"wall time {settings['wall_s']:.1f} s, {settings['steps_per_s_per_run']:.0f} steps/s per run"
+    )
     for line in summary_lines(curves):
         print(line)
     return 0

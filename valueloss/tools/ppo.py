@@ -249,9 +249,7 @@ def make_envs(config: PPOConfig):
             env = gym.wrappers.TransformReward(env, lambda r: np.clip(r, -10, 10))
         return env
 
-    return gym.vector.SyncVectorEnv(
-        [thunk] * config.num_envs, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP
-    )
+    return gym.vector.SyncVectorEnv([thunk] * config.num_envs, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
 
 
 def layer_init(layer: nn.Linear, generator: torch.Generator, std: float = math.sqrt(2)) -> nn.Linear:
