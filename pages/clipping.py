@@ -41,12 +41,17 @@ def uploaded(name: str, file_id: str, _data: bytes):
     return ablate.load_results(_data, name)
 
 
+def _executor(session: dict) -> str:
+    workers = session.get("workers")
+    return f"{session['executor']}, " + ("a cluster" if workers is None else f"{workers} worker{'s' * (workers != 1)}")
+
+
 def sweep_caption(settings: dict, curves) -> str:
     sweep = settings["sweep"]
     sessions = settings.get("sessions", [])
     versions = settings.get("versions", {})
     wall = settings.get("wall_s")
-    executors = ", ".join(sorted({f"{s['executor']} ({s.get('workers') or 'cluster'} workers)" for s in sessions}))
+    executors = ", ".join(sorted({_executor(s) for s in sessions}))
     return (
         f"Recorded with `python -m valueloss.tools.ablate`: {sweep['env_id']}, the {sweep['dialect']} value loss, "
         f"eps {', '.join(sweep['eps'])}, seeds {', '.join(map(str, sweep['seeds']))}, {sweep['total_steps']:,} steps "
@@ -63,8 +68,17 @@ def show(curves, key: str) -> None:
     summary = summary_of(key, curves)
     st.info(summary.sentence)
     st.plotly_chart(learning_curves(summary), width="stretch", key=f"{key}_curves")
+    st.caption(
+        "Each line: the mean over seeds of each run's return curve (the episodes that ended in the trailing 5 % "
+        "of its steps); the shaded band: its 95 % bootstrap interval over seeds."
+    )
     st.subheader("Final return and area under the curve")
     st.plotly_chart(final_and_auc(summary), width="stretch", key=f"{key}_final")
+    st.caption(
+        "Final return: the episodes that ended in the last 10 % of each run's steps. AUC: the area under the "
+        "return curve divided by the steps, i.e. the mean return during training. Dots: mean over seeds; bars: "
+        "95 % bootstrap interval."
+    )
     number_table(
         summary_records(summary),
         {
@@ -89,7 +103,8 @@ def show(curves, key: str) -> None:
     st.subheader("What the critic did")
     st.plotly_chart(critic_curves(summary), width="stretch", key=f"{key}_critic")
     st.caption(
-        "vf_clipfrac: the share of transitions whose clipped term wins (its gradient is then zero), as the dialect "
+        f"vf_clipfrac ({summary.dialect}'s definition): the share of transitions whose clipped term wins (its "
+        "gradient is then zero), as the dialect "
         "logs it, averaged over each update's minibatches. Explained variance: 1 − Var(R − v_old) / Var(R) of the "
         "rollout's old values, before the update, as CleanRL logs it."
     )
@@ -156,8 +171,14 @@ with st.sidebar:
         choices.append(YOURS)
     if upload is not None:
         choices.append(UPLOADED)
-    default = choices.index(UPLOADED) if upload is not None else 0
-    source = st.selectbox("show", choices, index=default, key="ab_show") if choices else None
+        if st.session_state.get("ab_upload_seen") != upload.file_id:  # a new file: show it
+            st.session_state["ab_upload_seen"] = upload.file_id
+            st.session_state["ab_show"] = UPLOADED
+    if st.session_state.pop("ab_show_yours", False):
+        st.session_state["ab_show"] = YOURS
+    if st.session_state.get("ab_show") not in choices:
+        st.session_state.pop("ab_show", None)
+    source = st.selectbox("show", choices, key="ab_show") if choices else None
 
 if st.session_state.pop("ab_running", False):
     st.info("The sweep was cancelled before it finished; nothing from it was kept.")
@@ -217,7 +238,7 @@ with st.form("ab_form"):
     steps = cols[3].number_input(
         "steps per run", 2_048, ablate.APP_MAX_STEPS, 20_480, 2_048, key="ab_steps", bind="query-params"
     )
-    go = st.form_submit_button("Run sweep", type="primary", icon=":material/play_arrow:")
+    go = st.form_submit_button("Run sweep", type="primary", icon=":material/play_arrow:", key="ab_run")
 spec = None
 with shows_errors("Sweep settings"):
     spec = ablate.check_app_bounds(
@@ -239,4 +260,5 @@ with shows_errors("Sweep settings"):
 if go and spec is not None:
     run_sweep_here(spec)
     if st.session_state.get("ab_result") is not None:
-        st.success(f"Done: choose “{YOURS}” in the sidebar to see it.")
+        st.session_state["ab_show_yours"] = True  # show it at once (the sidebar was drawn before it existed)
+        st.rerun()

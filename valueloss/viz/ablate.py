@@ -95,7 +95,7 @@ def learning_curves(summary: SweepSummary) -> go.Figure:
         data += _band_traces(e.returns, name, color, dash, showlegend=True, group=name)
     layout = {
         "title": {
-            "text": f"{summary.env_id}: episodic return (mean of {summary.n_seeds} seeds, 95 % bootstrap band)",
+            "text": f"{summary.env_id}: episodic return, {summary.n_seeds} seeds",
             "x": 0.0,
             "xanchor": "left",
             "font": {"size": 15},
@@ -153,7 +153,7 @@ def final_and_auc(summary: SweepSummary) -> go.Figure:
     fig = make_subplots(
         rows=1,
         cols=2,
-        subplot_titles=("final return (last 10 % of steps)", "AUC: mean return over training"),
+        subplot_titles=("final return", "AUC (mean return)"),
         horizontal_spacing=0.14,
     )
     data = _interval_trace(summary, "final", styles, axis=("x", "y")) + _interval_trace(
@@ -181,7 +181,7 @@ def critic_curves(summary: SweepSummary) -> go.Figure:
     fig = make_subplots(
         rows=1,
         cols=2,
-        subplot_titles=(f"vf_clipfrac ({summary.dialect})", "explained variance of v_old"),
+        subplot_titles=("vf_clipfrac", "explained variance"),
         horizontal_spacing=0.12,
     )
     data = []
