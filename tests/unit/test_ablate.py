@@ -285,3 +285,24 @@ def test_trainer_check_sentence():
     assert "within its spread" in text
     bad, text = trainer_check("Acrobot-v1", [-200.0, -210.0], 500_000)
     assert not bad and "outside its spread" in text
+
+
+def test_the_figures_draw_every_eps_with_its_band_and_off_in_black(swept):
+    from valueloss.viz.ablate import critic_curves, eps_style, final_and_auc, learning_curves
+    from valueloss.viz.theme import COLORS
+
+    summary = summarize(ablate.load_sweep(swept)[0])
+    styles = eps_style(summary)
+    assert styles["off"] == (COLORS["max"], "solid") and styles["eps 0.5"][1] != "solid"
+    curves = learning_curves(summary)
+    lines = [t for t in curves.data if t.mode == "lines"]
+    assert [t.name for t in lines] == ["off", "eps 0.5"]
+    assert list(lines[0].y) == list(summary.per_eps[0].returns.mean)
+    assert sum(t.fill == "toself" for t in curves.data) == 2  # a 95 % band per eps
+    final = final_and_auc(summary)
+    assert [t.y[0] for t in final.data] == [e.final.mean for e in summary.per_eps] + [
+        e.auc.mean for e in summary.per_eps
+    ]
+    critic = critic_curves(summary)
+    clip_lines = [t for t in critic.data if t.mode == "lines" and t.xaxis == "x"]
+    assert [t.name for t in clip_lines] == ["eps 0.5"]  # off has no clip fraction to draw

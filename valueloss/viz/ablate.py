@@ -147,30 +147,34 @@ def _interval_trace(summary: SweepSummary, which: str, styles, *, axis: str) -> 
     return traces
 
 
-def final_and_auc(summary: SweepSummary) -> go.Figure:
-    """Final return and area under the curve per eps: the mean over seeds with its 95 % bootstrap interval."""
-    styles = eps_style(summary)
-    fig = make_subplots(
-        rows=1,
-        cols=2,
-        subplot_titles=("final return", "AUC (mean return)"),
-        horizontal_spacing=0.14,
-    )
-    data = _interval_trace(summary, "final", styles, axis=("x", "y")) + _interval_trace(
-        summary, "auc", styles, axis=("x2", "y2")
-    )
+_OPEN = {k: v for k, v in AXIS.items() if k != "mirror"}
+
+
+def _two_panels(titles: tuple[str, str], data: list[dict], *, height: int, bottom: int, legend: bool) -> go.Figure:
+    """Two panels side by side, the app's font and axes; the legend (if any) under them."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=titles, horizontal_spacing=0.13)
     fig.add_traces(data)
     fig.update_layout(
-        height=360,
-        margin={"l": 60, "r": 20, "t": 50, "b": 40},
+        height=height,
+        margin={"l": 60, "r": 20, "t": 50, "b": bottom},
         font=FONT,
         plot_bgcolor="white",
         hovermode="closest",
-        showlegend=False,
+        showlegend=legend,
+        legend=_legend(),
     )
-    fig.update_xaxes(**{k: v for k, v in AXIS.items() if k != "mirror"}, type="category")
-    fig.update_yaxes(**{k: v for k, v in AXIS.items() if k != "mirror"}, title_text="episodic return", col=1)
-    fig.update_yaxes(**{k: v for k, v in AXIS.items() if k != "mirror"}, col=2)
+    return fig
+
+
+def final_and_auc(summary: SweepSummary) -> go.Figure:
+    """Final return and area under the curve per eps: the mean over seeds with its 95 % bootstrap interval."""
+    styles = eps_style(summary)
+    data = _interval_trace(summary, "final", styles, axis=("x", "y"))
+    data += _interval_trace(summary, "auc", styles, axis=("x2", "y2"))
+    fig = _two_panels(("final return", "AUC (mean return)"), data, height=360, bottom=40, legend=False)
+    fig.update_xaxes(**_OPEN, type="category")
+    fig.update_yaxes(**_OPEN, title_text="episodic return", col=1)
+    fig.update_yaxes(**_OPEN, col=2)
     return fig
 
 
@@ -178,12 +182,6 @@ def critic_curves(summary: SweepSummary) -> go.Figure:
     """The critic over training: the dialect's clip fraction (clipped settings) and the explained variance
     of its old values (every setting), each the mean over seeds with its 95 % bootstrap band."""
     styles = eps_style(summary)
-    fig = make_subplots(
-        rows=1,
-        cols=2,
-        subplot_titles=("vf_clipfrac", "explained variance"),
-        horizontal_spacing=0.12,
-    )
     data = []
     for e in summary.per_eps:
         name = legend_name(e)
@@ -193,12 +191,8 @@ def critic_curves(summary: SweepSummary) -> go.Figure:
                 data.append({**t, "xaxis": "x", "yaxis": "y"})
         for t in _band_traces(e.explained_variance, name, color, dash, showlegend=True, group=name):
             data.append({**t, "xaxis": "x2", "yaxis": "y2"})
-    fig.add_traces(data)
-    fig.update_layout(
-        height=400, margin={"l": 60, "r": 20, "t": 50, "b": 110}, font=FONT, plot_bgcolor="white", legend=_legend()
-    )
-    axis = {k: v for k, v in AXIS.items() if k != "mirror"}
-    fig.update_xaxes(**axis, title_text="environment steps")
-    fig.update_yaxes(**axis, title_text="share of transitions", range=[0, 1], col=1)
-    fig.update_yaxes(**axis, range=[-1, 1], col=2)
+    fig = _two_panels(("vf_clipfrac", "explained variance"), data, height=400, bottom=110, legend=True)
+    fig.update_xaxes(**_OPEN, title_text="environment steps")
+    fig.update_yaxes(**_OPEN, title_text="share of transitions", range=[0, 1], col=1)
+    fig.update_yaxes(**_OPEN, range=[-1, 1], col=2)
     return fig
