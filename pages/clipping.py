@@ -219,9 +219,10 @@ for path in checks:
     with shows_errors(f"Trainer check {path.name}"):
         check_curves, check_settings = recorded(str(path), (path / "curves.parquet").stat().st_mtime)
         env_id = check_settings["sweep"]["env_id"]
-        finals = [final_return(run) for _, run in check_curves.groupby("seed")]
-        ok, sentence = trainer_check(env_id, finals, int(check_settings["sweep"]["total_steps"]))
-        (st.success if ok else st.warning)(sentence)
+        for label, runs in check_curves.groupby("eps_label", sort=False):
+            finals = [final_return(run) for _, run in runs.groupby("seed")]
+            ok, sentence = trainer_check(env_id, finals, int(check_settings["sweep"]["total_steps"]), str(label))
+            (st.success if ok else st.warning)(sentence)
 
 st.header("Run a small sweep here")
 with st.form("ab_form"):

@@ -13,6 +13,9 @@ run() { nice -n 19 "$PY" -m valueloss.tools.ablate --no-progress --workers "$WOR
 #    published returns for ppo.py.
 run --env CartPole-v1 --eps off --seeds 5 --steps 500000 --out $OUT/check-CartPole-v1
 run --env Acrobot-v1 --eps off --seeds 5 --steps 500000 --out $OUT/check-Acrobot-v1
+#    CleanRL published its numbers with its own default, value clipping on (clip_vloss=True, eps = 0.2): the
+#    same check at that setting.
+run --env CartPole-v1 --eps 0.2 --seeds 5 --steps 500000 --out $OUT/check-CartPole-v1-eps0.2
 
 # 2. The ablation: eps off / 0.2 / 1 / 10 in return units, 10 seeds.
 run --env CartPole-v1 --eps off,0.2,1,10 --seeds 10 --steps 200000 --out $OUT/CartPole-v1

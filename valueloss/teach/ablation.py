@@ -155,8 +155,9 @@ CLEANRL_PPO: dict[str, PublishedReturn] = {
 SPREAD = 2.0  # "within the published spread": our mean within their mean ± SPREAD standard deviations
 
 
-def trainer_check(env_id: str, finals: list[float], steps: int) -> tuple[bool, str]:
-    """Whether our runs without value clipping land within CleanRL's published spread, and the sentence."""
+def trainer_check(env_id: str, finals: list[float], steps: int, eps_label: str = "off") -> tuple[bool, str]:
+    """Whether our runs land within CleanRL's published spread, and the sentence (``eps_label`` "off": no
+    value clipping; "0.2": CleanRL's own default, clip_vloss=True with clip_coef 0.2)."""
     ref = CLEANRL_PPO[env_id]
     values = [float(x) for x in finals if math.isfinite(x)]
     n = len(values)
@@ -165,7 +166,8 @@ def trainer_check(env_id: str, finals: list[float], steps: int) -> tuple[bool, s
     ok = n > 0 and abs(mean - ref.mean) <= SPREAD * ref.std
     verdict_words = "within" if ok else "outside"
     return ok, (
-        f"{env_id}, no value clipping, {n} seeds x {steps:,} steps: final return {mean:.2f} ± {std:.2f} "
+        f"{env_id}, {'no value clipping' if eps_label == 'off' else f'value clipping at eps {eps_label}'}, "
+        f"{n} seeds x {steps:,} steps: final return {mean:.2f} ± {std:.2f} "
         f"(mean ± std over seeds); CleanRL publishes {ref.mean:.2f} ± {ref.std:.2f} for ppo.py ({ref.seeds} seeds, "
         f"{ref.settings}): {verdict_words} its spread (mean ± {SPREAD:g} std)."
     )
