@@ -346,7 +346,7 @@ def run_sweep(
     start = time.perf_counter()
     if todo:
         runner = _run_ray if ray_address else _run_pool
-        runner(todo, out, workers=workers, address=ray_address, progress=progress, total_steps=spec.total_steps)
+        runner(todo, out, workers=workers, address=ray_address, progress=progress)
     session["wall_s"] = round(time.perf_counter() - start, 1)
     session["finished"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     settings["sessions"].append(session)
@@ -363,32 +363,39 @@ def _bar(total: int, enabled: bool):
     return tqdm(total=total, unit="step", unit_scale=True, disable=not enabled, smoothing=0.05, file=sys.stderr)
 
 
-def _run_pool(todo: list[PPOConfig], out: Path, *, workers: int, progress: bool, total_steps: int, **_) -> None:
-    """A local process pool (spawned workers: safe beside threads), a progress bar over environment steps."""
+def _steps(todo: list[PPOConfig]) -> int:
+    """The environment steps these runs take (whole rollouts: a run stops at the last full batch)."""
+    return sum(c.num_updates * c.batch_size for c in todo)
+
+
+def _run_pool(todo: list[PPOConfig], out: Path, *, workers: int, progress: bool, **_) -> None:
+    """A local process pool (spawned workers: safe beside threads), a progress bar over environment steps
+    that the workers report after each update."""
     import multiprocessing as mp
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     ctx = mp.get_context("spawn")
     workers = max(1, min(int(workers), len(todo)))
+    seen: dict[str, int] = {}  # steps shown so far, per run
+
+    def advance(key: str, step: int) -> None:
+        bar.update(step - seen.get(key, 0))
+        seen[key] = step
+
     with ctx.Manager() as manager, ProcessPoolExecutor(workers, mp_context=ctx) as pool:
         queue = manager.Queue()
-        seen: dict[str, int] = {}
-        bar = _bar(len(todo) * total_steps, progress)
+        bar = _bar(_steps(todo), progress)
         pending = {pool.submit(run_one, c, queue): c for c in todo}
         try:
             while pending:
                 finished, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
                 while not queue.empty():
-                    key, step = queue.get()
-                    bar.update(step - seen.get(key, 0))
-                    seen[key] = step
+                    advance(*queue.get())
                 for future in finished:
                     config = pending.pop(future)
                     result = future.result()
                     _save_run(out, config, result)
-                    key = result["key"]
-                    bar.update(len(result["rows"]) and result["rows"][-1]["global_step"] - seen.get(key, 0))
-                    seen[key] = result["rows"][-1]["global_step"] if result["rows"] else 0
+                    advance(result["key"], config.num_updates * config.batch_size)
                     bar.set_postfix_str(f"{len(todo) - len(pending)}/{len(todo)} runs")
         except BaseException:
             for future in pending:
@@ -398,7 +405,7 @@ def _run_pool(todo: list[PPOConfig], out: Path, *, workers: int, progress: bool,
             bar.close()
 
 
-def _run_ray(todo: list[PPOConfig], out: Path, *, address: str, progress: bool, total_steps: int, **_) -> None:
+def _run_ray(todo: list[PPOConfig], out: Path, *, address: str, progress: bool, **_) -> None:
     """Every run a Ray task (one CPU each) on the cluster at ``address``; the driver writes the files."""
     try:
         import ray
@@ -410,14 +417,14 @@ def _run_ray(todo: list[PPOConfig], out: Path, *, address: str, progress: bool, 
     try:
         task = ray.remote(num_cpus=1)(run_one)
         pending = {task.remote(c): c for c in todo}
-        bar = _bar(len(todo) * total_steps, progress)
+        bar = _bar(_steps(todo), progress)
         try:
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1)
                 config = pending.pop(ready[0])
                 result = ray.get(ready[0])
                 _save_run(out, config, result)
-                bar.update(result["rows"][-1]["global_step"] if result["rows"] else 0)
+                bar.update(config.num_updates * config.batch_size)
                 bar.set_postfix_str(f"{len(todo) - len(pending)}/{len(todo)} runs")
         except BaseException:
             for ref in pending:
@@ -671,13 +678,16 @@ def spec_from_args(args: argparse.Namespace) -> SweepSpec:
 
 
 def summary_lines(curves: pd.DataFrame) -> Iterable[str]:
+    """What the CLI prints after a sweep: the verdict, then each eps's final return and AUC with intervals."""
+    from ..teach.ablation import eps_in_sigma, interval_text
     from .ablate_stats import summarize
 
     summary = summarize(curves)
+    yield summary.sentence
     for row in summary.per_eps:
         yield (
-            f"eps {row.label:>5}: final return {row.final.mean:9.2f} (95% CI {row.final.low:.2f} to {row.final.high:.2f}), "
-            f"AUC {row.auc.mean:9.2f}, mean vf_clipfrac {row.mean_clipfrac:.3f}, eps/sigma_R {row.eps_over_sigma:.3g}"
+            f"eps {row.label:>5}{' (value norm)' if row.value_norm else ''}: final return {interval_text(row.final)}, "
+            f"AUC {interval_text(row.auc)}, mean vf_clipfrac {row.mean_clipfrac:.3f}, eps = {eps_in_sigma(row.eps_over_sigma)}"
         )
 
 

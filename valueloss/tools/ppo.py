@@ -20,7 +20,7 @@ import math
 import numbers
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -529,11 +529,3 @@ def value_loss(config: PPOConfig, eps, vpreds, returns, values) -> DialectResult
     return dialect_loss(
         config.dialect, vpreds[None], returns[None], values[None], mask, eps, loss_agg_mode=config.loss_agg_mode
     )
-
-
-def config_dict(config: PPOConfig) -> dict:
-    return asdict(config)
-
-
-def with_eps(config: PPOConfig, eps: float | None) -> PPOConfig:
-    return replace(config, eps=eps)
