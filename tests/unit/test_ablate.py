@@ -178,6 +178,18 @@ def test_a_damaged_results_file_is_refused(swept, column, value, words):
         ablate.load_results(curves.to_csv(index=False).encode(), "curves.csv")
 
 
+def test_a_parquet_file_is_bounded_before_it_is_read(swept, monkeypatch):
+    data = (swept / "curves.parquet").read_bytes()
+    assert len(ablate.load_results(data, "curves.parquet")) == 8
+    monkeypatch.setattr(ablate, "MAX_RESULTS_ROWS", 7)
+    with pytest.raises(ValueError, match="8 rows, at most 7"):
+        ablate.load_results(data, "curves.parquet")
+    monkeypatch.undo()
+    monkeypatch.setattr(ablate, "MAX_RESULTS_UNPACKED", 100)
+    with pytest.raises(ValueError, match="unpacks to"):
+        ablate.load_results(data, "curves.parquet")
+
+
 def test_steps_must_increase_within_a_run(swept):
     curves = pd.read_csv(swept / "curves.csv")
     curves.loc[1, "global_step"] = 1

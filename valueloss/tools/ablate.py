@@ -65,6 +65,7 @@ MAX_SEEDS = 200
 MAX_SWEEP_STEPS = 2_000_000_000  # environment steps over all runs of one sweep
 MAX_RESULTS_BYTES = 64 * 1024 * 1024  # a results file read back
 MAX_RESULTS_ROWS = 2_000_000
+MAX_RESULTS_UNPACKED = 512 * 1024 * 1024  # a Parquet file's columns, decompressed
 
 # One sweep at a time per server process (the app's "run a small sweep" takes it without waiting). A plain
 # module-level lock: Streamlit's caches can be cleared by any visitor, this cannot.
@@ -527,13 +528,24 @@ def load_results(data: bytes, name: str) -> pd.DataFrame:
         if lower.endswith(".parquet"):
             import pyarrow.parquet as pq
 
-            table = pq.read_table(io.BytesIO(data))
-            if table.num_rows > MAX_RESULTS_ROWS:
-                raise _Refused(f"{name}: {table.num_rows:,} rows, at most {MAX_RESULTS_ROWS:,}")
-            missing = [c for c in CURVE_COLUMNS if c not in table.column_names]
+            # The footer first: the row count and the decompressed size are known before anything is read.
+            parquet = pq.ParquetFile(io.BytesIO(data))
+            meta = parquet.metadata
+            missing = [c for c in CURVE_COLUMNS if c not in parquet.schema_arrow.names]
             if missing:
                 raise _Refused(_not_ours(name, missing))
-            frame = table.select(list(CURVE_COLUMNS)).to_pandas()
+            if meta.num_rows > MAX_RESULTS_ROWS:
+                raise _Refused(f"{name}: {meta.num_rows:,} rows, at most {MAX_RESULTS_ROWS:,}")
+            unpacked = sum(
+                meta.row_group(g).column(c).total_uncompressed_size
+                for g in range(meta.num_row_groups)
+                for c in range(meta.num_columns)
+            )
+            if unpacked > MAX_RESULTS_UNPACKED:
+                raise _Refused(
+                    f"{name} unpacks to {unpacked / 2**20:,.0f} MiB, more than {MAX_RESULTS_UNPACKED // 2**20} MiB"
+                )
+            frame = parquet.read(columns=list(CURVE_COLUMNS)).to_pandas()
         elif lower.endswith(".csv"):
             head = data[:4096].decode("utf-8", errors="replace").splitlines()[:1]
             columns = [c.strip() for c in head[0].split(",")] if head else []
