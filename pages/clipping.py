@@ -91,6 +91,7 @@ def show(curves, key: str) -> None:
             "AUC 95% high": "%.1f",
             "final − off": "%.1f",
             "mean vf_clipfrac": "%.3f",
+            "mean |R − v_old| / eps": "%.3g",
         },
     )
     sigma = "; ".join(f"eps {e.label} = {eps_in_sigma(e.eps_over_sigma)}" for e in summary.per_eps if e.label != "off")

@@ -287,6 +287,9 @@ def test_the_summary_of_a_sweep(swept):
     assert off.final_vs_off is None and clipped.final_vs_off is not None
     assert clipped.final_vs_off.mean == pytest.approx(clipped.final.mean - off.final.mean)
     assert math.isnan(off.eps_over_sigma) and clipped.eps_over_sigma > 0
+    assert math.isnan(off.mean_gap_over_eps) and clipped.mean_gap_over_eps == pytest.approx(
+        curves.loc[curves["eps_label"] == "0.5", "gap_over_eps"].mean()
+    )
     assert summary.sentence.startswith("On CartPole-v1 after 1,024 steps per run (2 seeds)")
     assert len(off.returns.steps) == 2 and off.returns.steps[-1] == 1024
 

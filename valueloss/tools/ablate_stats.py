@@ -54,6 +54,7 @@ class EpsSummary:
     auc_vs_off: Interval | None
     mean_clipfrac: float  # over every update and seed (NaN: the dialect logs none, or off)
     eps_over_sigma: float  # eps / median sigma_R the clip saw (NaN for off)
+    mean_gap_over_eps: float  # mean |R - v_old| / eps over every update and seed (NaN for off)
     returns: Band
     clipfrac: Band
     explained_variance: Band
@@ -185,8 +186,10 @@ def summarize(curves: pd.DataFrame) -> SweepSummary:
         _, ev = _stack(runs, "explained_variance")
         eps = runs[0]["eps"].iloc[0]
         sigma = float(np.median(np.concatenate([r["return_std"].to_numpy(float) for r in runs])))
+        _, gap = _stack(runs, "gap_over_eps")
         with _quiet():
             mean_clip = float(np.nanmean(clip)) if label != "off" else math.nan
+            mean_gap = float(np.nanmean(gap)) if label != "off" else math.nan
         out.append(
             EpsSummary(
                 label=label,
@@ -198,6 +201,7 @@ def summarize(curves: pd.DataFrame) -> SweepSummary:
                 auc_vs_off=auc_vs,
                 mean_clipfrac=mean_clip,
                 eps_over_sigma=float(eps / sigma) if math.isfinite(eps) and sigma > 0 else math.nan,
+                mean_gap_over_eps=mean_gap,
                 returns=_band(steps, returns, seed=i),
                 clipfrac=_band(steps, clip, seed=i),
                 explained_variance=_band(steps, ev, seed=i),
@@ -231,6 +235,7 @@ def summary_records(summary: SweepSummary) -> list[dict]:
                 "AUC 95% high": e.auc.high,
                 "final − off": math.nan if e.final_vs_off is None else e.final_vs_off.mean,
                 "mean vf_clipfrac": e.mean_clipfrac,
+                "mean |R − v_old| / eps": e.mean_gap_over_eps,
             }
         )
     return rows
