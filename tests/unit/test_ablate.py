@@ -297,10 +297,15 @@ def test_the_summary_of_a_sweep(swept):
 def test_trainer_check_sentence():
     ok, text = trainer_check("CartPole-v1", [495.0, 500.0, 490.0], 500_000)
     assert ok and "final return 495.00 ± 5.00" in text and "CleanRL publishes 490.04 ± 6.12" in text
-    assert "within its spread" in text
+    assert "the mean is within its spread" in text and "3 of 3 seeds are inside it" in text
     assert "CartPole-v1, no value clipping, 3 seeds x 500,000 steps" in text
     bad, text = trainer_check("Acrobot-v1", [-200.0, -210.0], 500_000, "0.2")
-    assert not bad and "outside its spread" in text and "value clipping at eps 0.2, 2 seeds" in text
+    assert (
+        not bad
+        and "outside its spread" in text
+        and "0 of 2 seeds" in text
+        and "value clipping at eps 0.2, 2 seeds" in text
+    )
 
 
 def test_the_figures_draw_every_eps_with_its_band_and_off_in_black(swept):

@@ -164,10 +164,12 @@ def trainer_check(env_id: str, finals: list[float], steps: int, eps_label: str =
     mean = sum(values) / n if n else math.nan
     std = math.sqrt(sum((x - mean) ** 2 for x in values) / (n - 1)) if n > 1 else math.nan
     ok = n > 0 and abs(mean - ref.mean) <= SPREAD * ref.std
+    inside = sum(abs(x - ref.mean) <= SPREAD * ref.std for x in values)
     verdict_words = "within" if ok else "outside"
     return ok, (
         f"{env_id}, {'no value clipping' if eps_label == 'off' else f'value clipping at eps {eps_label}'}, "
         f"{n} seeds x {steps:,} steps: final return {mean:.2f} ± {std:.2f} "
         f"(mean ± std over seeds); CleanRL publishes {ref.mean:.2f} ± {ref.std:.2f} for ppo.py ({ref.seeds} seeds, "
-        f"{ref.settings}): {verdict_words} its spread (mean ± {SPREAD:g} std)."
+        f"{ref.settings}): the mean is {verdict_words} its spread (mean ± {SPREAD:g} std), and {inside} of {n} seeds "
+        "are inside it."
     )
