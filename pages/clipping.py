@@ -155,9 +155,8 @@ page_setup(
 )
 share_link()
 
-sweeps = ablate.recorded_sweeps(SWEEPS_DIR)
-ablations = [p for p in sweeps if not p.name.startswith("check-")]
-checks = [p for p in sweeps if p.name.startswith("check-")]
+ablations = ablate.recorded_sweeps(SWEEPS_DIR)
+checks = ablate.recorded_sweeps(SWEEPS_DIR, checks=True)
 
 with st.sidebar:
     st.subheader("Sweep")

@@ -50,7 +50,7 @@ def test_the_recorded_sweep_shows_at_once_with_its_verdict_and_the_papers(monkey
 
 def test_the_committed_sweeps_load_and_agree_with_the_summary(monkeypatch):
     folder = ROOT / "docs" / "sweeps"
-    sweeps = [p for p in ablate.recorded_sweeps(folder) if not p.name.startswith("check-")]
+    sweeps = ablate.recorded_sweeps(folder)
     if not sweeps:
         pytest.skip("no recorded sweep committed yet")
     at = open_page(monkeypatch, folder)
@@ -124,3 +124,21 @@ def test_a_results_file_from_elsewhere_is_refused(monkeypatch, tiny_sweeps, uplo
     at = open_page(monkeypatch, tiny_sweeps)
     assert "is not a results file of python -m valueloss.tools.ablate" in texts(at.error)
     assert len(plotly_specs(at)) == 0
+
+
+def test_the_committed_trainer_check_is_shown_against_cleanrls_numbers(monkeypatch):
+    from valueloss.teach.ablation import trainer_check
+    from valueloss.tools.ablate_stats import final_return
+
+    folder = ROOT / "docs" / "sweeps"
+    checks = ablate.recorded_sweeps(folder, checks=True)
+    if not checks:
+        pytest.skip("no trainer check committed yet")
+    at = open_page(monkeypatch, folder)
+    shown = texts(at.success) + texts(at.warning)
+    for path in checks:
+        curves, settings = ablate.load_sweep(path)
+        for label, runs in curves.groupby("eps_label", sort=False):
+            finals = [final_return(run) for _, run in runs.groupby("seed")]
+            _, sentence = trainer_check(settings["sweep"]["env_id"], finals, settings["sweep"]["total_steps"], label)
+            assert sentence in shown

@@ -231,6 +231,11 @@ def test_recorded_sweeps_are_the_finished_folders(swept, tmp_path):
     (tmp_path / "unfinished" / "settings.json").write_text("{}")
     assert ablate.recorded_sweeps(tmp_path) == []
     assert swept in ablate.recorded_sweeps(swept.parent)
+    check = tmp_path / "check-CartPole-v1"
+    check.mkdir()
+    for name in ("settings.json", "curves.parquet"):
+        (check / name).write_bytes((swept / name).read_bytes())
+    assert ablate.recorded_sweeps(tmp_path, checks=True) == [check] and ablate.recorded_sweeps(tmp_path) == []
     with pytest.raises(ValueError, match="not written by python -m valueloss.tools.ablate"):
         ablate.load_sweep(tmp_path / "unfinished")
 

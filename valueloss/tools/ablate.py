@@ -485,11 +485,16 @@ def run_here(
     return _checked(pd.concat(frames, ignore_index=True), "this sweep")
 
 
-def recorded_sweeps(directory: str | os.PathLike) -> list[Path]:
-    """The finished sweeps under ``directory`` (folders with settings.json and curves.parquet), by name."""
+def recorded_sweeps(directory: str | os.PathLike, *, checks: bool = False) -> list[Path]:
+    """The finished sweeps under ``directory`` (folders with settings.json and curves.parquet), by name: the
+    ablations, or with ``checks`` the trainer checks (folders named ``check-...``)."""
     directory = Path(directory)
     if not directory.is_dir():
         return []
+    return [p for p in _finished(directory) if p.name.startswith("check-") == checks]
+
+
+def _finished(directory: Path) -> list[Path]:
     return sorted(
         p for p in directory.iterdir() if (p / "settings.json").is_file() and (p / "curves.parquet").is_file()
     )
