@@ -184,7 +184,10 @@ if st.session_state.pop("ab_running", False):
     st.info("The sweep was cancelled before it finished; nothing from it was kept.")
 
 if source is None:
-    st.warning(f"No recorded sweep in {SWEEPS_DIR.name}/ and none run yet: run one below or with the CLI.")
+    st.warning(
+        f"No recorded sweep in {SWEEPS_DIR.name}/ yet (docs/sweeps/record.sh records them) and none run in this "
+        "session: run a small one below, or one of any size with the CLI and load its results file."
+    )
 elif source == UPLOADED:
     with shows_errors(f"Results file {upload.name}"):
         curves = uploaded(upload.name, upload.file_id, upload.getvalue())
@@ -209,8 +212,9 @@ for finding in PUBLISHED:
 
 st.header("Is the trainer right?")
 st.caption(
-    "Before comparing clipping settings, the same trainer without value clipping, at CleanRL's settings and "
-    "step counts, against the returns CleanRL publishes for its ppo.py "
+    "Before comparing clipping settings, the same trainer at CleanRL's settings and step counts, without value "
+    "clipping (and, where recorded, at CleanRL's own default: clipping on at eps 0.2), against the returns CleanRL "
+    "publishes for its ppo.py "
     f"([source]({next(iter(CLEANRL_PPO.values())).url}))."
 )
 if not checks:
