@@ -46,6 +46,7 @@ ONE_TOKEN_KEYS = ("v_old", "R", "eps", "v", "conv", "live")
 PAGES: tuple[PageEntry, ...] = (
     PageEntry("Learn", "pages/tour.py", "Guided tour", ":material/explore:", "tour", url_prefix="t_"),
     PageEntry("Learn", "pages/dynamics.py", "Critic dynamics", ":material/animation:", "dynamics", url_prefix="d_"),
+    PageEntry("Learn", "pages/clipping.py", "Does clipping help?", ":material/science:", "clipping", url_prefix="ab_"),
     PageEntry("Explore", "pages/explore.py", "One token", ":material/my_location:", "explore", url_keys=ONE_TOKEN_KEYS),
     # The default page is served at "/" only (its own url_path is reserved, not served), so One token is
     # listed once at /explore, where deep links like /explore?v=0.5 land, and served again, hidden, at "/".
