@@ -314,8 +314,8 @@ def test_trainer_check_sentence():
 
 
 def test_the_figures_draw_every_eps_with_its_band_and_off_in_black(swept):
+    from valueloss.notation import COLORS
     from valueloss.viz.ablate import critic_curves, eps_style, final_and_auc, learning_curves
-    from valueloss.viz.theme import COLORS
 
     summary = summarize(ablate.load_sweep(swept)[0])
     styles = eps_style(summary)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 __all__ = [
     "CLEANRL_PPO",
     "Comparison",
@@ -83,6 +85,43 @@ def verdict(env_id: str, steps: int, n_seeds: int, comparisons: list[Comparison]
         listed = ", ".join(f"eps {c.label}: {interval_text(c.difference)}" for c in same)
         parts.append(f"no detectable difference at {n_seeds} seeds for {listed}")
     return head + "; ".join(parts) + "."
+
+
+@dataclass(frozen=True)
+class Band:
+    """A mean over seeds at each step with its 95 % bootstrap band."""
+
+    steps: np.ndarray
+    mean: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+
+
+@dataclass(frozen=True)
+class EpsSummary:
+    label: str
+    value_norm: bool
+    n_seeds: int
+    final: Interval
+    auc: Interval
+    final_vs_off: Interval | None  # eps minus off, same value normalisation (None for off itself)
+    auc_vs_off: Interval | None
+    mean_clipfrac: float  # over every update and seed (NaN: the dialect logs none, or off)
+    eps_over_sigma: float  # eps / median sigma_R the clip saw (NaN for off)
+    mean_gap_over_eps: float  # mean |R - v_old| / eps over every update and seed (NaN for off)
+    returns: Band
+    clipfrac: Band
+    explained_variance: Band
+
+
+@dataclass(frozen=True)
+class SweepSummary:
+    env_id: str
+    dialect: str
+    total_steps: int
+    n_seeds: int
+    per_eps: list[EpsSummary]
+    sentence: str
 
 
 @dataclass(frozen=True)

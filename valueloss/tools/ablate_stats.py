@@ -18,12 +18,11 @@ from __future__ import annotations
 import contextlib
 import math
 import warnings
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from ..teach.ablation import Comparison, Interval, verdict
+from ..teach.ablation import Band, Comparison, EpsSummary, Interval, SweepSummary, verdict
 
 __all__ = ["SMOOTH_FRACTION", "FINAL_FRACTION", "N_BOOT", "EpsSummary", "Band", "SweepSummary", "summarize"]
 
@@ -31,43 +30,6 @@ SMOOTH_FRACTION = 0.05
 FINAL_FRACTION = 0.10
 N_BOOT = 2000
 MAX_POINTS = 200  # curve points per band: bounded work whatever the file's length
-
-
-@dataclass(frozen=True)
-class Band:
-    """A mean over seeds at each step with its 95 % bootstrap band."""
-
-    steps: np.ndarray
-    mean: np.ndarray
-    low: np.ndarray
-    high: np.ndarray
-
-
-@dataclass(frozen=True)
-class EpsSummary:
-    label: str
-    value_norm: bool
-    n_seeds: int
-    final: Interval
-    auc: Interval
-    final_vs_off: Interval | None  # eps minus off, same value normalisation (None for off itself)
-    auc_vs_off: Interval | None
-    mean_clipfrac: float  # over every update and seed (NaN: the dialect logs none, or off)
-    eps_over_sigma: float  # eps / median sigma_R the clip saw (NaN for off)
-    mean_gap_over_eps: float  # mean |R - v_old| / eps over every update and seed (NaN for off)
-    returns: Band
-    clipfrac: Band
-    explained_variance: Band
-
-
-@dataclass(frozen=True)
-class SweepSummary:
-    env_id: str
-    dialect: str
-    total_steps: int
-    n_seeds: int
-    per_eps: list[EpsSummary]
-    sentence: str
 
 
 def _bootstrap(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Figures of "Does clipping help?": learning curves with 95 % bootstrap bands over seeds, final return and
 area under the curve per eps, and the critic's clip fraction and explained variance over training.
 
-Pure functions: a ``SweepSummary`` (``valueloss.tools.ablate_stats``) in, a ``go.Figure`` out. "off" is
+Pure functions: a ``SweepSummary`` (computed by ``valueloss.tools.ablate_stats``, defined in ``valueloss.teach.ablation``) in, a ``go.Figure`` out. "off" is
 always black and solid; each eps keeps its Okabe-Ito colour and dash in every figure.
 """
 
@@ -11,9 +11,9 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..tools.ablate_stats import Band, EpsSummary, SweepSummary
+from ..notation import COLORS
+from ..teach.ablation import Band, EpsSummary, SweepSummary
 from .base import AXIS, FONT
-from .theme import COLORS
 
 __all__ = ["eps_style", "learning_curves", "final_and_auc", "critic_curves"]
 
