@@ -19,7 +19,7 @@ from .anatomy import (
     value_loss_terms,
 )
 from .dialects import DIALECTS, Dialect, DialectResult, dialect_loss, get_dialect
-from .fused import fused_value_loss
+from .fused import FusedValueLoss, fused_value_loss
 from .grids import AXES, Grid, axis_values, evaluate_grid
 from .losses import (
     ValueLoss,
@@ -49,6 +49,7 @@ __all__ = [
     "REGION_ZERO_GRAD",
     "Dialect",
     "DialectResult",
+    "FusedValueLoss",
     "Grid",
     "ValueLoss",
     "ValueLossTerms",
