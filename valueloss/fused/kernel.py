@@ -89,6 +89,23 @@ def _as_kind(x, KIND: tl.constexpr):
 
 
 @triton.jit
+def _stored(x, KIND: tl.constexpr):
+    """An fp64 value as ``KIND`` stores it: rounded as ``_as_kind`` does, then in a type whose store is exact
+    (bf16 through fp32: the interpreter converts fp64 to bf16 wrongly)."""
+    if KIND == 0:
+        out = x
+    elif KIND == 1:
+        out = x.to(tl.float32)
+    elif KIND == 2:
+        out = _rne_bf16(x.to(tl.float32))
+    elif KIND == 3:
+        out = x.to(tl.float32).to(tl.float16)
+    else:
+        out = x.to(tl.int64)
+    return out
+
+
+@triton.jit
 def _terms(v, r, o, eps, KIND: tl.constexpr, DELTA: tl.constexpr, CLIP: tl.constexpr):
     """The loss terms of one token, each operation rounded like eager's.
 
@@ -102,8 +119,8 @@ def _terms(v, r, o, eps, KIND: tl.constexpr, DELTA: tl.constexpr, CLIP: tl.const
     if CLIP:
         if DELTA:
             inner = _round(v - o, KIND)
-            lo = -eps
-            hi = eps
+            hi = _round(eps, KIND)  # the clamp's bounds in the tensor's type
+            lo = -hi
             clamped = tl.where(inner < lo, lo, tl.where(inner > hi, hi, inner))  # NaN falls through
             v_clip = _round(o + _round(clamped, KIND), KIND)
         else:
@@ -240,15 +257,15 @@ def _finalize_kernel(
             for c in tl.range(0, chunks):
                 row_sum += tl.load(part_ptr + n_parts + rr * chunks + c, mask=rin, other=0.0).to(tl.float64)
                 row_tokens += tl.load(part_ptr + 3 * n_parts + rr * chunks + c, mask=rin, other=0.0).to(tl.float64)
-            tl.store(sums_ptr + rr, _as_kind(row_sum, SUM), mask=rin)
-            tl.store(counts_ptr + rr, _as_kind(row_tokens, COUNT), mask=rin)
+            tl.store(sums_ptr + rr, _stored(row_sum, SUM), mask=rin)
+            tl.store(counts_ptr + rr, _stored(row_tokens, COUNT), mask=rin)
     else:
-        tl.store(sums_ptr, _as_kind(tl.sum(s, 0), SUM))
-        tl.store(counts_ptr, _as_kind(n_tokens, COUNT))
+        tl.store(sums_ptr, _stored(tl.sum(s, 0), SUM))
+        tl.store(counts_ptr, _stored(n_tokens, COUNT))
     # verl's clip fraction: masked_sum(gt.float(), mask) / (mask.sum() + 1e-8), each step in verl's dtype;
     # computed in fp64 from operands of that dtype, so one rounding gives the dtype's own result
     denominator = _as_kind(_as_kind(n_tokens, COUNT) + 1e-8, DEN)
-    tl.store(frac_ptr, _as_kind(_as_kind(n_clipped, NUM) / denominator, FRAC))
+    tl.store(frac_ptr, _stored(_as_kind(n_clipped, NUM) / denominator, FRAC))
     tl.store(bad_ptr, tl.sum(bad, 0).to(tl.int64))
 
 
@@ -264,15 +281,16 @@ def _backward_kernel(
     stop = tl.minimum(start + chunk_cols, cols)
     base = row[:, None] * cols
     eps_c = tl.cast(eps, tl.float64).to(CT)
-    # the rows' weights as tiles (the interpreter cannot combine a scalar condition with a block)
+    # the rows' weights as tiles (broadcast, not added to zeros: -0 must stay -0)
     zero = tl.zeros([ROWS, BLOCK], CT)
-    w_real = zero + tl.load(w_ptr + row * w_stride, mask=row_in, other=0.0).to(CT)[:, None]
+    w_real = tl.broadcast_to(tl.load(w_ptr + row * w_stride, mask=row_in, other=0.0).to(CT)[:, None], (ROWS, BLOCK))
     # a row's product w * u is autograd's where w is a normal weight in this range (see the module docstring)
     row_fast = (w_real >= 2.0**-60) & (w_real <= 2.0**60)
     if PAD_ZERO:
         w_pad = zero
     else:
-        w_pad = zero + tl.load(w_pad_ptr + row * w_stride, mask=row_in, other=0.0).to(CT)[:, None]
+        w_pad = tl.load(w_pad_ptr + row * w_stride, mask=row_in, other=0.0).to(CT)[:, None]
+        w_pad = tl.broadcast_to(w_pad, (ROWS, BLOCK))
         row_fast = row_fast & (w_pad.to(BITS, bitcast=True) == 0)  # +0: padding keeps the forward's u
     for off in tl.range(start, stop, BLOCK):
         col = off + tl.arange(0, BLOCK)
@@ -346,6 +364,15 @@ def _kind(dtype: torch.dtype) -> int:
     return KIND_OF.get(dtype, INT)
 
 
+def kernel_eps(call: Call) -> float:
+    """The clip range as eager rounds it: CPU rounds a Python scalar to a bf16 / fp16 tensor's dtype
+    first; CUDA (and every fp32 / fp64 op) computes with it in fp32 / fp64."""
+    dtype = call.v.dtype
+    if call.v.device.type == "cpu" and dtype in (torch.bfloat16, torch.float16):
+        return float(torch.tensor(call.eps, dtype=dtype))
+    return call.eps
+
+
 def forward(call: Call, *, chunk_cols: int | None = None, fp_fusion: bool = False):
     """Launch the pass and the finalize: ``(sums, counts, clip fraction, bad count, u or None)``, all on the device.
 
@@ -361,7 +388,7 @@ def forward(call: Call, *, chunk_cols: int | None = None, fp_fusion: bool = Fals
     u = torch.empty_like(v) if call.want_grad else None
     m = call.m if call.m is not None else v
     _forward_kernel[cut.grid](
-        v, call.r, call.o, m, v if u is None else u, part, call.eps, rows, cols, cut.chunk_cols, n_parts,
+        v, call.r, call.o, m, v if u is None else u, part, kernel_eps(call), rows, cols, cut.chunk_cols, n_parts,
         KIND=KIND_OF[v.dtype], CT=compute, DELTA=call.delta, CLIP=call.clip, HAS_MASK=call.m is not None,
         WRITE_U=u is not None, ROWS=cut.rows_each, BLOCK=cut.block, num_warps=4, enable_fp_fusion=fp_fusion,
     )  # fmt: skip
@@ -395,7 +422,7 @@ def backward(
     compute = _compute_type(v.dtype)
     _backward_kernel[cut.grid](
         v, call.r, call.o, m, out, out, w_real, w_real if w_pad is None else w_pad, 1 if w_real.dim() else 0,
-        call.eps, rows, cols, cut.chunk_cols,
+        kernel_eps(call), rows, cols, cut.chunk_cols,
         KIND=KIND_OF[v.dtype], CT=compute, BITS=tl.int64 if compute == tl.float64 else tl.int32, DELTA=call.delta,
         CLIP=call.clip, HAS_MASK=call.m is not None, HAVE_U=u is not None and v.dtype != torch.float16,
         PAD_ZERO=w_pad is None, ROWS=cut.rows_each, BLOCK=cut.block, num_warps=4, enable_fp_fusion=fp_fusion,
