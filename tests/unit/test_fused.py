@@ -21,7 +21,14 @@ DTYPES = [torch.float32, torch.bfloat16, torch.float64]
 BITS = {torch.float32: torch.int32, torch.float64: torch.int64, torch.bfloat16: torch.int16, torch.float16: torch.int16}
 LOSS_TOL = {torch.float32: 1e-5, torch.float64: 1e-12, torch.bfloat16: 1e-2, torch.float16: 1e-2}
 FAST_BACKENDS = ["compiled", "c", "auto"]  # inductor's pass, the C loop, and what a default call takes
-cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+
+
+def cuda(test):
+    """Runs only with a CUDA device; marked ``cuda`` (docs/benchmarks/record-gpu.sh selects these)."""
+    skip = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+    return pytest.mark.cuda(skip(test))
+
+
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
 
 
@@ -447,7 +454,9 @@ class TokensBuffer:
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("mode", ["token-mean", "token-sum", "seq-mean-token-mean"])
-@pytest.mark.parametrize("kw", [{}, {"dp_size": 4, "batch_num_tokens": 301, "global_batch_size": 9}], ids=["local", "dp"])
+@pytest.mark.parametrize(
+    "kw", [{}, {"dp_size": 4, "batch_num_tokens": 301, "global_batch_size": 9}], ids=["local", "dp"]
+)
 @pytest.mark.parametrize("mask_dtype", [torch.float32, torch.bool, torch.float64])
 def test_backward_hands_the_forwards_buffer_to_grad(dtype, mode, kw, mask_dtype, monkeypatch):
     v, r, o, m, eps = random_batch(30, rows=9, width=41, dtype=dtype, ties=False)

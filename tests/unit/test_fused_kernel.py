@@ -28,9 +28,12 @@ from .test_fused import assert_bitwise, assert_same, off_edge_ties  # noqa: E402
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 # the interpreter's numpy multiplies the inf / NaN planted in padding as the GPU does, but says so
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:overflow encountered:RuntimeWarning", "ignore:invalid value encountered:RuntimeWarning"
-)
+pytestmark = [
+    pytest.mark.triton,
+    pytest.mark.filterwarnings(
+        "ignore:overflow encountered:RuntimeWarning", "ignore:invalid value encountered:RuntimeWarning"
+    ),
+]
 DP = {"dp_size": 4, "batch_num_tokens": 100, "global_batch_size": 7, "loss_scale_factor": 9}
 
 
@@ -227,7 +230,10 @@ def test_openrlhfs_module_through_the_same_kernel(clip_eps, token_level, masked)
         cases.append({"dp_size": 2, "batch_num_tokens": 50, "global_batch_size": 6})
     for kw in cases:
         got, want = [], []
-        for module, out in ((fused.FusedValueLoss(clip_eps, token_level), got), (vl.ValueLoss(clip_eps, token_level), want)):
+        for module, out in (
+            (fused.FusedValueLoss(clip_eps, token_level), got),
+            (vl.ValueLoss(clip_eps, token_level), want),
+        ):
             x = v.clone().requires_grad_(True)
             loss = module(x, o, r, mask, **kw)
             out.extend([loss.detach().cpu(), torch.autograd.grad(loss * 0.37, x)[0].cpu()])

@@ -150,13 +150,17 @@ def fused_value_loss(
     call = _verl_call(vpreds, returns, values, response_mask, cliprange_value, loss_agg_mode, backend)
     _RAN[(_engine(call), vpreds.dtype, vpreds.device)] += 1
     if not call.row_sums and call.backend != "triton" and ScalarTail.applies(vpreds, call.kinds, batch_num_tokens):
-        return _scalar_token_loss(call, vpreds, returns, values, response_mask, loss_agg_mode, dp_size, batch_num_tokens)
+        return _scalar_token_loss(
+            call, vpreds, returns, values, response_mask, loss_agg_mode, dp_size, batch_num_tokens
+        )
     sums, counts, frac = _sums(call, vpreds, returns, values, response_mask)
     rows_shape = vpreds.shape[:-1]
     if call.row_sums:
         sums, counts = sums.reshape(rows_shape), counts.reshape(rows_shape)
     width = vpreds.shape[-1]
-    vf_loss = verl_tail(sums, counts, loss_agg_mode, width, dp_size, batch_num_tokens, global_batch_size, loss_scale_factor)
+    vf_loss = verl_tail(
+        sums, counts, loss_agg_mode, width, dp_size, batch_num_tokens, global_batch_size, loss_scale_factor
+    )
     return vf_loss, frac
 
 
@@ -313,7 +317,9 @@ class FusedValueLoss(ValueLoss):
             raise ValueError(f"backend must be one of auto, triton, eager, got {backend!r}")
         self.backend = backend
 
-    def forward(self, values, old_values, returns, action_mask=None, dp_size=1, batch_num_tokens=None, global_batch_size=None):
+    def forward(
+        self, values, old_values, returns, action_mask=None, dp_size=1, batch_num_tokens=None, global_batch_size=None
+    ):
         eager = lambda: super(FusedValueLoss, self).forward(  # noqa: E731
             values, old_values, returns, action_mask, dp_size, batch_num_tokens, global_batch_size
         )
@@ -321,7 +327,14 @@ class FusedValueLoss(ValueLoss):
             _RAN[("eager-module", getattr(values, "dtype", None), getattr(values, "device", None))] += 1
             return eager()
         self._check(
-            values, old_values, returns, action_mask, dp_size, batch_num_tokens, global_batch_size, self.token_level_loss
+            values,
+            old_values,
+            returns,
+            action_mask,
+            dp_size,
+            batch_num_tokens,
+            global_batch_size,
+            self.token_level_loss,
         )
         width = values.shape[-1]
         mask = None if action_mask is None else action_mask.reshape(-1, width).contiguous()

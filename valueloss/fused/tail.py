@@ -25,7 +25,9 @@ NP_TYPES = {torch.float32: np.float32, torch.float64: np.float64}
 _NO_WARNINGS = contextlib.nullcontext()
 
 
-def verl_tail(sums, counts, mode, width, dp_size=1, batch_num_tokens=None, global_batch_size=None, loss_scale_factor=None):
+def verl_tail(
+    sums, counts, mode, width, dp_size=1, batch_num_tokens=None, global_batch_size=None, loss_scale_factor=None
+):
     """``0.5 * agg_loss`` from ``sums`` (token modes: ``masked_sum(L, mask)``; seq modes: the row sums
     ``sum(L * mask, -1)``) and ``counts`` (``mask.sum()``, or per row), operation for operation."""
     if mode == "token-mean":

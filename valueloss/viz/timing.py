@@ -104,7 +104,9 @@ def fixed_cost_note(rows: Iterable[dict], pass_: str = "forward+backward") -> st
             f" At {_size(small)} it takes {t_small:.3g} ms, no less than at {_size(large)}: between these sizes "
             "its time does not grow with the batch, so it is a cost paid per call, not the bytes moved."
         )
-    note += f" {t_small:.3g} ms of that is already spent at {_size(small)}: a cost paid on every call, whatever the batch."
+    note += (
+        f" {t_small:.3g} ms of that is already spent at {_size(small)}: a cost paid on every call, whatever the batch."
+    )
     growth = t_large - t_small
     if growth > roofline_ms:
         return note + (
@@ -353,8 +355,4 @@ def summary_records(recordings: Sequence[tuple[str, object]]) -> list[dict]:
 
 def failures(rows: Sequence[dict]) -> list[str]:
     """One line per size x pass x implementation that did not run (out of memory, errors)."""
-    return [
-        f"{_size(r)} {r['pass']} {r['impl']}: {r['status']}"
-        for r in rows
-        if r["status"] != "ok"
-    ]
+    return [f"{_size(r)} {r['pass']} {r['impl']}: {r['status']}" for r in rows if r["status"] != "ok"]
