@@ -167,7 +167,13 @@ def fused_value_loss(
 def _resolved(*tensors):
     """Each tensor with a pending negation or conjugation applied (a differentiable copy): the passes
     read raw memory, where a negative-bit view (``z.conj().imag``) holds the other sign. Anything that
-    is not a tensor is left to the argument checks."""
+    is not a tensor is left to the argument checks. (Checked first without building anything: this
+    runs on every call.)"""
+    try:
+        if not any(x.is_neg() for x in tensors):  # (a conjugate bit needs a complex tensor: refused later)
+            return tensors
+    except AttributeError:  # not a tensor
+        pass
     return tuple(
         x.resolve_conj().resolve_neg() if isinstance(x, torch.Tensor) and (x.is_neg() or x.is_conj()) else x
         for x in tensors
@@ -239,7 +245,7 @@ def _scalar_token_loss(call, vpreds, returns, values, mask, mode, dp_size, batch
     """CPU token modes: the pass, then verl's tail on numpy scalars (``TokenLoss`` under autograd)."""
     host = host_pass(call, mask)
     if call.want_grad:
-        return TokenLoss.apply(vpreds, returns, values, mask, call, host, mode, dp_size, batch_num_tokens)
+        return TokenLoss.apply(vpreds, mask, call, host, (mode, dp_size, batch_num_tokens))
     s_where, n_clipped, n_tokens, _, _ = host.totals
     loss, frac, _ = ScalarTail.run(call.kinds, mode, s_where, n_clipped, n_tokens, dp_size, batch_num_tokens)
     return loss, frac
@@ -288,12 +294,12 @@ def _small_cpu_step(vpreds, returns, values, mask, eps, mode, dp_size, counts, b
     kinds = _kinds(dtype, mask.dtype, torch.float32)
     call = Call(v2, returns, values, m2, vpreds.shape, eps, want_grad, False, True, False, True, kinds, "auto")
     stats, u = cloop.run_pass("tokens", v2, returns, values, m2, eps)
-    host = HostPass(tuple(stats.tolist()), None, None, u)
+    host = HostPass(tuple(stats.tolist()), None, None, u, True)
     if host.totals[4]:
         check.mask_tensor("response_mask", mask)  # raises the same error as compute_value_loss
     _RAN[("c-loop", dtype, vpreds.device)] += 1
     if want_grad:
-        return TokenLoss.apply(vpreds, returns, values, mask, call, host, mode, 1, None)
+        return TokenLoss.apply(vpreds, mask, call, host, (mode, 1, None))
     loss, frac, _ = ScalarTail.run(kinds, mode, host.totals[0], host.totals[1], host.totals[2], 1, None)
     return loss, frac
 

@@ -16,7 +16,7 @@ what the backward needs is the call's frozen record, the pass's counts and the b
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 
@@ -40,15 +40,16 @@ def _kernel():
     return kernel
 
 
-@dataclass(frozen=True)
-class HostPass:
+class HostPass(NamedTuple):
     """A CPU pass's outputs: ``totals`` (the token-mode loss sum, clipped, real, care and bad-mask
-    counts, as Python numbers), the row sums and real tokens per row (or None) and ``u`` (or None)."""
+    counts, as Python numbers), the row sums and real tokens per row (or None), ``u`` (or None), and
+    whether the C loop ran it (its backward then scales ``u`` in C too)."""
 
     totals: tuple[float, float, float, float, float]
     row_sums: torch.Tensor | None
     row_tokens: torch.Tensor | None
     u: torch.Tensor | None
+    loop: bool
 
 
 def host_pass(call: Call, mask: torch.Tensor) -> HostPass:
@@ -56,6 +57,7 @@ def host_pass(call: Call, mask: torch.Tensor) -> HostPass:
     other than 0/1 raises ``compute_value_loss``'s error."""
     v, r, o, m = call.v, call.r, call.o, call.m
     row_sums = row_tokens = u = None
+    loop = passes.runs_c_loop("tokens", call.backend, v)
     if not call.want_grad:
         stats, row_sums, row_tokens = passes.run("loss", call.backend, v, r, o, m, call.eps)
     elif not call.row_sums:
@@ -66,7 +68,7 @@ def host_pass(call: Call, mask: torch.Tensor) -> HostPass:
     totals = tuple(stats.tolist())
     if totals[4]:
         check.mask_tensor(call.mask_name, mask)  # raises the same error as compute_value_loss
-    return HostPass(totals, row_sums, row_tokens, u)
+    return HostPass(totals, row_sums, row_tokens, u, loop)
 
 
 def device_pass(call: Call, mask: torch.Tensor | None):
@@ -135,11 +137,13 @@ class TokenLoss(torch.autograd.Function):
     """CPU token modes: ``(vf_loss, vf_clipfrac)`` from a pass, verl's tail on numpy scalars."""
 
     @staticmethod
-    def forward(ctx, vpreds, returns, values, mask, call: Call, host: HostPass, mode: str, dp_size, batch_num_tokens):
+    def forward(ctx, vpreds, mask, call: Call, host: HostPass, tail_args: tuple):
+        """``tail_args``: ``(loss_agg_mode, dp_size, batch_num_tokens)``."""
         s_where, n_clipped, n_tokens, care, _ = host.totals
+        mode, dp_size, batch_num_tokens = tail_args
         loss, frac, tail = ScalarTail.run(call.kinds, mode, s_where, n_clipped, n_tokens, dp_size, batch_num_tokens)
-        ctx.save_for_backward(vpreds, returns, values, mask)
-        ctx.call, ctx.care, ctx.tail, ctx.buffer = call, int(care), tail, host.u
+        ctx.save_for_backward(vpreds, call.r, call.o, mask)  # autograd then refuses inputs changed in place
+        ctx.call, ctx.care, ctx.tail, ctx.loop, ctx.buffer = call, int(care), tail, host.loop, host.u
         ctx.mark_non_differentiable(frac)
         return loss, frac
 
@@ -157,14 +161,14 @@ class TokenLoss(torch.autograd.Function):
                 weight = torch.tensor(float(grad_sum), dtype=v.dtype)
                 w = weight.item()
             if _W_MIN <= w <= _W_MAX:
-                if passes.runs_c_loop("tokens", call.backend, v):
+                if ctx.loop:
                     cloop.scale(u, w)
                 else:
                     u.mul_(weight)
-                return u.view(call.shape), None, None, None, None, None, None, None, None
+                return u.view(call.shape), None, None, None, None
         w_real = torch.tensor(float(grad_sum), dtype=call.kinds.sum_dtype).to(v.dtype)
         grad = _exact(call, w_real, None, u)
-        return grad.view(call.shape), None, None, None, None, None, None, None, None
+        return grad.view(call.shape), None, None, None, None
 
 
 def _cpu_grad(call: Call, w_real, w_pad, u, care: int, counts: torch.Tensor) -> torch.Tensor:

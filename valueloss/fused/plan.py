@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 
@@ -36,9 +37,9 @@ class Kinds:
         return cls(torch.promote_types(dtype, mask_dtype), count, num, den, torch.promote_types(num, den))
 
 
-@dataclass(frozen=True)
-class Call:
-    """One call of the fused loss, decided before any work.
+class Call(NamedTuple):
+    """One call of the fused loss, decided before any work (a named tuple: frozen, and cheap to build on
+    every call).
 
     ``v``, ``r``, ``o`` and ``m`` are the detached inputs as (rows, columns), contiguous (``m`` None:
     every token is real, OpenRLHF's module without a mask); ``shape`` is ``vpreds``' own. ``eps`` is

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -70,8 +70,7 @@ def _types(sum_dtype, count_dtype, num_dtype, frac_dtype, mode, divide_by_count)
     return NP_TYPES[sum_dtype], count_type, NP_TYPES[num_dtype], NP_TYPES[frac_dtype], NP_TYPES[loss_dtype]
 
 
-@dataclass(frozen=True)
-class ScalarTail:
+class ScalarTail(NamedTuple):
     """verl's token-mode tail on numpy scalars: what its backward needs (the loss's type, the divisor or
     None for token-sum, the sum's type and ``dp_size``)."""
 
