@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from tests.app.helpers import ROOT, run_page
 from valueloss.tools import bench
-from valueloss.viz.timing import fixed_cost_note, floor_note, headline
+from valueloss.viz.timing import _percent, fixed_cost_note, floor_note, headline
 
 
 def run(query: dict | None = None):
@@ -179,7 +179,7 @@ def test_the_page_leads_with_the_answer_and_says_what_the_roofline_is():
     top = headline(latest.rows)
     assert first.startswith(f"At **{top['size']}**, the fused forward+backward takes **{top['median_ms']:.3g} ms**")
     assert f"**{top['speedup_vs_verl_eager']:.1f}×** faster" in first
-    assert f"**{100 * top['roofline_share']:.0f} %** of the roofline" in first
+    assert f"**{_percent(top['roofline_share'])} %** of the roofline" in first
     assert "the roofline is the time a kernel takes just to read the same inputs" in first
     assert [t.label for t in at.tabs][:4] == [
         "Time per call",

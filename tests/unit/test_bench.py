@@ -148,7 +148,7 @@ def test_table_csv_json_and_figures(tiny_result, tmp_path):
     assert top["size"] == "4x33" and top["speedup_vs_verl_eager"] > 0
     assert top["fastest_impl"] in bench.DEFAULT_IMPLS  # the roofline and the floors are bounds, not rivals
     fig = time_figure(result.ok_rows())
-    assert len(fig.data) == len(bench.PASSES) * (len(bench.DEFAULT_IMPLS) + 1 + len(bench.FLOORS))
+    assert len(fig.data) == len(bench.PASSES) * (len(bench.DEFAULT_IMPLS) + 1) + len(bench.FLOORS)  # floors: fwd+bwd
     assert fig.layout.xaxis.type == "log" and fig.layout.yaxis.type == "log"
     bw = bandwidth_figure(result.ok_rows())
     names = {trace.name.split(",")[0] for trace in bw.data}

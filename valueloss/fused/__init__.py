@@ -50,15 +50,19 @@ elements, and the last few elements of a row), so where ``v`` is a zero of the o
 ``v_old + eps`` the *sign of a zero gradient* can differ from eager there. The fused pass always
 follows the vectorised rule. The values are equal (``-0.0 == 0.0``).
 
-Per call (token-mean, float32, forward+backward, read from the code; the previous CUDA path in brackets):
+Per call on the GPU (token-mean, float32, a float32 mask, forward+backward, read from the code; the
+previous CUDA path, inductor's pass, in brackets):
 
-- syncs with the host on the Triton path: none [3: ``torch.tensor([w_pre], device=...)``,
-  ``stats.tolist()``, ``weights.item()``; more in seq modes or with a float mask of another dtype];
-- launches: 2 in the forward (the pass, the finalize), verl's tail as 3 small torch ops and their 3
-  autograd nodes, 1 in the backward (a dtype cast more where the weight's dtype differs) [about 21];
-- bytes per token: 16 read and 4 written by the forward, 4 read and 4 written by the backward (the
-  inputs again only for flagged tokens): 28 [about 54; 20 is the floor: read the inputs once, write
-  the gradient once].
+- host-device syncs: none [3: ``torch.tensor([w_pre], device=...)``, ``stats.tolist()``,
+  ``weights.item()``; more in seq modes, with a float mask of another dtype or a tensor clip range];
+  a clip range given as a CUDA tensor is read once (pass a Python float);
+- launches: forward 2 Triton kernels (the pass, the finalize), 2 for the mask check (``bad == 0`` and the
+  device-side assertion; none for a bool mask) and verl's tail as 3 small torch ops; backward the tail's
+  3 autograd nodes and 1 Triton kernel (a cast more where the weight's dtype differs from ``vpreds``'):
+  11, 9 with a bool mask [about 21]; ``torch.autograd.grad``'s implicit ones is one more, for any loss;
+- bytes per token: the forward reads 16 (``v``, ``R``, ``v_old``, the mask; 13 with a bool mask) and writes
+  4 (``u``), the backward reads 4 and writes 4 (the inputs again only for flagged tokens): 28 [about 54;
+  20 is the floor: the inputs read once, the gradient written once].
 """
 
 from .cloop import SMALL_TOKENS

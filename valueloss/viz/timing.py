@@ -64,7 +64,7 @@ def headline_sentence(top: dict | None) -> str | None:
         parts.append(f"**{1 / speedup:.1f}×** slower than verl's eager formula")
     if top.get("roofline_share") is not None:
         parts.append(
-            f"at **{100 * top['roofline_share']:.0f} %** of the roofline speed "
+            f"at **{_percent(top['roofline_share'])} %** of the roofline speed "
             f"({_gbps(top['gbps'])} of {_gbps(top['roofline_gbps'])} GB/s; {ROOFLINE_PLAIN})"
         )
     sentence = parts[0] + (": " + " and ".join(parts[1:]) if len(parts) > 1 else "") + "."
@@ -73,6 +73,17 @@ def headline_sentence(top: dict | None) -> str | None:
         label = IMPL_STYLE.get(fastest, (fastest,))[0]
         sentence += f" The fastest implementation at that size is **{label}**, at **{top['fastest_ms']:.3g} ms**."
     return sentence
+
+
+def _percent(share: float) -> str:
+    """A share as a percentage people read: 71, 8, 0.48 (never "0" for a share that is not nothing)."""
+    value = 100 * share
+    return f"{value:.0f}" if value >= 9.5 or value == 0 else f"{value:.2g}"
+
+
+def _times(ratio: float) -> str:
+    """A ratio as people write it: 6.3, 12, 210, 1,500 (never 2.1e+02)."""
+    return f"{ratio:,.0f}" if ratio >= 10 else f"{ratio:.2g}"
 
 
 def _gbps(value: float) -> str:
@@ -96,7 +107,7 @@ def fixed_cost_note(rows: Iterable[dict], pass_: str = "forward+backward") -> st
         return None
     t_small, t_large = small["median_ms"], large["median_ms"]
     note = (
-        f"Here the fused {pass_} reaches only {100 * share:.0f} % of the roofline at {_size(large)} "
+        f"Here the fused {pass_} reaches only {_percent(share)} % of the roofline at {_size(large)} "
         f"({t_large:.3g} ms against {roofline_ms:.3g} ms)."
     )
     if t_small >= t_large:
@@ -111,7 +122,7 @@ def fixed_cost_note(rows: Iterable[dict], pass_: str = "forward+backward") -> st
     if growth > roofline_ms:
         return note + (
             f" The remaining {growth:.3g} ms, the part that grows with the tokens, is "
-            f"{growth / roofline_ms:.2g}× the roofline's time."
+            f"{_times(growth / roofline_ms)}× the roofline's time."
         )
     return note + (
         f" The remaining {growth:.3g} ms, the part that grows with the tokens, is within the roofline's "
@@ -161,7 +172,7 @@ IMPL_STYLE = {
 PASS_DASH = {"forward+backward": "solid", "forward": "dot"}
 _ROOFLINE_DASH = "longdash"
 # below the plot: up to ten entries would push a legend above it into the title
-_LEGEND = dict(orientation="h", yanchor="top", y=-0.18, xanchor="left", x=0)
+_LEGEND = dict(orientation="h", yanchor="top", y=-0.24, xanchor="left", x=0)  # clear of the x-axis title
 
 
 def _size(row: dict) -> str:
@@ -237,9 +248,12 @@ def _trace(series: list[dict], y: str, name: str, line: dict, marker: dict, **ex
 def time_figure(
     rows: Sequence[dict], *, title: str = "Time per call against batch size", height: int = 440
 ) -> go.Figure:
-    """Median time per call against tokens, log-log; the spread of repeats (quartiles) as error bars."""
+    """Median time per call against tokens, log-log; the spread of repeats (quartiles) as error bars.
+    The floors are drawn for forward+backward only (the call a training step makes)."""
     traces = []
     for (impl, pass_), series in sorted(_series(rows).items(), key=lambda item: _order(item[0])):
+        if impl in FLOORS and pass_ != "forward+backward":
+            continue
         name, line, marker = _style(impl, pass_)
         spread = dict(
             type="data",
