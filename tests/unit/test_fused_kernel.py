@@ -264,3 +264,13 @@ def test_openrlhfs_module_refuses_what_openrlhfs_refuses():
         module(v, o, r, m, dp_size=2)
     with pytest.raises(ValueError, match="old_values has shape"):
         module(v, o[:, :-1], r, m)
+
+
+def test_the_bench_times_the_bare_kernel_beside_the_fused_call():
+    """``fused-kernel``: the kernel's launches without autograd, next to ``fused`` (on CPU under the interpreter)."""
+    from valueloss.tools import bench
+
+    config = bench.BenchConfig(sizes=((2, 16),), device=DEVICE, impls=("fused", "fused-kernel"), repeats=1)
+    result = bench.run_benchmark(bench.BenchConfig(**{**config.__dict__, "min_sample_s": 1e-4}))
+    ran = {(r["impl"], r["pass"]): r["status"] for r in result.rows}
+    assert ran[("fused-kernel", "forward")] == ran[("fused-kernel", "forward+backward")] == "ok", ran

@@ -444,36 +444,37 @@ def _inputs(batch: int, length: int, dtype: torch.dtype, device: torch.device, s
     return v, r, v_old, mask
 
 
+def _timed_call(fn: Callable, pass_: str, v, r, v_old, mask, v_train) -> Callable:
+    """An implementation as it is timed: forward under no_grad, forward+backward through ``torch.autograd.grad``."""
+    if pass_ == "forward":
+
+        def forward():
+            with torch.no_grad():
+                return fn(v, r, v_old, mask)
+
+        return forward
+    return lambda: torch.autograd.grad(fn(v_train, r, v_old, mask), v_train)
+
+
 def _cases_for_size(config, batch, length, device, impls: dict, rooflines: dict) -> list[_Case]:
     """Every (implementation or reference, pass) at one size as a zero-argument call: the implementations,
-    forward under no_grad and forward+backward through ``torch.autograd.grad``; the roofline; the floors."""
+    the roofline, the floors, and the bare kernel's launches where it is timed."""
     dtype = DTYPES[config.dtype]
     v, r, v_old, mask = _inputs(batch, length, dtype, device, config.seed)
     v_train = v.clone().requires_grad_(True)
+    calls = _floor_calls(v, v_train)
     kernel = _kernel_calls(v, r, v_old, mask, config.eps) if "fused-kernel" in impls else {}
-    floors = _floor_calls(v, v_train)
-    cases = []
     for pass_ in config.passes:
-        for impl in (*config.impls, "roofline", *FLOORS):
-            if impl in FLOORS:
-                call = floors[(impl, pass_)]
-            elif impl == "fused-kernel":
-                call = kernel[pass_]
-            elif impl == "roofline":
-                call = functools.partial(rooflines[pass_][0], v, r, v_old, mask)
-            elif pass_ == "forward":
-
-                def call(fn=impls[impl]):
-                    with torch.no_grad():
-                        return fn(v, r, v_old, mask)
-
-            else:
-
-                def call(fn=impls[impl]):
-                    return torch.autograd.grad(fn(v_train, r, v_old, mask), v_train)
-
-            cases.append(_Case(impl, pass_, call, device, config.threads))
-    return cases
+        calls[("roofline", pass_)] = functools.partial(rooflines[pass_][0], v, r, v_old, mask)
+        for impl, fn in impls.items():
+            calls[(impl, pass_)] = (
+                kernel[pass_] if impl == "fused-kernel" else _timed_call(fn, pass_, v, r, v_old, mask, v_train)
+            )
+    return [
+        _Case(impl, pass_, calls[(impl, pass_)], device, config.threads)
+        for pass_ in config.passes
+        for impl in (*config.impls, "roofline", *FLOORS)
+    ]
 
 
 def allocator_regime(device: torch.device) -> str:
