@@ -53,7 +53,7 @@ ROOFLINE_PLAIN = (
 
 
 def headline_sentence(top: dict | None) -> str | None:
-    """The answer a page leads with, from :func:`valueloss.tools.bench.headline`'s numbers (None: nothing ran)."""
+    """The answer a page leads with, from :func:`headline`'s numbers (None: nothing ran)."""
     if top is None:
         return None
     parts = [f"At **{top['size']}**, the fused forward+backward takes **{top['median_ms']:.3g} ms**"]
