@@ -18,7 +18,19 @@ import streamlit as st
 from pages.common import number_table, page_setup, share_link, shows_errors
 from valueloss.fused import SMALL_TOKENS
 from valueloss.tools import bench
-from valueloss.viz.timing import bandwidth_figure, fixed_cost_note, headline_sentence, time_figure
+from valueloss.viz.timing import (
+    FLOORS,
+    IMPL_LABELS,
+    bandwidth_figure,
+    failures,
+    fixed_cost_note,
+    floor_note,
+    headline,
+    headline_sentence,
+    summary_records,
+    table_records,
+    time_figure,
+)
 
 RECORDED_DIR = Path(__file__).resolve().parents[1] / "docs" / "benchmarks"
 APP_MAX_TOKENS = 8 * 1024 * 1024  # a live run on a shared server stays short: per size,
@@ -60,8 +72,9 @@ def describe(result: bench.BenchResult, live: bool) -> None:
         f"{str(meta.get('date'))[:19].replace('T', ' ')} UTC, "
         f"load average {meta.get('load_average_start')}."
     )
+    compiled = f" {meta['compile_mode']}." if meta.get("compile_mode") else ""
     st.caption(
-        f"{meta.get('allocator', '')} Timing: {meta.get('timing', '')}. A live run shares this server's CPUs with "
+        f"{meta.get('allocator', '')} Timing: {meta.get('timing', '')}.{compiled} A live run shares this server's CPUs with "
         "everything else on it (other sessions, a browser on the same machine): compare load averages before "
         "trusting a number, and prefer `python -m valueloss.tools.bench` on an idle machine for figures you quote."
     )
@@ -70,10 +83,10 @@ def describe(result: bench.BenchResult, live: bool) -> None:
 def show_result(result: bench.BenchResult, *, live: bool, key: str) -> None:
     """The answer first (one sentence from the numbers), then the detail in tabs: the two figures,
     the table with its CSV, and how the run was measured."""
-    sentence = headline_sentence(bench.headline(result.rows))
+    sentence = headline_sentence(headline(result.rows))
     if sentence is not None:
         st.markdown(sentence)
-    problems = bench.failures(result.rows)
+    problems = failures(result.rows)
     if problems:
         st.warning("Not measured: " + "; ".join(problems))
     ok = result.ok_rows()
@@ -84,23 +97,24 @@ def show_result(result: bench.BenchResult, *, live: bool, key: str) -> None:
     with tab_time:
         if ok:
             st.plotly_chart(time_figure(ok), width="stretch", key=f"{key}_time")
+        floors = " (the grey floor lines measure the least of it)" if any(r["impl"] in FLOORS for r in ok) else ""
         st.caption(
-            "**What to notice.** At small sizes every implementation is Python and launch overhead, so the "
-            "lines are flat, and the roofline kernel (itself a compiled call) measures its own call overhead: a "
-            "share above 100 % there means the fused call costs less than that (on CPU, batches up to "
-            f"{SMALL_TOKENS:,} tokens run the pass as a plain C loop and skip the compiled call). At large sizes "
-            "the eager formulas run dozens of full-size kernels (and on CPU fault fresh pages in for their "
-            "intermediates), so they fall far below the roofline; the fused pass reads the inputs once and "
-            "writes the gradient once."
+            "**How to read it.** Where a line runs flat at small sizes, the call's time is Python and launch "
+            f"overhead, not bytes{floors}. The roofline kernel is itself a "
+            "compiled call, so at small sizes it measures its own overhead, and a share above 100 % only means "
+            f"the fused call costs less than that call (on CPU, batches up to {SMALL_TOKENS:,} tokens run the "
+            "pass as a plain C loop and skip the compiled call). At large sizes the eager formulas run dozens of "
+            "full-size kernels (and on CPU fault fresh pages in for their intermediates); the fused pass reads "
+            "the inputs once and writes one gradient buffer, which the backward scales in place."
         )
-        note = fixed_cost_note(ok)
-        if note is not None:
-            st.caption(note)
+        for note in (floor_note(ok), fixed_cost_note(ok)):
+            if note is not None:
+                st.caption(note)
     with tab_bw:
         if ok:
             st.plotly_chart(bandwidth_figure(ok), width="stretch", key=f"{key}_bw")
     with tab_table:
-        st.dataframe(bench.table_records(result.rows), hide_index=True, key=f"{key}_table")
+        st.dataframe(table_records(result.rows), hide_index=True, key=f"{key}_table")
         st.download_button(
             "Download CSV",
             bench.to_csv(result),
@@ -176,13 +190,15 @@ with st.sidebar:
         help=f"For example 8x128,512x4096: at most {APP_MAX_SIZES} sizes, {APP_MAX_TOKENS:,} tokens each and "
         f"{APP_MAX_TOTAL_TOKENS:,} in all (and by free memory).",
     )
+    runnable = list(bench.default_impls(device))
     impls = st.multiselect(
         "implementations",
-        list(bench.IMPLEMENTATIONS),
-        default=list(bench.IMPLEMENTATIONS),
+        runnable,
+        default=runnable,
         key="tm_impls",
         bind="query-params",
-        help="; ".join(f"{name}: {bench.IMPL_LABELS[name]}" for name in bench.IMPLEMENTATIONS),
+        help="; ".join(f"{name}: {IMPL_LABELS[name]}" for name in runnable)
+        + ". Every run also measures the roofline and the per-call floor.",
     )
     repeats = st.number_input("repeats", 3, 50, 7, 1, key="tm_repeats", bind="query-params")
     threads = st.number_input(
@@ -230,7 +246,7 @@ if recordings:
         "implementation there. Choose one below for its figures, table and how it was measured."
     )
     number_table(
-        bench.summary_records(recordings),
+        summary_records(recordings),
         {"fused fwd+bwd ms": "%.3g", "x verl eager": "%.1f", "% of roofline": "%.0f"},
     )
     labels = [recording_label(name, result) for name, result in recordings]

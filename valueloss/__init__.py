@@ -28,7 +28,7 @@ from .dialects import (
     get_dialect,
     logged_metric,
 )
-from .fused import fused_value_loss
+from .fused import FusedValueLoss, fused_value_loss
 from .grids import AXES, Grid, axis_values, evaluate_grid
 from .losses import (
     ValueLoss,
@@ -58,6 +58,7 @@ __all__ = [
     "REGION_ZERO_GRAD",
     "Dialect",
     "DialectResult",
+    "FusedValueLoss",
     "Grid",
     "LoggedMetric",
     "ValueLoss",

@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from tests.app.helpers import ROOT, run_page
 from valueloss.tools import bench
-from valueloss.viz.timing import fixed_cost_note
+from valueloss.viz.timing import _percent, fixed_cost_note, floor_note, headline
 
 
 def run(query: dict | None = None):
@@ -44,7 +44,7 @@ def test_opens_without_running_anything():
 def test_button_runs_a_tiny_benchmark_and_shows_table_figures_and_csv():
     at = press_run(run())
     result = at.session_state["tm_result"]
-    assert {r["impl"] for r in result.rows} == {"verl-eager", "fused", "roofline"}
+    assert {r["impl"] for r in result.rows} == {"verl-eager", "fused", "roofline", "floor-autograd", "floor-kernel"}
     assert all(r["status"] == "ok" for r in result.rows)
     body = texts(at.markdown)
     assert "Live run on this server" in body and "the fused forward+backward takes" in body
@@ -54,6 +54,12 @@ def test_button_runs_a_tiny_benchmark_and_shows_table_figures_and_csv():
     charts = [c for c in at.get("plotly_chart")]
     assert len(charts) >= 2  # time and bandwidth for the live run (more if recordings exist)
     assert any("Download CSV" in str(b.proto.label) for b in at.get("download_button"))
+    # the per-call floor, measured in the same run, and what it is of the fused call at the smallest size
+    assert {"floor-autograd", "floor-kernel"} <= {r["impl"] for r in result.rows}
+    note = floor_note(result.ok_rows())
+    assert note is not None and note in texts(at.caption)
+    assert "no implementation behind autograd can remove" in note or "no more than the floor" in note
+    assert result.meta["compile_mode"] in texts(at.caption)  # how torch.compile was compiled, said
 
 
 def test_query_parameters_set_the_scenario():
@@ -170,10 +176,10 @@ def test_the_page_leads_with_the_answer_and_says_what_the_roofline_is():
         pytest.skip("no recordings")
     first = at.markdown[0].value  # the first paragraph under the title: the recording's headline
     latest = max(recorded, key=lambda pr: str(pr[1].meta.get("date")))[1]
-    top = bench.headline(latest.rows)
+    top = headline(latest.rows)
     assert first.startswith(f"At **{top['size']}**, the fused forward+backward takes **{top['median_ms']:.3g} ms**")
     assert f"**{top['speedup_vs_verl_eager']:.1f}×** faster" in first
-    assert f"**{100 * top['roofline_share']:.0f} %** of the roofline" in first
+    assert f"**{_percent(top['roofline_share'])} %** of the roofline" in first
     assert "the roofline is the time a kernel takes just to read the same inputs" in first
     assert [t.label for t in at.tabs][:4] == [
         "Time per call",

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 
+import valueloss as vl
 from valueloss.tools import bench
-from valueloss.viz.timing import ROOFLINE_PLAIN, bandwidth_figure, fixed_cost_note, headline_sentence, time_figure
+from valueloss.viz.timing import bandwidth_figure, failures, headline, table_records, time_figure
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
@@ -96,7 +97,7 @@ def tiny_result():
 
 def test_run_covers_every_case_and_reports_progress(tiny_result):
     result, seen = tiny_result
-    impls = (*bench.IMPLEMENTATIONS, "roofline")
+    impls = (*bench.DEFAULT_IMPLS, "roofline", *bench.FLOORS)
     assert len(result.rows) == 2 * len(bench.PASSES) * len(impls)
     assert {(r["impl"], r["pass"]) for r in result.rows} == {(i, p) for i in impls for p in bench.PASSES}
     assert all(r["status"] == "ok" for r in result.rows), bench.failures(result.rows)
@@ -104,6 +105,10 @@ def test_run_covers_every_case_and_reports_progress(tiny_result):
     assert [d for d, _, _ in seen] == sorted(d for d, _, _ in seen)
     for r in result.rows:
         assert r["p25_ms"] <= r["median_ms"] <= r["p75_ms"] and r["min_ms"] <= r["median_ms"]
+        if r["impl"] in bench.FLOORS:  # the floors move no loss bytes: no bandwidth, no ratios
+            assert r["bytes"] == 0 and r["gbps"] is None and r["roofline_share"] is None
+            assert r["speedup_vs_verl_eager"] is None
+            continue
         per_token = 20 if r["pass"] == "forward+backward" else 16
         assert r["bytes"] == r["tokens"] * per_token
         assert r["gbps"] == pytest.approx(r["bytes"] / r["median_ms"] / 1e6)
@@ -119,6 +124,10 @@ def test_run_covers_every_case_and_reports_progress(tiny_result):
     for key in ("device_name", "date", "torch", "threads", "allocator", "roofline_method", "bytes_per_token"):
         assert meta[key], key
     assert "outputs" in meta["allocator"] and meta["threads"] == torch.get_num_threads()
+    assert meta["compile_mode"] == bench.compile_mode(bench.BenchConfig(sizes=((2, 16),)))
+    assert "once with dynamic shapes" in meta["compile_mode"]  # on CPU
+    assert "autograd.Function doing nothing" in meta["floor_method"]
+    assert {path["backend"] for path in meta["fused_paths"]} >= {"c-loop"}  # what fused ran as, recorded
 
 
 def test_table_csv_json_and_figures(tiny_result, tmp_path):
@@ -133,15 +142,17 @@ def test_table_csv_json_and_figures(tiny_result, tmp_path):
     (path, loaded) = bench.load_recorded(tmp_path)[0]
     assert path == json_path and loaded.rows == json.loads(json.dumps(result.rows, default=str))
     assert not bench.is_gpu_recording(loaded)
-    records = bench.table_records(result.rows)
+    records = table_records(result.rows)
     assert records[0]["size"] == "2x16" and "% of roofline" in records[0]
-    top = bench.headline(result.rows)
+    top = headline(result.rows)
     assert top["size"] == "4x33" and top["speedup_vs_verl_eager"] > 0
+    assert top["fastest_impl"] in bench.DEFAULT_IMPLS  # the roofline and the floors are bounds, not rivals
     fig = time_figure(result.ok_rows())
-    assert len(fig.data) == len(bench.PASSES) * (len(bench.IMPLEMENTATIONS) + 1)
+    assert len(fig.data) == len(bench.PASSES) * (len(bench.DEFAULT_IMPLS) + 1) + len(bench.FLOORS)  # floors: fwd+bwd
     assert fig.layout.xaxis.type == "log" and fig.layout.yaxis.type == "log"
     bw = bandwidth_figure(result.ok_rows())
-    assert {trace.name.split(",")[0] for trace in bw.data} >= {"fused", "roofline (stream the bytes once)"}
+    names = {trace.name.split(",")[0] for trace in bw.data}
+    assert names >= {"fused", "roofline (stream the bytes once)"} and not any("floor" in n for n in names)
 
 
 def test_out_of_memory_at_one_size_is_reported_and_the_run_goes_on(monkeypatch):
@@ -157,14 +168,14 @@ def test_out_of_memory_at_one_size_is_reported_and_the_run_goes_on(monkeypatch):
     result = bench.run_benchmark(config)
     statuses = {(r["batch"], r["status"]) for r in result.rows}
     assert statuses == {(3, "out of memory"), (2, "ok")}
-    assert any("3x8" in line and "out of memory" in line for line in bench.failures(result.rows))
+    assert any("3x8" in line and "out of memory" in line for line in failures(result.rows))
 
 
 def test_one_failing_implementation_does_not_end_the_run(monkeypatch):
-    def broken(name, eps):
+    def broken(name, eps, per_shape):
         if name == "compiled":
             return lambda *args: (_ for _ in ()).throw(RuntimeError("no compiler"))
-        return original(name, eps)
+        return original(name, eps, per_shape)
 
     original = bench._make_impl
     monkeypatch.setattr(bench, "_make_impl", broken)
@@ -204,10 +215,11 @@ def test_cli_on_tiny_sizes_writes_a_well_formed_csv(tmp_path):
     assert "verl-eager" in proc.stdout and "wrote" in proc.stdout and "done" in proc.stderr
     (csv_file,) = tmp_path.glob("bench-cpu-1t-float32-*.csv")
     rows = list(csv.DictReader(csv_file.open()))
-    assert len(rows) == 2 * 2 * 4  # sizes x passes x (3 implementations + roofline)
+    assert len(rows) == 2 * 2 * 6  # sizes x passes x (3 implementations + roofline + 2 floors)
     for row in rows:
         assert row["status"] == "ok" and row["threads"] == "1" and row["device"] == "cpu"
-        assert float(row["median_ms"]) > 0 and math.isfinite(float(row["gbps"]))
+        assert float(row["median_ms"]) > 0
+        assert row["gbps"] == "" if row["impl"].startswith("floor") else math.isfinite(float(row["gbps"]))
     (json_file,) = tmp_path.glob("bench-cpu-1t-float32-*.json")
     assert json.loads(json_file.read_text())["meta"]["threads"] == 1
 
@@ -237,67 +249,20 @@ def test_recorded_results_in_docs_are_well_formed():
                 assert result.meta.get(key), f"{path.name}: {key}"
 
 
-def test_headline_sentence_states_the_numbers_it_is_given():
-    rows = [
-        {"status": "ok", "impl": "fused", "pass": "forward+backward", "batch": b, "length": t, "tokens": b * t,
-         "median_ms": ms, "speedup_vs_verl_eager": x, "roofline_share": share, "gbps": 14.2, "roofline_gbps": 20.0}
-        for b, t, ms, x, share in [(8, 128, 0.1, 3.5, 1.3), (512, 4096, 2.96, 22.84, 0.7095)]
-    ]  # fmt: skip
-    sentence = headline_sentence(bench.headline(rows))
-    assert sentence == (
-        "At **512x4096**, the fused forward+backward takes **2.96 ms**: **22.8×** faster than verl's eager "
-        f"formula and at **71 %** of the roofline speed (14.2 of 20 GB/s; {ROOFLINE_PLAIN})."
-    )
-    rows[1]["speedup_vs_verl_eager"] = 0.5
-    assert "**2.0×** slower than verl's eager formula" in headline_sentence(bench.headline(rows))
-    rows[1]["speedup_vs_verl_eager"] = rows[1]["roofline_share"] = None  # verl eager not run, no roofline
-    assert headline_sentence(bench.headline(rows)) == "At **512x4096**, the fused forward+backward takes **2.96 ms**."
-    assert headline_sentence(None) is None
+def test_torch_compile_times_the_canonical_function_per_size_on_gpus(monkeypatch):
+    seen = []
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: seen.append((fn, kw)) or fn)
+    bench._make_impl("compiled", 0.2, per_shape=True)
+    bench._make_impl("compiled", 0.2, per_shape=False)
+    assert seen == [(vl.compute_value_loss, {"dynamic": False}), (vl.compute_value_loss, {"dynamic": True})]
+    cpu, gpu = bench.BenchConfig(sizes=((2, 4),)), bench.BenchConfig(sizes=((2, 4),), device="cuda")
+    assert not bench.compiles_per_shape(cpu) and bench.compiles_per_shape(gpu)
+    assert "for each size (static shapes)" in bench.compile_mode(gpu)
+    assert bench.compiles_per_shape(bench.BenchConfig(sizes=((2, 4),), compile_per_shape=True))
 
 
-def _rows(cases):
-    """Benchmark rows: (impl, batch, length, median ms, roofline share) for forward+backward."""
-    return [
-        {"status": "ok", "impl": impl, "pass": "forward+backward", "batch": b, "length": t, "tokens": b * t,
-         "median_ms": ms, "speedup_vs_verl_eager": 1.5, "roofline_share": share, "roofline_ms": ms * share,
-         "gbps": 247.3, "roofline_gbps": 3177.3}
-        for impl, b, t, ms, share in cases
-    ]  # fmt: skip
-
-
-def test_headline_names_a_faster_implementation_and_writes_large_bandwidths_plainly():
-    rows = _rows([("fused", 4096, 8192, 2.47, 0.044), ("openrlhf-eager", 4096, 8192, 1.73, 0.063),
-                  ("openrlhf-eager", 8, 128, 0.01, 1.0), ("roofline", 4096, 8192, 0.109, 1.0)])  # fmt: skip
-    top = bench.headline(rows)
-    assert (top["fastest_impl"], top["fastest_ms"]) == ("openrlhf-eager", 1.73)  # the roofline is no rival
-    sentence = headline_sentence(top)
-    assert "(247 of 3,177 GB/s;" in sentence
-    assert sentence.endswith("The fastest implementation at that size is **OpenRLHF eager**, at **1.73 ms**.")
-    assert "fastest" not in headline_sentence(bench.headline(rows[:1]))  # fused is the fastest: nothing added
-
-
-def test_fixed_cost_note_splits_the_time_into_what_every_call_pays_and_what_grows():
-    rows = _rows([("fused", 8, 128, 1.39, 0.01), ("fused", 4096, 8192, 2.71, 0.0778)])
-    assert fixed_cost_note(rows) == (
-        "Here the fused forward+backward reaches only 8 % of the roofline at 4096x8192 (2.71 ms against 0.211 ms). "
-        "1.39 ms of that is already spent at 8x128: a cost paid on every call, whatever the batch. The remaining "
-        "1.32 ms, the part that grows with the tokens, is still 6.3× the roofline."
-    )
-    assert fixed_cost_note(_rows([("fused", 8, 128, 0.1, 1.0), ("fused", 4096, 8192, 2.0, 0.7)])) is None
-    assert fixed_cost_note(rows[1:]) is None  # one size tells nothing about growth
-    shrinking = _rows([("fused", 8, 128, 3.0, 0.01), ("fused", 4096, 8192, 2.71, 0.0778)])
-    assert fixed_cost_note(shrinking).endswith("a cost paid on every call, whatever the batch.")
-
-
-def test_summary_records_one_row_per_recording_from_its_headline():
-    recordings = [(path.name, result) for path, result in bench.load_recorded(ROOT / "docs" / "benchmarks")]
-    records = bench.summary_records(recordings)
-    assert [r["file"] for r in records] == [name for name, _ in recordings]
-    for record, (_, result) in zip(records, recordings, strict=True):
-        top = bench.headline(result.rows)
-        assert record["device"] == result.meta["device_name"] and record["size"] == top["size"]
-        assert record["fused fwd+bwd ms"] == top["median_ms"]
-        assert record["% of roofline"] == pytest.approx(100 * top["roofline_share"])
-        assert record["fastest there"].startswith(bench.IMPL_LABELS[top["fastest_impl"]])
-    gpu = [r for r, (_, res) in zip(records, recordings, strict=True) if bench.is_gpu_recording(res)]
-    assert {r["dtype"] for r in gpu} >= {"float32", "bfloat16"}, "the H200 recordings are committed"
+def test_the_bare_kernel_is_timed_only_where_triton_runs(monkeypatch):
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    assert "fused-kernel" not in bench.default_impls("cpu")
+    with pytest.raises(ValueError, match="fused-kernel times the Triton kernel"):
+        bench.validate_config(bench.BenchConfig(sizes=((2, 4),), impls=("fused-kernel",)))

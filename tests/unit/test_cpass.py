@@ -1,5 +1,6 @@
-"""The C loop for small CPU batches (valueloss._cpass): the compiled pass's outputs bit for bit, taken
-by a default call on a small batch, and a clean fallback where no C compiler works."""
+"""The C loop for small CPU batches (valueloss.fused.cloop): the compiled pass's outputs bit for bit, taken
+by a default call on a small batch, a clean fallback where no C compiler works, and a cache nobody else
+can slip a library into (not even between the check and the load)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ import tempfile
 import pytest
 import torch
 
-import valueloss._cpass as cpass
 import valueloss.fused as fused
-from valueloss.fused import fused_value_loss
+import valueloss.fused.cloop as cpass
+from valueloss.fused import fused_value_loss, passes
 
 from .conftest import random_batch
 from .test_fused import assert_bitwise, assert_same, off_edge_ties, run_both
@@ -39,10 +40,8 @@ def test_loop_equals_the_compiled_pass(dtype, kind):
         v, r, o, m, eps = with_garbage(dtype, seed=seed)
         m_odd = m.clone()
         m_odd[0, 0] = 2.0  # a mask value the pass must count as bad
-        args = (v, r, o, m_odd) + {"rows": (fused._ones_column(v),), "tokens": (torch.ones(1, dtype=dtype),)}.get(
-            kind, ()
-        )
-        want = fused._run_pass(kind, "compiled", *args, eps)
+        extra = (passes.ones_column(v.shape[0], dtype, v.device),) if kind == "rows" else ()
+        want = passes.run(kind, "compiled", v, r, o, m_odd, *extra, eps)
         got = cpass.run_pass(kind, v, r, o, m_odd, eps)
         assert len(got) == len(want)
         torch.testing.assert_close(got[0][0], want[0][0].to(torch.float64), equal_nan=True)  # sums: any order
@@ -79,12 +78,19 @@ def test_scale_is_autograds_product(dtype):
         assert_bitwise(cpass.scale(u.clone(), w), u * w, "scaled gradient")
 
 
-def test_without_a_compiler_the_compiled_pass_runs_and_the_report_says_why(monkeypatch, tmp_path):
-    monkeypatch.setattr(cpass, "_status", {"state": "not built"})
-    monkeypatch.setattr(cpass, "_library", None)
-    monkeypatch.setattr(cpass, "_functions", {})
+@pytest.fixture
+def fresh_loop(monkeypatch, tmp_path):
+    """A clean build state and a cache folder of the test's own; the loop is built afresh afterwards."""
+    cpass._loaded.cache_clear()
+    monkeypatch.delenv("CC", raising=False)
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("VALUELOSS_CACHE_DIR", str(cache))
+    yield cache
+    cpass._loaded.cache_clear()
+
+
+def test_without_a_compiler_the_compiled_pass_runs_and_the_report_says_why(fresh_loop, monkeypatch, tmp_path):
     monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
-    monkeypatch.setenv("VALUELOSS_CACHE_DIR", str(tmp_path / "cache"))
     with pytest.warns(RuntimeWarning, match="no-such-compiler"):
         assert cpass.library() is None
     assert cpass.status()["state"] == "unavailable" and "no-such-compiler" in cpass.status()["error"]
@@ -105,18 +111,6 @@ def test_builds_into_the_cache_folder_once(monkeypatch, tmp_path):
     stamp = first.stat().st_mtime_ns
     assert cpass._build(compiler) == first and first.stat().st_mtime_ns == stamp  # reused, not rebuilt
     assert [p.name for p in tmp_path.iterdir()] == [first.name]  # no temporary files left behind
-
-
-@pytest.fixture
-def fresh_loop(monkeypatch, tmp_path):
-    """A clean build state and a cache folder of the test's own (restored afterwards)."""
-    monkeypatch.setattr(cpass, "_status", {"state": "not built"})
-    monkeypatch.setattr(cpass, "_library", None)
-    monkeypatch.setattr(cpass, "_functions", {})
-    monkeypatch.delenv("CC", raising=False)
-    cache = tmp_path / "cache"
-    monkeypatch.setenv("VALUELOSS_CACHE_DIR", str(cache))
-    return cache
 
 
 def _loop_sanity():
@@ -227,3 +221,49 @@ def test_an_uncreatable_cache_builds_privately_not_in_a_shared_tmp(fresh_loop, m
     (folder,) = shared.iterdir()
     assert folder.name.startswith("valueloss-cpass-") and folder.name != "valueloss"
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+
+
+def _marker_library(path, marker):
+    """A library that announces being loaded by creating ``marker`` (what planted code would do)."""
+    source = path.with_suffix(".c")
+    source.write_text(
+        "#include <stdio.h>\n"
+        f'__attribute__((constructor)) static void planted(void) {{ FILE *f = fopen("{marker}", "w"); if (f) fclose(f); }}\n'
+    )
+    subprocess.run([*cpass._compiler(), "-shared", "-fPIC", str(source), "-o", str(path)], check=True)
+    path.chmod(0o500)
+
+
+@pytest.mark.skipif(cpass._compiler() is None, reason="no C compiler here")
+@pytest.mark.skipif(not cpass._PROC_FD.is_dir(), reason="no /proc/self/fd here")
+def test_a_library_swapped_between_the_check_and_the_load_is_never_loaded(fresh_loop, tmp_path, monkeypatch):
+    """issue 21.7: whoever owns a parent folder swaps the checked file for theirs right after the check."""
+    marker, planted = tmp_path / "planted-code-ran", tmp_path / "evil.so"
+    _marker_library(planted, marker)
+    original = cpass._check_file
+
+    def check_then_swap(path, info):
+        original(path, info)
+        os.replace(planted, path)  # the attacker's move, between the check and the load
+
+    monkeypatch.setattr(cpass, "_check_file", check_then_swap)
+    assert cpass.library() is not None, cpass.status()
+    assert not marker.exists(), "the swapped-in library was loaded"
+    assert cpass.status()["state"] == "ready" and "rebuilt" not in cpass.status()
+    _loop_sanity()  # the checked file is the one that computes
+
+
+@pytest.mark.skipif(cpass._compiler() is None, reason="no C compiler here")
+def test_without_proc_every_folder_up_to_the_root_is_checked(fresh_loop, tmp_path, monkeypatch):
+    monkeypatch.setattr(cpass, "_PROC_FD", tmp_path / "no-proc")
+    assert cpass.library() is not None, cpass.status()  # tmp_path: ours, under root's sticky /tmp
+    _loop_sanity()
+    cpass._loaded.cache_clear()
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)  # a folder anyone can write to (not sticky), above the cache
+    monkeypatch.setenv("VALUELOSS_CACHE_DIR", str(shared / "cache"))
+    with pytest.warns(RuntimeWarning, match="could be changed by another user"):
+        assert cpass.library() is None
+    assert "could be changed by another user" in cpass.status()["error"]
+    _loop_sanity()  # the compiled pass runs instead

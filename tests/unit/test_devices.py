@@ -9,7 +9,11 @@ import valueloss as vl
 
 from .conftest import random_batch
 
-cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+
+def cuda(test):
+    """Runs only with a CUDA device; marked ``cuda`` (docs/benchmarks/record-gpu.sh selects these)."""
+    skip = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+    return pytest.mark.cuda(skip(test))
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])

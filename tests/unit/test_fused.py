@@ -12,7 +12,7 @@ import torch
 
 import valueloss as vl
 import valueloss.fused as fused
-from valueloss.fused import fused_value_loss
+from valueloss.fused import function, fused_value_loss, passes
 
 from .conftest import golden_cases, golden_tensor, random_batch
 
@@ -20,7 +20,14 @@ DTYPES = [torch.float32, torch.bfloat16, torch.float64]
 BITS = {torch.float32: torch.int32, torch.float64: torch.int64, torch.bfloat16: torch.int16, torch.float16: torch.int16}
 LOSS_TOL = {torch.float32: 1e-5, torch.float64: 1e-12, torch.bfloat16: 1e-2, torch.float16: 1e-2}
 FAST_BACKENDS = ["compiled", "c", "auto"]  # inductor's pass, the C loop, and what a default call takes
-cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+
+
+def cuda(test):
+    """Runs only with a CUDA device; marked ``cuda`` (docs/benchmarks/record-gpu.sh selects these)."""
+    skip = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+    return pytest.mark.cuda(skip(test))
+
+
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
 
 
@@ -61,24 +68,27 @@ def assert_same(eager, fusedres, dtype):
         assert l2.item() == pytest.approx(l1.item(), rel=LOSS_TOL[dtype], abs=1e-30)
 
 
-@pytest.fixture(autouse=True)
-def _fresh_upstream_guess(monkeypatch):
-    """Each test starts as a fresh process does: the forward expects ``loss.backward()``'s upstream 1."""
-    monkeypatch.setattr(fused, "_UPSTREAM", [1.0])
-
-
 class CountExact:
     """Counts how often the backward falls back to the exact recomputation."""
 
     def __init__(self, monkeypatch):
         self.calls = 0
-        original = fused._exact_grad
+        original = function._exact
 
         def counting(*args):
             self.calls += 1
             return original(*args)
 
-        monkeypatch.setattr(fused, "_exact_grad", counting)
+        monkeypatch.setattr(function, "_exact", counting)
+
+
+@pytest.fixture
+def fresh_compiler(monkeypatch):
+    """A clean compilation cache and report, cleared again afterwards (a test may plant a broken compiler)."""
+    passes._compiled.cache_clear()
+    monkeypatch.setattr(passes, "_REPORT", {})
+    yield
+    passes._compiled.cache_clear()
 
 
 # ------------------------------------------------------------------ golden vectors
@@ -144,10 +154,7 @@ def off_edge_ties(dtype, rows=4, width=64, seed=0):
 def test_fast_path_is_bit_exact_on_off_edge_ties(dtype, mode, backend, monkeypatch):
     v, r, o, m, eps = off_edge_ties(dtype)
     counter = CountExact(monkeypatch)
-    for scale in (1.0, 3.0, 0.001):
-        # the upstream a training loop repeats (its weight folded into the forward's buffer, or a unit
-        # buffer scaled in place): exact without recomputation
-        monkeypatch.setattr(fused, "_UPSTREAM", [scale])
+    for scale in (1.0, 3.0, 0.001):  # any positive upstream: the unit buffer scaled in place, exact
         assert_same(*run_both(v, r, o, m, eps, mode, scale=scale, backend=backend), dtype)
     assert counter.calls == 0, "these ties need no exact recomputation: the in-place scale must be exact"
 
@@ -285,12 +292,12 @@ def test_gradients_wanted_for_returns_or_values_use_verls_own_graph():
 # ------------------------------------------------------------------ backends and fallback
 
 
-def test_eager_backend_by_argument_and_environment(monkeypatch):
+def test_eager_backend_by_argument_and_environment(monkeypatch, fresh_compiler):
     v, r, o, m, eps = random_batch(13, dtype=torch.float32)
     assert_same(*run_both(v, r, o, m, eps, backend="eager"), torch.float32)
     monkeypatch.setenv("VALUELOSS_FUSED_BACKEND", "eager")
     calls = []
-    monkeypatch.setattr(fused, "_compile", lambda *a: calls.append(a))
+    monkeypatch.setattr(passes, "_compile", lambda *a: calls.append(a))
     assert_same(*run_both(v, r, o, m, eps, backend="auto"), torch.float32)
     assert calls == []  # the environment forced eager: nothing was compiled
     monkeypatch.setenv("VALUELOSS_FUSED_BACKEND", "fast")
@@ -298,14 +305,11 @@ def test_eager_backend_by_argument_and_environment(monkeypatch):
         fused_value_loss(v, r, o, m, eps)
 
 
-def test_compile_failure_falls_back_to_eager_with_one_warning(monkeypatch):
+def test_compile_failure_falls_back_to_eager_with_one_warning(monkeypatch, fresh_compiler):
     def broken(kind, args):
         raise RuntimeError("no C++ compiler")
 
-    monkeypatch.setattr(fused, "_compile", broken)
-    monkeypatch.setattr(fused, "_compiled", {})
-    monkeypatch.setattr(fused, "_report", {})
-    monkeypatch.setattr(fused, "_warned", False)
+    monkeypatch.setattr(passes, "_compile", broken)
     v, r, o, m, eps = random_batch(14, dtype=torch.float64)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -313,15 +317,20 @@ def test_compile_failure_falls_back_to_eager_with_one_warning(monkeypatch):
         assert_same(*run_both(v, r, o, m, eps, "seq-mean-token-mean"), torch.float64)
     messages = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
     assert len(messages) == 1 and "eager" in messages[0]
-    report = [row for row in fused.fused_backend_report() if row["pass"] != "c-loop"]
+    report = [row for row in fused.fused_backend_report() if row["backend"] == "compiled" and row["state"] != "ran"]
     assert report and all(row["state"] == "eager" for row in report)
 
 
-def test_backend_report_lists_compiled_passes():
+def test_backend_report_says_which_path_ran_and_what_compiling_did(fresh_compiler, monkeypatch):
+    monkeypatch.setattr(fused.dispatch, "_RAN", type(fused.dispatch._RAN)())
     v, r, o, m, eps = random_batch(15, dtype=torch.float32)
-    fused_value_loss(v.clone().requires_grad_(True), r, o, m, eps)
+    fused_value_loss(v.clone().requires_grad_(True), r, o, m, eps, backend="compiled")
+    fused_value_loss(v, r, o, m, eps, backend="eager")
+    fused_value_loss(v, r, o, m, eps)  # a small CPU batch: the C loop
     rows = fused.fused_backend_report()
-    ready = [row for row in rows if row["pass"] == "tokens" and row["dtype"] == "float32"]
+    ran = {(row["backend"], row["calls"]) for row in rows if row["state"] == "ran"}
+    assert ran == {("compiled", 1), ("eager", 1), ("c-loop", 1)}
+    ready = [row for row in rows if row["backend"] == "compiled" and row["pass"] == "tokens"]
     assert ready and ready[0]["state"] == "ready" and ready[0]["compile_s"] >= 0
 
 
@@ -349,7 +358,7 @@ def test_bad_input_gives_the_same_errors_as_compute_value_loss():
     with pytest.raises(ValueError, match="batch_num_tokens"):
         fused_value_loss(v, r, o, m, eps, dp_size=2)
     with pytest.raises(ValueError, match="backend must be one of"):
-        fused_value_loss(v, r, o, m, eps, backend="triton")
+        fused_value_loss(v, r, o, m, eps, backend="fast")
 
 
 def test_signature_is_compute_value_loss_then_backend():
@@ -427,49 +436,85 @@ def eager_grad(v, r, o, m, eps, mode="token-mean", scale=1.0, **kw):
 
 
 class TokensBuffer:
-    """Records the gradient buffer each token-mode pass writes (its data pointer)."""
+    """Records the gradient buffer each gradient pass writes (its data pointer)."""
 
     def __init__(self, monkeypatch):
         self.pointers = []
-        original = fused._run_pass
+        original = passes.run
 
         def recording(kind, *args):
             out = original(kind, *args)
-            if kind == "tokens":
-                self.pointers.append(out[1].data_ptr())
+            if kind in ("tokens", "rows"):
+                self.pointers.append(out[-1].data_ptr())
             return out
 
-        monkeypatch.setattr(fused, "_run_pass", recording)
+        monkeypatch.setattr(passes, "run", recording)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("mode", ["token-mean", "token-sum"])
-@pytest.mark.parametrize("kw", [{}, {"dp_size": 4, "batch_num_tokens": 301}], ids=["local", "dp"])
+@pytest.mark.parametrize("mode", ["token-mean", "token-sum", "seq-mean-token-mean"])
+@pytest.mark.parametrize(
+    "kw", [{}, {"dp_size": 4, "batch_num_tokens": 301, "global_batch_size": 9}], ids=["local", "dp"]
+)
 @pytest.mark.parametrize("mask_dtype", [torch.float32, torch.bool, torch.float64])
-def test_backward_hands_the_forwards_buffer_to_grad_unscaled(dtype, mode, kw, mask_dtype, monkeypatch):
+def test_backward_hands_the_forwards_buffer_to_grad(dtype, mode, kw, mask_dtype, monkeypatch):
     v, r, o, m, eps = random_batch(30, rows=9, width=41, dtype=dtype, ties=False)
     m = m.to(mask_dtype)
     buffers, exact = TokensBuffer(monkeypatch), CountExact(monkeypatch)
-    factors = []
-    original = fused._rescale_factor
-    monkeypatch.setattr(fused, "_rescale_factor", lambda *a: factors.append(original(*a)) or factors[-1])
     x = v.clone().requires_grad_(True)
     fused_value_loss(x, r, o, m, eps, mode, backend="compiled", **kw)[0].backward()
     assert_bitwise(x.grad, eager_grad(v, r, o, m, eps, mode, **kw))
-    assert factors == [1.0] and exact.calls == 0  # the weight was folded into the forward: no scaling
+    assert exact.calls == 0  # scaled in place
     assert x.grad.data_ptr() == buffers.pointers[0]  # taken as .grad as it is, no copy
 
 
+@pytest.mark.parametrize("backend", ["auto", "compiled"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_an_unexpected_upstream_rescales_or_recomputes_exactly(dtype, monkeypatch):
+def test_any_positive_upstream_scales_in_place_and_a_negative_or_zero_one_recomputes(dtype, backend, monkeypatch):
     v, r, o, m, eps = random_batch(31, rows=9, width=41, dtype=dtype, ties=False)
     exact = CountExact(monkeypatch)
-    for scale, recomputed in [(2.0, 0), (0.25, 0), (3.0, 1), (3.0, 0), (1.0, 1), (-1.0, 1), (0.0, 1)]:
+    for scale, recomputed in [(2.0, 0), (0.25, 0), (3.0, 0), (1 / 3, 0), (1.0, 0), (-1.0, 1), (0.0, 1)]:
         before = exact.calls
-        _, fusedres = run_both(v, r, o, m, eps, scale=scale)
+        _, fusedres = run_both(v, r, o, m, eps, scale=scale, backend=backend)
         assert_bitwise(fusedres[2], eager_grad(v, r, o, m, eps, scale=scale), f"gradient at upstream {scale}")
-        # a power-of-two change is an exact in-place rescale; another one recomputes once, then is expected
         assert exact.calls - before == recomputed, scale
+
+
+def test_a_backward_leaves_nothing_behind_for_the_next_call(monkeypatch):
+    """No state couples calls: what a forward writes does not depend on earlier backwards' upstreams."""
+    v, r, o, m, eps = random_batch(36, rows=9, width=41, dtype=torch.float32, ties=False)
+    original = passes.run
+    seen = []
+
+    def recording(kind, *args):
+        out = original(kind, *args)
+        seen.append(out[-1].clone())
+        return out
+
+    monkeypatch.setattr(passes, "run", recording)
+    for scale in (1.0, 3.0, 0.1):
+        x = v.clone().requires_grad_(True)
+        (fused_value_loss(x, r, o, m, eps, backend="compiled")[0] * scale).backward()
+        assert_bitwise(x.grad, eager_grad(v, r, o, m, eps, scale=scale))
+    assert len(seen) == 3 and all(torch.equal(seen[0], later) for later in seen[1:])  # the same unit gradient
+
+
+def test_an_input_changed_in_place_before_backward_is_refused_as_autograd_does():
+    v, r, o, m, eps = random_batch(37, rows=9, width=41, dtype=torch.float32)
+    for fn in (vl.compute_value_loss, fused_value_loss):
+        x = v.clone().requires_grad_(True)
+        loss, _ = fn(x, r, o, m, eps)
+        with torch.no_grad():
+            x.add_(1.0)
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            loss.backward()
+
+
+def test_the_call_record_is_frozen():
+    v, r, o, m, eps = random_batch(38, dtype=torch.float32)
+    call = fused.dispatch._verl_call(v, r, o, m, eps, "token-mean", "compiled")
+    with pytest.raises(AttributeError):  # a named tuple: no field can be set after construction
+        call.eps = 0.3
 
 
 def test_no_aliasing_second_backward_with_retain_graph(monkeypatch):

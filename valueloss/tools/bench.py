@@ -1,15 +1,21 @@
 """Timing harness for the clipped value loss: ``python -m valueloss.tools.bench``.
 
 Times the implementations a user would choose between, on the same inputs, forward alone and
-forward+backward, and measures in the same run a streaming kernel that moves the bytes the loss
-cannot avoid moving: the memory-bandwidth roofline. Every result is reported as time, achieved GB/s,
-a ratio to verl's eager formula and a share of that roofline.
+forward+backward, and measures in the same run what bounds them: a streaming kernel that moves the bytes
+the loss cannot avoid moving (the memory-bandwidth roofline), and the per-call floor (an autograd
+Function that does nothing, and one tiny kernel). Every result is reported as time, achieved GB/s, a
+ratio to verl's eager formula and a share of that roofline.
 
 - ``verl-eager``: :func:`valueloss.compute_value_loss` (verl's formula, eager, with our input checks).
 - ``openrlhf-eager``: :class:`valueloss.ValueLoss` (OpenRLHF's module, eager).
-- ``compiled``: ``torch.compile`` of verl's formula (what a user gets by wrapping it).
-- ``fused``: :func:`valueloss.fused_value_loss` (one pass, exact gradient; on CPU, batches up to
-  ``valueloss.fused.SMALL_TOKENS`` tokens run that pass as a C loop).
+- ``compiled``: ``torch.compile`` of :func:`valueloss.compute_value_loss` (what a user gets by wrapping
+  it). On GPUs compiled for each size (static shapes: a kernel compiled for the first size runs badly at
+  the others) and on CPU compiled once with dynamic shapes (a compile there takes tens of seconds);
+  either way warmed up at each size before timing, and the run's ``compile_mode`` says which.
+- ``fused``: :func:`valueloss.fused_value_loss` (one pass, exact gradient: the Triton kernel on CUDA; on
+  CPU the C loop for batches up to ``valueloss.fused.SMALL_TOKENS`` tokens, inductor's pass above).
+- ``fused-kernel`` (where the Triton kernel runs): the same kernel's launches without autograd, so the
+  difference to ``fused`` is what autograd and the argument checks cost.
 
 Method: inputs are allocated once per size (``v``, ``v_old``, ``R`` random normal, a 0/1 mask in the
 values' dtype with 20 % padding); every call allocates its own outputs, as in training. Each
@@ -22,7 +28,10 @@ per call. The gradient is taken with ``torch.autograd.grad`` (no accumulation in
 Bytes per token: forward reads ``v``, ``v_old``, ``R`` and the mask; forward+backward also writes the
 gradient (20 bytes per float32 token). The roofline kernel reads four tensors of the same size and
 (for forward+backward) writes one, compiled into a single loop. At small sizes its time is the compiled
-call's overhead, not bandwidth, so a share of the roofline above 100 % is possible there.
+call's overhead, not bandwidth, so a share of the roofline above 100 % is possible there. The floors do
+not depend on the size: ``floor-autograd`` is a custom ``autograd.Function`` whose forward allocates
+a 0-d result and whose backward returns a view (no kernel at all), ``floor-kernel`` one launch of a
+one-element kernel.
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
+import functools
 import io
 import json
 import math
@@ -48,16 +58,11 @@ from pathlib import Path
 import torch
 
 from ..fused import fused_value_loss
-from ..losses import ValueLoss, clip_bounds, compute_value_loss, masked_mean, masked_sum
+from ..losses import ValueLoss, compute_value_loss
 
-IMPLEMENTATIONS = ("verl-eager", "openrlhf-eager", "compiled", "fused")
-IMPL_LABELS = {
-    "verl-eager": "verl eager (compute_value_loss)",
-    "openrlhf-eager": "OpenRLHF eager (ValueLoss)",
-    "compiled": "torch.compile of verl's formula",
-    "fused": "fused (fused_value_loss)",
-    "roofline": "roofline: stream the same bytes once",
-}
+IMPLEMENTATIONS = ("verl-eager", "openrlhf-eager", "compiled", "fused", "fused-kernel")
+DEFAULT_IMPLS = IMPLEMENTATIONS[:4]  # and fused-kernel where the Triton kernel runs (see default_impls)
+FLOORS = ("floor-autograd", "floor-kernel")  # measured in every run, with the roofline
 PASSES = ("forward", "forward+backward")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float64": torch.float64}
 DEFAULT_SIZES = "8x128,64x1024,512x4096"
@@ -96,13 +101,14 @@ class BenchConfig:
     sizes: tuple[tuple[int, int], ...]
     dtype: str = "float32"
     device: str = "cpu"
-    impls: tuple[str, ...] = IMPLEMENTATIONS
+    impls: tuple[str, ...] = DEFAULT_IMPLS
     passes: tuple[str, ...] = PASSES
     repeats: int = 15
     threads: int | None = None
     eps: float = 0.2
     min_sample_s: float = 1e-3
     seed: int = 0
+    compile_per_shape: bool | None = None  # torch.compile static per size; None: on GPUs yes, on CPU no
 
 
 @dataclass
@@ -221,6 +227,8 @@ def validate_config(config: BenchConfig) -> BenchConfig:
     unknown = [i for i in config.impls if i not in IMPLEMENTATIONS]
     if unknown or not config.impls:
         raise ValueError(f"impls must be chosen from {', '.join(IMPLEMENTATIONS)}, got {list(config.impls)!r}")
+    if "fused-kernel" in config.impls and not triton_runs(device):
+        raise ValueError("fused-kernel times the Triton kernel: it runs on CUDA (or on CPU under TRITON_INTERPRET=1)")
     bad_pass = [p for p in config.passes if p not in PASSES]
     if bad_pass or not config.passes:
         raise ValueError(f"passes must be chosen from {', '.join(PASSES)}, got {list(config.passes)!r}")
@@ -240,15 +248,20 @@ def validate_config(config: BenchConfig) -> BenchConfig:
 # ---------------------------------------------------------------- the implementations
 
 
-def _verl_formula(v, returns, values, mask, eps):
-    """verl's compute_value_loss (token-mean, one process) without input checks, for torch.compile."""
-    v_clipped = clip_bounds(v, values, eps)
-    loss_unclipped = (v - returns) ** 2
-    loss_clipped = (v_clipped - returns) ** 2
-    loss_max = torch.max(loss_unclipped, loss_clipped)
-    vf_loss = 0.5 * (masked_sum(loss_max, mask) / mask.sum())
-    vf_clipfrac = masked_mean(torch.gt(loss_clipped, loss_unclipped).float(), mask)
-    return vf_loss, vf_clipfrac
+def triton_runs(device: str) -> bool:
+    """Whether the fused Triton kernel runs on ``device``: CUDA where Triton imports, CPU under its interpreter."""
+    from ..fused import dispatch
+
+    if dispatch.triton_status() is not None:
+        return False
+    from ..fused.kernel import interpreting
+
+    return device.startswith("cuda") or (device == "cpu" and interpreting())
+
+
+def default_impls(device: str) -> tuple[str, ...]:
+    """What a run times unless told otherwise: every implementation, the bare kernel where it is compiled."""
+    return DEFAULT_IMPLS + (("fused-kernel",) if device.startswith("cuda") and triton_runs(device) else ())
 
 
 def _stream_write(a, b, c, d):
@@ -259,19 +272,82 @@ def _stream_reduce(a, b, c, d):
     return (a + b + c + d).sum()
 
 
-def _make_impl(name: str, eps: float) -> Callable:
-    """A callable ``(v, R, v_old, mask) -> loss`` for each implementation."""
+def compiles_per_shape(config: BenchConfig) -> bool:
+    """torch.compile per size (static shapes) on GPUs; on CPU once, with dynamic shapes (a compile there
+    takes tens of seconds), unless the config says otherwise."""
+    per_shape = config.compile_per_shape
+    return config.device.split(":")[0] != "cpu" if per_shape is None else per_shape
+
+
+def compile_mode(config: BenchConfig) -> str:
+    """How ``compiled`` was compiled, in words for the recording and the Timing page."""
+    if compiles_per_shape(config):
+        return "torch.compile compiled for each size (static shapes), warmed up at each size before timing"
+    return "torch.compile compiled once with dynamic shapes, warmed up at each size before timing"
+
+
+def _make_impl(name: str, eps: float, per_shape: bool) -> Callable:
+    """A callable ``(v, R, v_old, mask) -> loss`` for each implementation (``fused-kernel``: see ``_kernel_calls``)."""
     if name == "verl-eager":
         return lambda v, r, v_old, m: compute_value_loss(v, r, v_old, m, eps)[0]
     if name == "openrlhf-eager":
         module = ValueLoss(clip_eps=eps)
         return lambda v, r, v_old, m: module(v, v_old, r, m)
-    if name == "compiled":
-        compiled = torch.compile(_verl_formula, dynamic=True)
+    if name == "compiled":  # the canonical function itself, as a user would wrap it
+        compiled = torch.compile(compute_value_loss, dynamic=not per_shape)
         return lambda v, r, v_old, m: compiled(v, r, v_old, m, eps)[0]
     if name == "fused":
         return lambda v, r, v_old, m: fused_value_loss(v, r, v_old, m, eps)[0]
+    if name == "fused-kernel":
+        return lambda v, r, v_old, m: None  # built per size, from the inputs (see _kernel_calls)
     raise ValueError(f"unknown implementation {name!r}")
+
+
+def _kernel_calls(v, r, v_old, mask, eps: float) -> dict[str, Callable]:
+    """The Triton kernel's launches without autograd: the forward (pass and finalize) and, for
+    forward+backward, the backward kernel after it, for token-mean's weight at an upstream of 1."""
+    from ..fused import dispatch, kernel
+
+    forward_only = dispatch._verl_call(v, r, v_old, mask, eps, "token-mean", "triton")
+    with torch.enable_grad():
+        with_grad = dispatch._verl_call(v.detach().requires_grad_(True), r, v_old, mask, eps, "token-mean", "triton")
+    weight = torch.full((), 0.5 / max(int(mask.count_nonzero()), 1), dtype=v.dtype, device=v.device)
+
+    def both():
+        u = kernel.forward(with_grad)[-1]
+        return kernel.backward(with_grad, weight, None, u)
+
+    return {"forward": lambda: kernel.forward(forward_only), "forward+backward": both}
+
+
+class _Nothing(torch.autograd.Function):
+    """The per-call floor of a custom autograd Function: no kernel in either direction."""
+
+    @staticmethod
+    def forward(ctx, v):
+        ctx.shape = v.shape
+        return v.new_empty(())
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.expand(ctx.shape)
+
+
+def _floor_calls(v, v_train) -> dict[tuple[str, str], Callable]:
+    """(floor, pass) -> call: the empty autograd Function (forward under no_grad; forward+backward
+    through torch.autograd.grad, as every implementation is timed) and one launch of a one-element kernel."""
+    tiny = v.new_zeros(1)
+
+    def empty_forward():
+        with torch.no_grad():
+            return _Nothing.apply(v)
+
+    return {
+        ("floor-autograd", "forward"): empty_forward,
+        ("floor-autograd", "forward+backward"): lambda: torch.autograd.grad(_Nothing.apply(v_train), v_train),
+        ("floor-kernel", "forward"): lambda: torch.neg(tiny),
+        ("floor-kernel", "forward+backward"): lambda: torch.neg(tiny),
+    }
 
 
 def _make_roofline(kind: str, device: torch.device, dtype: torch.dtype) -> tuple[Callable, str]:
@@ -368,32 +444,37 @@ def _inputs(batch: int, length: int, dtype: torch.dtype, device: torch.device, s
     return v, r, v_old, mask
 
 
+def _timed_call(fn: Callable, pass_: str, v, r, v_old, mask, v_train) -> Callable:
+    """An implementation as it is timed: forward under no_grad, forward+backward through ``torch.autograd.grad``."""
+    if pass_ == "forward":
+
+        def forward():
+            with torch.no_grad():
+                return fn(v, r, v_old, mask)
+
+        return forward
+    return lambda: torch.autograd.grad(fn(v_train, r, v_old, mask), v_train)
+
+
 def _cases_for_size(config, batch, length, device, impls: dict, rooflines: dict) -> list[_Case]:
+    """Every (implementation or reference, pass) at one size as a zero-argument call: the implementations,
+    the roofline, the floors, and the bare kernel's launches where it is timed."""
     dtype = DTYPES[config.dtype]
     v, r, v_old, mask = _inputs(batch, length, dtype, device, config.seed)
     v_train = v.clone().requires_grad_(True)
-    cases = []
+    calls = _floor_calls(v, v_train)
+    kernel = _kernel_calls(v, r, v_old, mask, config.eps) if "fused-kernel" in impls else {}
     for pass_ in config.passes:
-        for impl in (*config.impls, "roofline"):
-            fn = rooflines[pass_][0] if impl == "roofline" else impls[impl]
-            if pass_ == "forward":
-
-                def call(fn=fn):
-                    with torch.no_grad():
-                        return fn(v, r, v_old, mask)
-
-            elif impl == "roofline":
-
-                def call(fn=fn):
-                    return fn(v, r, v_old, mask)
-
-            else:
-
-                def call(fn=fn):
-                    return torch.autograd.grad(fn(v_train, r, v_old, mask), v_train)
-
-            cases.append(_Case(impl, pass_, call, device, config.threads))
-    return cases
+        calls[("roofline", pass_)] = functools.partial(rooflines[pass_][0], v, r, v_old, mask)
+        for impl, fn in impls.items():
+            calls[(impl, pass_)] = (
+                kernel[pass_] if impl == "fused-kernel" else _timed_call(fn, pass_, v, r, v_old, mask, v_train)
+            )
+    return [
+        _Case(impl, pass_, calls[(impl, pass_)], device, config.threads)
+        for pass_ in config.passes
+        for impl in (*config.impls, "roofline", *FLOORS)
+    ]
 
 
 def allocator_regime(device: torch.device) -> str:
@@ -491,7 +572,10 @@ def run_benchmark(config: BenchConfig, progress: Callable[[int, int, str], None]
     try:
         if config.threads is not None:
             torch.set_num_threads(config.threads)
-        return _run(config, progress)
+        # compiled per size: one recompilation per size and pass (dynamo's default limit is 8)
+        limits = {"recompile_limit": 256, "accumulated_recompile_limit": 4096} if compiles_per_shape(config) else {}
+        with torch._dynamo.config.patch(**limits):
+            return _run(config, progress)
     finally:
         torch.set_num_threads(threads_before)
 
@@ -499,7 +583,7 @@ def run_benchmark(config: BenchConfig, progress: Callable[[int, int, str], None]
 def _run(config: BenchConfig, progress) -> BenchResult:
     device = torch.device(config.device)
     dtype = DTYPES[config.dtype]
-    impls = {name: _make_impl(name, config.eps) for name in config.impls}
+    impls = {name: _make_impl(name, config.eps, compiles_per_shape(config)) for name in config.impls}
     rooflines = {p: _make_roofline(p, device, dtype) for p in config.passes}
     from .. import __version__
 
@@ -525,12 +609,16 @@ def _run(config: BenchConfig, progress) -> BenchResult:
         "impls": list(config.impls),
         "passes": list(config.passes),
         "roofline_method": {p: rooflines[p][1] for p in config.passes},
+        "compile_mode": compile_mode(config),
+        "floor_method": "floor-autograd: a custom autograd.Function doing nothing (forward allocates a 0-d "
+        "result, backward returns a view); floor-kernel: one launch of a one-element kernel (torch.neg)",
+        "triton": _triton_version(),
         "bytes_per_token": {p: _bytes_per_token(dtype, p) for p in config.passes},
         "timing": "median of repeats; each repeat times back-to-back calls lasting about "
         f"{config.min_sample_s * 1e3:g} ms; warm-up and compile excluded; repeats interleaved across implementations",
     }
     result = BenchResult(meta=meta)
-    n_cases = len(config.passes) * (len(config.impls) + 1)
+    n_cases = len(config.passes) * (len(config.impls) + 1 + len(FLOORS))
     total = len(config.sizes) * n_cases * (1 + config.repeats)
     done = 0
 
@@ -566,7 +654,7 @@ def _run(config: BenchConfig, progress) -> BenchResult:
                 torch.cuda.empty_cache()
             done = min(total, done + n_cases * (1 + config.repeats))
             for pass_ in config.passes:
-                for impl in (*config.impls, "roofline"):
+                for impl in (*config.impls, "roofline", *FLOORS):
                     result.rows.append(_row(config, device, impl, pass_, batch, length, status="out of memory"))
             cases = []
             continue
@@ -575,7 +663,18 @@ def _run(config: BenchConfig, progress) -> BenchResult:
     if progress is not None:
         progress(total, total, "done")
     meta["load_average_end"] = _load_average()
+    from ..fused import fused_backend_report
+
+    meta["fused_paths"] = [r for r in fused_backend_report() if r["state"] == "ran"]
     return result
+
+
+def _triton_version() -> str | None:
+    try:
+        import triton
+    except Exception:  # noqa: BLE001 - not installed (CPU builds of torch): nothing to record
+        return None
+    return triton.__version__
 
 
 def _row(config, device, impl, pass_, batch, length, status="ok", **values) -> dict:
@@ -589,7 +688,7 @@ def _row(config, device, impl, pass_, batch, length, status="ok", **values) -> d
         length=length,
         tokens=batch * length,
         status=status,
-        bytes=batch * length * _bytes_per_token(DTYPES[config.dtype], pass_),
+        bytes=0 if impl in FLOORS else batch * length * _bytes_per_token(DTYPES[config.dtype], pass_),
     )
     row.update(values)
     return row
@@ -610,8 +709,9 @@ def _rows_from_cases(config, device, batch, length, cases: list[_Case]) -> list[
             rows.append(_row(config, device, case.impl, case.pass_, batch, length, status=case.status))
             continue
         median = medians[(case.impl, case.pass_)]
-        roof = medians.get(("roofline", case.pass_))
-        eager = medians.get(("verl-eager", case.pass_))
+        loss = case.impl not in FLOORS  # the floors move no loss bytes: no bandwidth, no ratios
+        roof = medians.get(("roofline", case.pass_)) if loss else None
+        eager = medians.get(("verl-eager", case.pass_)) if loss else None
         nbytes = batch * length * _bytes_per_token(DTYPES[config.dtype], case.pass_)
         rows.append(
             _row(
@@ -628,7 +728,7 @@ def _rows_from_cases(config, device, batch, length, cases: list[_Case]) -> list[
                 calls_per_repeat=case.inner,
                 repeats=len(case.samples),
                 compile_s=max(case.first_s - median, 0.0),
-                gbps=nbytes / median / 1e9,
+                gbps=nbytes / median / 1e9 if loss else None,
                 roofline_ms=roof * 1e3 if roof else None,
                 roofline_gbps=nbytes / roof / 1e9 if roof else None,
                 roofline_share=roof / median if roof else None,
@@ -655,6 +755,7 @@ def format_table(result: BenchResult) -> str:
         f"device: {meta['device']} ({meta['device_name']}), dtype {meta['dtype']}, threads {meta['threads']}, "
         f"torch {meta['torch']}, load average {meta.get('load_average_start')}",
         f"allocator: {meta['allocator']}",
+        f"compiled: {meta.get('compile_mode')}",
         "",
     ]
     header = (
@@ -671,7 +772,8 @@ def format_table(result: BenchResult) -> str:
         time_text = f"{median * 1e3:.1f} us" if median < 1 else f"{median:.2f} ms"
         lines.append(
             f"{size:>11} {r['pass']:<17} {r['impl']:<16} {time_text:>10} {_fmt(r['gbps'], '.1f'):>7} "
-            f"{_fmt(r['speedup_vs_verl_eager'], '.1f'):>12} {_fmt(100 * r['roofline_share'], '.0f'):>10} "
+            f"{_fmt(r['speedup_vs_verl_eager'], '.1f'):>12} "
+            f"{_fmt(None if r['roofline_share'] is None else 100 * r['roofline_share'], '.0f'):>10} "
             f"{_fmt(r['compile_s'] if r['compile_s'] and r['compile_s'] > 0.05 else None, '.1f'):>9} "
             f"{_fmt(r['page_faults_per_call'], '.1f'):>11}"
         )
@@ -751,14 +853,12 @@ class _ProgressLine:
         self.stream.flush()
 
 
-def _parse_impls(values: list[str] | None) -> tuple[str, ...]:
-    if not values:
-        return IMPLEMENTATIONS
+def _parse_impls(values: list[str] | None, device: str) -> tuple[str, ...]:
     names = []
-    for value in values:
+    for value in values or ():
         names += [v.strip() for v in value.split(",") if v.strip()]
-    if "all" in names:
-        return IMPLEMENTATIONS
+    if not names or "all" in names:
+        return default_impls(device)
     return tuple(dict.fromkeys(names))
 
 
@@ -766,13 +866,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m valueloss.tools.bench",
         description="Time the clipped value loss (verl eager, OpenRLHF eager, torch.compile, fused) "
-        "against a memory-bandwidth roofline measured in the same run.",
+        "against a memory-bandwidth roofline and the per-call floor, measured in the same run.",
     )
     parser.add_argument("--sizes", default=DEFAULT_SIZES, help=f"BxT list (default {DEFAULT_SIZES})")
     parser.add_argument("--dtype", default="float32", choices=sorted(DTYPES))
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 or mps")
     parser.add_argument(
-        "--impl", action="append", help=f"implementations, comma-separated or repeated: {', '.join(IMPLEMENTATIONS)}"
+        "--impl",
+        action="append",
+        help=f"implementations, comma-separated or repeated: {', '.join(IMPLEMENTATIONS)} "
+        "(default: all that run on the device; fused-kernel needs Triton on CUDA)",
+    )
+    parser.add_argument(
+        "--compile",
+        choices=("auto", "per-size", "dynamic"),
+        default="auto",
+        help="torch.compile per size (static shapes) or once with dynamic shapes (default: per size on GPUs)",
     )
     parser.add_argument("--passes", default=",".join(PASSES), help="forward, forward+backward (default both)")
     parser.add_argument("--repeats", type=int, default=15, help="timed repeats per case (default 15)")
@@ -791,11 +900,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             sizes=parse_sizes(args.sizes),
             dtype=args.dtype,
             device=args.device,
-            impls=_parse_impls(args.impl),
+            impls=_parse_impls(args.impl, args.device),
             passes=tuple(p.strip() for p in args.passes.split(",") if p.strip()),
             repeats=args.repeats,
             threads=args.threads,
             eps=args.eps,
+            compile_per_shape={"auto": None, "per-size": True, "dynamic": False}[args.compile],
         )
         validate_config(config)
         limit = max_tokens(config.device, config.dtype)
@@ -809,93 +919,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     csv_path, json_path = write_results(result, args.out)
     print(f"\nwrote {csv_path} and {json_path}")
     return 0
-
-
-# ---------------------------------------------------------------- for the app
-
-
-def table_records(rows: Sequence[dict]) -> list[dict]:
-    """Rows as a readable table (one dict per line, friendly column names)."""
-    records = []
-    for r in rows:
-        ok = r["status"] == "ok"
-        records.append(
-            {
-                "size": format_size(r["batch"], r["length"]),
-                "tokens": r["tokens"],
-                "pass": r["pass"],
-                "implementation": IMPL_LABELS.get(r["impl"], r["impl"]),
-                "median (ms)": r["median_ms"] if ok else None,
-                "quartiles (ms)": f"{r['p25_ms']:.4g} – {r['p75_ms']:.4g}" if ok else "",
-                "GB/s": r["gbps"] if ok else None,
-                "× verl eager": r["speedup_vs_verl_eager"] if ok else None,
-                "% of roofline": 100 * r["roofline_share"] if ok and r["roofline_share"] is not None else None,
-                "compile (s)": r["compile_s"] if ok else None,
-                "page faults / call": r["page_faults_per_call"] if ok else None,
-                "status": r["status"],
-            }
-        )
-    return records
-
-
-def headline(rows: Sequence[dict], impl: str = "fused", pass_: str = "forward+backward") -> dict | None:
-    """``impl`` at the largest size that ran: time, ratio to verl eager and share of the roofline."""
-    ran = [r for r in rows if r["status"] == "ok" and r["impl"] == impl and r["pass"] == pass_]
-    if not ran:
-        return None
-    top = max(ran, key=lambda r: (r["tokens"], r["batch"]))
-    rivals = [
-        r
-        for r in rows
-        if r["status"] == "ok" and r["impl"] != "roofline" and r["pass"] == pass_
-        and (r["batch"], r["length"]) == (top["batch"], top["length"])
-    ]  # fmt: skip
-    fastest = min(rivals, key=lambda r: r["median_ms"])
-    return {
-        "size": format_size(top["batch"], top["length"]),
-        "median_ms": top["median_ms"],
-        "speedup_vs_verl_eager": top["speedup_vs_verl_eager"],
-        "roofline_share": top["roofline_share"],
-        "gbps": top["gbps"],
-        "roofline_gbps": top["roofline_gbps"],
-        "fastest_impl": fastest["impl"],
-        "fastest_ms": fastest["median_ms"],
-    }
-
-
-def summary_records(recordings: Sequence[tuple[str, BenchResult]]) -> list[dict]:
-    """One row per recording: where and when it ran and its :func:`headline` numbers, to compare
-    devices and dtypes side by side (recordings where the fused forward+backward did not run are left out)."""
-    records = []
-    for name, result in recordings:
-        top = headline(result.rows)
-        if top is None:
-            continue
-        meta = result.meta
-        share = top["roofline_share"]
-        records.append(
-            {
-                "device": meta.get("device_name") or meta.get("device"),
-                "dtype": meta.get("dtype"),
-                "fused fwd+bwd ms": top["median_ms"],  # the numbers first: visible on a narrow window
-                "x verl eager": top["speedup_vs_verl_eager"],
-                "% of roofline": None if share is None else 100 * share,
-                "size": top["size"],
-                "fastest there": f"{IMPL_LABELS[top['fastest_impl']]}, {top['fastest_ms']:.3g} ms",
-                "date": str(meta.get("date", ""))[:10],
-                "file": name,
-            }
-        )
-    return records
-
-
-def failures(rows: Sequence[dict]) -> list[str]:
-    """One line per size x pass x implementation that did not run (out of memory, errors)."""
-    return [
-        f"{format_size(r['batch'], r['length'])} {r['pass']} {r['impl']}: {r['status']}"
-        for r in rows
-        if r["status"] != "ok"
-    ]
 
 
 if __name__ == "__main__":

@@ -1,12 +1,12 @@
-/* The fused pass of valueloss.fused as one plain C loop, for small CPU batches.
+/* The fused pass of valueloss.fused as one plain C loop, for small CPU batches (see cloop.py).
 
-   Included once per floating type by valueloss/_cpass.py, with T (float or double), I (a count type
+   Included once per floating type by valueloss/fused/cloop.py, with T (float or double), I (a count type
    of T's width: int32_t or double) and NAME defined. Every value is
    the compiled pass's operation in T, so u and the counts are the same bits. Build with
    -ffp-contract=off (no fused multiply-add) and without -ffast-math; -fno-trapping-math only lets the
    compiler evaluate both sides of a select (results are unchanged), which the vectoriser needs.
 
-   Per token (verl's per-token loss and the unit gradient u, see valueloss.fused._per_token):
+   Per token (verl's per-token loss and the unit gradient u, see valueloss.fused.passes._per_token):
      lo, hi   = o - eps, o + eps
      v_clip   = maximum(minimum(v, hi), lo)     NaN-propagating; equal operands give the second,
                                                  as torch's vectorised minimum / maximum do

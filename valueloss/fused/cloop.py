@@ -1,27 +1,33 @@
-"""The fused pass as a plain C loop, for small CPU batches.
+"""2. The CPU path for small batches: the fused pass as a plain C loop (``cloop.c``), called through ctypes.
 
 Inductor's compiled pass runs a 1,024-token batch in a few microseconds but its Python wrapper takes
 about 20 more on every call; a training step on a small batch pays that twice (forward, then the
-rare exact backward). This loop (``_cpass.c``) does the same operations in the same float type, so
-``u`` and the counts are the compiled pass's bits, and is called through ``ctypes`` for about 2 us.
-It is built once per machine with the system C compiler (the one inductor needs on CPU anyway,
-``$CC`` with its arguments if set) into a cache folder; where no compiler works, :func:`library`
-returns None, says why in :func:`status` (and a one-time warning where a compiler was expected), and
-the compiled pass runs.
+rare exact backward). This loop does the same operations in the same float type, so ``u`` and the
+counts are the compiled pass's bits, and is called for about 2 us. It is built once per machine with
+the system C compiler (the one inductor needs on CPU anyway, ``$CC`` with its arguments if set) into a
+cache folder; where no compiler works, :func:`library` returns None, says why in :func:`status` (and a
+one-time warning where a compiler was expected), and the compiled pass runs.
 
 The cache folder (``$VALUELOSS_CACHE_DIR``, else ``$XDG_CACHE_HOME/valueloss`` or
-``~/.cache/valueloss``) is private: created 0700, used only when it is a real directory owned by this
-user, and a library in it is loaded only when it is a regular file of this user's that no one else can
-write; anything else is removed and rebuilt, and a library that does not compute a known answer is
-rebuilt too. The file name is keyed by everything that shapes the build (source, compiler command and
-version, flags, machine). Where the folder cannot be made private, the loop is built into a fresh
-``mkdtemp`` folder for this process, never into a shared guessable place.
+``~/.cache/valueloss``) is private: created 0700 and used only when it is a real directory owned by this
+user. The library is opened once, without following links (``O_NOFOLLOW``); the *open file* is checked
+(``fstat``: a regular file of this user's that no one else can write) and that very file is loaded
+(``/proc/self/fd/N``), so whoever owns a parent folder cannot swap it between the check and the load.
+Where ``/proc`` is missing (macOS, BSD), every folder from the file up to the root must belong to root
+or this user and be writable by no one else (or be sticky, as /tmp) before the path is loaded.
+Anything untrusted is removed and rebuilt, and a library that does not compute a known answer is
+rebuilt too. The file name is keyed
+by everything that shapes the build (source, compiler command and version, flags, machine). Where the
+folder cannot be made private, the loop is built into a fresh ``mkdtemp`` folder for this process,
+never into a shared guessable place.
 """
 
 from __future__ import annotations
 
 import _ctypes
 import ctypes
+import errno
+import functools
 import hashlib
 import os
 import platform
@@ -33,22 +39,47 @@ import sys
 import tempfile
 import threading
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-SOURCE = Path(__file__).with_name("_cpass.c")
+__all__ = ["SMALL_TOKENS", "library", "run_pass", "scale", "status", "supports"]
+
+SOURCE = Path(__file__).with_name("cloop.c")
+# Up to this many tokens, "auto" runs the pass as this loop on CPU: below it inductor's ~20 us Python
+# wrapper costs more than the loop's single thread loses (measured crossover: ~5k float32 and ~8k float64
+# tokens on a 2-core machine).
+SMALL_TOKENS = 4096
 # dtype -> (C float type, per-lane count type of the same width, name suffix). double counts: the
 # vectoriser has no 64-bit integer reductions on baseline x86-64; they stay exact below 2^53.
 TYPES = {torch.float32: ("float", "int32_t", "float32"), torch.float64: ("double", "double", "float64")}
-# IEEE arithmetic as written (no fused multiply-add, no fast-math); see _cpass.c for the other two.
+# IEEE arithmetic as written (no fused multiply-add, no fast-math); see cloop.c for the other two.
 FLAGS = ("-O3", "-std=c99", "-shared", "-fPIC", "-ffp-contract=off", "-fno-trapping-math", "-fopenmp-simd")
 _CACHE_ENV = "VALUELOSS_CACHE_DIR"
+_PROC_FD = Path("/proc/self/fd")
 
-_lock = threading.Lock()
-_library: ctypes.CDLL | None = None
-_functions: dict = {}  # dtype -> (pass loop, scale)
-_status: dict = {"state": "not built"}
+
+class UnsafeCache(OSError):
+    """The cache folder or a file in it could be written by someone else: never load from it."""
+
+
+@dataclass(frozen=True)
+class Loop:
+    """The C loop as loaded once per process: the library and its functions, or why there is none.
+
+    ``descriptor`` is the open file the library was loaded from (kept open while it is loaded, so that
+    its ``/proc/self/fd`` name stays unique); ``notes``: what the build met on the way (a rebuilt file,
+    a private folder for this process).
+    """
+
+    state: str  # "ready" or "unavailable"
+    library: ctypes.CDLL | None = None
+    functions: dict = field(default_factory=dict)  # dtype -> (pass loop, scale)
+    compiler: str | None = None
+    error: str | None = None
+    descriptor: int | None = None
+    notes: dict = field(default_factory=dict)
 
 
 def _compiler() -> list[str] | None:
@@ -101,10 +132,6 @@ def _cache_dir() -> Path:
     return Path(base)
 
 
-class UnsafeCache(OSError):
-    """The cache folder or a file in it could be written by someone else: never load from it."""
-
-
 def _private_folder(folder: Path) -> Path:
     """``folder`` created 0700 if missing, checked to be a real directory owned by this user that no
     one else can write to (modes it owns but left open are tightened to 0700); ``UnsafeCache`` else."""
@@ -121,13 +148,40 @@ def _private_folder(folder: Path) -> Path:
     return folder
 
 
-def _trusted_file(path: Path) -> None:
-    """``UnsafeCache`` unless ``path`` is a regular file (not a link) of this user's, writable by no one else."""
-    info = os.lstat(path)
+def _check_file(path: Path, info: os.stat_result) -> None:
+    """``UnsafeCache`` unless ``info`` is a regular file of this user's that no one else can write."""
     if not stat.S_ISREG(info.st_mode):
         raise UnsafeCache(f"{path} is not a regular file (a symbolic link or something else)")
     if info.st_uid != os.getuid() or stat.S_IMODE(info.st_mode) & 0o022:
         raise UnsafeCache(f"{path} is owned by another user or writable by others: not loaded")
+
+
+def _open_trusted(path: Path) -> int:
+    """``path`` opened once, without following a link, and checked through the open descriptor:
+    whatever the folders do afterwards, that descriptor names the file that was checked."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise UnsafeCache(f"{path} is a symbolic link: not loaded") from None
+        raise
+    try:
+        _check_file(path, os.fstat(fd))
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _check_folders(path: Path) -> None:
+    """Without ``/proc``: every folder from ``path`` up to the root belongs to root or this user and
+    no one else can write to it, so nobody else can swap the file between the check and the load."""
+    for folder in path.resolve().parents:
+        info = os.stat(folder)
+        mode = stat.S_IMODE(info.st_mode)
+        shared = mode & 0o022 and not mode & stat.S_ISVTX  # a sticky folder (/tmp): others cannot rename our files
+        if info.st_uid not in (0, os.getuid()) or shared:
+            raise UnsafeCache(f"{folder} could be changed by another user: the C loop is not loaded from below it")
 
 
 def _unit_source() -> str:
@@ -151,30 +205,39 @@ def _compile(command: list[str], folder: Path, target: Path) -> None:
         os.replace(built, target)  # atomic: a concurrent build of the same key writes the same file
 
 
-def _build(command: list[str] | str) -> Path:
-    """The built loop's path in the private cache (compiled there unless a trusted copy exists).
+def _build(command: list[str] | str, notes: dict | None = None) -> Path:
+    """The built loop's path in the private cache (compiled there unless a file is already there).
 
     Where the cache folder cannot be made private (not creatable, someone else's), the loop is built
     into a fresh private temporary folder for this process only: nothing is ever loaded from a
-    shared, guessable place.
+    shared, guessable place. ``notes`` collects what happened on the way.
     """
+    notes = {} if notes is None else notes
     command = [command] if isinstance(command, str) else list(command)
     key = build_key(command)
     try:
         folder = _private_folder(_cache_dir())
     except OSError as err:
-        _status["cache"] = f"private build folder for this process ({type(err).__name__}: {err})"
+        notes["cache"] = f"private build folder for this process ({type(err).__name__}: {err})"
         folder = Path(tempfile.mkdtemp(prefix="valueloss-cpass-"))
     target = folder / f"cpass-{key}.so"
-    if os.path.lexists(target):
-        try:
-            _trusted_file(target)
-            return target
-        except UnsafeCache as err:  # never loaded: removed (the folder is ours) and built afresh
-            _status["rebuilt"] = f"{err}: removed and rebuilt"
-            target.unlink()
-    _compile(command, folder, target)
+    if not os.path.lexists(target):
+        _compile(command, folder, target)
     return target
+
+
+def _dlopen(path: Path) -> tuple[ctypes.CDLL, int | None]:
+    """Load the file ``path`` names now, checked: through its open descriptor where ``/proc`` exists."""
+    if _PROC_FD.is_dir():
+        fd = _open_trusted(path)
+        try:
+            return ctypes.CDLL(str(_PROC_FD / str(fd))), fd
+        except BaseException:
+            os.close(fd)
+            raise
+    os.close(_open_trusted(path))
+    _check_folders(path)
+    return ctypes.CDLL(str(path)), None
 
 
 _PROBE = ((0.5, 0.0, 0.0, 1.0), (2.0, 1.0, 0.0, 1.0), (-1.0, 0.0, 0.0, 0.0))  # (v, R, v_old, mask)
@@ -202,55 +265,73 @@ def _bind(lib: ctypes.CDLL) -> dict:
     return functions
 
 
-def _load(command: list[str]) -> ctypes.CDLL:
-    """Load the cached loop; a file that does not load or compute right is deleted and rebuilt once."""
-    path = _build(command)
-    lib = None
+def _unload(lib: ctypes.CDLL, fd: int | None) -> None:
+    """Unload a library that proved unusable (or dlopen would hand back this copy again)."""
+    _ctypes.dlclose(lib._handle)
+    if fd is not None:
+        os.close(fd)
+
+
+def _load(command: list[str]) -> Loop:
+    """Build (or find) the loop, load it checked; a file that is untrusted, does not load or computes
+    wrong numbers is deleted and rebuilt once."""
+    notes: dict = {}
+    for attempt in (1, 2):
+        path = _build(command, notes)
+        lib = fd = None
+        try:
+            lib, fd = _dlopen(path)
+            return Loop("ready", lib, _bind(lib), " ".join(command), descriptor=fd, notes=notes)
+        except (OSError, AttributeError) as err:
+            if lib is not None:
+                _unload(lib, fd)
+            if attempt == 2 or (isinstance(err, UnsafeCache) and "could be changed" in str(err)):
+                raise
+            why = str(err) if isinstance(err, UnsafeCache) else f"{type(err).__name__}: {str(err)[:120]}"
+            notes["rebuilt"] = f"the cached {path.name} was unusable ({why}): removed and rebuilt"
+            path.unlink(missing_ok=True)
+    raise AssertionError("unreachable")
+
+
+_LOCK = threading.Lock()
+
+
+@functools.lru_cache(maxsize=1)
+def _loaded() -> Loop:
+    """The loop, built and loaded on first use (once per process: a cache, cleared by tests)."""
     try:
-        lib = ctypes.CDLL(str(path))
-        _functions.update(_bind(lib))
-        return lib
-    except (OSError, AttributeError) as err:
-        if lib is not None:  # loaded but wrong: unload, or dlopen would hand back this copy again
-            _ctypes.dlclose(lib._handle)
-        _status["rebuilt"] = f"the cached {path.name} was unusable ({type(err).__name__}: {str(err)[:120]}): rebuilt"
-        path.unlink(missing_ok=True)
-    path = _build(command)
-    lib = ctypes.CDLL(str(path))
-    _functions.update(_bind(lib))
-    return lib
+        command = _compiler()
+        if command is None:
+            raise FileNotFoundError("no C compiler (cc, gcc or clang) on PATH")
+        return _load(command)
+    except (OSError, subprocess.SubprocessError, AttributeError) as err:
+        detail = getattr(err, "stderr", b"") or b""
+        message = f"{type(err).__name__}: {err} {detail.decode(errors='replace')}".strip()[:400]
+        if os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc"):
+            warnings.warn(
+                "valueloss: the C loop for small CPU batches is unavailable, so the compiled pass runs "
+                f"instead (same numbers, slower on small batches): {message}",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+        return Loop("unavailable", error=message)
 
 
 def library() -> ctypes.CDLL | None:
     """The loaded loop, built on first use; None where that is impossible (see :func:`status`), with a
     one-time ``RuntimeWarning`` saying why when a compiler was there or ``$CC`` was set."""
-    global _library
-    if _status["state"] == "not built":
-        with _lock:
-            if _status["state"] == "not built":
-                try:
-                    command = _compiler()
-                    if command is None:
-                        raise FileNotFoundError("no C compiler (cc, gcc or clang) on PATH")
-                    _library = _load(command)
-                    _status.update(state="ready", compiler=" ".join(command))
-                except (OSError, subprocess.SubprocessError, AttributeError) as err:
-                    detail = getattr(err, "stderr", b"") or b""
-                    message = f"{type(err).__name__}: {err} {detail.decode(errors='replace')}".strip()
-                    _status.update(state="unavailable", error=message[:400])
-                    if os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc"):
-                        warnings.warn(
-                            "valueloss: the C loop for small CPU batches is unavailable, so the compiled pass runs "
-                            f"instead (same numbers, slower on small batches): {message[:400]}",
-                            RuntimeWarning,
-                            stacklevel=3,
-                        )
-    return _library
+    with _LOCK:
+        return _loaded().library
 
 
 def status() -> dict:
-    """``state``: not built / ready / unavailable (with the error)."""
-    return dict(_status)
+    """``state`` (not built / ready / unavailable), the compiler or the error, and any build notes."""
+    if _loaded.cache_info().currsize == 0:
+        return {"state": "not built"}
+    loop = _loaded()
+    info = {"state": loop.state, **loop.notes}
+    info.update({"compiler": loop.compiler} if loop.state == "ready" else {"error": loop.error})
+    return info
 
 
 def supports(v: torch.Tensor) -> bool:
@@ -258,12 +339,12 @@ def supports(v: torch.Tensor) -> bool:
 
 
 def run_pass(kind: str, v, returns, values, mask, eps: float):
-    """The C loop with the outputs of ``valueloss.fused``'s pass ``kind`` (tokens, rows or loss).
+    """The C loop with the outputs of the torch pass ``kind`` (tokens, rows or loss).
 
     Inputs: contiguous CPU tensors of one dtype in :data:`TYPES`, at most two dimensions as (rows,
     columns); ``eps`` a Python float (rounded to the tensors' type, as CPU eager does).
     """
-    fn = _functions[v.dtype][0]
+    fn = _loaded().functions[v.dtype][0]
     rows, cols = v.shape
     stats = torch.empty(5, dtype=torch.float64)
     u = torch.empty_like(v)  # written even for "loss": a store under a condition keeps the loop slower
@@ -288,5 +369,5 @@ def run_pass(kind: str, v, returns, values, mask, eps: float):
 def scale(u: torch.Tensor, weight: float) -> torch.Tensor:
     """``u *= weight`` in place for a contiguous CPU tensor of :data:`TYPES` (``weight`` exact in its
     dtype): the same products as ``u.mul_(weight)``, without torch's cost inside a backward."""
-    _functions[u.dtype][1](u.data_ptr(), u.numel(), weight)
+    _loaded().functions[u.dtype][1](u.data_ptr(), u.numel(), weight)
     return u
