@@ -84,7 +84,7 @@ with st.sidebar:
     )
     st.caption(f"**{mode}**: {AGG_MODE_WORDS[mode]}.")
     rllib_clip = st.number_input(
-        "vf_clip_param of RLlib since 2021 (squared return units)",
+        "vf_clip_param of RLlib since ray 1.12 (squared return units)",
         0.0,
         1e6,
         float(DIALECTS["rllib"].default_eps),
@@ -292,7 +292,7 @@ if report is not None:
     st.caption(
         f"Same batch, same eps; each row names the releases it describes. Losses differ by the 0.5 factor "
         f"({no_half} have none), by the aggregation (slime averages per sequence), by the combine rule (SB3 clips "
-        "without max, TorchRL uses Huber) and by what eps means: RLlib's vf_clip_param (since 2021) bounds the "
+        "without max, TorchRL uses Huber) and by what eps means: RLlib's vf_clip_param (since ray 1.12) bounds the "
         "squared error, so it gets its own value. What each logged number is (last minibatch or an average, "
         "coefficients included) is in the registry: `valueloss.DIALECTS[name].logged`."
     )

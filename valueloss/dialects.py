@@ -336,6 +336,43 @@ def _openrlhf_2025_04_reduce(loss, m, mode):
     return 0.5 * ((loss * m).sum(dim=-1) / m.sum(dim=-1)).mean()
 
 
+def _openrlhf_v07_reduce(loss, m, mode):
+    if mode == "token-mean":
+        return 0.5 * ((loss * m).sum() / m.sum())
+    return _openrlhf_2025_04_reduce(loss, m, mode)
+
+
+def _openrlhf_v01_reduce(loss, m, mode):
+    return 0.5 * ((loss * m).sum(dim=1) / (m.sum(dim=1) + 1e-8)).mean()
+
+
+def _openrlhf_entry(name, versions, commit, compute, aggregation, notes, metrics, *, default_eps=0.2, **fields):
+    """An older OpenRLHF release: ValueLoss with the delta clip and the 0.5, read at ``commit``."""
+    return Dialect(
+        name=name,
+        library=f"OpenRLHF {versions}",
+        param_name="--critic.value_clip",
+        default_eps=default_eps,
+        clip_convention="delta",
+        combine="max",
+        half=True,
+        aggregation=aggregation,
+        clipfrac_definition=None,
+        repo="OpenRLHF/OpenRLHF",
+        path="openrlhf/models/loss.py",
+        commit=commit,
+        notes=notes,
+        compute=compute,
+        supports_off=True,
+        family="openrlhf",
+        metrics=metrics,
+        versions=versions,
+        current=False,
+        export_label=f"OpenRLHF ValueLoss ({versions})",
+        **fields,
+    )
+
+
 def _trl_reduce(loss_max, m, mode):
     return 0.5 * ((loss_max * m).sum() / m.sum())
 
@@ -352,16 +389,25 @@ def _plain_mean(loss_max, m, mode):
     return loss_max.mean()
 
 
+def _rllib_reduce(loss_max, m, mode):
+    return lc.rllib_masked_mean(loss_max, m)
+
+
 def _nemo_aligner_reduce(loss_max, m, mode):
     return 0.5 * loss_max[m.bool()].mean()  # masked_mean: values[mask.bool()].mean(), after the max
 
 
 def _slime_reduce(loss_max, m, mode):
-    return lc.slime_sample_mean(loss_max, m)
+    return lc.slime_sample_mean(loss_max, m).double() / (m.shape[0] if m.dim() > 1 else 1)
 
 
 def _slime_per_token_reduce(loss_max, m, mode):
-    return lc.slime_token_sum(loss_max, m)
+    total, num_tokens = lc.slime_token_sum(loss_max, m)
+    return total.double() / num_tokens.to(torch.float32).double()
+
+
+def _deepspeed_chat_fp32_settings(mode):
+    return dict(compute_fp32_loss=True)
 
 
 def _slime_per_token_settings(mode):
@@ -456,8 +502,10 @@ _OPENRLHF_METRICS = (
         "the micro-batches of all epochs",
     ),
     _M("vpred_mean", "train/values", note="masked mean of v per micro-batch, averaged like the loss"),
-    _M("grad_norm", "train/critic_grad_norm", releases="v0.9.6 on", note="averaged like the loss"),
+    _M("grad_norm", "train/critic_grad_norm", note="averaged like the loss (logged since v0.9.6)"),
 )
+_OPENRLHF_OLD_METRICS = _OPENRLHF_METRICS[:2]
+_OPENRLHF_V07_METRICS = (*_OPENRLHF_OLD_METRICS, replace(_OPENRLHF_METRICS[2], releases="v0.9.6 – v0.10.2"))
 _TRL_METRICS = (
     _M(
         "value_loss",
@@ -749,7 +797,7 @@ DIALECTS: dict[str, Dialect] = {
         ),
         Dialect(
             name="openrlhf",
-            library="OpenRLHF since 2025-04-12 (0.11)",
+            library="OpenRLHF v0.10.3 on",
             param_name="--critic.value_clip",
             default_eps=0.5,
             clip_convention="delta",
@@ -760,19 +808,20 @@ DIALECTS: dict[str, Dialect] = {
             repo="OpenRLHF/OpenRLHF",
             path="openrlhf/models/loss.py",
             commit="3c3be623",
-            notes="Default --critic.value_clip is 0.5 since 2025-05-23 (0.2 before); clip_eps=None means no clipping.",
+            notes="clip_eps=None means no clipping. The token mode (the critic's) is unchanged since v0.7.0; the "
+            "sequence mode leaves fully masked rows out since v0.10.3 (older releases: pick them in the version list).",
             compute=LibraryCode(lc.openrlhf_value_loss, _openrlhf_settings),
             supports_off=True,
             family="openrlhf",
             metrics=_OPENRLHF_METRICS,
-            versions="since 2025-04-12 (0.11)",
+            versions="v0.10.3 on (checked 0.10.3 and 0.11.2)",
             formula=r"\tfrac12\,\mathrm{mean}\big(\max[(" + _DELTA + r"-R)^2,\ (v-R)^2]\big)",
             modes=("token-mean", "seq-mean-token-mean"),
             limits="One process (dp_size=1): the dp_size / batch_num_tokens / global_batch_size arguments of 0.11 are "
             "not offered here.",
             verification="real package",
             verified="real package (openrlhf 0.11.2, tests/upstream)",
-            export_label="OpenRLHF ValueLoss (0.11)",
+            export_label="OpenRLHF ValueLoss (v0.10.3 on)",
         ),
         Dialect(
             name="trl",
@@ -861,20 +910,23 @@ DIALECTS: dict[str, Dialect] = {
             clip_convention="delta",
             combine="max",
             half=False,
-            aggregation="per-sample token means (max(n_i, 1)) added one sample at a time, / number of samples",
+            aggregation="per-sample token means (/ max(n_i, 1), in float32) added one sample at a time, / number of "
+            "samples in Python double",
             clipfrac_definition="value_clipfrac = share of tokens with |v - o| > eps (prediction clipped)",
             repo="THUDM/slime",
             path="slime/backends/megatron_utils/loss.py",
             commit="624b824a",
-            notes="Counts clipped predictions, not tokens where the clipped loss wins. Samples are added one at a "
-            "time (Python sum), so bf16 rounds after every sample, as slime does.",
+            notes="Counts clipped predictions, not tokens where the clipped loss wins. The per-sample denominators "
+            "are float32 (rollout_mask_sums) and the masks int32, so bf16 row sums are divided and added in float32; "
+            "the clip fraction is float32 in every dtype; the logged value is divided by the samples in Python "
+            "double, so both numbers come back as float64.",
             compute=LibraryCode(lc.slime_value_loss),
             family="slime",
             metrics=_slime_metrics(_SLIME_SAMPLE_NOTE),
             versions="master (2026-08)",
             formula=r"\mathrm{mean}_{seq}\,\mathrm{mean}_{tok}\big(\max[(\mathrm{clip}(v)-R)^2,\ (v-R)^2]\big)",
-            limits="One micro-batch, no context parallelism; the division by the number of samples stands for "
-            "slime's global-batch scaling with one micro-batch.",
+            limits="One micro-batch of one rank, no context parallelism, one sample per rollout (a rollout of "
+            "several samples shares one denominator in slime).",
             sanity_definition="prediction",
             export_label="slime (per-sample mean)",
             reduce=_slime_reduce,
@@ -911,30 +963,32 @@ DIALECTS: dict[str, Dialect] = {
         ),
         Dialect(
             name="rllib",
-            library="RLlib since late 2021 (loss clamp)",
+            library="RLlib since ray 1.12 (loss clamp)",
             param_name="vf_clip_param",
             default_eps=10.0,
             clip_convention="none",
             combine="clamps the loss, not the value: clamp((v-R)^2, 0, vf_clip_param)",
             combine_rule="loss-clamp",
             half=False,
-            aggregation="mean over valid steps",
+            aggregation="masked mean over the padded tensor: torch.sum(L[mask]) / torch.sum(mask)",
             clipfrac_definition=None,
             repo="ray-project/ray",
             path="rllib/algorithms/ppo/torch/ppo_torch_learner.py",
-            commit="04bef2a4",
+            commit="ray-2.60.0",
             notes="Here eps is a bound on the squared error (loss units), not on the value. "
-            'vf_clip_param=float("inf") turns it off.',
+            'vf_clip_param=float("inf") turns it off. The clamp replaced the value clip in ray 1.12.0 '
+            "(ray-project/ray#22171; #19291 is the issue). The loss is squared and clamped on the padded tensor, "
+            "then the real steps are selected: a NaN in padding gives a NaN gradient there.",
             compute=LibraryCode(lc.rllib_value_loss),
             family="rllib",
             metrics=_RLLIB_METRICS,
-            versions="since late 2021 (after ray-project/ray#19291)",
+            versions="ray 1.12.0 on (ray-project/ray#22171); checked 1.12.0 and 2.60.0",
             formula=r"\mathrm{mean}\big(\mathrm{clamp}((v-R)^2,\ 0,\ \epsilon_{loss})\big)",
             eps_units="loss",
             off_values=(math.inf,),
             sanity_definition="rllib",
-            threads=("ray-project/ray#19291", "ray-project/ray#8908"),
-            export_label="RLlib PPO (loss clamp, since 2021)",
+            threads=("ray-project/ray#19291", "ray-project/ray#22171", "ray-project/ray#8908"),
+            export_label="RLlib PPO (loss clamp, since ray 1.12)",
         ),
         # ---- six more trainers
         Dialect(
@@ -1011,8 +1065,8 @@ DIALECTS: dict[str, Dialect] = {
             metrics=_DEEPSPEED_CHAT_METRICS,
             versions="master (2025)",
             formula=r"\tfrac12\,\mathrm{mean}\big(\max[(v-R)^2,\ (" + _CLAMP + r"-R)^2]\big)",
-            limits="--compute_fp32_loss (values cast to float32 before the squares) is not modelled: pass "
-            "float32 tensors to get it.",
+            limits="--compute_fp32_loss is its own entry (deepspeed-chat-fp32): float32 inputs are not the same "
+            "thing, because the flag casts after the clamp.",
             threads=("microsoft/DeepSpeedExamples#556", "microsoft/DeepSpeedExamples#956"),
             verified=_ONCE,
             export_label="DeepSpeed-Chat critic_loss_fn",
@@ -1068,28 +1122,30 @@ DIALECTS: dict[str, Dialect] = {
         ),
         Dialect(
             name="rllib-legacy",
-            library="RLlib before late 2021 (value clip)",
+            library="RLlib up to ray 1.11 (value clip)",
             param_name="vf_clip_param",
             default_eps=10.0,
             clip_convention="delta",
             combine="max (clips the prediction, baselines-style)",
             half=False,
-            aggregation="mean over valid steps",
+            aggregation="masked mean over the padded tensor: torch.sum(L[mask]) / torch.sum(mask) (reduce_mean_valid)",
             clipfrac_definition=None,
             repo="ray-project/ray",
             path="rllib/agents/ppo/ppo_torch_policy.py",
-            commit="01a9ce8f",
-            notes="Here vf_clip_param is in return units, as in baselines; the default 10.0 rarely clips.",
+            commit="ray-1.11.0",
+            notes="Here vf_clip_param is in return units, as in baselines; the default 10.0 rarely clips. Still the "
+            "behaviour of ray 1.9.0 – 1.11.0 (March 2022); the loss clamp ships in ray 1.12.0.",
+            limits="Padded batches are the RNN case (reduce_mean_valid over the sequence mask); a feed-forward "
+            "model has no padding and takes torch.mean, which rounds differently from sum / n in bf16 only.",
             compute=LibraryCode(lc.rllib_legacy_value_loss),
             family="rllib",
             metrics=_RLLIB_LEGACY_METRICS,
-            versions="before late 2021 (rllib/agents/ppo)",
+            versions="up to ray 1.11.0 (rllib/agents/ppo; checked 1.11.0)",
             current=False,
             formula=r"\mathrm{mean}\big(\max[(v-R)^2,\ (" + _DELTA + r"-R)^2]\big)",
-            threads=("ray-project/ray#19291", "ray-project/ray#8908"),
-            export_label="RLlib PPO (value clip, before 2021)",
-            reduce=_plain_mean,
-            indexed=True,
+            threads=("ray-project/ray#19291", "ray-project/ray#22171", "ray-project/ray#8908"),
+            export_label="RLlib PPO (value clip, up to ray 1.11)",
+            reduce=_rllib_reduce,
         ),
         # ---- other options and older releases of the libraries above
         Dialect(
@@ -1100,23 +1156,49 @@ DIALECTS: dict[str, Dialect] = {
             clip_convention="delta",
             combine="max",
             half=False,
-            aggregation="token sums added one sample at a time, / all real tokens",
+            aggregation="token sums added one sample at a time (in the input dtype), / the sum of max(n_i, 1) in "
+            "Python double",
             clipfrac_definition="value_clipfrac = share of tokens with |v - o| > eps (prediction clipped)",
             repo="THUDM/slime",
             path="slime/backends/megatron_utils/cp_utils.py",
             commit="624b824a",
-            notes="With --calculate-per-token-loss slime sums tokens (sum_of_token) and Megatron divides by the "
-            "token count.",
+            notes="With --calculate-per-token-loss slime sums tokens (sum_of_token) and divides by num_tokens, the "
+            "sum over samples of max(n_i, 1): a fully masked sample still counts one token.",
             compute=LibraryCode(lc.slime_value_loss, _slime_per_token_settings),
             family="slime",
             metrics=_slime_metrics(_SLIME_TOKEN_NOTE),
             versions="master (2026-08), --calculate-per-token-loss",
             current=False,
             formula=r"\mathrm{mean}_{tok}\big(\max[(\mathrm{clip}(v)-R)^2,\ (v-R)^2]\big)",
-            limits="One micro-batch, no context parallelism.",
+            limits="One micro-batch of one rank, no context parallelism.",
             sanity_definition="prediction",
             export_label="slime (per-token loss)",
             reduce=_slime_per_token_reduce,
+        ),
+        Dialect(
+            name="deepspeed-chat-fp32",
+            library="DeepSpeed-Chat critic_loss_fn, --compute_fp32_loss",
+            param_name="cliprange_value (hard-coded 0.2)",
+            default_eps=0.2,
+            clip_convention="clamp",
+            combine="max",
+            half=True,
+            aggregation="0.5 * sum(L*m) / sum(m), in float32",
+            clipfrac_definition=None,
+            repo="microsoft/DeepSpeedExamples",
+            path="applications/DeepSpeed-Chat/dschat/rlhf/ppo_trainer.py",
+            commit="e86d0c6d",
+            notes="--compute_fp32_loss casts v and clip(v) to float32 after torch.clamp, so in a bf16 model the clip "
+            "bounds v_old +- 0.2 are rounded to bf16 first; the squares and the mean are float32. With float32 or "
+            "float64 inputs it is the plain entry.",
+            compute=LibraryCode(lc.deepspeed_chat_value_loss, _deepspeed_chat_fp32_settings),
+            family="deepspeed-chat",
+            metrics=_DEEPSPEED_CHAT_METRICS,
+            versions="master (2023-11 on), --compute_fp32_loss",
+            current=False,
+            formula=r"\tfrac12\,\mathrm{mean}\big(\max[(v-R)^2,\ (" + _CLAMP + r"-R)^2]\big)",
+            threads=("microsoft/DeepSpeedExamples#556", "microsoft/DeepSpeedExamples#956"),
+            export_label="DeepSpeed-Chat critic_loss_fn (--compute_fp32_loss)",
         ),
         _verl_entry(
             "verl-v0.7.0",
@@ -1160,33 +1242,56 @@ DIALECTS: dict[str, Dialect] = {
             "v0.4.0 shipped without the 0.5 factor: its vf_loss is twice the other releases' (fixed in v0.4.1).",
             _VERL_OLD_METRICS,
         ),
-        Dialect(
-            name="openrlhf-2025-04",
-            library="OpenRLHF before 2025-04-12",
-            param_name="--critic.value_clip",
-            default_eps=0.2,
-            clip_convention="delta",
-            combine="max",
-            half=True,
-            aggregation="masked_mean(L, m, dim=-1).mean(): sum(L*m)/n_i per row (no eps), mean over every row",
-            clipfrac_definition=None,
-            repo="OpenRLHF/OpenRLHF",
-            path="openrlhf/models/loss.py",
-            commit="bb463427",
-            notes="Averaged per sequence first; a fully masked row is 0/0 = NaN. Changed by #923 (2025-04-12). "
+        _openrlhf_entry(
+            "openrlhf-v0.7",
+            "v0.7.0 – v0.10.2",
+            "64c1cc4f",
+            LibraryCode(lc.openrlhf_v07_value_loss, _openrlhf_settings),
+            "token_level_loss=True (the critic's): sum(L*m)/sum(m); False: sum(L*m)/n_i per row (no eps), mean "
+            "over every row",
+            "The token mode is today's; the sequence mode (a ValueLoss(token_level_loss=False) you build yourself) "
+            "still averages every row, so a fully masked row is 0/0 = NaN; v0.10.3 leaves such rows out. Default "
+            "--critic.value_clip 0.2 until v0.8.1, 0.5 from v0.8.2.",
+            _OPENRLHF_V07_METRICS,
+            default_eps=0.5,
+            modes=("token-mean", "seq-mean-token-mean"),
+            formula=r"\tfrac12\,\mathrm{mean}\big(\max[(" + _DELTA + r"-R)^2,\ (v-R)^2]\big)",
+            reduce=_openrlhf_v07_reduce,
+        ),
+        _openrlhf_entry(
+            "openrlhf-2025-04",
+            "v0.1.4 – v0.6.x (before 2025-04-12)",
+            "bb463427",
+            LibraryCode(lc.openrlhf_2025_04_value_loss),
+            "masked_mean(L, m, dim=-1).mean(): sum(L*m)/n_i per row (no eps), mean over every row",
+            "Averaged per sequence first; a fully masked row is 0/0 = NaN. Changed by #923 (2025-04-12, v0.7.0). "
             "Default --critic.value_clip 0.2 then.",
-            compute=LibraryCode(lc.openrlhf_2025_04_value_loss),
-            supports_off=True,
-            family="openrlhf",
-            metrics=_OPENRLHF_METRICS,
-            versions="before 2025-04-12",
-            current=False,
-            formula=r"\tfrac12\,\mathrm{mean}_{seq}\,\mathrm{mean}_{tok}\big(\max[("
-            + _DELTA
-            + r"-R)^2,\ (v-R)^2]\big)",
-            verified=_ONCE,
-            export_label="OpenRLHF ValueLoss (before 2025-04-12)",
+            _OPENRLHF_OLD_METRICS,
+            formula=r"\tfrac12\,\mathrm{mean}_{seq}\,\mathrm{mean}_{tok}\big(\max[(" + _DELTA + r"-R)^2,\ (v-R)^2]\big)",
             reduce=_openrlhf_2025_04_reduce,
+        ),
+        _openrlhf_entry(
+            "openrlhf-v0.1.3",
+            "v0.1.3",
+            "0a1e3d11",
+            LibraryCode(lc.openrlhf_v07_value_loss),
+            "masked_mean(L, m) over every token: sum(L*m)/sum(m) (no eps)",
+            "One release (2024-01-08) averaged over tokens; v0.1.4 went back to per-sequence means.",
+            _OPENRLHF_OLD_METRICS,
+            formula=r"\tfrac12\,\mathrm{mean}\big(\max[(" + _DELTA + r"-R)^2,\ (v-R)^2]\big)",
+            reduce=_trl_reduce,
+        ),
+        _openrlhf_entry(
+            "openrlhf-v0.1.2",
+            "v0.0.1 – v0.1.2",
+            "bbfd171a",
+            LibraryCode(lc.openrlhf_v01_value_loss),
+            "masked_mean(L, m) over each row with +1e-8: sum(L*m)/(n_i + 1e-8), mean over every row",
+            "The first releases (2023-11 to 2024-01): the row means add 1e-8, so a fully masked row counts as 0 "
+            "(finite) in the mean instead of NaN.",
+            _OPENRLHF_OLD_METRICS,
+            formula=r"\tfrac12\,\mathrm{mean}_{seq}\,\mathrm{mean}_{tok}\big(\max[(" + _DELTA + r"-R)^2,\ (v-R)^2]\big)",
+            reduce=_openrlhf_v01_reduce,
         ),
     )
 }
