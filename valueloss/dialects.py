@@ -792,7 +792,8 @@ DIALECTS: dict[str, Dialect] = {
             _VERL_METRICS,
             current=True,
             verification="real package",
-            verified="real package (verl 0.9.1, tests/upstream)",
+            verified="real package: the verl 0.7.1, 0.8.0, 0.9.0 and 0.9.1 wheels, compute_value_loss run on our "
+            "batches (tests/upstream)",
             modes=_VERL_MODES,
         ),
         Dialect(
@@ -820,7 +821,7 @@ DIALECTS: dict[str, Dialect] = {
             limits="One process (dp_size=1): the dp_size / batch_num_tokens / global_batch_size arguments of 0.11 are "
             "not offered here.",
             verification="real package",
-            verified="real package (openrlhf 0.11.2, tests/upstream)",
+            verified="real package: the openrlhf 0.10.3 and 0.11.2 wheels, ValueLoss run on our batches (tests/upstream)",
             export_label="OpenRLHF ValueLoss (v0.10.3 on)",
         ),
         Dialect(
@@ -986,6 +987,9 @@ DIALECTS: dict[str, Dialect] = {
             formula=r"\mathrm{mean}\big(\mathrm{clamp}((v-R)^2,\ 0,\ \epsilon_{loss})\big)",
             eps_units="loss",
             off_values=(math.inf,),
+            verification="real package",
+            verified="real package: PPOTorchPolicy.loss of the ray 1.12.0 wheel and "
+            "PPOTorchLearner.compute_loss_for_module of ray 2.60.0, run on our batches (tests/upstream)",
             sanity_definition="rllib",
             threads=("ray-project/ray#19291", "ray-project/ray#22171", "ray-project/ray#8908"),
             export_label="RLlib PPO (loss clamp, since ray 1.12)",
@@ -1117,6 +1121,9 @@ DIALECTS: dict[str, Dialect] = {
             formula=r"\tfrac12\,\mathrm{mean}\big(\max[(" + _DELTA + r"-R)^2,\ (v-R)^2]\big)",
             off_values=(0.0,),
             limits="Value standardisation (enable_standardization) is not modelled.",
+            verification="real package",
+            verified="real package: the critic's loss_func of the nemo-aligner 0.7.0 wheel, run on our batches "
+            "(tests/upstream); loss_clip_val <= 0 restated",
             export_label="NeMo-Aligner critic",
             reduce=_nemo_aligner_reduce,
         ),
@@ -1144,6 +1151,8 @@ DIALECTS: dict[str, Dialect] = {
             current=False,
             formula=r"\mathrm{mean}\big(\max[(v-R)^2,\ (" + _DELTA + r"-R)^2]\big)",
             threads=("ray-project/ray#19291", "ray-project/ray#22171", "ray-project/ray#8908"),
+            verification="real package",
+            verified="real package: PPOTorchPolicy.loss of the ray 1.11.0 wheel, run on our batches (tests/upstream)",
             export_label="RLlib PPO (value clip, up to ray 1.11)",
             reduce=_rllib_reduce,
         ),
@@ -1207,6 +1216,8 @@ DIALECTS: dict[str, Dialect] = {
             _VERL_070,
             "seq-mean-token-sum-norm divides the whole batch's sum by T (not the sequence mean); fixed in v0.7.1.",
             _VERL_070_METRICS,
+            verification="real package",
+            verified="real package: the verl 0.7.0 wheel, compute_value_loss run on our batches (tests/upstream)",
         ),
         _verl_entry(
             "verl-v0.6.1",
@@ -1215,6 +1226,8 @@ DIALECTS: dict[str, Dialect] = {
             _VERL_061,
             "First release that leaves fully masked rows out of the seq-mean modes (with masked_mean's +1e-8).",
             _VERL_061_METRICS,
+            verification="real package",
+            verified="real package: the verl 0.6.1 wheel, compute_value_loss run on our batches (tests/upstream)",
         ),
         _verl_entry(
             "verl-v0.5",
@@ -1224,6 +1237,8 @@ DIALECTS: dict[str, Dialect] = {
             "token-mean adds 1e-8 to N; seq modes average every row, so a fully masked row gives NaN in "
             "seq-mean-token-mean (0/0) and pulls the mean down in seq-mean-token-sum.",
             _VERL_05_METRICS,
+            verification="real package",
+            verified="real package: the verl 0.5.0 and 0.6.0 wheels, compute_value_loss run on our batches (tests/upstream)",
         ),
         _verl_entry(
             "verl-v0.4.1",
@@ -1233,6 +1248,8 @@ DIALECTS: dict[str, Dialect] = {
             "masked_sum multiplies L * mask without where(): a NaN in padding poisons token-mean too. v0.3.x has "
             "token-mean only.",
             _VERL_OLD_METRICS,
+            verification="real package",
+            verified="real package: the verl 0.3.0.post0, 0.3.0.post1 and 0.4.1 wheels, compute_value_loss run on our batches (tests/upstream)",
         ),
         _verl_entry(
             "verl-v0.4.0",
@@ -1241,6 +1258,8 @@ DIALECTS: dict[str, Dialect] = {
             _VERL_040,
             "v0.4.0 shipped without the 0.5 factor: its vf_loss is twice the other releases' (fixed in v0.4.1).",
             _VERL_OLD_METRICS,
+            verification="real package",
+            verified="real package: the verl 0.4.0 wheel, compute_value_loss run on our batches (tests/upstream)",
         ),
         _openrlhf_entry(
             "openrlhf-v0.7",
@@ -1257,6 +1276,8 @@ DIALECTS: dict[str, Dialect] = {
             modes=("token-mean", "seq-mean-token-mean"),
             formula=r"\tfrac12\,\mathrm{mean}\big(\max[(" + _DELTA + r"-R)^2,\ (v-R)^2]\big)",
             reduce=_openrlhf_v07_reduce,
+            verification="real package",
+            verified="real package: the openrlhf 0.7.0 and 0.10.2 wheels, ValueLoss run on our batches (tests/upstream)",
         ),
         _openrlhf_entry(
             "openrlhf-2025-04",
@@ -1269,6 +1290,9 @@ DIALECTS: dict[str, Dialect] = {
             _OPENRLHF_OLD_METRICS,
             formula=r"\tfrac12\,\mathrm{mean}_{seq}\,\mathrm{mean}_{tok}\big(\max[(" + _DELTA + r"-R)^2,\ (v-R)^2]\big)",
             reduce=_openrlhf_2025_04_reduce,
+            verification="real package",
+            verified="real package: the openrlhf 0.3.6.post1 and 0.6.4 wheels, ValueLoss run on our batches "
+            "(tests/upstream); PyPI starts at 0.3.6.post1, so v0.1.4 - v0.3.5 were compared once with their tags",
         ),
         _openrlhf_entry(
             "openrlhf-v0.1.3",
@@ -1280,6 +1304,7 @@ DIALECTS: dict[str, Dialect] = {
             _OPENRLHF_OLD_METRICS,
             formula=r"\tfrac12\,\mathrm{mean}\big(\max[(" + _DELTA + r"-R)^2,\ (v-R)^2]\big)",
             reduce=_trl_reduce,
+            verified="restated formula (no wheel on PyPI): compared once with ValueLoss at tag v0.1.3 (0a1e3d11)",
         ),
         _openrlhf_entry(
             "openrlhf-v0.1.2",
@@ -1292,6 +1317,7 @@ DIALECTS: dict[str, Dialect] = {
             _OPENRLHF_OLD_METRICS,
             formula=r"\tfrac12\,\mathrm{mean}_{seq}\,\mathrm{mean}_{tok}\big(\max[(" + _DELTA + r"-R)^2,\ (v-R)^2]\big)",
             reduce=_openrlhf_v01_reduce,
+            verified="restated formula (no wheel on PyPI): compared once with ValueLoss at tags v0.0.1 - v0.1.2",
         ),
     )
 }
