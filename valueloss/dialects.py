@@ -199,7 +199,7 @@ class Dialect:
     metrics: tuple[LoggedMetric, ...] = ()  # what the trainer logs, per release: names and how each is reduced
     limits: str = ""  # what this entry does not model
     verification: Verification = "restated formula"  # how CI checks it (Verification); code reads this
-    verified: str = "restated formula"  # the same in words: which release, which code, how (shown; never branched on)
+    verified: str = ""  # the same in words: which release, which code, how (shown; never branched on)
     tie_rule: TieRule = "torch"  # "tensorflow": tf.maximum sends the whole gradient to its first argument at a tie
     zeroes_padded_predictions: bool = False  # the trainer sets padded predictions to 0 before the loss
     sanity_definition: SanityDefinition = "loss"  # the clip fraction that matters for it (SanityDefinition)
@@ -219,6 +219,8 @@ class Dialect:
             ("verification", Verification),
         ):
             _check_literal(f"Dialect {self.name!r}", field_name, getattr(self, field_name), kind)
+        if not self.verified.startswith(self.verification):
+            raise ValueError(f"Dialect {self.name!r}: verified must say {self.verification!r} first, then how")
         if not any(m.quantity == "value_loss" for m in self.metrics):
             raise ValueError(f"Dialect {self.name!r}: metrics must say under which name the value loss is logged")
 
@@ -741,12 +743,11 @@ _DELTA = r"v_{old}+\mathrm{clamp}(v-v_{old},\pm\epsilon)"
 _CLAMP = r"\mathrm{clamp}(v, v_{old}\pm\epsilon)"
 _VERL_MODES = check.AGG_MODES
 _VERL_OLD_MODES = tuple(m for m in check.AGG_MODES if m != "token-sum")
-_ONCE = "restated formula in CI; matched the release's own code bit for bit once (README, How exact)"
 _VERL_PARAM = dict(param_name="critic.cliprange_value", default_eps=0.5, clip_convention="bounds", combine="max")
 
 
 def _verl_entry(
-    name, versions, commit, rel, notes, metrics, *, current=False, verification="restated formula", verified=_ONCE, modes=None
+    name, versions, commit, rel, notes, metrics, *, current=False, verification="real package", verified="", modes=None
 ):
     compute, reduce = _verl_release(rel)
     old_agg = [
@@ -844,7 +845,8 @@ DIALECTS: dict[str, Dialect] = {
             versions="1.0 – 1.12 (trl.experimental.ppo; removed after 1.12)",
             formula=r"\tfrac12\,\mathrm{mean}\big(\max[(v-R)^2,\ (" + _CLAMP + r"-R)^2]\big)",
             verification="real package",
-            verified="the library's own loss lines (trl 1.12.0 PPOTrainer.train), run on our batches",
+            verified="real package: the value-loss lines of PPOTrainer.train in the trl 1.12.0 wheel, run on our batches "
+            "(tests/upstream)",
             zeroes_padded_predictions=True,
             threads=("huggingface/trl#202",),
             export_label="TRL PPOTrainer",
@@ -872,6 +874,8 @@ DIALECTS: dict[str, Dialect] = {
             formula=r"\tfrac12\,\mathrm{mean}\big(\max[(v-R)^2,\ (" + _DELTA + r"-R)^2]\big)",
             threads=("vwxyzjn/cleanrl#208",),
             export_label="CleanRL ppo.py",
+            verified="restated formula (a single script, on no registry): its loss lines at fe8d8a03 were run once "
+            "on our batches, bit for bit (README, How exact)",
             reduce=_half_mean,
             indexed=True,
         ),
@@ -897,7 +901,7 @@ DIALECTS: dict[str, Dialect] = {
             versions="2.x (2.9.2 checked)",
             formula=r"\mathrm{mean}\big((R - " + _DELTA + r")^2\big)",
             verification="real training step",
-            verified="real training step (stable-baselines3 2.9.2, tests/upstream)",
+            verified="real training step: one PPO update of stable-baselines3 2.9.2 (tests/upstream)",
             sanity_definition="prediction",
             threads=("DLR-RM/stable-baselines3#1426",),
             export_label="Stable-Baselines3 PPO",
@@ -930,6 +934,8 @@ DIALECTS: dict[str, Dialect] = {
             "several samples shares one denominator in slime).",
             sanity_definition="prediction",
             export_label="slime (per-sample mean)",
+            verified="restated formula (not on PyPI): value_loss_function, get_sum_of_sample_mean and "
+            "reduce_train_step_metrics at 624b824a were run once on our batches, bit for bit (README, How exact)",
             reduce=_slime_reduce,
         ),
         Dialect(
@@ -958,7 +964,7 @@ DIALECTS: dict[str, Dialect] = {
             formula=r"\mathrm{mean}\big(\max[\mathrm{huber}(v-R),\ \mathrm{huber}(\mathrm{clip}(v)-R)]\big)",
             off_values=(0.0,),
             verification="real package",
-            verified="real package (torchrl 0.14.1 + tensordict 0.14.3, tests/upstream)",
+            verified="real package: ClipPPOLoss of torchrl 0.14.1 + tensordict 0.14.3 (tests/upstream)",
             sanity_definition="prediction",
             export_label="TorchRL ClipPPOLoss (critic)",
         ),
@@ -1021,6 +1027,8 @@ DIALECTS: dict[str, Dialect] = {
             tie_rule="tensorflow",
             threads=("openai/baselines#91", "openai/baselines#1134"),
             export_label="OpenAI baselines ppo2",
+            verified="restated formula (TensorFlow 1.x; PyPI's baselines is a 2018 sdist): TensorFlow's tie rule "
+            "is restated in torch; an opt-in test runs ppo2's own lines in TensorFlow (README, How exact)",
             indexed=True,
         ),
         Dialect(
@@ -1045,7 +1053,7 @@ DIALECTS: dict[str, Dialect] = {
             versions="5.x (rsl-rl-lib 5.5.1 checked)",
             formula=r"\mathrm{mean}\big(\max[(v-R)^2,\ (" + _DELTA + r"-R)^2]\big)",
             verification="real training step",
-            verified="real training step (rsl-rl-lib 5.5.1, tests/upstream)",
+            verified="real training step: one PPO.update of rsl-rl-lib 5.5.1 (tests/upstream)",
             export_label="rsl_rl PPO",
             reduce=_plain_mean,
             indexed=True,
@@ -1067,12 +1075,13 @@ DIALECTS: dict[str, Dialect] = {
             compute=LibraryCode(lc.deepspeed_chat_value_loss),
             family="deepspeed-chat",
             metrics=_DEEPSPEED_CHAT_METRICS,
-            versions="master (2025)",
+            versions="master since 2023-11 (e86d0c6d; unchanged through 2025-02)",
             formula=r"\tfrac12\,\mathrm{mean}\big(\max[(v-R)^2,\ (" + _CLAMP + r"-R)^2]\big)",
             limits="--compute_fp32_loss is its own entry (deepspeed-chat-fp32): float32 inputs are not the same "
             "thing, because the flag casts after the clamp.",
             threads=("microsoft/DeepSpeedExamples#556", "microsoft/DeepSpeedExamples#956"),
-            verified=_ONCE,
+            verified="restated formula (not on PyPI): critic_loss_fn at e86d0c6d (unchanged through 83757d9c, "
+            "2025-02) was run once on our batches, bit for bit (README, How exact)",
             export_label="DeepSpeed-Chat critic_loss_fn",
             reduce=_trlx_reduce,
         ),
@@ -1095,7 +1104,8 @@ DIALECTS: dict[str, Dialect] = {
             metrics=_TRLX_METRICS,
             versions="main (2024, archived)",
             formula=r"\tfrac12\,\mathrm{mean}\big(\max[(v-R)^2,\ (" + _CLAMP + r"-R)^2]\big)",
-            verified=_ONCE,
+            verified="restated formula (archived, not on PyPI): PPOConfig.loss at 2e667e6a was run once on our "
+            "batches, bit for bit (README, How exact)",
             export_label="trlx PPO",
             reduce=_trlx_reduce,
         ),
@@ -1182,6 +1192,8 @@ DIALECTS: dict[str, Dialect] = {
             limits="One micro-batch of one rank, no context parallelism.",
             sanity_definition="prediction",
             export_label="slime (per-token loss)",
+            verified="restated formula (not on PyPI): value_loss_function, get_sum_of_sample_mean and "
+            "reduce_train_step_metrics at 624b824a were run once on our batches, bit for bit (README, How exact)",
             reduce=_slime_per_token_reduce,
         ),
         Dialect(
@@ -1203,11 +1215,13 @@ DIALECTS: dict[str, Dialect] = {
             compute=LibraryCode(lc.deepspeed_chat_value_loss, _deepspeed_chat_fp32_settings),
             family="deepspeed-chat",
             metrics=_DEEPSPEED_CHAT_METRICS,
-            versions="master (2023-11 on), --compute_fp32_loss",
+            versions="master since 2023-11 (e86d0c6d; unchanged through 2025-02), --compute_fp32_loss",
             current=False,
             formula=r"\tfrac12\,\mathrm{mean}\big(\max[(v-R)^2,\ (" + _CLAMP + r"-R)^2]\big)",
             threads=("microsoft/DeepSpeedExamples#556", "microsoft/DeepSpeedExamples#956"),
             export_label="DeepSpeed-Chat critic_loss_fn (--compute_fp32_loss)",
+            verified="restated formula (not on PyPI): critic_loss_fn at e86d0c6d with compute_fp32_loss=True was "
+            "run once on our batches, bit for bit (README, How exact)",
         ),
         _verl_entry(
             "verl-v0.7.0",

@@ -635,3 +635,15 @@ def test_deepspeed_chat_fp32_casts_after_the_clamp():
         cast_first = loss_of("deepspeed-chat", vb.float(), rb.float(), ob.float(), m.float(), eps).loss
         differ += not torch.equal(got, cast_first)
     assert differ > 10
+
+
+def test_readme_says_what_each_dashboard_shows():
+    """The README's logged-metric table is the registry's: each value-loss name, its releases and its factor."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    for name, d in vl.DIALECTS.items():
+        for m in d.metrics_for("value_loss"):
+            factor = vl.dashboard_value(name, 1.0, release=m.releases or m.key, micro_batches=4, mini_batches=2, epochs=3)
+            row = f"| `{name}` | `{m.key}` | {m.releases or 'all'} | `{m.reduction}` | {m.ranks} | {factor:g} |"
+            assert row in readme, row
