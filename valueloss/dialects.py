@@ -846,7 +846,7 @@ DIALECTS: dict[str, Dialect] = {
             formula=r"\tfrac12\,\mathrm{mean}\big(\max[(v-R)^2,\ (" + _CLAMP + r"-R)^2]\big)",
             verification="real package",
             verified="real package: the value-loss lines of PPOTrainer.train in the trl 1.12.0 wheel, run on our batches "
-            "(tests/upstream)",
+            "(tests/upstream); the same lines at tags v1.0.0, v1.5.0 and v1.9.0",
             zeroes_padded_predictions=True,
             threads=("huggingface/trl#202",),
             export_label="TRL PPOTrainer",
@@ -901,7 +901,8 @@ DIALECTS: dict[str, Dialect] = {
             versions="2.x (2.9.2 checked)",
             formula=r"\mathrm{mean}\big((R - " + _DELTA + r")^2\big)",
             verification="real training step",
-            verified="real training step: one PPO update of stable-baselines3 2.9.2 (tests/upstream)",
+            verified="real training step: one PPO update of stable-baselines3 2.9.2 (tests/upstream); the same "
+            "value-loss lines at tags v2.0.0, v2.3.0, v2.6.0 and e05d2dbe",
             sanity_definition="prediction",
             threads=("DLR-RM/stable-baselines3#1426",),
             export_label="Stable-Baselines3 PPO",

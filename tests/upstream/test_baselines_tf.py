@@ -1,10 +1,11 @@
 """OpenAI baselines ppo2's own value-loss lines in TensorFlow against ``baselines-ppo2``: opt-in.
 
 Why opt-in: TensorFlow is the only way to run ppo2's code, and ``tensorflow-cpu==2.21.0`` with its
-dependencies is a ~600 MB install (measured here: see README, How exact) that CI's cache should not carry for
-one entry. Run it with ``VALUELOSS_TENSORFLOW=1`` and TensorFlow importable (``pip install tensorflow-cpu``, or
-``VALUELOSS_TENSORFLOW_SITE=<folder>`` naming a ``pip install --target`` folder, appended to ``sys.path`` so the
-project's own numpy and torch stay first).
+dependencies took 2 min 30 s and 1.5 GB to install on this project's machine: more than CI's cache should
+carry for one entry, so CI leaves the entry "restated formula". Run it with ``VALUELOSS_TENSORFLOW=1`` and
+TensorFlow importable (``pip install tensorflow-cpu``, or ``VALUELOSS_TENSORFLOW_SITE=<folder>`` naming a
+``pip install --target`` folder, appended to ``sys.path`` so the project's own numpy and torch stay first).
+It passed on 2026-12-06 with tensorflow-cpu 2.21.0: the loss within 2 float32 ulps, the gradient bit for bit.
 
 How the library is loaded: baselines' last PyPI release (0.1.5, a 2018 sdist, ``pip download --no-deps``) holds
 ppo2's ``Model`` in ``baselines/ppo2/ppo2.py``; the statements of ``Model.__init__`` from ``vpred = ...`` to
@@ -68,10 +69,11 @@ def ppo2_lines(tmp_path_factory):
     return compile(ast.Module(body=block, type_ignores=[]), "baselines/ppo2/ppo2.py", "exec")
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
-def test_ppo2_value_loss_in_tensorflow(tf, ppo2_lines, dtype):
+def test_ppo2_value_loss_in_tensorflow(tf, ppo2_lines):
+    """float32: ppo2's placeholders are tf.float32."""
+    dtype = torch.float32
     gen = torch.Generator().manual_seed(seed_of("baselines", str(dtype)))
-    tf_dtype = {torch.float32: tf.float32, torch.float64: tf.float64}[dtype]
+    tf_dtype = tf.float32
     checked = 0
     for i in range(300):
         b = random_batch(gen, dtype, "bool")
