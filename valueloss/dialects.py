@@ -1,15 +1,18 @@
 """One registry entry per library and release: what it computes, logs and calls things, and where we read it.
 
-``dialect_loss(name, ...)`` computes the number that library (at the releases the entry names) logs for
-the same batch. Everything the app knows about a library lives on its :class:`Dialect`: the parameter
+``dialect_loss(name, ...)`` computes the loss that library (at the releases the entry names) computes for
+the same batch as one micro-batch on one rank, and the clip fraction it logs; ``dashboard_value`` turns that
+loss into the number its dashboard shows after an update (``Dialect.metrics``, per release). Everything the app knows about a library lives on its :class:`Dialect`: the parameter
 and its units, the clip convention, the aggregation, what it logs under which metric name, the
 releases described, the pinned source, what the entry does not model, and how it is verified. Other
 modules ask the entry; none of them branches on a library's name.
 
 Where a library changed behaviour, each behaviour is its own entry of the same ``family`` (e.g. verl
 ``v0.4.0`` without the 0.5 factor), so the app can offer a version picker and name the version next to
-every number. Libraries without token masks (CleanRL, SB3, RLlib, baselines, rsl_rl) see only the real
-tokens, selected by indexing, so NaN in padding never reaches them.
+every number. Libraries without token masks (CleanRL, SB3, baselines, rsl_rl) see only the real tokens,
+selected by indexing, so NaN in padding never reaches them; RLlib squares the padded tensor and selects the
+real steps after, so a NaN there reaches its gradient. The fields code decides on are ``Literal`` types,
+checked when an entry is built; the words beside them are only shown.
 """
 
 from __future__ import annotations
@@ -1380,7 +1383,8 @@ def check_clip_param(arg: str, name: str, eps):
 def dialect_loss(
     name: str, vpreds, returns, values, response_mask, cliprange, *, loss_agg_mode: str = "token-mean"
 ) -> DialectResult:
-    """The value loss and clip fraction library ``name`` computes (and logs) on this batch.
+    """The value loss library ``name`` computes on this batch (one micro-batch, one rank) and the clip fraction
+    it logs. slime's numbers are the logged ones (divided in Python double, so float64).
 
     ``cliprange`` is that library's parameter (for RLlib a bound on the squared error, where
     ``float("inf")`` is off); ``None`` turns clipping off where the library allows it.
