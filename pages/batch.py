@@ -79,7 +79,7 @@ with st.sidebar:
     )
     st.caption(f"**{mode}**: {AGG_MODE_WORDS[mode]}.")
     rllib_clip = st.number_input(
-        "vf_clip_param of RLlib since 2021 (squared return units)",
+        "vf_clip_param of RLlib since ray 1.12 (squared return units)",
         0.0,
         1e6,
         float(DIALECTS["rllib"].default_eps),

@@ -28,10 +28,9 @@ def render_dashboard(name: str | None, dialects: pd.DataFrame | None = None, *, 
     and bind to the URL."""
     with st.expander("What your dashboard shows", expanded=False, icon=":material/monitoring:"):
         if name is None:
-            name = st.selectbox(
+            name = st.selectbox(  # registry names, as the URL carries them; the caption below names the release
                 "Library and release",
                 list(DIALECTS),
-                format_func=version_label,
                 key=prefix + "dash_lib",
                 bind="query-params",
             )
@@ -46,17 +45,28 @@ def render_dashboard(name: str | None, dialects: pd.DataFrame | None = None, *, 
             loss, clipfrac = float(row["loss"]), float(row["clip fraction"]) if row["logs clip fraction"] else None
         rows = dashboard_rows(name, loss, clipfrac, **counts)
         st.caption(
-            f"**{version_label(name)}**: the names it logs, and how each logged number relates to one batch's. "
-            "With every micro-batch alike, the dashboard shows the factor times this batch's number; rows without "
-            "a factor are statistics of the rollout, or the policy's."
+            f"**{version_label(name)}**: the names it logs for the loss and the clip fraction, per release, and how "
+            "each logged number relates to one batch's: with every micro-batch alike, the dashboard shows the factor "
+            "times this batch's number."
         )
+        # the numbers first, so a narrow window shows them beside the name; without a batch, only the factor
+        numbers = ("× this batch", "your dashboard shows", "this batch") if loss is not None else ("× this batch",)
+        shown = ("metric", *numbers, "releases", "how it is logged")
         st.dataframe(
-            rows,
+            [{c: r[c] for c in shown} for r in rows if r["× this batch"] is not None],
             hide_index=True,
             column_config={
-                "this batch": st.column_config.NumberColumn(format="%.5g"),
                 "your dashboard shows": st.column_config.NumberColumn(format="%.5g"),
                 "× this batch": st.column_config.NumberColumn(format="%.4g"),
+                "this batch": st.column_config.NumberColumn(format="%.5g"),
                 "how it is logged": st.column_config.TextColumn(width="large"),
             },
         )
+        others = [r for r in rows if r["× this batch"] is None]
+        if others:
+            st.caption("Also logged (statistics of the rollout or of the update, and the policy's own clip fraction):")
+            st.dataframe(
+                [{c: r[c] for c in ("metric", "releases", "quantity", "how it is logged")} for r in others],
+                hide_index=True,
+                column_config={"how it is logged": st.column_config.TextColumn(width="large")},
+            )

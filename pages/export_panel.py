@@ -39,7 +39,7 @@ def target_label(name: str) -> str:
 
 def library_param(name: str, eps):
     """eps for libraries whose parameter is in return units; the library's own default where it is in loss
-    units (RLlib since 2021), since eps does not carry over."""
+    units (RLlib since ray 1.12), since eps does not carry over."""
     d = DIALECTS.get(name)
     if d is None or d.eps_units == "return":
         return eps

@@ -91,7 +91,7 @@ chosen = st.multiselect(
     max_selections=4,
 )
 rllib_bound = st.number_input(
-    "vf_clip_param of RLlib since 2021 (a bound on the squared error, in loss units; RLlib's default is 10)",
+    "vf_clip_param of RLlib since ray 1.12 (a bound on the squared error, in loss units; RLlib's default is 10)",
     min_value=0.0,
     max_value=1000.0,
     value=1.0,

@@ -82,7 +82,7 @@ with st.sidebar:
         f"eps ({DIALECTS[library].param_name})",
         PREFIX + "eps",
         INITIAL_EPS,
-        "The clip parameter as you set it. Return units for every library but RLlib since 2021, whose "
+        "The clip parameter as you set it. Return units for every library but RLlib since ray 1.12, whose "
         "vf_clip_param bounds the squared error.",
     )
     lib_default = DIALECTS[library].default_eps

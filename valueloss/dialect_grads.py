@@ -5,7 +5,7 @@ backward pass: every token of a one-row batch gets weight 1/N under these mean l
 autograd gradient is the gradient of that library's loss for a batch of that one token (constant
 factors such as verl's 0.5 included). This shows where each dialect stops learning: the max form
 freezes tokens that moved more than eps toward R, SB3's clip-only form freezes every token outside the
-band, a loss-clamping library (RLlib since 2021) freezes tokens whose squared error exceeds its bound.
+band, a loss-clamping library (RLlib since ray 1.12) freezes tokens whose squared error exceeds its bound.
 Each entry's ``tie_rule`` is honoured: baselines ppo2 (TensorFlow) sends the whole gradient of a tied
 max to its first argument, torch splits it.
 
@@ -41,7 +41,7 @@ def dialect_token_grad(name: str, v, R, v_old, eps, *, dtype: torch.dtype = torc
     """d(loss of library ``name`` on a one-token batch)/dv for every point of a broadcast grid.
 
     ``v``, ``R``, ``v_old`` are numbers or arrays that broadcast together; ``eps`` is the library's clip
-    parameter (in the entry's ``eps_units``: a bound on the squared error for RLlib since 2021; ``None``
+    parameter (in the entry's ``eps_units``: a bound on the squared error for RLlib since ray 1.12; ``None``
     or the entry's ``off_values`` turn clipping off where the library allows it).
     """
     d = get_dialect(name)

@@ -1,15 +1,18 @@
 """One registry entry per library and release: what it computes, logs and calls things, and where we read it.
 
-``dialect_loss(name, ...)`` computes the number that library (at the releases the entry names) logs for
-the same batch. Everything the app knows about a library lives on its :class:`Dialect`: the parameter
+``dialect_loss(name, ...)`` computes the loss that library (at the releases the entry names) computes for
+the same batch as one micro-batch on one rank, and the clip fraction it logs; ``dashboard_value`` turns that
+loss into the number its dashboard shows after an update (``Dialect.metrics``, per release). Everything the app knows about a library lives on its :class:`Dialect`: the parameter
 and its units, the clip convention, the aggregation, what it logs under which metric name, the
 releases described, the pinned source, what the entry does not model, and how it is verified. Other
 modules ask the entry; none of them branches on a library's name.
 
 Where a library changed behaviour, each behaviour is its own entry of the same ``family`` (e.g. verl
 ``v0.4.0`` without the 0.5 factor), so the app can offer a version picker and name the version next to
-every number. Libraries without token masks (CleanRL, SB3, RLlib, baselines, rsl_rl) see only the real
-tokens, selected by indexing, so NaN in padding never reaches them.
+every number. Libraries without token masks (CleanRL, SB3, baselines, rsl_rl) see only the real tokens,
+selected by indexing, so NaN in padding never reaches them; RLlib squares the padded tensor and selects the
+real steps after, so a NaN there reaches its gradient. The fields code decides on are ``Literal`` types,
+checked when an entry is built; the words beside them are only shown.
 """
 
 from __future__ import annotations
@@ -199,7 +202,7 @@ class Dialect:
     metrics: tuple[LoggedMetric, ...] = ()  # what the trainer logs, per release: names and how each is reduced
     limits: str = ""  # what this entry does not model
     verification: Verification = "restated formula"  # how CI checks it (Verification); code reads this
-    verified: str = "restated formula"  # the same in words: which release, which code, how (shown; never branched on)
+    verified: str = ""  # the same in words: which release, which code, how (shown; never branched on)
     tie_rule: TieRule = "torch"  # "tensorflow": tf.maximum sends the whole gradient to its first argument at a tie
     zeroes_padded_predictions: bool = False  # the trainer sets padded predictions to 0 before the loss
     sanity_definition: SanityDefinition = "loss"  # the clip fraction that matters for it (SanityDefinition)
@@ -220,6 +223,8 @@ class Dialect:
             ("verification", Verification),
         ):
             _check_literal(f"Dialect {self.name!r}", field_name, getattr(self, field_name), kind)
+        if not self.verified.startswith(self.verification):
+            raise ValueError(f"Dialect {self.name!r}: verified must say {self.verification!r} first, then how")
         if not any(m.quantity == "value_loss" for m in self.metrics):
             raise ValueError(f"Dialect {self.name!r}: metrics must say under which name the value loss is logged")
 
@@ -337,6 +342,43 @@ def _openrlhf_2025_04_reduce(loss, m, mode):
     return 0.5 * ((loss * m).sum(dim=-1) / m.sum(dim=-1)).mean()
 
 
+def _openrlhf_v07_reduce(loss, m, mode):
+    if mode == "token-mean":
+        return 0.5 * ((loss * m).sum() / m.sum())
+    return _openrlhf_2025_04_reduce(loss, m, mode)
+
+
+def _openrlhf_v01_reduce(loss, m, mode):
+    return 0.5 * ((loss * m).sum(dim=1) / (m.sum(dim=1) + 1e-8)).mean()
+
+
+def _openrlhf_entry(name, versions, commit, compute, aggregation, notes, metrics, *, default_eps=0.2, **fields):
+    """An older OpenRLHF release: ValueLoss with the delta clip and the 0.5, read at ``commit``."""
+    return Dialect(
+        name=name,
+        library=f"OpenRLHF {versions}",
+        param_name="--critic.value_clip",
+        default_eps=default_eps,
+        clip_convention="delta",
+        combine="max",
+        half=True,
+        aggregation=aggregation,
+        clipfrac_definition=None,
+        repo="OpenRLHF/OpenRLHF",
+        path="openrlhf/models/loss.py",
+        commit=commit,
+        notes=notes,
+        compute=compute,
+        supports_off=True,
+        family="openrlhf",
+        metrics=metrics,
+        versions=versions,
+        current=False,
+        export_label=f"OpenRLHF ValueLoss ({versions})",
+        **fields,
+    )
+
+
 def _trl_reduce(loss_max, m, mode):
     return 0.5 * ((loss_max * m).sum() / m.sum())
 
@@ -353,16 +395,25 @@ def _plain_mean(loss_max, m, mode):
     return loss_max.mean()
 
 
+def _rllib_reduce(loss_max, m, mode):
+    return lc.rllib_masked_mean(loss_max, m)
+
+
 def _nemo_aligner_reduce(loss_max, m, mode):
     return 0.5 * loss_max[m.bool()].mean()  # masked_mean: values[mask.bool()].mean(), after the max
 
 
 def _slime_reduce(loss_max, m, mode):
-    return lc.slime_sample_mean(loss_max, m)
+    return lc.slime_sample_mean(loss_max, m).double() / (m.shape[0] if m.dim() > 1 else 1)
 
 
 def _slime_per_token_reduce(loss_max, m, mode):
-    return lc.slime_token_sum(loss_max, m)
+    total, num_tokens = lc.slime_token_sum(loss_max, m)
+    return total.double() / num_tokens.to(torch.float32).double()
+
+
+def _deepspeed_chat_fp32_settings(mode):
+    return dict(compute_fp32_loss=True)
 
 
 def _slime_per_token_settings(mode):
@@ -457,8 +508,10 @@ _OPENRLHF_METRICS = (
         "the micro-batches of all epochs",
     ),
     _M("vpred_mean", "train/values", note="masked mean of v per micro-batch, averaged like the loss"),
-    _M("grad_norm", "train/critic_grad_norm", releases="v0.9.6 on", note="averaged like the loss"),
+    _M("grad_norm", "train/critic_grad_norm", note="averaged like the loss (logged since v0.9.6)"),
 )
+_OPENRLHF_OLD_METRICS = _OPENRLHF_METRICS[:2]
+_OPENRLHF_V07_METRICS = (*_OPENRLHF_OLD_METRICS, replace(_OPENRLHF_METRICS[2], releases="v0.9.6 – v0.10.2"))
 _TRL_METRICS = (
     _M(
         "value_loss",
@@ -703,22 +756,11 @@ _DELTA = r"v_{old}+\mathrm{clamp}(v-v_{old},\pm\epsilon)"
 _CLAMP = r"\mathrm{clamp}(v, v_{old}\pm\epsilon)"
 _VERL_MODES = check.AGG_MODES
 _VERL_OLD_MODES = tuple(m for m in check.AGG_MODES if m != "token-sum")
-_ONCE = "restated formula in CI; matched the release's own code bit for bit once (README, How exact)"
 _VERL_PARAM = dict(param_name="critic.cliprange_value", default_eps=0.5, clip_convention="bounds", combine="max")
 
 
 def _verl_entry(
-    name,
-    versions,
-    commit,
-    rel,
-    notes,
-    metrics,
-    *,
-    current=False,
-    verification="restated formula",
-    verified=_ONCE,
-    modes=None,
+    name, versions, commit, rel, notes, metrics, *, current=False, verification="real package", verified="", modes=None
 ):
     compute, reduce = _verl_release(rel)
     old_agg = [
@@ -764,12 +806,13 @@ DIALECTS: dict[str, Dialect] = {
             _VERL_METRICS,
             current=True,
             verification="real package",
-            verified="real package (verl 0.9.1, tests/upstream)",
+            verified="real package: the verl 0.7.1, 0.8.0, 0.9.0 and 0.9.1 wheels, compute_value_loss run on our "
+            "batches (tests/upstream)",
             modes=_VERL_MODES,
         ),
         Dialect(
             name="openrlhf",
-            library="OpenRLHF since 2025-04-12 (0.11)",
+            library="OpenRLHF v0.10.3 on",
             param_name="--critic.value_clip",
             default_eps=0.5,
             clip_convention="delta",
@@ -780,19 +823,20 @@ DIALECTS: dict[str, Dialect] = {
             repo="OpenRLHF/OpenRLHF",
             path="openrlhf/models/loss.py",
             commit="3c3be623",
-            notes="Default --critic.value_clip is 0.5 since 2025-05-23 (0.2 before); clip_eps=None means no clipping.",
+            notes="clip_eps=None means no clipping. The token mode (the critic's) is unchanged since v0.7.0; the "
+            "sequence mode leaves fully masked rows out since v0.10.3 (older releases: pick them in the version list).",
             compute=LibraryCode(lc.openrlhf_value_loss, _openrlhf_settings),
             supports_off=True,
             family="openrlhf",
             metrics=_OPENRLHF_METRICS,
-            versions="since 2025-04-12 (0.11)",
+            versions="v0.10.3 on (checked 0.10.3 and 0.11.2)",
             formula=r"\tfrac12\,\mathrm{mean}\big(\max[(" + _DELTA + r"-R)^2,\ (v-R)^2]\big)",
             modes=("token-mean", "seq-mean-token-mean"),
             limits="One process (dp_size=1): the dp_size / batch_num_tokens / global_batch_size arguments of 0.11 are "
             "not offered here.",
             verification="real package",
-            verified="real package (openrlhf 0.11.2, tests/upstream)",
-            export_label="OpenRLHF ValueLoss (0.11)",
+            verified="real package: the openrlhf 0.10.3 and 0.11.2 wheels, ValueLoss run on our batches (tests/upstream)",
+            export_label="OpenRLHF ValueLoss (v0.10.3 on)",
         ),
         Dialect(
             name="trl",
@@ -814,7 +858,8 @@ DIALECTS: dict[str, Dialect] = {
             versions="1.0 – 1.12 (trl.experimental.ppo; removed after 1.12)",
             formula=r"\tfrac12\,\mathrm{mean}\big(\max[(v-R)^2,\ (" + _CLAMP + r"-R)^2]\big)",
             verification="real package",
-            verified="the library's own loss lines (trl 1.12.0 PPOTrainer.train), run on our batches",
+            verified="real package: the value-loss lines of PPOTrainer.train in the trl 1.12.0 wheel, run on our batches "
+            "(tests/upstream); the same lines at tags v1.0.0, v1.5.0 and v1.9.0",
             zeroes_padded_predictions=True,
             threads=("huggingface/trl#202",),
             export_label="TRL PPOTrainer",
@@ -843,6 +888,8 @@ DIALECTS: dict[str, Dialect] = {
             formula=r"\tfrac12\,\mathrm{mean}\big(\max[(v-R)^2,\ (" + _DELTA + r"-R)^2]\big)",
             threads=("vwxyzjn/cleanrl#208",),
             export_label="CleanRL ppo.py",
+            verified="restated formula (a single script, on no registry): its loss lines at fe8d8a03 were run once "
+            "on our batches, bit for bit (README, How exact)",
             reduce=_half_mean,
             indexed=True,
         ),
@@ -868,7 +915,8 @@ DIALECTS: dict[str, Dialect] = {
             versions="2.x (2.9.2 checked)",
             formula=r"\mathrm{mean}\big((R - " + _DELTA + r")^2\big)",
             verification="real training step",
-            verified="real training step (stable-baselines3 2.9.2, tests/upstream)",
+            verified="real training step: one PPO update of stable-baselines3 2.9.2 (tests/upstream); the same "
+            "value-loss lines at tags v2.0.0, v2.3.0, v2.6.0 and e05d2dbe",
             sanity_definition="prediction",
             threads=("DLR-RM/stable-baselines3#1426",),
             export_label="Stable-Baselines3 PPO",
@@ -882,22 +930,27 @@ DIALECTS: dict[str, Dialect] = {
             clip_convention="delta",
             combine="max",
             half=False,
-            aggregation="per-sample token means (max(n_i, 1)) added one sample at a time, / number of samples",
+            aggregation="per-sample token means (/ max(n_i, 1), in float32) added one sample at a time, / number of "
+            "samples in Python double",
             clipfrac_definition="value_clipfrac = share of tokens with |v - o| > eps (prediction clipped)",
             repo="THUDM/slime",
             path="slime/backends/megatron_utils/loss.py",
             commit="624b824a",
-            notes="Counts clipped predictions, not tokens where the clipped loss wins. Samples are added one at a "
-            "time (Python sum), so bf16 rounds after every sample, as slime does.",
+            notes="Counts clipped predictions, not tokens where the clipped loss wins. The per-sample denominators "
+            "are float32 (rollout_mask_sums) and the masks int32, so bf16 row sums are divided and added in float32; "
+            "the clip fraction is float32 in every dtype; the logged value is divided by the samples in Python "
+            "double, so both numbers come back as float64.",
             compute=LibraryCode(lc.slime_value_loss),
             family="slime",
             metrics=_slime_metrics(_SLIME_SAMPLE_NOTE),
             versions="master (2026-08)",
             formula=r"\mathrm{mean}_{seq}\,\mathrm{mean}_{tok}\big(\max[(\mathrm{clip}(v)-R)^2,\ (v-R)^2]\big)",
-            limits="One micro-batch, no context parallelism; the division by the number of samples stands for "
-            "slime's global-batch scaling with one micro-batch.",
+            limits="One micro-batch of one rank, no context parallelism, one sample per rollout (a rollout of "
+            "several samples shares one denominator in slime).",
             sanity_definition="prediction",
             export_label="slime (per-sample mean)",
+            verified="restated formula (not on PyPI): value_loss_function, get_sum_of_sample_mean and "
+            "reduce_train_step_metrics at 624b824a were run once on our batches, bit for bit (README, How exact)",
             reduce=_slime_reduce,
         ),
         Dialect(
@@ -926,36 +979,41 @@ DIALECTS: dict[str, Dialect] = {
             formula=r"\mathrm{mean}\big(\max[\mathrm{huber}(v-R),\ \mathrm{huber}(\mathrm{clip}(v)-R)]\big)",
             off_values=(0.0,),
             verification="real package",
-            verified="real package (torchrl 0.14.1 + tensordict 0.14.3, tests/upstream)",
+            verified="real package: ClipPPOLoss of torchrl 0.14.1 + tensordict 0.14.3 (tests/upstream)",
             sanity_definition="prediction",
             export_label="TorchRL ClipPPOLoss (critic)",
         ),
         Dialect(
             name="rllib",
-            library="RLlib since late 2021 (loss clamp)",
+            library="RLlib since ray 1.12 (loss clamp)",
             param_name="vf_clip_param",
             default_eps=10.0,
             clip_convention="none",
             combine="clamps the loss, not the value: clamp((v-R)^2, 0, vf_clip_param)",
             combine_rule="loss-clamp",
             half=False,
-            aggregation="mean over valid steps",
+            aggregation="masked mean over the padded tensor: torch.sum(L[mask]) / torch.sum(mask)",
             clipfrac_definition=None,
             repo="ray-project/ray",
             path="rllib/algorithms/ppo/torch/ppo_torch_learner.py",
-            commit="04bef2a4",
+            commit="ray-2.60.0",
             notes="Here eps is a bound on the squared error (loss units), not on the value. "
-            'vf_clip_param=float("inf") turns it off.',
+            'vf_clip_param=float("inf") turns it off. The clamp replaced the value clip in ray 1.12.0 '
+            "(ray-project/ray#22171; #19291 is the issue). The loss is squared and clamped on the padded tensor, "
+            "then the real steps are selected: a NaN in padding gives a NaN gradient there.",
             compute=LibraryCode(lc.rllib_value_loss),
             family="rllib",
             metrics=_RLLIB_METRICS,
-            versions="since late 2021 (after ray-project/ray#19291)",
+            versions="ray 1.12.0 on (ray-project/ray#22171); checked 1.12.0 and 2.60.0",
             formula=r"\mathrm{mean}\big(\mathrm{clamp}((v-R)^2,\ 0,\ \epsilon_{loss})\big)",
             eps_units="loss",
             off_values=(math.inf,),
+            verification="real package",
+            verified="real package: PPOTorchPolicy.loss of the ray 1.12.0 wheel and "
+            "PPOTorchLearner.compute_loss_for_module of ray 2.60.0, run on our batches (tests/upstream)",
             sanity_definition="clamp",
-            threads=("ray-project/ray#19291", "ray-project/ray#8908"),
-            export_label="RLlib PPO (loss clamp, since 2021)",
+            threads=("ray-project/ray#19291", "ray-project/ray#22171", "ray-project/ray#8908"),
+            export_label="RLlib PPO (loss clamp, since ray 1.12)",
         ),
         # ---- six more trainers
         Dialect(
@@ -985,6 +1043,8 @@ DIALECTS: dict[str, Dialect] = {
             tie_rule="tensorflow",
             threads=("openai/baselines#91", "openai/baselines#1134"),
             export_label="OpenAI baselines ppo2",
+            verified="restated formula (TensorFlow 1.x; PyPI's baselines is a 2018 sdist): TensorFlow's tie rule "
+            "is restated in torch; an opt-in test runs ppo2's own lines in TensorFlow (README, How exact)",
             indexed=True,
         ),
         Dialect(
@@ -1010,7 +1070,7 @@ DIALECTS: dict[str, Dialect] = {
             versions="5.x (rsl-rl-lib 5.5.1 checked)",
             formula=r"\mathrm{mean}\big(\max[(v-R)^2,\ (" + _DELTA + r"-R)^2]\big)",
             verification="real training step",
-            verified="real training step (rsl-rl-lib 5.5.1, tests/upstream)",
+            verified="real training step: one PPO.update of rsl-rl-lib 5.5.1 (tests/upstream)",
             export_label="rsl_rl PPO",
             reduce=_plain_mean,
             indexed=True,
@@ -1032,12 +1092,13 @@ DIALECTS: dict[str, Dialect] = {
             compute=LibraryCode(lc.deepspeed_chat_value_loss),
             family="deepspeed-chat",
             metrics=_DEEPSPEED_CHAT_METRICS,
-            versions="master (2025)",
+            versions="master since 2023-11 (e86d0c6d; unchanged through 2025-02)",
             formula=r"\tfrac12\,\mathrm{mean}\big(\max[(v-R)^2,\ (" + _CLAMP + r"-R)^2]\big)",
-            limits="--compute_fp32_loss (values cast to float32 before the squares) is not modelled: pass "
-            "float32 tensors to get it.",
+            limits="--compute_fp32_loss is its own entry (deepspeed-chat-fp32): float32 inputs are not the same "
+            "thing, because the flag casts after the clamp.",
             threads=("deepspeedai/DeepSpeedExamples#556", "deepspeedai/DeepSpeedExamples#956"),
-            verified=_ONCE,
+            verified="restated formula (not on PyPI): critic_loss_fn at e86d0c6d (unchanged through 83757d9c, "
+            "2025-02) was run once on our batches, bit for bit (README, How exact)",
             export_label="DeepSpeed-Chat critic_loss_fn",
             reduce=_trlx_reduce,
         ),
@@ -1060,7 +1121,8 @@ DIALECTS: dict[str, Dialect] = {
             metrics=_TRLX_METRICS,
             versions="main (2024, archived)",
             formula=r"\tfrac12\,\mathrm{mean}\big(\max[(v-R)^2,\ (" + _CLAMP + r"-R)^2]\big)",
-            verified=_ONCE,
+            verified="restated formula (archived, not on PyPI): PPOConfig.loss at 2e667e6a was run once on our "
+            "batches, bit for bit (README, How exact)",
             export_label="trlx PPO",
             reduce=_trlx_reduce,
         ),
@@ -1086,33 +1148,40 @@ DIALECTS: dict[str, Dialect] = {
             formula=r"\tfrac12\,\mathrm{mean}\big(\max[(" + _DELTA + r"-R)^2,\ (v-R)^2]\big)",
             off_values=(0.0,),
             limits="Value standardisation (enable_standardization) is not modelled.",
+            verification="real package",
+            verified="real package: the critic's loss_func of the nemo-aligner 0.7.0 wheel, run on our batches "
+            "(tests/upstream); loss_clip_val <= 0 restated",
             export_label="NeMo-Aligner critic",
             reduce=_nemo_aligner_reduce,
         ),
         Dialect(
             name="rllib-legacy",
-            library="RLlib before late 2021 (value clip)",
+            library="RLlib up to ray 1.11 (value clip)",
             param_name="vf_clip_param",
             default_eps=10.0,
             clip_convention="delta",
             combine="max (clips the prediction, baselines-style)",
             half=False,
-            aggregation="mean over valid steps",
+            aggregation="masked mean over the padded tensor: torch.sum(L[mask]) / torch.sum(mask) (reduce_mean_valid)",
             clipfrac_definition=None,
             repo="ray-project/ray",
             path="rllib/agents/ppo/ppo_torch_policy.py",
-            commit="01a9ce8f",
-            notes="Here vf_clip_param is in return units, as in baselines; the default 10.0 rarely clips.",
+            commit="ray-1.11.0",
+            notes="Here vf_clip_param is in return units, as in baselines; the default 10.0 rarely clips. Still the "
+            "behaviour of ray 1.9.0 – 1.11.0 (March 2022); the loss clamp ships in ray 1.12.0.",
+            limits="Padded batches are the RNN case (reduce_mean_valid over the sequence mask); a feed-forward "
+            "model has no padding and takes torch.mean, which rounds differently from sum / n in bf16 only.",
             compute=LibraryCode(lc.rllib_legacy_value_loss),
             family="rllib",
             metrics=_RLLIB_LEGACY_METRICS,
-            versions="before late 2021 (rllib/agents/ppo)",
+            versions="up to ray 1.11.0 (rllib/agents/ppo; checked 1.11.0)",
             current=False,
             formula=r"\mathrm{mean}\big(\max[(v-R)^2,\ (" + _DELTA + r"-R)^2]\big)",
-            threads=("ray-project/ray#19291", "ray-project/ray#8908"),
-            export_label="RLlib PPO (value clip, before 2021)",
-            reduce=_plain_mean,
-            indexed=True,
+            threads=("ray-project/ray#19291", "ray-project/ray#22171", "ray-project/ray#8908"),
+            verification="real package",
+            verified="real package: PPOTorchPolicy.loss of the ray 1.11.0 wheel, run on our batches (tests/upstream)",
+            export_label="RLlib PPO (value clip, up to ray 1.11)",
+            reduce=_rllib_reduce,
         ),
         # ---- other options and older releases of the libraries above
         Dialect(
@@ -1123,23 +1192,53 @@ DIALECTS: dict[str, Dialect] = {
             clip_convention="delta",
             combine="max",
             half=False,
-            aggregation="token sums added one sample at a time, / all real tokens",
+            aggregation="token sums added one sample at a time (in the input dtype), / the sum of max(n_i, 1) in "
+            "Python double",
             clipfrac_definition="value_clipfrac = share of tokens with |v - o| > eps (prediction clipped)",
             repo="THUDM/slime",
             path="slime/backends/megatron_utils/cp_utils.py",
             commit="624b824a",
-            notes="With --calculate-per-token-loss slime sums tokens (sum_of_token) and Megatron divides by the "
-            "token count.",
+            notes="With --calculate-per-token-loss slime sums tokens (sum_of_token) and divides by num_tokens, the "
+            "sum over samples of max(n_i, 1): a fully masked sample still counts one token.",
             compute=LibraryCode(lc.slime_value_loss, _slime_per_token_settings),
             family="slime",
             metrics=_slime_metrics(_SLIME_TOKEN_NOTE),
             versions="master (2026-08), --calculate-per-token-loss",
             current=False,
             formula=r"\mathrm{mean}_{tok}\big(\max[(\mathrm{clip}(v)-R)^2,\ (v-R)^2]\big)",
-            limits="One micro-batch, no context parallelism.",
+            limits="One micro-batch of one rank, no context parallelism.",
             sanity_definition="prediction",
             export_label="slime (per-token loss)",
+            verified="restated formula (not on PyPI): value_loss_function, get_sum_of_sample_mean and "
+            "reduce_train_step_metrics at 624b824a were run once on our batches, bit for bit (README, How exact)",
             reduce=_slime_per_token_reduce,
+        ),
+        Dialect(
+            name="deepspeed-chat-fp32",
+            library="DeepSpeed-Chat critic_loss_fn, --compute_fp32_loss",
+            param_name="cliprange_value (hard-coded 0.2)",
+            default_eps=0.2,
+            clip_convention="clamp",
+            combine="max",
+            half=True,
+            aggregation="0.5 * sum(L*m) / sum(m), in float32",
+            clipfrac_definition=None,
+            repo="microsoft/DeepSpeedExamples",
+            path="applications/DeepSpeed-Chat/dschat/rlhf/ppo_trainer.py",
+            commit="e86d0c6d",
+            notes="--compute_fp32_loss casts v and clip(v) to float32 after torch.clamp, so in a bf16 model the clip "
+            "bounds v_old +- 0.2 are rounded to bf16 first; the squares and the mean are float32. With float32 or "
+            "float64 inputs it is the plain entry.",
+            compute=LibraryCode(lc.deepspeed_chat_value_loss, _deepspeed_chat_fp32_settings),
+            family="deepspeed-chat",
+            metrics=_DEEPSPEED_CHAT_METRICS,
+            versions="master since 2023-11 (e86d0c6d; unchanged through 2025-02), --compute_fp32_loss",
+            current=False,
+            formula=r"\tfrac12\,\mathrm{mean}\big(\max[(v-R)^2,\ (" + _CLAMP + r"-R)^2]\big)",
+            threads=("deepspeedai/DeepSpeedExamples#556", "deepspeedai/DeepSpeedExamples#956"),
+            export_label="DeepSpeed-Chat critic_loss_fn (--compute_fp32_loss)",
+            verified="restated formula (not on PyPI): critic_loss_fn at e86d0c6d with compute_fp32_loss=True was "
+            "run once on our batches, bit for bit (README, How exact)",
         ),
         _verl_entry(
             "verl-v0.7.0",
@@ -1148,6 +1247,8 @@ DIALECTS: dict[str, Dialect] = {
             _VERL_070,
             "seq-mean-token-sum-norm divides the whole batch's sum by T (not the sequence mean); fixed in v0.7.1.",
             _VERL_070_METRICS,
+            verification="real package",
+            verified="real package: the verl 0.7.0 wheel, compute_value_loss run on our batches (tests/upstream)",
         ),
         _verl_entry(
             "verl-v0.6.1",
@@ -1156,6 +1257,8 @@ DIALECTS: dict[str, Dialect] = {
             _VERL_061,
             "First release that leaves fully masked rows out of the seq-mean modes (with masked_mean's +1e-8).",
             _VERL_061_METRICS,
+            verification="real package",
+            verified="real package: the verl 0.6.1 wheel, compute_value_loss run on our batches (tests/upstream)",
         ),
         _verl_entry(
             "verl-v0.5",
@@ -1165,6 +1268,8 @@ DIALECTS: dict[str, Dialect] = {
             "token-mean adds 1e-8 to N; seq modes average every row, so a fully masked row gives NaN in "
             "seq-mean-token-mean (0/0) and pulls the mean down in seq-mean-token-sum.",
             _VERL_05_METRICS,
+            verification="real package",
+            verified="real package: the verl 0.5.0 and 0.6.0 wheels, compute_value_loss run on our batches (tests/upstream)",
         ),
         _verl_entry(
             "verl-v0.4.1",
@@ -1174,6 +1279,8 @@ DIALECTS: dict[str, Dialect] = {
             "masked_sum multiplies L * mask without where(): a NaN in padding poisons token-mean too. v0.3.x has "
             "token-mean only.",
             _VERL_OLD_METRICS,
+            verification="real package",
+            verified="real package: the verl 0.3.0.post0, 0.3.0.post1 and 0.4.1 wheels, compute_value_loss run on our batches (tests/upstream)",
         ),
         _verl_entry(
             "verl-v0.4.0",
@@ -1182,34 +1289,66 @@ DIALECTS: dict[str, Dialect] = {
             _VERL_040,
             "v0.4.0 shipped without the 0.5 factor: its vf_loss is twice the other releases' (fixed in v0.4.1).",
             _VERL_OLD_METRICS,
+            verification="real package",
+            verified="real package: the verl 0.4.0 wheel, compute_value_loss run on our batches (tests/upstream)",
         ),
-        Dialect(
-            name="openrlhf-2025-04",
-            library="OpenRLHF before 2025-04-12",
-            param_name="--critic.value_clip",
-            default_eps=0.2,
-            clip_convention="delta",
-            combine="max",
-            half=True,
-            aggregation="masked_mean(L, m, dim=-1).mean(): sum(L*m)/n_i per row (no eps), mean over every row",
-            clipfrac_definition=None,
-            repo="OpenRLHF/OpenRLHF",
-            path="openrlhf/models/loss.py",
-            commit="bb463427",
-            notes="Averaged per sequence first; a fully masked row is 0/0 = NaN. Changed by #923 (2025-04-12). "
+        _openrlhf_entry(
+            "openrlhf-v0.7",
+            "v0.7.0 – v0.10.2",
+            "64c1cc4f",
+            LibraryCode(lc.openrlhf_v07_value_loss, _openrlhf_settings),
+            "token_level_loss=True (the critic's): sum(L*m)/sum(m); False: sum(L*m)/n_i per row (no eps), mean "
+            "over every row",
+            "The token mode is today's; the sequence mode (a ValueLoss(token_level_loss=False) you build yourself) "
+            "still averages every row, so a fully masked row is 0/0 = NaN; v0.10.3 leaves such rows out. Default "
+            "--critic.value_clip 0.2 until v0.8.1, 0.5 from v0.8.2.",
+            _OPENRLHF_V07_METRICS,
+            default_eps=0.5,
+            modes=("token-mean", "seq-mean-token-mean"),
+            formula=r"\tfrac12\,\mathrm{mean}\big(\max[(" + _DELTA + r"-R)^2,\ (v-R)^2]\big)",
+            reduce=_openrlhf_v07_reduce,
+            verification="real package",
+            verified="real package: the openrlhf 0.7.0 and 0.10.2 wheels, ValueLoss run on our batches (tests/upstream)",
+        ),
+        _openrlhf_entry(
+            "openrlhf-2025-04",
+            "v0.1.4 – v0.6.x (before 2025-04-12)",
+            "bb463427",
+            LibraryCode(lc.openrlhf_2025_04_value_loss),
+            "masked_mean(L, m, dim=-1).mean(): sum(L*m)/n_i per row (no eps), mean over every row",
+            "Averaged per sequence first; a fully masked row is 0/0 = NaN. Changed by #923 (2025-04-12, v0.7.0). "
             "Default --critic.value_clip 0.2 then.",
-            compute=LibraryCode(lc.openrlhf_2025_04_value_loss),
-            supports_off=True,
-            family="openrlhf",
-            metrics=_OPENRLHF_METRICS,
-            versions="before 2025-04-12",
-            current=False,
-            formula=r"\tfrac12\,\mathrm{mean}_{seq}\,\mathrm{mean}_{tok}\big(\max[("
-            + _DELTA
-            + r"-R)^2,\ (v-R)^2]\big)",
-            verified=_ONCE,
-            export_label="OpenRLHF ValueLoss (before 2025-04-12)",
+            _OPENRLHF_OLD_METRICS,
+            formula=r"\tfrac12\,\mathrm{mean}_{seq}\,\mathrm{mean}_{tok}\big(\max[(" + _DELTA + r"-R)^2,\ (v-R)^2]\big)",
             reduce=_openrlhf_2025_04_reduce,
+            verification="real package",
+            verified="real package: the openrlhf 0.3.6.post1 and 0.6.4 wheels, ValueLoss run on our batches "
+            "(tests/upstream); PyPI starts at 0.3.6.post1, so v0.1.4 - v0.3.5 were compared once with their tags",
+        ),
+        _openrlhf_entry(
+            "openrlhf-v0.1.3",
+            "v0.1.3",
+            "0a1e3d11",
+            LibraryCode(lc.openrlhf_v07_value_loss),
+            "masked_mean(L, m) over every token: sum(L*m)/sum(m) (no eps)",
+            "One release (2024-01-08) averaged over tokens; v0.1.4 went back to per-sequence means.",
+            _OPENRLHF_OLD_METRICS,
+            formula=r"\tfrac12\,\mathrm{mean}\big(\max[(" + _DELTA + r"-R)^2,\ (v-R)^2]\big)",
+            reduce=_trl_reduce,
+            verified="restated formula (no wheel on PyPI): compared once with ValueLoss at tag v0.1.3 (0a1e3d11)",
+        ),
+        _openrlhf_entry(
+            "openrlhf-v0.1.2",
+            "v0.0.1 – v0.1.2",
+            "bbfd171a",
+            LibraryCode(lc.openrlhf_v01_value_loss),
+            "masked_mean(L, m) over each row with +1e-8: sum(L*m)/(n_i + 1e-8), mean over every row",
+            "The first releases (2023-11 to 2024-01): the row means add 1e-8, so a fully masked row counts as 0 "
+            "(finite) in the mean instead of NaN.",
+            _OPENRLHF_OLD_METRICS,
+            formula=r"\tfrac12\,\mathrm{mean}_{seq}\,\mathrm{mean}_{tok}\big(\max[(" + _DELTA + r"-R)^2,\ (v-R)^2]\big)",
+            reduce=_openrlhf_v01_reduce,
+            verified="restated formula (no wheel on PyPI): compared once with ValueLoss at tags v0.0.1 - v0.1.2",
         ),
     )
 }
@@ -1257,7 +1396,8 @@ def check_clip_param(arg: str, name: str, eps):
 def dialect_loss(
     name: str, vpreds, returns, values, response_mask, cliprange, *, loss_agg_mode: str = "token-mean"
 ) -> DialectResult:
-    """The value loss and clip fraction library ``name`` computes (and logs) on this batch.
+    """The value loss library ``name`` computes on this batch (one micro-batch, one rank) and the clip fraction
+    it logs. slime's numbers are the logged ones (divided in Python double, so float64).
 
     ``cliprange`` is that library's parameter (for RLlib a bound on the squared error, where
     ``float("inf")`` is off); ``None`` turns clipping off where the library allows it.

@@ -7,8 +7,9 @@ arguments written into an exported file as constants (verl's release flags, Open
 ``token_level_loss``, slime's ``--calculate-per-token-loss``). The functions use only ``torch``, ``F``
 (``torch.nn.functional``) and helper functions of this module; ``library_source`` collects those helpers
 by walking the names a function uses, and refuses any other global, so an export cannot silently need
-this package. Libraries without token masks (CleanRL, SB3, RLlib, baselines, rsl_rl) see only the real
-tokens, selected by indexing, as their flat minibatches do.
+this package. Libraries without token masks (CleanRL, SB3, baselines, rsl_rl) see only the real tokens,
+selected by indexing, as their flat minibatches do. RLlib computes on the padded tensor and selects the
+real tokens after (``rllib_masked_mean``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ __all__ = [
     "agg_loss",
     "openrlhf_value_loss",
     "openrlhf_2025_04_value_loss",
+    "openrlhf_v07_value_loss",
+    "openrlhf_v01_value_loss",
     "trl_value_loss",
     "trlx_value_loss",
     "deepspeed_chat_value_loss",
@@ -36,7 +39,10 @@ __all__ = [
     "sb3_value_loss",
     "rllib_value_loss",
     "rllib_legacy_value_loss",
+    "rllib_masked_mean",
     "slime_value_loss",
+    "slime_sample_mean",
+    "slime_token_sum",
     "torchrl_value_loss",
     "library_source",
     "LibraryCode",
@@ -156,10 +162,30 @@ def openrlhf_value_loss(vpreds, returns, values, response_mask, clip_eps, token_
 
 
 def openrlhf_2025_04_value_loss(vpreds, returns, values, response_mask, clip_eps):
-    """OpenRLHF ValueLoss before 2025-04-12: per-row masked mean (no eps), then the mean over every row."""
+    """OpenRLHF ValueLoss v0.1.4 – v0.6.x: per-row masked mean (no eps), then the mean over every row."""
     values, old_values, action_mask = vpreds, values, response_mask
     loss = openrlhf_token_loss(values, old_values, returns, clip_eps)
     return 0.5 * ((loss * action_mask).sum(dim=-1) / action_mask.sum(dim=-1)).mean(), None  # masked_mean(dim=-1)
+
+
+def openrlhf_v07_value_loss(vpreds, returns, values, response_mask, clip_eps, token_level_loss=True):
+    """OpenRLHF ValueLoss v0.7.0 – v0.10.2 (and v0.1.3, token mode only): token_level_loss=True is the masked
+    mean over every token; False the v0.1.4 per-row mean (no eps, an empty row is 0/0) averaged over every row."""
+    values, old_values, action_mask = vpreds, values, response_mask
+    loss = openrlhf_token_loss(values, old_values, returns, clip_eps)
+    if token_level_loss:
+        loss = (loss * action_mask).sum() / action_mask.sum()  # masked_mean(loss, action_mask, dim=None)
+    else:
+        loss = ((loss * action_mask).sum(dim=-1) / action_mask.sum(dim=-1)).mean()  # masked_mean(dim=-1).mean()
+    return 0.5 * loss, None
+
+
+def openrlhf_v01_value_loss(vpreds, returns, values, response_mask, clip_eps):
+    """OpenRLHF ValueLoss v0.0.1 – v0.1.2: per-row sum / (n_i + 1e-8) (an empty row gives 0), mean over rows."""
+    values, old_values, action_mask = vpreds, values, response_mask
+    loss = openrlhf_token_loss(values, old_values, returns, clip_eps)
+    loss = (loss * action_mask).sum(dim=1) / (action_mask.sum(dim=1) + 1e-8)  # masked_mean(loss, mask), dim=1
+    return 0.5 * loss.mean(), None
 
 
 # --------------------------------------------------------------------------------------------- clamp family
@@ -189,9 +215,14 @@ def trlx_value_loss(vpreds, returns, values, response_mask, cliprange_value):
     return vf_loss, vf_clipfrac
 
 
-def deepspeed_chat_value_loss(vpreds, returns, values, response_mask, cliprange_value):
-    """DeepSpeed-Chat critic_loss_fn (compute_fp32_loss off): torch.clamp clip, max, 0.5 * sum(L * mask) / sum(mask)."""
+def deepspeed_chat_value_loss(vpreds, returns, values, response_mask, cliprange_value, compute_fp32_loss=False):
+    """DeepSpeed-Chat critic_loss_fn: torch.clamp clip, max, 0.5 * sum(L * mask) / sum(mask). --compute_fp32_loss
+    casts the prediction and the clipped prediction to float32 AFTER the clamp: in a bf16 model the clip bounds
+    (values +- cliprange_value) are still rounded to bf16."""
     values_clipped = torch.clamp(vpreds, values - cliprange_value, values + cliprange_value)
+    if compute_fp32_loss:
+        vpreds = vpreds.float()
+        values_clipped = values_clipped.float()
     vf_loss1 = (vpreds - returns) ** 2
     vf_loss2 = (values_clipped - returns) ** 2
     vf_loss = 0.5 * torch.sum(torch.max(vf_loss1, vf_loss2) * response_mask) / response_mask.sum()
@@ -264,55 +295,100 @@ def sb3_value_loss(vpreds, returns, values, response_mask, clip_range_vf):
     return F.mse_loss(rollout_returns, values_pred), None  # SB3 logs no value clip fraction
 
 
+def rllib_masked_mean(x, response_mask):
+    """RLlib's masked mean (possibly_masked_mean / reduce_mean_valid): torch.sum(x[mask]) / torch.sum(mask).
+
+    The loss is computed on the padded tensor first and selected after, so a NaN in padding stays out of the
+    loss but not out of its gradient (0 * NaN); in bf16 sum() / n rounds differently from mean()."""
+    mask = response_mask.bool()
+    return torch.sum(x[mask]) / torch.sum(mask)
+
+
 def rllib_value_loss(vpreds, returns, values, response_mask, vf_clip_param):
-    """RLlib PPO since late 2021: clamps the squared error itself at vf_clip_param (loss units), not the value."""
-    valid = response_mask.bool()
-    vf_loss = torch.pow(vpreds[valid] - returns[valid], 2.0)
-    return torch.clamp(vf_loss, 0, vf_clip_param).mean(), None  # RLlib logs no value clip fraction
+    """RLlib PPO since ray 1.12: clamps the squared error itself at vf_clip_param (loss units), not the value."""
+    vf_loss = torch.pow(vpreds - returns, 2.0)
+    vf_loss_clipped = torch.clamp(vf_loss, 0, vf_clip_param)
+    return rllib_masked_mean(vf_loss_clipped, response_mask), None  # RLlib logs no value clip fraction
 
 
 def rllib_legacy_value_loss(vpreds, returns, values, response_mask, vf_clip_param):
-    """RLlib PPO before late 2021: clips the prediction (return units), max of the two squared errors, mean."""
-    valid = response_mask.bool()
-    value_fn, value_targets, vf_preds = vpreds[valid], returns[valid], values[valid]
-    vf_loss1 = torch.pow(value_fn - value_targets, 2.0)
-    vf_clipped = vf_preds + torch.clamp(value_fn - vf_preds, -vf_clip_param, vf_clip_param)
+    """RLlib PPO up to ray 1.11: clips the prediction (return units), max of the two squared errors, masked mean."""
+    value_fn_out, value_targets, prev_value_fn_out = vpreds, returns, values
+    vf_loss1 = torch.pow(value_fn_out - value_targets, 2.0)
+    vf_clipped = prev_value_fn_out + torch.clamp(value_fn_out - prev_value_fn_out, -vf_clip_param, vf_clip_param)
     vf_loss2 = torch.pow(vf_clipped - value_targets, 2.0)
-    return torch.max(vf_loss1, vf_loss2).mean(), None  # RLlib logs no value clip fraction
+    vf_loss = torch.max(vf_loss1, vf_loss2)
+    return rllib_masked_mean(vf_loss, response_mask), None  # RLlib logs no value clip fraction
 
 
 # --------------------------------------------------------------------------------------------- slime, TorchRL
 
 
+def row_sums(x):
+    """Each row's own ``.sum()``, as slime sums one sample at a time: vectorised, because torch reduces a row of
+    up to 32768 elements (its parallel grain) the same way alone or inside a 2-D sum; longer rows one by one."""
+    if x.shape[-1] <= 32768:
+        return x.sum(dim=-1)
+    return torch.stack([row.sum() for row in x])
+
+
 def sequential_sum(parts):
-    """Python's sum over a list: each addition rounds in the tensor's dtype (it matters in bf16)."""
-    total = parts[0]
-    for p in parts[1:]:
-        total = total + p
+    """Python's ``sum()`` over the elements of a 1-D tensor, 0 + p0 + p1 + ..., each addition rounded in
+    ``parts``' dtype, in order (in bf16 this rounds after every sample, as slime does). float32/float64 add in
+    numpy's cumsum, which is sequential in that dtype; other dtypes in a loop. The gradient of a sum is ones in
+    any order, so the result is ``parts.sum()`` with its value replaced by the sequential one."""
+    total = parts.sum()
+    with torch.no_grad():
+        flat = torch.cat([parts.new_zeros(1), parts.detach().reshape(-1)])
+        if flat.dtype in (torch.float32, torch.float64):
+            total.copy_(torch.from_numpy(flat.cpu().numpy().cumsum()[-1:]).reshape(()))
+        else:
+            running = flat[0]
+            for p in flat[1:]:
+                running = running + p
+            total.copy_(running)
     return total
 
 
 def slime_sample_mean(x, response_mask):
-    """sum_of_sample_mean: per-sample token means added one sample at a time, / the number of samples."""
+    """sum_of_sample_mean (cp_size 1, one sample per rollout): sample i's (x_i * loss_mask_i).sum() over
+    clamp_min(its mask total, 1), added by Python's sum(). slime moves the masks to the GPU as int32 and the
+    mask totals (rollout_mask_sums) as float32, so bf16 row sums are divided, and added, in float32."""
     x, response_mask = (x, response_mask) if x.dim() > 1 else (x[None], response_mask[None])
-    rows = [(x[i] * response_mask[i]).sum() / torch.clamp_min(response_mask[i].sum(), 1) for i in range(x.shape[0])]
-    return sequential_sum(rows) / x.shape[0]
+    loss_masks = response_mask.to(torch.int32)
+    sample_denoms = loss_masks.sum(dim=-1).to(torch.float32)
+    return sequential_sum(row_sums(x * loss_masks) / torch.clamp_min(sample_denoms, 1))
 
 
 def slime_token_sum(x, response_mask):
-    """--calculate-per-token-loss: token sums added one sample at a time, / the token count."""
+    """sum_of_token (--calculate-per-token-loss): each sample's (x_i * loss_mask_i).sum() in x's dtype, added by
+    Python's sum(); and num_tokens, the sum over samples of clamp_min(mask total, 1) that Megatron divides by."""
     x, response_mask = (x, response_mask) if x.dim() > 1 else (x[None], response_mask[None])
-    rows = [(x[i] * response_mask[i]).sum() for i in range(x.shape[0])]
-    return sequential_sum(rows) / response_mask.sum()
+    loss_masks = response_mask.to(torch.int32)
+    num_tokens = torch.clamp_min(loss_masks.sum(dim=-1), 1).sum()
+    return sequential_sum(row_sums(x * loss_masks)), num_tokens
 
 
 def slime_value_loss(vpreds, returns, values, response_mask, value_clip, calculate_per_token_loss=False):
-    """slime value_loss_function: delta clip, max, no 0.5; value_clipfrac counts clipped predictions."""
-    reduce_rows = slime_token_sum if calculate_per_token_loss else slime_sample_mean
-    clipfrac = (vpreds - values).abs() > value_clip
+    """slime value_loss_function on one micro-batch of one rank, as logged: delta clip, max, no 0.5.
+
+    value_clipfrac counts clipped predictions (|v - o| > eps), cast to float32. The logged numbers are the
+    reduced sums divided in Python double by the step's samples (per-sample mean) or by num_tokens
+    (--calculate-per-token-loss), so both come back as float64; the gradient is the trained loss's."""
+    values_clipfrac = torch.abs(vpreds - values) > value_clip
     values_clipped = values + (vpreds - values).clamp(-value_clip, value_clip)
-    loss = torch.max((values_clipped - returns) ** 2, (vpreds - returns) ** 2)
-    return reduce_rows(loss, response_mask), reduce_rows(clipfrac.to(vpreds.dtype), response_mask)
+    surr1 = (values_clipped - returns) ** 2
+    surr2 = (vpreds - returns) ** 2
+    loss = torch.max(surr1, surr2)
+    if calculate_per_token_loss:
+        loss, num_tokens = slime_token_sum(loss, response_mask)
+        clipfrac, _ = slime_token_sum(values_clipfrac.float(), response_mask)
+        denominator = num_tokens.to(torch.float32).double()  # values[0] of the logged tensor, float32 there
+    else:
+        loss = slime_sample_mean(loss, response_mask)
+        clipfrac = slime_sample_mean(values_clipfrac.float(), response_mask)
+        denominator = float(response_mask.shape[0] if response_mask.dim() > 1 else 1)  # step_global_batch_size
+    return loss.double() / denominator, clipfrac.double() / denominator
 
 
 def torchrl_value_loss(vpreds, returns, values, response_mask, clip_value):

@@ -29,9 +29,10 @@ def factors_script():
     render_dashboard("cleanrl", prefix="y_")
 
 
-def _rows(at, metric):
-    table = at.dataframe[0].value
-    return table[table["metric"] == metric]
+def _rows(at, metric, table=0):
+    """Rows of the panel's first table (the loss and clip fraction) or second (everything else it logs)."""
+    shown = at.dataframe[table].value
+    return shown[shown["metric"] == metric]
 
 
 def test_the_panel_shows_the_cores_numbers_and_follows_the_update_shape():
@@ -46,24 +47,28 @@ def test_the_panel_shows_the_cores_numbers_and_follows_the_update_shape():
     assert want == 0.25 * 6 and loss.at["v0.7.1", "your dashboard shows"] == pytest.approx(want)
     assert loss.at["v0.9.0 – v0.9.1", "your dashboard shows"] == pytest.approx(0.25)
     assert _rows(at, "critic/vf_clipfrac")["your dashboard shows"].iloc[0] == pytest.approx(0.1)
-    assert _rows(at, "critic/returns/mean")["× this batch"].isna().all()  # a rollout statistic: no factor
+    assert _rows(at, "critic/returns/mean").empty  # a rollout statistic: no factor, so in the second table
+    assert _rows(at, "critic/returns/mean", table=1)["quantity"].iloc[0] == "returns_mean"
     at.selectbox(key="x_dash_lib").set_value("sb3").run()
     assert _rows(at, "train/value_loss")["your dashboard shows"].iloc[0] == pytest.approx(0.5)
-    assert _rows(at, "train/clip_fraction")["quantity"].iloc[0] == "policy_clipfrac"
+    assert _rows(at, "train/clip_fraction", table=1)["quantity"].iloc[0] == "policy_clipfrac"
 
 
 def test_without_a_batch_the_panel_shows_the_factors():
     at = AppTest.from_function(factors_script).run()
     assert not at.exception
     loss = _rows(at, "losses/value_loss")
-    assert loss["this batch"].isna().all() and loss["× this batch"].iloc[0] == 1.0
+    assert "this batch" not in loss.columns and "your dashboard shows" not in loss.columns  # no numbers to show
+    assert loss["× this batch"].iloc[0] == 1.0
 
 
 def test_the_batch_and_sanity_pages_embed_it():
     at = run_page("batch", {"b_dash_lib": "verl", "b_dash_epochs": "2", "b_dash_mini_batches": "2"})
+    assert run_page("batch", {"b_dash_lib": "cleanrl"}).selectbox(key="b_dash_lib").value == "cleanrl"  # URL keeps it
     rep = analyse_batch(synthetic_batch(), 0.2, "token-mean")
     want = rep.dialects.set_index("dialect").at["verl", "loss"]
     shown = [t.value for t in at.dataframe if "your dashboard shows" in t.value.columns][0].set_index("releases")
     assert shown.at["v0.7.1", "your dashboard shows"] == pytest.approx(4 * want)
     at = run_page("sanity", {"s_lib": "trlx"})
     assert any("metric" in t.value.columns and "losses/value_loss" in set(t.value["metric"]) for t in at.dataframe)
+    assert any("metric" in t.value.columns and "values/mean" in set(t.value["metric"]) for t in at.dataframe)

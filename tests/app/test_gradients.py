@@ -23,7 +23,7 @@ def test_renders_the_map_the_libraries_and_the_tie_table(at):
     main, side = plotly_specs(at)
     assert any(t.get("name") == "zero gradient" for t in main["data"])
     titles = [a["text"] for a in side["layout"]["annotations"]]
-    assert len(titles) == 4 and "Stable-Baselines3" in titles[1] and "RLlib since late 2021" in titles[3]
+    assert len(titles) == 4 and "Stable-Baselines3" in titles[1] and "RLlib since ray 1.12" in titles[3]
     shares = at.dataframe[0].value.set_index("library")["share of this plane with zero gradient"]
     assert shares[vl.DIALECTS["sb3"].library] > shares[vl.DIALECTS["verl"].library] > 0  # clip-only freezes more
 
@@ -98,7 +98,7 @@ def test_every_release_can_be_picked_and_its_panel_names_the_version(at):
     assert not at.exception
     titles = [a["text"] for a in plotly_specs(at)[1]["layout"]["annotations"]]
     assert "v0.4.0" in titles[0] and "½" not in titles[0]  # v0.4.0 had no 0.5
-    assert "TensorFlow tie rule" in titles[1] and "before late 2021" in titles[2]
+    assert "TensorFlow tie rule" in titles[1] and "up to ray 1.11" in titles[2]
     assert set(at.multiselect(key="g_dialects").options) == set(vl.DIALECTS)
 def test_tie_captions_explain_the_share_the_table_shows(at):
     caption = next(c.value for c in at.caption if "of 2(v − R), because" in c.value)

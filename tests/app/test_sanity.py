@@ -132,7 +132,7 @@ def test_every_release_is_offered_and_the_card_names_it():
     at.selectbox(key="s_lib").set_value("rllib-legacy").run()  # legacy RLlib: vf_clip_param in return units
     assert not at.exception and at.session_state["s_eps"] == 0.3  # typed in the link: kept
     assert any("default is 10" in c.value for c in at.caption)
-    assert any("before late 2021" in s.value for s in at.subheader)
+    assert any("up to ray 1.11" in s.value for s in at.subheader)
     assert not [w for w in boxes(at)["warning"] if "clips the loss, not the value" in w]
 
 

@@ -84,13 +84,17 @@ def vectors(V, Rr, O, M, e) -> dict:
     res["trlx_vf_clipfrac"] = masked(gt) / n
     res["torchrl_loss_critic"] = out(sum(tr_loss(i, j) for i, j in real) / max(n, 1))  # where(mask, l, 0)
     res["torchrl_value_clip_fraction"] = sum(1.0 for i, j in cells if pre_clipped(i, j)) / len(cells)
-    res["slime_per_token"] = out(masked(lambda i, j: mx(clip_delta, i, j)) / n)
+    # --calculate-per-token-loss divides by num_tokens = sum over samples of max(n_i, 1)
+    res["slime_per_token"] = out(masked(lambda i, j: mx(clip_delta, i, j)) / sum(max(sum(row), 1) for row in M))
     rows = []
     for i in range(len(V)):
         n_i = sum(M[i])
         s_i = sum(mx(clip_delta, i, j) * M[i][j] for j in range(len(V[0])))
         rows.append(s_i / n_i if n_i else NAN)
     res["openrlhf_before_2025_04"] = out(0.5 * sum(rows) / len(rows))
+    # OpenRLHF v0.0.1 - v0.1.2: masked_mean adds 1e-8 to each row's count, so an empty row counts as 0
+    rows_eps = [sum(mx(clip_delta, i, j) * M[i][j] for j in range(len(V[0]))) / (sum(M[i]) + 1e-8) for i in range(len(V))]
+    res["openrlhf_v0_1_2"] = out(0.5 * sum(rows_eps) / len(rows_eps))
     # verl v0.4.0 / v0.4.1 token-mean: masked_mean = sum(L * m) / (N + 1e-8), no NaN guard
     tm = masked(lambda i, j: mx(clip_bounds, i, j)) / (n + 1e-8)
     res["verl_v0_4_1_token_mean"] = out(0.5 * tm)

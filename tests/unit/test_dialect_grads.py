@@ -35,7 +35,9 @@ def _kinks(name, v, R, v_old, eps):
     return edges + ties + (huber if DIALECTS[name].combine_rule == "huber-max" else [])
 
 
-@pytest.mark.parametrize("name", list(DIALECTS))
+# deepspeed-chat-fp32 rounds float64 inputs to float32 (.float()), as DeepSpeed-Chat does: a step at 1e-6;
+# test_deepspeed_chat_fp32_casts_after_the_clamp checks it against the plain entry instead.
+@pytest.mark.parametrize("name", [n for n in DIALECTS if n != "deepspeed-chat-fp32"])
 def test_matches_finite_differences_away_from_kinks(name):
     eps = 1.5 if DIALECTS[name].eps_units == "loss" else 0.3
     v, R, v_old = _random_tokens()

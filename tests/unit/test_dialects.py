@@ -52,7 +52,7 @@ def test_every_entry_carries_what_the_app_shows():
         assert d.clip_convention in {"bounds", "clamp", "delta", "none"}
         assert d.eps_units in {"return", "loss"} and d.sanity_definition in {"loss", "prediction", "clamp"}
         assert d.source_url.startswith(f"https://github.com/{d.repo}/blob/")
-        assert d.commit != "master" and re.fullmatch(r"[0-9a-f]{8,40}|v[\d.]+", d.commit), (name, d.commit)
+        assert d.commit != "master" and re.fullmatch(r"[0-9a-f]{8,40}|v[\d.]+|ray-[\d.]+", d.commit), (name, d.commit)
         assert set(d.modes) <= set(vl.AGG_MODES) and "token-mean" in d.modes
         assert d.export_source is not None and d.export_label and d.verified
         assert d.tie_rule in {"torch", "tensorflow"}
@@ -65,7 +65,8 @@ def test_each_library_has_exactly_one_current_entry_and_a_version_list():
     for names in fam.values():
         assert sum(vl.DIALECTS[n].current for n in names) == 1 and vl.DIALECTS[names[0]].current
     assert family_versions("verl-v0.4.0")[0] == "verl" and len(fam["verl"]) == 6
-    assert fam["rllib"] == ["rllib", "rllib-legacy"] and fam["openrlhf"] == ["openrlhf", "openrlhf-2025-04"]
+    assert fam["rllib"] == ["rllib", "rllib-legacy"]
+    assert fam["openrlhf"] == ["openrlhf", "openrlhf-v0.7", "openrlhf-2025-04", "openrlhf-v0.1.3", "openrlhf-v0.1.2"]
     assert fam["slime"] == ["slime", "slime-per-token"]
     assert "older" in version_label("verl-v0.4.0") and "v0.4.0" in version_label("verl-v0.4.0")
     assert version_label("verl") == vl.DIALECTS["verl"].library and "v0.9.1" in version_label("verl")
@@ -74,7 +75,7 @@ def test_each_library_has_exactly_one_current_entry_and_a_version_list():
 def test_rllib_entries_say_what_eps_means():
     current, legacy = vl.DIALECTS["rllib"], vl.DIALECTS["rllib-legacy"]
     assert current.eps_units == "loss" and legacy.eps_units == "return"
-    assert "classic" not in current.library.lower() and "2021" in current.library and "2021" in legacy.library
+    assert "classic" not in current.library.lower() and "ray 1.12" in current.library and "ray 1.11" in legacy.library
     assert math.inf in current.off_values
 
 
@@ -129,7 +130,8 @@ def test_hand_computed_clip_fractions():
     # loss-clipped (clipped term strictly larger): token 1 only -> 1/3; prediction-clipped: tokens 1 and 3 -> 2/3
     for name in ("verl", "trl", "trlx"):
         assert float(loss_of(name, t(V), t(R), t(O), t(M), 0.25).clipfrac) == pytest.approx(1 / 3, rel=1e-7)
-    assert float(loss_of("slime", t(V), t(R), t(O), t(M), 0.25).clipfrac) == pytest.approx(2 / 3, rel=1e-12)
+    slime = loss_of("slime", t(V), t(R), t(O), t(M), 0.25).clipfrac  # float32 in slime, divided in double
+    assert slime.dtype == torch.float64 and float(slime) == float(torch.tensor(2.0, dtype=torch.float32) / 3)
     # TorchRL averages over the whole tensor, the padded slot (v = 9, v_old = 0) included: 3 of 4 elements
     assert float(loss_of("torchrl", t(V), t(R), t(O), t(M), 0.25).clipfrac) == 0.75
     for name in ("cleanrl", "sb3", "rsl_rl", "baselines-ppo2", "deepspeed-chat", "nemo-aligner", "rllib"):
@@ -261,9 +263,13 @@ def torchrl_reference(v, r, o, m, eps):
 
 
 def slime_reference(v, r, o, m, eps):
-    """slime's sum_of_sample_mean: Python's sum() over per-sample means, one addition at a time."""
+    """slime's sum_of_sample_mean: per sample an int32 mask and a float32 denominator, Python's sum(), then the
+    logged division by the samples in Python double."""
     loss = torch.max((o + (v - o).clamp(-eps, eps) - r) ** 2, (v - r) ** 2)
-    return sum((loss[i] * m[i]).sum() / torch.clamp_min(m[i].sum(), 1) for i in range(v.shape[0])) / v.shape[0]
+    masks = [m[i].to(torch.int32) for i in range(v.shape[0])]
+    denoms = torch.tensor([float(mask.sum()) for mask in masks], dtype=torch.float32)
+    total = sum((loss[i] * masks[i]).sum() / torch.clamp_min(denoms[i], 1) for i in range(v.shape[0]))
+    return torch.tensor(total.item() / v.shape[0], dtype=torch.float64)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64])
@@ -308,11 +314,17 @@ def test_dialects_that_share_a_form_agree_in_float64():
         names = same if eps > 0 else same[:-1]  # NeMo-Aligner: loss_clip_val = 0 turns clipping off
         losses = [float(loss_of(n, v, r, o, m, eps).loss) for n in names]
         assert max(losses) - min(losses) <= 1e-12 * max(1.0, abs(losses[0]))
-        twice = [float(loss_of(n, v, r, o, m, eps).loss) for n in ("rsl_rl", "rllib-legacy", "slime-per-token")]
+        twice = [float(loss_of(n, v, r, o, m, eps).loss) for n in ("rsl_rl", "rllib-legacy")]
         assert all(x == pytest.approx(2 * losses[0], rel=1e-12) for x in twice)
+        # slime's per-token loss divides by the sum of max(n_i, 1): an empty row still counts one token
+        per_token = float(loss_of("slime-per-token", v, r, o, m, eps).loss)
+        tokens = float(m.sum()) / float(m.sum(dim=-1).clamp_min(1).sum())
+        assert per_token == pytest.approx(2 * losses[0] * tokens, rel=1e-12)
 
 
-@pytest.mark.parametrize("name", list(vl.DIALECTS))
+# deepspeed-chat-fp32 rounds float64 inputs to float32 (.float()), as DeepSpeed-Chat does: a step at 1e-6;
+# test_deepspeed_chat_fp32_casts_after_the_clamp checks it against the plain entry instead.
+@pytest.mark.parametrize("name", [n for n in vl.DIALECTS if n != "deepspeed-chat-fp32"])
 def test_autograd_matches_finite_differences_on_a_padded_batch(name):
     d = vl.DIALECTS[name]
     v, r, o, m, _ = random_batch(11, ties=False)
@@ -385,6 +397,7 @@ GOLDEN_KEYS = [  # (golden key, registry entry, what is compared); eps is the en
     ("torchrl_value_clip_fraction", "torchrl", "clipfrac"),
     ("slime_per_token", "slime-per-token", "loss"),
     ("openrlhf_before_2025_04", "openrlhf-2025-04", "loss"),
+    ("openrlhf_v0_1_2", "openrlhf-v0.1.2", "loss"),
     ("verl_v0_4_1_token_mean", "verl-v0.4.1", "loss"),
     ("verl_v0_4_0_token_mean", "verl-v0.4.0", "loss"),
 ]
@@ -481,7 +494,8 @@ LOGGING_RULES = {
     # OpenRLHF: status = all_reduce(status) (mean over ranks) per micro-batch; status_mean over status_list
     ("train/critic_loss", ""): lambda x: np.mean([np.mean(x[:, e, b, k]) for e, b, k in np.ndindex(x.shape[1:])]),
     ("train/values", ""): lambda x: np.mean(x),
-    ("train/critic_grad_norm", "v0.9.6 on"): lambda x: np.mean(x),
+    ("train/critic_grad_norm", ""): lambda x: np.mean(x),
+    ("train/critic_grad_norm", "v0.9.6 – v0.10.2"): lambda x: np.mean(x),
     # TRL: vf_loss_stats[epoch, minibatch, grad_accum] gathered over ranks, .mean()
     ("loss/value_avg", ""): lambda x: np.mean(x),
     ("val/clipfrac_avg", ""): lambda x: np.mean(x),
@@ -600,3 +614,36 @@ def test_every_entry_names_its_logged_metrics():
     assert {m.key for m in vl.DIALECTS["rsl_rl"].metrics_for("value_loss")} == {"Loss/value", "Loss/value_function"}
     assert {m.key for m in vl.DIALECTS["trl"].metrics_for("value_loss")} == {"loss/value_avg", "ppo/loss/value"}
     assert vl.logged_metric("cleanrl").reduction == "last_call"
+
+
+def test_deepspeed_chat_fp32_casts_after_the_clamp():
+    """--compute_fp32_loss: float32 inputs give the plain entry's bits (the cast is a no-op); bf16 inputs are
+    clamped against bf16 bounds first, so casting the inputs to float32 yourself is not the flag."""
+    differ = 0
+    for seed in range(60):
+        v, r, o, m, eps = random_batch(seed, dtype=torch.float32)
+        leaf, plain = v.clone().requires_grad_(True), v.clone().requires_grad_(True)
+        fp32 = loss_of("deepspeed-chat-fp32", leaf, r, o, m, eps).loss
+        want = loss_of("deepspeed-chat", plain, r, o, m, eps).loss
+        assert torch.equal(fp32, want)
+        assert torch.equal(torch.autograd.grad(fp32, leaf)[0], torch.autograd.grad(want, plain)[0])
+        vb, rb, ob = (x.bfloat16() for x in (v, r, o))
+        got = loss_of("deepspeed-chat-fp32", vb, rb, ob, m.bfloat16(), eps).loss
+        clipped = torch.clamp(vb, ob - eps, ob + eps).float()  # DeepSpeed-Chat's order, restated
+        loss = torch.max((vb.float() - rb) ** 2, (clipped - rb) ** 2)
+        assert got.dtype == torch.float32 and torch.equal(got, 0.5 * torch.sum(loss * m.bfloat16()) / m.bfloat16().sum())
+        cast_first = loss_of("deepspeed-chat", vb.float(), rb.float(), ob.float(), m.float(), eps).loss
+        differ += not torch.equal(got, cast_first)
+    assert differ > 10
+
+
+def test_readme_says_what_each_dashboard_shows():
+    """The README's logged-metric table is the registry's: each value-loss name, its releases and its factor."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    for name, d in vl.DIALECTS.items():
+        for m in d.metrics_for("value_loss"):
+            factor = vl.dashboard_value(name, 1.0, release=m.releases or m.key, micro_batches=4, mini_batches=2, epochs=3)
+            row = f"| `{name}` | `{m.key}` | {m.releases or 'all'} | `{m.reduction}` | {m.ranks} | {factor:g} |"
+            assert row in readme, row

@@ -172,7 +172,7 @@ def dialect_caption(without_half: list[str]) -> str:
     return (
         "Same batch, same eps; each row names the releases it describes. Losses differ by the 0.5 factor "
         f"({', '.join(without_half)} have none), by the aggregation (slime averages per sequence), by the combine rule "
-        "(SB3 clips without max, TorchRL uses Huber) and by what eps means: RLlib's vf_clip_param (since 2021) "
+        "(SB3 clips without max, TorchRL uses Huber) and by what eps means: RLlib's vf_clip_param (since ray 1.12) "
         "bounds the squared error, so it gets its own value. What each logged number is (last minibatch or an "
         "average, coefficients included) is in the registry: `valueloss.DIALECTS[name].logged`."
     )

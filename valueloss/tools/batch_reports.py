@@ -273,7 +273,7 @@ def dialect_table(batch: Batch, eps: float, rllib_clip: float | None = None) -> 
     """Every library's logged value loss and clip fraction on this batch, at the same eps.
 
     Clipping is switched on (at ``eps``) for the libraries where it is off by default (SB3, TorchRL).
-    Libraries whose parameter is in loss units (RLlib since 2021: ``eps_units == "loss"``) get
+    Libraries whose parameter is in loss units (RLlib since ray 1.12: ``eps_units == "loss"``) get
     ``rllib_clip`` (default: their own default, ``vf_clip_param = 10.0``). Every registry entry is a
     row, older releases included; ``library`` names the releases. ``clip fraction`` is NaN where the
     library logs none (``logs clip fraction`` is False).
