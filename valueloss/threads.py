@@ -67,6 +67,7 @@ THREADS: dict[str, Thread] = {
         Thread("huggingface/trl", 202),
         Thread("ray-project/ray", 19291, "[Bug] PPO value function loss is incorrect"),
         Thread("ray-project/ray", 8908, "[rllib] Should remove vf_clip param from PPO"),
+        Thread("ray-project/ray", 22171, pull=True),  # the loss clamp, first released in ray 1.12.0
         Thread("vwxyzjn/cleanrl", 208, "Remove the value function clipping"),
         Thread("deepspeedai/DeepSpeedExamples", 556, "Critic Loss can not decrease"),
         Thread("deepspeedai/DeepSpeedExamples", 956),
