@@ -9,7 +9,6 @@ numbers) and keeps the detail in tabs.
 from __future__ import annotations
 
 import os
-import threading
 import time
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import streamlit as st
 from pages.common import number_table, page_setup, share_link, shows_errors
 from valueloss.fused import SMALL_TOKENS
 from valueloss.tools import bench
+from valueloss.tools.exclusive import BENCHMARK_LOCK
 from valueloss.viz.timing import bandwidth_figure, fixed_cost_note, headline_sentence, time_figure
 
 RECORDED_DIR = Path(__file__).resolve().parents[1] / "docs" / "benchmarks"
@@ -28,12 +28,6 @@ ADD_GPU_RESULTS = (
     "No recorded GPU results yet; run `python -m valueloss.tools.bench --device cuda --out docs/benchmarks/` "
     "on a GPU machine to add them."
 )
-
-
-@st.cache_resource(show_spinner=False)
-def benchmark_lock() -> threading.Lock:
-    """One benchmark at a time across every session of this server: two at once would time each other."""
-    return threading.Lock()
 
 
 @st.cache_data(ttl=60, show_spinner=False)
@@ -121,7 +115,7 @@ def run_with_cancel(config: bench.BenchConfig) -> None:
     before it starts and unmarks itself when it finishes, so the next script run (which may start before
     this one has unwound) knows that it was cancelled.
     """
-    lock = benchmark_lock()
+    lock = BENCHMARK_LOCK  # module state: a client's clear-cache message cannot recreate it
     if not lock.acquire(blocking=False):
         st.warning(
             "Another session is running a benchmark right now (or your cancelled run is finishing its current "
