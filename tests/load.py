@@ -175,6 +175,10 @@ class Session:
                 state = widget_state(msg.delta.new_element)
                 if state is not None:
                     seen[state.id] = state
+            elif kind == "delta" and msg.delta.WhichOneof("type") == "add_block":
+                block = msg.delta.add_block  # a stateful (lazy) expander: the browser echoes it once opened
+                if block.WhichOneof("type") == "expandable" and block.expandable.id and block.expandable.expanded:
+                    seen[block.expandable.id] = WidgetState(id=block.expandable.id, bool_value=block.expandable.expanded)
             elif kind == "script_finished" and msg.script_finished == FINISHED.FINISHED_SUCCESSFULLY:
                 self.widgets = seen
                 self.keys = {widget_id.rsplit("-", 1)[-1]: widget_id for widget_id in seen}
