@@ -19,6 +19,7 @@ from playwright.sync_api import expect
 from streamlit.proto.BackMsg_pb2 import BackMsg
 
 from tests.load import Session
+from valueloss.viz.live import EXPLORER_JS, FRAMES_JS, SURFACES_JS
 
 from .helpers import TIMEOUT_MS, assert_no_exception, goto, set_input, wait_for_text, wait_ready
 
@@ -183,3 +184,33 @@ def _back_msg(payload) -> BackMsg:
 def _values(state) -> dict[str, str]:
     """Each widget's id and its value (as protobuf text, whatever its type)."""
     return {w.id: str(w).split("\n", 1)[1].strip() for w in state.widget_states.widgets}
+
+
+# --------------------------------------------------- issue 21.9: what the live components send back
+
+
+@pytest.mark.e2e
+def test_the_live_components_send_only_flat_finite_numbers(browser):
+    """Streamlit parses a component's JSON before the app sees it (a 100,000-deep array raised RecursionError
+    there): both components build what they send with releasePayload, which passes only the known keys as
+    finite numbers and refuses anything else."""
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_content("<html><body></body></html>")
+    page.add_script_tag(content=FRAMES_JS + "\nwindow.releasePayload = releasePayload;")
+    keys = ["v", "v_old", "R", "eps"]
+    ok = {"v": 0.5, "v_old": 0.0, "R": 1.0, "eps": 0.2}
+    send = "([state, keys]) => JSON.stringify(window.releasePayload(state, keys))"
+    assert page.evaluate(send, [ok | {"extra": [[[1]]]}, keys]) == '{"v":0.5,"v_old":0,"R":1,"eps":0.2}'
+    nested = "() => { let a = []; for (let i = 0; i < 100000; i++) a = [a]; return window.releasePayload({v: a, v_old: 0, R: 1, eps: 0.2}, ['v', 'v_old', 'R', 'eps']); }"
+    assert page.evaluate(nested) is None
+    for bad in ("NaN", "Infinity", "'0.5'", "null", "{x: 1}", "true"):
+        state = f"{{v: {bad}, v_old: 0, R: 1, eps: 0.2}}"
+        assert page.evaluate(f"() => window.releasePayload({state}, {keys!r})") is None, bad
+    assert page.evaluate(f"() => window.releasePayload({{v: 1, R: 1, eps: 0.2}}, {keys!r})") is None  # v_old missing
+    context.close()
+    # and it is what the components send: every setTriggerValue passes a payload built by it
+    for source in (EXPLORER_JS, SURFACES_JS):
+        calls = re.findall(r"setTriggerValue\(([^)]*)\)", source)
+        assert calls and all(c.strip() == '"release", payload' for c in calls), calls
+        assert "const payload = releasePayload(" in source
