@@ -1,28 +1,38 @@
 """How long one rerun of each page takes on the server at default settings (target: < 150 ms).
 
-Run: ``make bench-app`` (or ``python -m tests.app.rerun_benchmark``). Each page is run once to warm
-its caches (as a user's first visit does), then rerun N times as a widget change would; the median
-and the worst of those reruns are printed side by side for every page. Not a test: timings vary by
-machine, so they are reported, never asserted.
+    make bench-app                                        # or: python -m tests.app.rerun_benchmark
+    python -m tests.app.rerun_benchmark --baseline 693b677   # side by side with that commit
+    python -m tests.app.rerun_benchmark --pages batch scale --repeats 20
+
+Each page is run once to warm its caches (as a user's first visit does), then rerun N times as a widget
+change that hits the caches would; the median and the worst of those reruns are printed for every page.
+With ``--baseline REF`` the same page of that commit (exported with ``git archive`` to a temporary
+folder) is timed right before this checkout's, each in a fresh interpreter, round after round, so both
+see the same machine load; the ratio is baseline / this checkout. Not a test: timings vary by machine,
+so they are reported, never asserted. The load average is printed before and after: on a shared machine
+compare ratios, not milliseconds.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-from streamlit.testing.v1 import AppTest
-
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-
-from tests.app.test_app import registered_pages  # noqa: E402
 
 
-def time_page(path: str, repeats: int) -> tuple[float, float, float]:
-    at = AppTest.from_file(str(ROOT / path), default_timeout=300)
+def time_page(path: str, repeats: int, root: Path = ROOT) -> tuple[float, float, float]:
+    """(first run, median rerun, slowest rerun) in ms of ``root/path`` under AppTest."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(root / path), default_timeout=300)
     start = time.perf_counter()
     at.run()
     first = time.perf_counter() - start
@@ -36,14 +46,75 @@ def time_page(path: str, repeats: int) -> tuple[float, float, float]:
     return first * 1e3, statistics.median(times) * 1e3, max(times) * 1e3
 
 
-def main(repeats: int = 10) -> int:
-    print(f"{'page':28s} {'first run':>10s} {'rerun median':>13s} {'rerun max':>10s}")
-    worst = 0.0
-    for path, url in registered_pages():
-        first, median, slowest = time_page(path, repeats)
-        worst = max(worst, median)
-        print(f"{url or '(default) explore':28s} {first:8.0f}ms {median:11.1f}ms {slowest:8.1f}ms")
-    print(f"slowest median rerun: {worst:.1f} ms (target < 150 ms)")
+def _time_in_fresh_interpreter(root: Path, path: str, repeats: int) -> tuple[float, float, float]:
+    """This file's time_page in a new interpreter whose imports (pages, valueloss) come from ``root``."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--time-one", str(root), path, str(repeats)],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=True,
+    )
+    return tuple(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def _pages(root: Path) -> list[tuple[str, str]]:
+    """(script, url path) of every page the app registers at ``root`` (run there: its own registry)."""
+    code = (
+        "import json, sys; sys.path.insert(0, sys.argv[1]); "
+        "from tests.app.test_app import registered_pages; print(json.dumps(registered_pages()))"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(root)], cwd=root, capture_output=True, text=True, check=True)
+    return [tuple(p) for p in json.loads(out.stdout.strip().splitlines()[-1])]
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--time-one"]:  # the child of _time_in_fresh_interpreter
+        root = Path(argv[1])
+        sys.path.insert(0, str(root))
+        print(json.dumps(time_page(argv[2], int(argv[3]), root)))
+        return 0
+    ap = argparse.ArgumentParser(prog="python -m tests.app.rerun_benchmark", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--baseline", help="a git revision to time side by side (e.g. 693b677)")
+    ap.add_argument("--repeats", type=int, default=10, help="reruns per page (default 10)")
+    ap.add_argument("--rounds", type=int, default=2, help="with --baseline: alternating rounds per page (best kept)")
+    ap.add_argument("--pages", nargs="*", help="url paths to time (default: every page)")
+    args = ap.parse_args(argv)
+    print(f"load average before: {_load()} ({os.cpu_count()} CPUs)")
+    pages = [(p, u) for p, u in _pages(ROOT) if not args.pages or (u or "(default)") in args.pages or u in args.pages]
+    if not args.baseline:
+        print(f"{'page':28s} {'first run':>10s} {'rerun median':>13s} {'rerun max':>10s}")
+        worst = 0.0
+        for path, url in pages:
+            first, median, slowest = _time_in_fresh_interpreter(ROOT, path, args.repeats)
+            worst = max(worst, median)
+            print(f"{url or '(default) explore':28s} {first:8.0f}ms {median:11.1f}ms {slowest:8.1f}ms", flush=True)
+        print(f"slowest median rerun: {worst:.1f} ms (target < 150 ms); load average after: {_load()}")
+        return 0
+    with tempfile.TemporaryDirectory(prefix="valueloss-baseline-") as tmp:
+        base = Path(tmp)
+        archive = subprocess.run(["git", "archive", args.baseline], cwd=ROOT, capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(base)], input=archive, check=True)
+        base_pages = dict(_pages(base))
+        print(f"median rerun per page, {args.repeats} reruns, best of {args.rounds} alternating rounds")
+        print(f"{'page':28s} {args.baseline[:12]:>14s} {'this checkout':>14s} {'ratio':>7s}")
+        for path, url in pages:
+            if path not in base_pages:
+                print(f"{url or '(default) explore':28s} {'(no page)':>14s}")
+                continue
+            before, after = [], []
+            for _ in range(args.rounds):
+                before.append(_time_in_fresh_interpreter(base, path, args.repeats)[1])
+                after.append(_time_in_fresh_interpreter(ROOT, path, args.repeats)[1])
+            b, a = min(before), min(after)
+            print(f"{url or '(default) explore':28s} {b:12.1f}ms {a:12.1f}ms {b / a:6.2f}x", flush=True)
+    print(f"load average after: {_load()}")
     return 0
 
 
