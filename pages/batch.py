@@ -6,6 +6,7 @@ Thin page: widgets in the sidebar, every number from ``valueloss.tools.batch_rep
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import streamlit as st
 
@@ -49,9 +50,39 @@ def cached_verdict(batch_key: tuple, eps: float, _batch: Batch):
     return batch_clip_verdict(_batch, eps)
 
 
+@st.cache_resource(max_entries=256, show_spinner=False)
+def built_once(key: tuple, _build):
+    """``_build()`` once per ``key`` (which must name everything it reads), shared by every rerun and session:
+    a figure or table built on every rerun was a third of this page's server time."""
+    return _build()
+
+
 @st.cache_data(show_spinner=False)
 def cached_example(kind: str) -> bytes:
     return example_file(kind)
+
+
+def dialect_rows(d):
+    """The dialect table as shown: key columns first (on a narrow window the table scrolls and these stay in
+    view), the clip fraction as a percentage or "not logged"."""
+    shown = d[
+        [
+            "library",
+            "clip fraction",
+            "loss",
+            "parameter",
+            "value",
+            "clip fraction logged",
+            "logged as",
+            "what the logged number is",
+            "note",
+        ]
+    ].copy()
+    shown["clip fraction"] = [
+        pct(c) if logged else "not logged"
+        for c, logged in zip(d["clip fraction"], d["logs clip fraction"], strict=True)
+    ]
+    return shown
 
 
 def pct(x) -> str:
@@ -169,7 +200,7 @@ if report is not None:
             ),
             (
                 f"vf_loss ({mode})",
-                f"{dict(zip(report.aggregation['mode'], report.aggregation['vf_loss']))[mode]:.4g}",
+                f"{dict(zip(report.aggregation['mode'], report.aggregation['vf_loss'], strict=True))[mode]:.4g}",
                 "verl's compute_value_loss on this batch with this eps and aggregation mode.",
             ),
         ]
@@ -196,7 +227,10 @@ if report is not None:
         (right, report.gap_hist, "R − v_old (the return gap)", "R − v_old", "R", "b_hist_gap"),
     ):
         column.plotly_chart(
-            histogram_figure(hist.edges, hist.counts, eps, title=title, x_title=x_title, color_key=color_key),
+            built_once(
+                (key, batch_key, eps, rllib_clip),
+                partial(histogram_figure, hist.edges, hist.counts, eps, title=title, x_title=x_title, color_key=color_key),
+            ),
             width="stretch",
             key=key,
         )
@@ -213,17 +247,20 @@ if report is not None:
 
     st.subheader("How each aggregation mode weights tokens")
     agg = report.aggregation
-    by_mode = agg.set_index("mode")
+    by_mode = built_once(("by_mode", batch_key, eps, rllib_clip), lambda: agg.set_index("mode"))
     short_len, long_len = int(by_mode.at[mode, "short length"]), int(by_mode.at[mode, "long length"])
     a_left = a_right = st.container()  # the chart, then its reading: stacked, so both fit at 800 px
     a_left.plotly_chart(
-        aggregation_weights_figure(
-            list(agg["mode"]),
-            list(agg["weight per token (short)"]),
-            list(agg["weight per token (long)"]),
-            short_len=short_len,
-            long_len=long_len,
-            current=mode,
+        built_once(
+            ("b_agg", batch_key, eps, rllib_clip, mode),
+            lambda: aggregation_weights_figure(
+                list(agg["mode"]),
+                list(agg["weight per token (short)"]),
+                list(agg["weight per token (long)"]),
+                short_len=short_len,
+                long_len=long_len,
+                current=mode,
+            ),
         ),
         width="stretch",
         key="b_agg",
@@ -250,38 +287,26 @@ if report is not None:
         help="Where a library changed what it computes (verl's 0.5 and aggregations, OpenRLHF's per-sequence mean, "
         "RLlib's value clip), each behaviour is its own row, named by its releases.",
     )
-    d = report.dialects
-    d = d[[DIALECTS[n].current or n in older for n in d["dialect"]]]
+    dialects_key = (batch_key, eps, rllib_clip, tuple(older))
+    d = built_once(
+        ("d", *dialects_key),
+        lambda: report.dialects[[DIALECTS[n].current or n in older for n in report.dialects["dialect"]]],
+    )
     st.plotly_chart(
-        dialect_figure(
-            [version_label(n) if not DIALECTS[n].current else n for n in d["dialect"]],
-            list(d["loss"]),
-            [c if logged else None for c, logged in zip(d["clip fraction"], d["logs clip fraction"], strict=True)],
-            list(d["definition"]),
+        built_once(
+            ("b_dialects", *dialects_key),
+            lambda: dialect_figure(
+                [version_label(n) if not DIALECTS[n].current else n for n in d["dialect"]],
+                list(d["loss"]),
+                [c if logged else None for c, logged in zip(d["clip fraction"], d["logs clip fraction"], strict=True)],
+                list(d["definition"]),
+            ),
         ),
         width="stretch",
         key="b_dialects",
     )
-    # Key columns first: on a narrow window the table scrolls and these stay in view.
-    shown = d[
-        [
-            "library",
-            "clip fraction",
-            "loss",
-            "parameter",
-            "value",
-            "clip fraction logged",
-            "logged as",
-            "what the logged number is",
-            "note",
-        ]
-    ].copy()
-    shown["clip fraction"] = [
-        pct(c) if logged else "not logged"
-        for c, logged in zip(d["clip fraction"], d["logs clip fraction"], strict=True)
-    ]
     st.dataframe(
-        shown,
+        built_once(("shown", *dialects_key), partial(dialect_rows, d)),
         hide_index=True,
         column_config={
             "value": st.column_config.NumberColumn(format="%.4g"),

@@ -10,7 +10,10 @@ carries every widget's value (the changed one new), the query string, the page's
 hashes of the messages the session has cached, which the server then sends as references. A session
 reads ``ForwardMsg``s until ``script_finished``; the time from sending to that is one rerun's latency.
 A session changes its value, waits for the page, and changes it again one second after the last change
-(at once if the page took longer than that), as a student clicking along would.
+(at once if the page took longer than that), as a student clicking along would. By default the class
+follows the same steps (eps 0.10, 0.11, 0.12, ... for everyone, as students following the teacher do:
+the first to ask for a value computes it, the others find it cached); ``--distinct`` gives every
+session values no one else asks for (every rerun computes: the worst case).
 
 It prints the load average before and after (the machine may be shared), the rerun latency p50 / p95 /
 max, the reruns done, how many sessions got their first page (within ``--first-page-timeout``), and the
@@ -256,7 +259,8 @@ async def student(number: int, url: str, args, result: Result, start_line: async
         while time.monotonic() < end:
             tick = time.monotonic()
             step += 1
-            eps = 0.1 + (number * 1000 + step) * 1e-5  # a value no session sent before: nothing is cached
+            # the class's next step, or (--distinct) a value no other session sends: nothing is cached
+            eps = 0.1 + (number * 1000 + step) * 1e-5 if args.distinct else round(0.1 + 0.01 * (step % 90), 2)
             result.latencies.append(await session.set(args.key, eps))
             await asyncio.sleep(max(0.0, tick + args.interval - time.monotonic()))
     except (TimeoutError, OSError, RuntimeError, KeyError) as err:
@@ -309,8 +313,9 @@ def pct(values: list[float], q: float) -> float:
 
 def report(args, url: str, warm: float, cold_rss, warm_rss, result: Result, after_rss, load_before, load_after):
     lat = sorted(result.latencies)
+    values = "values no other session asks for" if args.distinct else "the class's steps 0.10, 0.11, ..."
     print(f"\nserver {url}, {args.sessions} sessions on /batch, each setting {args.key} to a new value every "
-          f"{args.interval:g} s for {args.duration:g} s")  # fmt: skip
+          f"{args.interval:g} s for {args.duration:g} s ({values})")  # fmt: skip
     print(f"load average (1, 5, 15 min) before: {load_before}; after: {load_after}   (this machine: {os.cpu_count()} CPUs)")
     print(f"warm-up visit's rerun: {warm * 1e3:.0f} ms")
     if lat:
@@ -346,6 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--interval", type=float, default=1.0, help="seconds between one session's changes")
     ap.add_argument("--key", default="b_eps", help="the Batch page's number input to change (default b_eps)")
     ap.add_argument("--first-page-timeout", type=float, default=120.0)
+    ap.add_argument("--distinct", action="store_true", help="every session sets values no other session sets")
     ap.add_argument(
         "--settle",
         type=float,

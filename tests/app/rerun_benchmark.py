@@ -5,7 +5,9 @@
     python -m tests.app.rerun_benchmark --pages batch scale --repeats 20
 
 Each page is run once to warm its caches (as a user's first visit does), then rerun N times as a widget
-change that hits the caches would; the median and the worst of those reruns are printed for every page.
+change that hits the caches would; the median and the worst of those reruns are printed for every page,
+and the median CPU time of a rerun (this process's CPU seconds: the page's own work, barely affected by
+other programs on the machine, so the number to compare on a shared machine).
 With ``--baseline REF`` the same page of that commit (exported with ``git archive`` to a temporary
 folder) is timed right before this checkout's, each in a fresh interpreter, round after round, so both
 see the same machine load; the ratio is baseline / this checkout. Not a test: timings vary by machine,
@@ -28,8 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def time_page(path: str, repeats: int, root: Path = ROOT) -> tuple[float, float, float]:
-    """(first run, median rerun, slowest rerun) in ms of ``root/path`` under AppTest."""
+def time_page(path: str, repeats: int, root: Path = ROOT) -> tuple[float, float, float, float]:
+    """(first run, median rerun, slowest rerun, median CPU time of a rerun) in ms of ``root/path`` under AppTest."""
     from streamlit.testing.v1 import AppTest
 
     at = AppTest.from_file(str(root / path), default_timeout=300)
@@ -38,15 +40,16 @@ def time_page(path: str, repeats: int, root: Path = ROOT) -> tuple[float, float,
     first = time.perf_counter() - start
     if at.exception:
         raise RuntimeError(f"{path} raised: {at.exception}")
-    times = []
+    times, cpu = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         at.run()
         times.append(time.perf_counter() - start)
-    return first * 1e3, statistics.median(times) * 1e3, max(times) * 1e3
+        cpu.append(time.process_time() - start_cpu)
+    return first * 1e3, statistics.median(times) * 1e3, max(times) * 1e3, statistics.median(cpu) * 1e3
 
 
-def _time_in_fresh_interpreter(root: Path, path: str, repeats: int) -> tuple[float, float, float]:
+def _time_in_fresh_interpreter(root: Path, path: str, repeats: int) -> tuple[float, float, float, float]:
     """This file's time_page in a new interpreter whose imports (pages, valueloss) come from ``root``."""
     out = subprocess.run(
         [sys.executable, __file__, "--time-one", str(root), path, str(repeats)],
@@ -89,12 +92,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"load average before: {_load()} ({os.cpu_count()} CPUs)")
     pages = [(p, u) for p, u in _pages(ROOT) if not args.pages or (u or "(default)") in args.pages or u in args.pages]
     if not args.baseline:
-        print(f"{'page':28s} {'first run':>10s} {'rerun median':>13s} {'rerun max':>10s}")
+        print(f"{'page':28s} {'first run':>10s} {'rerun median':>13s} {'rerun max':>10s} {'CPU per rerun':>14s}")
         worst = 0.0
         for path, url in pages:
-            first, median, slowest = _time_in_fresh_interpreter(ROOT, path, args.repeats)
+            first, median, slowest, cpu = _time_in_fresh_interpreter(ROOT, path, args.repeats)
             worst = max(worst, median)
-            print(f"{url or '(default) explore':28s} {first:8.0f}ms {median:11.1f}ms {slowest:8.1f}ms", flush=True)
+            print(
+                f"{url or '(default) explore':28s} {first:8.0f}ms {median:11.1f}ms {slowest:8.1f}ms {cpu:12.1f}ms",
+                flush=True,
+            )
         print(f"slowest median rerun: {worst:.1f} ms (target < 150 ms); load average after: {_load()}")
         return 0
     with tempfile.TemporaryDirectory(prefix="valueloss-baseline-") as tmp:
@@ -102,18 +108,27 @@ def main(argv: list[str] | None = None) -> int:
         archive = subprocess.run(["git", "archive", args.baseline], cwd=ROOT, capture_output=True, check=True).stdout
         subprocess.run(["tar", "-x", "-C", str(base)], input=archive, check=True)
         base_pages = dict(_pages(base))
-        print(f"median rerun per page, {args.repeats} reruns, best of {args.rounds} alternating rounds")
-        print(f"{'page':28s} {args.baseline[:12]:>14s} {'this checkout':>14s} {'ratio':>7s}")
+        print(
+            f"median rerun per page (wall clock, and CPU time: compare CPU on a busy machine), {args.repeats} "
+            f"reruns, best of {args.rounds} alternating rounds; ratio = {args.baseline} / this checkout"
+        )
+        head = f"{'wall ' + args.baseline[:9]:>15s} {'wall now':>10s} {'ratio':>6s}"
+        print(f"{'page':22s} {head} {'CPU ' + args.baseline[:9]:>14s} {'CPU now':>9s} {'ratio':>6s}")
         for path, url in pages:
             if path not in base_pages:
                 print(f"{url or '(default) explore':28s} {'(no page)':>14s}")
                 continue
             before, after = [], []
             for _ in range(args.rounds):
-                before.append(_time_in_fresh_interpreter(base, path, args.repeats)[1])
-                after.append(_time_in_fresh_interpreter(ROOT, path, args.repeats)[1])
-            b, a = min(before), min(after)
-            print(f"{url or '(default) explore':28s} {b:12.1f}ms {a:12.1f}ms {b / a:6.2f}x", flush=True)
+                before.append(_time_in_fresh_interpreter(base, path, args.repeats))
+                after.append(_time_in_fresh_interpreter(ROOT, path, args.repeats))
+            b, a = min(t[1] for t in before), min(t[1] for t in after)
+            bc, ac = min(t[3] for t in before), min(t[3] for t in after)
+            print(
+                f"{url or '(default) explore':22s} {b:13.1f}ms {a:8.1f}ms {b / a:5.2f}x "
+                f"{bc:12.1f}ms {ac:7.1f}ms {bc / ac:5.2f}x",
+                flush=True,
+            )
     print(f"load average after: {_load()}")
     return 0
 
