@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from functools import partial
 
+import pyarrow as pa
 import streamlit as st
 
 from pages import common
@@ -60,6 +61,11 @@ def built_once(key: tuple, _build):
 @st.cache_data(show_spinner=False)
 def cached_example(kind: str) -> bytes:
     return example_file(kind)
+
+
+def arrow(frame) -> pa.Table:
+    """A table as Arrow, the form st.dataframe sends: converted once, not on every rerun."""
+    return pa.Table.from_pandas(frame, preserve_index=False)
 
 
 def dialect_rows(d):
@@ -275,7 +281,10 @@ if report is not None:
     )
     weights = ("weight per token (short)", "weight per token (long)", "short / long per token")
     weights += ("weight per sequence (short)", "weight per sequence (long)")
-    number_table(agg, {"vf_loss": "%.5g"} | dict.fromkeys(weights, "%.4g"))
+    number_table(
+        built_once(("agg_table", batch_key, eps, rllib_clip), partial(arrow, agg)),
+        {"vf_loss": "%.5g"} | dict.fromkeys(weights, "%.4g"),
+    )
 
     st.subheader("What each library would log for this batch")
     older = st.multiselect(
@@ -306,7 +315,7 @@ if report is not None:
         key="b_dialects",
     )
     st.dataframe(
-        built_once(("shown", *dialects_key), partial(dialect_rows, d)),
+        built_once(("shown", *dialects_key), lambda: arrow(dialect_rows(d))),
         hide_index=True,
         column_config={
             "value": st.column_config.NumberColumn(format="%.4g"),
@@ -328,7 +337,7 @@ if report is not None:
     st.subheader("Per-token table")
     st.caption(f"The first {min(TABLE_ROWS, s.n_tokens)} of {s.n_tokens:,} real tokens, row by row.")
     st.dataframe(
-        report.tokens,
+        built_once(("tokens", batch_key, eps, rllib_clip), partial(arrow, report.tokens)),
         hide_index=True,
         height=320,
         column_config={c: st.column_config.NumberColumn(format="%.4g") for c in TOKEN_NUMBER_COLUMNS},
