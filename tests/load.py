@@ -327,7 +327,9 @@ def pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
 
 
-def report(args, url: str, warm: float, cold_rss, warm_rss, result: Result, after_rss, load_before, load_after):
+def report(
+    args, url: str, warm: float, cold_rss, warm_rss, result: Result, after_rss, load_before, load_after, previous_rss
+):
     lat = sorted(result.latencies)
     values = "values no other session asks for" if args.distinct else "the class's steps 0.10, 0.11, ..."
     print(f"\nserver {url}, {args.sessions} sessions on /batch, each setting {args.key} to a new value every "
@@ -361,6 +363,9 @@ def report(args, url: str, warm: float, cold_rss, warm_rss, result: Result, afte
     if warm_rss is not None and after_rss is not None:
         back = after_rss - warm_rss
         print(f"memory after the load minus after the warm-up: {back:+.0f} MB   [target: back to its start]")
+        if previous_rss is not None:
+            print(f"memory after this round minus after the previous one: {after_rss - previous_rss:+.0f} MB (the caches "
+                  "are bounded, so a second class finds them full: a leak would grow again here)")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -395,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
         time.sleep(2)
         warm_rss = rss_mb(pid)
         settle = args.settle if args.settle is not None else (_session_ttl() if args.url else args.session_ttl) + 10
-        ok = True
+        ok, previous_rss = True, None
         for round_number in range(1, args.rounds + 1):
             load_before = load_average()
             result = asyncio.run(classroom(url, args))
@@ -406,8 +411,9 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(_touch(url))  # a new visit makes the server drop the expired sessions
             time.sleep(2)
             print(f"\n=== round {round_number} of {args.rounds} ===")
-            report(args, url, warm, cold, warm_rss, result, rss_mb(pid), load_before, load_after)
-            ok = ok and result.served == args.sessions and not result.failures
+            after_rss = rss_mb(pid)
+            report(args, url, warm, cold, warm_rss, result, after_rss, load_before, load_after, previous_rss)
+            ok, previous_rss = ok and result.served == args.sessions and not result.failures, after_rss
     return 0 if ok else 1
 
 
