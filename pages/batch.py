@@ -51,7 +51,7 @@ def cached_verdict(batch_key: tuple, eps: float, _batch: Batch):
     return batch_clip_verdict(_batch, eps)
 
 
-@st.cache_resource(max_entries=256, show_spinner=False)
+@st.cache_resource(max_entries=144, show_spinner=False)  # nine per setting: the last 16 settings
 def built_once(key: tuple, _build):
     """``_build()`` once per ``key`` (which must name everything it reads), shared by every rerun and session:
     a figure or table built on every rerun was a third of this page's server time."""
