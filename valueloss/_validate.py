@@ -92,7 +92,7 @@ def nonempty(name: str, x: torch.Tensor) -> None:
         raise ValueError(f"empty batch: {name} has shape {tuple(x.shape)} and no elements")
 
 
-def _shown(x) -> str:
+def shown_value(x) -> str:
     """``x`` for a message: a huge integer is described, not printed (str() of 10**5000 raises)."""
     if isinstance(x, numbers.Integral) and not isinstance(x, bool) and abs(int(x)) > 10**18:
         return f"an integer of {len(str(abs(int(x)))) if abs(int(x)) < 10**4000 else 'over 4,000'} digits"
@@ -122,7 +122,7 @@ def real_scalar(name: str, x, *, allow_tensor: bool = True):
     try:
         return float(x)
     except OverflowError:
-        raise ValueError(f"{name} must be a finite number, got {_shown(x)}, which is too large for a float") from None
+        raise ValueError(f"{name} must be a finite number, got {shown_value(x)}, which is too large for a float") from None
 
 
 def _value(x) -> float:
@@ -174,5 +174,5 @@ def positive_count(name: str, value, *, integer: bool = False):
 def dp_size(value) -> int:
     """The number of data-parallel ranks: a whole number >= 1 (a bool is refused)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"dp_size must be an integer >= 1, got {_shown(value)}")
+        raise ValueError(f"dp_size must be an integer >= 1, got {shown_value(value)}")
     return int(value)

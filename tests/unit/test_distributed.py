@@ -150,6 +150,15 @@ def test_arguments_are_bounded_before_anything_starts(capsys, argv, message):
     assert LIMITS["elements"] * 8 <= 64 * 2**20  # what the limit means: at most 32 MB of float64 per rank
 
 
+def test_the_api_takes_the_same_bounds():
+    with pytest.raises(ValueError, match="seed must be between 0 and .*, got an integer of over 4,000 digits"):
+        RunConfig(lengths=(2, 3), seed=10**5000).validate()
+    with pytest.raises(TypeError, match="features must be a whole number, got float"):
+        RunConfig(lengths=(2, 3), features=4.0).validate()
+    with pytest.raises(ValueError, match="timeout_s must be > 0 and at most 600 s"):
+        RunConfig(lengths=(2, 3), timeout_s=float("nan")).validate()
+
+
 def test_the_cli_lines_parse_into_events():
     assert parse_line("started 4 ranks on 127.0.0.1:4567\n") == ("started", 4, 4567)
     assert parse_line("rank 3 connected") == ("connected", 3)

@@ -129,7 +129,7 @@ def _bounded(name: str, value, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be a whole number, got {type(value).__name__}")
     if not low <= value <= high:
-        shown = f"{value:,}" if abs(value) < 10**18 else "a number of " + str(len(str(abs(value)))) + " digits"
+        shown = f"{value:,}" if abs(value) < 10**18 else check.shown_value(value)
         raise ValueError(f"{name} must be between {low:,} and {high:,}, got {shown}")
     return value
 
