@@ -159,3 +159,27 @@ def test_users_see_no_error_details(monkeypatch):
     (error,) = at.exception
     assert "secret" not in error.message and "RuntimeError" not in error.message
     assert not error.stack_trace
+
+
+# ------------------------------------------------------------------- issue 21.3: clearing the caches
+
+
+def test_clearing_every_cache_leaves_the_benchmark_lock_held():
+    """What BackMsg(clear_cache) does server-side (st.cache_data and st.cache_resource cleared): the lock used
+    to be a cached resource, so the clear made a new, free one. (tests/e2e/test_hostile_browser.py sends the
+    real message from a websocket client.)"""
+    import streamlit as st
+
+    from tests.app.test_timing import press_run, texts
+    from tests.app.test_timing import run as open_timing
+    from valueloss.tools.exclusive import BENCHMARK_LOCK
+
+    assert BENCHMARK_LOCK.acquire(blocking=False)  # another session's benchmark is running
+    try:
+        st.cache_data.clear()
+        st.cache_resource.clear()
+        second = press_run(open_timing(), impls=("verl-eager",))
+        assert "Another session is running a benchmark" in texts(second.warning)
+        assert "tm_result" not in second.session_state
+    finally:
+        BENCHMARK_LOCK.release()
