@@ -185,3 +185,16 @@ def test_a_second_visitor_waits_and_a_settings_change_stops_the_run():
     other.run()
     assert not other.button(key="sc_run").disabled
     assert not any("Another visitor" in i.value for i in other.info)
+
+
+@pytest.mark.timeout(120)
+def test_stop_ends_the_run_and_says_so():
+    at = run(dict(sc_n=4, sc_k=2, sc_dp=2))
+    at.button(key="sc_run").click().run()
+    active = REAL_RUNS.active()
+    at.button(key="sc_stop").click().run()
+    assert active.done and active.error == "stopped: you stopped it"
+    at.run()
+    assert any("The run was stopped: you stopped it." in plain(w.value) for w in at.warning)
+    assert not at.button(key="sc_run").disabled and REAL_RUNS.active() is None
+    assert not [p for p in descendants(os.getpid()) if p in processes()]

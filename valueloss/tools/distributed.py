@@ -498,7 +498,8 @@ class BackgroundRun:
         self._stderr = os.path.join(self._tmp.name, "stderr.txt")
         with open(self._stderr, "w") as err:
             self.proc = _start_cli(cfg, self._json, err)
-        threading.Thread(target=self._read, name="valueloss-run-reader", daemon=True).start()
+        self._reader = threading.Thread(target=self._read, name="valueloss-run-reader", daemon=True)
+        self._reader.start()
         threading.Thread(target=self._watch, name="valueloss-run-watchdog", daemon=True).start()
 
     @property
@@ -519,6 +520,8 @@ class BackgroundRun:
             if self.ended is None and self.error is None:
                 self.error = reason
         _kill_group(self.proc)
+        if threading.current_thread() is not self._reader:
+            self._reader.join(timeout=5)  # the reader sees the pipe close and marks the run ended
 
     def _read(self) -> None:
         try:
