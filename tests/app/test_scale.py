@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -189,6 +190,7 @@ def test_a_second_visitor_waits_and_a_settings_change_stops_the_run():
 
 @pytest.mark.timeout(120)
 def test_stop_ends_the_run_and_says_so():
+    before = descendants(os.getpid())  # e.g. the forkserver of an earlier in-process run() (not the page's)
     at = run(dict(sc_n=4, sc_k=2, sc_dp=2))
     at.button(key="sc_run").click().run()
     active = REAL_RUNS.active()
@@ -197,4 +199,5 @@ def test_stop_ends_the_run_and_says_so():
     at.run()
     assert any("The run was stopped: you stopped it." in plain(w.value) for w in at.warning)
     assert not at.button(key="sc_run").disabled and REAL_RUNS.active() is None
-    assert not [p for p in descendants(os.getpid()) if p in processes()]
+    left = descendants(os.getpid()) - before
+    assert not left, [Path(f"/proc/{p}/cmdline").read_bytes()[:120] for p in left if Path(f"/proc/{p}").exists()]

@@ -431,10 +431,21 @@ def _start_cli(cfg: RunConfig, json_path: str, stderr, port: int = 0) -> subproc
     )
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
-    """SIGKILL the run's whole process group (the group id is the CLI's pid), then reap the CLI."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
+def _kill_group(proc: subprocess.Popen, passes_for_s: float = 1.0) -> None:
+    """SIGKILL the run's whole process group (the group id is the CLI's pid), then reap the CLI.
+
+    Again every 50 ms until the group is empty (at most ``passes_for_s``): a rank the forkserver was
+    forking while the first signal went out joins the group just after it."""
+    end = time.monotonic() + passes_for_s
+    while True:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            break
+        proc.poll()  # reap the CLI, so that only the ranks' processes keep the group alive
+        if time.monotonic() > end:
+            break
+        time.sleep(0.05)
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=10)
 
