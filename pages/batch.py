@@ -5,6 +5,9 @@ Thin page: widgets in the sidebar, every number from ``valueloss.tools.batch_rep
 
 from __future__ import annotations
 
+from functools import partial
+
+import pyarrow as pa
 import streamlit as st
 
 from pages import common
@@ -27,7 +30,7 @@ from valueloss.teach import batch_text
 from valueloss.teach.explain import AGG_MODE_WORDS
 from valueloss.tools.batch import Batch
 from valueloss.tools.batch_files import MAX_UPLOAD_BYTES, SCHEMA_MARKDOWN, example_file
-from valueloss.tools.batch_reports import TOKEN_NUMBER_COLUMNS, BatchReport, analyse_batch, dialect_view
+from valueloss.tools.batch_reports import TOKEN_NUMBER_COLUMNS, BatchReport, analyse_batch, dialect_view, for_mode
 from valueloss.tools.findings import REFERENCE_CLIPFRAC, BatchVerdict, batch_verdict
 from valueloss.viz.batch import aggregation_weights_figure, dialect_figure, histogram_figure
 
@@ -35,14 +38,30 @@ TABLE_ROWS = 200
 PREFIX = "b_"
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
-def cached_report(batch_key: tuple, eps: float, mode: str, rllib_clip: float, _batch: Batch) -> BatchReport:
-    return analyse_batch(_batch, eps, mode, table_rows=TABLE_ROWS, rllib_clip=rllib_clip)
+# cache_resource: a hit hands back the object itself, where cache_data unpickles it on every rerun (a tenth of
+# a rerun); the page never mutates them. A client's clear_cache only costs their recomputation.
+@st.cache_resource(max_entries=32, show_spinner=False)
+def cached_report(batch_key: tuple, eps: float, rllib_clip: float, _batch: Batch) -> BatchReport:
+    """Keyed without the aggregation mode: ``for_mode`` reads another mode off the same report, so a mode change
+    is a cache hit."""
+    return analyse_batch(_batch, eps, table_rows=TABLE_ROWS, rllib_clip=rllib_clip)
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
+@st.cache_resource(max_entries=32, show_spinner=False)
 def cached_verdict(batch_key: tuple, eps: float, _batch: Batch) -> BatchVerdict:
     return batch_verdict(_batch, eps)
+
+
+@st.cache_resource(max_entries=144, show_spinner=False)  # nine per setting: the last 16 settings
+def built_once(key: tuple, _build):
+    """``_build()`` once per ``key`` (which must name everything it reads), shared by every rerun and session:
+    a figure or table built on every rerun was a third of this page's server time."""
+    return _build()
+
+
+def arrow(frame) -> pa.Table:
+    """A table as Arrow, the form st.dataframe sends: converted once, not on every rerun."""
+    return pa.Table.from_pandas(frame, preserve_index=False)
 
 
 @st.cache_data(show_spinner=False)
@@ -132,7 +151,7 @@ else:
 report: BatchReport | None = None
 if batch is not None:
     with shows_errors("Batch analysis"):
-        report = cached_report(batch_key, eps, mode, rllib_clip, batch)
+        report = for_mode(cached_report(batch_key, eps, rllib_clip, batch), mode)
 
 verdict: BatchVerdict | None = None
 if report is not None:
@@ -152,7 +171,10 @@ if report is not None:
         (right, report.gap_hist, "R − v_old (the return gap)", "R − v_old", "R", "b_hist_gap"),
     ):
         column.plotly_chart(
-            histogram_figure(hist.edges, hist.counts, eps, title=title, x_title=x_title, color_key=color_key),
+            built_once(
+                (key, batch_key, eps, rllib_clip),
+                partial(histogram_figure, hist.edges, hist.counts, eps, title=title, x_title=x_title, color_key=color_key),
+            ),
             width="stretch",
             key=key,
         )
@@ -162,13 +184,16 @@ if report is not None:
     st.subheader("How each aggregation mode weights tokens")
     agg = report.aggregation
     st.plotly_chart(
-        aggregation_weights_figure(
-            list(agg["mode"]),
-            list(agg["weight per token (short)"]),
-            list(agg["weight per token (long)"]),
-            short_len=report.short_len,
-            long_len=report.long_len,
-            current=mode,
+        built_once(
+            ("b_agg", batch_key, eps, rllib_clip, mode),
+            lambda: aggregation_weights_figure(
+                list(agg["mode"]),
+                list(agg["weight per token (short)"]),
+                list(agg["weight per token (long)"]),
+                short_len=report.short_len,
+                long_len=report.long_len,
+                current=mode,
+            ),
         ),
         width="stretch",
         key="b_agg",
@@ -176,7 +201,10 @@ if report is not None:
     st.markdown(report.aggregation_reading)
     weights = ("weight per token (short)", "weight per token (long)", "short / long per token")
     weights += ("weight per sequence (short)", "weight per sequence (long)")
-    number_table(agg, {"vf_loss": "%.5g"} | dict.fromkeys(weights, "%.4g"))
+    number_table(
+        built_once(("agg_table", batch_key, eps, rllib_clip), partial(arrow, agg)),
+        {"vf_loss": "%.5g"} | dict.fromkeys(weights, "%.4g"),
+    )
 
     st.subheader("What each library would log for this batch")
     older = st.multiselect(
@@ -188,15 +216,19 @@ if report is not None:
         help="Where a library changed what it computes (verl's 0.5 and aggregations, OpenRLHF's per-sequence mean, "
         "RLlib's value clip), each behaviour is its own row, named by its releases.",
     )
-    view = dialect_view(report, older)
+    dialects_key = (batch_key, eps, rllib_clip, tuple(older))
+    view = built_once(("view", *dialects_key), lambda: dialect_view(report, older))
     st.plotly_chart(
-        dialect_figure(view.labels, view.losses, view.clip_fractions, view.definitions),
+        built_once(
+            ("b_dialects", *dialects_key),
+            lambda: dialect_figure(view.labels, view.losses, view.clip_fractions, view.definitions),
+        ),
         width="stretch",
         key="b_dialects",
     )
     # Key columns first: on a narrow window the table scrolls and these stay in view.
     st.dataframe(
-        view.table,
+        built_once(("shown", *dialects_key), partial(arrow, view.table)),
         hide_index=True,
         column_config={
             "value": st.column_config.NumberColumn(format="%.4g"),
@@ -212,7 +244,7 @@ if report is not None:
     st.subheader("Per-token table")
     st.caption(report.token_caption)
     st.dataframe(
-        report.tokens,
+        built_once(("tokens", batch_key, eps, rllib_clip), partial(arrow, report.tokens)),
         hide_index=True,
         height=320,
         column_config={c: st.column_config.NumberColumn(format="%.4g") for c in TOKEN_NUMBER_COLUMNS},

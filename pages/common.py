@@ -202,12 +202,14 @@ def app_icon(size: int = 32) -> Image.Image:
 
 
 # The Batch and Sanity check pages share these caches: the same synthetic batch or upload is built once.
-@st.cache_data(max_entries=16, show_spinner=False)
+# cache_resource: a hit hands back the Batch itself (cache_data unpickled its tensors on every rerun, a sixth
+# of a Batch rerun); nothing downstream writes into a Batch's tensors.
+@st.cache_resource(max_entries=16, show_spinner=False)
 def cached_synthetic(params: tuple) -> Batch:
     return synthetic_batch(**dict(params))
 
 
-@st.cache_data(max_entries=4, show_spinner=False)
+@st.cache_resource(max_entries=4, show_spinner=False)
 def cached_upload(name: str, file_id: str, width: int | None, _data: bytes) -> Batch:
     """Keyed by the upload's id (hashing 20 MB on every rerun would cost more than the page)."""
     return load_batch_file(name, _data, width=width)

@@ -11,10 +11,11 @@ import math
 import pandas as pd
 import streamlit as st
 
-from pages.common import links_markdown, page_setup, share_link, shows_errors
+from pages.common import links_markdown, literal, page_setup, share_link, shows_errors
 from valueloss import AGG_MODES, scale
 from valueloss.teach import scale_text
 from valueloss.tools import distributed as dist_run
+from valueloss.tools.exclusive import REAL_RUNS
 from valueloss.viz.scale import multiplier_figure, weights_figure
 
 PREFIX = "sc_"
@@ -26,8 +27,12 @@ def cached_lengths(n: int, mean: int, spread: float, seed: int) -> list[int]:
     return scale.spread_lengths(n, mean, spread, seed)
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
+@st.cache_resource(max_entries=32, show_spinner=False)
 def cached_analysis(lengths: tuple, dp: int, k: int | None, budget: int | None, mode: str, eps: float, seed: int):
+    """The split, every scheme's report, both figures and the logged table, built once per setting.
+
+    cache_resource: a rerun gets these objects back as they are (cache_data unpickled the reports and
+    rebuilt the figures on every rerun: two thirds of it); nothing here is mutated by the page."""
     split = scale.split_batch(list(lengths), dp, micro_batches=k, max_token_len=budget)
     problem = scale.make_problem(list(lengths), eps=eps, seed=seed)
     reports = scale.compare(problem, split, mode)
@@ -38,11 +43,124 @@ def cached_analysis(lengths: tuple, dp: int, k: int | None, budget: int | None, 
         r.scheme.key: (r.scheme.label, scale.multiplier_curve(list(lengths), dp, r.scheme, mode, counts=counts))
         for r in reports
     }
-    return split, reports, series, micro_b, rank_b, curves
+    figures = (weights_figure(series, micro_b, rank_b), multiplier_figure(curves, k))
+    return split, reports, figures, pd.DataFrame(scale.logged_rows(reports))
 
 
 def fmt(x: float) -> str:
     return "NaN" if math.isnan(x) else f"{x:.4g}×"
+
+
+# ---------------------------------------------------------------------------------------------------
+# The run on real processes: one per server (valueloss.tools.exclusive.REAL_RUNS, module state), in a
+# process group of its own. The panel is a fragment that polls while a run is under way: twice a second
+# for the visitor whose run it is (each poll also tells the run someone is watching; unwatched for
+# ABANDON_S seconds, it is killed), every two seconds for the others, whose button is disabled meanwhile.
+
+ABANDON_S = 10.0
+POLL_S = {"own": 0.5, "other": 2.0, None: None}
+ACTIVE = "sc_active_run"  # session_state: this session's BackgroundRun while it runs
+ENDED = "sc_run_ended"  # session_state: why this session's last run ended without a result
+
+
+def polling_mode() -> str | None:
+    """'own' while this session's run is under way, 'other' while someone else's is, else None."""
+    active = REAL_RUNS.active()
+    if active is None:
+        return None
+    return "own" if active is st.session_state.get(ACTIVE) else "other"
+
+
+def collect_own_run(run_key: tuple) -> None:
+    """Note that this session still watches its run; stop it if the settings changed (its result would
+    answer another question); keep its result, or why it ended, once it is over."""
+    mine = st.session_state.get(ACTIVE)
+    if mine is None:
+        return
+    mine.touch()
+    if not mine.done and mine.key != run_key:
+        mine.stop("stopped: the settings changed while it ran")
+    if mine.done:
+        del st.session_state[ACTIVE]
+        if mine.result is not None:
+            st.session_state["sc_last_run"] = (mine.key, mine.result | {"wall_s": mine.elapsed_s})
+        else:
+            st.session_state[ENDED] = mine.error
+
+
+def show_progress(run: dist_run.BackgroundRun) -> None:
+    """One bar per rank: starting (each process loads torch), then micro-batches done."""
+    steps = run.steps_per_rank
+    done = sum(run.steps.values())
+    st.caption(
+        f"Running for {run.elapsed_s:.0f} s: {len(run.connected)} of {run.cfg.ranks} ranks connected, "
+        f"{done} of {steps * run.cfg.ranks} micro-batches done."
+    )
+    for rank in range(run.cfg.ranks):
+        step = run.steps.get(rank, 0)
+        if rank not in run.connected:
+            st.progress(0.0, text=f"rank {rank}: starting (loading torch, joining the group)")
+        else:
+            st.progress(step / steps, text=f"rank {rank}: micro-batch {step} of {steps}")
+    if st.button("Stop the run", key="sc_stop", icon=":material/stop_circle:"):
+        run.stop("stopped: you stopped it")
+
+
+def run_panel(cfg: dist_run.RunConfig, run_key: tuple, can_run: bool, polling: str | None) -> None:
+    collect_own_run(run_key)
+    active = REAL_RUNS.active()
+    clicked = st.button("Run on real processes", key="sc_run", disabled=not can_run or active is not None, type="primary")
+    if clicked and can_run and active is None:  # a click that raced the disabled button starts nothing
+        try:
+            active = REAL_RUNS.start(cfg, key=run_key, abandon_after_s=ABANDON_S)
+        except dist_run.ServerBusy as busy:
+            active = busy.run
+        except (ValueError, TypeError) as err:
+            st.error(literal(f"Cannot run these settings: {err}"))
+        else:
+            st.session_state[ACTIVE] = active
+            st.session_state.pop(ENDED, None)
+    if active is not None and active is st.session_state.get(ACTIVE):
+        show_progress(active)
+    elif active is not None:
+        st.info(
+            f"Another visitor's run on real processes is under way (started {active.elapsed_s:.0f} s ago). One run "
+            "at a time keeps this server responsive for everyone: the button comes back when it finishes."
+        )
+    ended = st.session_state.get(ENDED)
+    if ended is not None and ended.startswith("stopped"):
+        st.warning(literal(f"The run was {ended}."))
+    elif ended is not None:
+        st.error(literal(f"The run failed: {ended}"))
+    last = st.session_state.get("sc_last_run")
+    if last is not None and last[0] == run_key:
+        show_result(last[1])
+    elif last is not None:
+        st.caption("The last run used other settings; run again to compare with these.")
+    if polling_mode() != polling:  # a run started or ended: redraw the page with the matching poll
+        st.rerun(scope="app")
+
+
+def show_result(run: dict) -> None:
+    names = [f"w[{i}]" for i in range(len(run["measured"]) - 1)] + ["bias"]
+    st.dataframe(
+        pd.DataFrame(
+            {
+                "parameter": names,
+                "measured (DDP)": run["measured"],
+                "predicted (core)": run["predicted"],
+                "single process": run["reference"],
+            }
+        ),
+        hide_index=True,
+        width="stretch",
+    )
+    st.markdown(
+        f"**Measured vs predicted:** max |difference| {run['max_abs_measured_vs_predicted']:.2g}; "
+        f"**vs single process:** {run['max_abs_measured_vs_reference']:.2g}. Gradient along the reference: "
+        f"measured {run['measured_ratio']:.6g}, predicted {run['predicted_ratio']:.6g}. "
+        f"{len(run['logged_per_rank'])} ranks finished; the whole run took {run['wall_s']:.1f} s."
+    )
 
 
 page_setup(
@@ -119,7 +237,7 @@ with shows_errors("Cannot split this batch"):
     result = cached_analysis(tuple(lengths), dp, k, budget, mode, eps, seed)
 
 if result is not None:
-    split, reports, series, micro_b, rank_b, curves = result
+    split, reports, (weights_fig, multiplier_fig), logged_table = result
     chosen = next(r for r in reports if r.scheme.key == scheme_key)
     st.info(scale_text.multiplier_sentence(chosen, split))
     for note in chosen.notes:
@@ -136,13 +254,11 @@ if result is not None:
     )
 
     left, right = st.columns(2)
-    left.plotly_chart(weights_figure(series, micro_b, rank_b), width="stretch", key="sc_fig_weights")
-    right.plotly_chart(
-        multiplier_figure(curves, split.micro_per_rank if by == "count" else None), width="stretch", key="sc_fig_mult"
-    )
+    left.plotly_chart(weights_fig, width="stretch", key="sc_fig_weights")
+    right.plotly_chart(multiplier_fig, width="stretch", key="sc_fig_mult")
 
     st.subheader("What each rank would log")
-    st.dataframe(pd.DataFrame(scale.logged_rows(reports)), hide_index=True, width="stretch")
+    st.dataframe(logged_table, hide_index=True, width="stretch")
     st.caption(
         "verl after #6957 sums its micro-batch losses (each already divided by the global count), so the mean "
         "over ranks is the single-batch loss; the others average their micro-batch losses."
@@ -154,56 +270,23 @@ if result is not None:
         st.warning(f"Real runs use 2 to {MAX_RUN_RANKS} ranks: set the dp size to one of those (now {dp}).")
     st.caption(
         "Starts one torch.distributed process per rank (gloo on 127.0.0.1), each with its shard of this batch and a "
-        "linear value head; DDP averages the accumulated gradients. Takes a few seconds per rank."
+        "linear value head; DDP averages the accumulated gradients. Starting the processes takes a few seconds; "
+        "one run at a time on this server, and it stops if you leave the page."
     )
     run_key = (tuple(lengths), dp, k, budget, mode, eps, seed, scheme_key)
-    if st.button("Run on real processes", key="sc_run", disabled=not can_run, type="primary"):
-        cfg = dist_run.RunConfig(
-            lengths=tuple(lengths),
-            ranks=dp,
-            micro_batches=k,
-            max_token_len=budget,
-            scheme=scheme_key,
-            loss_agg_mode=mode,
-            eps=eps,
-            seed=seed,
-            timeout_s=120,
-        )
-        bar = st.progress(0.0, text="starting the ranks")
-        try:
-            for event in dist_run.stream(cfg):
-                if event[0] == "progress":
-                    bar.progress(event[1] / event[2], text=f"micro-batches done: {event[1]} of {event[2]}")
-                else:
-                    st.session_state["sc_last_run"] = (run_key, event[1])
-            bar.progress(1.0, text="done")
-        except (RuntimeError, ValueError) as err:
-            bar.empty()
-            st.error(f"The run failed: {err}")
-    last = st.session_state.get("sc_last_run")
-    if last is not None and last[0] == run_key:
-        run = last[1]
-        names = [f"w[{i}]" for i in range(len(run["measured"]) - 1)] + ["bias"]
-        st.dataframe(
-            pd.DataFrame(
-                {
-                    "parameter": names,
-                    "measured (DDP)": run["measured"],
-                    "predicted (core)": run["predicted"],
-                    "single process": run["reference"],
-                }
-            ),
-            hide_index=True,
-            width="stretch",
-        )
-        st.markdown(
-            f"**Measured vs predicted:** max |difference| {run['max_abs_measured_vs_predicted']:.2g}; "
-            f"**vs single process:** {run['max_abs_measured_vs_reference']:.2g}. Gradient along the reference: "
-            f"measured {run['measured_ratio']:.6g}, predicted {run['predicted_ratio']:.6g}. "
-            f"{len(run['logged_per_rank'])} ranks finished in {run['elapsed_s']:.1f} s."
-        )
-    elif last is not None:
-        st.caption("The last run used other settings; run again to compare with these.")
+    run_config = dist_run.RunConfig(
+        lengths=tuple(lengths),
+        ranks=dp,
+        micro_batches=k,
+        max_token_len=budget,
+        scheme=scheme_key,
+        loss_agg_mode=mode,
+        eps=eps,
+        seed=seed,
+        timeout_s=120,
+    )
+    polling = polling_mode()
+    st.fragment(run_panel, run_every=POLL_S[polling])(run_config, run_key, can_run, polling)
 
 st.subheader("Findings")
 for finding in scale_text.FINDINGS:

@@ -9,7 +9,6 @@ numbers) and keeps the detail in tabs.
 from __future__ import annotations
 
 import os
-import threading
 import time
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from valueloss.viz.timing import (
     table_records,
     time_figure,
 )
+from valueloss.tools.exclusive import BENCHMARK_LOCK
 
 RECORDED_DIR = Path(__file__).resolve().parents[1] / "docs" / "benchmarks"
 APP_MAX_TOKENS = 8 * 1024 * 1024  # a live run on a shared server stays short: per size,
@@ -40,12 +40,6 @@ ADD_GPU_RESULTS = (
     "No recorded GPU results yet; run `python -m valueloss.tools.bench --device cuda --out docs/benchmarks/` "
     "on a GPU machine to add them."
 )
-
-
-@st.cache_resource(show_spinner=False)
-def benchmark_lock() -> threading.Lock:
-    """One benchmark at a time across every session of this server: two at once would time each other."""
-    return threading.Lock()
 
 
 @st.cache_data(ttl=60, show_spinner=False)
@@ -135,7 +129,7 @@ def run_with_cancel(config: bench.BenchConfig) -> None:
     before it starts and unmarks itself when it finishes, so the next script run (which may start before
     this one has unwound) knows that it was cancelled.
     """
-    lock = benchmark_lock()
+    lock = BENCHMARK_LOCK  # module state: a client's clear-cache message cannot recreate it
     if not lock.acquire(blocking=False):
         st.warning(
             "Another session is running a benchmark right now (or your cancelled run is finishing its current "

@@ -92,20 +92,55 @@ def nonempty(name: str, x: torch.Tensor) -> None:
         raise ValueError(f"empty batch: {name} has shape {tuple(x.shape)} and no elements")
 
 
-def clip_range(name: str, eps, *, allow_none: bool = False):
-    """A finite, non-negative clip range. Returned unchanged so the arithmetic matches the libraries."""
+def shown_value(x) -> str:
+    """``x`` for a message: a huge integer is described, not printed (str() of 10**5000 raises)."""
+    if isinstance(x, numbers.Integral) and not isinstance(x, bool) and abs(int(x)) > 10**18:
+        return f"an integer of {len(str(abs(int(x)))) if abs(int(x)) < 10**4000 else 'over 4,000'} digits"
+    text = repr(x)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def real_scalar(name: str, x, *, allow_tensor: bool = True):
+    """The one rule for every scalar argument of the library (clip ranges, counts, scale factors).
+
+    Any real number is accepted and used as its ``float`` value: ``int``, ``float``, numpy scalars,
+    ``fractions.Fraction`` (anything registered as ``numbers.Real``); a one-element real tensor is
+    returned as it is (its dtype and device take part in the arithmetic, as in the libraries). A bool,
+    a string, a complex number, a ``Decimal`` or a longer tensor is a ``TypeError`` / ``ValueError`` naming
+    ``name``; a number too large for a float (``10**400``) is a ``ValueError``, never an ``OverflowError``.
+    """
+    if isinstance(x, torch.Tensor):
+        if not allow_tensor:
+            raise TypeError(f"{name} must be a number, got a tensor")
+        if x.numel() != 1:
+            raise ValueError(f"{name} must be a single number, got a tensor of shape {tuple(x.shape)}")
+        if x.is_complex() or x.dtype == torch.bool:
+            raise TypeError(f"{name} must be a real number, got a {x.dtype} tensor")
+        return x
+    if isinstance(x, (bool, np.bool_)) or not isinstance(x, numbers.Real):
+        raise TypeError(f"{name} must be a real number (int, float or Fraction), got {type(x).__name__}")
+    try:
+        return float(x)
+    except OverflowError:
+        raise ValueError(f"{name} must be a finite number, got {shown_value(x)}, which is too large for a float") from None
+
+
+def _value(x) -> float:
+    return float(x.item()) if isinstance(x, torch.Tensor) else x
+
+
+def clip_range(name: str, eps, *, allow_none: bool = False, off_values: tuple = ()):
+    """A finite, non-negative clip range, as :func:`real_scalar` reads it (a float, or a one-element
+    tensor unchanged, so the arithmetic matches the libraries). ``off_values`` are the library's own
+    switches (RLlib's ``float("inf")``), accepted as they are; ``None`` too where ``allow_none``."""
     if eps is None:
         if allow_none:
             return None
         raise ValueError(f"{name} must be a finite number >= 0, got None")
-    if isinstance(eps, torch.Tensor):
-        if eps.numel() != 1:
-            raise ValueError(f"{name} must be a single number, got a tensor of shape {tuple(eps.shape)}")
-        value = float(eps.item())
-    elif isinstance(eps, bool) or not isinstance(eps, numbers.Real):
-        raise TypeError(f"{name} must be a number, got {type(eps).__name__}")
-    else:
-        value = float(eps)
+    eps = real_scalar(name, eps)
+    value = _value(eps)
+    if value in off_values:
+        return eps
     if math.isnan(value) or math.isinf(value) or value < 0:
         raise ValueError(f"{name} must be a finite number >= 0 (in return units), got {value}")
     return eps
@@ -124,24 +159,28 @@ def convention(name: str) -> str:
 
 
 def positive_count(name: str, value, *, integer: bool = False):
-    """Global counts and scale factors: positive and finite (None passes)."""
+    """Global counts and scale factors: positive and finite, read by :func:`real_scalar` (None passes)."""
     if value is None:
         return None
-    number = float(value.item()) if isinstance(value, torch.Tensor) else value
-    if isinstance(number, bool) or not isinstance(number, numbers.Real):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    if integer and float(number) != int(number):
+    value = real_scalar(name, value)
+    number = _value(value)
+    if integer and number != int(number):
         raise ValueError(f"{name} must be a whole number, got {number}")
-    if not math.isfinite(float(number)) or float(number) <= 0:
+    if not math.isfinite(number) or number <= 0:
         raise ValueError(f"{name} must be a finite number > 0, got {number}")
     return value
 
 
+def dp_size(value) -> int:
+    """The number of data-parallel ranks: a whole number >= 1 (a bool is refused)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"dp_size must be an integer >= 1, got {shown_value(value)}")
+    return int(value)
+
+
 def finite_number(name: str, value, *, low: float | None = None, high: float | None = None) -> float:
-    """A real, finite number within [low, high] (either bound optional), as a float."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    value = float(value)
+    """A real, finite number within [low, high] (either bound optional), as a float (read by :func:`real_scalar`)."""
+    value = real_scalar(name, value, allow_tensor=False)
     if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value}")
     if low is not None and value < low or high is not None and value > high:

@@ -139,7 +139,7 @@ def value_loss_grad(
     aggregation weights to get the gradient of a whole loss, still bit-identical to autograd.
     """
     check.convention(convention)
-    check.clip_range("cliprange", cliprange)
+    cliprange = check.clip_range("cliprange", cliprange)
     v, r, o = _broadcast_inputs(vpreds, returns, values)
     if grad_output is None:
         grad_output = torch.ones_like(v)
@@ -155,7 +155,7 @@ def value_loss_terms(vpreds, returns, values, cliprange, convention: str = "boun
     restoring (unclipped term wins) because v moved away from R, or overshot R by more than that.
     """
     check.convention(convention)
-    check.clip_range("cliprange", cliprange)
+    cliprange = check.clip_range("cliprange", cliprange)
     v, r, o = _broadcast_inputs(vpreds, returns, values)
     return value_loss_terms_of_checked(v, r, o, cliprange, convention)
 

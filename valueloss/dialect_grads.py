@@ -113,7 +113,7 @@ def tie_point(case: str, v_old: float, R: float, eps: float) -> tuple[float, flo
     """(v, eps) of a tie case, computed in float64 the way a trainer would reach it."""
     if case not in TIE_CASES:
         raise ValueError(f"unknown tie case {case!r}; valid cases are: {', '.join(TIE_CASES)}")
-    check.clip_range("eps", eps)
+    eps = check.clip_range("eps", eps)
     v_old, R, eps = float(v_old), float(R), float(eps)
     if case == "upper-edge":
         return v_old + eps, eps

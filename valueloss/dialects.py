@@ -18,7 +18,6 @@ checked when an entry is built; the words beside them are only shown.
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Literal, get_args
@@ -1385,12 +1384,7 @@ def check_clip_param(arg: str, name: str, eps):
     """Validate ``eps`` as library ``name``'s clip parameter: finite and >= 0, or one of its off values
     (``None`` where it has an off switch, ``float("inf")`` for RLlib's vf_clip_param)."""
     d = get_dialect(name)
-    if eps is not None and not isinstance(eps, bool) and isinstance(eps, numbers.Real | torch.Tensor):
-        if isinstance(eps, torch.Tensor) and eps.numel() == 1 and float(eps.item()) in d.off_values:
-            return eps
-        if not isinstance(eps, torch.Tensor) and float(eps) in d.off_values:
-            return eps
-    return check.clip_range(arg, eps, allow_none=d.supports_off)
+    return check.clip_range(arg, eps, allow_none=d.supports_off, off_values=d.off_values)
 
 
 def dialect_loss(
@@ -1405,7 +1399,7 @@ def dialect_loss(
     """
     dialect = get_dialect(name)
     _check_batch(vpreds, returns, values, response_mask)
-    check_clip_param("cliprange", name, cliprange)
+    cliprange = check_clip_param("cliprange", name, cliprange)
     if loss_agg_mode not in dialect.modes:
         raise ValueError(
             f"loss_agg_mode {loss_agg_mode!r} is not available for {dialect.library}; choose one of: "

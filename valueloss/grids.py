@@ -76,7 +76,7 @@ def evaluate_grid(
             f"grid axes hold {xs.size:,} x {ys.size:,} values; at most {MAX_GRID_POINTS:,} per axis "
             f"(a {MAX_GRID_POINTS} x {MAX_GRID_POINTS} grid already resolves every region boundary)"
         )
-    check.clip_range("eps", eps)
+    eps = check.clip_range("eps", eps)
 
     coords = {
         "v": torch.tensor(float(v), dtype=dtype),

@@ -65,17 +65,18 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor, axis=None) -> torch.Te
 
 def _check_agg(loss_agg_mode, dp_size, batch_num_tokens, global_batch_size, loss_scale_factor):
     """The aggregation arguments of ``agg_loss`` and ``fused_value_loss``, checked before any work: with
-    several data-parallel ranks the mode's global count is required."""
+    several data-parallel ranks the mode's global count is required. Returns ``(dp_size, batch_num_tokens,
+    global_batch_size, loss_scale_factor)`` as ``valueloss._validate`` reads them (numbers as floats)."""
     check.agg_mode(loss_agg_mode)
-    if isinstance(dp_size, bool) or not isinstance(dp_size, int) or dp_size < 1:
-        raise ValueError(f"dp_size must be an integer >= 1, got {dp_size!r}")
-    check.positive_count("batch_num_tokens", batch_num_tokens)
-    check.positive_count("global_batch_size", global_batch_size)
-    check.positive_count("loss_scale_factor", loss_scale_factor)
+    dp_size = check.dp_size(dp_size)
+    batch_num_tokens = check.positive_count("batch_num_tokens", batch_num_tokens)
+    global_batch_size = check.positive_count("global_batch_size", global_batch_size)
+    loss_scale_factor = check.positive_count("loss_scale_factor", loss_scale_factor)
     if dp_size > 1 and loss_agg_mode == "token-mean" and batch_num_tokens is None:
         raise ValueError("batch_num_tokens (the global token count) is required when dp_size > 1")
     if dp_size > 1 and loss_agg_mode.startswith("seq") and global_batch_size is None:
         raise ValueError("global_batch_size (the global number of sequences) is required when dp_size > 1")
+    return dp_size, batch_num_tokens, global_batch_size, loss_scale_factor
 
 
 def agg_loss(
@@ -99,7 +100,9 @@ def agg_loss(
     check.mask_tensor("loss_mask", loss_mask)
     check.nonempty("loss_mat", loss_mat)
     check.same_shape("loss_mat", loss_mat, loss_mask=loss_mask)
-    _check_agg(loss_agg_mode, dp_size, batch_num_tokens, global_batch_size, loss_scale_factor)
+    dp_size, batch_num_tokens, global_batch_size, loss_scale_factor = _check_agg(
+        loss_agg_mode, dp_size, batch_num_tokens, global_batch_size, loss_scale_factor
+    )
 
     if loss_agg_mode == "token-mean":
         if batch_num_tokens is None:
@@ -167,7 +170,7 @@ def compute_value_loss(
         a clip fraction of 0.
     """
     _check_batch(vpreds, returns, values, response_mask)
-    check.clip_range("cliprange_value", cliprange_value)
+    cliprange_value = check.clip_range("cliprange_value", cliprange_value)
     vpredclipped = clip_bounds(vpreds, values, cliprange_value)
     loss_unclipped = (vpreds - returns) ** 2
     loss_clipped = (vpredclipped - returns) ** 2
@@ -259,10 +262,9 @@ class ValueLoss(nn.Module):
             check.mask_tensor("action_mask", action_mask)
             others["action_mask"] = action_mask
         check.same_shape("values", values, **others)
-        if isinstance(dp_size, bool) or not isinstance(dp_size, int) or dp_size < 1:
-            raise ValueError(f"dp_size must be an integer >= 1, got {dp_size!r}")
-        check.positive_count("batch_num_tokens", batch_num_tokens)
-        check.positive_count("global_batch_size", global_batch_size)
+        dp_size = check.dp_size(dp_size)
+        batch_num_tokens = check.positive_count("batch_num_tokens", batch_num_tokens)
+        global_batch_size = check.positive_count("global_batch_size", global_batch_size)
         if dp_size > 1:
             needed = "batch_num_tokens" if self.token_level_loss else "global_batch_size"
             if (batch_num_tokens if self.token_level_loss else global_batch_size) is None:

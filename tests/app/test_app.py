@@ -50,7 +50,9 @@ def test_scenario_pages_offer_the_export_as_code(path):
     at = AppTest.from_file(str(ROOT / path), default_timeout=120).run()
     assert not at.exception
     assert any("Export as code" in e.label for e in at.expander)
-    code = at.code[0].value
+    assert not at.code  # built only when asked: the expander is lazy
+    at.session_state["export_token_open" if "explore" in path else "export_batch_open"] = True
+    code = at.run().code[0].value
     imports = [line.strip() for line in code.splitlines() if line.lstrip().startswith(("import ", "from "))]
     assert "import torch" in imports
     assert not any("valueloss" in line for line in imports), imports

@@ -61,8 +61,16 @@ def too_long_sequence_script():
     st.write("page still alive")
 
 
+EXPANDER_KEYS = {token_script: "export_token", bounds_script: "explore_export"}  # the others: "export_batch"
+
+
 def run(script) -> AppTest:
+    """Run the script with its export expander opened, as a click on it does (the file is built only then)."""
     at = AppTest.from_function(script, default_timeout=60).run()
+    assert not at.exception
+    assert not at.code and not at.get("download_button"), "nothing is built before the expander is opened"
+    at.session_state[f"{EXPANDER_KEYS.get(script, 'export_batch')}_open"] = True
+    at.run()
     assert not at.exception
     return at
 
@@ -152,3 +160,22 @@ def test_a_loss_units_library_exports_at_its_own_bound():
     assert not at.exception
     assert any("bounds the squared error" in c.value for c in at.caption)
     assert "EPS = 10.0" in at.code[0].value
+
+
+def test_the_file_is_built_only_when_the_expander_is_opened(monkeypatch):
+    """Issue 21.10: every Batch rerun used to build and send the batch's file (272 KiB) in a closed expander."""
+    import pages.export_panel as panel
+
+    built = []
+    monkeypatch.setattr(panel, "export_batch_code", lambda *a: built.append(a) or "# the file")
+    panel._batch_code.clear()
+    at = AppTest.from_function(batch_script, default_timeout=60).run()
+    assert not built and not at.code
+    (expander,) = at.expander
+    assert expander.label.startswith("Export as code") and not expander.proto.expanded
+    at.session_state["export_batch_open"] = True
+    at.run()
+    assert len(built) == 1 and at.code[0].value == "# the file"
+    at.session_state["export_batch_open"] = False  # closed again: the next rerun sends nothing
+    at.run()
+    assert not at.code and len(built) == 1

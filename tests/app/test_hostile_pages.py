@@ -78,13 +78,24 @@ def test_an_upload_name_and_column_names_are_shown_literally(upload, page):
 
 
 @pytest.mark.parametrize("page", list(PAGES))
-@pytest.mark.parametrize("case", ["npz header declares 74.5 GiB", "npz members without .npy, not arrays", "wide csv"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "npz header declares 74.5 GiB",
+        "npz members without .npy, not arrays",
+        "wide csv",
+        "npz of 2,000,000 one-token rows (12 MB)",
+        "csv quoted field of 200,000 characters",
+        "csv names vpreds twice",
+    ],
+)
 def test_a_hostile_upload_ends_in_a_message_and_the_page_stays(upload, page, case):
     name, make, fragment = HOSTILE[case]
     upload(name, make())
     at = run(page, upload_query(page))
     errors = [plain(e.value) for e in at.error]
     assert any(re.search(fragment, e) for e in errors), errors
+    assert not at.exception
 
 
 # -------------------------------------------------------------------------------- the padded width
@@ -148,3 +159,27 @@ def test_users_see_no_error_details(monkeypatch):
     (error,) = at.exception
     assert "secret" not in error.message and "RuntimeError" not in error.message
     assert not error.stack_trace
+
+
+# ------------------------------------------------------------------- issue 21.3: clearing the caches
+
+
+def test_clearing_every_cache_leaves_the_benchmark_lock_held():
+    """What BackMsg(clear_cache) does server-side (st.cache_data and st.cache_resource cleared): the lock used
+    to be a cached resource, so the clear made a new, free one. (tests/e2e/test_hostile_browser.py sends the
+    real message from a websocket client.)"""
+    import streamlit as st
+
+    from tests.app.test_timing import press_run, texts
+    from tests.app.test_timing import run as open_timing
+    from valueloss.tools.exclusive import BENCHMARK_LOCK
+
+    assert BENCHMARK_LOCK.acquire(blocking=False)  # another session's benchmark is running
+    try:
+        st.cache_data.clear()
+        st.cache_resource.clear()
+        second = press_run(open_timing(), impls=("verl-eager",))
+        assert "Another session is running a benchmark" in texts(second.warning)
+        assert "tm_result" not in second.session_state
+    finally:
+        BENCHMARK_LOCK.release()

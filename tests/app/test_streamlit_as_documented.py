@@ -1,4 +1,5 @@
-"""Minimal reproductions of the two Streamlit behaviours pages/common.py works around with public calls.
+"""Minimal reproductions of the Streamlit behaviours the app works around: two in pages/common.py (with
+public calls), one in the live components' JavaScript (the app cannot guard it from Python).
 
 Each test asserts Streamlit's behaviour today. When one fails after a Streamlit upgrade, Streamlit fixed
 it: delete the workaround its message names (and the test).
@@ -56,3 +57,23 @@ def test_a_deleted_query_value_still_seeds_its_widget_in_the_same_run():
         "Streamlit now seeds a widget from the query string as edited in the same run: "
         "_rewrite_query_then_rerun in pages/common.py no longer needs its st.rerun"
     )
+
+
+def test_a_deeply_nested_component_message_raises_in_streamlits_deserializer():
+    """A custom component's trigger value is JSON that Streamlit parses while the page mounts the component,
+    before the page can look at it; a 100,000-deep array is a RecursionError there (it catches only
+    JSONDecodeError), which ends that session's script run. Any client can send one (setTriggerValue from
+    the browser console, or a forged websocket message), so the app's own components send only flat finite
+    numbers (releasePayload in valueloss/viz/live/frames.js) and the pages validate what arrives."""
+    import pytest
+    from streamlit.components.v2.bidi_component.serialization import deserialize_trigger_list
+
+    depth = 100_000
+    message = '[{"event": "release", "value": ' + "[" * depth + "]" * depth + "}]"
+    assert deserialize_trigger_list('[{"event": "release", "value": {"v": 0.5}}]') == [
+        {"event": "release", "value": {"v": 0.5}}
+    ]
+    with pytest.raises(RecursionError):
+        deserialize_trigger_list(message)
+    # (if this fails, Streamlit now refuses or survives such a message: releasePayload stays as the
+    # component's own contract, but this test and the note in frames.js can go)

@@ -24,7 +24,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from valueloss.tools.batch import MAX_TOKENS, synthetic_batch
+from valueloss.tools.batch import MAX_ROWS, MAX_TOKENS, synthetic_batch
 from valueloss.tools.batch_files import MAX_CSV_COLUMNS, batch_to_long_frame, batch_to_npz, load_batch_file
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -109,7 +109,52 @@ def npz_huge_header() -> bytes:
     return zip_of({f"{k}.npy": npy_header((100_000, 100_000)) for k in ("vpreds", "returns", "values")})
 
 
+def npz_of(arrays: dict[str, np.ndarray]) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def npz_two_million_rows() -> bytes:
+    """Issue 21.2's valid 12 MB file: three zeros((2_000_000, 1), float16). It used to take the Batch page
+    about 4 minutes and 1.8 GB (2,000,000 one-token sequences, looped over per row)."""
+    return npz_of({k: np.zeros((2_000_000, 1), np.float16) for k in ("vpreds", "returns", "values")})
+
+
+def csv_long_field(length: int = 200_000) -> bytes:
+    """A quoted field longer than the csv module's field limit (131,072): it raised _csv.Error."""
+    return b'row,t,vpreds,returns,values\n0,0,1,1,"' + b"1" * length + b'"\n'
+
+
+def npz_longdouble_beyond_float64() -> bytes:
+    big = np.zeros((1, 2), np.longdouble)
+    big[0, 0] = np.longdouble("1e400")  # finite in x87 long double, inf in float64
+    return npz_of({"vpreds": big, "returns": np.zeros((1, 2), np.longdouble), "values": np.zeros((1, 2), np.longdouble)})
+
+
 HOSTILE = {
+    "npz of 2,000,000 one-token rows (12 MB)": ("b.npz", npz_two_million_rows, f"the limit is {MAX_ROWS:,}"),
+    "csv with one more row than the limit": (
+        "b.csv",
+        lambda: ("row,t,vpreds,returns,values\n" + "".join(f"{i},0,0,0,0\n" for i in range(MAX_ROWS + 1))).encode(),
+        f"{MAX_ROWS + 1:,} sequences \\(rows\\); the limit is {MAX_ROWS:,}",
+    ),
+    "csv quoted field of 200,000 characters": ("b.csv", csv_long_field, "more than 131,072 characters"),
+    "csv header quoted field of 200,000 characters": (
+        "b.csv",
+        lambda: b'"' + b"x" * 200_000 + b'",row,t,vpreds,returns,values\n1,0,0,0,0,0\n',
+        "more than 131,072 characters",
+    ),
+    "csv names vpreds twice": (
+        "b.csv",
+        lambda: b"row,t,vpreds,returns,values,vpreds\n0,0,1,1,1,5\n",
+        "names column 'vpreds' 2 times; keep one",
+    ),
+    "csv names values twice, once padded": (
+        "b.csv",
+        lambda: b"row,t,values,vpreds,returns, values \n0,0,1,1,1,5\n",
+        "names column 'values' 2 times",
+    ),
     "parquet list bomb": ("b.parquet", parquet_list_bomb, "numeric"),
     "parquet dictionary string bomb": ("b.parquet", parquet_string_bomb, "numeric"),
     "wide csv": ("b.csv", wide_csv, f"at most {MAX_CSV_COLUMNS}"),
@@ -119,7 +164,7 @@ HOSTILE = {
         lambda: zip_of({"vpreds": npy(np.zeros((1, 1))), "vpreds.npy": npy(np.ones((1, 1)))}),
         "two arrays named 'vpreds'",
     ),
-    "npz header declares 74.5 GiB": ("b.npz", npz_huge_header, "the limit is 2,000,000"),
+    "npz header declares 74.5 GiB": ("b.npz", npz_huge_header, r"100,000 sequences \(rows\); the limit is"),
     "npz truncated data": (
         "b.npz",
         lambda: zip_of({f"{k}.npy": npy_header((1000, 1000)) + b"\0" * 64 for k in ("vpreds", "returns", "values")}),
@@ -173,6 +218,49 @@ HOSTILE = {
         "100,005 fields but the header names 5",
     ),
 }
+
+
+if np.finfo(np.longdouble).max > np.finfo(np.float64).max:  # x86: 80-bit; elsewhere longdouble may be float64
+    HOSTILE["npz longdouble 1e400 (beyond float64)"] = (
+        "b.npz",
+        npz_longdouble_beyond_float64,
+        r"'vpreds' holds 1e\+400 at row 0, t 0: beyond the range of float64",
+    )
+
+
+@pytest.mark.parametrize("order", ["<f8", ">f8"])
+def test_float64_stays_float64_in_either_byte_order(order):
+    """Big-endian float64 used to be computed in float32: 1e39 became inf, 0.1 became 0.10000000149."""
+    arrays = {
+        "vpreds": np.array([[1e39, 0.5]], dtype=order),
+        "returns": np.array([[0.1, 0.5]], dtype=order),
+        "values": np.array([[1e39, 0.1]], dtype=order),
+    }
+    batch = load_batch_file("b.npz", npz_of(arrays))
+    assert batch.vpreds.dtype == torch.float64
+    assert batch.vpreds.tolist() == [[1e39, 0.5]] and batch.returns.tolist() == [[0.1, 0.5]]
+    native = load_batch_file("b.npz", npz_of({k: a.astype("<f8") for k, a in arrays.items()}))
+    assert all(torch.equal(getattr(batch, k), getattr(native, k)) for k in ("vpreds", "returns", "values", "mask"))
+
+
+def test_longdouble_is_read_as_float64():
+    arrays = {k: np.array([[0.1, 2.5]], dtype=np.longdouble) for k in ("vpreds", "returns", "values")}
+    batch = load_batch_file("b.npz", npz_of(arrays))
+    assert batch.vpreds.dtype == torch.float64
+    assert batch.vpreds.tolist() == [[float(np.float64(np.longdouble(0.1))), 2.5]]
+
+
+def test_non_finite_is_checked_after_the_cast_and_says_which():
+    """inf given on a real token is still named as such (not as out of range)."""
+    arrays = {k: np.array([[np.inf, 2.5]], dtype=">f8") for k in ("vpreds", "returns", "values")}
+    with pytest.raises(ValueError, match="'vpreds' has 1 NaN/inf value"):
+        load_batch_file("b.npz", npz_of(arrays))
+
+
+@pytest.mark.parametrize("rows", [MAX_ROWS])
+def test_the_row_limit_itself_is_accepted(rows):
+    batch = load_batch_file("b.npz", npz_of({k: np.zeros((rows, 1), np.float32) for k in ("vpreds", "returns", "values")}))
+    assert batch.shape == (rows, 1)
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from decimal import Decimal
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -222,3 +224,58 @@ def test_complex_input_to_value_loss_terms_is_an_error_not_a_warning(complex_inp
             vl.value_loss_terms(complex_input, 0.0, 0.0, 0.2)
         with pytest.raises(TypeError, match="returns"):
             vl.value_loss_terms(0.0, complex_input, 0.0, 0.2)
+
+
+# ----------------------------------------------------------------------- issue 21.8: one rule for scalars
+
+
+def _entry_points(v, r, o, m):
+    """The four public ways to compute the loss, each taking the clip range as its own argument."""
+    from valueloss.fused import fused_value_loss
+
+    return {
+        "compute_value_loss": lambda eps, **kw: vl.compute_value_loss(v, r, o, m, eps, **kw)[0],
+        "ValueLoss": lambda eps, **kw: vl.ValueLoss(eps)(v, o, r, m, **kw),
+        "dialect_loss": lambda eps, **kw: vl.dialect_loss("verl", v, r, o, m, eps).loss,
+        "fused_value_loss": lambda eps, **kw: fused_value_loss(v, r, o, m, eps, **kw)[0],
+    }
+
+
+@pytest.mark.parametrize("eps", [10**400, -(10**400), 10**5000], ids=["1e400", "-1e400", "1e5000"])
+def test_an_integer_too_large_for_a_float_is_a_value_error_everywhere(batch, eps):
+    """It used to raise OverflowError from float() in all four; 10**5000 even failed to print itself."""
+    for name, loss in _entry_points(*batch).items():
+        with pytest.raises(ValueError, match="must be a finite number.*digits") as info:
+            loss(eps)
+        assert len(str(info.value)) < 200, name
+
+
+@pytest.mark.parametrize("eps", [Fraction(1, 5), np.float64(0.2), np.float32(0.2), np.int64(0), 0, torch.tensor(0.2)])
+def test_every_real_number_is_read_the_same_way_by_every_entry_point(batch, eps):
+    """Fraction(1, 5) used to work in fused_value_loss and raise torch's TypeError in compute_value_loss."""
+    as_float = float(eps)
+    for name, loss in _entry_points(*batch).items():
+        assert torch.equal(loss(eps), loss(as_float)), name
+
+
+@pytest.mark.parametrize("eps", [Decimal("0.2"), "0.2", True, np.bool_(True), 0.2 + 0j, torch.tensor([0.2, 0.3])])
+def test_what_is_not_a_real_number_is_refused_by_every_entry_point(batch, eps):
+    for name, loss in _entry_points(*batch).items():
+        with pytest.raises((TypeError, ValueError), match="cliprange|clip_eps") as info:
+            loss(eps)
+        assert "Tensor" not in str(info.value) or "tensor of shape" in str(info.value), name
+
+
+def test_counts_follow_the_same_rule(batch):
+    v, r, o, m = batch
+    want = vl.compute_value_loss(v, r, o, m, 0.2, dp_size=2, batch_num_tokens=6)[0]
+    for count in (Fraction(6), np.int64(6), 6.0, torch.tensor(6.0)):
+        for name, loss in _entry_points(v, r, o, m).items():
+            if name == "dialect_loss":
+                continue  # a library's own loss takes no data-parallel counts
+            assert torch.equal(loss(0.2, dp_size=2, batch_num_tokens=count), want), (name, count)
+    with pytest.raises(ValueError, match="batch_num_tokens must be a finite number, got an integer of"):
+        vl.compute_value_loss(v, r, o, m, 0.2, batch_num_tokens=10**400)
+    with pytest.raises(ValueError, match="dp_size must be an integer >= 1, got an integer of"):
+        vl.compute_value_loss(v, r, o, m, 0.2, dp_size=-(10**400))
+    assert torch.equal(vl.compute_value_loss(v, r, o, m, 0.2, dp_size=np.int64(1))[0], want)

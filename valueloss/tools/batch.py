@@ -23,12 +23,16 @@ __all__ = [
     "SYNTHETIC_PARAMS",
     "PADDING_CHOICES",
     "MAX_TOKENS",
+    "MAX_ROWS",
     "REQUIRED",
     "synthetic_batch",
     "gae_advantages_returns",
 ]
 
 MAX_TOKENS = 2_000_000  # batch x response_length cells (padding included): what the dense tensors hold
+# Sequences per batch: several reports loop or reduce per row, so 2,000,000 rows of one token cost far more
+# than 2,000 rows of 1,000 (it pinned a 2-core server for minutes); a minibatch of responses fits easily.
+MAX_ROWS = 4096
 REQUIRED = ("vpreds", "returns", "values")
 PADDING_CHOICES = ("zeros", "nan")
 
@@ -84,7 +88,7 @@ SYNTHETIC_PARAMS: tuple[Param, ...] = (
     Param(
         "seed", "seed", 0, 0, 2**31 - 1, 1, True, "Random seed (torch.Generator): the same seed gives the same batch."
     ),
-    Param("batch_size", "sequences", 64, 1, 4096, 1, True, "Number of responses in the batch (rows)."),
+    Param("batch_size", "sequences", 64, 1, MAX_ROWS, 1, True, "Number of responses in the batch (rows)."),
     Param("min_len", "min length", 16, 1, 8192, 1, True, "Shortest response, in tokens."),
     Param(
         "max_len",

@@ -19,10 +19,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .batch import MAX_TOKENS, REQUIRED, Batch, synthetic_batch
+from .batch import MAX_ROWS, MAX_TOKENS, REQUIRED, Batch, synthetic_batch
 
 __all__ = [
     "MAX_UPLOAD_BYTES",
+    "MAX_ROWS",
     "MAX_CSV_COLUMNS",
     "LONG_COLUMNS",
     "SCHEMA_MARKDOWN",
@@ -53,6 +54,10 @@ SCHEMA_MARKDOWN = f"""
 padding. CSV text is read as float64; columns written from float32 data (pandas' `to_csv` does this by
 default) are computed in float32, as the trainers do.
 
+**Number types**: float64 stays float64 (in either byte order); float16, float32 and whole numbers up to
+2**24 are computed in float32; `np.longdouble` is read as float64 (a value beyond float64's range is
+refused, never turned into inf).
+
 From a trainer, e.g. inside verl's critic update:
 
 ```python
@@ -64,8 +69,8 @@ np.savez("batch.npz", vpreds=vpreds.float().cpu().numpy(), returns=returns.float
 wider (verl's `response_length`), give that width in the *padded width T* box: seq-mean-token-sum-norm
 divides by it. The page says which width it uses.
 
-Limits: {MAX_UPLOAD_BYTES // (1024 * 1024)} MB per file, {MAX_TOKENS:,} cells (`batch x response_length`)
-and {MAX_CSV_COLUMNS} columns per CSV (only the six above are read). Values, `row` and `t` are plain numbers:
+Limits: {MAX_UPLOAD_BYTES // (1024 * 1024)} MB per file, {MAX_ROWS:,} sequences, {MAX_TOKENS:,} cells
+(`batch x response_length`) and {MAX_CSV_COLUMNS} columns per CSV (only the six above are read; each named once). Values, `row` and `t` are plain numbers:
 list, text and nested Parquet columns are refused.
 Real tokens must be finite; NaN is allowed only in padding (it shows which aggregation modes it poisons).
 """
@@ -226,6 +231,7 @@ def _read_npz(data: bytes) -> dict[str, np.ndarray]:
                     f"'{key}' must be 2-D (batch, response_length), got shape {shape}; "
                     "reshape a single sequence with x[None, :]"
                 )
+            _check_rows(shape[0])
             cells = shape[0] * shape[1]
             if cells > MAX_TOKENS:
                 raise _bad(f"'{key}' has {cells:,} cells (shape {shape}); the limit is {MAX_TOKENS:,}")
@@ -249,12 +255,24 @@ def _numeric(name: str, arr: np.ndarray) -> np.ndarray:
     return arr
 
 
+def _check_rows(rows: int) -> None:
+    if rows > MAX_ROWS:
+        raise _bad(
+            f"the batch has {rows:,} sequences (rows); the limit is {MAX_ROWS:,}. Upload one minibatch, "
+            "or a sample of its sequences (each row is one response)"
+        )
+
+
 def _float_dtype(arrays: dict[str, np.ndarray]) -> np.dtype:
     """float64 if any value array needs it (keep the user's precision), else float32 (the trainers').
 
-    float64 data, and integers beyond 2**24 (float32 would round them), need float64.
+    Floats of 8 bytes or more (float64 in either byte order, longdouble), and integers beyond 2**24
+    (float32 would round them), need float64; longdouble has no torch dtype and is rounded to float64.
     """
-    need64 = any(arrays[k].dtype == np.float64 or _int_needs_float64(k, arrays[k]) for k in REQUIRED)
+    need64 = any(
+        (arrays[k].dtype.kind == "f" and arrays[k].dtype.itemsize >= 8) or _int_needs_float64(k, arrays[k])
+        for k in REQUIRED
+    )
     return np.dtype(np.float64) if need64 else np.dtype(np.float32)
 
 
@@ -284,12 +302,20 @@ def _check_mask(mask: np.ndarray) -> np.ndarray:
     return mask
 
 
-def _check_real_finite(arrays: dict[str, np.ndarray], mask: np.ndarray) -> None:
+def _check_real_finite(cast: dict[str, np.ndarray], mask: np.ndarray, given: dict[str, np.ndarray]) -> None:
+    """Real tokens must be finite in the dtype the loss is computed in (checked after the cast, so a
+    longdouble 1e400 that becomes inf is caught, and said to be out of range rather than inf)."""
     real = mask.astype(bool)
     for key in REQUIRED:
-        bad = real & ~np.isfinite(arrays[key])
+        bad = real & ~np.isfinite(cast[key])
         if bad.any():
             r, t = np.argwhere(bad)[0]
+            if np.isfinite(given[key][r, t]):
+                raise _bad(
+                    f"'{key}' holds {str(given[key][r, t])} at row {r}, t {t}: beyond the range of "
+                    f"{cast[key].dtype}, the precision the loss is computed in. Rescale the values "
+                    "(returns are usually O(1))"
+                )
             raise _bad(
                 f"'{key}' has {int(bad.sum())} NaN/inf value(s) on real tokens (first at row {r}, t {t}); "
                 "the loss would be NaN. Fix the export, or set mask = 0 on those tokens"
@@ -310,6 +336,7 @@ def _batch_from_dense(arrays: dict[str, np.ndarray], width: int | None = None) -
             raise _bad(f"'{key}' has shape {arr.shape} but 'vpreds' has shape {shape}; all arrays must match")
     if 0 in shape:
         raise _bad(f"the batch is empty (shape {shape})")
+    _check_rows(shape[0])
     if shape[0] * shape[1] > MAX_TOKENS:
         raise _bad(f"the batch has {shape[0] * shape[1]:,} cells (shape {shape}); the limit is {MAX_TOKENS:,}")
     mask = _check_mask(arrays["mask"]) if "mask" in arrays else np.ones(shape)
@@ -324,13 +351,16 @@ def _batch_from_dense(arrays: dict[str, np.ndarray], width: int | None = None) -
         extra = ((0, 0), (0, width - shape[1]))
         arrays = {k: np.pad(a, extra) for k, a in arrays.items()}
         mask = np.pad(mask, extra)
-    _check_real_finite(arrays, mask)
     return _make_batch(arrays, mask)
 
 
 def _make_batch(arrays: dict[str, np.ndarray], mask: np.ndarray) -> Batch:
+    """Cast to the compute dtype (native byte order), then check the real tokens are finite in it."""
     dtype = _float_dtype(arrays)
-    t = {k: torch.from_numpy(np.ascontiguousarray(arrays[k], dtype=dtype)) for k in REQUIRED}
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflowing cast is reported just below
+        cast = {k: np.ascontiguousarray(arrays[k], dtype=dtype) for k in REQUIRED}
+    _check_real_finite(cast, mask, arrays)
+    t = {k: torch.from_numpy(cast[k]) for k in REQUIRED}
     m = torch.from_numpy(np.ascontiguousarray(mask, dtype=dtype))
     advantages = torch.where(m.bool(), t["returns"] - t["values"], 0.0)
     return Batch(
@@ -373,10 +403,13 @@ def _check_field_counts(data: bytes, n_header: int) -> None:
 
     if b'"' in data:
         reader = csv.reader(io.StringIO(data.decode("utf-8", errors="replace"), newline=""))
-        header = len(next(reader, []))
-        for number, fields in enumerate(reader, start=2):
-            if len(fields) > header:
-                raise too_many(number, len(fields), header)
+        try:
+            header = len(next(reader, []))
+            for number, fields in enumerate(reader, start=2):
+                if len(fields) > header:
+                    raise too_many(number, len(fields), header)
+        except csv.Error as err:
+            raise _csv_field_error(reader.line_num, err) from err
         return
     chunk, pos, first_line = 1 << 20, 0, 1
     while pos < len(data):
@@ -393,8 +426,29 @@ def _check_field_counts(data: bytes, n_header: int) -> None:
         pos = end
 
 
+def _csv_field_error(line: int, err: csv.Error) -> ValueError:
+    """The csv module's own limits (a field over ``csv.field_size_limit()`` characters, a NUL byte) as a
+    message: no cell of a batch file is anywhere near that long."""
+    if "field larger than field limit" in str(err):
+        return _bad(
+            f"CSV line {line:,} has a field of more than {csv.field_size_limit():,} characters; every cell "
+            "of a batch file is one number. Check the quoting, or write the file with DataFrame.to_csv"
+        )
+    return _bad(f"could not parse CSV line {line:,} ({str(err)[:120]}); write the file with DataFrame.to_csv")
+
+
+def _header_names(data: bytes) -> list[str]:
+    """The CSV header's names as written (pandas renames a repeated name to 'vpreds.1' and reads on)."""
+    reader = csv.reader(io.StringIO(data[: 1 << 20].decode("utf-8", errors="replace"), newline=""))
+    try:
+        return [name.strip() for name in next(reader, [])]
+    except csv.Error as err:
+        raise _csv_field_error(1, err) from err
+
+
 def _read_csv(data: bytes) -> dict[str, np.ndarray]:
-    """Only the needed columns are parsed; a header with more than MAX_CSV_COLUMNS fields is refused first."""
+    """Only the needed columns are parsed; a header with more than MAX_CSV_COLUMNS fields is refused first,
+    and so is a header that names a needed column twice."""
     first_line = data.split(b"\n", 1)[0]
     n_fields = first_line.count(b",") + 1  # an upper bound (a quoted name may hold a comma)
     if n_fields > MAX_CSV_COLUMNS:
@@ -402,6 +456,10 @@ def _read_csv(data: bytes) -> dict[str, np.ndarray]:
             f"the CSV header has {n_fields:,} fields; at most {MAX_CSV_COLUMNS} are read. "
             f"Keep the columns {', '.join(LONG_COLUMNS)} (and optionally mask)"
         )
+    names = _header_names(data)
+    twice = [c for c in _WANTED if names.count(c) > 1]
+    if twice:
+        raise _bad(f"the CSV names column '{twice[0]}' {names.count(twice[0])} times; keep one")
     _check_field_counts(data, n_fields)
     try:
         with warnings.catch_warnings():
@@ -563,6 +621,7 @@ def _batch_from_long(columns: dict[str, np.ndarray], width: int | None = None) -
     t = _index_column("t", columns["t"])
     row_ids, row_index = np.unique(rows, return_inverse=True)
     B, T = len(row_ids), int(t.max()) + 1
+    _check_rows(B)
     if width is not None:
         if width < T:
             raise _bad(
@@ -589,7 +648,6 @@ def _batch_from_long(columns: dict[str, np.ndarray], width: int | None = None) -
     mask = np.zeros(B * T)
     mask[flat] = line_mask
     mask = mask.reshape(B, T)
-    _check_real_finite(dense, mask)
     return _make_batch(dense, mask)
 
 

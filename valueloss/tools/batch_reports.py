@@ -3,9 +3,10 @@ words the Batch page shows beside them (written in ``valueloss.teach.batch_text`
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -319,8 +320,9 @@ def dialects_of(anatomy: BatchAnatomy, rllib_clip: float | None = None) -> pd.Da
 
 @dataclass(frozen=True)
 class BatchReport:
-    """Everything the Batch page draws, computed once per (batch, eps, mode) and cached by the app, its words
-    included: ``metrics`` are (label, value, help), the rest are sentences written from these numbers."""
+    """Everything the Batch page draws, computed once per (batch, eps) and read in one aggregation mode
+    (:func:`for_mode`), its words included: ``metrics`` are (label, value, help), the rest are sentences written
+    from these numbers."""
 
     stats: BatchStats
     delta_hist: Histogram
@@ -358,20 +360,16 @@ def analyse_batch(
     if rllib_clip is not None:
         check.clip_range("rllib_clip", rllib_clip)
     stats = stats_of(anatomy)
-    aggregation = aggregation_of(anatomy)
-    by_mode = aggregation.set_index("mode")
-    short_len, long_len = int(by_mode.at[loss_agg_mode, "short length"]), int(by_mode.at[loss_agg_mode, "long length"])
-    vf_loss = float(anatomy.vf_loss(loss_agg_mode).item())
     lengths = stats.lengths
-    return BatchReport(
+    report = BatchReport(
         stats=stats,
         delta_hist=histogram(stats.delta, eps, bins),
         gap_hist=histogram(stats.gap, eps, bins),
-        vf_loss=vf_loss,
+        vf_loss=math.nan,  # the mode's own numbers: for_mode below
         vf_clipfrac=float(anatomy.vf_clipfrac().item()),
-        loss_agg_mode=loss_agg_mode,
+        loss_agg_mode="",
         tokens=tokens_of(anatomy, table_rows),
-        aggregation=aggregation,
+        aggregation=aggregation_of(anatomy),
         dialects=dialects_of(anatomy, rllib_clip),
         metrics=[
             ("loss clip fraction", shown("clip", stats.loss_clipfrac), batch_text.METRIC_HELP["loss clip fraction"]),
@@ -381,7 +379,6 @@ def analyse_batch(
                 batch_text.METRIC_HELP["prediction clip fraction"],
             ),
             ("zero-gradient share", shown("clip", stats.zero_grad_share), batch_text.METRIC_HELP["zero-gradient share"]),
-            (f"vf_loss ({loss_agg_mode})", shown("value_loss", vf_loss), batch_text.METRIC_HELP["vf_loss"]),
         ],
         caption=batch_text.batch_caption(
             stats.n_tokens,
@@ -393,12 +390,33 @@ def analyse_batch(
         non_finite=batch_text.non_finite_warning(stats.nan_real, stats.nan_padding)
         if stats.nan_real or stats.nan_padding
         else None,
+        short_len=0,
+        long_len=0,
+        aggregation_reading="",
+        token_caption=batch_text.token_caption(min(table_rows, stats.n_tokens), stats.n_tokens),
+    )
+    return for_mode(report, loss_agg_mode)
+
+
+def for_mode(report: BatchReport, loss_agg_mode: str) -> BatchReport:
+    """``report`` read in aggregation mode ``loss_agg_mode``: only verl's vf_loss, its metric and the reading of
+    the token weights depend on the mode, and the aggregation table already holds every mode's numbers, so a
+    mode change recomputes nothing (the page caches one report per batch and eps)."""
+    check.agg_mode(loss_agg_mode)
+    by_mode = report.aggregation.set_index("mode")
+    short_len, long_len = int(by_mode.at[loss_agg_mode, "short length"]), int(by_mode.at[loss_agg_mode, "long length"])
+    vf_loss = float(by_mode.at[loss_agg_mode, "vf_loss"])
+    vf_metric = (f"vf_loss ({loss_agg_mode})", shown("value_loss", vf_loss), batch_text.METRIC_HELP["vf_loss"])
+    return replace(
+        report,
+        vf_loss=vf_loss,
+        loss_agg_mode=loss_agg_mode,
+        metrics=[*(m for m in report.metrics if not m[0].startswith("vf_loss")), vf_metric],
         short_len=short_len,
         long_len=long_len,
         aggregation_reading=batch_text.aggregation_reading(
             short_len, long_len, float(by_mode.at["seq-mean-token-mean", "short / long per token"])
         ),
-        token_caption=batch_text.token_caption(min(table_rows, stats.n_tokens), stats.n_tokens),
     )
 
 

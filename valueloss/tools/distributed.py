@@ -10,7 +10,13 @@ average the accumulated gradients over ranks. Rank 0's final gradient is compare
 single-process gradient of the un-split batch and with the core's closed-form prediction.
 
 Prints a table, writes JSON (``--json``), stops cleanly on Ctrl-C (exit 130) or ``--timeout``
-(exit 124), and says so when ``--port`` is busy (exit 2). No Streamlit here.
+(exit 124), and says so when ``--port`` is busy (exit 2). Its arguments are bounded (ranks, features,
+sequences, tokens, seconds: ``LIMITS``), so no command line can allocate gigabytes. No Streamlit here.
+
+The ranks are forked from a forkserver that has imported torch and DDP once (spawning each rank
+re-imported them: 15 s instead of 5 for four ranks on two busy cores). For the app, :class:`BackgroundRun`
+starts the CLI in a process group of its own, so one ``killpg`` ends the CLI, its forkserver and every
+rank, and :class:`RunSlot` keeps to one run per server.
 """
 
 from __future__ import annotations
@@ -21,24 +27,46 @@ import json
 import math
 import os
 import queue as queue_mod
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import timedelta
 
 import torch
 
+from .. import _validate as check
 from .. import scale
 
-__all__ = ["RunConfig", "PortBusyError", "RunTimeout", "RunFailed", "run", "stream", "format_table", "main"]
+__all__ = [
+    "LIMITS",
+    "RunConfig",
+    "PortBusyError",
+    "RunTimeout",
+    "RunFailed",
+    "run",
+    "stream",
+    "parse_line",
+    "BackgroundRun",
+    "RunSlot",
+    "ServerBusy",
+    "format_table",
+    "main",
+]
 
 HOST = "127.0.0.1"
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}
+# What one run may ask for. Every rank builds the whole (sequences x longest x features) problem in
+# float64, so "elements" bounds each process's memory (32 MB); `--features 100000000` used to allocate 89.6 GB.
+LIMITS = {"ranks": 8, "features": 256, "sequences": 4096, "length": 8192, "elements": 2**22, "timeout_s": 600.0}
+# Modules every rank needs, imported once by the forkserver the ranks are forked from.
+_PRELOAD = ["torch", "torch.distributed", "torch.nn.parallel", "torch._dynamo"]
 
 
 class PortBusyError(RuntimeError):
@@ -68,11 +96,24 @@ class RunConfig:
     timeout_s: float = 60.0
 
     def validate(self) -> scale.Split:
-        """Every check the ranks would hit, in this process, before anything is started."""
+        """Every check the ranks would hit, and the size limits (``LIMITS``), before anything is started."""
         if self.dtype not in _DTYPES:
             raise ValueError(f"dtype must be one of {', '.join(_DTYPES)}, got {self.dtype!r}")
-        if not (isinstance(self.timeout_s, (int, float)) and self.timeout_s > 0):
-            raise ValueError(f"timeout_s must be > 0, got {self.timeout_s!r}")
+        timeout = check.real_scalar("timeout_s", self.timeout_s, allow_tensor=False)
+        if not 0 < timeout <= LIMITS["timeout_s"]:
+            raise ValueError(f"timeout_s must be > 0 and at most {LIMITS['timeout_s']:g} s, got {self.timeout_s!r}")
+        check.clip_range("eps", self.eps)
+        _bounded("ranks", self.ranks, 1, LIMITS["ranks"])
+        _bounded("features", self.features, 1, LIMITS["features"])
+        _bounded("seed", self.seed, 0, 2**63 - 1)
+        _bounded("the number of sequences", len(self.lengths), 1, LIMITS["sequences"])
+        longest = _bounded("the longest sequence", max(self.lengths), 0, LIMITS["length"])
+        elements = len(self.lengths) * max(longest, 1) * self.features
+        if elements > LIMITS["elements"]:
+            raise ValueError(
+                f"{len(self.lengths):,} sequences x {longest:,} tokens x {self.features:,} features = {elements:,} "
+                f"numbers per rank; the limit is {LIMITS['elements']:,}: use fewer features or shorter sequences"
+            )
         scale.get_scheme(self.scheme, self.loss_agg_mode)
         return scale.split_batch(
             list(self.lengths), self.ranks, micro_batches=self.micro_batches, max_token_len=self.max_token_len
@@ -82,6 +123,15 @@ class RunConfig:
         return scale.make_problem(
             list(self.lengths), features=self.features, eps=self.eps, seed=self.seed, dtype=_DTYPES[self.dtype]
         )
+
+
+def _bounded(name: str, value, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be a whole number, got {type(value).__name__}")
+    if not low <= value <= high:
+        shown = f"{value:,}" if abs(value) < 10**18 else check.shown_value(value)
+        raise ValueError(f"{name} must be between {low:,} and {high:,}, got {shown}")
+    return value
 
 
 def _check_port(port: int) -> int:
@@ -137,6 +187,7 @@ def _worker(rank: int, config: dict, port: int, out) -> None:
         dist.all_reduce(local, op=dist.ReduceOp.SUM)
         model = DDP(_linear(p))
         micro = split.ranks[rank]
+        out.put(("connected", rank, len(micro)))
         losses = []
         for j, idx in enumerate(micro):
             idx = list(idx)
@@ -158,11 +209,14 @@ def _worker(rank: int, config: dict, port: int, out) -> None:
                 )
                 (loss * factor).backward()
             losses.append(float(loss.detach()))
-            out.put(("progress", rank, j + 1, len(micro)))
+            out.put(("step", rank, j + 1, len(micro)))
         logged = sum(losses) if scheme.logged == "sum" else sum(losses) / len(losses)
         out.put(("result", rank, _flat_grad(model.module), losses, logged, local.tolist()))
         dist.barrier()
         dist.destroy_process_group()
+        out.close()
+        out.join_thread()  # the result is in the pipe: skip the interpreter's slow teardown (torch, dynamo)
+        os._exit(0)
     except KeyboardInterrupt:
         out.put(("error", rank, "interrupted"))
     except BaseException as err:  # noqa: BLE001 - report every failure to the parent, then exit
@@ -203,32 +257,33 @@ def _max_abs(a: list[float], b: list[float]) -> float:
     return max((abs(x - y) for x, y in zip(a, b, strict=True)), default=0.0)
 
 
-@dataclass
-class _Progress:
-    done: dict[int, int] = field(default_factory=dict)
-    total: int = 0
-
-
-def run(cfg: RunConfig, *, port: int = 0, on_progress=None, on_start=None) -> dict:
+def run(cfg: RunConfig, *, port: int = 0, on_progress=None, on_start=None, on_connect=None) -> dict:
     """Start ``cfg.ranks`` processes, wait for their gradients, compare. Raises ``PortBusyError``,
-    ``RunTimeout`` (ranks stopped), ``RunFailed`` (a rank's error), ``KeyboardInterrupt`` (ranks stopped)."""
+    ``RunTimeout`` (ranks stopped), ``RunFailed`` (a rank's error), ``KeyboardInterrupt`` (ranks stopped).
+
+    Callbacks: ``on_start(port)`` once the processes exist, ``on_connect(rank)`` when a rank has joined
+    the group, ``on_progress(rank, step, steps, done, total)`` after each micro-batch of a rank.
+    """
     import multiprocessing as mp
 
     split = cfg.validate()
     port = _check_port(port)
-    p = cfg.problem()
-    expected = _reference(cfg, split, p)
-    ctx = mp.get_context("spawn")
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(_PRELOAD)
     out = ctx.Queue()
     procs = [ctx.Process(target=_worker, args=(r, asdict(cfg), port, out), daemon=True) for r in range(cfg.ranks)]
     results: dict[int, tuple] = {}
-    progress = _Progress(total=cfg.ranks * split.micro_per_rank)
+    total = cfg.ranks * split.micro_per_rank
+    done: dict[int, int] = {}
     start = time.monotonic()
     try:
         for proc in procs:
             proc.start()
         if on_start is not None:
             on_start(port)
+        # The single-process reference is computed while the ranks start up.
+        p = cfg.problem()
+        expected = _reference(cfg, split, p)
         while len(results) < cfg.ranks:
             if time.monotonic() - start > cfg.timeout_s:
                 raise RunTimeout(f"the {cfg.ranks} ranks did not finish within {cfg.timeout_s:g} s; they were stopped")
@@ -242,14 +297,17 @@ def run(cfg: RunConfig, *, port: int = 0, on_progress=None, on_start=None) -> di
             kind, rank = msg[0], msg[1]
             if kind == "error":
                 raise RunFailed(f"rank {rank}: {msg[2]}")
-            if kind == "progress":
-                progress.done[rank] = msg[2]
+            if kind == "connected":
+                if on_connect is not None:
+                    on_connect(rank)
+            elif kind == "step":
+                done[rank] = msg[2]
                 if on_progress is not None:
-                    on_progress(sum(progress.done.values()), progress.total)
+                    on_progress(rank, msg[2], msg[3], sum(done.values()), total)
             else:
                 results[rank] = msg[2:]
-        for proc in procs:
-            proc.join(timeout=max(1.0, cfg.timeout_s - (time.monotonic() - start)))
+        for proc in procs:  # every result is in: a rank that is slow to exit is killed below
+            proc.join(timeout=2.0)
     finally:
         for proc in procs:
             if proc.is_alive():
@@ -320,11 +378,11 @@ def cli_args(cfg: RunConfig, *, port: int = 0, json_path: str | None = None) -> 
         "--lengths", ",".join(str(n) for n in cfg.lengths),
         "--scheme", cfg.scheme,
         "--agg", cfg.loss_agg_mode,
-        "--eps", repr(cfg.eps),
+        "--eps", repr(float(cfg.eps)),
         "--features", str(cfg.features),
         "--seed", str(cfg.seed),
         "--dtype", cfg.dtype,
-        "--timeout", repr(cfg.timeout_s),
+        "--timeout", repr(float(cfg.timeout_s)),
         "--port", str(port),
     ]  # fmt: skip
     args += (
@@ -337,41 +395,218 @@ def cli_args(cfg: RunConfig, *, port: int = 0, json_path: str | None = None) -> 
     return args
 
 
-def stream(cfg: RunConfig, *, port: int = 0) -> Iterator[tuple]:
-    """Run the CLI in a child process; yields ``("progress", done, total)`` then ``("result", dict)``.
+def parse_line(line: str) -> tuple | None:
+    """One line the CLI prints while it runs, as an event: ``("started", ranks, port)``,
+    ``("connected", rank)`` or ``("progress", done, total, rank, step, steps)``; None for anything else."""
+    words = line.split()
+    try:
+        if words[:1] == ["started"] and len(words) == 5:
+            return ("started", int(words[1]), int(words[4].rsplit(":", 1)[1]))
+        if words[:1] == ["rank"] and words[2:] == ["connected"]:
+            return ("connected", int(words[1]))
+        if words[:1] == ["progress"] and len(words) == 6:
+            done, total = words[1].split("/")
+            step, steps = words[5].split("/")
+            return ("progress", int(done), int(total), int(words[3]), int(step), int(steps))
+    except (IndexError, ValueError):
+        return None
+    return None
 
-    Raises ``RuntimeError`` with the CLI's own message when it fails. The child is killed if the
-    consumer stops early.
+
+def _start_cli(cfg: RunConfig, json_path: str, stderr, port: int = 0) -> subprocess.Popen:
+    """The CLI in a new session (its own process group: the CLI, its forkserver and every rank), told to
+    stop with its parent, so nothing outlives the program that started it."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "valueloss.tools.distributed",
+        *cli_args(cfg, port=port, json_path=json_path),
+        "--quiet",
+        "--exit-with-parent",
+    ]
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=stderr, text=True, cwd=root, env=env, start_new_session=True
+    )
+
+
+def _kill_group(proc: subprocess.Popen, passes_for_s: float = 1.0) -> None:
+    """SIGKILL the run's whole process group (the group id is the CLI's pid), then reap the CLI.
+
+    Again every 50 ms until the group is empty (at most ``passes_for_s``): a rank the forkserver was
+    forking while the first signal went out joins the group just after it."""
+    end = time.monotonic() + passes_for_s
+    while True:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            break
+        proc.poll()  # reap the CLI, so that only the ranks' processes keep the group alive
+        if time.monotonic() > end:
+            break
+        time.sleep(0.05)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=10)
+
+
+def _failure(code: int, stderr_path: str) -> str:
+    with open(stderr_path, errors="replace") as f:
+        lines = [line.strip() for line in f.read().strip().splitlines() if line.strip()]
+    message = lines[-1] if lines else f"exit code {code}"
+    return message.removeprefix("error: ")
+
+
+def stream(cfg: RunConfig, *, port: int = 0) -> Iterator[tuple]:
+    """Run the CLI in a child process group; yields its events (:func:`parse_line`), then ``("result", dict)``.
+
+    Raises ``RuntimeError`` with the CLI's own message when it fails. The whole group is killed when
+    the consumer stops early (close the generator, or let an exception pass through it).
     """
     cfg.validate()
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "run.json")
-        cmd = [
-            sys.executable,
-            "-m",
-            "valueloss.tools.distributed",
-            *cli_args(cfg, port=port, json_path=path),
-            "--quiet",
-        ]
-        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=root, env=env)
+    with tempfile.TemporaryDirectory(prefix="valueloss-run-") as tmp:
+        path, err_path = os.path.join(tmp, "run.json"), os.path.join(tmp, "stderr.txt")
+        with open(err_path, "w") as err:
+            proc = _start_cli(cfg, path, err, port)
         try:
             for line in proc.stdout:
-                if line.startswith("progress "):
-                    done, total = line.split()[1].split("/")
-                    yield ("progress", int(done), int(total))
-            err = proc.stderr.read()
+                event = parse_line(line)
+                if event is not None:
+                    yield event
             code = proc.wait(timeout=cfg.timeout_s + 30)
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+            _kill_group(proc)
+            proc.stdout.close()
         if code != 0:
-            message = err.strip().splitlines()[-1] if err.strip() else f"exit code {code}"
-            raise RuntimeError(message)
+            raise RuntimeError(_failure(code, err_path))
         with open(path) as f:
             yield ("result", json.load(f))
+
+
+class BackgroundRun:
+    """One run of the CLI for the app, read by a thread while the page polls it.
+
+    The CLI runs in a process group of its own; :meth:`stop` kills that whole group (CLI, forkserver,
+    ranks). A run that nobody has looked at (:meth:`touch`) for ``abandon_after_s`` seconds is stopped
+    by a watchdog: the tab was closed, the session ended or the visitor left the page. While it runs,
+    ``connected`` and ``steps`` say where each rank is; when it has ended, ``result`` or ``error``.
+    """
+
+    def __init__(self, cfg: RunConfig, *, key=None, abandon_after_s: float = 10.0) -> None:
+        self.split = cfg.validate()
+        self.cfg, self.key = cfg, key
+        self.steps_per_rank = self.split.micro_per_rank
+        self.started = self.seen = time.monotonic()
+        self.ended: float | None = None
+        self.connected: set[int] = set()
+        self.steps: dict[int, int] = dict.fromkeys(range(cfg.ranks), 0)
+        self.result: dict | None = None
+        self.error: str | None = None
+        self._abandon_after = abandon_after_s
+        self._lock = threading.Lock()
+        self._tmp = tempfile.TemporaryDirectory(prefix="valueloss-run-")
+        self._json = os.path.join(self._tmp.name, "run.json")
+        self._stderr = os.path.join(self._tmp.name, "stderr.txt")
+        with open(self._stderr, "w") as err:
+            self.proc = _start_cli(cfg, self._json, err)
+        self._reader = threading.Thread(target=self._read, name="valueloss-run-reader", daemon=True)
+        self._reader.start()
+        threading.Thread(target=self._watch, name="valueloss-run-watchdog", daemon=True).start()
+
+    @property
+    def done(self) -> bool:
+        return self.ended is not None
+
+    @property
+    def elapsed_s(self) -> float:
+        return (self.ended or time.monotonic()) - self.started
+
+    def touch(self) -> None:
+        """Someone is still watching this run (the page calls this on every poll)."""
+        self.seen = time.monotonic()
+
+    def stop(self, reason: str = "stopped") -> None:
+        """Kill the whole process group now; the run ends with ``error = reason`` unless it had finished."""
+        with self._lock:
+            if self.ended is None and self.error is None:
+                self.error = reason
+        _kill_group(self.proc)
+        if threading.current_thread() is not self._reader:
+            self._reader.join(timeout=5)  # the reader sees the pipe close and marks the run ended
+
+    def _read(self) -> None:
+        try:
+            for line in self.proc.stdout:
+                event = parse_line(line)
+                if event is None:
+                    continue
+                with self._lock:
+                    if event[0] == "connected":
+                        self.connected.add(event[1])
+                    elif event[0] == "progress":
+                        self.connected.add(event[3])
+                        self.steps[event[3]] = event[4]
+            code = self.proc.wait()
+            with self._lock:
+                if self.error is None:
+                    if code == 0:
+                        with open(self._json) as f:
+                            self.result = json.load(f)
+                    else:
+                        self.error = _failure(code, self._stderr)
+        except (OSError, ValueError) as err:  # a torn pipe or a half-written JSON after a kill
+            with self._lock:
+                self.error = self.error or f"the run's output could not be read ({type(err).__name__})"
+        finally:
+            _kill_group(self.proc)
+            self.proc.stdout.close()
+            self._tmp.cleanup()
+            self.ended = time.monotonic()
+
+    def _watch(self) -> None:
+        while self.ended is None:
+            now = time.monotonic()
+            if now - self.seen > self._abandon_after:
+                self.stop(f"stopped: nobody watched it for {self._abandon_after:g} s (the page was closed or left)")
+            elif now - self.started > self.cfg.timeout_s + 30:
+                self.stop(f"stopped: it did not finish within {self.cfg.timeout_s + 30:g} s")
+            time.sleep(0.25)
+
+
+class ServerBusy(RuntimeError):
+    """Another run is under way on this server; ``run`` is that run (for its age and progress)."""
+
+    def __init__(self, run: BackgroundRun) -> None:
+        super().__init__(f"another run is under way (started {run.elapsed_s:.0f} s ago)")
+        self.run = run
+
+
+class RunSlot:
+    """At most one run on real processes per server: ``start`` refuses with ``ServerBusy`` while one is
+    under way. Keep one instance in module state (never in a cache that a client can clear)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._run: BackgroundRun | None = None
+
+    def active(self) -> BackgroundRun | None:
+        with self._lock:
+            if self._run is not None and self._run.done:
+                self._run = None
+            return self._run
+
+    def start(self, cfg: RunConfig, *, key=None, abandon_after_s: float = 10.0) -> BackgroundRun:
+        with self._lock:
+            if self._run is not None and not self._run.done:
+                raise ServerBusy(self._run)
+            self._run = BackgroundRun(cfg, key=key, abandon_after_s=abandon_after_s)
+            return self._run
+
+    def stop(self, reason: str = "stopped: the server is shutting down") -> None:
+        with self._lock:
+            run = self._run
+        if run is not None:
+            run.stop(reason)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -395,7 +630,26 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--timeout", type=float, default=60.0, help="seconds before the ranks are stopped")
     ap.add_argument("--json", help="write the full result here")
     ap.add_argument("--quiet", action="store_true", help="progress lines only, no table")
+    ap.add_argument(
+        "--exit-with-parent",
+        action="store_true",
+        help="stop the ranks and exit if the program that started this one dies (the app passes it)",
+    )
     return ap
+
+
+def _exit_with_parent() -> None:
+    """Watch the parent; when it is gone, end this run: the whole group when this process leads one."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        if os.getpgrp() == os.getpid():
+            os.killpg(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -422,14 +676,19 @@ def main(argv: list[str] | None = None) -> int:
         timeout_s=args.timeout,
     )
 
-    def progress(done: int, total: int) -> None:
-        print(f"progress {done}/{total}", flush=True)
+    def progress(rank: int, step: int, steps: int, done: int, total: int) -> None:
+        print(f"progress {done}/{total} rank {rank} step {step}/{steps}", flush=True)
+
+    def connected(rank: int) -> None:
+        print(f"rank {rank} connected", flush=True)
 
     def started(port: int) -> None:
         print(f"started {cfg.ranks} ranks on {HOST}:{port}", flush=True)
 
+    if args.exit_with_parent:
+        _exit_with_parent()
     try:
-        result = run(cfg, port=args.port, on_progress=progress, on_start=started)
+        result = run(cfg, port=args.port, on_progress=progress, on_start=started, on_connect=connected)
     except (ValueError, TypeError, PortBusyError, RunFailed) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -448,4 +707,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # the ranks are stopped and the JSON is written: skip torch's slow interpreter teardown

@@ -83,9 +83,10 @@ class Explorer {
     const s = this.live;
     const changed = KEYS.some((k) => s[k] !== this.server[k]);
     this.frozenRange = null;
-    if (changed && this.args) {
+    const payload = releasePayload(s, KEYS);
+    if (changed && this.args && payload) {
       this.releasedAt = performance.now();
-      this.args.setTriggerValue("release", { v: s.v, v_old: s.v_old, R: s.R, eps: s.eps });
+      this.args.setTriggerValue("release", payload);
     }
     this.schedule();
   }

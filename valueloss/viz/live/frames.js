@@ -15,3 +15,17 @@ function scheduleRender(view) {
     if (view.frames.length > 5000) view.frames.splice(0, 1000);
   });
 }
+
+// What a component may send back to Python: exactly `keys`, each a finite number, nothing nested; null
+// for anything else, and then nothing is sent. Streamlit parses a component's JSON before the app can
+// look at it (a value nested 100,000 deep raised RecursionError in its deserializer, see
+// tests/app/test_streamlit_as_documented.py), so the component itself never sends more than this.
+function releasePayload(state, keys) {
+  const out = {};
+  for (const key of keys) {
+    const x = state[key];
+    if (typeof x !== "number" || !Number.isFinite(x)) return null;
+    out[key] = x;
+  }
+  return out;
+}

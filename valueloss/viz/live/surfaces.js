@@ -84,8 +84,9 @@ class Surfaces {
 
   send() {
     const s = this.live;
-    if ((s.eps !== this.server.eps || s.fixed !== this.server.fixed) && this.args) {
-      this.args.setTriggerValue("release", { eps: s.eps, fixed: s.fixed });
+    const payload = releasePayload(s, ["eps", "fixed"]);
+    if ((s.eps !== this.server.eps || s.fixed !== this.server.fixed) && this.args && payload) {
+      this.args.setTriggerValue("release", payload);
     }
   }
 
