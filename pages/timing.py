@@ -17,6 +17,7 @@ import streamlit as st
 from pages.common import number_table, page_setup, share_link, shows_errors
 from valueloss.fused import SMALL_TOKENS
 from valueloss.tools import bench
+from valueloss.tools.exclusive import BENCHMARK_LOCK
 from valueloss.viz.timing import (
     FLOORS,
     IMPL_LABELS,
@@ -30,7 +31,6 @@ from valueloss.viz.timing import (
     table_records,
     time_figure,
 )
-from valueloss.tools.exclusive import BENCHMARK_LOCK
 
 RECORDED_DIR = Path(__file__).resolve().parents[1] / "docs" / "benchmarks"
 APP_MAX_TOKENS = 8 * 1024 * 1024  # a live run on a shared server stays short: per size,

@@ -18,6 +18,7 @@ checked when an entry is built; the words beside them are only shown.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Literal, get_args
