@@ -11,8 +11,10 @@ from valueloss.teach.simulate import (
     CLOSE_FRACTION,
     CRITICS,
     LOSS_FORMS,
+    LOSS_LABELS,
     OPTIMIZERS,
     SimConfig,
+    loss_form,
     pushed_while_frozen_note,
     rule_of_thumb,
     same_step_note,
@@ -26,7 +28,6 @@ from valueloss.viz.dynamics import sweep_figure, training_curves, wall_animation
 DEFAULT = SimConfig()
 LR_OPTIONS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 3.0)
 CRITIC_CAPTIONS = ("one free value per token", "a small MLP: every token shares its weights")
-LOSS_CAPTIONS = ("verl / PPO2: max of both terms", "Stable-Baselines3: clip only, no max", "plain squared error")
 OPT_LABELS = {"sgd": "SGD", "adam": "Adam"}
 
 # Starting points, each one answering a question. Values go into the bound widgets, so the URL follows.
@@ -44,8 +45,9 @@ SCENARIO_HELP = {
     "Table + Adam": "Adam's momentum keeps a zero-gradient token moving for a few steps.",
     "RLHF gap": "A return gap of 6 with TRL's eps = 0.2: the rule says 30 rollouts; compare the unclipped run.",
     "SB3 form": "Stable-Baselines3's clip-only loss: no max and no ½. Every token outside the band gets zero "
-    "gradient, even one that moved away from R; here all tokens move toward R, so the same tokens freeze as in verl, "
-    "and the missing ½ makes each step twice as large (the page compares it with verl at twice the learning rate).",
+    "gradient, even one that moved away from R; here all tokens move toward R, so the same tokens freeze as in a max "
+    "form, and the missing ½ makes each step twice as large (the page compares it with the max form of the same clip "
+    "at twice the learning rate).",
     "eps = 0": "The band has no width: a token learns only on the first minibatch of each rollout (v = v_old), "
     "one optimizer step per rollout, and every later move toward R has zero gradient.",
 }
@@ -84,7 +86,7 @@ def run(config: SimConfig):
     try:
         result = simulate(config, progress=lambda f, msg: bar.progress(0.7 * f, text=f"Training: {msg}"))
         sweep = None
-        if config.gap != 0 and config.loss != "unclipped":
+        if config.gap != 0 and config.form.combine_rule is not None:
             sweep = sweep_eps(config, progress=lambda f, msg: bar.progress(0.7 + 0.3 * f, text=f"eps sweep: {msg}"))
     finally:
         bar.empty()
@@ -98,9 +100,9 @@ def figures(params: tuple, _result, _sweep, eps: float):
     return wall_animation(_result), training_curves(_result), sweep
 
 
-@st.cache_data(show_spinner="Running verl with the same step size…", max_entries=16)
+@st.cache_data(show_spinner="Running the max form with the same step size…", max_entries=16)
 def twin_run(params: tuple):
-    """The like-with-like verl run for an SB3 run (no eps sweep: only its rollouts to close are shown)."""
+    """The like-with-like max-form run for a clip-only run (no eps sweep: only its rollouts to close are shown)."""
     return simulate(SimConfig(**dict(params)))
 
 
@@ -133,16 +135,18 @@ with st.sidebar:
             help="A table has one free number per token, so a token moves only through its own gradient. "
             "A network shares its weights: every step moves every token.",
         )
-        loss = st.radio(
-            "loss",
+        loss = st.selectbox(  # options are the registry's names, which the link carries (a label would not be)
+            "loss (library)",
             LOSS_FORMS,
-            captions=LOSS_CAPTIONS,
             key="d_loss",
             bind="query-params",
-            help="verl / PPO2: 0.5·mean(max((v−R)², (clip(v)−R)²)). SB3: mean((R − clip(v))²): no max, so every "
-            "token outside the band has zero gradient (verl pulls back the ones that moved away from R), and no 0.5, "
-            "so at one learning rate its steps are twice verl's. Unclipped: 0.5·mean((v−R)²).",
+            help="The library's value loss as the registry describes it: max of both terms or the clipped term "
+            "alone (Stable-Baselines3: every token outside the band has zero gradient, even one that moved away "
+            "from R), with or without ½ (without it, steps are twice as large at one learning rate), and its clip "
+            "convention and tie rule, which decide the gradient at exact ties (eps = 0). The simulator's minibatch "
+            "is a flat set of real tokens, so each library's aggregation is its mean.",
         )
+        st.caption(f"{LOSS_LABELS[loss]}: {loss_form(loss).formula}")
         eps = st.slider(
             "eps: clip range (return units)",
             0.0,
@@ -228,7 +232,7 @@ if result is not None:
         ]
     )
 
-    if cfg.eps == 0 and cfg.loss != "unclipped":
+    if cfg.eps == 0 and cfg.form.combine_rule is not None:
         st.info(rule_help, icon=":material/info:")
     twin_cfg = same_step_twin(cfg)
     if twin_cfg is not None:

@@ -70,6 +70,7 @@ def check_sanity(at, r, step_key):
 
 
 def check_scale(at, r, step_key):
+    assert at.selectbox(key="sc_scheme").value == "verl-engine-local"  # the scheme the step is about
     n = {label: value for label, value, _ in r.numbers}
     assert float(metric(at, "learning-rate multiplier").rstrip("×")) == pytest.approx(
         n["learning-rate multiplier before #6957"], rel=1e-3

@@ -234,7 +234,9 @@ def _micro_batch_words() -> str:
 
 
 def _scale_page(scheme: str) -> LiveView:
-    """The Scale page on step 9's batch and split, describing ``scheme``."""
+    """The Scale page on step 9's batch and split, describing ``scheme`` (its picker's link value is the label)."""
+    from ..scale import SCHEMES
+
     m = MICRO_BATCHES
     query = _query(
         sc_dp=1,
@@ -247,7 +249,7 @@ def _scale_page(scheme: str) -> LiveView:
         sc_empty=0,
         sc_agg="token-mean",
         sc_eps=m["eps"],
-        sc_scheme=scheme,
+        sc_scheme=SCHEMES[scheme].label,
     )
     return ("Scale", "scale", query)
 

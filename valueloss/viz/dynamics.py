@@ -11,7 +11,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..teach.simulate import CLOSE_FRACTION, LOSS_LABELS, SimResult, Sweep
+from ..teach.simulate import CLOSE_FRACTION, SimResult, Sweep
 from .base import FONT
 from .theme import BAND_FILL, COLORS, DASHES, SYMBOLS, WIDTHS
 
@@ -327,7 +327,7 @@ def training_curves(result: SimResult) -> go.Figure:
         subplot_titles=(
             "value error: RMSE(v − true value)",
             "explained variance 1 − Var(R − v) / Var(R)",
-            f"vf_loss ({LOSS_LABELS[cfg.loss]}, on the minibatch)",
+            f"vf_loss ({cfg.form.short}, on the minibatch)",
             "vf_clipfrac and zero-gradient share (minibatch)",
         ),
         vertical_spacing=0.16,
@@ -364,14 +364,14 @@ def training_curves(result: SimResult) -> go.Figure:
             line=dict(color=COLORS["zero_grad"], width=2.5, shape="hv"),
         ),
     ]
-    if cfg.loss != "verl":
+    if cfg.form.combine_rule != "max":  # in a max form vf_clipfrac is exactly the zero-gradient share
         curves.append(
             dict(
                 row=2,
                 col=2,
                 x=u_updates,
                 y=result.zero_grad_frac,
-                name=f"zero-gradient share under {LOSS_LABELS[cfg.loss]}",
+                name=f"zero-gradient share under {cfg.form.short}",
                 line=dict(color=COLORS["neutral"], width=2, dash="dash", shape="hv"),
             )
         )
