@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import time
+from fractions import Fraction
 
 import numpy as np
 import pytest
 import torch
 
-from valueloss import ValueLoss, clip_bounds, compute_value_loss, dialect_loss
-from fractions import Fraction
-
+from valueloss import ValueLoss, clip_bounds, dialect_loss
 from valueloss.dialects import DIALECTS
 from valueloss.teach.explain import tie_split
 from valueloss.teach.simulate import (
