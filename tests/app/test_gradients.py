@@ -119,3 +119,26 @@ def test_the_map_caption_states_the_overshoot_rule_not_always_pulled_back(at):
     text = next(m.value for m in at.markdown if "exactly 0" in m.value)
     assert "overshoots of R included" in text and "always pulled back" not in text
     assert "orange: > 0" in text
+
+
+@pytest.mark.parametrize("query", [{}, {"g_n": "200", "g_eps": "0.35", "g_fixed": "0.5"}, {"g_axes": "v_old"}])
+def test_the_caption_and_the_table_count_the_same_grid(query):
+    """One plane, one share: the caption's % and verl's row in the table come from the same n x n points (they
+    once read 32 % and 33.14 % for one plane, from grids of 200 and 100 points)."""
+    import re
+
+    at = run_page("gradients", query)
+    shares = at.dataframe[0].value.set_index("library")["share of this plane with zero gradient"]
+    shown = next(m.value for m in at.markdown if "exactly 0" in m.value and "%" in m.value)
+    caption_pct = float(re.search(r"\*\*(\d+(?:\.\d+)?)%\*\*", shown).group(1))
+    convention = at.radio(key="g_conv").value
+    assert convention == "bounds"  # verl's convention: its row and the max-form map are the same loss
+    assert round(100 * shares[vl.DIALECTS["verl"].library]) == caption_pct
+    n = at.slider(key="g_n").value
+    assert any(f"{n} × {n} points of the map above" in c.value for c in at.caption)
+
+
+def test_the_rllib_bound_starts_at_rllibs_default_and_says_so(at):
+    box = at.number_input(key="g_rllib")
+    default = vl.DIALECTS["rllib"].default_eps
+    assert box.value == default and f"its default is {default:g}" in box.label
