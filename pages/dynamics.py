@@ -23,12 +23,15 @@ from valueloss.teach.simulate import (
     sweep_eps,
     wall_caption,
 )
-from valueloss.viz.dynamics import sweep_figure, training_curves, wall_animation
+from valueloss.viz.dynamics import sweep_figure, training_figures, wall_animation
 
 DEFAULT = SimConfig()
 LR_OPTIONS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 3.0)
 CRITIC_CAPTIONS = ("one free value per token", "a small MLP: every token shares its weights")
+# The radio's options are the labels themselves, so a link carries exactly what the page shows (with a
+# format_func Streamlit writes the label into the URL and keeps the option in its state, and they disagree).
 OPT_LABELS = {"sgd": "SGD", "adam": "Adam"}
+OPT_BY_LABEL = {label: name for name, label in OPT_LABELS.items()}
 
 # Starting points, each one answering a question. Values go into the bound widgets, so the URL follows.
 SCENARIOS = {
@@ -95,9 +98,9 @@ def run(config: SimConfig):
 
 @st.cache_resource(max_entries=16, show_spinner=False)
 def figures(params: tuple, _result, _sweep, eps: float):
-    """The three figures of one run, built once: the animation alone takes ~0.4 s to assemble."""
+    """The figures of one run, built once per run (the animation is the costly one)."""
     sweep = None if _sweep is None else sweep_figure(_sweep, eps)
-    return wall_animation(_result), training_curves(_result), sweep
+    return wall_animation(_result), training_figures(_result), sweep
 
 
 @st.cache_data(show_spinner="Running the max form with the same step size…", max_entries=16)
@@ -107,7 +110,8 @@ def twin_run(params: tuple):
 
 
 def apply_scenario(name: str) -> None:
-    st.session_state.update({_WIDGET_KEYS[k]: v for k, v in SCENARIOS[name].items()})
+    values = {**SCENARIOS[name], "optimizer": OPT_LABELS[SCENARIOS[name]["optimizer"]]}
+    st.session_state.update({_WIDGET_KEYS[k]: v for k, v in values.items()})
 
 
 page_setup(
@@ -158,7 +162,10 @@ with st.sidebar:
             help="The band v_old ± eps. Compared with v − v_old, so it lives in the units of the returns.",
         )
         c1, c2 = st.columns(2)
-        optimizer = c1.radio("optimizer", OPTIMIZERS, format_func=OPT_LABELS.get, key="d_opt", bind="query-params")
+        optimizer_label = c1.radio(
+            "optimizer", [OPT_LABELS[o] for o in OPTIMIZERS], key="d_opt", bind="query-params"
+        )
+        optimizer = OPT_BY_LABEL[optimizer_label]
         lr = c2.select_slider("learning rate", LR_OPTIONS, DEFAULT.lr, key="d_lr", bind="query-params")
         st.caption("Stable: table + SGD up to ~4, shared + SGD up to ~0.3, Adam 0.01 – 0.3.")
         st.subheader("Targets")
@@ -243,7 +250,11 @@ if result is not None:
             )
 
     st.subheader("The moving wall")
-    wall_fig, curves_fig, sweep_fig = figures(tuple(sorted(asdict(cfg).items())), result, sweep, cfg.eps)
+    wall_fig, log_figs, sweep_fig = figures(tuple(sorted(asdict(cfg).items())), result, sweep, cfg.eps)
+    st.markdown(
+        "Three tokens (the smallest, the median and the largest gap). **Now**: each against its band "
+        "v_old ± eps; **right**: each token's whole run, the band stepping at every rollout."
+    )
     st.plotly_chart(wall_fig, width="stretch", key="d_wall")
     st.caption(wall_caption(result))
     pushed = pushed_while_frozen_note(result)
@@ -251,7 +262,10 @@ if result is not None:
         (st.info if pushed[0] == "pushed" else st.success)(pushed[1])
 
     st.subheader("Training logs")
-    st.plotly_chart(curves_fig, width="stretch", key="d_curves")
+    columns = st.columns(2) + st.columns(2)  # two rows of two; Streamlit stacks the columns on a phone
+    for i, (col, (title, fig)) in enumerate(zip(columns, log_figs, strict=True)):
+        col.markdown(f"**{title}**")
+        col.plotly_chart(fig, width="stretch", key=f"d_log{i}")
     st.caption(
         "vf_clipfrac is 0 on the first minibatch of every rollout (v = v_old there) and climbs as tokens cross "
         "their band; in the max form it equals the share of tokens with zero gradient."

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 import streamlit as st
 import torch
@@ -15,6 +17,7 @@ from valueloss.viz.surfaces import band_edge_lines, dialect_gradients_figure, gr
 DEFAULT_DIALECTS = ["verl", "sb3", "torchrl", "rllib"]
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 PANEL_POINTS = 100  # points per axis the four side-by-side panels draw, at most
+PANEL_TITLE_CHARS = 14  # a panel's title per line: two panels side by side on a 390 px phone
 
 
 def plane(pair: str, fixed: float, half_width: float, n: int) -> tuple[str, str, str, np.ndarray]:
@@ -64,17 +67,9 @@ with shows_errors("Could not evaluate the gradient on this plane"):
     m = max_form(pair, fixed, eps, half_width, n, convention)
     axis = m["axis"]
     edges = band_edge_lines(x_axis, y_axis, axis, axis, v_old=fixed, eps=eps)
+    st.markdown(f"**d max/dv per token**, before verl's ½ ({convention} convention)")
     st.plotly_chart(
-        gradient_map_figure(
-            axis,
-            axis,
-            m["grad"],
-            m["frozen"],
-            x_axis=x_axis,
-            y_axis=y_axis,
-            edges=edges,
-            title=f"d max/dv per token, before verl's ½ ({convention} convention)",
-        ),
+        gradient_map_figure(axis, axis, m["grad"], m["frozen"], x_axis=x_axis, y_axis=y_axis, edges=edges),
         width="stretch",
         theme=None,
         key="g_main",
@@ -103,7 +98,7 @@ rllib_bound = st.number_input(
     bind="query-params",
     help=f"RLlib clamps the squared error (v − R)² at {RLLIB.param_name} instead of clipping v, so this is in "
     f"squared return units and eps does not carry over. At the default {RLLIB.default_eps:g} a token is frozen only "
-    f"where |v − R| > {RLLIB.default_eps ** 0.5:.3g}: widen the plane, or lower the bound (1: |v − R| > 1), to see it.",
+    f"where |v − R| > {RLLIB.default_eps**0.5:.3g}: widen the plane, or lower the bound (1: |v − R| > 1), to see it.",
 )
 if not chosen:
     st.info("Pick at least one library to compare.")
@@ -118,7 +113,8 @@ else:
             entry = DIALECTS[name]
             d = dialect_grid(name, pair, fixed, eps if entry.eps_units == "return" else rllib_bound, half_width, n)
             shown = (d["grad"][::stride, ::stride], d["frozen"][::stride, ::stride])
-            panels.append((f"{entry.library}<br>{entry.formula_text}", *shown))
+            # the library in lines of a panel's width on a phone; its formula is in the table below
+            panels.append(("<br>".join(textwrap.wrap(entry.library, PANEL_TITLE_CHARS)), *shown))
             rows.append(  # key columns first: on a narrow window the table scrolls, the share stays in view
                 {
                     "library": entry.library,
@@ -127,9 +123,7 @@ else:
                 }
             )
         st.plotly_chart(
-            dialect_gradients_figure(
-                axis[::stride], axis[::stride], panels, x_axis=x_axis, y_axis=y_axis, edges=edges
-            ),
+            dialect_gradients_figure(axis[::stride], axis[::stride], panels, x_axis=x_axis, y_axis=y_axis, edges=edges),
             width="stretch",
             theme=None,
             key="g_dialect_maps",

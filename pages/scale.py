@@ -11,13 +11,14 @@ import math
 import pandas as pd
 import streamlit as st
 
-from pages.common import page_setup, share_link, shows_errors
+from pages.common import metric_row, page_setup, share_link, shows_errors
 from valueloss import AGG_MODES, scale
 from valueloss.tools import distributed as dist_run
 from valueloss.viz.scale import multiplier_figure, weights_figure
 
 PREFIX = "sc_"
 MAX_RUN_RANKS = 4
+SCHEME_BY_LABEL = {scale.SCHEMES[key].label: key for key in scale.SCHEME_KEYS}
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -96,15 +97,17 @@ with st.sidebar:
     st.subheader("Loss")
     mode = st.selectbox("loss_agg_mode", AGG_MODES, key="sc_agg", bind="query-params")
     eps = st.slider("eps (cliprange_value)", 0.0, 2.0, 0.2, 0.01, key="sc_eps", bind="query-params")
-    scheme_key = st.selectbox(
+    # The options are the labels themselves, so a link carries what the page shows (a format_func would put the
+    # label in the URL and the key in the state, and they disagree).
+    scheme_label = st.selectbox(
         "library and version",
-        scale.SCHEME_KEYS,
-        format_func=lambda key: scale.SCHEMES[key].label,
+        list(SCHEME_BY_LABEL),
         key="sc_scheme",
         bind="query-params",
         help="How that trainer normalises each micro-batch's critic loss; the figures show every scheme, "
         "this one is described in words and run on real processes.",
     )
+    scheme_key = SCHEME_BY_LABEL[scheme_label]
 
 lengths = scale.mask_tail(cached_lengths(n, mean_len, spread, seed), empty)
 st.caption(
@@ -124,19 +127,35 @@ if result is not None:
     for note in chosen.notes:
         st.warning(note)
     lo, hi = chosen.weights.relative_range()
-    cols = st.columns(4)
-    cols[0].metric("learning-rate multiplier", fmt(chosen.weights.multiplier), help="sum of token weights / reference")
-    cols[1].metric("gradient along the reference", fmt(chosen.grad_ratio), help="<g, g_ref> / |g_ref|²")
-    cols[2].metric("smallest token weight", fmt(lo))
-    cols[3].metric("largest token weight", fmt(hi))
+    metric_row(
+        [
+            (
+                "learning-rate multiplier",
+                fmt(chosen.weights.multiplier),
+                "The sum of every real token's weight in the accumulated loss, over the same sum for one backward "
+                "pass on the whole mini-batch (the reference): how much larger, on average, the critic's step is.",
+            ),
+            (
+                "gradient along the reference",
+                fmt(chosen.grad_ratio),
+                "Per token: ⟨g, g_ref⟩ / |g_ref|², g = d loss / d vpreds (one number per token prediction) "
+                "accumulated over this split, g_ref the same for the whole mini-batch in one backward pass. The "
+                "real run below reports the same ratio for the value head's weights instead (see there).",
+            ),
+            ("smallest token weight", fmt(lo), "The lightest real token, relative to its weight in the reference."),
+            ("largest token weight", fmt(hi), "The heaviest real token, relative to its weight in the reference."),
+        ]
+    )
     st.caption(
         f"Split: {split.dp_size} rank(s) × {split.micro_per_rank} micro-batch(es); tokens per micro-batch "
         + "; ".join(f"rank {r}: {t}" for r, t in enumerate(split.micro_tokens()))
     )
 
-    left, right = st.columns(2)
-    left.plotly_chart(weights_figure(series, micro_b, rank_b), width="stretch", key="sc_fig_weights")
-    right.plotly_chart(
+    # One under the other: each legend names five schemes, and needs the page's width to stay inside its figure.
+    st.markdown("**Weight of every token**, relative to the single-batch loss")
+    st.plotly_chart(weights_figure(series, micro_b, rank_b), width="stretch", key="sc_fig_weights")
+    st.markdown("**Effective critic learning-rate multiplier** as the split changes")
+    st.plotly_chart(
         multiplier_figure(curves, split.micro_per_rank if by == "count" else None), width="stretch", key="sc_fig_mult"
     )
 
@@ -197,8 +216,11 @@ if result is not None:
         )
         st.markdown(
             f"**Measured vs predicted:** max |difference| {run['max_abs_measured_vs_predicted']:.2g}; "
-            f"**vs single process:** {run['max_abs_measured_vs_reference']:.2g}. Gradient along the reference: "
-            f"measured {run['measured_ratio']:.6g}, predicted {run['predicted_ratio']:.6g}. "
+            f"**vs single process:** {run['max_abs_measured_vs_reference']:.2g}. Gradient along the reference, "
+            f"for the value head's weights: measured {run['measured_ratio']:.6g}, predicted "
+            f"{run['predicted_ratio']:.6g}. This ratio is ⟨g, g_ref⟩ / |g_ref|² for g = d loss / d (w, bias), each "
+            "token's gradient times its features summed over the tokens, so it weighs tokens by their features "
+            "and differs from the per-token figure above unless every token weighs the same. "
             f"{len(run['logged_per_rank'])} ranks finished in {run['elapsed_s']:.1f} s."
         )
     elif last is not None:

@@ -68,18 +68,12 @@ def outcome(i: int, step: TourStep) -> bool | None:
 
 
 def nav_buttons(i: int) -> None:
-    left, _, right = st.columns([1, 3, 1])
+    """Previous and next step, each as wide as its label (the row wraps on a phone, no label is cut)."""
+    row = st.container(horizontal=True, horizontal_alignment="distribute")
     if i > 0:
-        left.button(f"← {TABS[i - 1]}", key=f"t_prev{i + 1}", on_click=go_to, args=(TABS[i - 1],), width="stretch")
+        row.button(f"← {TABS[i - 1]}", key=f"t_prev{i + 1}", on_click=go_to, args=(TABS[i - 1],))
     if i + 1 < len(STEPS):
-        right.button(
-            f"{TABS[i + 1]} →",
-            key=f"t_next{i + 1}",
-            on_click=go_to,
-            args=(TABS[i + 1],),
-            type="primary",
-            width="stretch",
-        )
+        row.button(f"{TABS[i + 1]} →", key=f"t_next{i + 1}", on_click=go_to, args=(TABS[i + 1],), type="primary")
 
 
 def render_step(i: int, step: TourStep) -> None:

@@ -23,7 +23,7 @@ def test_renders_the_map_the_libraries_and_the_tie_table(at):
     main, side = plotly_specs(at)
     assert any(t.get("name") == "zero gradient" for t in main["data"])
     titles = [a["text"] for a in side["layout"]["annotations"]]
-    assert len(titles) == 4 and "Stable-Baselines3" in titles[1] and "RLlib since late 2021" in titles[3]
+    assert len(titles) == 4 and "Stable-Baselines3" in titles[1] and "RLlib since late" in titles[3]
     shares = at.dataframe[0].value.set_index("library")["share of this plane with zero gradient"]
     assert shares[vl.DIALECTS["sb3"].library] > shares[vl.DIALECTS["verl"].library] > 0  # clip-only freezes more
 

@@ -50,9 +50,12 @@ def tour_checks(page, url: str, rounds: int) -> list[list[float]]:
             wait_ready(page)
             t0 = time.perf_counter()
             panel.get_by_role("button", name="Check my answer").click()
-            _finished(page, "() => [...document.querySelectorAll('[data-testid=stTabPanel]')].some(p => "
-                      "p.offsetParent && p.querySelector('[data-testid=stAlertContentSuccess], "
-                      "[data-testid=stAlertContentError]'))")
+            _finished(
+                page,
+                "() => [...document.querySelectorAll('[data-testid=stTabPanel]')].some(p => "
+                "p.offsetParent && p.querySelector('[data-testid=stAlertContentSuccess], "
+                "[data-testid=stAlertContentError]'))",
+            )
             times.append(time.perf_counter() - t0)
         out.append(times)
     return out

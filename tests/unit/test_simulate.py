@@ -23,7 +23,7 @@ from valueloss.teach.simulate import (
     simulate,
     sweep_eps,
 )
-from valueloss.viz.dynamics import MAX_FRAMES, sweep_figure, training_curves, wall_animation
+from valueloss.viz.dynamics import MAX_FRAMES, sweep_figure, training_figures, wall_animation
 
 # A configuration where each step is small against eps but the optimizer could go much further
 # within a rollout: the regime the ~gap / eps rule describes.
@@ -276,7 +276,7 @@ def test_default_run_with_its_figures_is_fast():
         start = time.perf_counter()
         r = simulate()
         s = sweep_eps(r.config)
-        figs = [wall_animation(r), training_curves(r), sweep_figure(s, r.config.eps)]
+        figs = [wall_animation(r), training_figures(r), sweep_figure(s, r.config.eps)]
         timings.append(time.perf_counter() - start)
     assert min(timings) < 2.0, f"default run took {min(timings):.2f} s"
     assert len(figs[0].frames) == r.config.n_updates + 1 <= MAX_FRAMES
@@ -297,15 +297,20 @@ def test_animation_axes_are_fixed_and_frames_follow_the_run():
     last = fig.frames[-1]
     markers = last.data[1]  # the lane markers: v_old, R, true value, v (three tokens each)
     np.testing.assert_allclose(markers.y[-3:], r.values[-1, list(r.tracked)])
+    assert set(markers.to_plotly_json()) == {"type", "y", "marker", "text"}  # a frame carries only what moves
 
 
-def test_training_curves_show_the_logs():
+def test_training_figures_show_the_logs():
     r = simulate(loss="sb3")
-    fig = training_curves(r)
-    names = [t.name for t in fig.data]
+    figs = dict(training_figures(r))
+    assert len(figs) == 4
+    names = [t.name for fig in figs.values() for t in fig.data]
     assert any("no clipping" in n for n in names)
     assert any("zero-gradient share" in n for n in names)  # SB3 freezes more than vf_clipfrac counts
-    np.testing.assert_array_equal(fig.data[0].y, r.value_error)
+    error = next(fig for title, fig in figs.items() if title.startswith("Value error"))
+    np.testing.assert_array_equal(error.data[0].y, r.value_error)
+    # in a max form the clip fraction is the zero-gradient share: one curve, not two
+    assert not any("zero-gradient share" in t.name for _, fig in training_figures(simulate()) for t in fig.data)
 
 
 def test_closed_fraction_is_what_the_docs_say():

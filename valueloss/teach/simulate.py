@@ -280,8 +280,10 @@ def loss_rows(form: str, v: torch.Tensor, R: torch.Tensor, v_old: torch.Tensor, 
     clipfrac = verl_wins.to(v.dtype).mean(dim=-1)
     outside = (v - v_old).abs() > eps  # where clip(v) is a constant: the clipped term has no gradient
     if f.combine_rule == "max":
-        per_token = tf_maximum(loss_unclipped, loss_clipped) if f.tie_rule == "tensorflow" else torch.max(
-            loss_unclipped, loss_clipped
+        per_token = (
+            tf_maximum(loss_unclipped, loss_clipped)
+            if f.tie_rule == "tensorflow"
+            else torch.max(loss_unclipped, loss_clipped)
         )
         zero_grad = outside & torch.gt(loss_clipped, loss_unclipped)  # the constant clipped term wins
     elif f.combine_rule == "clip-only":
@@ -671,8 +673,7 @@ def wall_caption(result: SimResult) -> str:
         )
     elif cfg.critic == "table" and cfg.optimizer == "sgd":
         what = (
-            f"moved more than eps from v_old ({form.short}'s clip-only loss freezes every token "
-            "outside the band)"
+            f"moved more than eps from v_old ({form.short}'s clip-only loss freezes every token outside the band)"
             if form.combine_rule == "clip-only"
             else "moved more than eps toward R while still nearer R than the band edge"
         )

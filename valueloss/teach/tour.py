@@ -508,7 +508,8 @@ def _reveal_first_minibatch() -> Reveal:
     # verl's loss on each rollout's whole batch before any step: vpreds are the stored values themselves.
     v_old, targets = torch.from_numpy(result.v_old), torch.from_numpy(result.targets)
     at_start = max(
-        _f(compute_value_loss(v.clone(), r, v, torch.ones_like(v), cfg.eps)[1]) for v, r in zip(v_old, targets, strict=True)
+        _f(compute_value_loss(v.clone(), r, v, torch.ones_like(v), cfg.eps)[1])
+        for v, r in zip(v_old, targets, strict=True)
     )
     first_values = result.vf_clipfrac[first_epoch]
     later_max = float(result.vf_clipfrac[~first_epoch].max())
@@ -697,7 +698,8 @@ STEPS: tuple[TourStep, ...] = (
         key="zero-gradient",
         tab="2 · Zero gradient?",
         question="Will this token's gradient be zero?",
-        scenario=_token_words(*_token(PRESETS["past-band-toward-R"])) + ": the critic moved 0.5 toward R, more than eps.",
+        scenario=_token_words(*_token(PRESETS["past-band-toward-R"]))
+        + ": the critic moved 0.5 toward R, more than eps.",
         choices=_choices(
             ("zero", "Yes, exactly 0: the token stops learning until the next rollout"),
             ("full", "No: it is 2(v − R) = −1, pulling v on toward R as usual"),
