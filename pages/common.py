@@ -19,6 +19,7 @@ from streamlit.errors import StreamlitAPIException
 from pages import registry
 from valueloss import CONVENTIONS
 from valueloss.teach.explain import CONVENTION_LABELS
+from valueloss.teach.glossary import GLOSSARY, mentioned
 from valueloss.tools.batch import MAX_TOKENS, PADDING_CHOICES, SYNTHETIC_PARAMS, Batch, synthetic_batch
 from valueloss.tools.batch_files import load_batch_file
 from valueloss.viz.theme import COLORS, legend_html
@@ -394,10 +395,30 @@ def page_setup(title: str, question: str) -> None:
     guard_query_params()
     read_old_link_keys(registry.page_for_title(title))
     st.html(PAGE_CSS)  # style only: Streamlit applies it without taking room on the page
+    st.session_state[_TERMS_SAID] = set()  # explain_terms explains each term once per run of the page
     st.title(title)
     st.caption(question)
-    with st.sidebar, st.expander("Legend: notation and colours", expanded=False):
+    legend()
+
+
+_TERMS_SAID = "_terms_said"  # session_state: the glossary terms this run of the page has explained
+
+
+def legend() -> None:
+    """The shared legend in the sidebar: the notation and its colours, then the terms of art."""
+    with st.sidebar, st.expander("Legend: notation, colours and terms", expanded=False):
         st.html(legend_html())
+        st.markdown("\n".join(f"- {t.sentence}" for t in GLOSSARY))
+
+
+def explain_terms(*texts: str) -> None:
+    """Under text that uses terms of art (σ_R, gas, DDP, #6957...), one caption that explains those the page has
+    not explained yet in this run: each term is explained where it is first used."""
+    said = st.session_state.setdefault(_TERMS_SAID, set())
+    new = [t for t in mentioned(*texts) if t.term not in said]
+    if new:
+        said.update(t.term for t in new)
+        st.caption(" ".join(t.sentence for t in new))
 
 
 def share_link() -> None:

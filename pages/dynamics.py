@@ -79,7 +79,8 @@ def _stored(params: tuple, _computed=None):
 
 
 def run(config: SimConfig):
-    """The run and its eps sweep, from the cache or computed now with a progress bar."""
+    """The run and its eps sweep, from the cache, or computed now under a progress bar that follows the work
+    to its end: training, the eps sweep, then the figures (the animation takes as long as the training)."""
     key = tuple(sorted(asdict(config).items()))
     try:
         return _stored(key)
@@ -87,10 +88,12 @@ def run(config: SimConfig):
         pass
     bar = st.progress(0.0, text="Simulating…")
     try:
-        result = simulate(config, progress=lambda f, msg: bar.progress(0.7 * f, text=f"Training: {msg}"))
+        result = simulate(config, progress=lambda f, msg: bar.progress(0.5 * f, text=f"Training: {msg}"))
         sweep = None
         if config.gap != 0 and config.form.combine_rule is not None:
-            sweep = sweep_eps(config, progress=lambda f, msg: bar.progress(0.7 + 0.3 * f, text=f"eps sweep: {msg}"))
+            sweep = sweep_eps(config, progress=lambda f, msg: bar.progress(0.5 + 0.2 * f, text=f"eps sweep: {msg}"))
+        bar.progress(0.7, text="Drawing the moving wall and the training logs…")
+        figures(key, result, sweep, config.eps)  # built under the bar, then found in the cache below
     finally:
         bar.empty()
     return _stored(key, _computed=(result, sweep))

@@ -114,7 +114,8 @@ else:
             d = dialect_grid(name, pair, fixed, eps if entry.eps_units == "return" else rllib_bound, half_width, n)
             shown = (d["grad"][::stride, ::stride], d["frozen"][::stride, ::stride])
             # the library in lines of a panel's width on a phone; its formula is in the table below
-            panels.append(("<br>".join(textwrap.wrap(entry.library, PANEL_TITLE_CHARS)), *shown))
+            lines = textwrap.wrap(entry.library, PANEL_TITLE_CHARS, break_long_words=False, break_on_hyphens=False)
+            panels.append(("<br>".join(lines), *shown))
             rows.append(  # key columns first: on a narrow window the table scrolls, the share stays in view
                 {
                     "library": entry.library,

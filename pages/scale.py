@@ -11,7 +11,7 @@ import math
 import pandas as pd
 import streamlit as st
 
-from pages.common import metric_row, page_setup, share_link, shows_errors
+from pages.common import explain_terms, metric_row, page_setup, share_link, shows_errors
 from valueloss import AGG_MODES, scale
 from valueloss.tools import distributed as dist_run
 from valueloss.viz.scale import multiplier_figure, weights_figure
@@ -123,7 +123,9 @@ with shows_errors("Cannot split this batch"):
 if result is not None:
     split, reports, series, micro_b, rank_b, curves = result
     chosen = next(r for r in reports if r.scheme.key == scheme_key)
-    st.info(scale.multiplier_sentence(chosen, split))
+    sentence = scale.multiplier_sentence(chosen, split)
+    st.info(sentence)
+    explain_terms(sentence)
     for note in chosen.notes:
         st.warning(note)
     lo, hi = chosen.weights.relative_range()
@@ -170,10 +172,12 @@ if result is not None:
     can_run = 2 <= dp <= MAX_RUN_RANKS
     if not can_run:
         st.warning(f"Real runs use 2 to {MAX_RUN_RANKS} ranks: set the dp size to one of those (now {dp}).")
-    st.caption(
+    run_words = (
         "Starts one torch.distributed process per rank (gloo on 127.0.0.1), each with its shard of this batch and a "
         "linear value head; DDP averages the accumulated gradients. Takes a few seconds per rank."
     )
+    st.caption(run_words)
+    explain_terms(run_words)
     run_key = (tuple(lengths), dp, k, budget, mode, eps, seed, scheme_key)
     if st.button("Run on real processes", key="sc_run", disabled=not can_run, type="primary"):
         cfg = dist_run.RunConfig(
@@ -230,3 +234,4 @@ st.subheader("Findings")
 for text, keys in scale.FINDINGS:
     links = ", ".join(f"[{key}]({scale.THREADS[key]})" for key in keys)
     st.markdown(f"- {text} ({links})")
+explain_terms(*(text for text, _ in scale.FINDINGS))

@@ -10,7 +10,7 @@ import secrets
 
 import streamlit as st
 
-from pages.common import page_setup, share_link, shows_errors
+from pages.common import explain_terms, page_setup, share_link, shows_errors
 from pages.live_token import scratch_token_explorer
 from valueloss.teach.tour import (
     STEPS,
@@ -81,6 +81,7 @@ def render_step(i: int, step: TourStep) -> None:
     st.markdown(f"##### Step {i + 1} of {len(STEPS)}")
     st.markdown(f"### {step.question}")
     st.caption(step.scenario)
+    explain_terms(step.question, step.scenario)
     order = shuffled_choices(step.key, st.session_state["t_seed"])
     labels, captions = [c.label for c in order], [c.text for c in order]
     locked = st.session_state.get(LOCKED_KEYS[i])

@@ -127,7 +127,7 @@ def test_a_typed_eps_goes_as_far_as_the_batch_pages_take_it():
     at = run_link("", {"eps": "5", "v": "0.5"})
     assert at.number_input(key="eps").value == 5.0 and link_notice(at) is None
     assert live_component(at)["state"]["eps"] == 5.0 and live_component(at)["limits"]["eps"] == [0.0, EPS_MAX]
-    too_far = run_link("", {"eps": str(2 * EPS_MAX)})
+    too_far = run_link("", {"eps": f"{2 * EPS_MAX:g}"})
     assert too_far.number_input(key="eps").value == PRESETS["inside"].eps
     assert f"eps = {2 * EPS_MAX:g}: outside the range its control allows; using {PRESETS['inside'].eps:g}" in (
         link_notice(too_far) or ""

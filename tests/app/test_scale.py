@@ -68,10 +68,10 @@ def test_url_sets_split_scheme_and_mode():
     assert "Real runs use 2 to 4 ranks" in at.warning[0].value
     assert at.button(key="sc_run").disabled is True
     # changing a widget changes the numbers
-    at.selectbox(key="sc_scheme").set_value("verl-engine-local").run()
+    at.selectbox(key="sc_scheme").set_value(label("verl-engine-local")).run()
     _, before = core(dp=1, k=None, budget=60, mode="seq-mean-token-mean")
     assert metric(at, "learning-rate multiplier") == f"{before.weights.multiplier:.4g}×"
-    assert at.selectbox(key="sc_scheme").value == "verl-engine-local"
+    assert at.selectbox(key="sc_scheme").value == label("verl-engine-local")  # the picker lists the labels (the link carries them)
 
 
 @pytest.mark.parametrize(

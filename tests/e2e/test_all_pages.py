@@ -23,7 +23,7 @@ def test_page_loads_cleanly(page, app_url, url_path):
     assert_no_exception(page)
     assert page.locator("h1").first.is_visible()
     # The shared legend is in every page's sidebar.
-    assert page.get_by_text("Legend: notation and colours").first.is_visible()
+    assert page.get_by_text("Legend: notation, colours and terms").first.is_visible()
 
 
 @pytest.mark.e2e
