@@ -74,11 +74,13 @@ _LONGEST_SHOWN = 2000
 _DROPPED_NOTE = "_dropped_link_values"  # session_state: what the guard dropped, for the rerun to say
 
 
-def number_table(data, formats: dict[str, str]) -> None:
-    """``data`` as a dataframe without its index, each column named in ``formats`` shown with that printf format."""
+def number_table(data, formats: dict[str, str], order: list[str] | None = None) -> None:
+    """``data`` as a dataframe without its index, each column named in ``formats`` shown with that printf format,
+    in the column ``order`` given (default: the data's)."""
     st.dataframe(
         data,
         hide_index=True,
+        column_order=order,
         column_config={column: st.column_config.NumberColumn(format=f) for column, f in formats.items()},
     )
 
@@ -377,10 +379,14 @@ def cached_upload(name: str, file_id: str, width: int | None, _data: bytes) -> B
 
 
 # Plotly's toolbar appears on hover in a figure's top-right corner, where on a narrow window it covered the
-# figure's title or legend: every page gives it a band of its own above each figure.
+# figure's title or legend: every page gives it a band of its own above each figure. The band is a margin of
+# the element that holds the figure (that element is exactly the figure's height and clips what overflows it,
+# so space made inside it would cut the figure's bottom off), and the toolbar moves up into it.
 _TOOLBAR_BAND = 28  # px, the toolbar's height and a little air
 PAGE_CSS = f"""<style>
-[data-testid="stPlotlyChart"] {{ padding-top: {_TOOLBAR_BAND}px; }}
+[data-testid="stElementContainer"]:has([data-testid="stPlotlyChart"]) {{
+  margin-top: {_TOOLBAR_BAND}px; overflow: visible;
+}}
 [data-testid="stPlotlyChart"] .js-plotly-plot {{ overflow: visible !important; }}
 [data-testid="stPlotlyChart"] .modebar-container {{ top: -{_TOOLBAR_BAND}px !important; }}
 </style>"""

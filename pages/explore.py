@@ -89,6 +89,6 @@ with shows_errors("Could not evaluate this token"):
         why=f"{r.why_winner} Gradient: {r.why_grad}",
         on_release=release_to_widgets("live", {k: k for k in STATE_KEYS}, LIMITS),
     )
-    st.caption(region_map_caption(v_old, R, eps) + " The sidebar sliders move the same numbers.")
+    st.caption(region_map_caption(v_old, R, eps) + " The sidebar controls hold the same numbers.")
 
 render_export_token(v_old, R, eps, v, convention)

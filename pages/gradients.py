@@ -144,7 +144,7 @@ else:
             "the band, even one that moved away from R; RLlib clips the loss, not the value, so it freezes tokens "
             f"whose squared error exceeds vf_clip_param wherever they sit. The shares are counted on the {n} × {n} "
             "points of the map above, like its caption"
-            + (f"; the panels draw every {stride}th point." if stride > 1 else ".")
+            + (f"; the panels draw one point in {stride} along each axis." if stride > 1 else ".")
         )
 
 st.subheader("Tie inspector: autograd at exact boundaries")
@@ -171,7 +171,12 @@ else:
 dtype = t5.selectbox("dtype", list(DTYPES), key="g_dtype", bind="query-params")
 with shows_errors("Could not build this tie"):
     table = ties(case, tie_v_old, tie_R, tie_eps, dtype)
-    number_table(table, {"share of 2(v − R)": "%.4g", "autograd d max/dv": "%.6g", "closed form": "%.6g"})
+    shares_first = ["convention", "share of 2(v − R)", "autograd d max/dv", "closed form", "bit-identical"]
+    number_table(  # the answer next to the row's name: on a phone the other columns scroll
+        table,
+        {"share of 2(v − R)": "%.4g", "autograd d max/dv": "%.6g", "closed form": "%.6g"},
+        order=shares_first + [c for c in table[0] if c not in shares_first],
+    )
     if not all(row["terms equal"] for row in table):
         st.warning(
             "With these numbers the two terms are not exactly equal in floating point for every convention, so "

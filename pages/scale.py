@@ -138,7 +138,7 @@ if result is not None:
                 "pass on the whole mini-batch (the reference): how much larger, on average, the critic's step is.",
             ),
             (
-                "gradient along the reference",
+                "gradient along the reference, per token",
                 fmt(chosen.grad_ratio),
                 "Per token: ⟨g, g_ref⟩ / |g_ref|², g = d loss / d vpreds (one number per token prediction) "
                 "accumulated over this split, g_ref the same for the whole mini-batch in one backward pass. The "
@@ -224,7 +224,7 @@ if result is not None:
             f"for the value head's weights: measured {run['measured_ratio']:.6g}, predicted "
             f"{run['predicted_ratio']:.6g}. This ratio is ⟨g, g_ref⟩ / |g_ref|² for g = d loss / d (w, bias), each "
             "token's gradient times its features summed over the tokens, so it weighs tokens by their features "
-            "and differs from the per-token figure above unless every token weighs the same. "
+            "and differs from the per-token ratio above unless every token weighs the same. "
             f"{len(run['logged_per_rank'])} ranks finished in {run['elapsed_s']:.1f} s."
         )
     elif last is not None:

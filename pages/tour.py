@@ -69,7 +69,7 @@ def outcome(i: int, step: TourStep) -> bool | None:
 
 def nav_buttons(i: int) -> None:
     """Previous and next step, each as wide as its label (the row wraps on a phone, no label is cut)."""
-    row = st.container(horizontal=True, horizontal_alignment="distribute")
+    row = st.container(horizontal=True, horizontal_alignment="distribute" if i > 0 else "right")
     if i > 0:
         row.button(f"← {TABS[i - 1]}", key=f"t_prev{i + 1}", on_click=go_to, args=(TABS[i - 1],))
     if i + 1 < len(STEPS):

@@ -105,8 +105,8 @@ LAYOUT_SHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "layout"
 
 # What is cut or covered on screen, as a list of findings (empty: the page is clean):
 # - text cut by an ellipsis (a metric label, a widget label, a table header): its full width is wider than its box;
-# - text of a Plotly figure (title, subplot title, legend entry, axis title) that runs past the figure's edge, or
-#   a title or axis title over another;
+# - text of a Plotly figure (title, subplot title, legend entry, axis title) that runs past the figure's edge (or
+#   the element that holds it), a title or axis title over another, or a legend entry over one;
 # - Plotly's toolbar (the modebar, shown here as on hover) over a title, a subplot title or the legend.
 LAYOUT_JS = r"""
 () => {
@@ -122,7 +122,12 @@ LAYOUT_JS = r"""
   }
   document.querySelectorAll(".js-plotly-plot").forEach((plot) => {
     if (!visible(plot)) return;
-    const frame = box(plot);
+    // what is seen of the figure: its own box, inside the element that holds it (which clips what overflows)
+    const own = box(plot), holder = box(plot.closest("[data-testid=stElementContainer]") || plot);
+    const frame = {
+      left: Math.max(own.left, holder.left), right: Math.min(own.right, holder.right),
+      top: Math.max(own.top, holder.top), bottom: Math.min(own.bottom, holder.bottom),
+    };
     const texts = [...plot.querySelectorAll(".gtitle, .annotation-text-g text, .legendtext, .g-xtitle text, .g-ytitle text")]
       .filter((t) => box(t).width > 0 && t.textContent.trim());
     for (const t of texts) {
@@ -131,10 +136,15 @@ LAYOUT_JS = r"""
         out.push("past the figure's edge: " + t.textContent.slice(0, 80));
     }
     const labels = texts.filter((t) => !t.classList.contains("legendtext"));
-    for (let i = 0; i < labels.length; i++)
+    const entries = texts.filter((t) => t.classList.contains("legendtext"));
+    for (let i = 0; i < labels.length; i++) {
       for (let j = i + 1; j < labels.length; j++)
         if (overlap(box(labels[i]), box(labels[j])))
           out.push("text over text: " + labels[i].textContent.slice(0, 40) + " / " + labels[j].textContent.slice(0, 40));
+      for (const e of entries)
+        if (overlap(box(labels[i]), box(e)))
+          out.push("legend over: " + labels[i].textContent.slice(0, 40) + " / " + e.textContent.slice(0, 40));
+    }
     const bar = plot.querySelector(".modebar");
     if (!bar || !visible(bar)) return;
     for (const t of plot.querySelectorAll(".gtitle, .annotation-text-g, .legend .bg, .legend .scrollbox")) {

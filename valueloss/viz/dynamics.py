@@ -339,13 +339,15 @@ def _log_figure(result: SimResult, lines: list[dict], y_title: str, **yaxis) -> 
     """One training log against the update, its legend under it (a short figure that fits a phone's width)."""
     data = [dict(type="scatter", mode="lines", **line) for line in lines]
     legend = len(lines) > 1
+    rows = 21 * len(lines) if legend else 0  # one entry per row under the axis title: its height is known
     layout = dict(
-        height=300 if legend else 260,
+        height=260 + rows,
         font=FONT,
-        margin=dict(l=55, r=15, t=10, b=55),
+        margin=dict(l=55, r=15, t=10, b=55 + rows),
         showlegend=legend,
-        # under the axis title; plotly widens the bottom margin to fit it, in as many rows as the width needs
-        legend=dict(orientation="h", yanchor="top", y=-0.3, x=0, font=dict(size=12)),
+        legend=dict(
+            orientation="h", yref="container", yanchor="bottom", y=0, x=0, entrywidth=1, entrywidthmode="fraction"
+        ),
         xaxis=dict(title=dict(text="update", standoff=4)),
         yaxis=dict(title=dict(text=y_title), **yaxis),
         shapes=_rollout_lines(result),
@@ -412,6 +414,7 @@ def training_figures(result: SimResult) -> list[tuple[str, go.Figure]]:
                 [dict(x=u_updates, y=result.vf_loss.tolist(), name="vf_loss", line=max_line)],
                 "vf_loss",
                 type="log",
+                dtick=1,  # a label per decade: the 2 and 5 between them crowd a short axis
             ),
         ),
         (
