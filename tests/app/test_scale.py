@@ -49,7 +49,7 @@ def test_default_page_shows_the_cores_numbers():
     at = run()
     split, rep = core()
     assert metric(at, "learning-rate multiplier") == f"{rep.weights.multiplier:.4g}×"
-    assert metric(at, "gradient along the reference") == f"{rep.grad_ratio:.4g}×"
+    assert metric(at, "gradient along the reference, per token") == f"{rep.grad_ratio:.4g}×"
     assert at.info[0].value == scale.multiplier_sentence(rep, split)
     logged = at.dataframe[0].value
     assert list(logged["scheme"]) == [s.label for s in scale.SCHEMES.values()]
