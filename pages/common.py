@@ -401,7 +401,7 @@ def page_setup(title: str, question: str) -> None:
     guard_query_params()
     read_old_link_keys(registry.page_for_title(title))
     st.html(PAGE_CSS)  # style only: Streamlit applies it without taking room on the page
-    st.session_state[_TERMS_SAID] = set()  # explain_terms explains each term once per run of the page
+    explain_terms_afresh()
     st.title(title)
     st.caption(question)
     legend()
@@ -415,6 +415,12 @@ def legend() -> None:
     with st.sidebar, st.expander("Legend: notation, colours and terms", expanded=False):
         st.html(legend_html())
         st.markdown("\n".join(f"- {t.sentence}" for t in GLOSSARY))
+
+
+def explain_terms_afresh() -> None:
+    """From here on, explain every term again: at the start of a page's run, or of a fragment's rerun (whose
+    earlier captions are redrawn with it)."""
+    st.session_state[_TERMS_SAID] = set()
 
 
 def explain_terms(*texts: str) -> None:

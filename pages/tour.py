@@ -10,7 +10,7 @@ import secrets
 
 import streamlit as st
 
-from pages.common import explain_terms, page_setup, share_link, shows_errors
+from pages.common import explain_terms, explain_terms_afresh, page_setup, share_link, shows_errors
 from pages.live_token import scratch_token_explorer
 from valueloss.teach.tour import (
     STEPS,
@@ -127,6 +127,40 @@ def render_step(i: int, step: TourStep) -> None:
     nav_buttons(i)
 
 
+@st.fragment
+def tour() -> None:
+    """The progress, the tabs and the open step. A fragment: checking an answer or moving between steps reruns
+    this part only, not the page's title, legend, share link and navigation."""
+    explain_terms_afresh()
+    summary = st.container()
+
+    # Bound to the URL, the tabs rerun the page when switched and say which one is open: only that step is drawn.
+    tabs = st.tabs(TABS, key="t_step", bind="query-params")
+    for i, (step, tab) in enumerate(zip(STEPS, tabs, strict=True)):
+        if tab.open:
+            with tab:
+                render_step(i, step)
+
+    outcomes = []
+    with shows_errors("Tour progress"):
+        outcomes = [outcome(i, step) for i, step in enumerate(STEPS)]
+    answered = sum(o is not None for o in outcomes)
+    right = sum(o is True for o in outcomes)
+    if answered:
+        st.query_params[PROGRESS_PARAM] = progress_code(outcomes)
+    with summary:
+        shared = st.session_state.get("t_shared")
+        text = shared_progress_words(shared) if shared and not answered else None
+        if text:
+            st.info(text, icon=":material/share:")
+        st.progress(answered / len(STEPS), text=f"Answered {answered} of {len(STEPS)} · {right} right")
+        if answered == len(STEPS):
+            st.success(
+                f"Tour complete: {right} of {len(STEPS)} predicted right. The link in your address bar shares this "
+                "progress, not your answers."
+            )
+
+
 page_setup(
     "Guided tour",
     f"Predict, then see: {len(STEPS)} questions people asked in real issue threads, each answered live by the same "
@@ -136,30 +170,4 @@ page_setup(
 st.session_state.setdefault("t_seed", secrets.randbelow(2**31))
 st.session_state.setdefault("t_shared", st.query_params.get(PROGRESS_PARAM))
 share_link()
-summary = st.container()
-
-# Bound to the URL, the tabs rerun the page when switched and say which one is open: only that step is drawn.
-tabs = st.tabs(TABS, key="t_step", bind="query-params")
-for i, (step, tab) in enumerate(zip(STEPS, tabs, strict=True)):
-    if tab.open:
-        with tab:
-            render_step(i, step)
-
-outcomes = []
-with shows_errors("Tour progress"):
-    outcomes = [outcome(i, step) for i, step in enumerate(STEPS)]
-answered = sum(o is not None for o in outcomes)
-right = sum(o is True for o in outcomes)
-if answered:
-    st.query_params[PROGRESS_PARAM] = progress_code(outcomes)
-with summary:
-    shared = st.session_state.get("t_shared")
-    text = shared_progress_words(shared) if shared and not answered else None
-    if text:
-        st.info(text, icon=":material/share:")
-    st.progress(answered / len(STEPS), text=f"Answered {answered} of {len(STEPS)} · {right} right")
-    if answered == len(STEPS):
-        st.success(
-            f"Tour complete: {right} of {len(STEPS)} predicted right. The link in your address bar shares this "
-            "progress, not your answers."
-        )
+tour()

@@ -77,7 +77,12 @@ def test_the_tour_explains_6957_in_its_step():
     from valueloss.teach.tour import STEPS, get_step
 
     at = page_test("tour")
+    at.session_state["t_seed"] = 0
     at.query_params["t_step"] = get_step("micro-batches").tab
     at.run()
     assert any("**#6957** (verl pull request 6957" in c.value for c in at.caption)
     assert STEPS[-1].key == "micro-batches"
+    # checking the answer reruns the tour's fragment, which explains its terms afresh
+    at.radio(key=f"t_a{len(STEPS)}").set_value("A")
+    at.button(key=f"t_check{len(STEPS)}").click().run()
+    assert at.get("plotly_chart") and any("**#6957** (verl pull request 6957" in c.value for c in at.caption)

@@ -28,11 +28,22 @@ sys.path.insert(0, str(ROOT))
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_FLAGS, serve_app  # noqa: E402
 from tests.e2e.helpers import goto, wait_ready  # noqa: E402
 
-DONE = "() => document.querySelector('[data-test-script-state=notRunning]') !== null"
+# Notes every change of the app's script state, including a run that starts and ends between two checks.
+WATCH = """() => { window.__ran = false; new MutationObserver((records) => { for (const r of records)
+  if (r.oldValue === 'running' || r.target.getAttribute('data-test-script-state') === 'running') window.__ran = true;
+}).observe(document.body, {attributes: true, attributeOldValue: true, subtree: true,
+  attributeFilter: ['data-test-script-state']}); }"""
+DONE = "() => window.__ran && document.querySelector('[data-test-script-state=notRunning]') !== null"
 
 
-def _finished(page, condition: str, arg=None) -> None:
-    page.wait_for_function(condition, arg=arg, timeout=120_000)
+def _armed(page) -> None:
+    """From now on, wait for a run that starts after this call."""
+    page.evaluate("() => { window.__ran = false; }")
+
+
+def _finished(page, condition: str | None = None) -> None:
+    if condition:
+        page.wait_for_function(condition, timeout=120_000)
     page.wait_for_function(DONE, timeout=120_000)
 
 
@@ -41,6 +52,7 @@ def tour_checks(page, url: str, rounds: int) -> list[list[float]]:
     out = []
     for _ in range(rounds):
         goto(page, url, "tour")
+        page.evaluate(WATCH)
         times = []
         for tab in page.get_by_role("tab").all():
             tab.click()
@@ -48,6 +60,7 @@ def tour_checks(page, url: str, rounds: int) -> list[list[float]]:
             panel = page.locator("[data-testid=stTabPanel]:visible").first
             panel.locator("[data-testid=stRadioGroup] label").first.click()
             wait_ready(page)
+            _armed(page)
             t0 = time.perf_counter()
             panel.get_by_role("button", name="Check my answer").click()
             _finished(
@@ -64,6 +77,7 @@ def tour_checks(page, url: str, rounds: int) -> list[list[float]]:
 def dynamics_runs(page, url: str, rounds: int) -> dict[str, list[float]]:
     """Seconds per "Run simulation": with a seed not simulated yet, and back on one simulated before."""
     goto(page, url, "dynamics")
+    page.evaluate(WATCH)
     out = {"new": [], "again": []}
     seed = page.get_by_label("seed", exact=True).first
     button = page.get_by_role("button", name="Run simulation")
@@ -71,10 +85,10 @@ def dynamics_runs(page, url: str, rounds: int) -> dict[str, list[float]]:
     for i in range(rounds):
         for kind, value in (("new", 100 + i), ("again", 0)):
             seed.fill(str(value))
-            before = page.evaluate("() => window.location.href")
+            _armed(page)
             t0 = time.perf_counter()
             button.click()
-            _finished(page, "(b) => window.location.href !== b", before)
+            _finished(page)
             out[kind].append(time.perf_counter() - t0)
             assert page.evaluate(metric)
     return out
