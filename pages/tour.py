@@ -116,8 +116,17 @@ def render_step(i: int, step: TourStep) -> None:
         st.plotly_chart(figure(step.key), width="stretch", key=f"t_fig{i + 1}")
         if {"v_old", "R", "eps", "current"} <= result.data.keys():
             d = result.data
-            with st.expander("Drag it yourself: this token in the live explorer (verl's clip)"):
-                scratch_token_explorer(key=f"t_live{i + 1}", v=d["current"], v_old=d["v_old"], R=d["R"], eps=d["eps"])
+            # mounted when opened: the explorer draws a region map and two plots, work a check need not wait for
+            drag = st.expander(
+                "Drag it yourself: this token in the live explorer (verl's clip)",
+                key=f"t_drag{i + 1}",
+                on_change="rerun",
+            )
+            if drag.open:
+                with drag:
+                    scratch_token_explorer(
+                        key=f"t_live{i + 1}", v=d["current"], v_old=d["v_old"], R=d["R"], eps=d["eps"]
+                    )
         st.markdown(f"**Why.** {step.explanation}")
         links = " · ".join(f"[{t.label}]({t.url})" + (f" ({t.title})" if t.title else "") for t in step.threads)
         st.markdown(f"**Asked in:** {links}")

@@ -54,6 +54,10 @@ def test_tour_checks_an_answer_and_keeps_it(page, app_url):
     assert "t_a1=" not in page.url
     # Locked once revealed: the answer cannot be changed any more.
     expect(panel.locator("[data-testid=stRadio] input").first).to_be_disabled()
+    # The live explorer mounts when its expander is opened, on the step's own token.
+    assert panel.locator("[data-handle=v]").count() == 0
+    panel.get_by_text("Drag it yourself").first.click()
+    expect(panel.locator("[data-handle=v]").first).to_have_attribute("aria-valuenow", "1", timeout=TIMEOUT_MS)
     # The step opens its scenario live on One token.
     expect(panel.get_by_role("link", name="One token →")).to_have_attribute(
         "href", "./explore?v_old=5&R=10&eps=0.2&v=1"
