@@ -9,6 +9,7 @@ import math
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import numpy as np
 import streamlit as st
@@ -19,6 +20,7 @@ from pages import registry
 from valueloss import CONVENTIONS
 from valueloss.notation import COLORS, legend_html
 from valueloss.teach.explain import CONVENTION_LABELS
+from valueloss.teach.glossary import GLOSSARY, mentioned
 from valueloss.tools.batch import MAX_TOKENS, PADDING_CHOICES, SYNTHETIC_PARAMS, Batch, synthetic_batch
 from valueloss.tools.batch_files import load_batch_file
 
@@ -72,21 +74,23 @@ _LONGEST_SHOWN = 2000
 _DROPPED_NOTE = "_dropped_link_values"  # session_state: what the guard dropped, for the rerun to say
 
 
-def number_table(data, formats: dict[str, str]) -> None:
-    """``data`` as a dataframe without its index, each column named in ``formats`` shown with that printf format."""
+def number_table(data, formats: dict[str, str], order: list[str] | None = None) -> None:
+    """``data`` as a dataframe without its index, each column named in ``formats`` shown with that printf format,
+    in the column ``order`` given (default: the data's)."""
     st.dataframe(
         data,
         hide_index=True,
+        column_order=order,
         column_config={column: st.column_config.NumberColumn(format=f) for column, f in formats.items()},
     )
 
 
 def metric_row(metrics: list[tuple[str, object, str | None]]) -> None:
-    """(label, value, help) metrics side by side, 210 px each: they wrap two by two on a narrow window
-    instead of cutting their labels off."""
-    row = st.container(horizontal=True, gap="small")
+    """(label, value, help) metrics side by side, each as wide as its label and value: they wrap onto the next
+    line on a narrow window instead of cutting their labels off (a fixed width cut the longer ones)."""
+    row = st.container(horizontal=True, gap="medium")
     for label, value, help_text in metrics:
-        row.metric(label, value, help=help_text, width=210)
+        row.metric(label, value, help=help_text, width="content")
 
 
 def literal(text: object) -> str:
@@ -156,7 +160,7 @@ def read_old_link_keys(entry: registry.PageEntry) -> None:
 
 
 def guard_query_params() -> list[str]:
-    """Drop every infinite query value before any widget reads it; say which, and why.
+    """Drop every infinite query value before any widget reads it (the rerun's notice says which, and why).
 
     One rule for every page and every bound widget (a number, a slider, a selectbox alike), so a new
     widget needs no entry in a table. Dropping the value also removes it from the browser's address,
@@ -168,19 +172,180 @@ def guard_query_params() -> list[str]:
         if any(_unusable_query_value(v) for v in values):
             dropped[key] = values[0]
     if dropped:
-        st.session_state[_DROPPED_NOTE] = dropped  # shown by the rerun, whose widgets no longer see them
+        st.session_state[_DROPPED_NOTE] = dropped  # said by the rerun's notice, whose widgets no longer see them
         _rewrite_query_then_rerun(list(dropped), {})
-    dropped = st.session_state.pop(_DROPPED_NOTE, {})
-    if dropped:
-        shown = ", ".join(f"{key[:40]}={value[:40]}" for key, value in dropped.items())
-        st.warning(
-            literal(
-                f"Ignored the link's {shown}: an infinite number, which no control takes. "
-                "The default is used instead; change it with the control."
-            ),
-            icon=":material/link_off:",
-        )
     return list(dropped)
+
+
+# ------------------------------------------------------------------------------------------------
+# What a link asked for and could not get: one notice, on every page
+
+
+@dataclass(frozen=True)
+class LinkValue:
+    """A value of the link that the page did not use as given: the key, what the link said, what is used, why."""
+
+    key: str
+    given: str
+    used: str | None  # None: nothing on this page reads the key
+    why: str
+
+
+_LINK_NOTES = "_link_notes"  # session_state: page url path -> the LinkValues still shown
+_STREAMLIT_KEYS = ("embed", "embed_options")  # Streamlit's own query keys
+
+
+def link_values() -> dict[str, list[str]]:
+    """The query string as this run starts: every key with all its values (``report_link_values`` compares)."""
+    return {key: st.query_params.get_all(key) for key in st.query_params}
+
+
+def _shown(value) -> str:
+    """A control's value as the link would carry it."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_shown(v) for v in value) or "none"
+    return "empty" if value is None else str(value)
+
+
+def _as_number(text: str) -> float | None:
+    try:
+        x = float(text)
+    except (ValueError, OverflowError):
+        return None
+    return x if math.isfinite(x) else None
+
+
+def _taken(given: list[str], used) -> bool:
+    """Whether a control now holding ``used`` took the link's ``given`` values (as Streamlit parses them)."""
+    last = given[-1] if given else ""
+    if isinstance(used, bool):
+        return last.lower() == str(used).lower()
+    if isinstance(used, (int, float)):
+        return _as_number(last) == used
+    if isinstance(used, (list, tuple)):
+        return len(given) == len(used) and all(_taken([g], u) for g, u in zip(given, used, strict=True))
+    if used is None:
+        return last == ""
+    return last == str(used)
+
+
+def _why(given: list[str], used) -> str:
+    """In a few words, why a control could not take ``given`` (what kind of value it holds tells which)."""
+    number = _as_number(given[-1]) if given else None
+    if isinstance(used, bool):
+        return "not true or false"
+    if isinstance(used, (int, float)) or used is None:
+        if number is None:
+            return "not a number"
+        if isinstance(used, int) and number != int(number):
+            return "not a whole number"
+        return "outside the range its control allows"
+    if isinstance(used, (list, tuple)):
+        return "not among its choices, or more of them than it takes"
+    return "not one of its choices"
+
+
+def unused_link_values(
+    entry: registry.PageEntry, given: dict[str, list[str]], after: dict[str, list[str]], state
+) -> list[LinkValue]:
+    """The link's values this page did not use as given, from the query string the run started with (``given``),
+    the one it ended with (``after``) and the controls' values (``state``: session state).
+
+    A control bound to the URL holds its key in session state; a value it could not take (out of range, not a
+    number, not an option) left it at its default, and Streamlit took it out of the address. A value is taken
+    when the control holds it, or when the address still carries it (a picker with labels stores the label
+    there and the option in its state). A key no control of this page reads is reported only when it is
+    another page's key, or no page's.
+    """
+    out = []
+    for key, values in given.items():
+        if key in _STREAMLIT_KEYS:
+            continue
+        if key in state:
+            used = state[key]
+            simple = isinstance(used, (bool, int, float, str, list, tuple)) or used is None  # not a component's
+            if simple and not _taken(values, used) and after.get(key) != values:
+                out.append(LinkValue(key, ", ".join(values), _shown(used), _why(values, used)))
+            continue
+        if entry.owns(key) or any(key.startswith(old) for old in entry.legacy_prefixes):
+            continue  # the page's own key, read in another of its modes (or not by a control, like t_progress)
+        owners = [p.title for p in registry.PAGES if not p.hidden and p.owns(key)]
+        why = f"a setting of {owners[0]}, not of {entry.title}" if owners else "not a setting of any page"
+        out.append(LinkValue(key, ", ".join(values), None, why))
+    return out
+
+
+def run_and_report(entry: registry.PageEntry, run) -> None:
+    """Run a page (``run()``), then say above it what of the link it could not use (:func:`report_link_values`)
+    and, on the default page, whether the link named no page at all (:func:`report_unknown_path`). The query
+    string is read before the page's widgets take it and correct it."""
+    notices = st.container()
+    given = link_values()
+    run()
+    if entry.default:
+        report_unknown_path(notices)
+    report_link_values(notices, entry, given)
+
+
+_UNKNOWN_PATH_SAID = "_unknown_path_said"  # session_state: the page list is offered once per visit
+
+
+def unknown_path(url: str | None, base: str = "") -> str | None:
+    """The path of ``url`` when no page of the app serves it (Streamlit then says "Page not found" and runs
+    the default page), else None. ``base``: the server's baseUrlPath, which is not part of a page's path."""
+    if not url:
+        return None
+    path = urlsplit(url).path.strip("/")
+    base = base.strip("/")
+    if base and (path == base or path.startswith(base + "/")):
+        path = path[len(base) :].strip("/")
+    return None if path in registry.served_paths() else path
+
+
+def report_unknown_path(container) -> None:
+    """A link to a path no page serves lands on the default page: say so once, and list the pages to go to."""
+    if st.session_state.get(_UNKNOWN_PATH_SAID):
+        return
+    path = unknown_path(st.context.url, st.get_option("server.baseUrlPath") or "")
+    if path is None:
+        return
+    st.session_state[_UNKNOWN_PATH_SAID] = True
+    pages = " · ".join(f"[{p.title}](./{p.url_path})" for p in registry.PAGES if not p.hidden)
+    container.info(f"There is no page at /{literal(path[:80])}, so this is the first page. The pages: {pages}.")
+
+
+def report_link_values(container, entry: registry.PageEntry, given: dict[str, list[str]]) -> None:
+    """Say, in ``container`` (above the page), which of the link's values the page could not use: the key, the
+    value given, the value used and why. A note stays while its control still holds the value used (a rerun
+    does not hide it) and goes once the visitor changes it."""
+    notes = dict(st.session_state.get(_LINK_NOTES, {}))
+    kept = [
+        n
+        for n in notes.get(entry.url_path, [])
+        if (_shown(st.session_state.get(n.key)) == n.used if n.used is not None else n.key in st.query_params)
+    ]
+    dropped = st.session_state.pop(_DROPPED_NOTE, {})
+    fresh = [
+        LinkValue(key, value, _shown(st.session_state.get(key)), "an infinite number, which no control takes")
+        for key, value in dropped.items()
+    ] + unused_link_values(entry, given, link_values(), st.session_state)
+    shown = list({n.key: n for n in kept + fresh}.values())
+    notes[entry.url_path] = shown
+    st.session_state[_LINK_NOTES] = notes
+    if not shown:
+        return
+    lines = [
+        f"- {literal(n.key[:40])} = {literal(n.given[:40])}: {n.why}; "
+        + ("ignored." if n.used is None else f"using {literal(n.used[:40])}.")
+        for n in shown
+    ]
+    container.warning(
+        "**This link asked for values the page cannot use:**\n" + "\n".join(lines), icon=":material/link_off:"
+    )
 
 
 def app_icon(size: int = 32) -> Image.Image:
@@ -215,6 +380,20 @@ def cached_upload(name: str, file_id: str, width: int | None, _data: bytes) -> B
     return load_batch_file(name, _data, width=width)
 
 
+# Plotly's toolbar appears on hover in a figure's top-right corner, where on a narrow window it covered the
+# figure's title or legend: every page gives it a band of its own above each figure. The band is a margin of
+# the element that holds the figure (that element is exactly the figure's height and clips what overflows it,
+# so space made inside it would cut the figure's bottom off), and the toolbar moves up into it.
+_TOOLBAR_BAND = 28  # px, the toolbar's height and a little air
+PAGE_CSS = f"""<style>
+[data-testid="stElementContainer"]:has([data-testid="stPlotlyChart"]) {{
+  margin-top: {_TOOLBAR_BAND}px; overflow: visible;
+}}
+[data-testid="stPlotlyChart"] .js-plotly-plot {{ overflow: visible !important; }}
+[data-testid="stPlotlyChart"] .modebar-container {{ top: -{_TOOLBAR_BAND}px !important; }}
+</style>"""
+
+
 def page_setup(title: str, question: str) -> None:
     """Title, the one question this page answers, and the shared legend in the sidebar.
 
@@ -223,10 +402,37 @@ def page_setup(title: str, question: str) -> None:
     _run_through_app()
     guard_query_params()
     read_old_link_keys(registry.page_for_title(title))
+    st.html(PAGE_CSS)  # style only: Streamlit applies it without taking room on the page
+    explain_terms_afresh()
     st.title(title)
     st.caption(question)
-    with st.sidebar, st.expander("Legend: notation and colours", expanded=False):
+    legend()
+
+
+_TERMS_SAID = "_terms_said"  # session_state: the glossary terms this run of the page has explained
+
+
+def legend() -> None:
+    """The shared legend in the sidebar: the notation and its colours, then the terms of art."""
+    with st.sidebar, st.expander("Legend: notation, colours and terms", expanded=False):
         st.html(legend_html())
+        st.markdown("\n".join(f"- {t.sentence}" for t in GLOSSARY))
+
+
+def explain_terms_afresh() -> None:
+    """From here on, explain every term again: at the start of a page's run, or of a fragment's rerun (whose
+    earlier captions are redrawn with it)."""
+    st.session_state[_TERMS_SAID] = set()
+
+
+def explain_terms(*texts: str) -> None:
+    """Under text that uses terms of art (σ_R, gas, DDP, #6957...), one caption that explains those the page has
+    not explained yet in this run: each term is explained where it is first used."""
+    said = st.session_state.setdefault(_TERMS_SAID, set())
+    new = [t for t in mentioned(*texts) if t.term not in said]
+    if new:
+        said.update(t.term for t in new)
+        st.caption(" ".join(t.sentence for t in new))
 
 
 def share_link() -> None:
@@ -265,10 +471,13 @@ def shows_errors(what: str):
         st.error(literal(f"{what}: {err}"))
 
 
+EPS_MAX = 1000.0  # the largest clip parameter a page takes: eps in the units of unnormalised RLHF returns
+
+
 def eps_input(label: str, key: str, value: float, help: str) -> float:
-    """The clip parameter as the Batch and Sanity check pages take it: typed, 0 to 1000 in steps of 0.01,
-    three decimals, bound to the URL."""
-    return st.number_input(label, 0.0, 1000.0, value, 0.01, format="%.3f", key=key, bind="query-params", help=help)
+    """The clip parameter as One token, Batch and Sanity check take it: typed, 0 to ``EPS_MAX`` in steps of
+    0.01, three decimals, bound to the URL."""
+    return st.number_input(label, 0.0, EPS_MAX, value, 0.01, format="%.3f", key=key, bind="query-params", help=help)
 
 
 def upload_width_input(prefix: str) -> int | None:

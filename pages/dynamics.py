@@ -11,8 +11,10 @@ from valueloss.teach.simulate import (
     CLOSE_FRACTION,
     CRITICS,
     LOSS_FORMS,
+    LOSS_LABELS,
     OPTIMIZERS,
     SimConfig,
+    loss_form,
     pushed_while_frozen_note,
     rule_of_thumb,
     same_step_note,
@@ -21,13 +23,15 @@ from valueloss.teach.simulate import (
     sweep_eps,
     wall_caption,
 )
-from valueloss.viz.dynamics import sweep_figure, training_curves, wall_animation
+from valueloss.viz.dynamics import sweep_figure, training_figures, wall_animation
 
 DEFAULT = SimConfig()
 LR_OPTIONS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 3.0)
 CRITIC_CAPTIONS = ("one free value per token", "a small MLP: every token shares its weights")
-LOSS_CAPTIONS = ("verl / PPO2: max of both terms", "Stable-Baselines3: clip only, no max", "plain squared error")
+# The radio's options are the labels themselves, so a link carries exactly what the page shows (with a
+# format_func Streamlit writes the label into the URL and keeps the option in its state, and they disagree).
 OPT_LABELS = {"sgd": "SGD", "adam": "Adam"}
+OPT_BY_LABEL = {label: name for name, label in OPT_LABELS.items()}
 
 # Starting points, each one answering a question. Values go into the bound widgets, so the URL follows.
 SCENARIOS = {
@@ -44,8 +48,9 @@ SCENARIO_HELP = {
     "Table + Adam": "Adam's momentum keeps a zero-gradient token moving for a few steps.",
     "RLHF gap": "A return gap of 6 with TRL's eps = 0.2: the rule says 30 rollouts; compare the unclipped run.",
     "SB3 form": "Stable-Baselines3's clip-only loss: no max and no ½. Every token outside the band gets zero "
-    "gradient, even one that moved away from R; here all tokens move toward R, so the same tokens freeze as in verl, "
-    "and the missing ½ makes each step twice as large (the page compares it with verl at twice the learning rate).",
+    "gradient, even one that moved away from R; here all tokens move toward R, so the same tokens freeze as in a max "
+    "form, and the missing ½ makes each step twice as large (the page compares it with the max form of the same clip "
+    "at twice the learning rate).",
     "eps = 0": "The band has no width: a token learns only on the first minibatch of each rollout (v = v_old), "
     "one optimizer step per rollout, and every later move toward R has zero gradient.",
 }
@@ -74,7 +79,8 @@ def _stored(params: tuple, _computed=None):
 
 
 def run(config: SimConfig):
-    """The run and its eps sweep, from the cache or computed now with a progress bar."""
+    """The run and its eps sweep, from the cache, or computed now under a progress bar that follows the work
+    to its end: training, the eps sweep, then the figures (the animation takes as long as the training)."""
     key = tuple(sorted(asdict(config).items()))
     try:
         return _stored(key)
@@ -82,10 +88,12 @@ def run(config: SimConfig):
         pass
     bar = st.progress(0.0, text="Simulating…")
     try:
-        result = simulate(config, progress=lambda f, msg: bar.progress(0.7 * f, text=f"Training: {msg}"))
+        result = simulate(config, progress=lambda f, msg: bar.progress(0.5 * f, text=f"Training: {msg}"))
         sweep = None
-        if config.gap != 0 and config.loss != "unclipped":
-            sweep = sweep_eps(config, progress=lambda f, msg: bar.progress(0.7 + 0.3 * f, text=f"eps sweep: {msg}"))
+        if config.gap != 0 and config.form.combine_rule is not None:
+            sweep = sweep_eps(config, progress=lambda f, msg: bar.progress(0.5 + 0.2 * f, text=f"eps sweep: {msg}"))
+        bar.progress(0.7, text="Drawing the moving wall and the training logs…")
+        figures(key, result, sweep, config.eps)  # built under the bar, then found in the cache below
     finally:
         bar.empty()
     return _stored(key, _computed=(result, sweep))
@@ -93,19 +101,20 @@ def run(config: SimConfig):
 
 @st.cache_resource(max_entries=16, show_spinner=False)
 def figures(params: tuple, _result, _sweep, eps: float):
-    """The three figures of one run, built once: the animation alone takes ~0.4 s to assemble."""
+    """The figures of one run, built once per run (the animation is the costly one)."""
     sweep = None if _sweep is None else sweep_figure(_sweep, eps)
-    return wall_animation(_result), training_curves(_result), sweep
+    return wall_animation(_result), training_figures(_result), sweep
 
 
-@st.cache_data(show_spinner="Running verl with the same step size…", max_entries=16)
+@st.cache_data(show_spinner="Running the max form with the same step size…", max_entries=16)
 def twin_run(params: tuple):
-    """The like-with-like verl run for an SB3 run (no eps sweep: only its rollouts to close are shown)."""
+    """The like-with-like max-form run for a clip-only run (no eps sweep: only its rollouts to close are shown)."""
     return simulate(SimConfig(**dict(params)))
 
 
 def apply_scenario(name: str) -> None:
-    st.session_state.update({_WIDGET_KEYS[k]: v for k, v in SCENARIOS[name].items()})
+    values = {**SCENARIOS[name], "optimizer": OPT_LABELS[SCENARIOS[name]["optimizer"]]}
+    st.session_state.update({_WIDGET_KEYS[k]: v for k, v in values.items()})
 
 
 page_setup(
@@ -133,16 +142,18 @@ with st.sidebar:
             help="A table has one free number per token, so a token moves only through its own gradient. "
             "A network shares its weights: every step moves every token.",
         )
-        loss = st.radio(
-            "loss",
+        loss = st.selectbox(  # options are the registry's names, which the link carries (a label would not be)
+            "loss (library)",
             LOSS_FORMS,
-            captions=LOSS_CAPTIONS,
             key="d_loss",
             bind="query-params",
-            help="verl / PPO2: 0.5·mean(max((v−R)², (clip(v)−R)²)). SB3: mean((R − clip(v))²): no max, so every "
-            "token outside the band has zero gradient (verl pulls back the ones that moved away from R), and no 0.5, "
-            "so at one learning rate its steps are twice verl's. Unclipped: 0.5·mean((v−R)²).",
+            help="The library's value loss as the registry describes it: max of both terms or the clipped term "
+            "alone (Stable-Baselines3: every token outside the band has zero gradient, even one that moved away "
+            "from R), with or without ½ (without it, steps are twice as large at one learning rate), and its clip "
+            "convention and tie rule, which decide the gradient at exact ties (eps = 0). The simulator's minibatch "
+            "is a flat set of real tokens, so each library's aggregation is its mean.",
         )
+        st.caption(f"{LOSS_LABELS[loss]}: {loss_form(loss).formula}")
         eps = st.slider(
             "eps: clip range (return units)",
             0.0,
@@ -154,7 +165,10 @@ with st.sidebar:
             help="The band v_old ± eps. Compared with v − v_old, so it lives in the units of the returns.",
         )
         c1, c2 = st.columns(2)
-        optimizer = c1.radio("optimizer", OPTIMIZERS, format_func=OPT_LABELS.get, key="d_opt", bind="query-params")
+        optimizer_label = c1.radio(
+            "optimizer", [OPT_LABELS[o] for o in OPTIMIZERS], key="d_opt", bind="query-params"
+        )
+        optimizer = OPT_BY_LABEL[optimizer_label]
         lr = c2.select_slider("learning rate", LR_OPTIONS, DEFAULT.lr, key="d_lr", bind="query-params")
         st.caption("Stable: table + SGD up to ~4, shared + SGD up to ~0.3, Adam 0.01 – 0.3.")
         st.subheader("Targets")
@@ -228,7 +242,7 @@ if result is not None:
         ]
     )
 
-    if cfg.eps == 0 and cfg.loss != "unclipped":
+    if cfg.eps == 0 and cfg.form.combine_rule is not None:
         st.info(rule_help, icon=":material/info:")
     twin_cfg = same_step_twin(cfg)
     if twin_cfg is not None:
@@ -239,7 +253,11 @@ if result is not None:
             )
 
     st.subheader("The moving wall")
-    wall_fig, curves_fig, sweep_fig = figures(tuple(sorted(asdict(cfg).items())), result, sweep, cfg.eps)
+    wall_fig, log_figs, sweep_fig = figures(tuple(sorted(asdict(cfg).items())), result, sweep, cfg.eps)
+    st.markdown(
+        "Three tokens (the smallest, the median and the largest gap). **Now**: each against its band "
+        "v_old ± eps; **right**: each token's whole run, the band stepping at every rollout."
+    )
     st.plotly_chart(wall_fig, width="stretch", key="d_wall")
     st.caption(wall_caption(result))
     pushed = pushed_while_frozen_note(result)
@@ -247,7 +265,10 @@ if result is not None:
         (st.info if pushed[0] == "pushed" else st.success)(pushed[1])
 
     st.subheader("Training logs")
-    st.plotly_chart(curves_fig, width="stretch", key="d_curves")
+    columns = st.columns(2) + st.columns(2)  # two rows of two; Streamlit stacks the columns on a phone
+    for i, (col, (title, fig)) in enumerate(zip(columns, log_figs, strict=True)):
+        col.markdown(f"**{title}**")
+        col.plotly_chart(fig, width="stretch", key=f"d_log{i}")
     st.caption(
         "vf_clipfrac is 0 on the first minibatch of every rollout (v = v_old there) and climbs as tokens cross "
         "their band; in the max form it equals the share of tokens with zero gradient."

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages.common import page_setup, share_link, shows_errors
+from pages.common import EPS_MAX, eps_input, page_setup, share_link, shows_errors
 from pages.export_panel import render_export_token
 from pages.live_token import STATE_KEYS, live_token_explorer, release_to_widgets
 from valueloss import CONVENTIONS
@@ -17,7 +17,6 @@ from valueloss.teach.explain import CONVENTION_LABELS, region_map_caption, token
 from valueloss.teach.presets import PRESETS
 
 V_MIN, V_MAX = -10.0, 10.0  # RLHF-scale returns fit
-EPS_MAX = 2.0
 STEP = 0.01
 LIMITS = {"v": (V_MIN, V_MAX), "v_old": (V_MIN, V_MAX), "R": (V_MIN, V_MAX), "eps": (0.0, EPS_MAX)}
 DEFAULT = PRESETS["inside"]
@@ -30,7 +29,7 @@ def apply_preset(key: str) -> None:
 
 
 def number_slider(key: str, label: str, help_text: str) -> float:
-    """One of the four numbers as a sidebar slider over LIMITS[key], starting at the default preset, bound to the URL."""
+    """v, v_old or R as a sidebar slider over LIMITS[key], starting at the default preset, bound to the URL."""
     lo, hi = LIMITS[key]
     return st.slider(label, lo, hi, getattr(DEFAULT, key), STEP, key=key, bind="query-params", help=help_text)
 
@@ -46,10 +45,12 @@ with st.sidebar:
         "The critic's value when the rollout was collected. Fixed for every epoch of this PPO update.",
     )
     R = number_slider("R", "R: return target", "GAE advantage + v_old: what the critic is trained toward.")
-    eps = number_slider(
-        "eps",
+    eps = eps_input(  # typed, as far as Batch and Sanity check take it; the plot's band edges drag it too
         "ε: clip range (cliprange_value)",
-        "In return units: how far v may move from v_old before the clipped term can take over.",
+        "eps",
+        DEFAULT.eps,
+        f"In return units: how far v may move from v_old before the clipped term can take over. 0 to {EPS_MAX:g}; "
+        "drag a band edge on the plot to move it.",
     )
     v = number_slider(
         "v",
@@ -88,6 +89,6 @@ with shows_errors("Could not evaluate this token"):
         why=f"{r.why_winner} Gradient: {r.why_grad}",
         on_release=release_to_widgets("live", {k: k for k in STATE_KEYS}, LIMITS),
     )
-    st.caption(region_map_caption(v_old, R, eps) + " The sidebar sliders move the same numbers.")
+    st.caption(region_map_caption(v_old, R, eps) + " The sidebar controls hold the same numbers.")
 
 render_export_token(v_old, R, eps, v, convention)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 import streamlit as st
 import torch
 
-from pages.common import AXIS_PAIRS, MIN_POINTS, number_table, page_setup, plane_controls, share_link, shows_errors
+from pages.common import AXIS_PAIRS, number_table, page_setup, plane_controls, share_link, shows_errors
 from valueloss import DIALECTS, REGION_ZERO_GRAD, axis_values, evaluate_grid
 from valueloss.dialect_grads import TIE_CASES, dialect_token_grad, tie_point, tie_table
 from valueloss.teach.explain import CONVENTION_WORDS, TIE_WORDS, gradient_map_caption, tie_caption
@@ -14,6 +16,8 @@ from valueloss.viz.surfaces import band_edge_lines, dialect_gradients_figure, gr
 
 DEFAULT_DIALECTS = ["verl", "sb3", "torchrl", "rllib"]
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
+PANEL_POINTS = 100  # points per axis the four side-by-side panels draw, at most
+PANEL_TITLE_CHARS = 14  # a panel's title per line: two panels side by side on a 390 px phone
 
 
 def plane(pair: str, fixed: float, half_width: float, n: int) -> tuple[str, str, str, np.ndarray]:
@@ -63,17 +67,9 @@ with shows_errors("Could not evaluate the gradient on this plane"):
     m = max_form(pair, fixed, eps, half_width, n, convention)
     axis = m["axis"]
     edges = band_edge_lines(x_axis, y_axis, axis, axis, v_old=fixed, eps=eps)
+    st.markdown(f"**d max/dv per token**, before verl's ½ ({convention} convention)")
     st.plotly_chart(
-        gradient_map_figure(
-            axis,
-            axis,
-            m["grad"],
-            m["frozen"],
-            x_axis=x_axis,
-            y_axis=y_axis,
-            edges=edges,
-            title=f"d max/dv per token, before verl's ½ ({convention} convention)",
-        ),
+        gradient_map_figure(axis, axis, m["grad"], m["frozen"], x_axis=x_axis, y_axis=y_axis, edges=edges),
         width="stretch",
         theme=None,
         key="g_main",
@@ -90,14 +86,19 @@ chosen = st.multiselect(
     bind="query-params",
     max_selections=4,
 )
+RLLIB = DIALECTS["rllib"]
 rllib_bound = st.number_input(
-    "vf_clip_param of RLlib since ray 1.12 (a bound on the squared error, in loss units; RLlib's default is 10)",
+    f"{RLLIB.param_name} of {RLLIB.library.split(' (')[0]} (bounds the squared error; its default is "
+    f"{RLLIB.default_eps:g})",
     min_value=0.0,
     max_value=1000.0,
-    value=1.0,
+    value=float(RLLIB.default_eps),
     step=0.5,
     key="g_rllib",
     bind="query-params",
+    help=f"RLlib clamps the squared error (v − R)² at {RLLIB.param_name} instead of clipping v, so this is in "
+    f"squared return units and eps does not carry over. At the default {RLLIB.default_eps:g} a token is frozen only "
+    f"where |v − R| > {RLLIB.default_eps**0.5:.3g}: widen the plane, or lower the bound (1: |v − R| > 1), to see it.",
 )
 if not chosen:
     st.info("Pick at least one library to compare.")
@@ -105,13 +106,16 @@ else:
     with shows_errors("Could not evaluate the libraries' gradients"):
         panels = []
         rows = []
-        n_side = max(MIN_POINTS, n // 2)  # four panels side by side: half the resolution each way is plenty
-        side_axis = axis_values(fixed - half_width, fixed + half_width, n_side)
-        side_edges = band_edge_lines(x_axis, y_axis, side_axis, side_axis, v_old=fixed, eps=eps)
+        # The grid of the map above: the table's shares and the caption's are counted on the same points. The four
+        # panels draw every ``stride``-th of those points (each is a quarter of the width), the counts use them all.
+        stride = max(1, n // PANEL_POINTS)
         for name in chosen:
             entry = DIALECTS[name]
-            d = dialect_grid(name, pair, fixed, eps if entry.eps_units == "return" else rllib_bound, half_width, n_side)
-            panels.append((f"{entry.library}<br>{entry.formula_text}", d["grad"], d["frozen"]))
+            d = dialect_grid(name, pair, fixed, eps if entry.eps_units == "return" else rllib_bound, half_width, n)
+            shown = (d["grad"][::stride, ::stride], d["frozen"][::stride, ::stride])
+            # the library in lines of a panel's width on a phone; its formula is in the table below
+            lines = textwrap.wrap(entry.library, PANEL_TITLE_CHARS, break_long_words=False, break_on_hyphens=False)
+            panels.append(("<br>".join(lines), *shown))
             rows.append(  # key columns first: on a narrow window the table scrolls, the share stays in view
                 {
                     "library": entry.library,
@@ -120,7 +124,7 @@ else:
                 }
             )
         st.plotly_chart(
-            dialect_gradients_figure(side_axis, side_axis, panels, x_axis=x_axis, y_axis=y_axis, edges=side_edges),
+            dialect_gradients_figure(axis[::stride], axis[::stride], panels, x_axis=x_axis, y_axis=y_axis, edges=edges),
             width="stretch",
             theme=None,
             key="g_dialect_maps",
@@ -138,7 +142,9 @@ else:
             "Each panel is autograd of that library's own loss for a batch of one token, constant factors included "
             "(verl's ½, none in SB3), on one shared colour scale. SB3's clip-only form freezes every token outside "
             "the band, even one that moved away from R; RLlib clips the loss, not the value, so it freezes tokens "
-            "whose squared error exceeds vf_clip_param wherever they sit."
+            f"whose squared error exceeds vf_clip_param wherever they sit. The shares are counted on the {n} × {n} "
+            "points of the map above, like its caption"
+            + (f"; the panels draw one point in {stride} along each axis." if stride > 1 else ".")
         )
 
 st.subheader("Tie inspector: autograd at exact boundaries")
@@ -165,7 +171,12 @@ else:
 dtype = t5.selectbox("dtype", list(DTYPES), key="g_dtype", bind="query-params")
 with shows_errors("Could not build this tie"):
     table = ties(case, tie_v_old, tie_R, tie_eps, dtype)
-    number_table(table, {"share of 2(v − R)": "%.4g", "autograd d max/dv": "%.6g", "closed form": "%.6g"})
+    shares_first = ["convention", "share of 2(v − R)", "autograd d max/dv", "closed form", "bit-identical"]
+    number_table(  # the answer next to the row's name: on a phone the other columns scroll
+        table,
+        {"share of 2(v − R)": "%.4g", "autograd d max/dv": "%.6g", "closed form": "%.6g"},
+        order=shares_first + [c for c in table[0] if c not in shares_first],
+    )
     if not all(row["terms equal"] for row in table):
         st.warning(
             "With these numbers the two terms are not exactly equal in floating point for every convention, so "

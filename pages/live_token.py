@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import streamlit as st
 
+from pages.common import EPS_MAX
 from valueloss.notation import BAND_FILL, COLORS, DASHES, REGION_COLORS, WIDTHS, ZERO_GRAD_FILL
 from valueloss.teach.explain import REGION_LABELS, token_readout
 from valueloss.viz.base import AXIS_TITLES
@@ -129,7 +130,7 @@ def scratch_token_explorer(*, key: str, v: float, v_old: float, R: float, eps: f
             return
         new = dict(st.session_state.get(state_key) or state)
         for name, value in released.items():
-            lo, hi = (0.0, 2.0) if name == "eps" else (-10.0, 10.0)
+            lo, hi = (0.0, EPS_MAX) if name == "eps" else (-10.0, 10.0)
             if (
                 name in STATE_KEYS
                 and isinstance(value, (int, float))
@@ -148,7 +149,7 @@ def scratch_token_explorer(*, key: str, v: float, v_old: float, R: float, eps: f
         eps=state["eps"],
         convention=convention,
         value_range=(-10.0, 10.0),
-        eps_range=(0.0, 2.0),
+        eps_range=(0.0, EPS_MAX),
         step=0.01,
         why=f"{r.why_winner} Gradient: {r.why_grad}",
         on_release=keep_release,

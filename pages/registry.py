@@ -6,7 +6,13 @@ whose keys are the notation itself, exactly its ``url_keys``). No key belongs to
 check that against the widgets each page really binds.
 
 Links stay stable: Loss surfaces moved from ``s_`` (which Sanity check also used) to ``sf_``, and a link
-that still carries ``s_...`` on /surfaces is read as ``sf_...`` (``legacy_prefixes``).
+that still carries ``s_...`` on /surfaces is read as ``sf_...`` (``legacy_prefixes``). A page also answers at
+its ``aliases`` (``/sanity``, ``/one-token``): hidden pages of the same script, since Streamlit's navigation
+has no public hook for an unknown path (it shows "Page not found" and runs the default page, which then lists
+the pages: ``pages.common.report_link_values``).
+
+app.py runs every page through :func:`run_navigation`, which afterwards says which of the link's values the
+page's controls could not take (``pages.common.report_link_values``): one notice, on every page.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ class PageEntry:
     legacy_prefixes: tuple[str, ...] = ()  # earlier prefixes, still read from old links
     default: bool = False  # served at "/" (its own url_path is reserved, not served)
     hidden: bool = False  # not listed in the navigation
+    aliases: tuple[str, ...] = ()  # more url paths serving the same page (hidden): /sanity, /one-token
 
     def owns(self, key: str) -> bool:
         """Whether ``key`` is one of this page's URL keys."""
@@ -44,10 +51,28 @@ class PageEntry:
 ONE_TOKEN_KEYS = ("v_old", "R", "eps", "v", "conv", "live")
 
 PAGES: tuple[PageEntry, ...] = (
-    PageEntry("Learn", "pages/tour.py", "Guided tour", ":material/explore:", "tour", url_prefix="t_"),
-    PageEntry("Learn", "pages/dynamics.py", "Critic dynamics", ":material/animation:", "dynamics", url_prefix="d_"),
+    PageEntry(
+        "Learn", "pages/tour.py", "Guided tour", ":material/explore:", "tour", url_prefix="t_", aliases=("guided-tour",)
+    ),
+    PageEntry(
+        "Learn",
+        "pages/dynamics.py",
+        "Critic dynamics",
+        ":material/animation:",
+        "dynamics",
+        url_prefix="d_",
+        aliases=("critic-dynamics",),
+    ),
     PageEntry("Learn", "pages/clipping.py", "Does clipping help?", ":material/science:", "clipping", url_prefix="ab_"),
-    PageEntry("Explore", "pages/explore.py", "One token", ":material/my_location:", "explore", url_keys=ONE_TOKEN_KEYS),
+    PageEntry(
+        "Explore",
+        "pages/explore.py",
+        "One token",
+        ":material/my_location:",
+        "explore",
+        url_keys=ONE_TOKEN_KEYS,
+        aliases=("one-token", "token"),
+    ),
     # The default page is served at "/" only (its own url_path is reserved, not served), so One token is
     # listed once at /explore, where deep links like /explore?v=0.5 land, and served again, hidden, at "/".
     PageEntry(
@@ -55,7 +80,7 @@ PAGES: tuple[PageEntry, ...] = (
         "pages/explore.py",
         "One token",
         ":material/my_location:",
-        "one-token",
+        "index",
         url_keys=ONE_TOKEN_KEYS,
         default=True,
         hidden=True,
@@ -68,11 +93,18 @@ PAGES: tuple[PageEntry, ...] = (
         "surfaces",
         url_prefix="sf_",
         legacy_prefixes=("s_",),
+        aliases=("loss-surfaces",),
     ),
     PageEntry("Explore", "pages/gradients.py", "Gradients", ":material/functions:", "gradients", url_prefix="g_"),
     PageEntry("Tools", "pages/batch.py", "Batch", ":material/inventory_2:", "batch", url_prefix="b_"),
     PageEntry(
-        "Tools", "pages/sanity.py", "Sanity check", ":material/health_and_safety:", "sanity-check", url_prefix="s_"
+        "Tools",
+        "pages/sanity.py",
+        "Sanity check",
+        ":material/health_and_safety:",
+        "sanity-check",
+        url_prefix="s_",
+        aliases=("sanity",),
     ),
     PageEntry("Tools", "pages/your_run.py", "Your run", ":material/monitoring:", "your-run", url_prefix="yr_"),
     PageEntry("Tools", "pages/timing.py", "Timing", ":material/timer:", "timing", url_prefix="tm_"),
@@ -96,22 +128,36 @@ def page_for_script(script: str) -> PageEntry:
     return matches[0]
 
 
+def page_for_path(url_path: str) -> PageEntry:
+    """The entry serving ``url_path`` (an alias included; "" is the default page)."""
+    for p in PAGES:
+        if (p.default and url_path == "") or (not p.default and url_path in (p.url_path, *p.aliases)):
+            return p
+    raise KeyError(f"no page at /{url_path} in pages/registry.py")
+
+
+def served_paths() -> list[str]:
+    """Every url path the navigation serves, aliases included ("" is the root)."""
+    return [path for p in PAGES for path in ([""] if p.default else [p.url_path, *p.aliases])]
+
+
 def navigation_pages() -> dict[str, list]:
-    """``st.navigation``'s argument: the sections in order, each with its ``st.Page`` objects."""
+    """``st.navigation``'s argument: the sections in order, each with its ``st.Page`` objects (aliases hidden)."""
     import streamlit as st
 
     sections: dict[str, list] = {}
     for p in PAGES:
-        sections.setdefault(p.section, []).append(
-            st.Page(
-                APP_FOLDER / p.script,
-                title=p.title,
-                icon=p.icon,
-                url_path=p.url_path,
-                default=p.default,
-                visibility="hidden" if p.hidden else "visible",
+        for url_path, hidden in ((p.url_path, p.hidden), *((alias, True) for alias in p.aliases)):
+            sections.setdefault(p.section, []).append(
+                st.Page(
+                    APP_FOLDER / p.script,
+                    title=p.title,
+                    icon=p.icon,
+                    url_path=url_path,
+                    default=p.default and url_path == p.url_path,
+                    visibility="hidden" if hidden else "visible",
+                )
             )
-        )
     return sections
 
 
@@ -121,9 +167,13 @@ def started_from_app_py() -> bool:
 
 
 def run_navigation() -> None:
-    """app.py's router: the navigation from the page table, then the chosen page."""
+    """app.py's router: the navigation from the page table, then the chosen page, and above it what the page
+    could not take from the link (``pages.common.run_and_report``)."""
     import streamlit as st
+
+    from pages.common import run_and_report  # pages.common imports this module
 
     global navigation_ran
     navigation_ran = True
-    st.navigation(navigation_pages()).run()
+    page = st.navigation(navigation_pages())
+    run_and_report(page_for_path(page.url_path), page.run)

@@ -11,7 +11,7 @@ import math
 import pandas as pd
 import streamlit as st
 
-from pages.common import links_markdown, literal, page_setup, share_link, shows_errors
+from pages.common import explain_terms, links_markdown, literal, metric_row, page_setup, share_link, shows_errors
 from valueloss import AGG_MODES, scale
 from valueloss.teach import scale_text
 from valueloss.tools import distributed as dist_run
@@ -20,6 +20,7 @@ from valueloss.viz.scale import multiplier_figure, weights_figure
 
 PREFIX = "sc_"
 MAX_RUN_RANKS = 4
+SCHEME_BY_LABEL = {scale.SCHEMES[key].label: key for key in scale.SCHEME_KEYS}
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -43,7 +44,7 @@ def cached_analysis(lengths: tuple, dp: int, k: int | None, budget: int | None, 
         r.scheme.key: (r.scheme.label, scale.multiplier_curve(list(lengths), dp, r.scheme, mode, counts=counts))
         for r in reports
     }
-    figures = (weights_figure(series, micro_b, rank_b), multiplier_figure(curves, k))
+    figures = (weights_figure(series, micro_b, rank_b), multiplier_figure(curves, split.micro_per_rank if k else None))
     return split, reports, figures, pd.DataFrame(scale.logged_rows(reports))
 
 
@@ -157,8 +158,11 @@ def show_result(run: dict) -> None:
     )
     st.markdown(
         f"**Measured vs predicted:** max |difference| {run['max_abs_measured_vs_predicted']:.2g}; "
-        f"**vs single process:** {run['max_abs_measured_vs_reference']:.2g}. Gradient along the reference: "
-        f"measured {run['measured_ratio']:.6g}, predicted {run['predicted_ratio']:.6g}. "
+        f"**vs single process:** {run['max_abs_measured_vs_reference']:.2g}. Gradient along the reference, "
+        f"for the value head's weights: measured {run['measured_ratio']:.6g}, predicted "
+        f"{run['predicted_ratio']:.6g}. This ratio is ⟨g, g_ref⟩ / |g_ref|² for g = d loss / d (w, bias), each "
+        "token's gradient times its features summed over the tokens, so it weighs tokens by their features "
+        "and differs from the per-token ratio above unless every token weighs the same. "
         f"{len(run['logged_per_rank'])} ranks finished; the whole run took {run['wall_s']:.1f} s."
     )
 
@@ -215,15 +219,17 @@ with st.sidebar:
     st.subheader("Loss")
     mode = st.selectbox("loss_agg_mode", AGG_MODES, key="sc_agg", bind="query-params")
     eps = st.slider("eps (cliprange_value)", 0.0, 2.0, 0.2, 0.01, key="sc_eps", bind="query-params")
-    scheme_key = st.selectbox(
+    # The options are the labels themselves, so a link carries what the page shows (a format_func would put the
+    # label in the URL and the key in the state, and they disagree).
+    scheme_label = st.selectbox(
         "library and version",
-        scale.SCHEME_KEYS,
-        format_func=lambda key: scale.SCHEMES[key].label,
+        list(SCHEME_BY_LABEL),
         key="sc_scheme",
         bind="query-params",
         help="How that trainer normalises each micro-batch's critic loss; the figures show every scheme, "
         "this one is described in words and run on real processes.",
     )
+    scheme_key = SCHEME_BY_LABEL[scheme_label]
 
 lengths = scale.mask_tail(cached_lengths(n, mean_len, spread, seed), empty)
 st.caption(
@@ -239,23 +245,41 @@ with shows_errors("Cannot split this batch"):
 if result is not None:
     split, reports, (weights_fig, multiplier_fig), logged_table = result
     chosen = next(r for r in reports if r.scheme.key == scheme_key)
-    st.info(scale_text.multiplier_sentence(chosen, split))
+    sentence = scale_text.multiplier_sentence(chosen, split)
+    st.info(sentence)
+    explain_terms(sentence)
     for note in chosen.notes:
         st.warning(note)
     lo, hi = chosen.weights.relative_range()
-    cols = st.columns(4)
-    cols[0].metric("learning-rate multiplier", fmt(chosen.weights.multiplier), help="sum of token weights / reference")
-    cols[1].metric("gradient along the reference", fmt(chosen.grad_ratio), help="<g, g_ref> / |g_ref|²")
-    cols[2].metric("smallest token weight", fmt(lo))
-    cols[3].metric("largest token weight", fmt(hi))
+    metric_row(
+        [
+            (
+                "learning-rate multiplier",
+                fmt(chosen.weights.multiplier),
+                "The sum of every real token's weight in the accumulated loss, over the same sum for one backward "
+                "pass on the whole mini-batch (the reference): how much larger, on average, the critic's step is.",
+            ),
+            (
+                "gradient along the reference, per token",
+                fmt(chosen.grad_ratio),
+                "Per token: ⟨g, g_ref⟩ / |g_ref|², g = d loss / d vpreds (one number per token prediction) "
+                "accumulated over this split, g_ref the same for the whole mini-batch in one backward pass. The "
+                "real run below reports the same ratio for the value head's weights instead (see there).",
+            ),
+            ("smallest token weight", fmt(lo), "The lightest real token, relative to its weight in the reference."),
+            ("largest token weight", fmt(hi), "The heaviest real token, relative to its weight in the reference."),
+        ]
+    )
     st.caption(
         f"Split: {split.dp_size} rank(s) × {split.micro_per_rank} micro-batch(es); tokens per micro-batch "
         + "; ".join(f"rank {r}: {t}" for r, t in enumerate(split.micro_tokens()))
     )
 
-    left, right = st.columns(2)
-    left.plotly_chart(weights_fig, width="stretch", key="sc_fig_weights")
-    right.plotly_chart(multiplier_fig, width="stretch", key="sc_fig_mult")
+    # One under the other: each legend names five schemes, and needs the page's width to stay inside its figure.
+    st.markdown("**Weight of every token**, relative to the single-batch loss")
+    st.plotly_chart(weights_fig, width="stretch", key="sc_fig_weights")
+    st.markdown("**Effective critic learning-rate multiplier** as the split changes")
+    st.plotly_chart(multiplier_fig, width="stretch", key="sc_fig_mult")
 
     st.subheader("What each rank would log")
     st.dataframe(logged_table, hide_index=True, width="stretch")
@@ -268,11 +292,13 @@ if result is not None:
     can_run = 2 <= dp <= MAX_RUN_RANKS
     if not can_run:
         st.warning(f"Real runs use 2 to {MAX_RUN_RANKS} ranks: set the dp size to one of those (now {dp}).")
-    st.caption(
+    run_words = (
         "Starts one torch.distributed process per rank (gloo on 127.0.0.1), each with its shard of this batch and a "
         "linear value head; DDP averages the accumulated gradients. Starting the processes takes a few seconds; "
         "one run at a time on this server, and it stops if you leave the page."
     )
+    st.caption(run_words)
+    explain_terms(run_words)
     run_key = (tuple(lengths), dp, k, budget, mode, eps, seed, scheme_key)
     run_config = dist_run.RunConfig(
         lengths=tuple(lengths),
@@ -291,3 +317,4 @@ if result is not None:
 st.subheader("Findings")
 for finding in scale_text.FINDINGS:
     st.markdown(f"- {finding.explanation} ({links_markdown(finding.links, ', ')})")
+explain_terms(*(finding.explanation for finding in scale_text.FINDINGS))

@@ -87,3 +87,23 @@ def bound_url_keys(at: AppTest) -> set[str]:
 
     walk(at._tree)
     return found
+
+
+HARNESS_PAGE = "_harness_page"  # session state: the url path tests/app/link_harness.py runs
+
+
+def run_link(url_path: str, query: dict | None = None, *, timeout: float = 120) -> AppTest:
+    """Open ``/<url_path>?<query>`` as a browser does, the page run as app.py runs it (``pages.common.run_and_report``:
+    it also says what the link asked for and the page could not use), and check it ran without an exception."""
+    at = AppTest.from_file(str(ROOT / "tests" / "app" / "link_harness.py"), default_timeout=timeout)
+    at.session_state[HARNESS_PAGE] = url_path
+    for key, value in (query or {}).items():
+        at.query_params[key] = [str(v) for v in value] if isinstance(value, list | tuple) else str(value)
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def link_notice(at: AppTest) -> str | None:
+    """The notice listing the link's values the page could not use, or None."""
+    return next((w.value for w in at.warning if "This link asked for values" in w.value), None)

@@ -57,3 +57,34 @@ def test_scenario_pages_offer_the_export_as_code(path):
     assert "import torch" in imports
     assert not any("valueloss" in line for line in imports), imports
     assert "def test_" in code
+
+
+def test_terms_are_explained_where_a_page_first_uses_them():
+    """gas, DDP and #6957 appeared on Scale without a word about them (issue 20.10): each is explained once,
+    under the text that first uses it, and every page's legend lists the glossary."""
+    from tests.app.helpers import run_page
+    from valueloss.teach.glossary import GLOSSARY
+
+    at = run_page("scale", timeout=120)
+    captions = [c.value for c in at.caption]
+    for term in ("#6957", "gas", "DDP"):
+        explained = [c for c in captions if f"**{term}** (" in c]
+        assert len(explained) == 1, (term, explained)
+    legend = next(e for e in at.expander if e.label.startswith("Legend"))
+    assert all(t.sentence in legend.markdown[0].value for t in GLOSSARY)
+
+
+def test_the_tour_explains_6957_in_its_step():
+    from tests.app.helpers import page_test
+    from valueloss.teach.tour import STEPS, get_step
+
+    at = page_test("tour")
+    at.session_state["t_seed"] = 0
+    at.query_params["t_step"] = get_step("micro-batches").tab
+    at.run()
+    assert any("**#6957** (verl pull request 6957" in c.value for c in at.caption)
+    assert STEPS[-1].key == "micro-batches"
+    # checking the answer reruns the tour's fragment, which explains its terms afresh
+    at.radio(key=f"t_a{len(STEPS)}").set_value("A")
+    at.button(key=f"t_check{len(STEPS)}").click().run()
+    assert at.get("plotly_chart") and any("**#6957** (verl pull request 6957" in c.value for c in at.caption)

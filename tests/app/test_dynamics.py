@@ -5,7 +5,7 @@ from __future__ import annotations
 from streamlit.testing.v1 import AppTest
 
 from tests.app.helpers import page_test
-from valueloss.teach.simulate import SimConfig, simulate
+from valueloss.teach.simulate import SimConfig, same_step_twin, simulate
 
 
 def fresh() -> AppTest:
@@ -26,7 +26,7 @@ def test_default_run_shows_the_wall_the_logs_and_the_sweep():
     assert m["rule of thumb: rollouts"] == "8.0"
     assert m["same run without clipping"] == str(expected.baseline_rollouts_to_close)
     assert m["max move with own gradient 0"] == "0"
-    assert len(at.get("plotly_chart")) == 3
+    assert len(at.get("plotly_chart")) == 6  # the wall, four training logs, the eps sweep
     assert any("Frozen means frozen here" in s.value for s in at.success)
 
 
@@ -88,7 +88,7 @@ def test_unclipped_loss_has_no_sweep():
     at.query_params["d_loss"] = "unclipped"
     at.run()
     assert not at.exception
-    assert len(at.get("plotly_chart")) == 2
+    assert len(at.get("plotly_chart")) == 5  # no sweep
     assert any("needs a clipped loss" in c.value for c in at.caption)
 
 
@@ -97,10 +97,11 @@ def test_sb3_is_compared_like_with_like():
     at.button(key="d_scn_4").click().run()  # "SB3 form"
     assert not at.exception
     sb3 = simulate(SimConfig(loss="sb3"))
-    verl_same_step = simulate(SimConfig(loss="verl", lr=1.0))
+    twin = same_step_twin(sb3.config)
+    same_step = simulate(twin)
     note = next(i.value for i in at.info if "no ½" in i.value)
-    assert f"SB3 at lr 0.5 closed 90% of the gap in {sb3.rollouts_to_close} rollouts" in note
-    assert f"verl at lr 1, the same step size, in {verl_same_step.rollouts_to_close} rollouts" in note
+    assert f"Stable-Baselines3 2.x at lr 0.5 closed 90% of the gap in {sb3.rollouts_to_close} rollouts" in note
+    assert f"{twin.form.short} at lr 1, the same step size, in {same_step.rollouts_to_close} rollouts" in note
     assert metrics(at)["rollouts to close 90% of the gap"] == str(sb3.rollouts_to_close)
 
 
@@ -109,5 +110,16 @@ def test_eps_zero_says_one_step_per_rollout_not_infinity():
     at.button(key="d_scn_5").click().run()  # "eps = 0"
     assert not at.exception
     assert metrics(at)["rule of thumb: per rollout"] == "1 step"
-    assert any("5/8 of the gradient" in i.value for i in at.info)
+    assert any("verl v0.7.1 – v0.9.1" in i.value and "passes 5/8 of its gradient" in i.value for i in at.info)
     assert "∞" not in metrics(at).values()
+
+
+def test_eps_zero_with_a_delta_clip_says_the_whole_gradient():
+    """verl's 5/8 is its bounds clip: a library whose clip passes the tie whole is not credited with 5/8."""
+    at = fresh()
+    at.query_params["d_eps"] = "0"
+    at.query_params["d_loss"] = "baselines-ppo2"
+    at.run()
+    assert not at.exception
+    (info,) = [i.value for i in at.info if "passes" in i.value]
+    assert "OpenAI baselines ppo2" in info and "the whole gradient" in info and "5/8" not in info

@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 import pages.live_token as live_token
+from pages.common import EPS_MAX
 from tests.app.helpers import live_component, page_test, run_page
 from valueloss.notation import BAND_FILL, COLORS, REGION_COLORS, ZERO_GRAD_FILL
 from valueloss.teach.explain import REGION_LABELS, token_readout
@@ -25,7 +26,7 @@ def test_renders_the_default_token(at):
     assert at.title[0].value == "One token"
     data = live_component(at)
     assert data["state"] == {"v": 0.1, "v_old": 0.0, "R": 1.0, "eps": 0.2, "conv": "bounds"}
-    assert data["limits"] == {"value": [-10.0, 10.0], "eps": [0.0, 2.0], "step": 0.01}
+    assert data["limits"] == {"value": [-10.0, 10.0], "eps": [0.0, EPS_MAX], "step": 0.01}
     assert "|Δ| = |v − v_old| = 0.1 < ε = 0.2" in data["why"]
 
 
@@ -56,7 +57,7 @@ def test_a_preset_button_sets_all_four_values_and_shows_its_notice(at, key):
     p = PRESETS[key]
     at.button(key=f"preset_{key}").click().run()
     assert not at.exception
-    values = {k: at.slider(key=k).value for k in ("v_old", "R", "eps", "v")}
+    values = {k: at.session_state[k] for k in ("v_old", "R", "eps", "v")}
     assert values == {"v_old": p.v_old, "R": p.R, "eps": p.eps, "v": p.v}
     assert p.notice in at.info[0].value
 
@@ -116,3 +117,18 @@ def test_a_released_state_goes_into_the_sliders_and_bad_values_are_ignored(monke
     state["live"] = {"release": None}
     live_token.release_to_widgets("live", {"v": "v"}, limits)()
     assert state["v"] == 0.57
+
+
+def test_a_typed_eps_goes_as_far_as_the_batch_pages_take_it():
+    """/?eps=5 fell back to 0.2 (the slider stopped at 2): eps is typed up to the Batch and Sanity pages' limit,
+    the live explorer's band edges drag that far, and a link beyond it is said to be out of range."""
+    from tests.app.helpers import link_notice, run_link
+
+    at = run_link("", {"eps": "5", "v": "0.5"})
+    assert at.number_input(key="eps").value == 5.0 and link_notice(at) is None
+    assert live_component(at)["state"]["eps"] == 5.0 and live_component(at)["limits"]["eps"] == [0.0, EPS_MAX]
+    too_far = run_link("", {"eps": f"{2 * EPS_MAX:g}"})
+    assert too_far.number_input(key="eps").value == PRESETS["inside"].eps
+    assert f"eps = {2 * EPS_MAX:g}: outside the range its control allows; using {PRESETS['inside'].eps:g}" in (
+        link_notice(too_far) or ""
+    )

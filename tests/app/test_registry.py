@@ -56,3 +56,43 @@ def test_an_old_surfaces_link_still_sets_the_plane():
 def test_a_link_with_both_names_keeps_the_current_one():
     at = run_page("surfaces", {"s_eps": "0.7", "sf_eps": "0.3"})
     assert at.slider(key="sf_eps").value == 0.3
+
+
+def test_short_paths_open_their_pages():
+    """/sanity and /one-token answered "Page not found": each is an alias of its page, served hidden."""
+    from pages.registry import page_for_path, served_paths
+
+    assert page_for_path("sanity").title == "Sanity check" and page_for_path("one-token").title == "One token"
+    assert page_for_path("").title == "One token"  # the root
+    paths = served_paths()
+    assert len(paths) == len(set(paths)), "every served path is one page's"
+    for entry in PAGES:
+        for alias in entry.aliases:
+            assert page_for_path(alias) is entry and not alias.startswith("/")
+
+
+def test_the_navigation_lists_each_page_once_and_serves_its_aliases_hidden():
+    from streamlit.testing.v1 import AppTest
+
+    from pages.registry import served_paths
+
+    at = AppTest.from_string(
+        "import streamlit as st\n"
+        "from pages.registry import navigation_pages\n"
+        "st.session_state['pages'] = [(p.url_path, p.visibility) for ps in navigation_pages().values() for p in ps]\n"
+    ).run()
+    served = at.session_state["pages"]
+    assert sorted(path for path, _ in served) == sorted(served_paths())  # the default page's path is ""
+    visible = [path for path, visibility in served if visibility == "visible"]
+    assert visible == [p.url_path for p in LISTED]
+
+
+def test_a_path_no_page_serves_is_recognised():
+    """Streamlit runs the default page for an unknown path; the page then lists the pages (once)."""
+    from pages.common import unknown_path
+
+    assert unknown_path("http://127.0.0.1:8501/xyz") == "xyz"
+    assert unknown_path("http://127.0.0.1:8501/sanity") is None and unknown_path("http://127.0.0.1:8501") is None
+    assert unknown_path("http://127.0.0.1:8501/tour/") is None
+    assert unknown_path("https://host/app/tour", base="/app") is None and unknown_path("https://host/app", "app") is None
+    assert unknown_path("https://host/app/nope", base="app") == "nope" and unknown_path(None) is None

@@ -56,7 +56,7 @@ def test_default_page_shows_the_cores_numbers():
     at = run()
     split, rep = core()
     assert metric(at, "learning-rate multiplier") == f"{rep.weights.multiplier:.4g}×"
-    assert metric(at, "gradient along the reference") == f"{rep.grad_ratio:.4g}×"
+    assert metric(at, "gradient along the reference, per token") == f"{rep.grad_ratio:.4g}×"
     assert at.info[0].value == scale_text.multiplier_sentence(rep, split)
     logged = at.dataframe[0].value
     assert list(logged["scheme"]) == [s.label for s in scale.SCHEMES.values()]
@@ -75,10 +75,10 @@ def test_url_sets_split_scheme_and_mode():
     assert "Real runs use 2 to 4 ranks" in at.warning[0].value
     assert at.button(key="sc_run").disabled is True
     # changing a widget changes the numbers
-    at.selectbox(key="sc_scheme").set_value("verl-engine-local").run()
+    at.selectbox(key="sc_scheme").set_value(label("verl-engine-local")).run()
     _, before = core(dp=1, k=None, budget=60, mode="seq-mean-token-mean")
     assert metric(at, "learning-rate multiplier") == f"{before.weights.multiplier:.4g}×"
-    assert at.selectbox(key="sc_scheme").value == "verl-engine-local"
+    assert at.selectbox(key="sc_scheme").value == label("verl-engine-local")  # the picker lists the labels (the link carries them)
 
 
 @pytest.mark.parametrize(

@@ -9,11 +9,14 @@ from valueloss.teach.tour import STEPS, reveal, shuffled_choices
 
 
 def reveal_step_one(at) -> None:
-    """Answer step 1 right (the visitor's shuffle is fixed by t_seed), which reveals it."""
+    """Answer step 1 right (the visitor's shuffle is fixed by t_seed), which reveals it, then open the explorer."""
     step = STEPS[0]
     right = next(c.label for c in shuffled_choices(step.key, at.session_state["t_seed"]) if c.key == step.expected)
     at.radio(key="t_a1").set_value(right)
     at.button(key="t_check1").click()
+    at.run()
+    assert not at.get("bidi_component")  # mounted only once its expander is opened
+    at.session_state["t_drag1"] = True
     at.run()
 
 

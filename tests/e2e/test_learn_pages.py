@@ -3,6 +3,8 @@ the dynamics page runs a scenario, follows its link and plays its animation. A s
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 import pytest
 from playwright.sync_api import expect
 
@@ -52,6 +54,10 @@ def test_tour_checks_an_answer_and_keeps_it(page, app_url):
     assert "t_a1=" not in page.url
     # Locked once revealed: the answer cannot be changed any more.
     expect(panel.locator("[data-testid=stRadio] input").first).to_be_disabled()
+    # The live explorer mounts when its expander is opened, on the step's own token.
+    assert panel.locator("[data-handle=v]").count() == 0
+    panel.get_by_text("Drag it yourself").first.click()
+    expect(panel.locator("[data-handle=v]").first).to_have_attribute("aria-valuenow", "1", timeout=TIMEOUT_MS)
     # The step opens its scenario live on One token.
     expect(panel.get_by_role("link", name="One token →")).to_have_attribute(
         "href", "./explore?v_old=5&R=10&eps=0.2&v=1"
@@ -131,3 +137,45 @@ def test_the_default_page_works_at_its_path_and_at_the_root(page, app_url, path)
     expect(page.locator("h1").first).to_have_text("One token")
     slider = page.locator("[data-testid=stSlider]").filter(has_text="v: current prediction").first
     expect(slider.locator("[data-testid=stSliderThumbValue]").first).to_have_text("0.50")
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("key", ["clipfrac-counts", "return-units", "micro-batches"])
+def test_a_steps_see_it_live_link_opens_its_own_batch(page, app_url, key):
+    """Steps 5, 7 and 9 linked to batches other than their own (step 9's micro-batches 12/16/12/12 became
+    [24, 33, 24, 60] on Scale): answer the step, click its first link, and compare the page with the reveal."""
+    from tests.app.test_tour_links import numbers
+    from valueloss.teach.tour import live_links, reveal
+    from valueloss.tools.batch import synthetic_batch
+
+    step = get_step(key)
+    r = reveal(key, make_batch=synthetic_batch)
+    goto(page, app_url, "tour", urlencode({"t_step": step.tab}))
+    panel = page.locator("[data-testid=stTabPanel]:visible").first
+    panel.locator("[data-testid=stRadioGroup] > div").filter(has_text=step.choice(step.expected).text).first.locator(
+        "label"
+    ).first.click()
+    panel.get_by_role("button", name="Check my answer").click()
+    wait_for_text(page, "Right: ")
+    title, url = live_links(key)[0]
+    link = panel.get_by_role("link", name=f"{title} →")
+    expect(link).to_have_attribute("href", url)
+    target = page
+    if link.get_attribute("target") == "_blank":
+        with page.context.expect_page() as opened:
+            link.click()
+        target = opened.value
+    else:
+        link.click()
+    target.set_default_timeout(TIMEOUT_MS)
+    wait_ready(target)
+    expect(target.locator("h1").first).to_have_text(title, timeout=TIMEOUT_MS)
+    assert_no_exception(target)
+    assert target.get_by_text("This link asked for values").count() == 0
+    shown = numbers(r)
+    if key == "micro-batches":
+        wait_for_text(target, f"rank 0: {r.data['micro_tokens']}")
+    elif key == "clipfrac-counts":
+        expect(metric_value(target, "loss clip fraction")).to_have_text(shown["vf_clipfrac (verl)"])
+    else:
+        expect(metric_value(target, "clip fraction at eps")).to_have_text(shown["vf_clipfrac at scale 10"])

@@ -102,8 +102,11 @@ def release(page) -> None:
 
 
 def sidebar_value(page, label: str) -> str:
-    slider = page.locator("[data-testid=stSlider]").filter(has_text=label).first
-    return slider.locator("input[type=range]").first.input_value()
+    """The sidebar control's value: a slider's (v, v_old, R), or the typed box's (eps, which goes up to 1000)."""
+    slider = page.locator("[data-testid=stSlider]").filter(has_text=label)
+    if slider.count():
+        return slider.first.locator("input[type=range]").first.input_value()
+    return page.locator("[data-testid=stNumberInput]").filter(has_text=label).first.locator("input").first.input_value()
 
 
 def wait_for_sidebar_value(page, label: str, expected: float) -> None:

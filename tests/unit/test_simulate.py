@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 import time
+from fractions import Fraction
 
 import numpy as np
 import pytest
 import torch
 
-from valueloss import ValueLoss, clip_bounds, compute_value_loss, dialect_loss
-from valueloss.teach.simulate import CLOSE_FRACTION, SimConfig, loss_rows, simulate, sweep_eps
-from valueloss.viz.dynamics import MAX_FRAMES, sweep_figure, training_curves, wall_animation
+from valueloss import ValueLoss, clip_bounds, dialect_loss
+from valueloss.dialects import DIALECTS
+from valueloss.teach.explain import tie_split
+from valueloss.teach.simulate import (
+    CLOSE_FRACTION,
+    LOSS_FORMS,
+    SimConfig,
+    first_step_share,
+    loss_form,
+    loss_rows,
+    rule_of_thumb,
+    simulate,
+    sweep_eps,
+)
+from valueloss.viz.dynamics import MAX_FRAMES, sweep_figure, training_figures, wall_animation
 
 # A configuration where each step is small against eps but the optimizer could go much further
 # within a rollout: the regime the ~gap / eps rule describes.
@@ -131,25 +144,85 @@ def test_the_zero_gap_is_closed_from_the_start():
         sweep_eps(r.config)
 
 
+SIMULATED = [name for name in LOSS_FORMS if name != "unclipped"]
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_loss_rows_match_the_library_functions(seed):
+@pytest.mark.parametrize("name", SIMULATED)
+def test_loss_rows_are_each_librarys_loss_and_gradient(name, seed):
+    """Row by row, the simulator's loss and its autograd gradient equal the registry's ``dialect_loss``."""
     g = torch.Generator().manual_seed(seed)
     v, R, o = (torch.randn(3, 7, generator=g, dtype=torch.float64) for _ in range(3))
+    v[0] = o[0]  # eps = 0 on this row: every token an exact tie, where the conventions and tie rules differ
     eps = [0.0, 0.3, 1.0]
     mask = torch.ones(1, 7, dtype=torch.float64)
     eps_col = torch.tensor(eps, dtype=torch.float64)[:, None]
-    verl, verl_frac, zero = loss_rows("verl", v, R, o, eps_col)
-    sb3, _, _ = loss_rows("sb3", v, R, o, eps_col)
-    plain, _, _ = loss_rows("unclipped", v, R, o, eps_col)
+    v = v.requires_grad_(True)
+    loss, frac, zero = loss_rows(name, v, R, o, eps_col)
+    (grad,) = torch.autograd.grad(loss.sum(), v)
     for i, e in enumerate(eps):
-        row = (v[i : i + 1], R[i : i + 1], o[i : i + 1])
-        loss, frac = compute_value_loss(*row, mask, e)
-        assert verl[i].item() == loss.item()
-        assert verl_frac[i].item() == pytest.approx(frac.item(), abs=1e-12)
+        vi = v[i : i + 1].detach().clone().requires_grad_(True)
+        ref = dialect_loss(name, vi, R[i : i + 1], o[i : i + 1], mask, e).loss
+        (ref_grad,) = torch.autograd.grad(ref, vi)
+        assert loss[i].item() == pytest.approx(ref.item(), rel=1e-15, abs=1e-15)
+        assert torch.allclose(grad[i], ref_grad[0], rtol=1e-14, atol=1e-15)
         clipped_wins = (clip_bounds(v[i], o[i], e) - R[i]) ** 2 > (v[i] - R[i]) ** 2
-        assert zero[i].tolist() == clipped_wins.tolist()
-        assert sb3[i].item() == pytest.approx(dialect_loss("sb3", *row, mask, e).loss.item(), rel=1e-15)
-        assert plain[i].item() == ValueLoss(clip_eps=None)(row[0], row[2], row[1], mask).item()
+        assert frac[i].item() == pytest.approx(clipped_wins.double().mean().item(), abs=1e-12)  # verl's vf_clipfrac
+        # a frozen token's gradient is exactly 0
+        assert (ref_grad[0][zero[i]] == 0).all()
+
+
+def test_the_unclipped_form_is_the_plain_squared_error():
+    g = torch.Generator().manual_seed(0)
+    v, R, o = (torch.randn(2, 5, generator=g, dtype=torch.float64) for _ in range(3))
+    plain, _, zero = loss_rows("unclipped", v, R, o, torch.tensor([[0.0], [0.5]], dtype=torch.float64))
+    mask = torch.ones(1, 5, dtype=torch.float64)
+    for i in range(2):
+        assert plain[i].item() == ValueLoss(clip_eps=None)(v[i : i + 1], o[i : i + 1], R[i : i + 1], mask).item()
+    assert not zero.any()
+
+
+def test_loss_forms_are_the_registrys_max_and_clip_only_entries():
+    """Which forms the simulator offers, and what each computes, come from the registry's typed fields."""
+    offered = {name for name, d in DIALECTS.items() if d.current and d.combine_rule in ("max", "clip-only")}
+    offered -= {name for name, d in DIALECTS.items() if d.eps_units != "return"}
+    assert set(SIMULATED) == offered and LOSS_FORMS[0] == SimConfig().loss == "verl"
+    for name in SIMULATED:
+        f, d = loss_form(name), DIALECTS[name]
+        assert (f.combine_rule, f.clip_convention, f.tie_rule, f.half) == (
+            d.combine_rule,
+            d.clip_convention,
+            d.tie_rule,
+            d.half,
+        )
+    with pytest.raises(ValueError, match="loss"):
+        loss_form("torchrl")  # Huber: not a form the simulator trains with
+
+
+def test_no_branch_on_a_library_name():
+    """The simulator and its figures decide on typed fields (combine_rule, clip_convention, tie_rule, half)."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    names = "|".join(re.escape(n) for n in DIALECTS)
+    branch = re.compile(rf"(==|!=|\bin)\s*\(?[\"']({names})[\"']")
+    for path in ("valueloss/teach/simulate.py", "valueloss/viz/dynamics.py", "pages/dynamics.py"):
+        found = branch.findall((root / path).read_text(encoding="utf-8"))
+        assert not found, (path, found)
+
+
+@pytest.mark.parametrize("name", SIMULATED)
+def test_the_first_step_share_at_eps_zero_is_what_the_form_passes(name):
+    """verl's bounds clip passes 5/8 at the eps = 0 tie; clamp, delta and TensorFlow's tie rule pass it all."""
+    f = loss_form(name)
+    share = first_step_share(name)
+    if f.combine_rule == "max":
+        assert share == tie_split(f.clip_convention, 0.0, 0.0, 0.0, f.tie_rule).share
+    expected = Fraction(5, 8) if (f.clip_convention, f.tie_rule) == ("bounds", "torch") else Fraction(1)
+    assert share == expected
+    why = rule_of_thumb(SimConfig(eps=0.0, loss=name))[2]
+    assert f.label in why and ("5/8 of its gradient" if expected != 1 else "the whole gradient") in why
 
 
 @pytest.mark.parametrize(
@@ -203,7 +276,7 @@ def test_default_run_with_its_figures_is_fast():
         start = time.perf_counter()
         r = simulate()
         s = sweep_eps(r.config)
-        figs = [wall_animation(r), training_curves(r), sweep_figure(s, r.config.eps)]
+        figs = [wall_animation(r), training_figures(r), sweep_figure(s, r.config.eps)]
         timings.append(time.perf_counter() - start)
     assert min(timings) < 2.0, f"default run took {min(timings):.2f} s"
     assert len(figs[0].frames) == r.config.n_updates + 1 <= MAX_FRAMES
@@ -224,15 +297,20 @@ def test_animation_axes_are_fixed_and_frames_follow_the_run():
     last = fig.frames[-1]
     markers = last.data[1]  # the lane markers: v_old, R, true value, v (three tokens each)
     np.testing.assert_allclose(markers.y[-3:], r.values[-1, list(r.tracked)])
+    assert set(markers.to_plotly_json()) == {"type", "y", "marker", "text"}  # a frame carries only what moves
 
 
-def test_training_curves_show_the_logs():
+def test_training_figures_show_the_logs():
     r = simulate(loss="sb3")
-    fig = training_curves(r)
-    names = [t.name for t in fig.data]
+    figs = dict(training_figures(r))
+    assert len(figs) == 4
+    names = [t.name for fig in figs.values() for t in fig.data]
     assert any("no clipping" in n for n in names)
     assert any("zero-gradient share" in n for n in names)  # SB3 freezes more than vf_clipfrac counts
-    np.testing.assert_array_equal(fig.data[0].y, r.value_error)
+    error = next(fig for title, fig in figs.items() if title.startswith("Value error"))
+    np.testing.assert_array_equal(error.data[0].y, r.value_error)
+    # in a max form the clip fraction is the zero-gradient share: one curve, not two
+    assert not any("zero-gradient share" in t.name for _, fig in training_figures(simulate()) for t in fig.data)
 
 
 def test_closed_fraction_is_what_the_docs_say():
@@ -244,8 +322,9 @@ def test_rule_of_thumb_and_the_eps_zero_case():
 
     assert rule_of_thumb(SimConfig(eps=0.5, gap=4.0))[:2] == ("rule of thumb: rollouts", "8.0")
     label, shown, why = rule_of_thumb(SimConfig(eps=0.0))
-    assert (label, shown) == ("rule of thumb: per rollout", "1 step") and "5/8" in why
+    assert (label, shown) == ("rule of thumb: per rollout", "1 step") and "5/8" in why and "verl" in why
     assert "whole gradient" in rule_of_thumb(SimConfig(eps=0.0, loss="sb3"))[2]
+    assert "tf.maximum" in rule_of_thumb(SimConfig(eps=0.0, loss="baselines-ppo2"))[2]
     assert rule_of_thumb(SimConfig(loss="unclipped"))[1] == "no clip"
     # The claim "it still learns, one step per rollout": with eps = 0 the gap shrinks every rollout,
     # and within a rollout only the first minibatch moves a token (table critic, plain SGD).
@@ -258,18 +337,24 @@ def test_rule_of_thumb_and_the_eps_zero_case():
         rule_of_thumb({"eps": 0.0})
 
 
-def test_sb3_against_verl_with_the_same_step():
+def test_a_clip_only_run_against_the_max_form_of_the_same_clip_with_the_same_step():
     from dataclasses import replace
 
     from valueloss.teach.simulate import same_step_note, same_step_twin
 
     cfg = SimConfig(loss="sb3")
     twin = same_step_twin(cfg)
-    assert twin == replace(cfg, loss="verl", lr=1.0) and same_step_twin(SimConfig()) is None
+    # SB3: delta clip, torch ties, no ½ -> the registry's first max form with a delta clip and torch ties, at 2 x lr
+    first_delta_max = next(
+        n for n in SIMULATED if (loss_form(n).combine_rule, loss_form(n).clip_convention) == ("max", "delta")
+    )
+    assert twin == replace(cfg, loss=first_delta_max, lr=1.0) and loss_form(first_delta_max).half
+    assert same_step_twin(SimConfig()) is None and same_step_twin(SimConfig(loss="unclipped")) is None
     a, b = simulate(cfg), simulate(twin)
     note = same_step_note(a, b)
     assert f"in {a.rollouts_to_close} rollouts" in note and f"in {b.rollouts_to_close} rollouts" in note
-    assert (a.rollouts_to_close == b.rollouts_to_close) == ("the missing ½, not the clip" in note)
+    assert "has no ½ where" in note and "steps are twice" in note
+    assert (a.rollouts_to_close == b.rollouts_to_close) == ("is the step size, not the clip" in note)
     assert a.rollouts_to_close < simulate(SimConfig(loss="verl")).rollouts_to_close  # the issue's 6 against 8
     with pytest.raises(ValueError, match="twin"):
         same_step_note(a, a)

@@ -10,7 +10,17 @@ import torch
 
 from valueloss import compute_value_loss, value_loss_grad, value_loss_terms
 from valueloss.teach.presets import PRESETS
-from valueloss.teach.tour import STEP_KEYS, STEPS, Reveal, check_answer, format_number, get_step, reveal
+from valueloss.teach.tour import (
+    STEP_KEYS,
+    STEPS,
+    Reveal,
+    check_answer,
+    format_number,
+    get_step,
+    reveal,
+    shared_progress_words,
+)
+from valueloss.tools.batch import synthetic_batch
 from valueloss.viz.tour import FIGURE_KINDS, reveal_figure
 
 # The threads SEMANTICS.md lists under "Questions users ask": the tour may only cite these.
@@ -32,7 +42,7 @@ KNOWN_THREADS = {
     "verl-project/verl#6957",  # listed under "Since the first version" (the Scale page's step)
 }
 
-# The eight questions the issue asks the tour to cover, by step key.
+# The questions the tour was first asked to cover, by step key (later steps add to them).
 REQUIRED = {
     "active-term",
     "zero-gradient",
@@ -47,10 +57,11 @@ REQUIRED = {
 
 @pytest.fixture(scope="module")
 def reveals():
-    return {key: reveal(key) for key in STEP_KEYS}
+    return {key: reveal(key, make_batch=synthetic_batch) for key in STEP_KEYS}
 
 
 def test_the_tour_has_six_to_ten_distinct_steps_covering_the_questions():
+    """Counts are read from STEPS, never written down (the docstrings once said "eight" of nine steps)."""
     assert 6 <= len(STEPS) <= 10
     assert set(STEP_KEYS) >= REQUIRED
     assert len(set(STEP_KEYS)) == len(STEPS)
@@ -95,7 +106,8 @@ def test_check_answer_marks_right_and_wrong(key, reveals):
             fb = check_answer(key, c.label, reveals[key])
             assert not fb.correct and f"the answer is {right.label}" in fb.message
             assert fb.right_choice == right
-    assert check_answer(key, right.key).correct  # a choice key works too, and the reveal is computed on demand
+    # a choice key works too, and the reveal is computed on demand
+    assert check_answer(key, right.key, make_batch=synthetic_batch).correct
 
 
 def test_bad_answers_are_clear_errors():
@@ -257,3 +269,30 @@ def test_each_step_links_to_a_page_that_shows_it_live(step):
         if parts.path == "./explore":  # the step's own scenario, number for number
             for name in ("v_old", "R", "eps"):
                 assert f"{name} = {query[name]}" in step.scenario, (name, query[name], step.scenario)
+
+
+def test_shared_progress_says_each_part_only_when_it_has_steps():
+    n = len(STEPS)
+    assert shared_progress_words("w" + "-" * (n - 1)).startswith(
+        f"This link shares someone's progress: 1 of {n} answered, 0 right (wrong: step 1)."
+    )
+    assert f"2 of {n} answered, 2 right (right: steps 1, 3)." in shared_progress_words("r-r" + "-" * (n - 3))
+    assert f"(right: step 2; wrong: steps 1, {n})" in shared_progress_words("wr" + "-" * (n - 3) + "w")
+    assert shared_progress_words("-" * n) is None and shared_progress_words("zz") is None
+
+
+def test_a_batch_step_needs_the_batch_generator():
+    with pytest.raises(TypeError, match="make_batch"):
+        reveal("clipfrac-counts")
+    assert reveal("active-term").verdict == reveal("active-term", make_batch=synthetic_batch).verdict
+
+
+def test_no_sentence_states_a_count_of_steps():
+    """A count written in words goes stale when a step is added ("eight questions" outlived the ninth step)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    counted = re.compile(r"\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|\d+) (questions|steps)\b")
+    for path in ("valueloss/teach/tour.py", "pages/tour.py", "valueloss/viz/tour.py"):
+        found = counted.findall((root / path).read_text(encoding="utf-8"))
+        assert not found, (path, found)

@@ -16,13 +16,16 @@ Training loop (numbers follow the trainers):
 
 Critics: ``"table"`` (one free value per token: no token can move another) and ``"shared"``
 (a small tanh network over fixed random token features: every step moves every token).
-Loss forms: ``"verl"`` (verl / PPO2 max form, token-mean, 0.5 after aggregation), ``"sb3"``
-(Stable-Baselines3's clip-only ``mean((R - clip(v))^2)``) and ``"unclipped"`` (``0.5 mean((v - R)^2)``).
+Loss forms: a library of the registry (``"verl"``, ``"sb3"``, ...; every current entry whose combine rule is
+``max`` or ``clip-only`` and whose eps is in return units), or ``"unclipped"`` (``0.5 mean((v - R)^2)``).
+What a form computes is read from the entry's typed fields (``combine_rule``, ``clip_convention``,
+``tie_rule``, ``half``), never from its name; the minibatch is a flat set of real tokens, so every
+library's aggregation is its mean.
 
 Several configurations that differ only in ``eps`` run side by side as rows of one batch (common
 random numbers: same targets, same shuffles, same initial critic), which makes the eps sweep cheap.
-The per-row loss uses the core's clip and masked-sum primitives; the tests check it against
-``compute_value_loss`` / ``dialect_loss("sb3")`` / ``ValueLoss(None)`` row by row.
+The per-row loss uses the core's clip primitives; the tests check it, and its gradient, against
+``dialect_loss`` of every simulated library row by row.
 """
 
 from __future__ import annotations
@@ -31,18 +34,25 @@ import math
 import numbers
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
+from fractions import Fraction
 
 import numpy as np
 import torch
 
 from .. import _validate as check
-from ..losses import clip_bounds, clip_delta, masked_mean, masked_sum
+from ..dialects import DIALECTS, CombineRule, get_dialect
+from ..library_code import tf_maximum
+from ..losses import clip_prediction
+from .explain import tie_split
 
 __all__ = [
     "CRITICS",
     "LOSS_FORMS",
     "OPTIMIZERS",
     "LOSS_LABELS",
+    "LossForm",
+    "loss_form",
+    "first_step_share",
     "CLOSE_FRACTION",
     "SWEEP_RATIOS",
     "SimConfig",
@@ -59,13 +69,68 @@ __all__ = [
 ]
 
 CRITICS = ("table", "shared")
-LOSS_FORMS = ("verl", "sb3", "unclipped")
 OPTIMIZERS = ("sgd", "adam")
-LOSS_LABELS = {
-    "verl": "verl / PPO2 max form",
-    "sb3": "SB3 clip-only",
-    "unclipped": "unclipped",
-}
+UNCLIPPED = "unclipped"
+_SIMULATED_RULES = ("max", "clip-only")
+
+
+def _choice(name: str, value, allowed) -> None:
+    if value not in allowed:
+        raise ValueError(f"unknown {name} {value!r}; valid values are: {', '.join(allowed)}")
+
+
+def _finite(name: str, value, *, low: float, high: float, open_low: bool = False) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    x = float(value)
+    too_low = x <= low if open_low else x < low
+    if not math.isfinite(x) or too_low or x > high:
+        bound = f"> {low}" if open_low else f">= {low}"
+        raise ValueError(f"{name} must be a finite number {bound} and <= {high}, got {value}")
+
+
+def _count(name: str, value, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be a whole number, got {type(value).__name__}")
+    if not low <= int(value) <= high:
+        raise ValueError(f"{name} must be between {low} and {high}, got {value}")
+
+
+@dataclass(frozen=True)
+class LossForm:
+    """A loss the simulator trains with: the typed fields of a registry entry (or of no clipping at all)."""
+
+    name: str  # the registry name, or "unclipped": what a link carries
+    label: str  # the library and its releases, as every page names it
+    combine_rule: CombineRule | None  # None: the plain squared error, no clip
+    clip_convention: str  # "bounds", "clamp" or "delta": decides the gradient at exact ties only
+    tie_rule: str  # "torch" splits a tied max; "tensorflow" gives it all to the unclipped term
+    half: bool  # 0.5 * the mean
+    formula: str  # the per-token loss in words (Dialect.formula_text)
+
+    @property
+    def short(self) -> str:
+        """The library without its parenthesis: "OpenRLHF since 2025-04-12", "Stable-Baselines3 2.x"."""
+        return self.label.split(" (")[0]
+
+
+def _simulated(d) -> bool:
+    return d.current and d.eps_units == "return" and d.combine_rule in _SIMULATED_RULES
+
+
+LOSS_FORMS = tuple(name for name, d in DIALECTS.items() if _simulated(d)) + (UNCLIPPED,)
+
+
+def loss_form(name: str) -> LossForm:
+    """The simulated loss called ``name``: a current registry entry with a max or clip-only form, or "unclipped"."""
+    _choice("loss", name, LOSS_FORMS)
+    if name == UNCLIPPED:
+        return LossForm(UNCLIPPED, "unclipped", None, "bounds", "torch", True, "½·(v − R)², no clip")
+    d = get_dialect(name)
+    return LossForm(name, d.library, d.combine_rule, d.clip_convention, d.tie_rule, d.half, d.formula_text)
+
+
+LOSS_LABELS = {name: loss_form(name).label for name in LOSS_FORMS}
 CLOSE_FRACTION = 0.9  # a gap counts as closed once 90 % of it is gone
 SWEEP_RATIOS = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0)  # gap / eps values of the sweep
 MAX_SWEEP_RATIOS = 64
@@ -118,6 +183,10 @@ class SimConfig:
     @property
     def n_updates(self) -> int:
         return self.n_rollouts * self.n_epochs * self.n_minibatches
+
+    @property
+    def form(self) -> LossForm:
+        return loss_form(self.loss)
 
 
 @dataclass(frozen=True)
@@ -186,28 +255,6 @@ class Sweep:
     unclipped_rollouts: float  # nan where the unclipped run did not close either
 
 
-def _choice(name: str, value, allowed) -> None:
-    if value not in allowed:
-        raise ValueError(f"unknown {name} {value!r}; valid values are: {', '.join(allowed)}")
-
-
-def _finite(name: str, value, *, low: float, high: float, open_low: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    x = float(value)
-    too_low = x <= low if open_low else x < low
-    if not math.isfinite(x) or too_low or x > high:
-        bound = f"> {low}" if open_low else f">= {low}"
-        raise ValueError(f"{name} must be a finite number {bound} and <= {high}, got {value}")
-
-
-def _count(name: str, value, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be a whole number, got {type(value).__name__}")
-    if not low <= int(value) <= high:
-        raise ValueError(f"{name} must be between {low} and {high}, got {value}")
-
-
 def _first_closed(remaining: np.ndarray, gap: float) -> int | None:
     if gap == 0:
         return 0
@@ -219,29 +266,34 @@ def loss_rows(form: str, v: torch.Tensor, R: torch.Tensor, v_old: torch.Tensor, 
     """Per-row loss, verl clip fraction and zero-gradient mask for rows of one minibatch.
 
     ``v, R, v_old`` are ``(S, m)``; ``eps`` is ``(S, 1)`` (one clip range per row; ``inf`` = no clip).
-    Each row is aggregated exactly as the library does for a single batch: verl's token-mean with
-    0.5 after aggregation, SB3's plain mean without 0.5, OpenRLHF's unclipped ``0.5 * mean``.
+    Each row is the library's loss of a one-row batch of real tokens: its clip convention, its combine rule
+    (the max of both squared errors, with torch's or TensorFlow's rule at a tie, or the clipped term alone),
+    its mean and its 0.5 where it has one. The clip fraction is verl's vf_clipfrac for every form.
     Returns ``(loss (S,), clipfrac (S,), zero_grad (S, m) bool)``.
     """
-    _choice("loss", form, LOSS_FORMS)
-    mask = torch.ones_like(v)
+    f = loss_form(form)
     loss_unclipped = (v - R) ** 2
-    clipped_bounds = clip_bounds(v, v_old, eps)
-    loss_clipped = (clipped_bounds - R) ** 2
-    clipped_wins = torch.gt(loss_clipped, loss_unclipped)
-    clipfrac = masked_mean(clipped_wins.to(v.dtype), mask, axis=-1)
-    if form == "verl":
-        loss_max = torch.max(loss_unclipped, loss_clipped)
-        loss = 0.5 * (masked_sum(loss_max, mask, axis=-1) / mask.sum(dim=-1))
-        zero_grad = clipped_wins
-    elif form == "sb3":
-        values_pred = clip_delta(v, v_old, eps)
-        loss = ((R - values_pred) ** 2).mean(dim=-1)
-        zero_grad = (v - v_old).abs() > eps
+    loss_clipped = (clip_prediction(v, v_old, eps, f.clip_convention) - R) ** 2
+    # verl's vf_clipfrac, as verl computes it (its bounds clip returns v itself inside the band; the delta clip
+    # may sit an ulp off v there, and a fraction logged from it would count those rounding ties).
+    verl_wins = torch.gt((clip_prediction(v, v_old, eps, "bounds") - R) ** 2, loss_unclipped)
+    clipfrac = verl_wins.to(v.dtype).mean(dim=-1)
+    outside = (v - v_old).abs() > eps  # where clip(v) is a constant: the clipped term has no gradient
+    if f.combine_rule == "max":
+        per_token = (
+            tf_maximum(loss_unclipped, loss_clipped)
+            if f.tie_rule == "tensorflow"
+            else torch.max(loss_unclipped, loss_clipped)
+        )
+        zero_grad = outside & torch.gt(loss_clipped, loss_unclipped)  # the constant clipped term wins
+    elif f.combine_rule == "clip-only":
+        per_token = loss_clipped
+        zero_grad = outside  # whichever way v went
     else:
-        loss = 0.5 * ((loss_unclipped * mask).sum(dim=-1) / mask.sum(dim=-1))
-        zero_grad = torch.zeros_like(clipped_wins)
-    return loss, clipfrac, zero_grad
+        per_token = loss_unclipped
+        zero_grad = torch.zeros_like(outside)
+    loss = per_token.mean(dim=-1)
+    return (0.5 * loss if f.half else loss), clipfrac, zero_grad
 
 
 class _Critic:
@@ -497,6 +549,33 @@ def sweep_eps(
 # What the page says about a run, generated from its numbers
 
 
+def first_step_share(form: str) -> Fraction:
+    """The share of its own unclipped gradient that ``form`` passes on the first minibatch of a rollout at eps = 0.
+
+    There v = v_old, both terms tie and (eps = 0) both band edges sit on v: what reaches v is decided by the
+    form's clip convention, combine rule and tie rule (verl's bounds clip passes 1/2 + 1/8 = 5/8, torch.clamp
+    and the delta clip the whole gradient, TensorFlow's tf.maximum all of it through the unclipped term).
+    Measured by autograd on the simulator's own loss.
+    """
+    f = loss_form(form)
+    v = torch.zeros(1, 1, dtype=_DTYPE, requires_grad=True)
+    R, v_old, eps = torch.ones(1, 1, dtype=_DTYPE), torch.zeros(1, 1, dtype=_DTYPE), torch.zeros(1, 1, dtype=_DTYPE)
+    loss, _, _ = loss_rows(form, v, R, v_old, eps)
+    (grad,) = torch.autograd.grad(loss.sum(), v)
+    plain = (1.0 if f.half else 2.0) * float(v.detach() - R)  # d/dv of (½ or 1) · (v − R)²
+    return Fraction(float(grad) / plain).limit_denominator(64)
+
+
+def _share_words(share: Fraction) -> str:
+    return "the whole gradient" if share == 1 else f"{share.numerator}/{share.denominator} of its gradient"
+
+
+def _first_step_reason(form: LossForm) -> str:
+    if form.combine_rule == "max":
+        return tie_split(form.clip_convention, 0.0, 0.0, 0.0, form.tie_rule).reason
+    return f"its loss is the clipped term alone, and its {form.clip_convention} clip passes the gradient at the edge"
+
+
 def rule_of_thumb(cfg: SimConfig) -> tuple[str, str, str]:
     """The rule the run is compared with: (metric label, what it shows, why), for this configuration.
 
@@ -506,7 +585,8 @@ def rule_of_thumb(cfg: SimConfig) -> tuple[str, str, str]:
     """
     if not isinstance(cfg, SimConfig):
         raise TypeError(f"cfg must be a SimConfig, got {type(cfg).__name__}")
-    if cfg.loss == "unclipped":
+    form = cfg.form
+    if form.combine_rule is None:
         return (
             "rule of thumb: rollouts",
             "no clip",
@@ -518,52 +598,66 @@ def rule_of_thumb(cfg: SimConfig) -> tuple[str, str, str]:
             f"{abs(cfg.gap) / cfg.eps:.1f}",
             "gap / eps: within a rollout v_old is fixed, so a token moves about eps toward R per rollout.",
         )
-    share = (
-        "5/8 of the gradient (both bounds tie)" if cfg.loss == "verl" else "the whole gradient (clamp's closed band)"
-    )
+    share = first_step_share(cfg.loss)
     return (
         "rule of thumb: per rollout",
         "1 step",
         "gap / eps is infinite with eps = 0, but the critic still learns: on the first minibatch of each rollout "
-        f"v = v_old, the terms tie and {LOSS_LABELS[cfg.loss]} passes {share}; after that one step every move "
-        "toward R has zero gradient. So each rollout moves a token by one optimizer step (set by the learning "
-        "rate), not by eps.",
+        f"v = v_old and the terms tie, and {form.label} ({form.formula}) passes {_share_words(share)} there: "
+        f"{_first_step_reason(form)}. After that one step every move toward R has zero gradient. So each rollout "
+        "moves a token by one optimizer step (set by the learning rate), not by eps.",
     )
 
 
 def same_step_twin(cfg: SimConfig) -> SimConfig | None:
-    """For SB3's clip-only form: the verl run that takes the same size of step (SB3's loss has no 1/2, so
-    at one learning rate its gradient is twice verl's; verl at twice the learning rate matches it)."""
-    if cfg.loss != "sb3":
+    """For a clip-only form (SB3): the max form of the same clip convention and tie rule (the registry's first
+    current entry), at the learning rate that takes the same size of step (a loss without ½ steps twice as far
+    as one with it). None for the other forms."""
+    form = cfg.form
+    if form.combine_rule != "clip-only":
         return None
-    return replace(cfg, loss="verl", lr=2.0 * cfg.lr)
+    twin = next(
+        name
+        for name in LOSS_FORMS
+        if (t := loss_form(name)).combine_rule == "max"
+        and (t.clip_convention, t.tie_rule) == (form.clip_convention, form.tie_rule)
+    )
+    factor = {(False, True): 2.0, (True, False): 0.5}.get((form.half, loss_form(twin).half), 1.0)
+    return replace(cfg, loss=twin, lr=factor * cfg.lr)
 
 
 def same_step_note(result: SimResult, twin: SimResult) -> str:
-    """SB3 against verl, like with like: the sentence beside the result, from both runs' numbers."""
+    """A clip-only run against its max-form twin, like with like: the sentence beside the result, from both runs."""
     cfg, tcfg = result.config, twin.config
-    if cfg.loss != "sb3" or tcfg != same_step_twin(cfg):
-        raise ValueError("twin must be the same_step_twin of an SB3 run")
+    if tcfg != same_step_twin(cfg):
+        raise ValueError("twin must be the same_step_twin of a clip-only run")
+    a_form, b_form = cfg.form, tcfg.form
+    a_name, b_name = a_form.short, b_form.short
 
     def rollouts(r: SimResult) -> str:
         n = r.rollouts_to_close
         return f"{n} rollouts" if n is not None else f"more than {r.config.n_rollouts} rollouts"
 
-    a, b = rollouts(result), rollouts(twin)
-    text = (
-        f"SB3's loss mean((R − clip(v))²) has no ½, so at the same learning rate its steps are twice verl's. "
-        f"Like with like: SB3 at lr {cfg.lr:g} closed {CLOSE_FRACTION:.0%} of the gap in {a}; verl at lr "
-        f"{tcfg.lr:g}, the same step size, in {b}."
+    text = ""
+    if a_form.half != b_form.half:
+        has, other = ("no ½", "one") if b_form.half else ("a ½", "none")
+        text = (
+            f"{a_name}'s loss ({a_form.formula}) has {has} where {b_name}'s ({b_form.formula}) has {other}, so at one "
+            f"learning rate {a_name}'s steps are {'twice' if b_form.half else 'half'} {b_name}'s. "
+        )
+    text += (
+        f"Like with like: {a_name} at lr {cfg.lr:g} closed {CLOSE_FRACTION:.0%} of the gap in {rollouts(result)}; "
+        f"{b_name} at lr {tcfg.lr:g}, the same step size, in {rollouts(twin)}."
     )
     if result.rollouts_to_close == twin.rollouts_to_close:
         text += (
-            f" So SB3's speed against verl at lr {cfg.lr:g} is the missing ½, not the clip: here every token moves "
-            "toward R, and both forms freeze the same tokens."
+            f" So {a_name}'s speed against {b_name} at lr {cfg.lr:g} is the step size, not the clip: here every token "
+            "moves toward R, and both forms freeze the same tokens."
         )
     else:
         text += (
-            " With equal steps the difference left is the clip itself: SB3 freezes every token outside the band, "
-            "verl only those still nearer R than the band edge."
+            f" With equal steps the difference left is the clip itself: {a_name} freezes every token outside the "
+            f"band, {b_name} only those still nearer R than the band edge."
         )
     return text
 
@@ -572,14 +666,15 @@ def wall_caption(result: SimResult) -> str:
     """The caption under the moving wall: what to watch for this critic and optimizer, and the frozen share."""
     cfg = result.config
     frozen_share = float(result.frozen.mean())
-    if cfg.loss == "unclipped":
+    form = cfg.form
+    if form.combine_rule is None:
         notice = (
             "Without clipping the band is only drawn for reference: nothing stops v, and no gradient is ever zeroed."
         )
     elif cfg.critic == "table" and cfg.optimizer == "sgd":
         what = (
-            "moved more than eps from v_old (SB3's clip-only loss freezes every token outside the band)"
-            if cfg.loss == "sb3"
+            f"moved more than eps from v_old ({form.short}'s clip-only loss freezes every token outside the band)"
+            if form.combine_rule == "clip-only"
             else "moved more than eps toward R while still nearer R than the band edge"
         )
         notice = (
@@ -611,11 +706,11 @@ def pushed_while_frozen_note(result: SimResult) -> tuple[str, str] | None:
         why = "the shared weights moved" if cfg.critic == "shared" else "Adam's momentum carried it"
         return (
             "pushed",
-            f"**Pushed while frozen.** At update {u + 1} token {t} had zero gradient of its own (it was past its band "
-            f"toward R), yet it moved {moved[u, t]:.3f}: {why}. The furthest any token got past its band edge "
+            f"**Pushed while frozen.** At update {u + 1} token {t} had zero gradient of its own (it was "
+            f"{'outside its band' if cfg.form.combine_rule == 'clip-only' else 'past its band toward R'}), yet it moved {moved[u, t]:.3f}: {why}. The furthest any token got past its band edge "
             f"was {result.max_beyond_band.max():.3f} (eps = {cfg.eps:g}).",
         )
-    if cfg.loss == "unclipped":
+    if cfg.form.combine_rule is None:
         return None
     return (
         "frozen",

@@ -1,10 +1,15 @@
-"""The guided tour: eight questions people really asked, each answered live by the core.
+"""The guided tour: questions people really asked in issue threads, each answered live by the core.
 
 Each step is data (question, choices, a two-sentence explanation, the issue threads that asked
 it) plus a ``reveal`` function that computes the answer with ``valueloss`` calls. The right
 choice is never stored as a bare fact the app trusts: ``check_answer`` compares the student's
 choice with the answer the live numbers imply, and the tests check that this agrees with the
 choice the text teaches (``TourStep.expected``). No Streamlit here.
+
+Each step's scenario (a token, a synthetic batch, a split into micro-batches) is one set of numbers
+that both its reveal and its "see it live" links read, so a link opens exactly the step's case.
+Steps on a synthetic batch get it from ``reveal``'s ``make_batch`` (the Batch page's generator,
+``valueloss.tools.batch.synthetic_batch``: the tools layer sits above this one, so it is passed in).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Any
 from urllib.parse import urlencode
 
 import numpy as np
@@ -41,6 +47,9 @@ __all__ = [
     "live_links",
     "progress_code",
     "read_progress",
+    "shared_progress_words",
+    "BatchMaker",
+    "LiveView",
 ]
 
 _F64 = torch.float64
@@ -67,6 +76,12 @@ class Reveal:
     facts: tuple[tuple[str, bool], ...] = ()
 
 
+# A page that shows a step live: (page title, url_path, query parameters).
+LiveView = tuple[str, str, tuple[tuple[str, str], ...]]
+# ``synthetic_batch(**params)``: a batch with vpreds, returns, values and mask (B, T) tensors.
+BatchMaker = Callable[..., Any]
+
+
 @dataclass(frozen=True)
 class TourStep:
     key: str
@@ -77,9 +92,10 @@ class TourStep:
     expected: str  # the choice the explanation teaches; tests check the live reveal agrees
     explanation: str  # two sentences
     threads: tuple[Thread, ...]
-    compute: Callable[[], Reveal]
+    compute: Callable[..., Reveal]  # () -> Reveal, or (make_batch) -> Reveal where ``on_batch``
     # Where to see it live: (page title, url_path, query parameters), opened with this scenario.
-    live: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = ()
+    live: tuple[LiveView, ...] = ()
+    on_batch: bool = False  # the reveal runs on synthetic batches built by ``reveal``'s ``make_batch``
 
     def choice(self, key_or_label: str) -> Choice:
         for c in self.choices:
@@ -94,6 +110,132 @@ class Feedback:
     correct: bool
     message: str
     right_choice: Choice
+
+
+# ----------------------------------------------------------------------------------------------
+# The scenarios: each step's reveal and its "see it live" links read the same numbers
+
+
+def _url_number(x: float | int) -> str:
+    """A number as a link carries it: short, and read back as exactly the same float."""
+    short = format(x, "g")
+    return short if float(short) == float(x) else repr(float(x))
+
+
+def _query(**values) -> tuple[tuple[str, str], ...]:
+    return tuple((k, v if isinstance(v, str) else _url_number(v)) for k, v in values.items())
+
+
+def _one_token(v_old: float, R: float, eps: float, v: float) -> LiveView:
+    """One token with exactly this scenario (its sliders' URL keys are the notation itself)."""
+    return ("One token", "explore", _query(v_old=v_old, R=R, eps=eps, v=v))
+
+
+def _batch_page(params: dict, eps: float) -> LiveView:
+    """The Batch page on the synthetic batch ``synthetic_batch(**params)`` (its keys: ``b_`` + parameter)."""
+    return ("Batch", "batch", _query(**{f"b_{k}": x for k, x in params.items()}, b_eps=eps))
+
+
+def _sanity_page(params: dict, eps: float, library: str) -> LiveView:
+    """The Sanity check on the synthetic batch ``synthetic_batch(**params)``, for ``library`` at ``eps``."""
+    query = _query(s_source="synthetic batch", s_lib=library, s_eps=eps, **{f"s_{k}": x for k, x in params.items()})
+    return ("Sanity check", "sanity-check", query)
+
+
+def _dynamics_page(config: SimConfig) -> LiveView:
+    """Critic dynamics with the simulator fields where ``config`` differs from the page's default run."""
+    keys = {"eps": "d_eps", "loss": "d_loss", "n_rollouts": "d_rollouts"}  # the fields the steps change
+    default = SimConfig()
+    changed = {name: getattr(config, name) for name in keys if getattr(config, name) != getattr(default, name)}
+    others = [f for f in SimConfig.__dataclass_fields__ if f not in keys and getattr(config, f) != getattr(default, f)]
+    if others:
+        raise ValueError(f"the Critic dynamics link carries {', '.join(keys)} only, not {', '.join(others)}")
+    return ("Critic dynamics", "dynamics", _query(**{keys[name]: x for name, x in changed.items()}))
+
+
+def _token(p) -> tuple[float, float, float, float]:
+    """(v_old, R, eps, v) of a preset."""
+    return p.v_old, p.R, p.eps, p.v
+
+
+def _token_words(v_old: float, R: float, eps: float, v: float | None = None) -> str:
+    """The scenario in the app's notation, as the step's text states it (its link carries the same numbers)."""
+    words = f"v_old = {v_old:g}, R = {R:g}, eps = {eps:g}" + ("" if v is None else f", v = {v:g}")
+    return words.replace("-", "−")
+
+
+# Step 1: the numbers of openai/baselines#765 (v_old, R, eps, v).
+BASELINES_765 = (5.0, 10.0, 0.2, 1.0)
+
+# Step 5: the Batch page's own synthetic batch at its defaults (64 responses of 16 to 256 tokens, GAE returns,
+# one small critic update), at the eps the step asks about.
+CLIPFRAC_BATCH: dict = {"seed": 0}
+CLIPFRAC_EPS = 0.2
+
+# Step 6: the simulator's default critic over three rollouts.
+FIRST_MINIBATCH_RUN = SimConfig(n_rollouts=3)
+
+# Step 7: one synthetic batch whose rewards and critic noise are multiplied by each scale; no KL penalty (it would
+# not scale), and a critic that moved exactly halfway to its targets (step 0.5, no update noise).
+RETURN_SCALES = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
+RETURN_UNITS_EPS = 0.2
+RETURN_UNITS_LINKED_SCALE = 10.0
+
+
+def return_units_batch(scale: float) -> dict:
+    """The synthetic-batch parameters of step 7 at one return scale."""
+    return {
+        "reward_mean": 0.5 * scale,
+        "reward_std": 1.0 * scale,
+        "value_noise": 0.3 * scale,
+        "kl_coef": 0.0,
+        "step": 0.5,
+        "pred_noise": 0.0,
+    }
+
+
+# Step 9: the Scale page's batch generator (``spread_lengths``) and problem, split on one rank, token-mean.
+MICRO_BATCHES = {"sequences": 8, "mean_length": 6, "spread": 0.8, "seed": 1, "micro_batches": 4, "eps": 0.2}
+
+
+def _micro_batch_lengths() -> list[int]:
+    from ..scale import spread_lengths
+
+    m = MICRO_BATCHES
+    return spread_lengths(m["sequences"], m["mean_length"], m["spread"], m["seed"])
+
+
+def _micro_batch_words() -> str:
+    from ..scale import split_batch
+
+    lengths = _micro_batch_lengths()
+    tokens = split_batch(lengths, 1, micro_batches=MICRO_BATCHES["micro_batches"]).micro_tokens()[0]
+    return (
+        f"{len(lengths)} sequences of {min(lengths)} to {max(lengths)} tokens (the Scale page's batch, seed "
+        f"{MICRO_BATCHES['seed']}), {len(tokens)} micro-batches of {min(tokens)} to {max(tokens)} tokens, token-mean, "
+        "one rank."
+    )
+
+
+def _scale_page(scheme: str) -> LiveView:
+    """The Scale page on step 9's batch and split, describing ``scheme`` (its picker's link value is the label)."""
+    from ..scale import SCHEMES
+
+    m = MICRO_BATCHES
+    query = _query(
+        sc_dp=1,
+        sc_by="count",
+        sc_k=m["micro_batches"],
+        sc_n=m["sequences"],
+        sc_len=m["mean_length"],
+        sc_spread=m["spread"],
+        sc_seed=m["seed"],
+        sc_empty=0,
+        sc_agg="token-mean",
+        sc_eps=m["eps"],
+        sc_scheme=SCHEMES[scheme].label,
+    )
+    return ("Scale", "scale", query)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -126,7 +268,7 @@ def _curve(v_old: float, R: float, eps: float, v: float, *, convention: str = "b
 
 def _reveal_active_term() -> Reveal:
     # The numbers from openai/baselines#765: R = 10, OLDVPRED = 5, vpred = 1, CLIPRANGE = 0.2.
-    v_old, R, eps, v = 5.0, 10.0, 0.2, 1.0
+    v_old, R, eps, v = BASELINES_765
     t = value_loss_terms(v, R, v_old, eps)
     lu, lc = _f(t.loss_unclipped), _f(t.loss_clipped)
     answer = "unclipped" if lu > lc else "clipped" if lc > lu else "tie"
@@ -284,44 +426,44 @@ def _reveal_eps_zero() -> Reveal:
     )
 
 
-def _demo_batch(seed: int = 7, rows: int = 8, width: int = 32):
-    """A seeded batch: old values, returns about one unit away, and a critic that moved after some steps."""
-    g = torch.Generator().manual_seed(seed)
-    values = torch.randn(rows, width, generator=g, dtype=_F64)
-    returns = values + torch.randn(rows, width, generator=g, dtype=_F64)
-    vpreds = values + 0.4 * torch.randn(rows, width, generator=g, dtype=_F64)
-    return vpreds, returns, values, torch.ones(rows, width, dtype=_F64)
+def _real(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The real (unpadded) tokens of a (B, T) tensor, as float64."""
+    return x[mask.bool()].to(_F64)
 
 
-def _reveal_clipfrac() -> Reveal:
-    eps = 0.2
-    vpreds, returns, values, mask = _demo_batch()
+def _reveal_clipfrac(make_batch: BatchMaker) -> Reveal:
+    eps = CLIPFRAC_EPS
+    b = make_batch(**CLIPFRAC_BATCH)
+    vpreds, returns, values, mask = b.vpreds, b.returns, b.values, b.mask
     _, vf_clipfrac = compute_value_loss(vpreds, returns, values, mask, eps)
     t = value_loss_terms(vpreds, returns, values, eps)
-    outside = _f(t.prediction_clipped.to(_F64).mean())
-    zero_grad = _f((t.grad == 0).to(_F64).mean())
+    outside = _f(_real(t.prediction_clipped, mask).mean())
+    zero_grad = _f(_real(t.grad == 0, mask).mean())
     # RLinf#1529: the ratio was measured on the already-clipped update clamp(v - v_old), never beyond eps.
-    after_clip = _f((torch.clamp(vpreds - values, -eps, eps).abs() > eps).to(_F64).mean())
+    after_clip = _f(_real(torch.clamp(vpreds - values, -eps, eps).abs() > eps, mask).mean())
     restoring = outside - _f(vf_clipfrac)
     clipfrac = _f(vf_clipfrac)
-    if abs(clipfrac - zero_grad) < 1e-6 and outside > clipfrac:
+    # vf_clipfrac is a float32 mean when the batch is float32: "equal" means equal to that precision.
+    same = max(torch.finfo(vpreds.dtype).eps * 4, 1e-12)
+    if abs(clipfrac - zero_grad) < same and outside > clipfrac:
         answer = "zero-grad"
-    elif abs(clipfrac - outside) < 1e-6:
+    elif abs(clipfrac - outside) < same:
         answer = "outside"
     else:
         answer = "large-loss"
+    n_tokens = int(mask.sum())
     facts = (
-        ("vf_clipfrac counts exactly the zero-gradient tokens", abs(clipfrac - zero_grad) < 1e-6),
+        ("vf_clipfrac counts exactly the zero-gradient tokens", abs(clipfrac - zero_grad) < same),
         ("some tokens outside the band still learn", restoring > 0),
         ("a ratio computed after clipping is 0", after_clip == 0.0),
     )
     return Reveal(
         facts=facts,
         answer=answer,
-        verdict=f"On {vpreds.numel()} tokens: {outside:.1%} left the band but vf_clipfrac = {clipfrac:.1%}, which is "
-        f"exactly the zero-gradient share ({zero_grad:.1%}); the other {restoring:.1%} left the band away from R, or "
-        f"overshot R by more than the band edge falls short of it, and still learn. Measured after clipping, the "
-        f"ratio is {after_clip:.0%}.",
+        verdict=f"On the {n_tokens:,} real tokens: {outside:.1%} left the band but vf_clipfrac = {clipfrac:.1%}, "
+        f"which is exactly the zero-gradient share ({zero_grad:.1%}); the other {restoring:.1%} left the band away "
+        "from R, or overshot R by more than the band edge falls short of it, and still learn. Measured after "
+        f"clipping, the ratio is {after_clip:.0%}.",
         numbers=(
             ("vf_clipfrac (verl)", clipfrac, "pct"),
             ("zero-gradient share", zero_grad, "pct"),
@@ -343,17 +485,21 @@ def _reveal_clipfrac() -> Reveal:
 
 
 def _reveal_first_minibatch() -> Reveal:
-    cfg = SimConfig(n_rollouts=3)
+    cfg = FIRST_MINIBATCH_RUN
     result = simulate(cfg)
     first = result.minibatch == 0
     first_epoch = first & (result.epoch == 0)
-    vpreds, returns, values, mask = _demo_batch()
-    _, at_start = compute_value_loss(values.clone(), returns, values, mask, 0.2)  # v == v_old
+    # verl's loss on each rollout's whole batch before any step: vpreds are the stored values themselves.
+    v_old, targets = torch.from_numpy(result.v_old), torch.from_numpy(result.targets)
+    at_start = max(
+        _f(compute_value_loss(v.clone(), r, v, torch.ones_like(v), cfg.eps)[1])
+        for v, r in zip(v_old, targets, strict=True)
+    )
     first_values = result.vf_clipfrac[first_epoch]
     later_max = float(result.vf_clipfrac[~first_epoch].max())
     if later_max == 0.0:
         answer = "bug"  # a metric stuck at 0 everywhere, as in RLinf#1529
-    elif _f(at_start) == 0.0 and np.all(first_values == 0.0):
+    elif at_start == 0.0 and np.all(first_values == 0.0):
         answer = "v-equals-old"
     else:
         answer = "eps-large"
@@ -361,11 +507,11 @@ def _reveal_first_minibatch() -> Reveal:
         answer=answer,
         verdict=f"vf_clipfrac on the first minibatch of each of the {cfg.n_rollouts} rollouts: "
         f"{', '.join(f'{x:g}' for x in first_values)}; later minibatches reach {later_max:.0%}. "
-        f"On any batch with vpreds = values verl's vf_clipfrac is {_f(at_start):g}.",
+        f"On each rollout's batch with vpreds = values verl's vf_clipfrac is {at_start:g}.",
         numbers=(
             ("vf_clipfrac, first minibatch", float(first_values.max()), "pct"),
             ("largest later vf_clipfrac", later_max, "pct"),
-            ("vf_clipfrac when vpreds = values", _f(at_start), "pct"),
+            ("vf_clipfrac when vpreds = values", at_start, "pct"),
         ),
         figure="clipfrac-updates",
         data={
@@ -378,25 +524,22 @@ def _reveal_first_minibatch() -> Reveal:
     )
 
 
-_SCALES = np.array([0.1, 0.3, 1.0, 3.0, 10.0, 30.0])
-
-
-def _reveal_return_units() -> Reveal:
-    eps = 0.2
-    _, returns, values, mask = _demo_batch()
-    clipfracs = []
-    for s in _SCALES:
-        v_old, R = s * values, s * returns
-        v = v_old + 0.5 * (R - v_old)  # the critic moved halfway to its target: the same relative progress at any scale
-        clipfracs.append(_f(compute_value_loss(v, R, v_old, mask, eps)[1]))
+def _reveal_return_units(make_batch: BatchMaker) -> Reveal:
+    eps = RETURN_UNITS_EPS
+    scales = np.array(RETURN_SCALES)
+    clipfracs, sigmas = [], []
+    for s in scales:
+        b = make_batch(**return_units_batch(float(s)))
+        clipfracs.append(_f(compute_value_loss(b.vpreds, b.returns, b.values, b.mask, eps)[1]))
+        sigmas.append(_f(_real(b.returns - b.values, b.mask).std()))
     clipfracs = np.array(clipfracs)
-    at1, at10 = clipfracs[_SCALES == 1.0][0], clipfracs[_SCALES == 10.0][0]
+    at1, at10 = clipfracs[scales == 1.0][0], clipfracs[scales == RETURN_UNITS_LINKED_SCALE][0]
     answer = "up" if at10 > at1 else "down" if at10 < at1 else "same"
-    sigma = _f((returns - values).std())
+    sigma1, sigma10 = sigmas[list(scales).index(1.0)], sigmas[list(scales).index(RETURN_UNITS_LINKED_SCALE)]
     return Reveal(
         answer=answer,
         verdict=f"Same batch, same relative progress, eps = {eps:g}: vf_clipfrac is {at1:.0%} at scale 1 and {at10:.0%} "
-        f"at scale 10. eps = {eps:g} is {eps / sigma:.2f} σ of (R − v_old) at scale 1 but {eps / (10 * sigma):.3f} σ at "
+        f"at scale 10. eps = {eps:g} is {eps / sigma1:.2f} σ of (R − v_old) at scale 1 but {eps / sigma10:.3f} σ at "
         "scale 10.",
         numbers=(
             ("vf_clipfrac at scale 1", float(at1), "pct"),
@@ -404,7 +547,7 @@ def _reveal_return_units() -> Reveal:
             ("eps", eps, "num"),
         ),
         figure="scale",
-        data={"scale": _SCALES, "clipfrac": clipfracs, "eps": eps, "sigma": sigma},
+        data={"scale": scales, "clipfrac": clipfracs, "eps": eps, "sigma": sigma1},
     )
 
 
@@ -469,9 +612,10 @@ def _reveal_sb3() -> Reveal:
 def _reveal_micro_batches() -> Reveal:
     from ..scale import analyse, make_problem, multiplier_curve, split_batch
 
-    lengths, k = [3, 9, 2, 14, 5, 7, 1, 11], 4  # one rank, 4 micro-batches of 12, 16, 12 and 12 tokens
+    m = MICRO_BATCHES
+    lengths, k = _micro_batch_lengths(), m["micro_batches"]
     split = split_batch(lengths, 1, micro_batches=k)
-    problem = make_problem(lengths, seed=0)
+    problem = make_problem(lengths, eps=m["eps"], seed=m["seed"])  # the Scale page's problem for this batch
     before = analyse(problem, split, "verl-engine-local")
     after = analyse(problem, split, "verl-global")
     ratio = before.grad_ratio
@@ -480,12 +624,12 @@ def _reveal_micro_batches() -> Reveal:
     return Reveal(
         answer=answer,
         verdict=f"Micro-batches of {tokens} tokens: before #6957 the summed per-micro-batch means give a critic "
-        f"gradient {ratio:.3g}× the single-batch one (token weights {before.weights.multiplier:.3g}× on average); "
-        f"with verl's global counts it is {after.grad_ratio:.3g}×.",
+        f"gradient {ratio:.3g}× the single-batch one along its direction (token weights {before.weights.multiplier:.3g}× "
+        f"on average); with verl's global counts it is {after.grad_ratio:.3g}×.",
         numbers=(
-            ("multiplier before #6957", before.weights.multiplier, "num"),
-            ("gradient ratio before #6957", ratio, "num"),
-            ("gradient ratio after #6957", after.grad_ratio, "num"),
+            ("learning-rate multiplier before #6957", before.weights.multiplier, "num"),
+            ("gradient along the reference, before #6957", ratio, "num"),
+            ("gradient along the reference, after #6957", after.grad_ratio, "num"),
         ),
         figure="multiplier",
         data={
@@ -497,6 +641,7 @@ def _reveal_micro_batches() -> Reveal:
                 )
             },
             "current": k,
+            "micro_tokens": split.micro_tokens()[0],
         },
     )
 
@@ -514,7 +659,8 @@ STEPS: tuple[TourStep, ...] = (
         key="active-term",
         tab="1 · Which term?",
         question="Which term of max((v − R)², (clip(v) − R)²) is active for this token?",
-        scenario="v_old = 5, R = 10, eps = 0.2, and the critic now predicts v = 1 (the numbers from openai/baselines#765).",
+        scenario=_token_words(*BASELINES_765[:3])
+        + f", and the critic now predicts v = {BASELINES_765[3]:g} (the numbers from openai/baselines#765).",
         choices=_choices(
             ("unclipped", "The unclipped term (v − R)²: v moved away from R, so its error is larger"),
             ("clipped", "The clipped term (clip(v) − R)²: v left the band, so the clip takes over"),
@@ -530,13 +676,14 @@ STEPS: tuple[TourStep, ...] = (
             Thread("openai/baselines", 91, "IN PPO, clipping the value loss with max is OK?"),
         ),
         compute=_reveal_active_term,
-        live=(("One token", "explore", (("v_old", "5"), ("R", "10"), ("eps", "0.2"), ("v", "1"))),),
+        live=(_one_token(*BASELINES_765),),
     ),
     TourStep(
         key="zero-gradient",
         tab="2 · Zero gradient?",
         question="Will this token's gradient be zero?",
-        scenario="v_old = 0, R = 1, eps = 0.2, v = 0.5: the critic moved 0.5 toward R, more than eps.",
+        scenario=_token_words(*_token(PRESETS["past-band-toward-R"]))
+        + ": the critic moved 0.5 toward R, more than eps.",
         choices=_choices(
             ("zero", "Yes, exactly 0: the token stops learning until the next rollout"),
             ("full", "No: it is 2(v − R) = −1, pulling v on toward R as usual"),
@@ -555,7 +702,7 @@ STEPS: tuple[TourStep, ...] = (
         ),
         compute=_reveal_zero_gradient,
         live=(
-            ("One token", "explore", (("v_old", "0"), ("R", "1"), ("eps", "0.2"), ("v", "0.5"))),
+            _one_token(*_token(PRESETS["past-band-toward-R"])),
             ("Gradients", "gradients", ()),
         ),
     ),
@@ -563,7 +710,7 @@ STEPS: tuple[TourStep, ...] = (
         key="max-not-min",
         tab="3 · Why max?",
         question="This token moved more than eps away from R. If the loss used min instead of max, what gradient would it get?",
-        scenario="v_old = 0, R = 1, eps = 0.2, v = −0.5.",
+        scenario=_token_words(*_token(PRESETS["moved-away"])) + ".",
         choices=_choices(
             ("same", "The same gradient as with max: outside the band the two forms always agree"),
             ("min-freezes", "Zero: min picks the flat clipped term, so the token is never pulled back"),
@@ -583,13 +730,13 @@ STEPS: tuple[TourStep, ...] = (
             ),
         ),
         compute=_reveal_max_not_min,
-        live=(("One token", "explore", (("v_old", "0"), ("R", "1"), ("eps", "0.2"), ("v", "-0.5"))),),
+        live=(_one_token(*_token(PRESETS["moved-away"])),),
     ),
     TourStep(
         key="eps-zero",
         tab="4 · eps = 0",
         question="What does eps = 0 do to the critic within one PPO update?",
-        scenario="v_old = 0, R = 1, eps = 0 (the band has no width).",
+        scenario=_token_words(*_token(PRESETS["eps-zero"])[:3]) + " (the band has no width).",
         choices=_choices(
             ("off", "It turns clipping off: with no band at all, the loss is the plain squared error"),
             ("frozen", "It freezes the critic: no token can move at all during the update"),
@@ -604,16 +751,17 @@ STEPS: tuple[TourStep, ...] = (
         threads=(Thread("ray-project/ray", 19291, "[Bug] PPO value function loss is incorrect"),),
         compute=_reveal_eps_zero,
         live=(
-            ("One token", "explore", (("v_old", "0"), ("R", "1"), ("eps", "0"), ("v", "0"))),
+            _one_token(*_token(replace(PRESETS["eps-zero"], v=PRESETS["eps-zero"].v_old))),
             ("Gradients", "gradients", (("g_tie", "eps-zero"),)),
-            ("Critic dynamics", "dynamics", (("d_eps", "0.0"),)),
+            _dynamics_page(SimConfig(eps=0.0)),
         ),
     ),
     TourStep(
         key="clipfrac-counts",
         tab="5 · What clipfrac counts",
         question="What does verl's vf_clipfrac count, and what does it miss?",
-        scenario="A seeded batch of 256 tokens, eps = 0.2, after the critic has moved a little.",
+        scenario=f"The Batch page's default synthetic batch (seed {CLIPFRAC_BATCH['seed']}: 64 responses, GAE returns, "
+        f"after one small critic update), eps = {CLIPFRAC_EPS:g}.",
         choices=_choices(
             ("outside", "Every token whose prediction left the band v_old ± eps, in either direction"),
             ("zero-grad", "Tokens where the clipped term wins; it misses outside ones that still learn"),
@@ -629,13 +777,16 @@ STEPS: tuple[TourStep, ...] = (
             Thread("verl-project/verl", 498, "vf_loss nan in gsm8k ppo training"),
         ),
         compute=_reveal_clipfrac,
-        live=(("Batch", "batch", (("b_eps", "0.2"),)),),
+        live=(_batch_page(CLIPFRAC_BATCH, CLIPFRAC_EPS),),
+        on_batch=True,
     ),
     TourStep(
         key="first-minibatch",
         tab="6 · First minibatch",
         question="Why is vf_clipfrac exactly 0 on the first minibatch of every PPO update?",
-        scenario="The simulator's default critic (16 tokens, 4 epochs × 4 minibatches) over 3 rollouts, eps = 0.5.",
+        scenario=f"The simulator's default critic ({FIRST_MINIBATCH_RUN.n_tokens} tokens, {FIRST_MINIBATCH_RUN.n_epochs} "
+        f"epochs × {FIRST_MINIBATCH_RUN.n_minibatches} minibatches) over {FIRST_MINIBATCH_RUN.n_rollouts} rollouts, "
+        f"eps = {FIRST_MINIBATCH_RUN.eps:g}.",
         choices=_choices(
             ("eps-large", "Because eps is too large for these returns: nothing reaches the edge"),
             ("v-equals-old", "Because vpreds still equal the stored values: every token is mid-band"),
@@ -647,14 +798,15 @@ STEPS: tuple[TourStep, ...] = (
         "plain squared error; clipping only acts from the second step on.",
         threads=(Thread("verl-project/verl", 2642, "Understanding of vpred and values"),),
         compute=_reveal_first_minibatch,
-        live=(("Critic dynamics", "dynamics", ()),),
+        live=(_dynamics_page(FIRST_MINIBATCH_RUN),),
     ),
     TourStep(
         key="return-units",
         tab="7 · Return units",
         question="Every reward is multiplied by 10. eps stays 0.2 and the critic makes the same relative progress. "
         "What happens to vf_clipfrac?",
-        scenario="The same seeded batch at return scales from 0.1 to 30; the critic has moved halfway to its targets.",
+        scenario=f"One synthetic batch with its rewards and critic noise multiplied by scales from {RETURN_SCALES[0]:g} to "
+        f"{RETURN_SCALES[-1]:g}, eps = {RETURN_UNITS_EPS:g}; the critic has moved exactly halfway to its targets.",
         choices=_choices(
             ("same", "Unchanged: eps is a relative tolerance, like the policy's ratio clip"),
             ("up", "It rises: eps bounds v − v_old in return units, so it is 10× tighter"),
@@ -673,18 +825,16 @@ STEPS: tuple[TourStep, ...] = (
         ),
         compute=_reveal_return_units,
         live=(
-            (
-                "Sanity check",
-                "sanity-check",
-                (("s_r_mean", "5.0"), ("s_r_std", "10.0"), ("s_v_mean", "0.0"), ("s_v_std", "5.0"), ("s_eps", "0.2")),
-            ),
+            _sanity_page(return_units_batch(RETURN_UNITS_LINKED_SCALE), RETURN_UNITS_EPS, "verl"),
+            _batch_page(return_units_batch(RETURN_UNITS_LINKED_SCALE), RETURN_UNITS_EPS),
         ),
+        on_batch=True,
     ),
     TourStep(
         key="sb3-vs-ppo2",
         tab="8 · SB3 vs PPO2",
         question="Stable-Baselines3 uses mean((R − clip(v))²), with no max. Is that the same loss as PPO2's max form?",
-        scenario="v_old = 0, R = 1, eps = 0.2, v = −0.5: the token moved away from R, past the band.",
+        scenario=_token_words(*_token(PRESETS["moved-away"])) + ": the token moved away from R, past the band.",
         choices=_choices(
             ("same", "Yes: inside the band v = clip(v), and outside it max picks the clipped term anyway"),
             ("no-frozen", "No: outside the band SB3 gives zero gradient even to a token that moved away"),
@@ -696,15 +846,16 @@ STEPS: tuple[TourStep, ...] = (
         "unclipped term for those and pulls them back.",
         threads=(Thread("openai/baselines", 1134, "Clipped Loss in Critic of ppo2 unnecessarily long?"),),
         compute=_reveal_sb3,
-        live=(("Gradients", "gradients", ()), ("Critic dynamics", "dynamics", (("d_loss", "sb3"),))),
+        live=(("Gradients", "gradients", ()), _dynamics_page(SimConfig(loss="sb3"))),
     ),
     TourStep(
         key="micro-batches",
         tab="9 · Micro-batches",
-        question="verl's critic before #6957: one rank cuts its 8 sequences into 4 micro-batches, each micro-batch's "
-        "value loss is its own token mean, and the 4 losses are backpropagated and summed before the optimizer step. "
-        "Compared with one backward pass over the whole batch, how large is the critic's gradient?",
-        scenario="8 sequences of 1 to 14 tokens, 4 micro-batches of 12 to 16 tokens, token-mean, one rank.",
+        question=f"verl's critic before pull request #6957 (the fix that divides by the whole mini-batch's counts): one "
+        f"rank cuts its {MICRO_BATCHES['sequences']} sequences into {MICRO_BATCHES['micro_batches']} micro-batches, each "
+        "micro-batch's value loss is its own token mean, and the losses are backpropagated and summed before the "
+        "optimizer step. Compared with one backward pass over the whole batch, how large is the critic's gradient?",
+        scenario=_micro_batch_words(),
         choices=_choices(
             ("same", "The same: a mean of token losses does not depend on how the batch is cut"),
             ("times-k", "About 4× larger: each micro-batch adds a whole mean, so the four add up"),
@@ -722,13 +873,7 @@ STEPS: tuple[TourStep, ...] = (
                 "[algo] fix: normalize critic value loss over the global mini-batch, not per micro-batch",
             ),
         ),
-        live=(
-            (
-                "Scale",
-                "scale",
-                (("sc_dp", "1"), ("sc_by", "count"), ("sc_k", "4"), ("sc_n", "8"), ("sc_agg", "token-mean")),
-            ),
-        ),
+        live=(_scale_page("verl-engine-local"),),
         compute=_reveal_micro_batches,
     ),
 )
@@ -750,9 +895,20 @@ def format_number(value: float, kind: str = "num") -> str:
     return f"{value:.4g}"
 
 
-def reveal(step_key: str) -> Reveal:
-    """Compute the step's answer and figure data live from the core."""
-    return get_step(step_key).compute()
+def reveal(step_key: str, make_batch: BatchMaker | None = None) -> Reveal:
+    """Compute the step's answer and figure data live from the core.
+
+    ``make_batch``: the synthetic-batch generator (``valueloss.tools.batch.synthetic_batch``) for the steps that
+    run on one (``TourStep.on_batch``); the others ignore it.
+    """
+    step = get_step(step_key)
+    if not step.on_batch:
+        return step.compute()
+    if not callable(make_batch):
+        raise TypeError(
+            f"step {step_key!r} runs on a synthetic batch: pass make_batch=valueloss.tools.batch.synthetic_batch"
+        )
+    return step.compute(make_batch)
 
 
 def shuffled_choices(step_key: str, seed: int) -> tuple[Choice, ...]:
@@ -783,7 +939,7 @@ def progress_code(outcomes) -> str:
     outcomes = list(outcomes)
     if len(outcomes) != len(STEPS):
         raise ValueError(f"outcomes must have one entry per step ({len(STEPS)}), got {len(outcomes)}")
-    return "".join(_PROGRESS[v_old] for v_old in outcomes)
+    return "".join(_PROGRESS[o] for o in outcomes)
 
 
 def read_progress(code: str) -> tuple[bool | None, ...]:
@@ -794,12 +950,38 @@ def read_progress(code: str) -> tuple[bool | None, ...]:
     return tuple(back[ch] for ch in code)
 
 
+def shared_progress_words(code: str) -> str | None:
+    """What a shared progress link says (no answers in it); None for a malformed code or one with no answer."""
+    try:
+        outcomes = read_progress(code)
+    except ValueError:
+        return None
+    right = [n for n, o in enumerate(outcomes, 1) if o is True]
+    wrong = [n for n, o in enumerate(outcomes, 1) if o is False]
+    if not right and not wrong:
+        return None
+
+    def steps(numbers: list[int]) -> str:
+        return ("step " if len(numbers) == 1 else "steps ") + ", ".join(map(str, numbers))
+
+    which = "; ".join(f"{kind}: {steps(ns)}" for kind, ns in (("right", right), ("wrong", wrong)) if ns)
+    return (
+        f"This link shares someone's progress: {len(right) + len(wrong)} of {len(STEPS)} answered, {len(right)} right "
+        f"({which}). Their answers are not in the link: make your own predictions below."
+    )
+
+
 def check_answer(
-    step_key: str, answer: str, live: Reveal | None = None, order: tuple[Choice, ...] | None = None
+    step_key: str,
+    answer: str,
+    live: Reveal | None = None,
+    order: tuple[Choice, ...] | None = None,
+    make_batch: BatchMaker | None = None,
 ) -> Feedback:
     """Right or wrong, judged against the answer the live numbers imply (``answer``: a choice key or label).
 
     ``order``: the choices as this visitor saw them (:func:`shuffled_choices`), so labels mean what was shown.
+    ``live``: the step's reveal, computed here (with ``make_batch``, see :func:`reveal`) when not given.
     """
     step = get_step(step_key)
     if not isinstance(answer, str):
@@ -807,7 +989,7 @@ def check_answer(
     if order is not None:
         step = replace(step, choices=tuple(order))
     chosen = step.choice(answer)
-    live = live if live is not None else reveal(step_key)
+    live = live if live is not None else reveal(step_key, make_batch)
     right = step.choice(live.answer)
     if chosen.key == right.key:
         return Feedback(True, f"Right: {right.label}. {live.verdict}", right)

@@ -241,7 +241,17 @@ def dialect_figure(
         xaxis="x2",
         yaxis="y2",
     )
-    title = dict(y=1.0, yref="paper", xref="paper", showarrow=False, yanchor="bottom", yshift=18, font=dict(size=14))
+    # centred over each panel: plotly's "auto" anchor pushed the two titles into each other on a narrow window
+    title = dict(
+        y=1.0,
+        yref="paper",
+        xref="paper",
+        showarrow=False,
+        xanchor="center",
+        yanchor="bottom",
+        yshift=18,
+        font=dict(size=14),
+    )
     layout = dict(
         height=360,
         margin=TOOL_MARGIN,

@@ -12,10 +12,10 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..notation import BAND_FILL, COLORS, DASHES, SYMBOLS, WIDTHS
-from ..teach.simulate import CLOSE_FRACTION, LOSS_LABELS, SimResult, Sweep
+from ..teach.simulate import CLOSE_FRACTION, SimResult, Sweep
 from .base import FONT
 
-__all__ = ["wall_animation", "training_curves", "sweep_figure", "MAX_FRAMES"]
+__all__ = ["wall_animation", "training_figures", "sweep_figure", "MAX_FRAMES"]
 
 MAX_FRAMES = 240  # longer runs are animated with a stride, so the figure stays light
 
@@ -64,44 +64,51 @@ def _value_range(result: SimResult) -> tuple[float, float]:
 _LANE_ROLES = ("v_old", "R", "true", "v")
 
 
-def _lane_traces(result: SimResult, u: int, labels: list[str]) -> list[dict]:
-    """Two lane traces for one state: the band (bar) and one marker trace holding v_old, R, the true
-    value and v (pink where its own gradient is zero). Plain dicts of lists: these are repeated in
-    every animation frame, and plotly validates dicts of lists far faster than objects of arrays."""
+def _lane_state(result: SimResult, u: int) -> tuple[list[float], list[float], list[str], list[str]]:
+    """What the lanes show at state ``u``: the band's lower edges, then the y, colour and hover text of the
+    v_old, R, true-value and v markers (v pink where its own gradient is zero)."""
     cols = list(result.tracked)
     k, frozen = _state_context(result, u)
     eps = float(result.config.eps)
     v_old = result.v_old[k, cols]
-    parts = {
-        "v_old": (v_old, SYMBOLS["v_old"], 12, [COLORS["v_old"]] * len(cols)),
-        "R": (result.targets[k, cols], SYMBOLS["R"], 15, [COLORS["R"]] * len(cols)),
-        "true": (result.v_true[cols], "line-ew-open", 34, [COLORS["neutral"]] * len(cols)),
-        "v": (
-            result.values[u, cols],
-            SYMBOLS["current"],
-            16,
-            [COLORS["zero_grad"] if z else COLORS["current"] for z in frozen[cols]],
-        ),
+    ys = {"v_old": v_old, "R": result.targets[k, cols], "true": result.v_true[cols], "v": result.values[u, cols]}
+    colors = {
+        "v_old": [COLORS["v_old"]] * len(cols),
+        "R": [COLORS["R"]] * len(cols),
+        "true": [COLORS["neutral"]] * len(cols),
+        "v": [COLORS["zero_grad"] if z else COLORS["current"] for z in frozen[cols]],
     }
-    names = {"v_old": "v_old", "R": "R", "true": "true value", "v": "v"}
-    x, y, symbol, size, color, text = [], [], [], [], [], []
+    names = {"v_old": "v_old", "R": "R", "true": "true value"}
+    y, color, text = [], [], []
     for role in _LANE_ROLES:
-        ys, sym, sz, cs = parts[role]
-        x += labels
-        y += [float(val) for val in ys]
-        symbol += [sym] * len(cols)
-        size += [sz] * len(cols)
-        color += cs
-        if role == "v":
-            text += [f"v (own gradient {'0' if z else '≠ 0'})" for z in frozen[cols]]
-        else:
-            text += [names[role]] * len(cols)
+        y += [float(val) for val in ys[role]]
+        color += colors[role]
+        text += (
+            [f"v (own gradient {'0' if z else '≠ 0'})" for z in frozen[cols]]
+            if role == "v"
+            else [names[role]] * len(cols)
+        )
+    return [float(b) for b in v_old - eps], y, color, text
+
+
+def _lane_traces(result: SimResult, labels: list[str]) -> list[dict]:
+    """The two lane traces at the start: the band (bar) and one marker trace holding v_old, R, the true
+    value and v of every tracked token."""
+    n = len(labels)
+    eps = float(result.config.eps)
+    base, y, color, text = _lane_state(result, 0)
+    symbols = {
+        "v_old": (SYMBOLS["v_old"], 12),
+        "R": (SYMBOLS["R"], 15),
+        "true": ("line-ew-open", 34),
+        "v": (SYMBOLS["current"], 16),
+    }
     return [
         dict(
             type="bar",
             x=labels,
-            y=[2 * eps] * len(cols),
-            base=[float(b) for b in v_old - eps],
+            y=[2 * eps] * n,
+            base=base,
             width=0.5,
             marker=dict(color=BAND_FILL, line=dict(color=COLORS["band"], width=1)),
             showlegend=False,
@@ -109,15 +116,27 @@ def _lane_traces(result: SimResult, u: int, labels: list[str]) -> list[dict]:
         ),
         dict(
             type="scatter",
-            x=x,
+            x=labels * len(_LANE_ROLES),
             y=y,
             mode="markers",
-            marker=dict(symbol=symbol, size=size, color=color, line=dict(color="white", width=1)),
+            marker=dict(
+                symbol=[symbols[r][0] for r in _LANE_ROLES for _ in labels],
+                size=[symbols[r][1] for r in _LANE_ROLES for _ in labels],
+                color=color,
+                line=dict(color="white", width=1),
+            ),
             text=text,
             showlegend=False,
             hovertemplate="%{text} = %{y:.3f}<extra></extra>",
         ),
     ]
+
+
+def _lane_frame(result: SimResult, u: int) -> list[dict]:
+    """The lane traces' changes at state ``u``: a frame carries only what moves (plotly merges it into the
+    traces), so the animation's frames are small to build, validate and send."""
+    base, y, color, text = _lane_state(result, u)
+    return [dict(type="bar", base=base), dict(type="scatter", y=y, marker=dict(color=color), text=text)]
 
 
 def _legend_entries() -> list[go.Scatter]:
@@ -153,8 +172,8 @@ def wall_animation(result: SimResult) -> go.Figure:
     cols = list(result.tracked)
     n = len(cols)
     gaps = result.v_true[cols] - result.values[0, cols]
-    labels = [f"token {c}<br>gap {g:+.2f}" for c, g in zip(cols, gaps, strict=True)]
-    titles = [f"token {c}: gap {g:+.2f}" for c, g in zip(cols, gaps, strict=True)]
+    labels = [str(c) for c in cols]  # short: the lanes share a third of a phone's width
+    titles = [f"token {c}, gap {g:+.2f}" for c, g in zip(cols, gaps, strict=True)]
     eps = float(result.config.eps)
     n_states = result.values.shape[0]
     x_states = np.arange(n_states)
@@ -169,9 +188,9 @@ def wall_animation(result: SimResult) -> go.Figure:
         shared_xaxes=False,
         horizontal_spacing=0.08,
         vertical_spacing=0.06,
-        subplot_titles=["now: each token against its band"] + titles,
+        subplot_titles=["now"] + titles,
     )
-    for trace in _lane_traces(result, 0, labels):
+    for trace in _lane_traces(result, labels):
         fig.add_trace(trace, row=1, col=1)
     n_lane = len(fig.data)
     for trace in _legend_entries():
@@ -245,26 +264,27 @@ def wall_animation(result: SimResult) -> go.Figure:
 
     frames = []
     for u in frames_u:
-        data = _lane_traces(result, int(u), labels)
+        data = _lane_frame(result, int(u))
         data += [dict(type="scatter", x=[int(u)], y=[float(result.values[u, c])]) for c in cols]
         frames.append(dict(data=data, traces=list(range(n_lane)) + now_index, name=str(int(u))))
     fig.frames = frames
 
     play = dict(frame=dict(duration=90, redraw=True), fromcurrent=True, transition=dict(duration=0), mode="immediate")
     pause = dict(frame=dict(duration=0, redraw=False), transition=dict(duration=0), mode="immediate")
+    plot_height = 170 * n  # the buttons and the slider sit below the plots, one above the other at any width
     fig.update_layout(
-        height=170 * n + 330,
+        height=plot_height + 300,
         font=FONT,
         barmode="overlay",
         bargap=0.5,
-        margin=dict(l=60, r=20, t=50, b=120),
+        margin=dict(l=60, r=20, t=50, b=190),
         legend=dict(orientation="h", yanchor="bottom", y=1.04, x=0, font=dict(size=12)),
         updatemenus=[
             dict(
                 type="buttons",
                 direction="left",
                 x=0.0,
-                y=-0.16,
+                y=-65 / plot_height,
                 xanchor="left",
                 yanchor="top",
                 pad=dict(r=10, t=0),
@@ -278,9 +298,9 @@ def wall_animation(result: SimResult) -> go.Figure:
         sliders=[
             dict(
                 active=0,
-                x=0.2,
-                y=-0.13,
-                len=0.8,
+                x=0.0,
+                y=-105 / plot_height,
+                len=1.0,
                 xanchor="left",
                 yanchor="top",
                 pad=dict(t=10, b=0),
@@ -297,101 +317,113 @@ def wall_animation(result: SimResult) -> go.Figure:
         ],
     )
     fig.update_yaxes(range=[y_lo, y_hi], title_text="value", row=1, col=1)
-    fig.update_xaxes(range=[-0.5, n - 0.5], tickangle=0, row=1, col=1)
+    fig.update_xaxes(type="category", range=[-0.5, n - 0.5], tickangle=0, title_text="token", row=1, col=1)
     for i in range(1, n + 1):
         fig.update_yaxes(range=[y_lo, y_hi], row=i, col=2)
         fig.update_xaxes(range=[-0.5, n_states - 0.5], row=i, col=2, showticklabels=i == n)
-    fig.update_xaxes(title_text="update (rollout × epoch × minibatch)", row=n, col=2)
+    fig.update_xaxes(title_text="update", row=n, col=2)
     return fig
 
 
-def _rollout_lines(result: SimResult, axes: list[str]) -> list[dict]:
+def _rollout_lines(result: SimResult) -> list[dict]:
     """Dotted vertical lines where a new rollout starts (v_old jumps), as layout shapes built in one go."""
     per_rollout = result.config.n_epochs * result.config.n_minibatches
     line = dict(color=COLORS["neutral"], width=1, dash="dot")
     return [
-        dict(type="line", xref=f"x{a}", yref=f"y{a} domain", x0=x, x1=x, y0=0, y1=1, line=line, layer="below")
-        for a in axes
+        dict(type="line", xref="x", yref="y domain", x0=x, x1=x, y0=0, y1=1, line=line, layer="below")
         for x in (k * per_rollout for k in range(1, result.config.n_rollouts))
     ]
 
 
-def training_curves(result: SimResult) -> go.Figure:
-    """Value error, explained variance, vf_loss and vf_clipfrac per update (dotted lines: new rollout)."""
-    cfg = result.config
-    u_states = np.arange(result.values.shape[0])
-    u_updates = np.arange(1, cfg.n_updates + 1)
-    fig = make_subplots(
-        rows=2,
-        cols=2,
-        subplot_titles=(
-            "value error: RMSE(v − true value)",
-            "explained variance 1 − Var(R − v) / Var(R)",
-            f"vf_loss ({LOSS_LABELS[cfg.loss]}, on the minibatch)",
-            "vf_clipfrac and zero-gradient share (minibatch)",
+def _log_figure(result: SimResult, lines: list[dict], y_title: str, **yaxis) -> go.Figure:
+    """One training log against the update, its legend under it (a short figure that fits a phone's width)."""
+    data = [dict(type="scatter", mode="lines", **line) for line in lines]
+    legend = len(lines) > 1
+    rows = 21 * len(lines) if legend else 0  # one entry per row under the axis title: its height is known
+    layout = dict(
+        height=260 + rows,
+        font=FONT,
+        margin=dict(l=55, r=15, t=10, b=55 + rows),
+        showlegend=legend,
+        legend=dict(
+            orientation="h", yref="container", yanchor="bottom", y=0, x=0, entrywidth=1, entrywidthmode="fraction"
         ),
-        vertical_spacing=0.16,
-        horizontal_spacing=0.09,
+        xaxis=dict(title=dict(text="update", standoff=4)),
+        yaxis=dict(title=dict(text=y_title), **yaxis),
+        shapes=_rollout_lines(result),
     )
+    return go.Figure(data=data, layout=layout)
+
+
+def training_figures(result: SimResult) -> list[tuple[str, go.Figure]]:
+    """(title, figure) of each training log per update: value error, explained variance, vf_loss and the clip
+    fraction (dotted lines: a new rollout). Four small figures, so a page can set them side by side or one
+    under the other, with titles that wrap, at any width."""
+    cfg = result.config
+    u_states = np.arange(result.values.shape[0]).tolist()
+    u_updates = np.arange(1, cfg.n_updates + 1).tolist()
     max_line = dict(color=COLORS["max"], width=2)
-    curves = [
+    error = [
         dict(
-            row=1,
-            col=1,
             x=u_states,
-            y=result.value_error,
+            y=result.value_error.tolist(),
             name=f"this run (eps = {cfg.eps:g})",
             line={**max_line, "width": 2.5},
         ),
         dict(
-            row=1,
-            col=1,
             x=u_states,
-            y=result.baseline_value_error,
+            y=result.baseline_value_error.tolist(),
             name="same run, no clipping",
             line=dict(color=COLORS["unclipped"], width=2, dash=DASHES["clipped"]),
         ),
+    ]
+    ev = result.explained_var[np.isfinite(result.explained_var)]
+    ev_lo = float(min(0.0, np.percentile(ev, 5))) if ev.size else 0.0
+    clipfrac = [
         dict(
-            row=1, col=2, x=u_states, y=result.explained_var, name="explained variance", line=max_line, showlegend=False
-        ),
-        dict(row=2, col=1, x=u_updates, y=result.vf_loss, name="vf_loss", line=max_line, showlegend=False),
-        dict(
-            row=2,
-            col=2,
             x=u_updates,
-            y=result.vf_clipfrac,
+            y=result.vf_clipfrac.tolist(),
             name="vf_clipfrac (verl: L_clip > L_unclip)",
             line=dict(color=COLORS["zero_grad"], width=2.5, shape="hv"),
-        ),
+        )
     ]
-    if cfg.loss != "verl":
-        curves.append(
+    if cfg.form.combine_rule != "max":  # in a max form vf_clipfrac is exactly the zero-gradient share
+        clipfrac.append(
             dict(
-                row=2,
-                col=2,
                 x=u_updates,
-                y=result.zero_grad_frac,
-                name=f"zero-gradient share under {LOSS_LABELS[cfg.loss]}",
+                y=result.zero_grad_frac.tolist(),
+                name=f"zero-gradient share under {cfg.form.short}",
                 line=dict(color=COLORS["neutral"], width=2, dash="dash", shape="hv"),
             )
         )
-    for curve in curves:
-        _add_line(fig, **curve)
-    fig.update_layout(shapes=_rollout_lines(result, ["", "2", "3", "4"]))
-    ev = result.explained_var[np.isfinite(result.explained_var)]
-    ev_lo = float(min(0.0, np.percentile(ev, 5))) if ev.size else 0.0
-    fig.update_yaxes(range=[max(ev_lo, -1.0) - 0.05, 1.05], row=1, col=2)
-    fig.update_yaxes(type="log", row=2, col=1)
-    fig.update_yaxes(range=[-0.03, 1.03], row=2, col=2)
-    fig.update_xaxes(title_text="update", row=2, col=1)
-    fig.update_xaxes(title_text="update", row=2, col=2)
-    fig.update_layout(
-        height=560,
-        font=FONT,
-        margin=dict(l=60, r=20, t=60, b=40),
-        legend=dict(orientation="h", yanchor="bottom", y=1.08, x=0, font=dict(size=12)),
-    )
-    return fig
+    return [
+        ("Value error: RMSE(v − true value)", _log_figure(result, error, "RMSE")),
+        (
+            "Explained variance: 1 − Var(R − v) / Var(R)",
+            _log_figure(
+                result,
+                [dict(x=u_states, y=result.explained_var.tolist(), name="explained variance", line=max_line)],
+                "explained variance",
+                range=[max(ev_lo, -1.0) - 0.05, 1.05],
+            ),
+        ),
+        (
+            f"vf_loss ({cfg.form.short}) on each update's minibatch",
+            _log_figure(
+                result,
+                [dict(x=u_updates, y=result.vf_loss.tolist(), name="vf_loss", line=max_line)],
+                "vf_loss",
+                type="log",
+                dtick=1,  # a label per decade: the 2 and 5 between them crowd a short axis
+            ),
+        ),
+        (
+            "vf_clipfrac and the zero-gradient share, on each minibatch"
+            if len(clipfrac) > 1
+            else "vf_clipfrac on each minibatch",
+            _log_figure(result, clipfrac, "share of tokens", range=[-0.03, 1.03]),
+        ),
+    ]
 
 
 def sweep_figure(sweep: Sweep, current_eps: float | None = None) -> go.Figure:
@@ -454,8 +486,8 @@ def sweep_figure(sweep: Sweep, current_eps: float | None = None) -> go.Figure:
     fig.update_layout(
         height=420,
         font=FONT,
-        margin=dict(l=60, r=20, t=40, b=50),
-        xaxis=dict(title=f"gap / eps   (gap = {sweep.config.gap:g})", range=[0, x_max]),
+        margin=dict(l=60, r=20, t=40, b=65),
+        xaxis=dict(title=dict(text=f"gap / eps   (gap = {sweep.config.gap:g})", standoff=6), range=[0, x_max]),
         yaxis=dict(title=f"rollouts to close {CLOSE_FRACTION:.0%} of the gap", range=[0, y_max]),
         legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0, font=dict(size=12)),
     )

@@ -25,12 +25,21 @@ SCHEME_STYLE = {
     "grad-accum-mean": (COLORS["v_old"], "dashdot", "triangle-up"),
 }
 _REFERENCE = dict(color=COLORS["neutral"], dash="longdash", width=2)
-_LEGEND = dict(orientation="h", yanchor="top", y=-0.3, xanchor="left", x=0)
 
 
-def _layout(title: str, shapes: list, **rest) -> go.Layout:
-    """Both Scale figures: title, the tools' margin, 440 px, the legend below, and the divider lines."""
-    return go.Layout(title=dict(text=title), margin=TOOL_MARGIN, height=440, legend=_LEGEND, shapes=shapes, **rest)
+_LEGEND_ROW = 21  # px per legend entry: one scheme per row, so the legend's height is known at any width
+
+
+def _layout(title: str, shapes: list, entries: int, **rest) -> go.Layout:
+    """Both Scale figures: the tools' margin, the legend below (one scheme per row, every row inside the figure
+    however narrow the window), and the divider lines. A title only when given: a page writes it above the
+    figure instead, where it wraps on a narrow window."""
+    legend = dict(
+        orientation="h", yref="container", yanchor="bottom", y=0, x=0, entrywidth=1, entrywidthmode="fraction"
+    )
+    rows = _LEGEND_ROW * entries
+    margin = {**TOOL_MARGIN, "t": TOOL_MARGIN["t"] if title else 25, "b": 70 + rows}
+    return go.Layout(title=dict(text=title), margin=margin, height=380 + rows, legend=legend, shapes=shapes, **rest)
 
 
 def _style(key: str) -> tuple[str, str, str]:
@@ -46,7 +55,7 @@ def weights_figure(
     boundaries: Sequence[float],
     rank_boundaries: Sequence[float],
     *,
-    title: str = "Weight of every token, relative to the single-batch loss",
+    title: str = "",
 ) -> go.Figure:
     """``series``: scheme key -> (label, relative weight per real token in split order).
 
@@ -79,6 +88,7 @@ def weights_figure(
     layout = _layout(
         title,
         shapes,
+        len(series),
         annotations=[
             dict(x=1, xref="paper", y=1.0, text="reference = 1", showarrow=False, xanchor="right", yanchor="bottom")
         ],
@@ -92,7 +102,7 @@ def multiplier_figure(
     curves: dict[str, tuple[str, Sequence[tuple[int, float, float, float]]]],
     current: int | None,
     *,
-    title: str = "Effective critic learning-rate multiplier as the split changes",
+    title: str = "",
 ) -> go.Figure:
     """``curves``: scheme key -> (label, rows of (micro-batches per rank, multiplier, min, max weight)).
 
@@ -143,6 +153,7 @@ def multiplier_figure(
     layout = _layout(
         title,
         shapes,
+        len(curves),
         xaxis=dict(title=dict(text="micro-batches per rank"), dtick=1, **OPEN_AXIS),
         yaxis=dict(title=dict(text="× the single-batch gradient (log)"), type="log", **OPEN_AXIS),
     )

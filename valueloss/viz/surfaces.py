@@ -215,10 +215,13 @@ def gradient_map_figure(
     x_axis: str,
     y_axis: str,
     edges,
-    title: str,
+    title: str = "",
     height: int = 540,
 ) -> go.Figure:
-    """The per-token gradient over two axes (blue < 0: descent raises v; orange > 0: lowers it); zeros in purple."""
+    """The per-token gradient over two axes (blue < 0: descent raises v; orange > 0: lowers it); zeros in purple.
+
+    ``title``: none by default: a page writes it above the figure, where it wraps on a narrow window.
+    """
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
     hover = f"{x_axis} = %{{x:.3f}}<br>{y_axis} = %{{y:.3f}}"
@@ -239,6 +242,8 @@ def gradient_map_figure(
     if overlay is not None:
         data.insert(1, overlay)
     layout = base_layout(title=title, height=height, x_title=AXIS_TITLES[x_axis], y_title=AXIS_TITLES[y_axis])
+    if not title:
+        layout["margin"]["t"] = 15
     layout["xaxis"]["range"] = [float(x[0]), float(x[-1])]
     layout["yaxis"]["range"] = [float(y[0]), float(y[-1])]
     layout["coloraxis"] = _gradient_colorbar(_abs_max(grad))
@@ -262,6 +267,10 @@ def dialect_gradients_figure(
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
     layout, cells = _two_column_grid([p[0] for p in panels], (len(panels) + 1) // 2, x, y, x_axis, y_axis, height)
+    for title in layout["annotations"]:  # two panels side by side on a phone: titles a size smaller
+        title["font"] = {"size": 12}
+    for xa, _, _, _ in cells[: len(cells) - 2]:  # the bottom row names the shared x axis; above it, the titles
+        layout[f"xaxis{xa[1:]}"]["title"] = {"text": ""}  # of the panels below need that room
     hover = f"{x_axis} = %{{x:.3f}}<br>{y_axis} = %{{y:.3f}}"
     data = []
     for i, ((title, g, frozen), (xa, ya, _, _)) in enumerate(zip(panels, cells, strict=False)):

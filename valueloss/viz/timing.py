@@ -171,8 +171,20 @@ IMPL_STYLE = {
 }
 PASS_DASH = {"forward+backward": "solid", "forward": "dot"}
 _ROOFLINE_DASH = "longdash"
-# below the plot: up to ten entries would push a legend above it into the title
-_LEGEND = dict(orientation="h", yanchor="top", y=-0.24, xanchor="left", x=0)  # clear of the x-axis title
+# below the plot, under the axis title, one entry per row: up to ten entries would push a legend above the plot
+# into the title, and one placed under it by a share of the plot's height sat on the axis title on a phone
+# (11 px: the longest entry, the roofline's, fits a phone's width)
+_LEGEND = dict(
+    orientation="h",
+    yref="container",
+    yanchor="bottom",
+    y=0,
+    x=0,
+    entrywidth=1,
+    entrywidthmode="fraction",
+    font=dict(size=11),
+)
+_LEGEND_ROW = 21  # px per entry
 
 
 def _size(row: dict) -> str:
@@ -217,11 +229,13 @@ def _hover(row: dict) -> str:
     )
 
 
-def _layout(title: str, y_title: str, height: int) -> dict:
+def _layout(title: str, y_title: str, height: int, entries: int) -> dict:
+    """``height`` for the plot and its axes; the legend's rows (``entries`` of them) are added below."""
+    rows = _LEGEND_ROW * entries
     return dict(
         title=dict(text=title, x=0, xanchor="left", font=dict(size=15)),
-        height=height,
-        margin={**TOOL_MARGIN, "t": 50},  # a one-line title
+        height=height + rows,
+        margin={**TOOL_MARGIN, "t": 50, "b": 60 + rows},  # a one-line title; the axis title, then the legend
         legend=_LEGEND,
         plot_bgcolor="white",
         hovermode="closest",
@@ -265,7 +279,7 @@ def time_figure(
             color=line["color"],
         )
         traces.append(_trace(series, "median_ms", name, line, marker, error_y=spread))
-    return go.Figure(traces, _layout(title, "median time per call (ms)", height))
+    return go.Figure(traces, _layout(title, "median time per call (ms)", height, len(traces)))
 
 
 def bandwidth_figure(
@@ -285,7 +299,7 @@ def bandwidth_figure(
         if impl == "roofline":
             line = dict(line, dash=_ROOFLINE_DASH, width=3)
         traces.append(_trace(series, "gbps", name, line, marker))
-    layout = _layout(title, "achieved GB/s (log)", height)
+    layout = _layout(title, "achieved GB/s (log)", height, len(traces))
     return go.Figure(traces, layout)
 
 
