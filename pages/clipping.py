@@ -202,9 +202,10 @@ elif source == YOURS:
 else:
     path = SWEEPS_DIR / source
     with shows_errors(f"Recorded sweep {source}"):
-        curves, settings = recorded(str(path), (path / "curves.parquet").stat().st_mtime)
+        mtime = (path / "curves.parquet").stat().st_mtime
+        curves, settings = recorded(str(path), mtime)
         st.caption(sweep_caption(settings, curves))
-        show(curves, f"rec-{source}")
+        show(curves, f"rec-{path}-{mtime}")  # the summary's cache key: a sweep recorded again is summarised again
 
 st.header("What the papers found")
 for finding in PUBLISHED:

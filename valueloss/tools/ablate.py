@@ -41,6 +41,7 @@ import pandas as pd
 
 from ..dialects import check_clip_param, get_dialect
 from .ppo import ENVS, MAX_TOTAL_STEPS, UPDATE_COLUMNS, PPOConfig, env_spec, train
+from .processes import plain_main
 
 __all__ = [
     "CURVE_COLUMNS",
@@ -383,10 +384,13 @@ def _run_pool(todo: list[PPOConfig], out: Path, *, workers: int, progress: bool,
         bar.update(step - seen.get(key, 0))
         seen[key] = step
 
-    with ctx.Manager() as manager, ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+    with plain_main():  # the manager and the workers start here (the pool starts them at the first submit)
+        manager = ctx.Manager()
+    with manager, ProcessPoolExecutor(workers, mp_context=ctx) as pool:
         queue = manager.Queue()
         bar = _bar(_steps(todo), progress)
-        pending = {pool.submit(run_one, c, queue): c for c in todo}
+        with plain_main():
+            pending = {pool.submit(run_one, c, queue): c for c in todo}
         try:
             while pending:
                 finished, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)

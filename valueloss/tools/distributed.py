@@ -43,6 +43,7 @@ import torch
 
 from .. import _validate as check
 from .. import scale
+from .processes import plain_main
 
 __all__ = [
     "LIMITS",
@@ -277,8 +278,9 @@ def run(cfg: RunConfig, *, port: int = 0, on_progress=None, on_start=None, on_co
     done: dict[int, int] = {}
     start = time.monotonic()
     try:
-        for proc in procs:
-            proc.start()
+        with plain_main():
+            for proc in procs:
+                proc.start()
         if on_start is not None:
             on_start(port)
         # The single-process reference is computed while the ranks start up.

@@ -13,7 +13,7 @@ from plotly.subplots import make_subplots
 
 from ..notation import COLORS
 from ..teach.ablation import Band, EpsSummary, SweepSummary
-from .base import AXIS, FONT
+from .base import AXIS, FONT, base_layout
 
 __all__ = ["eps_style", "learning_curves", "final_and_auc", "critic_curves"]
 
@@ -82,7 +82,8 @@ def _band_traces(band: Band, name: str, color: str, dash: str, *, showlegend: bo
 
 
 def _legend() -> dict:
-    return {"orientation": "h", "yanchor": "top", "y": -0.18, "x": 0.0, "font": {"size": 12}}
+    """Under the axis titles, at the foot of the figure (a fraction of the plot would move with its height)."""
+    return {"orientation": "h", "yref": "container", "yanchor": "bottom", "y": 0.0, "x": 0.0, "font": {"size": 12}}
 
 
 def learning_curves(summary: SweepSummary) -> go.Figure:
@@ -93,22 +94,12 @@ def learning_curves(summary: SweepSummary) -> go.Figure:
         name = legend_name(e)
         color, dash = styles[name]
         data += _band_traces(e.returns, name, color, dash, showlegend=True, group=name)
-    layout = {
-        "title": {
-            "text": f"{summary.env_id}: episodic return, {summary.n_seeds} seeds",
-            "x": 0.0,
-            "xanchor": "left",
-            "font": {"size": 15},
-        },
-        "height": 430,
-        "margin": {"l": 60, "r": 20, "t": 45, "b": 110},
-        "font": FONT,
-        "plot_bgcolor": "white",
-        "hovermode": "closest",
-        "legend": _legend(),
-        "xaxis": {**AXIS, "title": {"text": "environment steps"}},
-        "yaxis": {**AXIS, "title": {"text": "episodic return"}},
-    }
+    layout = base_layout(
+        title=f"{summary.env_id}: episodic return, {summary.n_seeds} seeds",
+        height=430,
+        x_title="environment steps",
+        y_title="episodic return",
+    )
     return go.Figure(data=data, layout=layout)
 
 
