@@ -27,6 +27,7 @@ app: $(VENV)/.ready
 
 test: $(VENV)/.ready browser
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
 
 bench: $(VENV)/.ready

@@ -173,7 +173,9 @@ if report is not None:
         column.plotly_chart(
             built_once(
                 (key, batch_key, eps, rllib_clip),
-                partial(histogram_figure, hist.edges, hist.counts, eps, title=title, x_title=x_title, color_key=color_key),
+                partial(
+                    histogram_figure, hist.edges, hist.counts, eps, title=title, x_title=x_title, color_key=color_key
+                ),
             ),
             width="stretch",
             key=key,

@@ -165,9 +165,7 @@ with st.sidebar:
             help="The band v_old ± eps. Compared with v − v_old, so it lives in the units of the returns.",
         )
         c1, c2 = st.columns(2)
-        optimizer_label = c1.radio(
-            "optimizer", [OPT_LABELS[o] for o in OPTIMIZERS], key="d_opt", bind="query-params"
-        )
+        optimizer_label = c1.radio("optimizer", [OPT_LABELS[o] for o in OPTIMIZERS], key="d_opt", bind="query-params")
         optimizer = OPT_BY_LABEL[optimizer_label]
         lr = c2.select_slider("learning rate", LR_OPTIONS, DEFAULT.lr, key="d_lr", bind="query-params")
         st.caption("Stable: table + SGD up to ~4, shared + SGD up to ~0.3, Adam 0.01 – 0.3.")

@@ -110,7 +110,9 @@ def show_progress(run: dist_run.BackgroundRun) -> None:
 def run_panel(cfg: dist_run.RunConfig, run_key: tuple, can_run: bool, polling: str | None) -> None:
     collect_own_run(run_key)
     active = REAL_RUNS.active()
-    clicked = st.button("Run on real processes", key="sc_run", disabled=not can_run or active is not None, type="primary")
+    clicked = st.button(
+        "Run on real processes", key="sc_run", disabled=not can_run or active is not None, type="primary"
+    )
     if clicked and can_run and active is None:  # a click that raced the disabled button starts nothing
         try:
             active = REAL_RUNS.start(cfg, key=run_key, abandon_after_s=ABANDON_S)

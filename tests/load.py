@@ -181,7 +181,9 @@ class Session:
             elif kind == "delta" and msg.delta.WhichOneof("type") == "add_block":
                 block = msg.delta.add_block  # a stateful (lazy) expander: the browser echoes it once opened
                 if block.WhichOneof("type") == "expandable" and block.expandable.id and block.expandable.expanded:
-                    seen[block.expandable.id] = WidgetState(id=block.expandable.id, bool_value=block.expandable.expanded)
+                    seen[block.expandable.id] = WidgetState(
+                        id=block.expandable.id, bool_value=block.expandable.expanded
+                    )
             elif kind == "script_finished" and msg.script_finished == FINISHED.FINISHED_SUCCESSFULLY:
                 self.widgets = seen
                 self.keys = {widget_id.rsplit("-", 1)[-1]: widget_id for widget_id in seen}
@@ -334,7 +336,9 @@ def report(
     values = "values no other session asks for" if args.distinct else "the class's steps 0.10, 0.11, ..."
     print(f"\nserver {url}, {args.sessions} sessions on /batch, each setting {args.key} to a new value every "
           f"{args.interval:g} s for {args.duration:g} s ({values})")  # fmt: skip
-    print(f"load average (1, 5, 15 min) before: {load_before}; after: {load_after}   (this machine: {os.cpu_count()} CPUs)")
+    print(
+        f"load average (1, 5, 15 min) before: {load_before}; after: {load_after}   (this machine: {os.cpu_count()} CPUs)"
+    )
     print(f"warm-up visit's rerun: {warm * 1e3:.0f} ms")
     if lat:
         p50, p95 = pct(lat, 50), pct(lat, 95)

@@ -122,7 +122,9 @@ def real_scalar(name: str, x, *, allow_tensor: bool = True):
     try:
         return float(x)
     except OverflowError:
-        raise ValueError(f"{name} must be a finite number, got {shown_value(x)}, which is too large for a float") from None
+        raise ValueError(
+            f"{name} must be a finite number, got {shown_value(x)}, which is too large for a float"
+        ) from None
 
 
 def _value(x) -> float:

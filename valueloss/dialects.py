@@ -1319,7 +1319,9 @@ DIALECTS: dict[str, Dialect] = {
             "Averaged per sequence first; a fully masked row is 0/0 = NaN. Changed by #923 (2025-04-12, v0.7.0). "
             "Default --critic.value_clip 0.2 then.",
             _OPENRLHF_OLD_METRICS,
-            formula=r"\tfrac12\,\mathrm{mean}_{seq}\,\mathrm{mean}_{tok}\big(\max[(" + _DELTA + r"-R)^2,\ (v-R)^2]\big)",
+            formula=r"\tfrac12\,\mathrm{mean}_{seq}\,\mathrm{mean}_{tok}\big(\max[("
+            + _DELTA
+            + r"-R)^2,\ (v-R)^2]\big)",
             reduce=_openrlhf_2025_04_reduce,
             verification="real package",
             verified="real package: the openrlhf 0.3.6.post1 and 0.6.4 wheels, ValueLoss run on our batches "
@@ -1346,7 +1348,9 @@ DIALECTS: dict[str, Dialect] = {
             "The first releases (2023-11 to 2024-01): the row means add 1e-8, so a fully masked row counts as 0 "
             "(finite) in the mean instead of NaN.",
             _OPENRLHF_OLD_METRICS,
-            formula=r"\tfrac12\,\mathrm{mean}_{seq}\,\mathrm{mean}_{tok}\big(\max[(" + _DELTA + r"-R)^2,\ (v-R)^2]\big)",
+            formula=r"\tfrac12\,\mathrm{mean}_{seq}\,\mathrm{mean}_{tok}\big(\max[("
+            + _DELTA
+            + r"-R)^2,\ (v-R)^2]\big)",
             reduce=_openrlhf_v01_reduce,
             verified="restated formula (no wheel on PyPI): compared once with ValueLoss at tags v0.0.1 - v0.1.2",
         ),

@@ -82,6 +82,7 @@ __all__ = [
     "logged_rows",
 ]
 
+
 @dataclass(frozen=True)
 class Scheme:
     """How one trainer normalises each micro-batch's critic loss.

@@ -27,7 +27,13 @@ def test_every_page_file_exists_and_url_paths_are_unique():
         assert (ROOT / path).is_file(), path
     listed = {p.script for p in PAGES}
     scripts = {f"pages/{f.name}" for f in (ROOT / "pages").glob("*.py")}
-    helpers = {"pages/common.py", "pages/dashboard.py", "pages/export_panel.py", "pages/live_token.py", "pages/registry.py"}
+    helpers = {
+        "pages/common.py",
+        "pages/dashboard.py",
+        "pages/export_panel.py",
+        "pages/live_token.py",
+        "pages/registry.py",
+    }
     assert listed == scripts - helpers, "a page script is missing from pages/registry.py (or a helper is listed)"
 
 

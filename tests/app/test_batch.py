@@ -136,7 +136,9 @@ def test_older_releases_are_offered_and_name_their_version():
     b = synthetic_batch()
     old = vl.dialect_loss("verl-v0.4.0", b.vpreds, b.returns, b.values, b.mask, 0.2).loss
     assert table.loc["verl v0.4.0", "loss"] == pytest.approx(float(old), rel=1e-12)
-    assert table.loc["verl v0.4.0", "loss"] == pytest.approx(2 * table.loc[vl.DIALECTS["verl"].library, "loss"], rel=1e-6)
+    assert table.loc["verl v0.4.0", "loss"] == pytest.approx(
+        2 * table.loc[vl.DIALECTS["verl"].library, "loss"], rel=1e-6
+    )
     assert vl.DIALECTS["rllib-legacy"].library in table.index
     assert len(table) == sum(d.current for d in vl.DIALECTS.values()) + 2
 

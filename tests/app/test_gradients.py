@@ -109,6 +109,8 @@ def test_every_release_can_be_picked_and_its_panel_names_the_version(at):
     assert "v0.4.0" in titles[0] and "½" not in formulas[0]  # v0.4.0 had no 0.5
     assert "TensorFlow tie rule" in formulas[1] and "up to ray 1.11" in titles[2]
     assert set(at.multiselect(key="g_dialects").options) == set(vl.DIALECTS)
+
+
 def test_tie_captions_explain_the_share_the_table_shows(at):
     caption = next(c.value for c in at.caption if "of 2(v − R), because" in c.value)
     assert "1/2 + 1/4 = 3/4" in caption and "5/8" not in caption

@@ -38,7 +38,6 @@ def upload_query(page: str, **extra) -> dict[str, str]:
 # ------------------------------------------------------------------------------------- literal text
 
 
-
 MARKDOWN = [
     "![p](http://127.0.0.1:9/t.png)",
     "[click](http://127.0.0.1:9/x)",

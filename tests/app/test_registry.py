@@ -94,5 +94,7 @@ def test_a_path_no_page_serves_is_recognised():
     assert unknown_path("http://127.0.0.1:8501/xyz") == "xyz"
     assert unknown_path("http://127.0.0.1:8501/sanity") is None and unknown_path("http://127.0.0.1:8501") is None
     assert unknown_path("http://127.0.0.1:8501/tour/") is None
-    assert unknown_path("https://host/app/tour", base="/app") is None and unknown_path("https://host/app", "app") is None
+    assert (
+        unknown_path("https://host/app/tour", base="/app") is None and unknown_path("https://host/app", "app") is None
+    )
     assert unknown_path("https://host/app/nope", base="app") == "nope" and unknown_path(None) is None

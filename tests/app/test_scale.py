@@ -78,7 +78,9 @@ def test_url_sets_split_scheme_and_mode():
     at.selectbox(key="sc_scheme").set_value(label("verl-engine-local")).run()
     _, before = core(dp=1, k=None, budget=60, mode="seq-mean-token-mean")
     assert metric(at, "learning-rate multiplier") == f"{before.weights.multiplier:.4g}×"
-    assert at.selectbox(key="sc_scheme").value == label("verl-engine-local")  # the picker lists the labels (the link carries them)
+    assert at.selectbox(key="sc_scheme").value == label(
+        "verl-engine-local"
+    )  # the picker lists the labels (the link carries them)
 
 
 @pytest.mark.parametrize(

@@ -111,7 +111,12 @@ def send_clear_cache(app_url: str, page: str = "timing") -> None:
 def test_clear_cache_from_any_client_cannot_start_a_second_benchmark(browser, app_url):
     """The lock used to live in st.cache_resource: a clear_cache recreated it and a second run started."""
     first = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-    goto(first, app_url, "timing", "tm_impls=verl-eager&tm_impls=openrlhf-eager&tm_repeats=20&tm_sizes=512x4096,1024x4096")
+    goto(
+        first,
+        app_url,
+        "timing",
+        "tm_impls=verl-eager&tm_impls=openrlhf-eager&tm_repeats=20&tm_sizes=512x4096,1024x4096",
+    )
     first.get_by_role("button", name="Run benchmark").click()
     wait_for_text(first, "512x4096: warm-up", timeout=TIMEOUT_MS)  # the first benchmark is timing
     send_clear_cache(app_url)
@@ -132,7 +137,9 @@ def test_clear_cache_from_another_client_costs_an_upload_only_recomputation(page
     goto(page, app_url, "batch", "b_source=upload")
     rows = "".join(f"{r},{t},{0.1 * t},{1.0},{0.2 * r}\n" for r in range(3) for t in range(4))
     page.locator("[data-testid=stFileUploader] input[type=file]").first.set_input_files(
-        files=[{"name": "mine.csv", "mimeType": "text/csv", "buffer": ("row,t,vpreds,returns,values\n" + rows).encode()}]
+        files=[
+            {"name": "mine.csv", "mimeType": "text/csv", "buffer": ("row,t,vpreds,returns,values\n" + rows).encode()}
+        ]
     )
     wait_for_text(page, "12 real tokens in 3 sequences")
     send_clear_cache(app_url, "batch")

@@ -93,7 +93,9 @@ def vectors(V, Rr, O, M, e) -> dict:
         rows.append(s_i / n_i if n_i else NAN)
     res["openrlhf_before_2025_04"] = out(0.5 * sum(rows) / len(rows))
     # OpenRLHF v0.0.1 - v0.1.2: masked_mean adds 1e-8 to each row's count, so an empty row counts as 0
-    rows_eps = [sum(mx(clip_delta, i, j) * M[i][j] for j in range(len(V[0]))) / (sum(M[i]) + 1e-8) for i in range(len(V))]
+    rows_eps = [
+        sum(mx(clip_delta, i, j) * M[i][j] for j in range(len(V[0]))) / (sum(M[i]) + 1e-8) for i in range(len(V))
+    ]
     res["openrlhf_v0_1_2"] = out(0.5 * sum(rows_eps) / len(rows_eps))
     # verl v0.4.0 / v0.4.1 token-mean: masked_mean = sum(L * m) / (N + 1e-8), no NaN guard
     tm = masked(lambda i, j: mx(clip_bounds, i, j)) / (n + 1e-8)

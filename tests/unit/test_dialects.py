@@ -514,7 +514,9 @@ LOGGING_RULES = {
     ("value_clip_fraction", ""): lambda x: x[0, -1, -1, -1],
     ("explained_variance", ""): lambda x: x[0, -1, -1, -1],
     # RLlib new stack: log_dict(..., window=1): the last minibatch, averaged over learners
-    ("learners/default_policy/vf_loss", "ray 2.x, new API stack (PPOTorchLearner)"): lambda x: np.mean(x[:, -1, -1, -1]),
+    ("learners/default_policy/vf_loss", "ray 2.x, new API stack (PPOTorchLearner)"): lambda x: np.mean(
+        x[:, -1, -1, -1]
+    ),
     ("learners/default_policy/vf_loss_unclipped", "ray 2.x, new API stack (PPOTorchLearner)"): lambda x: np.mean(
         x[:, -1, -1, -1]
     ),
@@ -631,7 +633,9 @@ def test_deepspeed_chat_fp32_casts_after_the_clamp():
         got = loss_of("deepspeed-chat-fp32", vb, rb, ob, m.bfloat16(), eps).loss
         clipped = torch.clamp(vb, ob - eps, ob + eps).float()  # DeepSpeed-Chat's order, restated
         loss = torch.max((vb.float() - rb) ** 2, (clipped - rb) ** 2)
-        assert got.dtype == torch.float32 and torch.equal(got, 0.5 * torch.sum(loss * m.bfloat16()) / m.bfloat16().sum())
+        assert got.dtype == torch.float32 and torch.equal(
+            got, 0.5 * torch.sum(loss * m.bfloat16()) / m.bfloat16().sum()
+        )
         cast_first = loss_of("deepspeed-chat", vb.float(), rb.float(), ob.float(), m.float(), eps).loss
         differ += not torch.equal(got, cast_first)
     assert differ > 10
@@ -644,6 +648,8 @@ def test_readme_says_what_each_dashboard_shows():
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     for name, d in vl.DIALECTS.items():
         for m in d.metrics_for("value_loss"):
-            factor = vl.dashboard_value(name, 1.0, release=m.releases or m.key, micro_batches=4, mini_batches=2, epochs=3)
+            factor = vl.dashboard_value(
+                name, 1.0, release=m.releases or m.key, micro_batches=4, mini_batches=2, epochs=3
+            )
             row = f"| `{name}` | `{m.key}` | {m.releases or 'all'} | `{m.reduction}` | {m.ranks} | {factor:g} |"
             assert row in readme, row

@@ -15,7 +15,12 @@ DTYPES = [torch.float32, torch.float64, torch.bfloat16]
 
 def bits(x: torch.Tensor) -> torch.Tensor:
     """The raw bit pattern, so -0.0 != +0.0 and NaN payloads count: 'equal' means bit-identical."""
-    width = {torch.float64: torch.int64, torch.float32: torch.int32, torch.bfloat16: torch.int16, torch.float16: torch.int16}
+    width = {
+        torch.float64: torch.int64,
+        torch.float32: torch.int32,
+        torch.bfloat16: torch.int16,
+        torch.float16: torch.int16,
+    }
     return x.contiguous().view(width[x.dtype])
 
 
@@ -59,7 +64,9 @@ def test_constructed_ties_follow_torch_tie_rules(dtype):
     for convention in ("clamp", "delta"):
         torch.testing.assert_close(vl.value_loss_grad(v, r, o, eps, convention), full, rtol=0, atol=0)
     for convention in vl.CONVENTIONS:
-        assert torch.equal(bits(vl.value_loss_grad(v, r, o, eps, convention)), bits(autograd_of_max_term(v, r, o, eps, convention)))
+        assert torch.equal(
+            bits(vl.value_loss_grad(v, r, o, eps, convention)), bits(autograd_of_max_term(v, r, o, eps, convention))
+        )
 
 
 def test_eps_zero_tie_and_symmetric_overshoot():
@@ -67,11 +74,17 @@ def test_eps_zero_tie_and_symmetric_overshoot():
     v, r, o = torch.tensor([0.0]), torch.tensor([1.0]), torch.tensor([0.0])
     assert vl.value_loss_grad(v, r, o, 0.0, "bounds").item() == pytest.approx(0.625 * -2.0)
     # o = 0, eps = 0.2, R = 0.5, v = 0.8: clip(v) = 0.2, both terms are 0.09: the max splits the gradient.
-    v, r, o = torch.tensor([0.8], dtype=torch.float64), torch.tensor([0.5], dtype=torch.float64), torch.zeros(1, dtype=torch.float64)
+    v, r, o = (
+        torch.tensor([0.8], dtype=torch.float64),
+        torch.tensor([0.5], dtype=torch.float64),
+        torch.zeros(1, dtype=torch.float64),
+    )
     terms = vl.value_loss_terms(v, r, o, 0.2)
     assert terms.loss_clipped.item() == pytest.approx(terms.loss_unclipped.item())
     for convention in vl.CONVENTIONS:
-        assert torch.equal(bits(vl.value_loss_grad(v, r, o, 0.2, convention)), bits(autograd_of_max_term(v, r, o, 0.2, convention)))
+        assert torch.equal(
+            bits(vl.value_loss_grad(v, r, o, 0.2, convention)), bits(autograd_of_max_term(v, r, o, 0.2, convention))
+        )
 
 
 @pytest.mark.parametrize("mode", vl.AGG_MODES)

@@ -30,7 +30,12 @@ def test_delta_gap_map_is_shift_invariant():
     # Regions depend only on (delta, gap); they agree except where rounding moves a point onto an edge.
     agree = (a.terms.region == b.terms.region).double().mean().item()
     assert agree > 0.98
-    assert set(torch.unique(a.terms.region).tolist()) >= {vl.REGION_INSIDE, vl.REGION_ZERO_GRAD, vl.REGION_AWAY, vl.REGION_OVERSHOT}
+    assert set(torch.unique(a.terms.region).tolist()) >= {
+        vl.REGION_INSIDE,
+        vl.REGION_ZERO_GRAD,
+        vl.REGION_AWAY,
+        vl.REGION_OVERSHOT,
+    }
 
 
 def test_other_axis_pairs():

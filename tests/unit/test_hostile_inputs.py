@@ -129,7 +129,9 @@ def csv_long_field(length: int = 200_000) -> bytes:
 def npz_longdouble_beyond_float64() -> bytes:
     big = np.zeros((1, 2), np.longdouble)
     big[0, 0] = np.longdouble("1e400")  # finite in x87 long double, inf in float64
-    return npz_of({"vpreds": big, "returns": np.zeros((1, 2), np.longdouble), "values": np.zeros((1, 2), np.longdouble)})
+    return npz_of(
+        {"vpreds": big, "returns": np.zeros((1, 2), np.longdouble), "values": np.zeros((1, 2), np.longdouble)}
+    )
 
 
 HOSTILE = {
@@ -259,7 +261,9 @@ def test_non_finite_is_checked_after_the_cast_and_says_which():
 
 @pytest.mark.parametrize("rows", [MAX_ROWS])
 def test_the_row_limit_itself_is_accepted(rows):
-    batch = load_batch_file("b.npz", npz_of({k: np.zeros((rows, 1), np.float32) for k in ("vpreds", "returns", "values")}))
+    batch = load_batch_file(
+        "b.npz", npz_of({k: np.zeros((rows, 1), np.float32) for k in ("vpreds", "returns", "values")})
+    )
     assert batch.shape == (rows, 1)
 
 

@@ -107,7 +107,9 @@ def test_every_module_imports_only_the_layers_below_it(path):
 def test_every_layer_has_modules():
     seen = {layer_of_file(p) for p in SOURCES}
     assert seen == set(LAYERS)
-    names = {p.stem for p in PACKAGE.glob("*.py")} | {"fused"} if (PACKAGE / "fused" / "__init__.py").is_file() else set()
+    names = (
+        {p.stem for p in PACKAGE.glob("*.py")} | {"fused"} if (PACKAGE / "fused" / "__init__.py").is_file() else set()
+    )
     assert layer_of_file(PACKAGE / "fused" / "kernel.py") == "core", "the fused/ package is part of the core"
     assert {"losses", "dialects", "anatomy", "grids", "fused", "scale", "notation", "threads"} <= names
     assert all((PACKAGE / layer / "__init__.py").is_file() for layer in UPPER)

@@ -85,7 +85,9 @@ def test_bounds_and_delta_conventions_agree_within_one_ulp(batch):
     bounds = vl.clip_bounds(v, o, eps)
     delta = vl.clip_delta(v, o, eps)
     # one ulp of the larger magnitude (the delta form rounds twice: v - o, then o + clamp)
-    ulp = torch.finfo(torch.float32).eps * torch.maximum(bounds.abs(), o.abs()).clamp(min=torch.finfo(torch.float32).tiny)
+    ulp = torch.finfo(torch.float32).eps * torch.maximum(bounds.abs(), o.abs()).clamp(
+        min=torch.finfo(torch.float32).tiny
+    )
     assert torch.all((bounds - delta).abs() <= ulp)
 
 

@@ -79,7 +79,14 @@ def test_unknown_dialect_and_convention_list_the_valid_ones(batch):
         vl.value_loss_terms(v, r, o, 0.2, "round")
 
 
-@pytest.mark.parametrize("bad", [torch.tensor([[1.0, 0.5], [1.0, 0.0]]), torch.tensor([[1, 2], [1, 0]]), torch.tensor([[1.0, float("nan")], [1.0, 0.0]])])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        torch.tensor([[1.0, 0.5], [1.0, 0.0]]),
+        torch.tensor([[1, 2], [1, 0]]),
+        torch.tensor([[1.0, float("nan")], [1.0, 0.0]]),
+    ],
+)
 def test_masks_must_be_zero_or_one(batch, bad):
     v, r, o, _ = batch
     with pytest.raises(ValueError, match="response_mask must hold only 0 and 1"):

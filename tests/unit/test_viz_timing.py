@@ -97,7 +97,9 @@ def test_every_sentence_of_the_fixed_cost_note_holds_for_its_numbers(t_small, t_
     note = fixed_cost_note(rows)
     roofline = t_large * share
     growth = t_large - t_small
-    assert f"reaches only {100 * share:.2g} % of the roofline" in note if share < 0.095 else f"{100 * share:.0f} %" in note
+    assert (
+        f"reaches only {100 * share:.2g} % of the roofline" in note if share < 0.095 else f"{100 * share:.0f} %" in note
+    )
     assert f"({t_large:.3g} ms against {roofline:.3g} ms)" in note
     assert ("of that is already spent" in note) == (t_small < t_large)
     assert ("no less than at" in note) == (t_small >= t_large)

@@ -378,7 +378,11 @@ def analyse_batch(
                 shown("prediction", stats.pred_clipfrac),
                 batch_text.METRIC_HELP["prediction clip fraction"],
             ),
-            ("zero-gradient share", shown("clip", stats.zero_grad_share), batch_text.METRIC_HELP["zero-gradient share"]),
+            (
+                "zero-gradient share",
+                shown("clip", stats.zero_grad_share),
+                batch_text.METRIC_HELP["zero-gradient share"],
+            ),
         ],
         caption=batch_text.batch_caption(
             stats.n_tokens,
