@@ -15,3 +15,11 @@ def test_readme_python_example_runs(capsys):
         exec(compile(block, "README.md", "exec"), {})
     out = capsys.readouterr().out
     assert "verl" in out and "rllib" in out
+
+
+def test_the_pages_table_lists_every_page_in_the_navigations_order():
+    from pages.registry import PAGES
+
+    rows = re.findall(r"^\| (Learn|Explore|Tools) \| ([^|]+?) \|", README.read_text(), flags=re.M)
+    listed = [(p.section, p.title) for p in PAGES if not p.hidden]
+    assert [(section, title.removesuffix(" (default)")) for section, title in rows] == listed
