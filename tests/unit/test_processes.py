@@ -48,3 +48,15 @@ def test_the_sweep_pool_starts_after_a_page_ran(page_as_main, tmp_path):
     curves = ablate.run_sweep(spec, tmp_path / "sweep", workers=2, progress=False)
     assert sorted(curves["seed"].unique()) == [1, 2]
     assert not page_as_main.exists()
+
+
+def test_a_target_defined_in_main_keeps_it(page_as_main):
+    """A CLI run with ``python -m`` defines its worker in ``__main__``: the children need it to find the worker."""
+    page = sys.modules["__main__"]
+
+    def worker():
+        pass
+
+    worker.__module__ = "__main__"
+    with plain_main(worker):
+        assert sys.modules["__main__"] is page

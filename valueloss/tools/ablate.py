@@ -384,12 +384,12 @@ def _run_pool(todo: list[PPOConfig], out: Path, *, workers: int, progress: bool,
         bar.update(step - seen.get(key, 0))
         seen[key] = step
 
-    with plain_main():  # the manager and the workers start here (the pool starts them at the first submit)
+    with plain_main(run_one):  # the manager and the workers start here (the pool starts them at the first submit)
         manager = ctx.Manager()
     with manager, ProcessPoolExecutor(workers, mp_context=ctx) as pool:
         queue = manager.Queue()
         bar = _bar(_steps(todo), progress)
-        with plain_main():
+        with plain_main(run_one):
             pending = {pool.submit(run_one, c, queue): c for c in todo}
         try:
             while pending:

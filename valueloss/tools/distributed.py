@@ -278,7 +278,7 @@ def run(cfg: RunConfig, *, port: int = 0, on_progress=None, on_start=None, on_co
     done: dict[int, int] = {}
     start = time.monotonic()
     try:
-        with plain_main():
+        with plain_main(_worker):
             for proc in procs:
                 proc.start()
         if on_start is not None:
