@@ -25,9 +25,14 @@ browser:
 app: $(VENV)/.ready
 	$(BIN)/streamlit run app.py
 
+# Lint, format, types (mypy: the app at Streamlit's Python floor, 3.11; the library again at its own, 3.10),
+# dead code (vulture), tests.
 test: $(VENV)/.ready browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/mypy --python-version 3.10 valueloss
+	$(BIN)/vulture
 	$(BIN)/python -m pytest
 
 bench: $(VENV)/.ready

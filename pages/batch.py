@@ -36,6 +36,8 @@ from valueloss.viz.batch import aggregation_weights_figure, dialect_figure, hist
 
 TABLE_ROWS = 200
 PREFIX = "b_"
+RLLIB_DEFAULT = DIALECTS["rllib"].default_eps
+assert RLLIB_DEFAULT is not None  # RLlib bounds the squared error by default (vf_clip_param)
 
 
 # cache_resource: a hit hands back the object itself, where cache_data unpickles it on every rerun (a tenth of
@@ -101,7 +103,7 @@ with st.sidebar:
         "vf_clip_param of RLlib since ray 1.12 (squared return units)",
         0.0,
         1e6,
-        float(DIALECTS["rllib"].default_eps),
+        RLLIB_DEFAULT,
         0.5,
         key="b_rllib",
         bind="query-params",
@@ -149,7 +151,7 @@ else:
             st.caption(width_caption(upload.name, width, batch.shape[1]))
 
 report: BatchReport | None = None
-if batch is not None:
+if batch is not None and batch_key is not None:
     with shows_errors("Batch analysis"):
         report = for_mode(cached_report(batch_key, eps, rllib_clip, batch), mode)
 
@@ -157,6 +159,7 @@ verdict: BatchVerdict | None = None
 if report is not None:
     st.caption(report.caption)
     metric_row(report.metrics)
+    assert batch is not None and batch_key is not None  # a report is only made of a loaded batch
     with shows_errors("Could not judge this batch's clip fraction"):
         verdict = cached_verdict(batch_key, eps, batch)
         show_finding(verdict.verdict)
@@ -166,19 +169,19 @@ if report is not None:
 
     st.subheader("How far did the critic move, and how far should it go?")
     left, right = st.columns(2)
-    for column, hist, title, x_title, color_key, key in (
+    for column, hist, title, x_title, color_key, chart_key in (
         (left, report.delta_hist, "Δ = v − v_old (the update)", "Δ = v − v_old", "max", "b_hist_delta"),
         (right, report.gap_hist, "R − v_old (the return gap)", "R − v_old", "R", "b_hist_gap"),
     ):
         column.plotly_chart(
             built_once(
-                (key, batch_key, eps, rllib_clip),
+                (chart_key, batch_key, eps, rllib_clip),
                 partial(
                     histogram_figure, hist.edges, hist.counts, eps, title=title, x_title=x_title, color_key=color_key
                 ),
             ),
             width="stretch",
-            key=key,
+            key=chart_key,
         )
     if verdict is not None:
         st.markdown(f"**{verdict.reading.title}:** {verdict.reading.explanation}")
@@ -201,7 +204,7 @@ if report is not None:
         key="b_agg",
     )
     st.markdown(report.aggregation_reading)
-    weights = ("weight per token (short)", "weight per token (long)", "short / long per token")
+    weights: tuple[str, ...] = ("weight per token (short)", "weight per token (long)", "short / long per token")
     weights += ("weight per sequence (short)", "weight per sequence (long)")
     number_table(
         built_once(("agg_table", batch_key, eps, rllib_clip), partial(arrow, agg)),

@@ -51,11 +51,12 @@ def sweep_caption(settings: dict, curves) -> str:
     sessions = settings.get("sessions", [])
     versions = settings.get("versions", {})
     wall = settings.get("wall_s")
+    wall_time = "not recorded" if wall is None else f"{wall / 60:.1f} min"  # settings from before wall_s was kept
     executors = ", ".join(sorted({_executor(s) for s in sessions}))
     return (
         f"Recorded with `python -m valueloss.tools.ablate`: {sweep['env_id']}, the {sweep['dialect']} value loss, "
         f"eps {', '.join(sweep['eps'])}, seeds {', '.join(map(str, sweep['seeds']))}, {sweep['total_steps']:,} steps "
-        f"per run at CleanRL's settings; wall time {wall / 60:.1f} min on {versions.get('cpus')} CPU cores "
+        f"per run at CleanRL's settings; wall time {wall_time} on {versions.get('cpus')} CPU cores "
         f"({executors}; {settings.get('steps_per_s_per_run', 0):,.0f} steps/s per run), torch {versions.get('torch')}, "
         f"gymnasium {versions.get('gymnasium')}"
         + (f", mujoco {versions['mujoco']}" if versions.get("mujoco") else "")
@@ -188,7 +189,7 @@ if source is None:
         f"No recorded sweep in {SWEEPS_DIR.name}/ yet (docs/sweeps/record.sh records them) and none run in this "
         "session: run a small one below, or one of any size with the CLI and load its results file."
     )
-elif source == UPLOADED:
+elif source == UPLOADED and upload is not None:  # UPLOADED is a choice only while a file is uploaded
     with shows_errors(f"Results file {upload.name}"):
         curves = uploaded(upload.name, upload.file_id, upload.getvalue())
         st.caption(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -85,7 +86,7 @@ def number_table(data, formats: dict[str, str], order: list[str] | None = None) 
     )
 
 
-def metric_row(metrics: list[tuple[str, object, str | None]]) -> None:
+def metric_row(metrics: Sequence[tuple[str, float | int | str | None, str | None]]) -> None:
     """(label, value, help) metrics side by side, each as wide as its label and value: they wrap onto the next
     line on a narrow window instead of cutting their labels off (a fixed width cut the longer ones)."""
     row = st.container(horizontal=True, gap="medium")
@@ -508,18 +509,22 @@ def width_caption(file_name: str, width: int | None, used: int) -> str:
     return literal(f"Padded width T = {used:,}: {source}.")
 
 
-def synthetic_controls(prefix: str) -> dict:
+def synthetic_controls(prefix: str) -> dict[str, float | str]:
     """One widget per synthetic-batch parameter, bound to the URL as ``<prefix><name>``.
 
     The Batch and Sanity-check pages share it, so both build the same batch from the same link.
     """
-    params = {}
+    params: dict[str, float | str] = {}
     for p in SYNTHETIC_PARAMS:
-        kwargs = dict(key=prefix + p.name, bind="query-params", help=p.help)
+        key = prefix + p.name
         if p.slider:
-            params[p.name] = st.slider(p.label, p.low, p.high, p.default, p.step, **kwargs)
+            params[p.name] = st.slider(
+                p.label, p.low, p.high, p.default, p.step, key=key, bind="query-params", help=p.help
+            )
         else:
-            params[p.name] = st.number_input(p.label, p.low, p.high, p.default, p.step, **kwargs)
+            params[p.name] = st.number_input(
+                p.label, p.low, p.high, p.default, p.step, key=key, bind="query-params", help=p.help
+            )
     params["padding"] = st.selectbox(
         "padding",
         PADDING_CHOICES,

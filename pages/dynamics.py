@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
+from typing import Any
 
 import streamlit as st
 
@@ -34,7 +36,7 @@ OPT_LABELS = {"sgd": "SGD", "adam": "Adam"}
 OPT_BY_LABEL = {label: name for name, label in OPT_LABELS.items()}
 
 # Starting points, each one answering a question. Values go into the bound widgets, so the URL follows.
-SCENARIOS = {
+SCENARIOS: dict[str, dict[str, Any]] = {
     "Table + SGD": dict(critic="table", optimizer="sgd", lr=0.5, loss="verl", eps=0.5, gap=4.0, n_rollouts=12),
     "Shared net": dict(critic="shared", optimizer="sgd", lr=0.03, loss="verl", eps=0.5, gap=4.0, n_rollouts=12),
     "Table + Adam": dict(critic="table", optimizer="adam", lr=0.1, loss="verl", eps=0.5, gap=4.0, n_rollouts=12),
@@ -88,10 +90,10 @@ def run(config: SimConfig):
         pass
     bar = st.progress(0.0, text="Simulating…")
     try:
-        result = simulate(config, progress=lambda f, msg: bar.progress(0.5 * f, text=f"Training: {msg}"))
+        result = simulate(config, progress=_on_bar(bar, 0.0, 0.5, "Training"))
         sweep = None
         if config.gap != 0 and config.form.combine_rule is not None:
-            sweep = sweep_eps(config, progress=lambda f, msg: bar.progress(0.5 + 0.2 * f, text=f"eps sweep: {msg}"))
+            sweep = sweep_eps(config, progress=_on_bar(bar, 0.5, 0.2, "eps sweep"))
         bar.progress(0.7, text="Drawing the moving wall and the training logs…")
         figures(key, result, sweep, config.eps)  # built under the bar, then found in the cache below
     finally:
@@ -104,6 +106,15 @@ def figures(params: tuple, _result, _sweep, eps: float):
     """The figures of one run, built once per run (the animation is the costly one)."""
     sweep = None if _sweep is None else sweep_figure(_sweep, eps)
     return wall_animation(_result), training_figures(_result), sweep
+
+
+def _on_bar(bar, start: float, share: float, label: str) -> Callable[[float, str], None]:
+    """A progress callback that fills ``share`` of ``bar`` from ``start``, its message after ``label``."""
+
+    def report(fraction: float, message: str) -> None:
+        bar.progress(start + share * fraction, text=f"{label}: {message}")
+
+    return report
 
 
 @st.cache_data(show_spinner="Running the max form with the same step size…", max_entries=16)

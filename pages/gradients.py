@@ -29,7 +29,7 @@ def plane(pair: str, fixed: float, half_width: float, n: int) -> tuple[str, str,
 def max_form(pair: str, fixed: float, eps: float, half_width: float, n: int, convention: str) -> dict[str, np.ndarray]:
     """d max/dv from the core's closed form, and where it is exactly zero (the clipped term wins)."""
     x_axis, y_axis, fixed_axis, axis = plane(pair, fixed, half_width, n)
-    g = evaluate_grid(x_axis, axis, y_axis, axis, eps=eps, convention=convention, **{fixed_axis: fixed})
+    g = evaluate_grid(x_axis, axis, y_axis, axis, eps=eps, convention=convention, **{fixed_axis: fixed})  # type: ignore[arg-type]  # the key is v, v_old or R, known only at run time
     return {"axis": axis, "grad": g.terms.grad.numpy(), "frozen": (g.terms.region == REGION_ZERO_GRAD).numpy()}
 
 
@@ -87,6 +87,7 @@ chosen = st.multiselect(
     max_selections=4,
 )
 RLLIB = DIALECTS["rllib"]
+assert RLLIB.default_eps is not None  # RLlib bounds the squared error by default (vf_clip_param)
 rllib_bound = st.number_input(
     f"{RLLIB.param_name} of {RLLIB.library.split(' (')[0]} (bounds the squared error; its default is "
     f"{RLLIB.default_eps:g})",

@@ -159,8 +159,10 @@ with shows_errors("Sanity check"):
     if source == "summary statistics":
         report = cached_summary_report(stats, eps, library, target, step, correlation, model_seed, logged)
     elif source == "synthetic batch":
-        key = tuple(sorted(params.items()))
-        report = cached_batch_report(("synthetic", key), eps, library, target, logged, common.cached_synthetic(key))
+        params_key = tuple(sorted(params.items()))
+        report = cached_batch_report(
+            ("synthetic", params_key), eps, library, target, logged, common.cached_synthetic(params_key)
+        )
     else:
         with st.expander("File format", expanded=False):
             st.markdown(SCHEMA_MARKDOWN)

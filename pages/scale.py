@@ -123,7 +123,8 @@ def run_panel(cfg: dist_run.RunConfig, run_key: tuple, can_run: bool, polling: s
         else:
             st.session_state[ACTIVE] = active
             st.session_state.pop(ENDED, None)
-    if active is not None and active is st.session_state.get(ACTIVE):
+    mine = active is not None and st.session_state.get(ACTIVE) is active
+    if active is not None and mine:
         show_progress(active)
     elif active is not None:
         st.info(
@@ -175,8 +176,6 @@ page_setup(
 )
 share_link()
 
-schemes_for = {m: [k for k, s in scale.SCHEMES.items() if m in s.modes] for m in AGG_MODES}
-
 with st.sidebar:
     st.subheader("Split")
     dp = st.slider("dp size (data-parallel ranks)", 1, 8, 2, key="sc_dp", bind="query-params")
@@ -189,6 +188,8 @@ with st.sidebar:
         help="A fixed number per rank (ppo_micro_batch_size), or as many as a token budget needs "
         "(verl's use_dynamic_bsz with ppo_max_token_len_per_gpu); sequences are never cut.",
     )
+    k: int | None
+    budget: int | None
     if by == "count":
         k = st.slider("micro-batches per rank", 1, 16, 4, key="sc_k", bind="query-params")
         budget = None

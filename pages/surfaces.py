@@ -34,7 +34,7 @@ def surfaces(pair: str, fixed: float, eps: float, half_width: float, n: int, con
     """Every term over the chosen plane, centred on the fixed value (cached on the numbers)."""
     x_axis, y_axis, fixed_axis = AXIS_PAIRS[pair]
     axis = axis_values(fixed - half_width, fixed + half_width, n)
-    g = evaluate_grid(x_axis, axis, y_axis, axis, eps=eps, convention=convention, **{fixed_axis: fixed})
+    g = evaluate_grid(x_axis, axis, y_axis, axis, eps=eps, convention=convention, **{fixed_axis: fixed})  # type: ignore[arg-type]  # the key is v, v_old or R, known only at run time
     t = g.terms
     return {
         "x": g.x,

@@ -180,7 +180,8 @@ with st.sidebar:
                 help="Recognised from the run's metric names by the registry (valueloss.dialects, each entry's "
                 "metrics). Where several releases log the same names, the newest is picked: choose yours.",
             )
-            default_eps = DIALECTS[lib].default_eps if lib and DIALECTS[lib].default_eps is not None else 0.2
+            trainer_eps = DIALECTS[lib].default_eps if lib else None
+            default_eps = 0.2 if trainer_eps is None else trainer_eps
             eps = eps_input(
                 f"eps ({DIALECTS[lib].param_name})" if lib else "eps (the value clip range)",
                 f"{PREFIX}eps{i}",
@@ -190,7 +191,7 @@ with st.sidebar:
             )
             mapping, matched, policy = cached_mapping(lib, tuple(run.metrics)) if lib else ({}, {}, [])
             with st.popover("Metrics: which logged name is which quantity", width="stretch"):
-                chosen = {}
+                chosen: dict[str, str] = {}
                 options = [NONE, *run.metrics]
                 for q in TIMELINE_QUANTITIES:
                     pick = st.selectbox(
@@ -222,7 +223,7 @@ for key, s in settings.items():
     display[key] = shown
     with shows_errors(f"Could not analyse {shown}"):
         analyses[shown] = cached_analysis(
-            (key, id(s["run"])), tuple(sorted(s["mapping"].items())), s["eps"], tuple(band), s["run"]
+            (key, id(s["run"])), tuple(sorted(s["mapping"].items())), s["eps"], (band[0], band[1]), s["run"]
         )
 
 st.dataframe(
@@ -257,7 +258,7 @@ if analyses:
     with shows_errors("Timeline"):
         eps_of = tuple((display[k], s["eps"]) for k, s in settings.items())
         keys = tuple((display[k], k, tuple(sorted(s["mapping"].items()))) for k, s in settings.items())
-        fig = cached_figure(keys, tuple(band), focus_name, analyses)
+        fig = cached_figure(keys, (band[0], band[1]), focus_name, analyses)
         st.plotly_chart(fig, width="stretch", key=PREFIX + "timeline", config={"displaylogo": False})
         if any(a.scale is not None for a in analyses.values()):
             eps_fig = cached_eps_figure(keys, eps_of, analyses)

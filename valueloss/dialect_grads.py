@@ -87,8 +87,12 @@ TIE_CASES = {
 }
 
 # (row label, clip convention, whose rule splits the gradient of a tied max)
-_TIE_ROWS = (("bounds", "bounds", "torch"), ("clamp", "clamp", "torch"), ("delta", "delta", "torch"))
-_TIE_ROWS += (("delta, tf.maximum", "delta", "tensorflow"),)
+_TIE_ROWS = (
+    ("bounds", "bounds", "torch"),
+    ("clamp", "clamp", "torch"),
+    ("delta", "delta", "torch"),
+    ("delta, tf.maximum", "delta", "tensorflow"),
+)
 
 
 def _users(convention: str, tie_rule: str) -> str:
@@ -159,6 +163,7 @@ def tie_table(
         else:
             torch.max(loss_unclipped, loss_clipped).sum().backward()
             closed = value_loss_grad(vt.detach(), rt, ot, eps, convention)
+        assert vt.grad is not None  # backward() just filled it
         autograd = vt.grad.detach()
         unclipped = 2.0 * (vt.detach() - rt)
         rows.append(

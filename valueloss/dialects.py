@@ -21,7 +21,7 @@ import math
 import numbers
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Literal, get_args
+from typing import Literal, cast, get_args
 
 import numpy as np
 import torch
@@ -189,7 +189,7 @@ class Dialect:
     path: str
     commit: str
     notes: str
-    compute: LibraryCode = None  # (vpreds, returns, values, mask, eps, mode) -> (loss, clipfrac): library_code
+    compute: LibraryCode  # (vpreds, returns, values, mask, eps, mode) -> (loss, clipfrac): library_code
     supports_off: bool = False  # eps=None turns clipping off
     # --- the version-aware part of the registry
     family: str = ""  # the library: every release of it shares this key (and a version picker)
@@ -252,7 +252,7 @@ class Dialect:
     @property
     def export_source(self) -> Callable[[], str] | None:
         """The standalone torch source of the function this entry computes with (``LibraryCode.source``)."""
-        return self.compute.source if isinstance(self.compute, LibraryCode) else None
+        return self.compute.source
 
     @property
     def source_url(self) -> str:
@@ -427,7 +427,12 @@ def _slime_per_token_settings(mode):
 _M = LoggedMetric
 
 _VERL_ROLLOUT = tuple(
-    _M(q, f"critic/{name}/{stat}", "rollout", note=f"{stat} of the rollout's {what} over the response tokens")
+    _M(
+        cast(Quantity, q),
+        f"critic/{name}/{stat}",
+        "rollout",
+        note=f"{stat} of the rollout's {what} over the response tokens",
+    )
     for name, what, qs in (
         ("returns", "returns R", ("returns_mean", "returns_max", "returns_min")),
         ("values", "old values v_old", ("values_mean", "values_max", "values_min")),

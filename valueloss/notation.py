@@ -52,17 +52,7 @@ REGION_COLORS = {
 # The sign of a gradient: Okabe-Ito blue (< 0, a descent step raises v) through white to orange (> 0, it
 # lowers v). Neither end is near the reddish purple that marks an exact zero on the same maps.
 DIVERGING = [[0.0, "#0072B2"], [0.5, "#f7f7f7"], [1.0, "#E69F00"]]
-GRADIENT_SIGN_WORDS = "blue: gradient < 0, a descent step raises v; orange: > 0, it lowers v"
 REGION_NAMES = anatomy.REGION_LABELS
-# The same regions in legend-sized words (a legend beside a map has room for about 40 characters).
-REGION_SHORT_NAMES = {
-    anatomy.REGION_INSIDE: "inside the band",
-    anatomy.REGION_ZERO_GRAD: "zero gradient: nearer R than the edge",
-    anatomy.REGION_AWAY: "restoring: moved away from R",
-    anatomy.REGION_OVERSHOT: "restoring: overshot, farther than the edge",
-    anatomy.REGION_TIE: "exact tie",
-    anatomy.REGION_NAN: "NaN input",
-}
 
 NOTATION = (
     ("v", "current critic prediction (vpreds)", "max"),

@@ -10,7 +10,6 @@ from valueloss.notation import (
     COLORS,
     REGION_COLORS,
     REGION_NAMES,
-    REGION_SHORT_NAMES,
 )
 from valueloss.viz.surfaces import (
     band_edge_lines,
@@ -121,4 +120,3 @@ def test_the_five_regions_have_five_distinct_okabe_ito_hues():
     # inside (sky blue) and moved away are no longer one family; the zero-gradient purple is not next to red
     assert REGION_COLORS[0] == "#56B4E9" and REGION_COLORS[2] not in ("#0072B2", "#56B4E9")
     assert DIVERGING[-1][1] == "#E69F00" and DIVERGING[0][1] == "#0072B2"
-    assert all(len(name) <= 42 for name in REGION_SHORT_NAMES.values())

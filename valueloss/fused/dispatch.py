@@ -223,11 +223,11 @@ def _pass_mask(mask: torch.Tensor, dtype: torch.dtype, backend: str) -> torch.Te
 
 def _verl_call(vpreds, returns, values, mask, eps, mode, backend) -> Call:
     width = vpreds.shape[-1]
-    as_rows = [x.detach().reshape(-1, width).contiguous() for x in (vpreds, returns, values)]
+    v, r, old = (x.detach().reshape(-1, width).contiguous() for x in (vpreds, returns, values))
     m = _pass_mask(mask, vpreds.dtype, backend).reshape(-1, width).contiguous()
     seq = mode.startswith("seq")
     return Call(
-        *as_rows, m, vpreds.shape, float(eps), torch.is_grad_enabled() and vpreds.requires_grad,
+        v, r, old, m, vpreds.shape, float(eps), torch.is_grad_enabled() and vpreds.requires_grad,
         delta=False, clip=True, row_sums=seq, where_sum=not seq,
         kinds=_kinds(vpreds.dtype, mask.dtype, torch.get_default_dtype()), backend=backend,
     )  # fmt: skip

@@ -52,7 +52,7 @@ class HostPass(NamedTuple):
     loop: bool
 
 
-def host_pass(call: Call, mask: torch.Tensor) -> HostPass:
+def host_pass(call: Call, mask: torch.Tensor | None) -> HostPass:
     """Run the CPU pass the call needs (C loop, inductor or eager, by ``call.backend``); a mask value
     other than 0/1 raises ``compute_value_loss``'s error."""
     v, r, o, m = call.v, call.r, call.o, call.m
@@ -66,7 +66,7 @@ def host_pass(call: Call, mask: torch.Tensor) -> HostPass:
         ones = passes.ones_column(v.shape[0], v.dtype, v.device)
         stats, row_sums, row_tokens, u = passes.run("rows", call.backend, v, r, o, m, ones, call.eps)
     totals = tuple(stats.tolist())
-    if totals[4]:
+    if totals[4] and mask is not None:  # a bad value can only come from a mask
         check.mask_tensor(call.mask_name, mask)  # raises the same error as compute_value_loss
     return HostPass(totals, row_sums, row_tokens, u, loop)
 
@@ -86,6 +86,7 @@ def device_pass(call: Call, mask: torch.Tensor | None):
     host = host_pass(call, mask)
     s_where, n_clipped, n_tokens, care, _ = host.totals
     if call.row_sums:
+        assert host.row_sums is not None and host.row_tokens is not None  # the pass returns them in row mode
         sums, counts = host.row_sums.to(k.sum_dtype), host.row_tokens.to(k.count_dtype)
         n = torch.tensor(n_tokens, dtype=torch.float64).to(k.count_dtype)
     else:

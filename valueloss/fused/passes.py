@@ -15,6 +15,8 @@ import functools
 import threading
 import time
 import warnings
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -130,7 +132,12 @@ def _exact_pass(v, returns, values, mask, w_real, w_pad, out, eps):
     return (out,)
 
 
-PASSES = {"tokens": _tokens_pass, "rows": _rows_pass, "loss": _loss_pass, "exact": _exact_pass}
+PASSES: dict[str, Callable[..., Any]] = {
+    "tokens": _tokens_pass,
+    "rows": _rows_pass,
+    "loss": _loss_pass,
+    "exact": _exact_pass,
+}
 
 
 @functools.lru_cache(maxsize=256)
@@ -166,7 +173,7 @@ def _compile(kind: str, args: tuple):
     example = [torch.empty(shape, dtype=dtype, device=v.device) for shape, dtype in zip(shapes, dtypes, strict=True)]
     graph = make_fx(PASSES[kind], tracing_mode="symbolic")(*example)
     fake = [node.meta["val"] for node in graph.graph.nodes if node.op == "placeholder"]
-    options = {"emulate_precision_casts": True}
+    options: dict[str, bool | int] = {"emulate_precision_casts": True}
     if v.device.type == "cpu":  # the thread count is baked into the kernel: make it part of the cache key
         options["cpp.threads"] = torch.get_num_threads()
     return torch._inductor.compile(graph, fake, options=options)

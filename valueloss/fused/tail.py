@@ -75,7 +75,7 @@ class ScalarTail(NamedTuple):
     None for token-sum, the sum's type and ``dp_size``)."""
 
     loss_type: type
-    divisor: object
+    divisor: float | np.floating | np.integer | None
     sum_type: type
     dp_size: int
 

@@ -105,7 +105,6 @@ class EpsSummary:
     final: Interval
     auc: Interval
     final_vs_off: Interval | None  # eps minus off, same value normalisation (None for off itself)
-    auc_vs_off: Interval | None
     mean_clipfrac: float  # over every update and seed (NaN: the dialect logs none, or off)
     eps_over_sigma: float  # eps / median sigma_R the clip saw (NaN for off)
     mean_gap_over_eps: float  # mean |R - v_old| / eps over every update and seed (NaN for off)

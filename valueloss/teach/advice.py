@@ -343,6 +343,13 @@ class Facts:
         return self.ev.eps
 
     @property
+    def reading(self) -> ClipReading:
+        """The graded clip fraction, for the words of the verdicts that only fire when there is one."""
+        if self.graded is None:
+            raise ValueError("these words need a graded clip fraction, and the evidence has none")
+        return self.graded
+
+    @property
     def eps_sigma(self) -> float | None:
         return self.eps / self.sigma if self.sigma else None
 
@@ -388,6 +395,7 @@ def _nan(f: Facts) -> bool:
 
 def _scale_mismatch(f: Facts) -> bool | None:
     sb = f.ev.returns.std_bound
+    offset: bool | None
     if f.offset_sigmas is not None:
         offset = f.offset_sigmas > SCALE_MEAN_SIGMAS
     elif f.offset is not None and sb:  # sigma <= its bound, so an offset beyond 3 bounds is beyond 3 sigma
@@ -521,7 +529,7 @@ def _means(f: Facts) -> str:
 
 
 def _source(f: Facts, q: Quote) -> str:
-    g = f.graded
+    g = f.reading
     if g.source == "log":
         beside = ""
         if f.ev.batch_fraction is not None:
@@ -539,7 +547,7 @@ def basis_words(g: ClipReading, q: Quote) -> str:
         return "this batch"
     if g.source == "estimate":
         return "the model batch of these statistics"
-    if g.step is not None:
+    if g.step is not None and g.reproduced is not None:  # a log reproduced by an update step
         where = "this batch's returns and old values" if g.on == "batch" else "the model batch"
         return (
             f"{where} with a critic that closes {q('step', g.step)} of each gap R − v_old per update, the step that "
@@ -552,7 +560,7 @@ def basis_words(g: ClipReading, q: Quote) -> str:
 
 def _reach(f: Facts, q: Quote, named: str) -> str:
     """Where the eps for the target comes from, or why there is none."""
-    g = f.graded
+    g = f.reading
     where = basis_words(g, q)
     param = f"a {f.dialect.param_name}" if f.dialect.eps_units == "loss" else "an eps"
     if g.eps_for_target is not None:
@@ -572,9 +580,10 @@ def _reach(f: Facts, q: Quote, named: str) -> str:
 
 
 def _sigma_words(f: Facts, q: Quote) -> str:
-    if f.sigma is None:
+    sigma, ratio = f.sigma, f.eps_sigma
+    if sigma is None or ratio is None:
         return ""
-    return f" eps = {q('eps', f.eps)} is {q('eps_sigma', f.eps_sigma)} return stds (σ_R = {q('sigma', f.sigma)})."
+    return f" eps = {q('eps', f.eps)} is {q('eps_sigma', ratio)} return stds (σ_R = {q('sigma', sigma)})."
 
 
 def _is_zero(f: Facts, q: Quote) -> str:
@@ -644,7 +653,7 @@ def _scale_words(f: Facts, q: Quote) -> str:
         r_std = f" and std {q('return_std', r.std)}" if r.std is not None else ""
         stats = f"Old values have mean {q('value_mean', v.mean)}{v_std}; returns have mean {q('return_mean', r.mean)}{r_std}. "
     how = []
-    if f.offset_sigmas is not None and f.offset_sigmas > SCALE_MEAN_SIGMAS and f.sigma is None:
+    if f.offset is not None and f.offset_sigmas is not None and f.offset_sigmas > SCALE_MEAN_SIGMAS and f.sigma is None:
         how.append(f"the means are {q('offset', f.offset)} apart and the returns do not vary")
     elif f.offset_sigmas is not None and f.offset_sigmas > SCALE_MEAN_SIGMAS:
         how.append(f"the means are {q('offset_sigmas', f.offset_sigmas)} return stds apart")
@@ -793,9 +802,12 @@ def _w_tight(f, q, named):
 
 def _median_bound(f: Facts, q: Quote) -> str:
     """The median gap as what it is: an upper bound on what a critic can close, because of the returns' noise."""
-    lag = f.ev.median_gap / f.eps
+    gap = f.ev.median_gap
+    if gap is None:
+        raise ValueError("the median-gap words need the evidence's median gap")
+    lag = gap / f.eps
     return (
-        f"The median gap |R − v_old| = {q('median_gap', f.ev.median_gap)} is {q('lag', lag)} × eps, but "
+        f"The median gap |R − v_old| = {q('median_gap', gap)} is {q('lag', lag)} × eps, but "
         "that is an upper bound on what the critic can close: it includes the returns' own noise, which no critic "
         f"removes (a critic predicting E[R] exactly still shows a median gap of about {NOISE_MEDIAN_SIGMAS:.2f} "
         "noise stds)."
@@ -930,6 +942,9 @@ def advise(evidence: Evidence, *, target_name: str | None = None) -> Advice:
     q = Quote()
     title, explanation = row.words(f, q, named)
     g = f.graded
+    if row.grades and g is None:
+        raise ValueError(f"verdict {row.code!r} grades a clip fraction, and the evidence has none")
+    over = g is not None and g.fraction > evidence.target
     eps_for_target = g.eps_for_target if g is not None else None
     return Advice(
         severity=row.severity,
@@ -937,10 +952,10 @@ def advise(evidence: Evidence, *, target_name: str | None = None) -> Advice:
         explanation=" ".join(explanation.split()),
         links=threads(*row.links),
         numbers=tuple(q.numbers.items()),
-        claims=row.claims + ((_OVER if g.fraction > evidence.target else _WITHIN,) if row.grades else ()),
+        claims=row.claims + ((_OVER if over else _WITHIN,) if row.grades else ()),
         code=row.code,
         eps_for_target=eps_for_target,
-        suggested_eps=eps_for_target if row.suggests and g.fraction > evidence.target else None,
+        suggested_eps=eps_for_target if row.suggests and over else None,
         basis=basis_words(g, Quote()) if g is not None else "",
         used=used,
         unchecked=unchecked,

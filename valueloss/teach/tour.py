@@ -17,7 +17,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypedDict
 from urllib.parse import urlencode
 
 import numpy as np
@@ -195,7 +195,23 @@ def return_units_batch(scale: float) -> dict:
 
 
 # Step 9: the Scale page's batch generator (``spread_lengths``) and problem, split on one rank, token-mean.
-MICRO_BATCHES = {"sequences": 8, "mean_length": 6, "spread": 0.8, "seed": 1, "micro_batches": 4, "eps": 0.2}
+class MicroBatchSettings(TypedDict):
+    sequences: int
+    mean_length: int
+    spread: float
+    seed: int
+    micro_batches: int
+    eps: float
+
+
+MICRO_BATCHES: MicroBatchSettings = {
+    "sequences": 8,
+    "mean_length": 6,
+    "spread": 0.8,
+    "seed": 1,
+    "micro_batches": 4,
+    "eps": 0.2,
+}
 
 
 def _micro_batch_lengths() -> list[int]:
@@ -275,7 +291,9 @@ def _reveal_active_term() -> Reveal:
     data = _curve(v_old, R, eps, v)
     # The explanation's rule: max switches to the clipped term exactly on the open interval of v that moved
     # more than eps toward R and is still nearer R than the band edge.
-    lo, hi = zero_gradient_interval(v_old, R, eps)
+    interval = zero_gradient_interval(v_old, R, eps)
+    assert interval is not None  # the 765 numbers put R far outside the band: |R - v_old| = 5 > eps
+    lo, hi = interval
     grid = torch.tensor(data["v"], dtype=_F64)
     wins = value_loss_terms(grid, R, v_old, eps).clipped_wins
     strictly = ((grid > lo) & (grid < hi)) | ((grid == lo) | (grid == hi)) & wins
@@ -532,8 +550,8 @@ def _reveal_return_units(make_batch: BatchMaker) -> Reveal:
         b = make_batch(**return_units_batch(float(s)))
         clipfracs.append(_f(compute_value_loss(b.vpreds, b.returns, b.values, b.mask, eps)[1]))
         sigmas.append(_f(_real(b.returns - b.values, b.mask).std()))
-    clipfracs = np.array(clipfracs)
-    at1, at10 = clipfracs[scales == 1.0][0], clipfracs[scales == RETURN_UNITS_LINKED_SCALE][0]
+    by_scale = np.array(clipfracs)
+    at1, at10 = by_scale[scales == 1.0][0], by_scale[scales == RETURN_UNITS_LINKED_SCALE][0]
     answer = "up" if at10 > at1 else "down" if at10 < at1 else "same"
     sigma1, sigma10 = sigmas[list(scales).index(1.0)], sigmas[list(scales).index(RETURN_UNITS_LINKED_SCALE)]
     return Reveal(

@@ -156,17 +156,6 @@ class SweepSpec:
         d["eps"] = [eps_label(e) for e in self.eps]
         return json.loads(json.dumps(d))  # lists, as settings.json reads back
 
-    @classmethod
-    def from_json(cls, d: dict) -> SweepSpec:
-        return cls(
-            env_id=d["env_id"],
-            dialect=d["dialect"],
-            eps=parse_eps(",".join(d["eps"])),
-            seeds=tuple(int(s) for s in d["seeds"]),
-            total_steps=int(d["total_steps"]),
-            value_norm=tuple(bool(v) for v in d["value_norm"]),
-        ).validated()
-
 
 def run_key(config: PPOConfig) -> str:
     """The file name of one run's results."""
@@ -338,7 +327,7 @@ def run_sweep(
     settings = _prepare_out(spec, out)
     _write_atomic(out / "settings.json", json.dumps(settings, indent=2).encode())
     todo = [c for c in spec.configs() if run_key(c) not in _done_runs(out)]
-    session = {
+    session: dict[str, object] = {
         "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "executor": "ray" if ray_address else "process pool",
         "workers": None if ray_address else workers,
@@ -347,8 +336,10 @@ def run_sweep(
     }
     start = time.perf_counter()
     if todo:
-        runner = _run_ray if ray_address else _run_pool
-        runner(todo, out, workers=workers, address=ray_address, progress=progress)
+        if ray_address:
+            _run_ray(todo, out, address=ray_address, progress=progress)
+        else:
+            _run_pool(todo, out, workers=workers, progress=progress)
     session["wall_s"] = round(time.perf_counter() - start, 1)
     session["finished"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     settings["sessions"].append(session)
@@ -370,7 +361,7 @@ def _steps(todo: list[PPOConfig]) -> int:
     return sum(c.num_updates * c.batch_size for c in todo)
 
 
-def _run_pool(todo: list[PPOConfig], out: Path, *, workers: int, progress: bool, **_) -> None:
+def _run_pool(todo: list[PPOConfig], out: Path, *, workers: int, progress: bool) -> None:
     """A local process pool (spawned workers: safe beside threads), a progress bar over environment steps
     that the workers report after each update."""
     import multiprocessing as mp
@@ -410,7 +401,7 @@ def _run_pool(todo: list[PPOConfig], out: Path, *, workers: int, progress: bool,
             bar.close()
 
 
-def _run_ray(todo: list[PPOConfig], out: Path, *, address: str, progress: bool, **_) -> None:
+def _run_ray(todo: list[PPOConfig], out: Path, *, address: str, progress: bool) -> None:
     """Every run a Ray task (one CPU each) on the cluster at ``address``; the driver writes the files."""
     try:
         import ray
@@ -589,24 +580,21 @@ def _not_ours(name: str, missing: list[str]) -> str:
     )
 
 
-def _checked(frame: pd.DataFrame, name: str) -> pd.DataFrame:
-    if frame.empty:
-        raise ValueError(f"{name} has no rows")
+def _typed_frame(frame: pd.DataFrame, name: str) -> pd.DataFrame:
+    """Every column in its dtype (value_norm a bool, "true"/"false" text included), or a ValueError naming the file."""
     try:
         value_norm = frame["value_norm"]
         if not pd.api.types.is_bool_dtype(value_norm):
             value_norm = value_norm.astype(str).str.lower().map({"true": True, "false": False})
             if value_norm.isna().any():
                 raise ValueError("value_norm must be True or False")
-        frame = frame.assign(value_norm=value_norm)
-        frame = _typed(frame)
+        return _typed(frame.assign(value_norm=value_norm))
     except (ValueError, TypeError) as err:
         raise ValueError(f"{name}: a column has values of the wrong kind ({err})") from None
-    for column in ("env_id", "dialect"):
-        if frame[column].nunique() != 1:
-            raise ValueError(f"{name}: a results file holds one sweep (one {column}), found {frame[column].nunique()}")
-    env_spec(frame["env_id"].iloc[0])
-    get_dialect(frame["dialect"].iloc[0])
+
+
+def _check_eps_labels(frame: pd.DataFrame, name: str) -> None:
+    """At most MAX_EPS eps values, each row's eps the one its label names."""
     labels = frame["eps_label"].unique()
     if len(labels) > MAX_EPS:
         raise ValueError(f"{name}: {len(labels)} eps values, at most {MAX_EPS}")
@@ -615,6 +603,18 @@ def _checked(frame: pd.DataFrame, name: str) -> pd.DataFrame:
         rows = frame.loc[frame["eps_label"] == label, "eps"]
         if (eps is None and rows.notna().any()) or (eps is not None and not np.allclose(rows, eps)):
             raise ValueError(f"{name}: the eps column does not match the label {label!r}")
+
+
+def _checked(frame: pd.DataFrame, name: str) -> pd.DataFrame:
+    if frame.empty:
+        raise ValueError(f"{name} has no rows")
+    frame = _typed_frame(frame, name)
+    for column in ("env_id", "dialect"):
+        if frame[column].nunique() != 1:
+            raise ValueError(f"{name}: a results file holds one sweep (one {column}), found {frame[column].nunique()}")
+    env_spec(frame["env_id"].iloc[0])
+    get_dialect(frame["dialect"].iloc[0])
+    _check_eps_labels(frame, name)
     if frame["seed"].nunique() > MAX_SEEDS or (frame["seed"] < 0).any():
         raise ValueError(f"{name}: seeds must be 0 or more, at most {MAX_SEEDS} of them")
     numbers = frame[list(UPDATE_COLUMNS)].to_numpy(dtype=float)

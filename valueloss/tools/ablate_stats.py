@@ -139,10 +139,9 @@ def summarize(curves: pd.DataFrame) -> SweepSummary:
     for i, ((vn, label), runs) in enumerate(groups.items()):
         finals, aucs = stats(runs)
         off = groups.get((vn, "off"))
-        final_vs = auc_vs = None
+        final_vs = None
         if off is not None and label != "off":
-            off_finals, off_aucs = stats(off)
-            final_vs, auc_vs = difference(finals, off_finals, seed=i), difference(aucs, off_aucs, seed=i)
+            final_vs = difference(finals, stats(off)[0], seed=i)
         steps, returns = _stack(runs, None)
         _, clip = _stack(runs, "vf_clipfrac")
         _, ev = _stack(runs, "explained_variance")
@@ -160,7 +159,6 @@ def summarize(curves: pd.DataFrame) -> SweepSummary:
                 final=interval(finals, seed=i),
                 auc=interval(aucs, seed=i),
                 final_vs_off=final_vs,
-                auc_vs_off=auc_vs,
                 mean_clipfrac=mean_clip,
                 eps_over_sigma=float(eps / sigma) if math.isfinite(eps) and sigma > 0 else math.nan,
                 mean_gap_over_eps=mean_gap,

@@ -502,6 +502,28 @@ def _parquet_numeric(pa, kind) -> bool:
     return pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)
 
 
+def _check_parquet_sizes(meta, wanted: list[str]) -> None:
+    """From the footer, before decoding: the leaf (physical) columns of the wanted fields declare at most
+    MAX_TOKENS values each and decompress to no more than that many numbers need."""
+    leaves = [j for j in range(meta.num_columns) if meta.schema.column(j).path in wanted]
+    budget = len(wanted) * 8 * MAX_TOKENS + 2**20
+    need = 0
+    for i in range(meta.num_row_groups):
+        group = meta.row_group(i)
+        for j in leaves:
+            chunk = group.column(j)
+            need += max(chunk.total_uncompressed_size, 0)
+            if chunk.num_values > MAX_TOKENS:
+                raise _bad(
+                    f"column '{chunk.path_in_schema}' declares {chunk.num_values:,} values; the limit is {MAX_TOKENS:,}"
+                )
+    if need > budget:
+        raise _bad(
+            f"the needed columns decompress to {need / 2**20:.0f} MB, more than {MAX_TOKENS:,} tokens need; "
+            "upload a smaller batch"
+        )
+
+
 def _read_parquet(data: bytes) -> dict[str, np.ndarray]:
     """Schema and row-group sizes are checked from the footer before any column is decoded.
 
@@ -527,24 +549,7 @@ def _read_parquet(data: bytes) -> dict[str, np.ndarray]:
         kind = schema.field(c).type
         if not _parquet_numeric(pa, kind):
             raise _bad(f"column '{c}' must be numeric (one number per line), got {str(kind)[:80]}; write numbers only")
-    # Leaf (physical) columns of the wanted fields: uncompressed bytes and values, before decoding.
-    leaves = [j for j in range(meta.num_columns) if meta.schema.column(j).path in wanted]
-    budget = len(wanted) * 8 * MAX_TOKENS + 2**20
-    need = 0
-    for i in range(meta.num_row_groups):
-        group = meta.row_group(i)
-        for j in leaves:
-            chunk = group.column(j)
-            need += max(chunk.total_uncompressed_size, 0)
-            if chunk.num_values > MAX_TOKENS:
-                raise _bad(
-                    f"column '{chunk.path_in_schema}' declares {chunk.num_values:,} values; the limit is {MAX_TOKENS:,}"
-                )
-    if need > budget:
-        raise _bad(
-            f"the needed columns decompress to {need / 2**20:.0f} MB, more than {MAX_TOKENS:,} tokens need; "
-            "upload a smaller batch"
-        )
+    _check_parquet_sizes(meta, wanted)
     try:
         table = pf.read(columns=wanted, use_pandas_metadata=False)
     except (pa.ArrowException, OSError, ValueError) as err:
@@ -645,10 +650,9 @@ def _batch_from_long(columns: dict[str, np.ndarray], width: int | None = None) -
         values = np.zeros(B * T, dtype=_column_dtype(key, columns[key]))
         values[flat] = columns[key]
         dense[key] = values.reshape(B, T)
-    mask = np.zeros(B * T)
-    mask[flat] = line_mask
-    mask = mask.reshape(B, T)
-    return _make_batch(dense, mask)
+    flat_mask = np.zeros(B * T)
+    flat_mask[flat] = line_mask
+    return _make_batch(dense, flat_mask.reshape(B, T))
 
 
 def batch_to_npz(batch: Batch) -> bytes:

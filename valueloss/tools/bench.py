@@ -574,7 +574,7 @@ def run_benchmark(config: BenchConfig, progress: Callable[[int, int, str], None]
             torch.set_num_threads(config.threads)
         # compiled per size: one recompilation per size and pass (dynamo's default limit is 8)
         limits = {"recompile_limit": 256, "accumulated_recompile_limit": 4096} if compiles_per_shape(config) else {}
-        with torch._dynamo.config.patch(**limits):
+        with torch._dynamo.config.patch(limits):
             return _run(config, progress)
     finally:
         torch.set_num_threads(threads_before)

@@ -126,7 +126,7 @@ class RunConfig:
         )
 
 
-def _bounded(name: str, value, low: int, high: int) -> int:
+def _bounded(name: str, value, low: int, high: float) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be a whole number, got {type(value).__name__}")
     if not low <= value <= high:
@@ -159,7 +159,9 @@ def _linear(problem: scale.ScaleProblem) -> torch.nn.Linear:
 
 
 def _flat_grad(model: torch.nn.Module) -> list[float]:
-    return torch.cat([p.grad.reshape(-1) for p in model.parameters()]).tolist()
+    grads = [p.grad for p in model.parameters()]
+    assert all(g is not None for g in grads)  # called after backward()
+    return torch.cat([g.reshape(-1) for g in grads if g is not None]).tolist()
 
 
 def _worker(rank: int, config: dict, port: int, out) -> None:
@@ -190,8 +192,8 @@ def _worker(rank: int, config: dict, port: int, out) -> None:
         micro = split.ranks[rank]
         out.put(("connected", rank, len(micro)))
         losses = []
-        for j, idx in enumerate(micro):
-            idx = list(idx)
+        for j, micro_rows in enumerate(micro):
+            idx = list(micro_rows)
             kwargs, factor = scale.micro_loss_kwargs(scheme, split, p.mask, rank, j)
             if scheme.normalise == "global":
                 n, g = float(local[0]), float(local[1])
@@ -258,6 +260,18 @@ def _max_abs(a: list[float], b: list[float]) -> float:
     return max((abs(x - y) for x, y in zip(a, b, strict=True)), default=0.0)
 
 
+def _stop_ranks(procs, out) -> None:
+    """Terminate the ranks still alive, kill those that ignore it within 5 s, close the queue."""
+    for proc in procs:
+        if proc.is_alive():
+            proc.terminate()
+    for proc in procs:
+        proc.join(timeout=5)
+        if proc.is_alive():
+            proc.kill()
+    out.close()
+
+
 def run(cfg: RunConfig, *, port: int = 0, on_progress=None, on_start=None, on_connect=None) -> dict:
     """Start ``cfg.ranks`` processes, wait for their gradients, compare. Raises ``PortBusyError``,
     ``RunTimeout`` (ranks stopped), ``RunFailed`` (a rank's error), ``KeyboardInterrupt`` (ranks stopped).
@@ -311,14 +325,7 @@ def run(cfg: RunConfig, *, port: int = 0, on_progress=None, on_start=None, on_co
         for proc in procs:  # every result is in: a rank that is slow to exit is killed below
             proc.join(timeout=2.0)
     finally:
-        for proc in procs:
-            if proc.is_alive():
-                proc.terminate()
-        for proc in procs:
-            proc.join(timeout=5)
-            if proc.is_alive():
-                proc.kill()
-        out.close()
+        _stop_ranks(procs, out)
     measured = results[0][0]
     per_rank_gap = max(_max_abs(results[r][0], measured) for r in results)
     reference = expected["reference"]
@@ -470,6 +477,7 @@ def stream(cfg: RunConfig, *, port: int = 0) -> Iterator[tuple]:
         path, err_path = os.path.join(tmp, "run.json"), os.path.join(tmp, "stderr.txt")
         with open(err_path, "w") as err:
             proc = _start_cli(cfg, path, err, port)
+        assert proc.stdout is not None  # _start_cli pipes stdout
         try:
             for line in proc.stdout:
                 event = parse_line(line)
@@ -537,6 +545,7 @@ class BackgroundRun:
             self._reader.join(timeout=5)  # the reader sees the pipe close and marks the run ended
 
     def _read(self) -> None:
+        assert self.proc.stdout is not None  # _start_cli pipes stdout
         try:
             for line in self.proc.stdout:
                 event = parse_line(line)

@@ -9,6 +9,7 @@ model with its updates resized until it reproduces the log. The words live in ``
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Literal
 
 import numpy as np
 import torch
@@ -16,7 +17,17 @@ import torch
 from .. import _validate as check
 from ..dialects import DIALECTS, get_dialect
 from ..teach import batch_text, checks
-from ..teach.advice import Advice, ClipReading, Evidence, Finding, Spread, advise, beside_warnings, scale_finding
+from ..teach.advice import (
+    Advice,
+    ClipReading,
+    ClipSource,
+    Evidence,
+    Finding,
+    Spread,
+    advise,
+    beside_warnings,
+    scale_finding,
+)
 from .batch import Batch
 from .batch_anatomy import BatchAnatomy, batch_anatomy
 from .clipfrac import (
@@ -85,7 +96,7 @@ def _grade(batch: Batch, eps: float, definition: str, target: float) -> Graded:
     return Graded(batch, th, clipfrac_sweep(batch, [eps], th), eps_for_clipfrac(batch, target, definition, th))
 
 
-def _reading(graded: Graded, definition: str, source: str, **fields) -> ClipReading:
+def _reading(graded: Graded, definition: str, source: ClipSource, **fields) -> ClipReading:
     t = graded.target
     return ClipReading(
         fraction=float(graded.at_eps.curve(definition)[0]),
@@ -98,7 +109,13 @@ def _reading(graded: Graded, definition: str, source: str, **fields) -> ClipRead
 
 
 def _log_reading(
-    own: Graded, toward: Batch, eps: float, definition: str, target: float, logged: float, on: str
+    own: Graded,
+    toward: Batch,
+    eps: float,
+    definition: str,
+    target: float,
+    logged: float,
+    on: Literal["batch", "model"],
 ) -> tuple[ClipReading, Graded]:
     """The log graded, its eps numbers read where a critic that closes a share of each gap per update
     reproduces it (``toward``: the evidence's R and v_old with v = R); nothing, if no step does."""
@@ -107,6 +124,7 @@ def _log_reading(
     if resized.size is None:
         reading = ClipReading(logged, "log", on=on, most=resized.most)
         return reading, Graded(own.batch, own.thresholds, own.at_eps, None, resized)
+    assert resized.batch is not None  # a size was found, so is its batch
     g = _grade(resized.batch, eps, definition, target)
     g = Graded(g.batch, g.thresholds, g.at_eps, g.target, resized)
     reading = _reading(g, definition, "log", on=on, step=resized.size, reproduced=float(g.at_eps.curve(definition)[0]))
@@ -127,10 +145,10 @@ def _evidence(
     and put the ``facts`` (spreads, median gap, first step) beside: (evidence, batch graded, evidence graded)."""
     eps = float(eps)
     definition = target_definition(library)
-    on = "batch" if step is None else "model"
+    on: Literal["batch", "model"] = "batch" if step is None else "model"
     own = _grade(batch, eps, definition, target)
     if logged is None:
-        source = "batch" if step is None else "estimate"
+        source: ClipSource = "batch" if step is None else "estimate"
         reading, graded = _reading(own, definition, source, on=on, step=step), own
     else:
         reading, graded = _log_reading(own, _toward(batch), eps, definition, target, logged, on)
@@ -234,6 +252,8 @@ def _around(evidence: Evidence, verdict: Advice, own: Graded, *, estimate: bool)
 
 def _log_finding(evidence: Evidence, graded: Graded, own: Graded, *, step: float | None) -> Finding:
     g = evidence.reading
+    # a graded log carries its reading and both fractions (Evidence.__post_init__ checks them)
+    assert g is not None and evidence.logged is not None and evidence.batch_fraction is not None
     resized = graded.resized
     most = resized.most if resized is not None else 0.0
     if step is None:

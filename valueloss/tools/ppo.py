@@ -188,7 +188,7 @@ def env_spec(env_id) -> EnvSpec:
 def _integer(name: str, value, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be a whole number, got {value!r}")
-    if not low <= value <= high:
+    if not low <= int(value) <= high:
         raise ValueError(f"{name} must be between {low:,} and {high:,}, got {value:,}")
     return int(value)
 
@@ -510,7 +510,9 @@ def _train(config, on_update, on_minibatch, should_stop) -> RunResult:
             "episodic_return": float(np.mean(episode_returns)) if episode_returns else float("nan"),
             "episodes": len(episode_returns),
             "explained_variance": explained_variance(b_values, b_returns),
-            "gap_over_eps": float((b_returns - b_values).abs().mean() / eps) if clipping and eps > 0 else float("nan"),
+            "gap_over_eps": float((b_returns - b_values).abs().mean() / eps)
+            if clipping and eps is not None and eps > 0
+            else float("nan"),
             "return_std": float(b_returns.std(unbiased=False)),
             **{name: float(np.mean(v)) for name, v in stats.items()},
         }

@@ -150,6 +150,7 @@ def sanity_from_batch(
         raise ValueError(
             f"no real token has a finite v, R and v_old, so there is nothing to check: {findings[0].title}"
         )
+    assert own is not None and graded is not None  # findings_of grades whenever it returns evidence
     return _report("batch", batch, stats, eps, library, target, findings, evidence, own, graded, logged=logged)
 
 
@@ -189,6 +190,8 @@ def sanity_from_summary(
         n=n,
         seed=seed,
     )
+    # a summary always grades the model batch: evidence, its reading and both gradings exist
+    assert evidence is not None and evidence.reading is not None and own is not None and graded is not None
     log_step = evidence.reading.step if logged is not None else None
     return _report(
         "summary",

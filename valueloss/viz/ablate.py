@@ -103,7 +103,7 @@ def learning_curves(summary: SweepSummary) -> go.Figure:
     return go.Figure(data=data, layout=layout)
 
 
-def _interval_trace(summary: SweepSummary, which: str, styles, *, axis: str) -> list[dict]:
+def _interval_trace(summary: SweepSummary, which: str, styles, *, axis: tuple[str, str]) -> list[dict]:
     traces = []
     for e in summary.per_eps:
         name = legend_name(e)

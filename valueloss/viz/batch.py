@@ -38,11 +38,11 @@ def _hline(y: float, color: str, dash: str, width: float) -> dict:
 
 def _band_shapes(eps: float) -> list[dict]:
     """The trust band [-eps, eps] around v_old: shaded, with dashed edges."""
-    edge = dict(color=COLORS["band"], dash=DASHES["band_edge"], width=WIDTHS["band_edge"] + 1)
+    edge = COLORS["band"], DASHES["band_edge"], WIDTHS["band_edge"] + 1
     return [
         dict(type="rect", x0=-eps, x1=eps, y0=0, y1=1, yref="paper", fillcolor=BAND_FILL, line_width=0, layer="below"),
-        _vline(-eps, **edge),
-        _vline(eps, **edge),
+        _vline(-eps, *edge),
+        _vline(eps, *edge),
     ]
 
 

@@ -85,7 +85,7 @@ def timeline_figure(
     unknown = set(panels) - set(PANELS)
     if unknown:
         raise ValueError(f"unknown panel(s) {sorted(unknown)}; the panels are {', '.join(PANELS)}")
-    panels = [p for p in PANELS if p in panels and any(_has(a, p, eps.get(r)) for r, a in analyses.items())]
+    panels = tuple(p for p in PANELS if p in panels and any(_has(a, p, eps.get(r)) for r, a in analyses.items()))
     if not panels:
         raise ValueError("none of the runs has a critic quantity to draw: map the metrics first")
     n = len(panels)

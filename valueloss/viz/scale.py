@@ -6,7 +6,7 @@ dashed line at 1 in both figures.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
@@ -99,7 +99,7 @@ def weights_figure(
 
 
 def multiplier_figure(
-    curves: dict[str, tuple[str, Sequence[tuple[int, float, float, float]]]],
+    curves: Mapping[str, tuple[str, Sequence[tuple[int, float, float, float]]]],
     current: int | None,
     *,
     title: str = "",

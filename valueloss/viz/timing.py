@@ -9,6 +9,7 @@ per-call floors are grey lines in the time figure (they move no loss bytes, so n
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Protocol
 
 import plotly.graph_objects as go
 
@@ -355,7 +356,14 @@ def headline(rows: Sequence[dict], impl: str = "fused", pass_: str = "forward+ba
     }
 
 
-def summary_records(recordings: Sequence[tuple[str, object]]) -> list[dict]:
+class Recording(Protocol):
+    """What the summary reads of a recording (``valueloss.tools.bench.BenchResult``; viz does not import tools)."""
+
+    meta: dict
+    rows: list[dict]
+
+
+def summary_records(recordings: Sequence[tuple[str, Recording]]) -> list[dict]:
     """One row per recording (name, a ``BenchResult``): where and when it ran and its :func:`headline` numbers, to compare
     devices and dtypes side by side (recordings where the fused forward+backward did not run are left out)."""
     records = []

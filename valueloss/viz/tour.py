@@ -158,7 +158,7 @@ def _branches(d: dict) -> go.Figure:
     data = [
         _line(d["v"], d["loss_unclipped"], "(v − R)²", "unclipped"),
         _line(d["v"], d["loss_clipped"], "(clip(v) − R)²", "clipped"),
-        _line(d["v"], d["loss_max"], "max: the loss", "max", **{"opacity": 0.55}),
+        _line(d["v"], d["loss_max"], "max: the loss", "max", opacity=0.55),
         _point(d["current"], _at(d, "loss_max", d["current"]), "current v"),
         *_v_legend(d),
     ]

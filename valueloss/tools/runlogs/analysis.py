@@ -183,8 +183,8 @@ def phases(q: RunQuantities, band: tuple[float, float]) -> list[Phase]:
         if labels[i] < 0:
             labels[i] = labels[i - 1]
     if labels[0] < 0:
-        first = labels[labels >= 0]
-        labels[labels < 0] = first[0] if len(first) else 1
+        known = labels[labels >= 0]
+        labels[labels < 0] = known[0] if len(known) else 1
     runs = _run_lengths(labels)
     min_len = max(3, int(0.05 * len(labels)))
     merged: list[list[int]] = []  # [label, start index, end index]
@@ -242,7 +242,6 @@ class PhaseEvidence:
     eps_over_scale: float | None  # eps / return_scale: a lower bound on eps / std(R)
     loss_first: float | None  # median value loss of the phase's first quarter
     loss_last: float | None  # ... and of its last quarter
-    grad_norm: float | None
     non_finite_loss: int  # NaN / inf values of the loss in this phase
     findings: tuple[str, ...] = ()  # kinds of the detectors' findings that hold in this phase
 
@@ -296,7 +295,6 @@ def phase_evidence(q: RunQuantities, phase: Phase, eps: float | None) -> PhaseEv
         eps_over_scale=(eps / scale) if eps is not None and scale and scale > 0 else None,
         loss_first=loss_first,
         loss_last=loss_last,
-        grad_norm=_median_in(q.get("grad_norm"), phase.start, phase.end),
         non_finite_loss=non_finite,
     )
 

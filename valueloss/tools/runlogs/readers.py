@@ -23,6 +23,7 @@ import zipfile
 from array import array
 from collections.abc import Callable
 from pathlib import PurePosixPath
+from typing import Any
 
 import numpy as np
 import orjson
@@ -267,6 +268,49 @@ def _loads(line: bytes):
         return json.loads(line)
 
 
+def _add_kept(builder: RunBuilder, items: dict, step, step_int: int) -> int:
+    """Past the memory budget: one line's values of the kept metrics only (the caller checked that the line
+    names no new metric); the nulls among them."""
+    nulls = n = 0
+    for key, pair in builder.fast.items():
+        value = items.get(key, _ABSENT)
+        kind = type(value)
+        if kind is float or kind is int:
+            pair[0](step_int)
+            pair[1](float(value) if kind is float or abs(value) < 2**53 else _big(value))
+            n += 1
+        elif value is None:
+            nulls += 1
+            builder.add(key, step, math.nan)
+        elif value is not _ABSENT and kind is not dict:
+            builder.add(key, step, value)
+    builder.count(n)
+    return nulls
+
+
+def _add_all(builder: RunBuilder, items: dict, step, step_int: int | None) -> int:
+    """One line's values, numbers on the fast path; the nulls among them (read as NaN)."""
+    fast = builder.fast
+    nulls = n = 0
+    for key, value in items.items():
+        kind = type(value)
+        if step_int is not None and (kind is float or kind is int):
+            pair = fast.get(key) or builder.appenders(key)
+            if pair is not None:
+                pair[0](step_int)
+                pair[1](float(value) if kind is float or abs(value) < 2**53 else _big(value))
+                n += 1
+            continue
+        if value is None:
+            nulls += 1
+            value = math.nan
+        elif kind is dict:  # W&B writes histograms and media as nested objects
+            continue
+        builder.add(str(key), step, value)
+    builder.count(n)
+    return nulls
+
+
 def _read_jsonl(stream, size: int, builder: RunBuilder, name: str) -> str:
     """verl's ``{"step": n, "data": {...}}`` lines, or flat objects with a step key (W&B's _step, ...)."""
     verl_lines = flat_lines = bad = 0
@@ -298,44 +342,19 @@ def _read_jsonl(stream, size: int, builder: RunBuilder, name: str) -> str:
             step = obj.get(step_key, row - 1) if step_key else row - 1
             items = {k: v for k, v in obj.items() if k != step_key}
         step_int = _as_step(step)
-        fast = builder.fast
-        n = 0
         if builder.filtering and step_int is not None and builder.known.issuperset(items):
-            # past the memory budget: look up the kept metrics only (a line with a new name takes the full path)
-            for key, pair in fast.items():
-                value = items.get(key, _ABSENT)
-                kind = type(value)
-                if kind is float or kind is int:
-                    pair[0](step_int)
-                    pair[1](float(value) if kind is float or abs(value) < 2**53 else _big(value))
-                    n += 1
-                elif value is None:
-                    nulls += 1
-                    builder.add(key, step, math.nan)
-                elif value is not _ABSENT and kind is not dict:
-                    builder.add(key, step, value)
-            builder.count(n)
-            if builder.stopped:
-                break
-            continue
-        for key, value in items.items():
-            kind = type(value)
-            if step_int is not None and (kind is float or kind is int):
-                pair = fast.get(key) or builder.appenders(key)
-                if pair is not None:
-                    pair[0](step_int)
-                    pair[1](float(value) if kind is float or abs(value) < 2**53 else _big(value))
-                    n += 1
-                continue
-            if value is None:
-                nulls += 1
-                value = math.nan
-            elif kind is dict:  # W&B writes histograms and media as nested objects
-                continue
-            builder.add(str(key), step, value)
-        builder.count(n)
+            nulls += _add_kept(builder, items, step, step_int)  # a line with a new name takes the full path
+        else:
+            nulls += _add_all(builder, items, step, step_int)
         if builder.stopped:
             break
+    return _jsonl_notes(builder, name, verl_lines, flat_lines, bad, nulls, step_key)
+
+
+def _jsonl_notes(
+    builder: RunBuilder, name: str, verl_lines: int, flat_lines: int, bad: int, nulls: int, step_key: str | None
+) -> str:
+    """The notes a JSON-lines read leaves (skipped lines, nulls, no step key), and the format it read."""
     if verl_lines == 0 and flat_lines == 0:
         raise RunLogError(f"{_short(name)} holds no JSON object per line: " + _WHAT)
     if bad:
@@ -432,14 +451,14 @@ def _read_tfevents(stream, size: int, builder: RunBuilder, name: str) -> None:
     the protobuf wire format); every other record is parsed by protobuf: tensor values of the ``scalars``
     plugin or any one-element numeric tensor (new-style ``tf.summary.scalar``) are scalars too.
     """
-    state = {"plugin_of": {}, "records": 0, "done": 0}
+    state: dict[str, Any] = {"plugin_of": {}, "records": 0, "done": 0}
     carry = b""
     while not builder.stopped:
         chunk = stream.read(_EVENT_CHUNK)
         data = carry + chunk if carry else chunk
         if not data:
             break
-        starts, lengths, end, problem = _frame(data, at_eof=not chunk)
+        starts, lengths, end, problem = _frame(data)
         if len(starts) == 0 and state["records"] == 0 and problem:
             raise RunLogError(f"{_short(name)} is not a TensorBoard event file (its first record is not one)")
         stop = _decode_records(data, starts, lengths, builder, state, name)
@@ -461,7 +480,7 @@ def _read_tfevents(stream, size: int, builder: RunBuilder, name: str) -> None:
     builder.tick(1.0)
 
 
-def _frame(data: bytes, at_eof: bool) -> tuple[np.ndarray, np.ndarray, int, str]:
+def _frame(data: bytes) -> tuple[np.ndarray, np.ndarray, int, str]:
     """The body offset and length of each whole record in ``data``, where the whole records end, and what
     stopped the framing early (a length over ``MAX_EVENT_RECORD``), if anything.
 
@@ -868,6 +887,40 @@ def _read_mlflow_sqlite(stream, size, relevant, limits, progress, name) -> list[
             conn.close()
 
 
+def _mlflow_run(conn, run_id, builder: RunBuilder, limits: Limits) -> int:
+    """One run's metrics into ``builder``, a column per key; how many values were MLflow's stand-in for ±inf."""
+    rows = conn.execute(
+        "SELECT key, step, value, is_nan FROM metrics WHERE run_uuid = ? ORDER BY key, timestamp", (run_id,)
+    )
+    current = None
+    steps: list[int] = []
+    values: list[float] = []
+
+    def flush(key, steps, values):
+        if key is not None:
+            builder.add_column(str(key), np.asarray(steps, dtype=np.int64), np.asarray(values, dtype=np.float64))
+
+    inf = 0
+    try:
+        for key, step, value, is_nan in rows:
+            if key != current:
+                flush(current, steps, values)
+                current, steps, values = key, [], []
+            if is_nan:
+                value = math.nan
+            elif isinstance(value, float) and abs(value) >= 1.7976931348623157e308:
+                value = math.copysign(math.inf, value)
+                inf += 1
+            steps.append(int(step))
+            values.append(float(value))
+        flush(current, steps, values)
+    except sqlite3.OperationalError as err:
+        if "interrupted" not in str(err):
+            raise
+        builder.notes.append(f"Read stopped: the query ran past {limits.max_seconds:g} s.")
+    return inf
+
+
 def _mlflow_runs_from(conn, relevant, limits, progress, name) -> list[RunLog]:
     deadline = time.monotonic() + limits.max_seconds
     conn.set_progress_handler(lambda: int(time.monotonic() > deadline), 100_000)
@@ -887,33 +940,7 @@ def _mlflow_runs_from(conn, relevant, limits, progress, name) -> list[RunLog]:
     out = []
     for i, run_id in enumerate(run_ids[:100]):
         builder = RunBuilder(relevant=relevant, limits=limits, progress=progress)
-        rows = conn.execute(
-            "SELECT key, step, value, is_nan FROM metrics WHERE run_uuid = ? ORDER BY key, timestamp", (run_id,)
-        )
-        current, steps, values = None, [], []
-
-        def flush(builder, key, steps, values):
-            if key is not None:
-                builder.add_column(str(key), np.asarray(steps, dtype=np.int64), np.asarray(values, dtype=np.float64))
-
-        inf = 0
-        try:
-            for key, step, value, is_nan in rows:
-                if key != current:
-                    flush(builder, current, steps, values)
-                    current, steps, values = key, [], []
-                if is_nan:
-                    value = math.nan
-                elif isinstance(value, float) and abs(value) >= 1.7976931348623157e308:
-                    value = math.copysign(math.inf, value)
-                    inf += 1
-                steps.append(int(step))
-                values.append(float(value))
-            flush(builder, current, steps, values)
-        except sqlite3.OperationalError as err:
-            if "interrupted" not in str(err):
-                raise
-            builder.notes.append(f"Read stopped: the query ran past {limits.max_seconds:g} s.")
+        inf = _mlflow_run(conn, run_id, builder, limits)
         if progress is not None:
             progress((i + 1) / len(run_ids))
         notes = []
@@ -980,8 +1007,9 @@ def _member_text(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> str:
 # Zips
 
 
-def _read_zip(name, data, relevant, limits, progress) -> list[RunLog]:
-    """Each TensorBoard folder, mlruns run, and other log file in the zip is one run."""
+def _zip_members(name: str, data: bytes) -> tuple[zipfile.ZipFile, dict[str, zipfile.ZipInfo], int]:
+    """The zip, its files this page may read (by path, "/" separated) and its unzipped size, after the checks
+    that bound what reading it costs (member count, unzipped size, no password)."""
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
         infos = [i for i in zf.infolist() if not i.is_dir()]
@@ -999,24 +1027,51 @@ def _read_zip(name, data, relevant, limits, progress) -> list[RunLog]:
     files = {i.filename.replace("\\", "/"): i for i in infos if not _ignored(i.filename)}
     if not files:
         raise RunLogError(f"{_short(name)} holds no file this page reads: " + _WHAT)
-    runs: list[RunLog] = []
-    skipped: list[str] = []
+    return zf, files, total
+
+
+def _zip_member(zf: zipfile.ZipFile, path: str, info: zipfile.ZipInfo, relevant, limits, progress) -> list[RunLog]:
+    """The runs of one log file in a zip (not a TensorBoard event file); a RunLogError says why it is skipped."""
+    with zf.open(info) as fh:
+        try:
+            head = fh.read(8192)
+        except (zipfile.BadZipFile, OSError, EOFError) as err:
+            raise RunLogError(str(err)) from None
+    if _kind(path, head) == "zip":
+        raise RunLogError("a zip inside the zip")
+    stream = _Seekable(zf, info)
+    try:
+        return _read_stream(path, stream, info.file_size, relevant, limits, progress)
+    finally:
+        stream.close()
+
+
+def _zip_groups(files: dict[str, zipfile.ZipInfo]):
+    """The zip's files as (MLflow metric files, TensorBoard event files by folder, other files): the files of an
+    mlruns run other than its metrics, and YAML files, are in none."""
     mlruns = {p: i for p, i in files.items() if "/metrics/" in p and _is_mlruns_metric(p)}
-    if mlruns:
-        meta = {p: i for p, i in files.items() if p.endswith("/meta.yaml")}
-        runs += _read_mlruns(mlruns | meta, zf, relevant, limits, progress)
-    rest = {p: i for p, i in files.items() if p not in mlruns and not p.endswith(("meta.yaml", ".yaml", ".yml"))}
-    if mlruns:
-        rest = {
-            p: i for p, i in rest.items() if not any(p.startswith(r.rsplit("/metrics/", 1)[0] + "/") for r in mlruns)
-        }
+    run_dirs = tuple(r.rsplit("/metrics/", 1)[0] + "/" for r in mlruns)
     event_dirs: dict[str, list[zipfile.ZipInfo]] = {}
-    others = []
-    for path, info in sorted(rest.items()):
+    others: list[tuple[str, zipfile.ZipInfo]] = []
+    for path, info in sorted(files.items()):
+        if path in mlruns or path.endswith(("meta.yaml", ".yaml", ".yml")) or (run_dirs and path.startswith(run_dirs)):
+            continue
         if "tfevents" in PurePosixPath(path).name:
             event_dirs.setdefault(str(PurePosixPath(path).parent), []).append(info)
         else:
             others.append((path, info))
+    return mlruns, event_dirs, others
+
+
+def _read_zip(name, data, relevant, limits, progress) -> list[RunLog]:
+    """Each TensorBoard folder, mlruns run, and other log file in the zip is one run."""
+    zf, files, total = _zip_members(name, data)
+    runs: list[RunLog] = []
+    skipped: list[str] = []
+    mlruns, event_dirs, others = _zip_groups(files)
+    if mlruns:
+        meta = {p: i for p, i in files.items() if p.endswith("/meta.yaml")}
+        runs += _read_mlruns(mlruns | meta, zf, relevant, limits, progress)
     done_bytes = 0
 
     def sub_progress(start, width):
@@ -1042,26 +1097,8 @@ def _read_zip(name, data, relevant, limits, progress) -> list[RunLog]:
             builder.build(run_name, "TensorBoard event files" if len(members) > 1 else "TensorBoard event file")
         )
     for path, info in others:
-        with zf.open(info) as fh:
-            try:
-                head = fh.read(8192)
-            except (zipfile.BadZipFile, OSError, EOFError) as err:
-                skipped.append(f"{_short(path)} ({err})")
-                continue
         try:
-            kind = _kind(path, head)
-        except RunLogError as err:
-            skipped.append(f"{_short(path)} ({err})")
-            continue
-        if kind == "zip":
-            skipped.append(f"{_short(path)} (a zip inside the zip)")
-            continue
-        try:
-            stream = _Seekable(zf, info)
-            runs += _read_stream(
-                path, stream, info.file_size, relevant, limits, sub_progress(done_bytes, info.file_size)
-            )
-            stream.close()
+            runs += _zip_member(zf, path, info, relevant, limits, sub_progress(done_bytes, info.file_size))
         except RunLogError as err:
             skipped.append(f"{_short(path)} ({err})")
         done_bytes += info.file_size
