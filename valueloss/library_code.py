@@ -1,5 +1,6 @@
 """Each library's value loss as one self-contained function over torch: the code the registry computes with
-and the code an export writes (``library_source``), so there is a single copy of every formula.
+and the code an export writes (``library_source``), the canonical copy of every formula. Its mirrors, and the
+tests that tie each to it, are tabled in ``valueloss.losses``.
 
 Every loss function takes ``(vpreds, returns, values, response_mask, <the library's parameter>, **settings)``
 and returns ``(loss, clipfrac)`` (``clipfrac`` None where the library logs none). Settings are keyword
