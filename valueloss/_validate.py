@@ -207,16 +207,19 @@ def dp_size(value) -> int:
         raise ValueError(f"dp_size must be an integer >= 1, got {shown_value(value)}") from None
 
 
-def aggregation(loss_agg_mode, dp_size, batch_num_tokens, global_batch_size, loss_scale_factor):
+def aggregation(loss_agg_mode, dp_size, batch_num_tokens, global_batch_size, loss_scale_factor) -> dict:
     """The aggregation arguments of verl's ``agg_loss`` (and of every entry point that passes them on), checked
-    before any work: with several data-parallel ranks the mode's global count is required. Returns
-    ``(dp_size, batch_num_tokens, global_batch_size, loss_scale_factor)`` as this module reads them."""
+    before any work: with several data-parallel ranks the mode's global count is required. Returns the keyword
+    arguments ``dp_size``, ``batch_num_tokens``, ``global_batch_size``, ``loss_scale_factor`` as read here."""
     agg_mode(loss_agg_mode)
     needed = {"token-mean": "tokens", "token-sum": None}.get(loss_agg_mode, "sequences")
-    dp_size, batch_num_tokens, global_batch_size = global_counts(
-        dp_size, batch_num_tokens, global_batch_size, needed=needed
-    )
-    return dp_size, batch_num_tokens, global_batch_size, positive_count("loss_scale_factor", loss_scale_factor)
+    ranks, tokens, sequences = global_counts(dp_size, batch_num_tokens, global_batch_size, needed=needed)
+    return {
+        "dp_size": ranks,
+        "batch_num_tokens": tokens,
+        "global_batch_size": sequences,
+        "loss_scale_factor": positive_count("loss_scale_factor", loss_scale_factor),
+    }
 
 
 def global_counts(dp_size_value, batch_num_tokens, global_batch_size, *, needed: str | None):

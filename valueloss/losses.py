@@ -96,18 +96,8 @@ def agg_loss(
     check.mask_tensor("loss_mask", loss_mask)
     check.nonempty("loss_mat", loss_mat)
     check.same_shape("loss_mat", loss_mat, loss_mask=loss_mask)
-    dp_size, batch_num_tokens, global_batch_size, loss_scale_factor = check.aggregation(
-        loss_agg_mode, dp_size, batch_num_tokens, global_batch_size, loss_scale_factor
-    )
-    return library_code.agg_loss(
-        loss_mat,
-        loss_mask,
-        loss_agg_mode,
-        dp_size=dp_size,
-        batch_num_tokens=batch_num_tokens,
-        global_batch_size=global_batch_size,
-        loss_scale_factor=loss_scale_factor,
-    )
+    counts = check.aggregation(loss_agg_mode, dp_size, batch_num_tokens, global_batch_size, loss_scale_factor)
+    return library_code.agg_loss(loss_mat, loss_mask, loss_agg_mode, **counts)
 
 
 def compute_value_loss(
@@ -145,21 +135,8 @@ def compute_value_loss(
     """
     check.batch_tensors(vpreds, returns, values, response_mask)
     cliprange_value = check.clip_range("cliprange_value", cliprange_value)
-    dp_size, batch_num_tokens, global_batch_size, loss_scale_factor = check.aggregation(
-        loss_agg_mode, dp_size, batch_num_tokens, global_batch_size, loss_scale_factor
-    )
-    return library_code.value_loss(
-        vpreds,
-        returns,
-        values,
-        response_mask,
-        cliprange_value,
-        loss_agg_mode,
-        dp_size=dp_size,
-        batch_num_tokens=batch_num_tokens,
-        global_batch_size=global_batch_size,
-        loss_scale_factor=loss_scale_factor,
-    )
+    counts = check.aggregation(loss_agg_mode, dp_size, batch_num_tokens, global_batch_size, loss_scale_factor)
+    return library_code.value_loss(vpreds, returns, values, response_mask, cliprange_value, loss_agg_mode, **counts)
 
 
 class ValueLoss(nn.Module):

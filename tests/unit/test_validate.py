@@ -91,7 +91,8 @@ def test_global_counts_name_the_count_the_mode_divides_by():
     with pytest.raises(ValueError, match=r"global_batch_size \(the global number of non-empty sequences\)"):
         check.global_counts(2, 8, None, needed="sequences")
     assert check.global_counts(2, None, None, needed=None)[0] == 2  # token-sum needs no count
-    assert check.aggregation("token-sum", 2, None, None, None) == (2, None, None, None)
+    counts = {"dp_size": 2, "batch_num_tokens": None, "global_batch_size": None, "loss_scale_factor": None}
+    assert check.aggregation("token-sum", 2, None, None, None) == counts
 
 
 def test_batch_tensors_use_the_callers_names():

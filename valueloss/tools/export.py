@@ -8,7 +8,7 @@ fixed harness: there is no second copy of any formula to drift.
 
 ``export_token_code(v_old, R, eps, v, convention_or_dialect)``: one token, either the per-token
 anatomy in a clip convention (``"bounds"``, ``"clamp"``, ``"delta"``) or a library's whole loss on a
-one-token batch. ``export_batch_code(vpreds, returns, values, response_mask, eps, mode, dialect)``: a
+one-token batch. ``batch_export(vpreds, returns, values, response_mask, eps, mode, dialect)`` (its text: ``export_batch_code``): a
 batch, embedded exactly (every number as ``repr`` of its float, which round-trips), capped at
 ``MAX_EXPORT_ELEMENTS``.
 
@@ -419,17 +419,9 @@ def batch_export(
     )
 
 
-def export_batch_code(
-    vpreds: torch.Tensor,
-    returns: torch.Tensor,
-    values: torch.Tensor,
-    response_mask: torch.Tensor,
-    eps,
-    mode: str = "token-mean",
-    dialect: str = "verl",
-) -> str:
-    """The source of :func:`batch_export`'s file."""
-    return batch_export(vpreds, returns, values, response_mask, eps, mode, dialect).code
+def export_batch_code(*args, **kwargs) -> str:
+    """The source text of :func:`batch_export`'s file (the same arguments)."""
+    return batch_export(*args, **kwargs).code
 
 
 def _anatomy_file(v_old: float, R: float, eps: float, v: float, convention: str) -> str:
