@@ -14,13 +14,14 @@ import streamlit as st
 import torch
 
 from pages.common import shows_errors
-from valueloss.dialects import DIALECTS, dialect_loss
+from valueloss.dialects import DIALECTS
 from valueloss.tools.export import (
     EXPORT_CONVENTIONS,
     EXPORT_DIALECTS,
     MAX_EXPORT_ELEMENTS,
+    BatchExport,
+    batch_export,
     dialect_modes,
-    export_batch_code,
     export_filename,
     export_token_code,
 )
@@ -73,10 +74,9 @@ def _from_key(key: tuple[np.ndarray, str]) -> torch.Tensor:
 
 
 @st.cache_data(max_entries=32, show_spinner="Writing the file…")
-def _batch_code(vpreds, returns, values, mask, eps, mode: str, dialect: str) -> str:
-    return export_batch_code(
-        _from_key(vpreds), _from_key(returns), _from_key(values), _from_key(mask), eps, mode, dialect
-    )
+def _batch_export(vpreds, returns, values, mask, eps, mode: str, dialect: str) -> BatchExport:
+    """The file and the numbers it asserts: the export checks the batch and computes the loss, once."""
+    return batch_export(_from_key(vpreds), _from_key(returns), _from_key(values), _from_key(mask), eps, mode, dialect)
 
 
 def _show(code: str, filename: str, key: str) -> None:
@@ -155,6 +155,7 @@ def render_export_batch(
             mode = modes[0]
         eps = library_param(dialect, eps)
         rows, width = (vpreds.shape[0], vpreds.shape[-1]) if vpreds.dim() == 2 else (1, vpreds.numel())
+        keep = rows
         if vpreds.numel() > MAX_EXPORT_ELEMENTS:
             keep = MAX_EXPORT_ELEMENTS // width
             if keep < 1:
@@ -163,14 +164,7 @@ def render_export_batch(
                     f"to {MAX_EXPORT_ELEMENTS}: use a shorter response length"
                 )
             vpreds, returns, values, response_mask = (t[:keep] for t in (vpreds, returns, values, response_mask))
-            result = dialect_loss(dialect, vpreds, returns, values, response_mask, eps, loss_agg_mode=mode)
-            clipfrac = "not logged" if result.clipfrac is None else f"{float(result.clipfrac):.4g}"
-            st.info(
-                f"The file embeds every number, so it holds the first {keep} of the {rows} sequences "
-                f"({keep * width} of {rows * width} slots). On those rows {target_label(dialect)} gives "
-                f"loss {float(result.loss):.6g} and clip fraction {clipfrac}: the numbers its test asserts."
-            )
-        code = _batch_code(
+        export = _batch_export(
             _to_key(vpreds),
             _to_key(returns),
             _to_key(values),
@@ -179,4 +173,12 @@ def render_export_batch(
             mode,
             dialect,
         )
-        _show(code, export_filename(dialect, mode), key)
+        if keep < rows:
+            numbers = export.numbers
+            clipfrac = "not logged" if numbers.clipfrac is None else f"{float(numbers.clipfrac):.4g}"
+            st.info(
+                f"The file embeds every number, so it holds the first {keep} of the {rows} sequences "
+                f"({keep * width} of {rows * width} slots). On those rows {target_label(dialect)} gives "
+                f"loss {float(numbers.loss):.6g} and clip fraction {clipfrac}: the numbers its test asserts."
+            )
+        _show(export.code, export.filename, key)

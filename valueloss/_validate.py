@@ -1,7 +1,15 @@
-"""Input checks shared by every public entry point.
+"""Input checks shared by every public entry point: one rule per kind of value, in one place.
 
 Each check names the argument and says what is allowed, so a user who passes the wrong thing
-learns how to fix it instead of getting a silently wrong number.
+learns how to fix it instead of getting a silently wrong number. A boundary (a public function, a
+page's input, a file reader) checks once; the layers below it take what it checked and do not check
+again.
+
+Kinds of value: :func:`float_tensor` / :func:`mask_tensor` / :func:`batch_tensors` (a batch),
+:func:`real_scalar` (any real number), :func:`finite_number` (a finite real in a range, whole where
+asked: widgets, URLs, knobs), :func:`whole_number` (an ``int`` and nothing else: counts, seeds, sizes),
+:func:`clip_range`, :func:`positive_count`, :func:`dp_size` and :func:`aggregation` (the data-parallel
+arguments), :func:`choice` (one name of a fixed set).
 """
 
 from __future__ import annotations
@@ -118,7 +126,7 @@ def real_scalar(name: str, x, *, allow_tensor: bool = True):
             raise TypeError(f"{name} must be a real number, got a {x.dtype} tensor")
         return x
     if isinstance(x, (bool, np.bool_)) or not isinstance(x, numbers.Real):
-        raise TypeError(f"{name} must be a real number (int, float or Fraction), got {type(x).__name__}")
+        raise TypeError(f"{name} must be a number (a real: int, float or Fraction), got {type(x).__name__}")
     try:
         return float(x)
     except OverflowError:
@@ -148,16 +156,21 @@ def clip_range(name: str, eps, *, allow_none: bool = False, off_values: tuple = 
     return eps
 
 
+def choice(name: str, value, allowed, *, label: str | None = None) -> str:
+    """One of the names in ``allowed``, or a ValueError that lists them (``label`` names the kind of value)."""
+    if not isinstance(value, str) or value not in allowed:
+        raise ValueError(f"unknown {label or name} {shown_value(value)}; choose one of: {', '.join(allowed)}")
+    return value
+
+
 def agg_mode(mode: str) -> str:
-    if mode not in AGG_MODES:
-        raise ValueError(f"unknown loss_agg_mode {mode!r}; valid modes are: {', '.join(AGG_MODES)}")
+    if not isinstance(mode, str) or mode not in AGG_MODES:
+        raise ValueError(f"unknown loss_agg_mode {shown_value(mode)}; valid modes are: {', '.join(AGG_MODES)}")
     return mode
 
 
 def convention(name: str) -> str:
-    if name not in CONVENTIONS:
-        raise ValueError(f"unknown clip convention {name!r}; valid conventions are: {', '.join(CONVENTIONS)}")
-    return name
+    return choice("convention", name, CONVENTIONS, label="clip convention")
 
 
 def positive_count(name: str, value, *, integer: bool = False):
@@ -173,18 +186,102 @@ def positive_count(name: str, value, *, integer: bool = False):
     return value
 
 
-def dp_size(value) -> int:
-    """The number of data-parallel ranks: a whole number >= 1 (a bool is refused)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"dp_size must be an integer >= 1, got {shown_value(value)}")
+def whole_number(name: str, value, low: int, high: int | None = None) -> int:
+    """An ``int`` (numpy integers too) in ``[low, high]``: counts, sizes, seeds. A float, even ``3.0``, or a bool
+    is a TypeError, since a count typed as a float is usually a unit mistake; see :func:`finite_number` for
+    numbers read from a widget or a URL."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+    if value < low or high is not None and value > high:
+        bound = f">= {low:,}" if high is None else f"between {low:,} and {high:,}"
+        raise ValueError(f"{name} must be an integer {bound}, got {shown_value(value)}")
     return int(value)
 
 
-def finite_number(name: str, value, *, low: float | None = None, high: float | None = None) -> float:
-    """A real, finite number within [low, high] (either bound optional), as a float (read by :func:`real_scalar`)."""
+def dp_size(value) -> int:
+    """The loss functions' number of data-parallel ranks: :func:`whole_number` >= 1, where every refusal is a
+    ValueError (a float or a bool too), as the drop-in APIs have always raised it."""
+    try:
+        return whole_number("dp_size", value, 1)
+    except TypeError:
+        raise ValueError(f"dp_size must be an integer >= 1, got {shown_value(value)}") from None
+
+
+def aggregation(loss_agg_mode, dp_size, batch_num_tokens, global_batch_size, loss_scale_factor) -> dict:
+    """The aggregation arguments of verl's ``agg_loss`` (and of every entry point that passes them on), checked
+    before any work: with several data-parallel ranks the mode's global count is required. Returns the keyword
+    arguments ``dp_size``, ``batch_num_tokens``, ``global_batch_size``, ``loss_scale_factor`` as read here."""
+    agg_mode(loss_agg_mode)
+    needed = {"token-mean": "tokens", "token-sum": None}.get(loss_agg_mode, "sequences")
+    ranks, tokens, sequences = global_counts(dp_size, batch_num_tokens, global_batch_size, needed=needed)
+    return {
+        "dp_size": ranks,
+        "batch_num_tokens": tokens,
+        "global_batch_size": sequences,
+        "loss_scale_factor": positive_count("loss_scale_factor", loss_scale_factor),
+    }
+
+
+def global_counts(dp_size_value, batch_num_tokens, global_batch_size, *, needed: str | None):
+    """``dp_size`` and the global counts; with ``dp_size > 1`` the count the loss divides by (``needed``:
+    ``"tokens"``, ``"sequences"`` or None) must be given, since each rank would otherwise divide by its own."""
+    ranks = dp_size(dp_size_value)
+    batch_num_tokens = positive_count("batch_num_tokens", batch_num_tokens)
+    global_batch_size = positive_count("global_batch_size", global_batch_size)
+    if ranks > 1 and needed == "tokens" and batch_num_tokens is None:
+        raise ValueError("batch_num_tokens (the global number of tokens) is required when dp_size > 1")
+    if ranks > 1 and needed == "sequences" and global_batch_size is None:
+        raise ValueError("global_batch_size (the global number of non-empty sequences) is required when dp_size > 1")
+    return ranks, batch_num_tokens, global_batch_size
+
+
+def batch_tensors(
+    vpreds, returns, values, mask, mask_name: str = "response_mask", names=("vpreds", "returns", "values")
+) -> None:
+    """A batch: three floating tensors of one non-empty shape and device, and a 0/1 mask of that shape (or None).
+    ``names`` are the caller's names of the three tensors (OpenRLHF's are values, old_values, returns)."""
+    tensors = dict(zip(names, (vpreds, returns, values), strict=True))
+    for name, x in tensors.items():
+        float_tensor(name, x)
+    first, *others = names
+    nonempty(first, tensors[first])
+    if mask is not None:
+        mask_tensor(mask_name, mask)
+        tensors[mask_name] = mask
+    same_shape(first, tensors[first], **{name: tensors[name] for name in tensors if name != first})
+
+
+def _number_text(x: float) -> str:
+    """A bound or a value for a message: whole numbers with thousands separators, others in ``g`` format."""
+    return f"{int(x):,}" if float(x).is_integer() and abs(x) < 1e15 else f"{x:g}"
+
+
+def finite_number(
+    name: str,
+    value,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    integer: bool = False,
+):
+    """A real, finite number within ``[low, high]`` (either bound optional; ``low_open``: ``> low``), as a float,
+    or as an int where ``integer`` (then ``3.0`` is accepted and ``2.5`` is not): what a widget, a URL or a knob
+    gives. Read by :func:`real_scalar`; a one-element tensor is read as its number."""
+    if isinstance(value, torch.Tensor):
+        value = real_scalar(name, value).item()
     value = real_scalar(name, value, allow_tensor=False)
     if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
-    if low is not None and value < low or high is not None and value > high:
-        raise ValueError(f"{name} must be between {low} and {high}, got {value}")
-    return value
+        raise ValueError(f"{name} must be a finite number, got {value}")
+    if integer and value != int(value):
+        raise ValueError(f"{name} must be a whole number, got {value}")
+    too_low = low is not None and (value <= low if low_open else value < low)
+    if too_low or high is not None and value > high:
+        lower = None if low is None else f"{'>' if low_open else '>='} {_number_text(low)}"
+        upper = None if high is None else f"<= {_number_text(high)}"
+        if lower and upper and not low_open:
+            bound = f"between {_number_text(low)} and {_number_text(high)}"
+        else:
+            bound = " and ".join(b for b in (lower, upper) if b)
+        raise ValueError(f"{name} must be {bound}, got {_number_text(value)}")
+    return int(value) if integer else value

@@ -34,6 +34,7 @@ __all__ = [
     "value_loss_terms",
     "value_loss_terms_of_checked",
     "value_loss_grad",
+    "value_loss_grad_of_checked",
 ]
 
 REGION_INSIDE = 0
@@ -141,6 +142,12 @@ def value_loss_grad(
     check.convention(convention)
     cliprange = check.clip_range("cliprange", cliprange)
     v, r, o = _broadcast_inputs(vpreds, returns, values)
+    return value_loss_grad_of_checked(v, r, o, cliprange, convention, grad_output)
+
+
+def value_loss_grad_of_checked(v, r, o, cliprange, convention: str = "bounds", grad_output=None) -> torch.Tensor:
+    """:func:`value_loss_grad` for inputs a caller has already validated at its boundary (float tensors of one
+    shape, a valid clip range and convention)."""
     if grad_output is None:
         grad_output = torch.ones_like(v)
     return _grad_from_parts(v, r, o, cliprange, convention, grad_output)[3]

@@ -29,7 +29,6 @@ import torch
 from . import _validate as check
 from . import library_code as lc
 from .library_code import LibraryCode
-from .losses import _check_batch
 
 __all__ = [
     "ClipConvention",
@@ -1408,7 +1407,7 @@ def dialect_loss(
     ``loss_agg_mode`` picks the aggregation where the library has several (``get_dialect(name).modes``).
     """
     dialect = get_dialect(name)
-    _check_batch(vpreds, returns, values, response_mask)
+    check.batch_tensors(vpreds, returns, values, response_mask)
     cliprange = check_clip_param("cliprange", name, cliprange)
     if loss_agg_mode not in dialect.modes:
         raise ValueError(

@@ -1,5 +1,6 @@
 """Each library's value loss as one self-contained function over torch: the code the registry computes with
-and the code an export writes (``library_source``), so there is a single copy of every formula.
+and the code an export writes (``library_source``), the canonical copy of every formula. Its mirrors, and the
+tests that tie each to it, are tabled in ``valueloss.losses``.
 
 Every loss function takes ``(vpreds, returns, values, response_mask, <the library's parameter>, **settings)``
 and returns ``(loss, clipfrac)`` (``clipfrac`` None where the library logs none). Settings are keyword
@@ -73,13 +74,22 @@ def agg_loss(
     skip_empty_rows=True,
     seq_mean_eps=False,
     norm_per_seq=True,
+    dp_size=1,
+    batch_num_tokens=None,
+    global_batch_size=None,
+    loss_scale_factor=None,
 ):
-    """verl agg_loss on one process (dp_size = 1); the flags are the release's, the defaults v0.7.1 on."""
+    """verl agg_loss; the flags are the release's, the defaults v0.7.1 on. dp_size and the global counts are
+    v0.9's: each rank divides by the step's count over all ranks and multiplies by dp_size (one process: x 1)."""
     if loss_agg_mode == "token-sum":
-        return masked_sum(loss_mat, loss_mask, nan_safe=nan_safe)
+        return masked_sum(loss_mat, loss_mask, nan_safe=nan_safe) * dp_size
     if loss_agg_mode == "token-mean":
         total = masked_sum(loss_mat, loss_mask, nan_safe=nan_safe)
-        return total / (loss_mask.sum() + 1e-8) if token_mean_eps else total / loss_mask.sum()
+        if token_mean_eps:
+            return total / (loss_mask.sum() + 1e-8)  # masked_mean (before v0.7.0)
+        if batch_num_tokens is None:
+            batch_num_tokens = loss_mask.sum()
+        return total / batch_num_tokens * dp_size
     row_tokens = torch.sum(loss_mask, dim=-1)
     if loss_agg_mode == "seq-mean-token-mean":
         seq_losses = torch.sum(loss_mat * loss_mask, dim=-1) / (row_tokens + 1e-8 if skip_empty_rows else row_tokens)
@@ -90,11 +100,16 @@ def agg_loss(
     if skip_empty_rows:
         seq_mask = (row_tokens > 0).float()  # rows without tokens are not counted
         total = masked_sum(seq_losses, seq_mask, nan_safe=nan_safe)
-        loss = total / (seq_mask.sum() + 1e-8) if seq_mean_eps else total / seq_mask.sum()
+        if seq_mean_eps:
+            loss = total / (seq_mask.sum() + 1e-8)  # masked_mean (v0.6.1)
+        else:
+            if global_batch_size is None:
+                global_batch_size = seq_mask.sum()
+            loss = total / global_batch_size * dp_size
     else:
         loss = torch.mean(seq_losses)  # every row, empty ones included
     if loss_agg_mode == "seq-mean-token-sum-norm":
-        loss = loss / loss_mask.shape[-1]  # / padded width
+        loss = loss / (loss_scale_factor if loss_scale_factor is not None else loss_mask.shape[-1])  # / padded width
     return loss
 
 
@@ -111,10 +126,12 @@ def value_loss(
     skip_empty_rows=True,
     seq_mean_eps=False,
     norm_per_seq=True,
+    **global_counts,
 ):
     """verl compute_value_loss: loss_scale * AGG(max((v - R)^2, (clip(v) - R)^2)) and vf_clipfrac.
 
-    loss_scale is 0.5 in every release but v0.4.0 (1.0)."""
+    loss_scale is 0.5 in every release but v0.4.0 (1.0). global_counts: agg_loss's dp_size, batch_num_tokens,
+    global_batch_size and loss_scale_factor (v0.9), absent on one process."""
     vpredclipped = torch.max(torch.min(vpreds, values + cliprange_value), values - cliprange_value)  # clip_by_value
     vf_losses1 = (vpreds - returns) ** 2
     vf_losses2 = (vpredclipped - returns) ** 2
@@ -126,7 +143,7 @@ def value_loss(
         seq_mean_eps=seq_mean_eps,
         norm_per_seq=norm_per_seq,
     )
-    vf_loss = loss_scale * agg_loss(clipped_vf_losses, response_mask, loss_agg_mode, **flags)
+    vf_loss = loss_scale * agg_loss(clipped_vf_losses, response_mask, loss_agg_mode, **flags, **global_counts)
     vf_clipfrac = masked_mean(torch.gt(vf_losses2, vf_losses1).float(), response_mask, nan_safe=nan_safe)
     return vf_loss, vf_clipfrac
 
@@ -146,19 +163,38 @@ def openrlhf_token_loss(values, old_values, returns, clip_eps):
     return loss
 
 
+def openrlhf_masked_mean(x, mask, dim=None):
+    """OpenRLHF's masked_mean: sum(x * m) / sum(m) (no epsilon; x.mean() without a mask)."""
+    if mask is None:
+        return x.mean() if dim is None else x.mean(dim=dim)
+    return (x * mask).sum(dim=dim) / mask.sum(dim=dim)
+
+
+def openrlhf_aggregate(loss, mask, token_level_loss, dp_size=1, batch_num_tokens=None, global_batch_size=None):
+    """OpenRLHF 0.11's aggregate_loss. Token level: sum(L*m) / sum(m), or / batch_num_tokens * dp_size with the
+    step's global count. Sequence level: row means sum(L*m) / (n_i + 1e-8), then the mean over the rows with
+    n_i > 0 taken with a float32 row mask (bf16 row means give a float32 loss), or / global_batch_size * dp_size.
+    Without a mask every token is real (OpenRLHF accepts that in the token mode without counts only)."""
+    if token_level_loss and batch_num_tokens is None:
+        return openrlhf_masked_mean(loss, mask)
+    if mask is None:
+        mask = torch.ones(loss.shape, dtype=torch.bool, device=loss.device)
+    if token_level_loss:
+        return (loss * mask).sum() / batch_num_tokens * dp_size
+    token_counts = mask.sum(dim=-1)
+    seq_loss = (loss * mask).sum(dim=-1) / (token_counts + 1e-8)
+    seq_mask = (token_counts > 0).float()  # rows without tokens are left out (float32: bf16 -> float32)
+    if global_batch_size is None:
+        return openrlhf_masked_mean(seq_loss, seq_mask)
+    return (seq_loss * seq_mask).sum() / global_batch_size * dp_size
+
+
 def openrlhf_value_loss(vpreds, returns, values, response_mask, clip_eps, token_level_loss=True):
     """OpenRLHF ValueLoss.forward(values, old_values, returns, action_mask), one process: 0.5 * the masked mean
     of the max; token_level_loss=False averages each row first, then the rows that hold a token."""
     values, old_values, action_mask = vpreds, values, response_mask
     loss = openrlhf_token_loss(values, old_values, returns, clip_eps)
-    if token_level_loss:
-        loss = (loss * action_mask).sum() / action_mask.sum()
-    else:
-        token_counts = action_mask.sum(dim=-1)
-        seq_loss = (loss * action_mask).sum(dim=-1) / (token_counts + 1e-8)
-        seq_mask = (token_counts > 0).float()  # rows without tokens are left out (float32: bf16 -> float32)
-        loss = (seq_loss * seq_mask).sum() / seq_mask.sum()
-    return 0.5 * loss, None  # OpenRLHF logs no value clip fraction
+    return 0.5 * openrlhf_aggregate(loss, action_mask, token_level_loss), None  # OpenRLHF logs no value clip fraction
 
 
 def openrlhf_2025_04_value_loss(vpreds, returns, values, response_mask, clip_eps):

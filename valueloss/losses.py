@@ -7,6 +7,24 @@ works for the token modes). Notation: ``v`` = vpreds, ``o`` = old values, ``R`` 
 The arithmetic follows each library's operation order, so float results match bit for bit where the
 library's own formula is deterministic: NaN in padding is ignored exactly where verl masks with
 ``where`` and propagates exactly where it multiplies.
+
+This module holds no formula of its own: it checks the arguments once and calls ``library_code``, the
+canonical copy of every library's loss. The mirrors that must exist (another language, another device,
+a closed form, a batched simulator) are each tied to it by a test (``tests/unit/test_canonical.py`` checks
+that every test named here exists):
+
+| copy | what it is for | the test that ties it to the canonical copy |
+|---|---|---|
+| `library_code.py` (canonical) | each library's loss as one torch function: the registry computes with it, an export writes its source | `tests/upstream/test_verl.py::test_compute_value_loss_bit_for_bit`, `tests/upstream/test_openrlhf.py::test_value_loss_bit_for_bit` (the released code), `tests/unit/test_library_code.py::test_exported_code_is_the_source_of_the_function_that_computes` |
+| `losses.compute_value_loss`, `agg_loss` | verl's drop-in API: checks, then calls `library_code.value_loss` / `agg_loss` | `tests/unit/test_canonical.py::test_drop_in_verl_api_is_library_code_bit_for_bit` |
+| `losses.ValueLoss` | OpenRLHF's drop-in module: checks, then calls `library_code.openrlhf_token_loss` / `openrlhf_aggregate` | `tests/unit/test_canonical.py::test_drop_in_openrlhf_module_is_library_code_bit_for_bit` |
+| `anatomy.py` | the per-token terms and the closed-form gradient (no autograd) | `tests/unit/test_gradients.py::test_closed_form_equals_autograd_bit_for_bit`, `tests/unit/test_gradients.py::test_whole_loss_gradient_equals_closed_form_with_aggregation_weights` |
+| `fused/passes.py` | the fused pass in torch (inductor or eager) | `tests/unit/test_fused.py::test_random_batches_with_ties_every_mode_and_dtype` |
+| `fused/cloop.c` | the same pass as a C loop (CPU) | `tests/unit/test_cpass.py::test_loop_equals_the_compiled_pass` |
+| `fused/kernel.py` | the same pass as a Triton kernel (GPU; the test needs CUDA) | `tests/unit/test_fused_kernel.py::test_every_mode_with_and_without_dp_arguments` |
+| `viz/live/tokenmath.js` | the per-token terms in the browser | `tests/e2e/test_live_math.py::test_every_term_region_and_gradient_equals_the_core_bit_for_bit` |
+| `teach/simulate.loss_rows` | one loss per row, each with its own eps, for the simulator's side-by-side runs | `tests/unit/test_simulate.py::test_loss_rows_are_each_librarys_loss_and_gradient` |
+| `tools/clipfrac.py` thresholds | verl's clip fraction at every eps at once (a search over `losses.clip_bounds`) | `tests/unit/test_diagnostics.py::test_sweep_equals_verl_clipfrac_bit_for_bit` |
 """
 
 from __future__ import annotations
@@ -15,6 +33,7 @@ import torch
 from torch import nn
 
 from . import _validate as check
+from . import library_code
 
 __all__ = [
     "clip_bounds",
@@ -52,31 +71,8 @@ def clip_prediction(v: torch.Tensor, values: torch.Tensor, eps, convention: str 
     return _CLIPS[check.convention(convention)](v, values, eps)
 
 
-def masked_sum(values: torch.Tensor, mask: torch.Tensor, axis=None) -> torch.Tensor:
-    """Sum over real tokens; NaN in padding is replaced before the product (verl's NaN-safe sum)."""
-    valid = torch.where(mask.bool(), values, 0.0)
-    return (valid * mask).sum(axis=axis)
-
-
-def masked_mean(values: torch.Tensor, mask: torch.Tensor, axis=None) -> torch.Tensor:
-    """verl's masked mean: ``masked_sum / (sum(mask) + 1e-8)`` (so an empty mask gives 0, not NaN)."""
-    return masked_sum(values, mask, axis) / (mask.sum(axis=axis) + 1e-8)
-
-
-def _check_agg(loss_agg_mode, dp_size, batch_num_tokens, global_batch_size, loss_scale_factor):
-    """The aggregation arguments of ``agg_loss`` and ``fused_value_loss``, checked before any work: with
-    several data-parallel ranks the mode's global count is required. Returns ``(dp_size, batch_num_tokens,
-    global_batch_size, loss_scale_factor)`` as ``valueloss._validate`` reads them (numbers as floats)."""
-    check.agg_mode(loss_agg_mode)
-    dp_size = check.dp_size(dp_size)
-    batch_num_tokens = check.positive_count("batch_num_tokens", batch_num_tokens)
-    global_batch_size = check.positive_count("global_batch_size", global_batch_size)
-    loss_scale_factor = check.positive_count("loss_scale_factor", loss_scale_factor)
-    if dp_size > 1 and loss_agg_mode == "token-mean" and batch_num_tokens is None:
-        raise ValueError("batch_num_tokens (the global token count) is required when dp_size > 1")
-    if dp_size > 1 and loss_agg_mode.startswith("seq") and global_batch_size is None:
-        raise ValueError("global_batch_size (the global number of sequences) is required when dp_size > 1")
-    return dp_size, batch_num_tokens, global_batch_size, loss_scale_factor
+masked_sum = library_code.masked_sum
+masked_mean = library_code.masked_mean
 
 
 def agg_loss(
@@ -88,7 +84,7 @@ def agg_loss(
     global_batch_size=None,
     loss_scale_factor=None,
 ) -> torch.Tensor:
-    """Aggregate a per-token loss matrix to a scalar exactly as verl v0.9 does.
+    """Aggregate a per-token loss matrix to a scalar exactly as verl v0.9 does (``library_code.agg_loss``).
 
     With one process (``dp_size=1``) the global counts default to this batch's own. With several
     data-parallel ranks each rank divides by the *global* count and multiplies by ``dp_size`` so that
@@ -100,43 +96,8 @@ def agg_loss(
     check.mask_tensor("loss_mask", loss_mask)
     check.nonempty("loss_mat", loss_mat)
     check.same_shape("loss_mat", loss_mat, loss_mask=loss_mask)
-    dp_size, batch_num_tokens, global_batch_size, loss_scale_factor = _check_agg(
-        loss_agg_mode, dp_size, batch_num_tokens, global_batch_size, loss_scale_factor
-    )
-
-    if loss_agg_mode == "token-mean":
-        if batch_num_tokens is None:
-            batch_num_tokens = loss_mask.sum()
-        return masked_sum(loss_mat, loss_mask) / batch_num_tokens * dp_size
-
-    if loss_agg_mode == "token-sum":
-        return masked_sum(loss_mat, loss_mask) * dp_size
-
-    # The seq modes multiply before the row sums: a NaN in a padded slot poisons its row (as in verl).
-    row_tokens = torch.sum(loss_mask, dim=-1)
-    if loss_agg_mode == "seq-mean-token-mean":
-        seq_losses = torch.sum(loss_mat * loss_mask, dim=-1) / (row_tokens + 1e-8)
-    else:
-        seq_losses = torch.sum(loss_mat * loss_mask, dim=-1)
-    seq_mask = (row_tokens > 0).float()
-    if global_batch_size is None:
-        global_batch_size = seq_mask.sum()
-    loss = masked_sum(seq_losses, seq_mask) / global_batch_size * dp_size
-    if loss_agg_mode == "seq-mean-token-sum-norm":
-        loss = loss / (loss_scale_factor if loss_scale_factor is not None else loss_mask.shape[-1])
-    return loss
-
-
-def _check_batch(vpreds, returns, values, mask, mask_name="response_mask"):
-    check.float_tensor("vpreds", vpreds)
-    check.float_tensor("returns", returns)
-    check.float_tensor("values", values)
-    check.nonempty("vpreds", vpreds)
-    if mask is not None:
-        check.mask_tensor(mask_name, mask)
-        check.same_shape("vpreds", vpreds, returns=returns, values=values, **{mask_name: mask})
-    else:
-        check.same_shape("vpreds", vpreds, returns=returns, values=values)
+    counts = check.aggregation(loss_agg_mode, dp_size, batch_num_tokens, global_batch_size, loss_scale_factor)
+    return library_code.agg_loss(loss_mat, loss_mask, loss_agg_mode, **counts)
 
 
 def compute_value_loss(
@@ -154,6 +115,9 @@ def compute_value_loss(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """verl's ``compute_value_loss``: ``0.5 * AGG(max((v-R)^2, (clip(v)-R)^2))`` and ``vf_clipfrac``.
 
+    The arguments are checked here, then ``library_code.value_loss`` (the canonical copy, verl's current
+    release) computes: the numbers are the registry's and an export's, bit for bit.
+
     Args:
         vpreds: current critic predictions ``v``, shape (batch, response_length).
         returns: return targets ``R`` (GAE advantages + old values), same shape.
@@ -169,57 +133,10 @@ def compute_value_loss(
         Those are exactly the tokens whose gradient is zero. An all-masked batch gives a NaN loss and
         a clip fraction of 0.
     """
-    _check_batch(vpreds, returns, values, response_mask)
+    check.batch_tensors(vpreds, returns, values, response_mask)
     cliprange_value = check.clip_range("cliprange_value", cliprange_value)
-    vpredclipped = clip_bounds(vpreds, values, cliprange_value)
-    loss_unclipped = (vpreds - returns) ** 2
-    loss_clipped = (vpredclipped - returns) ** 2
-    loss_max = torch.max(loss_unclipped, loss_clipped)
-    vf_loss = 0.5 * agg_loss(
-        loss_max,
-        response_mask,
-        loss_agg_mode,
-        dp_size=dp_size,
-        batch_num_tokens=batch_num_tokens,
-        global_batch_size=global_batch_size,
-        loss_scale_factor=loss_scale_factor,
-    )
-    vf_clipfrac = masked_mean(torch.gt(loss_clipped, loss_unclipped).float(), response_mask)
-    return vf_loss, vf_clipfrac
-
-
-def _openrlhf_masked_mean(x: torch.Tensor, mask: torch.Tensor | None, dim=None) -> torch.Tensor:
-    """OpenRLHF's ``masked_mean``: ``sum(x * m) / sum(m)`` (no epsilon; ``x.mean()`` without a mask)."""
-    if mask is None:
-        return x.mean() if dim is None else x.mean(dim=dim)
-    return (x * mask).sum(dim=dim) / mask.sum(dim=dim)
-
-
-def _openrlhf_aggregate(loss, mask, token_level_loss, dp_size, batch_num_tokens, global_batch_size):
-    """OpenRLHF 0.11's ``aggregate_loss`` in its operation order.
-
-    Token level: ``sum(L*m) / sum(m)``, or ``sum(L*m) / batch_num_tokens * dp_size`` with the global count.
-    Sequence level: row means ``sum(L*m) / (n_i + 1e-8)``, then a mean over the rows with ``n_i > 0``
-    taken with a **float32** row mask, ``sum(row * seq_mask) / sum(seq_mask)`` (or ``/ global_batch_size
-    * dp_size``). That float32 mask promotes bfloat16 row means to float32, so a bf16 batch gives a
-    float32 loss there, exactly as the library does.
-
-    Without a mask every token is real. OpenRLHF itself accepts no mask only in the token mode without
-    counts (``loss.mean()``, reproduced here); the other no-mask cases raise there, and here give exactly
-    what an all-True boolean mask gives.
-    """
-    if token_level_loss and batch_num_tokens is None:
-        return _openrlhf_masked_mean(loss, mask)
-    if mask is None:
-        mask = torch.ones(loss.shape, dtype=torch.bool, device=loss.device)
-    if token_level_loss:
-        return (loss * mask).sum() / batch_num_tokens * dp_size
-    token_counts = mask.sum(dim=-1)
-    seq_loss = (loss * mask).sum(dim=-1) / (token_counts + 1e-8)
-    seq_mask = (token_counts > 0).float()  # rows without tokens are left out
-    if global_batch_size is None:
-        return _openrlhf_masked_mean(seq_loss, seq_mask)
-    return (seq_loss * seq_mask).sum() / global_batch_size * dp_size
+    counts = check.aggregation(loss_agg_mode, dp_size, batch_num_tokens, global_batch_size, loss_scale_factor)
+    return library_code.value_loss(vpreds, returns, values, response_mask, cliprange_value, loss_agg_mode, **counts)
 
 
 class ValueLoss(nn.Module):
@@ -253,33 +170,16 @@ class ValueLoss(nn.Module):
         batch_num_tokens=None,
         global_batch_size=None,
     ) -> torch.Tensor:
-        check.float_tensor("values", values)
-        check.float_tensor("old_values", old_values)
-        check.float_tensor("returns", returns)
-        check.nonempty("values", values)
-        others = {"old_values": old_values, "returns": returns}
-        if action_mask is not None:
-            check.mask_tensor("action_mask", action_mask)
-            others["action_mask"] = action_mask
-        check.same_shape("values", values, **others)
-        dp_size = check.dp_size(dp_size)
-        batch_num_tokens = check.positive_count("batch_num_tokens", batch_num_tokens)
-        global_batch_size = check.positive_count("global_batch_size", global_batch_size)
-        if dp_size > 1:
-            needed = "batch_num_tokens" if self.token_level_loss else "global_batch_size"
-            if (batch_num_tokens if self.token_level_loss else global_batch_size) is None:
-                what = "tokens" if self.token_level_loss else "non-empty sequences"
-                raise ValueError(f"{needed} (the global number of {what}) is required when dp_size > 1")
+        check.batch_tensors(
+            values, old_values, returns, action_mask, "action_mask", names=("values", "old_values", "returns")
+        )
+        needed = "tokens" if self.token_level_loss else "sequences"
+        dp_size, batch_num_tokens, global_batch_size = check.global_counts(
+            dp_size, batch_num_tokens, global_batch_size, needed=needed
+        )
 
-        if self.clip_eps is not None:
-            values_clipped = clip_delta(values, old_values, self.clip_eps)
-            surr_clipped = (values_clipped - returns) ** 2
-            surr_unclipped = (values - returns) ** 2
-            loss = torch.max(surr_clipped, surr_unclipped)
-        else:
-            loss = (values - returns) ** 2
-
-        loss = _openrlhf_aggregate(
+        loss = library_code.openrlhf_token_loss(values, old_values, returns, self.clip_eps)
+        loss = library_code.openrlhf_aggregate(
             loss, action_mask, self.token_level_loss, dp_size, batch_num_tokens, global_batch_size
         )
         return 0.5 * loss

@@ -219,14 +219,6 @@ class Split:
         return [[sum(self.lengths[i] for i in mb) for mb in rank] for rank in self.ranks]
 
 
-def _int(name: str, value, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}")
-    return int(value)
-
-
 def _lengths(lengths) -> tuple[int, ...]:
     if isinstance(lengths, torch.Tensor):
         lengths = lengths.tolist()
@@ -234,7 +226,7 @@ def _lengths(lengths) -> tuple[int, ...]:
     for i, n in enumerate(lengths):
         if isinstance(n, float) and n.is_integer():
             n = int(n)
-        out.append(_int(f"lengths[{i}]", n, 0))
+        out.append(check.whole_number(f"lengths[{i}]", n, 0))
     if not out:
         raise ValueError("lengths is empty: the batch needs at least one sequence")
     return tuple(out)
@@ -259,7 +251,7 @@ def split_batch(lengths, dp_size: int, *, micro_batches: int | None = None, max_
     fewest balanced micro-batches whose tokens fit the budget, the same count on every rank.
     """
     lengths = _lengths(lengths)
-    dp_size = _int("dp_size", dp_size, 1)
+    dp_size = check.whole_number("dp_size", dp_size, 1)
     if (micro_batches is None) == (max_token_len is None):
         raise ValueError("give exactly one of micro_batches (a fixed count) or max_token_len (a token budget)")
     n = len(lengths)
@@ -271,7 +263,7 @@ def split_batch(lengths, dp_size: int, *, micro_batches: int | None = None, max_
     shards = [tuple(int(i) for i in s) for s in np.array_split(np.arange(n), dp_size)]
     smallest = min(len(s) for s in shards)
     if micro_batches is not None:
-        k = _int("micro_batches", micro_batches, 1)
+        k = check.whole_number("micro_batches", micro_batches, 1)
         if k > smallest:
             raise ValueError(
                 f"micro_batches ({k}) is larger than the smallest shard ({smallest} sequences): a micro-batch "
@@ -280,7 +272,7 @@ def split_batch(lengths, dp_size: int, *, micro_batches: int | None = None, max_
         ranks = tuple(tuple(tuple(int(i) for i in p) for p in np.array_split(np.array(s), k)) for s in shards)
         return Split(lengths, ranks, "count")
 
-    budget = _int("max_token_len", max_token_len, 1)
+    budget = check.whole_number("max_token_len", max_token_len, 1)
     longest = max(lengths)
     if budget < longest:
         raise ValueError(
@@ -302,10 +294,9 @@ def split_batch(lengths, dp_size: int, *, micro_batches: int | None = None, max_
 
 def spread_lengths(batch_size: int, mean_length: int, spread: float, seed: int = 0) -> list[int]:
     """Sequence lengths around ``mean_length``: ``spread`` 0 = all equal, 1 = lengths vary ~e-fold."""
-    batch_size = _int("batch_size", batch_size, 1)
-    mean_length = _int("mean_length", mean_length, 1)
-    if isinstance(spread, bool) or not isinstance(spread, (int, float)) or not math.isfinite(spread) or spread < 0:
-        raise ValueError(f"spread must be a finite number >= 0, got {spread!r}")
+    batch_size = check.whole_number("batch_size", batch_size, 1)
+    mean_length = check.whole_number("mean_length", mean_length, 1)
+    spread = check.finite_number("spread", spread, low=0.0)
     z = np.random.default_rng(seed).standard_normal(batch_size)
     return [max(1, int(round(mean_length * math.exp(spread * float(x))))) for x in z]
 
@@ -313,7 +304,7 @@ def spread_lengths(batch_size: int, mean_length: int, spread: float, seed: int =
 def mask_tail(lengths, count: int) -> list[int]:
     """The last ``count`` sequences with no real token (``count`` larger than the batch masks all)."""
     lengths = list(_lengths(lengths))
-    count = min(_int("count", count, 0), len(lengths))
+    count = min(check.whole_number("count", count, 0), len(lengths))
     return lengths[: len(lengths) - count] + [0] * count
 
 
@@ -341,7 +332,7 @@ class ScaleProblem:
 def make_problem(lengths, *, features: int = 4, eps: float = 0.2, seed: int = 0, dtype=torch.float64) -> ScaleProblem:
     """A reproducible critic problem whose rows have the given real lengths (width = the longest)."""
     lengths = _lengths(lengths)
-    features = _int("features", features, 1)
+    features = check.whole_number("features", features, 1)
     check.clip_range("eps", eps)
     g = torch.Generator().manual_seed(seed)
     b, t = len(lengths), max(1, max(lengths))
@@ -610,7 +601,7 @@ def multiplier_curve(
 ) -> list[tuple[int, float, float, float]]:
     """``(micro-batches per rank, multiplier, min relative weight, max relative weight)`` for each count."""
     lengths = _lengths(lengths)
-    dp_size = _int("dp_size", dp_size, 1)
+    dp_size = check.whole_number("dp_size", dp_size, 1)
     if dp_size > len(lengths):
         raise ValueError(f"dp_size ({dp_size}) is larger than the number of sequences ({len(lengths)})")
     smallest = len(lengths) // dp_size

@@ -99,7 +99,7 @@ def test_choosing_another_library_changes_the_file():
 def test_convention_export_has_the_per_token_anatomy():
     at = run(bounds_script)
     code = at.code[0].value
-    assert "EXPECTED_LOSS_MAX" in code and "torch.max(torch.min(v, v_old + eps), v_old - eps)" in code
+    assert "EXPECTED_LOSS_MAX" in code and "torch.max(torch.min(v, values + eps), values - eps)" in code
     assert at.selectbox(key="explore_export_target").value == "bounds"
 
 
@@ -167,8 +167,9 @@ def test_the_file_is_built_only_when_the_expander_is_opened(monkeypatch):
     import pages.export_panel as panel
 
     built = []
-    monkeypatch.setattr(panel, "export_batch_code", lambda *a: built.append(a) or "# the file")
-    panel._batch_code.clear()
+    file = panel.BatchExport(code="# the file", filename="f.py", numbers=None)
+    monkeypatch.setattr(panel, "batch_export", lambda *a: built.append(a) or file)
+    panel._batch_export.clear()
     at = AppTest.from_function(batch_script, default_timeout=60).run()
     assert not built and not at.code
     (expander,) = at.expander

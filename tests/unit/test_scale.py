@@ -108,8 +108,8 @@ def test_token_budget_matches_verl_count_on_a_worked_case():
         (dict(lengths=[1, 2], dp_size=1), "exactly one of micro_batches"),
         (dict(lengths=[1, 2], dp_size=1, micro_batches=1, max_token_len=4), "exactly one of micro_batches"),
         (dict(lengths=[], dp_size=1, micro_batches=1), "lengths is empty"),
-        (dict(lengths=[1, -2], dp_size=1, micro_batches=1), r"lengths\[1\] must be >= 0"),
-        (dict(lengths=[1, 2], dp_size=0, micro_batches=1), "dp_size must be >= 1"),
+        (dict(lengths=[1, -2], dp_size=1, micro_batches=1), r"lengths\[1\] must be an integer >= 0"),
+        (dict(lengths=[1, 2], dp_size=0, micro_batches=1), "dp_size must be an integer >= 1"),
         (dict(lengths=[1, 3, 0, 0], dp_size=3, max_token_len=3), "needs 2 micro-batches on some rank"),
     ],
 )
@@ -377,7 +377,7 @@ def test_logged_rows_are_the_ranks_logs():
 def test_mask_tail():
     assert mask_tail([3, 4, 5], 2) == [3, 0, 0]
     assert mask_tail([3, 4], 9) == [0, 0]
-    with pytest.raises(ValueError, match="count must be >= 0"):
+    with pytest.raises(ValueError, match="count must be an integer >= 0"):
         mask_tail([1], -1)
 
 

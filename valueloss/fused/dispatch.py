@@ -17,7 +17,7 @@ from collections import Counter
 import torch
 
 from .. import _validate as check
-from ..losses import ValueLoss, _check_agg, compute_value_loss
+from ..losses import ValueLoss, compute_value_loss
 from . import cloop, passes
 from .function import HostPass, SumsFunction, TokenLoss, device_pass, host_pass
 from .plan import Call, Kinds
@@ -139,7 +139,7 @@ def fused_value_loss(
         return quick
     _check_inputs(vpreds, returns, values, response_mask)
     check.clip_range("cliprange_value", cliprange_value)
-    _check_agg(loss_agg_mode, dp_size, batch_num_tokens, global_batch_size, loss_scale_factor)
+    check.aggregation(loss_agg_mode, dp_size, batch_num_tokens, global_batch_size, loss_scale_factor)
     backend = resolve_backend(backend, vpreds)
     if _needs_verls_graph(vpreds, returns, values, cliprange_value):
         return compute_value_loss(
@@ -382,10 +382,5 @@ class FusedValueLoss(ValueLoss):
             check.mask_tensor("action_mask", action_mask)  # raises its TypeError
         others = {"old_values": old_values, "returns": returns}
         check.same_shape("values", values, **others, **({} if action_mask is None else {"action_mask": action_mask}))
-        if isinstance(dp_size, bool) or not isinstance(dp_size, int) or dp_size < 1:
-            raise ValueError(f"dp_size must be an integer >= 1, got {dp_size!r}")
-        check.positive_count("batch_num_tokens", batch_num_tokens)
-        check.positive_count("global_batch_size", global_batch_size)
-        count, what = ("batch_num_tokens", "tokens") if token_level else ("global_batch_size", "non-empty sequences")
-        if dp_size > 1 and (batch_num_tokens if token_level else global_batch_size) is None:
-            raise ValueError(f"{count} (the global number of {what}) is required when dp_size > 1")
+        needed = "tokens" if token_level else "sequences"
+        check.global_counts(dp_size, batch_num_tokens, global_batch_size, needed=needed)

@@ -1,5 +1,5 @@
 """verl's and OpenRLHF's aggregation after the masked sums: the mirror of ``losses.agg_loss`` and
-``losses._openrlhf_aggregate`` on the sums a fused pass returns.
+``library_code.openrlhf_aggregate`` on the sums a fused pass returns.
 
 Under autograd (``verl_tail``, ``openrlhf_tail``) the tail is the libraries' own operations on the sums,
 so autograd itself computes the weight each token's gradient gets. On CPU the token modes can instead

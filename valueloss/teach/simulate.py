@@ -31,7 +31,6 @@ The per-row loss uses the core's clip primitives; the tests check it, and its gr
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from fractions import Fraction
@@ -74,28 +73,6 @@ UNCLIPPED = "unclipped"
 _SIMULATED_RULES = ("max", "clip-only")
 
 
-def _choice(name: str, value, allowed) -> None:
-    if value not in allowed:
-        raise ValueError(f"unknown {name} {value!r}; valid values are: {', '.join(allowed)}")
-
-
-def _finite(name: str, value, *, low: float, high: float, open_low: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    x = float(value)
-    too_low = x <= low if open_low else x < low
-    if not math.isfinite(x) or too_low or x > high:
-        bound = f"> {low}" if open_low else f">= {low}"
-        raise ValueError(f"{name} must be a finite number {bound} and <= {high}, got {value}")
-
-
-def _count(name: str, value, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be a whole number, got {type(value).__name__}")
-    if not low <= int(value) <= high:
-        raise ValueError(f"{name} must be between {low} and {high}, got {value}")
-
-
 @dataclass(frozen=True)
 class LossForm:
     """A loss the simulator trains with: the typed fields of a registry entry (or of no clipping at all)."""
@@ -123,7 +100,7 @@ LOSS_FORMS = tuple(name for name, d in DIALECTS.items() if _simulated(d)) + (UNC
 
 def loss_form(name: str) -> LossForm:
     """The simulated loss called ``name``: a current registry entry with a max or clip-only form, or "unclipped"."""
-    _choice("loss", name, LOSS_FORMS)
+    check.choice("loss", name, LOSS_FORMS)
     if name == UNCLIPPED:
         return LossForm(UNCLIPPED, "unclipped", None, "bounds", "torch", True, "½·(v − R)², no clip")
     d = get_dialect(name)
@@ -161,18 +138,18 @@ class SimConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        _choice("critic", self.critic, CRITICS)
-        _choice("loss", self.loss, LOSS_FORMS)
-        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        check.choice("critic", self.critic, CRITICS)
+        check.choice("loss", self.loss, LOSS_FORMS)
+        check.choice("optimizer", self.optimizer, OPTIMIZERS)
         check.clip_range("eps", self.eps)
-        _finite("gap", self.gap, low=-1e4, high=1e4)
-        _finite("noise", self.noise, low=0.0, high=1e4)
-        _finite("lr", self.lr, low=0.0, high=100.0, open_low=True)
-        _count("n_tokens", self.n_tokens, 2, 1024)
-        _count("n_rollouts", self.n_rollouts, 1, 500)
-        _count("n_epochs", self.n_epochs, 1, 64)
-        _count("n_minibatches", self.n_minibatches, 1, self.n_tokens)
-        _count("seed", self.seed, 0, 2**31 - 1)
+        check.finite_number("gap", self.gap, low=-1e4, high=1e4)
+        check.finite_number("noise", self.noise, low=0.0, high=1e4)
+        check.finite_number("lr", self.lr, low=0.0, high=100.0, low_open=True)
+        check.whole_number("n_tokens", self.n_tokens, 2, 1024)
+        check.whole_number("n_rollouts", self.n_rollouts, 1, 500)
+        check.whole_number("n_epochs", self.n_epochs, 1, 64)
+        check.whole_number("n_minibatches", self.n_minibatches, 1, self.n_tokens)
+        check.whole_number("seed", self.seed, 0, 2**31 - 1)
         updates = self.n_rollouts * self.n_epochs * self.n_minibatches
         if updates > _MAX_UPDATES:
             raise ValueError(
@@ -527,7 +504,7 @@ def sweep_eps(
         raise ValueError(f"ratios holds {ratios.size:,} values; at most {MAX_SWEEP_RATIOS} (gap / eps) are swept")
     if max_rollouts is None:
         max_rollouts = int(math.ceil(1.5 * ratios.max())) + 6
-    _count("max_rollouts", max_rollouts, 1, 500)
+    check.whole_number("max_rollouts", max_rollouts, 1, 500)
     eps = abs(config.gap) / ratios
     eps_rows = torch.tensor([*eps.tolist(), math.inf], dtype=_DTYPE)
     out = _run(config, eps_rows, max_rollouts, record=False, progress=progress, stop_when_closed=True)

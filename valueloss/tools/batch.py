@@ -10,12 +10,12 @@ Shapes: every tensor is ``(batch, response_length)``; the mask is 1 on real toke
 
 from __future__ import annotations
 
-import math
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from .. import _validate as check
 
 __all__ = [
     "Batch",
@@ -189,19 +189,6 @@ SYNTHETIC_PARAMS: tuple[Param, ...] = (
 )
 
 
-def _check_param(spec: Param, value):
-    name = spec.name
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    if not math.isfinite(float(value)):
-        raise ValueError(f"{name} must be finite, got {value}")
-    if spec.integer and float(value) != int(value):
-        raise ValueError(f"{name} must be a whole number, got {value}")
-    if not spec.low <= value <= spec.high:
-        raise ValueError(f"{name} must be between {spec.low} and {spec.high}, got {value}")
-    return int(value) if spec.integer else float(value)
-
-
 def gae_advantages_returns(
     rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float, lam: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -264,7 +251,12 @@ def synthetic_batch(
     modes it poisons.
     """
     arguments = locals()  # first statement: exactly the parameters, as passed
-    p = {spec.name: _check_param(spec, arguments[spec.name]) for spec in SYNTHETIC_PARAMS}
+    p = {
+        spec.name: check.finite_number(
+            spec.name, arguments[spec.name], low=spec.low, high=spec.high, integer=spec.integer
+        )
+        for spec in SYNTHETIC_PARAMS
+    }
     if p["min_len"] > p["max_len"]:
         raise ValueError(f"min_len ({p['min_len']}) must be <= max_len ({p['max_len']})")
     if p["batch_size"] * p["max_len"] > MAX_TOKENS:
@@ -272,8 +264,7 @@ def synthetic_batch(
             f"batch_size x max_len = {p['batch_size'] * p['max_len']:,} cells exceeds the cap of {MAX_TOKENS:,}; "
             "use fewer sequences or a shorter max_len"
         )
-    if padding not in PADDING_CHOICES:
-        raise ValueError(f"padding must be one of {PADDING_CHOICES}, got {padding!r}")
+    check.choice("padding", padding, PADDING_CHOICES)
     if dtype not in (torch.float32, torch.float64):
         raise TypeError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
 

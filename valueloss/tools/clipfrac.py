@@ -18,6 +18,7 @@ import torch
 
 from .. import _validate as check
 from ..dialects import get_dialect
+from ..losses import clip_bounds
 from .batch import Batch
 
 __all__ = [
@@ -52,7 +53,6 @@ DEFINITIONS = ("loss", "prediction", "clamp")
 # How far one update moves the critic toward R, as a share of the gap: the summary estimate's key assumption.
 PLAUSIBLE_STEPS = (0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0)
 MAX_STEP = 3.0  # the largest update step a model batch takes (the Sanity check's slider ends there)
-finite_number = check.finite_number
 
 
 @dataclass(frozen=True)
@@ -106,9 +106,7 @@ class EpsTarget:
 
 
 def _definition(name: str) -> str:
-    if name not in DEFINITIONS:
-        raise ValueError(f"definition must be one of {', '.join(DEFINITIONS)}, got {name!r}")
-    return name
+    return check.choice("definition", name, DEFINITIONS)
 
 
 def real_tokens(batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -143,12 +141,10 @@ def model_batch(
     """
     if not isinstance(stats, SummaryStats):
         raise TypeError(f"stats must be SummaryStats, got {type(stats).__name__}")
-    step = finite_number("step", step, low=0.0, high=3.0)
-    correlation = finite_number("correlation", correlation, low=-1.0, high=1.0)
-    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 1_000_000:
-        raise ValueError(f"n must be an integer between 1 and 1,000,000, got {n!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    step = check.finite_number("step", step, low=0.0, high=3.0)
+    correlation = check.finite_number("correlation", correlation, low=-1.0, high=1.0)
+    n = check.whole_number("n", n, 1, 1_000_000)
+    seed = check.whole_number("seed", seed, 0)
     g = torch.Generator().manual_seed(seed)
     z1 = torch.randn(1, n, generator=g, dtype=torch.float64)
     z2 = torch.randn(1, n, generator=g, dtype=torch.float64)
@@ -168,7 +164,7 @@ def eps_in_units(eps: float, return_std: float) -> float | None:
 
 def eps_in_units_of_checked(eps: float, return_std: float) -> float | None:
     """:func:`eps_in_units` for an ``eps`` the caller validated at its boundary."""
-    return_std = finite_number("return_std", return_std, low=0.0)
+    return_std = check.finite_number("return_std", return_std, low=0.0)
     return float(eps) / return_std if return_std > 0 else None
 
 
@@ -203,8 +199,7 @@ class ClipThresholds:
 
 def _loss_clipped(v, r, v_old, eps):
     """verl's strict ``L_clip > L_unclip`` with its exact operations (bounds clip), eps per token."""
-    clipped = torch.max(torch.min(v, v_old + eps), v_old - eps)
-    return (clipped - r) ** 2 > (v - r) ** 2
+    return (clip_bounds(v, v_old, eps) - r) ** 2 > (v - r) ** 2
 
 
 def _loss_thresholds(v, r, v_old) -> torch.Tensor:
@@ -314,8 +309,7 @@ def eps_grid_of_checked(
     batch: Batch, eps: float, definition: str = "loss", n: int = 201, include: float | None = None
 ) -> np.ndarray:
     """:func:`eps_grid` for an ``eps`` the caller validated at its boundary."""
-    if isinstance(n, bool) or not isinstance(n, int) or not 2 <= n <= 2000:
-        raise ValueError(f"n must be an integer between 2 and 2000, got {n!r}")
+    n = check.whole_number("n", n, 2, 2000)
     v, r, v_old, _ = real_tokens(batch)
     x = ((v - r) ** 2) if _definition(definition) == "rllib" else (v - v_old).abs()
     x = x[torch.isfinite(x)].double().numpy()

@@ -8,7 +8,7 @@ fixed harness: there is no second copy of any formula to drift.
 
 ``export_token_code(v_old, R, eps, v, convention_or_dialect)``: one token, either the per-token
 anatomy in a clip convention (``"bounds"``, ``"clamp"``, ``"delta"``) or a library's whole loss on a
-one-token batch. ``export_batch_code(vpreds, returns, values, response_mask, eps, mode, dialect)``: a
+one-token batch. ``batch_export(vpreds, returns, values, response_mask, eps, mode, dialect)`` (its text: ``export_batch_code``): a
 batch, embedded exactly (every number as ``repr`` of its float, which round-trips), capped at
 ``MAX_EXPORT_ELEMENTS``.
 
@@ -21,17 +21,18 @@ of a batch within a few ulps (summation order may differ between torch builds).
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
-import numbers
+from dataclasses import dataclass
 
 import torch
 
 from .. import __version__
 from .. import _validate as check
-from ..anatomy import value_loss_grad, value_loss_terms
-from ..dialects import DIALECTS, check_clip_param, dialect_loss
-from ..losses import _check_batch
+from ..anatomy import value_loss_grad_of_checked, value_loss_terms_of_checked
+from ..dialects import DIALECTS, check_clip_param
+from ..losses import clip_bounds, clip_clamp, clip_delta
 
 __all__ = [
     "EXPORT_DIALECTS",
@@ -39,6 +40,10 @@ __all__ = [
     "MAX_EXPORT_ELEMENTS",
     "export_token_code",
     "export_batch_code",
+    "batch_export",
+    "BatchExport",
+    "AppNumbers",
+    "app_numbers",
     "export_filename",
     "dialect_modes",
 ]
@@ -79,9 +84,7 @@ def export_filename(name: str, mode: str = "token-mean", *, token: bool = False)
 
 
 def _check_dialect(name: str) -> str:
-    if name not in EXPORT_DIALECTS:
-        raise ValueError(f"unknown dialect {name!r}; export supports: {', '.join(EXPORT_DIALECTS)}")
-    return name
+    return check.choice("dialect", name, EXPORT_DIALECTS)
 
 
 def _check_mode(dialect: str, mode: str) -> str:
@@ -92,17 +95,6 @@ def _check_mode(dialect: str, mode: str) -> str:
             + ("" if len(modes) > 1 else f" ({DIALECTS[dialect].aggregation})")
         )
     return mode
-
-
-def _number(name: str, x) -> float:
-    if isinstance(x, torch.Tensor) and x.numel() == 1:
-        x = x.item()
-    if isinstance(x, bool) or not isinstance(x, numbers.Real):
-        raise TypeError(f"{name} must be a number, got {type(x).__name__}")
-    value = float(x)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value}")
-    return value
 
 
 # ----------------------------------------------------------------------------------------------
@@ -141,11 +133,6 @@ def _dtype_name(dtype: torch.dtype) -> str:
 # The app's numbers (computed with valueloss)
 
 
-def _app_loss(dialect: str, v, r, v_old, m, eps, mode):
-    out = dialect_loss(dialect, v, r, v_old, m, eps, loss_agg_mode=mode)
-    return out.loss, out.clipfrac
-
-
 def _upstream(dialect: str, loss_max: torch.Tensor, m: torch.Tensor, mode: str) -> torch.Tensor:
     """d loss / d (per-token max term), by autograd through the library's aggregation alone (its ``reduce``)."""
     leaf = loss_max.detach().clone().requires_grad_(True)
@@ -153,35 +140,56 @@ def _upstream(dialect: str, loss_max: torch.Tensor, m: torch.Tensor, mode: str) 
     return grad
 
 
-def _app_grad(dialect: str, v, r, v_old, m, eps, mode) -> tuple[torch.Tensor, str]:
-    """The gradient the app shows, and how it was obtained."""
+@dataclass(frozen=True)
+class AppNumbers:
+    """What the app shows for an exported batch, computed once: the file embeds these and its tests assert them."""
+
+    loss: torch.Tensor
+    clipfrac: torch.Tensor | None  # None where the library logs none
+    grad: torch.Tensor  # d loss / d vpreds
+    grad_how: str  # how ``grad`` was obtained, written into the file
+
+
+def app_numbers(dialect: str, v, r, v_old, m, eps, mode) -> AppNumbers:
+    """The loss, clip fraction and gradient of ``dialect`` on a batch its caller has validated (one loss call).
+
+    The gradient is the closed form (``value_loss_grad``, bit-identical to autograd) for the max-form
+    libraries, else autograd through the same call that gives the loss."""
     d = DIALECTS[dialect]
-    if d.closed_form is not None and not d.off(eps):
-        convention = d.closed_form
-        if d.zeroes_padded_predictions:  # masked_fill first: padding sees v = 0 and passes no gradient
-            v = v.masked_fill(m == 0, 0)
-        if d.indexed:
-            valid = m.bool()
-            terms = value_loss_terms(v[valid], r[valid], v_old[valid], eps, convention)
-            weights = _upstream(dialect, terms.loss_max, m, mode)
-            grad = torch.zeros_like(v)
-            grad[valid] = value_loss_grad(v[valid], r[valid], v_old[valid], eps, convention, grad_output=weights)
-        else:
-            terms = value_loss_terms(v, r, v_old, eps, convention)
-            weights = _upstream(dialect, terms.loss_max, m, mode)
-            grad = value_loss_grad(v, r, v_old, eps, convention, grad_output=weights)
-            if d.zeroes_padded_predictions:
-                grad = grad.masked_fill(m == 0, 0)
-        return grad, "closed form (valueloss.value_loss_grad), bit-identical to autograd"
-    leaf = v.detach().clone().requires_grad_(True)
-    loss, _ = _app_loss(dialect, leaf, r, v_old, m, eps, mode)
+    closed = d.closed_form is not None and not d.off(eps)
+    leaf = v.detach().clone().requires_grad_(not closed)
+    with torch.set_grad_enabled(not closed):
+        loss, clipfrac = d.compute(leaf, r, v_old, m, eps, mode)
+    if closed:
+        return AppNumbers(loss, clipfrac, _closed_form_grad(d, v, r, v_old, m, eps, mode), _CLOSED_FORM)
     (grad,) = torch.autograd.grad(loss, leaf)
     how = "autograd through valueloss"
     if d.tie_rule != "torch":
         how += f" ({d.tie_rule}'s tie rule for the max, restated in torch)"
     elif d.closed_form is None:
         how += " (no closed form for this library's loss)"
-    return grad, how
+    return AppNumbers(loss.detach(), None if clipfrac is None else clipfrac.detach(), grad, how)
+
+
+_CLOSED_FORM = "closed form (valueloss.value_loss_grad), bit-identical to autograd"
+
+
+def _closed_form_grad(d, v, r, v_old, m, eps, mode) -> torch.Tensor:
+    """The max-form libraries' gradient: the per-token closed form weighted by the aggregation's own gradient."""
+    convention = d.closed_form
+    if d.zeroes_padded_predictions:  # masked_fill first: padding sees v = 0 and passes no gradient
+        v = v.masked_fill(m == 0, 0)
+    if d.indexed:
+        valid = m.bool()
+        terms = value_loss_terms_of_checked(v[valid], r[valid], v_old[valid], eps, convention)
+        weights = _upstream(d.name, terms.loss_max, m, mode)
+        grad = torch.zeros_like(v)
+        grad[valid] = value_loss_grad_of_checked(v[valid], r[valid], v_old[valid], eps, convention, weights)
+        return grad
+    terms = value_loss_terms_of_checked(v, r, v_old, eps, convention)
+    weights = _upstream(d.name, terms.loss_max, m, mode)
+    grad = value_loss_grad_of_checked(v, r, v_old, eps, convention, weights)
+    return grad.masked_fill(m == 0, 0) if d.zeroes_padded_predictions else grad
 
 
 # ----------------------------------------------------------------------------------------------
@@ -267,6 +275,15 @@ def _dialect_description(dialect: str, mode: str, eps) -> list[str]:
     return lines + ([f"Not modelled: {d.limits}"] if d.limits else [])
 
 
+@dataclass(frozen=True)
+class BatchExport:
+    """An exported file and the numbers its tests assert (the ones the app shows)."""
+
+    code: str
+    filename: str
+    numbers: AppNumbers
+
+
 def _batch_file(
     dialect: str,
     mode: str,
@@ -278,10 +295,11 @@ def _batch_file(
     scenario: list[str],
     filename: str,
     exact_reductions: bool,
-) -> str:
+) -> BatchExport:
+    """The file for a validated batch: the app's numbers are computed here once and embedded."""
     v, r, v_old = tensors["vpreds"], tensors["returns"], tensors["values"]
-    loss, clipfrac = _app_loss(dialect, v, r, v_old, mask, eps, mode)
-    grad, grad_how = _app_grad(dialect, v, r, v_old, mask, eps, mode)
+    numbers = app_numbers(dialect, v, r, v_old, mask, eps, mode)
+    loss, clipfrac, grad, grad_how = numbers.loss, numbers.clipfrac, numbers.grad, numbers.grad_how
 
     code = DIALECTS[dialect].compute
     source = code.source()
@@ -341,10 +359,10 @@ def test_gradient():
             ]
         ),
     ]
-    return "".join(parts)
+    return BatchExport(code="".join(parts), filename=filename, numbers=numbers)
 
 
-def export_batch_code(
+def batch_export(
     vpreds: torch.Tensor,
     returns: torch.Tensor,
     values: torch.Tensor,
@@ -352,16 +370,18 @@ def export_batch_code(
     eps,
     mode: str = "token-mean",
     dialect: str = "verl",
-) -> str:
+) -> BatchExport:
     """A standalone file that rebuilds this batch exactly and checks ``dialect``'s loss, clip fraction
     and gradient against the numbers valueloss computes for it.
 
     Tensors are ``(batch, response_length)``; at most ``MAX_EXPORT_ELEMENTS`` elements (every number
-    is written into the file). ``eps=None`` turns clipping off where the library allows it.
+    is written into the file). ``eps=None`` turns clipping off where the library allows it. The inputs are
+    checked here, once; the loss is computed once, and the record carries the numbers the file asserts, so a
+    page shows those instead of computing them again.
     """
     _check_dialect(dialect)
     _check_mode(dialect, mode)
-    _check_batch(vpreds, returns, values, response_mask)
+    check.batch_tensors(vpreds, returns, values, response_mask)
     if vpreds.dim() != 2:
         raise ValueError(f"vpreds must be 2-D (batch, response_length), got shape {tuple(vpreds.shape)}")
     if returns.dtype != vpreds.dtype or values.dtype != vpreds.dtype:
@@ -374,7 +394,8 @@ def export_batch_code(
             f"the batch has {n} elements ({vpreds.shape[0]} rows x {vpreds.shape[1]} tokens); export writes every "
             f"number into the file and is limited to {MAX_EXPORT_ELEMENTS}: export a slice (fewer rows or tokens)"
         )
-    check_clip_param("eps", dialect, eps)
+    eps = check_clip_param("eps", dialect, eps)
+    eps = None if eps is None else float(eps)  # the file writes it as a float literal
     _dtype_name(vpreds.dtype)
     _dtype_name(response_mask.dtype)
     tensors = {k: t.detach().cpu() for k, t in (("vpreds", vpreds), ("returns", returns), ("values", values))}
@@ -398,14 +419,18 @@ def export_batch_code(
     )
 
 
+def export_batch_code(*args, **kwargs) -> str:
+    """The source text of :func:`batch_export`'s file (the same arguments)."""
+    return batch_export(*args, **kwargs).code
+
+
 def _anatomy_file(v_old: float, R: float, eps: float, v: float, convention: str) -> str:
-    t = value_loss_terms(v, R, v_old, eps, convention)
+    one = lambda x: torch.tensor(x, dtype=torch.float64)  # noqa: E731
+    t = value_loss_terms_of_checked(one(v), one(R), one(v_old), eps, convention)
     filename = f"valueloss_token_{convention}.py"
-    clip_code = {
-        "bounds": "    return torch.max(torch.min(v, v_old + eps), v_old - eps)  # verl clip_by_value\n",
-        "clamp": "    return torch.clamp(v, v_old - eps, v_old + eps)  # TRL\n",
-        "delta": "    return v_old + (v - v_old).clamp(-eps, eps)  # OpenRLHF, CleanRL, SB3\n",
-    }[convention]
+    clip_fn = {"bounds": clip_bounds, "clamp": clip_clamp, "delta": clip_delta}[
+        convention
+    ]  # the app's own clip function, written into the file
     expected = {
         "v_clipped": t.v_clipped,
         "loss_unclipped": t.loss_unclipped,
@@ -428,11 +453,12 @@ def _anatomy_file(v_old: float, R: float, eps: float, v: float, convention: str)
             "\nimport torch\n",
             f"\nDTYPE = torch.float64\nV_OLD = {_float_literal(v_old)}\nR = {_float_literal(R)}\n"
             f"EPS = {_float_literal(eps)}\nV = {_float_literal(v)}\n",
-            f'''
+            f"""
 
-def clip(v, v_old, eps):
-    """The {convention} clip convention."""
-{clip_code}
+{inspect.getsource(clip_fn).strip()}
+
+
+clip = {clip_fn.__name__}  # the {convention} clip convention, as the app computes it
 
 def compute():
     v = torch.tensor(V, dtype=DTYPE, requires_grad=True)
@@ -450,7 +476,7 @@ def compute():
         "clipped_wins": bool(loss_clipped > loss_unclipped),  # the tokens vf_clipfrac counts
         "grad": v.grad,
     }}
-''',
+""",
             "\n\n# The numbers the app showed (valueloss.value_loss_terms; the gradient is its closed form).\n",
             expected_lines,
             '''
@@ -490,7 +516,7 @@ def export_token_code(v_old, R, eps, v, convention_or_dialect: str = "verl", *, 
     anatomy (both terms, the max, who wins, d max / dv); a registry entry (``EXPORT_DIALECTS``: every
     library and release) exports its whole loss on a one-token batch.
     """
-    v_old, R, v = _number("v_old", v_old), _number("R", R), _number("v", v)
+    v_old, R, v = (check.finite_number(name, x) for name, x in (("v_old", v_old), ("R", R), ("v", v)))
     name = convention_or_dialect
     if not isinstance(name, str) or (name not in EXPORT_CONVENTIONS and name not in EXPORT_DIALECTS):
         raise ValueError(
@@ -498,13 +524,13 @@ def export_token_code(v_old, R, eps, v, convention_or_dialect: str = "verl", *, 
             f"or a library ({', '.join(EXPORT_DIALECTS)})"
         )
     if name in EXPORT_CONVENTIONS:
-        eps = _number("eps", check.clip_range("eps", eps))
+        eps = float(check.clip_range("eps", eps))
         if mode != "token-mean":
             raise ValueError("mode applies to a library export, not to a clip convention")
         return _anatomy_file(v_old, R, eps, v, name)
     _check_mode(name, mode)
-    check_clip_param("eps", name, eps)
-    eps = None if eps is None else float(eps)  # validated above: finite, or the library's off value
+    eps = check_clip_param("eps", name, eps)
+    eps = None if eps is None else float(eps)  # finite, or the library's off value
 
     def one(x: float) -> torch.Tensor:
         return torch.tensor([[x]], dtype=torch.float64)
@@ -521,4 +547,4 @@ def export_token_code(v_old, R, eps, v, convention_or_dialect: str = "verl", *, 
         scenario=scenario,
         filename=filename,
         exact_reductions=True,
-    )
+    ).code
