@@ -9,6 +9,8 @@ from valueloss.fused.cloop import Loop
 from valueloss.teach.advice import Advice
 from valueloss.teach.explain import TokenReadout
 from valueloss.teach.tour import Feedback, MicroBatchSettings
+from valueloss.tools.batch import synthetic_batch
+from valueloss.tools.batch_reports import BatchStats
 from valueloss.tools.clipfrac import EpsTarget
 from valueloss.tools.runlogs.recognise import Recognition
 
@@ -22,3 +24,7 @@ TokenReadout.half_grad  # verl's d (0.5 * max) / dv; tests/unit/test_explain.py
 Feedback.right_choice  # tests/unit/test_tour.py
 Recognition.policy_only  # the policy's clip-fraction metrics, never read as the critic's; test_runlogs_analysis.py
 EpsTarget.achieved  # tests/unit/test_diagnostics.py
+BatchStats.median_abs_gap  # the batch's median |R - v_old|, in its statistics record; tests/unit/test_batches.py
+# synthetic_batch reads its parameters through locals(), each checked by its SYNTHETIC_PARAMS rule (tools/batch.py)
+_ = synthetic_batch
+_.max_len, _.reward_mean, _.reward_std, _.kl_coef, _.kl_mean, _.value_noise, _.value_scale, _.value_bias, _.pred_noise

@@ -192,10 +192,11 @@ def whole_number(name: str, value, low: int, high: int | None = None) -> int:
     numbers read from a widget or a URL."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+    value = int(value)
     if value < low or high is not None and value > high:
         bound = f">= {low:,}" if high is None else f"between {low:,} and {high:,}"
         raise ValueError(f"{name} must be an integer {bound}, got {shown_value(value)}")
-    return int(value)
+    return value
 
 
 def dp_size(value) -> int:
@@ -279,7 +280,7 @@ def finite_number(
     if too_low or high is not None and value > high:
         lower = None if low is None else f"{'>' if low_open else '>='} {_number_text(low)}"
         upper = None if high is None else f"<= {_number_text(high)}"
-        if lower and upper and not low_open:
+        if low is not None and high is not None and not low_open:
             bound = f"between {_number_text(low)} and {_number_text(high)}"
         else:
             bound = " and ".join(b for b in (lower, upper) if b)

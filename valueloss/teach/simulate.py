@@ -198,7 +198,6 @@ class SimResult:
     remaining_gap: np.ndarray  # (K + 1,) mean(v_true - v) / gap, at the start and after each rollout
     baseline_value_error: np.ndarray  # (U + 1,) the same run without clipping (eps = infinity)
     baseline_remaining_gap: np.ndarray  # (K + 1,)
-    baseline_diverged_at: int = -1  # rollout where the unclipped baseline blew up (-1: it did not)
     tracked: tuple[int, ...] = field(default=())
 
     @property
@@ -298,6 +297,7 @@ class _Critic:
         if self.kind == "table":
             return self.params[0]
         w1, b1, w2, b2 = self.params
+        assert self.features is not None  # every kind but "table" has its features
         hidden = torch.tanh(self.features @ w1 + b1)  # (S, T, H)
         return (hidden @ w2).squeeze(-1) + b2
 
@@ -476,7 +476,6 @@ def simulate(config: SimConfig | None = None, *, progress: Progress | None = Non
         remaining_gap=out["remaining"][0],
         baseline_value_error=base_error,
         baseline_remaining_gap=out["remaining"][1],
-        baseline_diverged_at=int(out["diverged_at"][1]),
         tracked=_tracked_tokens(out["v_true"], values[0]),
     )
 

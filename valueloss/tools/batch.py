@@ -63,7 +63,8 @@ class Batch:
 
     @property
     def shape(self) -> tuple[int, int]:
-        return tuple(self.vpreds.shape)
+        rows, width = self.vpreds.shape
+        return rows, width
 
 
 @dataclass(frozen=True)

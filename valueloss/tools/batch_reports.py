@@ -72,7 +72,6 @@ class BatchStats:
 
     eps: float
     n_rows: int
-    n_nonempty_rows: int
     n_tokens: int
     width: int
     lengths: np.ndarray
@@ -126,7 +125,6 @@ def stats_of(anatomy: BatchAnatomy) -> BatchStats:
     return BatchStats(
         eps=float(eps),
         n_rows=batch.shape[0],
-        n_nonempty_rows=int((lengths > 0).sum()),
         n_tokens=n,
         width=batch.shape[1],
         lengths=lengths,
@@ -210,8 +208,8 @@ def aggregation_weights(mask: torch.Tensor, loss_agg_mode: str) -> torch.Tensor:
     """
     check.mask_tensor("mask", mask)
     L = torch.zeros(mask.shape, dtype=torch.float64, requires_grad=True)
-    agg_loss(L, mask.to(torch.float64), loss_agg_mode).backward()
-    return L.grad
+    (weights,) = torch.autograd.grad(agg_loss(L, mask.to(torch.float64), loss_agg_mode), L)
+    return weights
 
 
 def aggregation_table(batch: Batch, eps: float) -> pd.DataFrame:
@@ -295,6 +293,7 @@ def dialects_of(anatomy: BatchAnatomy, rllib_clip: float | None = None) -> pd.Da
     records = []
     for name, d in DIALECTS.items():
         param = eps if d.eps_units == "return" else (d.default_eps if rllib_clip is None else rllib_clip)
+        assert param is not None, f"{name}: an entry whose parameter is not in return units needs a default_eps"
         loss, clipfrac = d.compute(batch.vpreds, batch.returns, batch.values, batch.mask, param, "token-mean")
         records.append(
             {

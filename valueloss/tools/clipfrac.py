@@ -111,14 +111,14 @@ def _definition(name: str) -> str:
 
 def real_tokens(batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     m = batch.mask.bool()
-    real = (torch.masked_select(x, m) for x in (batch.vpreds, batch.returns, batch.values))
-    return (*real, batch.mask.sum())
+    v, r, v_old = (torch.masked_select(x, m) for x in (batch.vpreds, batch.returns, batch.values))
+    return v, r, v_old, batch.mask.sum()
 
 
 def summary_from_batch(batch: Batch) -> SummaryStats:
     """Mean and std (population) of R and v_old over the batch's finite real tokens."""
-    _, r, v_old, _ = real_tokens(batch)
-    r, v_old = r.double().numpy(), v_old.double().numpy()
+    _, r_real, v_old_real, _ = real_tokens(batch)
+    r, v_old = r_real.double().numpy(), v_old_real.double().numpy()
     r, v_old = r[np.isfinite(r)], v_old[np.isfinite(v_old)]
     if r.size == 0 or v_old.size == 0:
         raise ValueError("the batch has no finite real tokens: every token is masked out or NaN")
@@ -311,8 +311,8 @@ def eps_grid_of_checked(
     """:func:`eps_grid` for an ``eps`` the caller validated at its boundary."""
     n = check.whole_number("n", n, 2, 2000)
     v, r, v_old, _ = real_tokens(batch)
-    x = ((v - r) ** 2) if _definition(definition) == "rllib" else (v - v_old).abs()
-    x = x[torch.isfinite(x)].double().numpy()
+    moved = ((v - r) ** 2) if _definition(definition) == "clamp" else (v - v_old).abs()
+    x = moved[torch.isfinite(moved)].double().numpy()
     top = float(np.quantile(x, 0.995)) * 1.05 if x.size else 0.0
     hi = max(top, 2.0 * float(eps), 1.05 * float(include or 0.0), 1e-6)
     return np.linspace(0.0, hi, n)
@@ -386,8 +386,8 @@ def resize_to_clipfrac(
     fraction = check.finite_number("fraction", fraction, low=0.0, high=1.0)
     definition = _definition(definition)
     sizes = np.asarray(sizes, dtype=np.float64)
-    v, r, v_old, n = real_tokens(batch)
-    n = float(n)
+    v, r, v_old, count = real_tokens(batch)
+    n = float(count)
     delta = v - v_old
     hit = {
         "loss": lambda u: _loss_clipped(v_old + u, r, v_old, torch.full_like(u, eps)),

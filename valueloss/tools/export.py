@@ -135,8 +135,11 @@ def _dtype_name(dtype: torch.dtype) -> str:
 
 def _upstream(dialect: str, loss_max: torch.Tensor, m: torch.Tensor, mode: str) -> torch.Tensor:
     """d loss / d (per-token max term), by autograd through the library's aggregation alone (its ``reduce``)."""
+    reduce = DIALECTS[dialect].reduce
+    if reduce is None:
+        raise ValueError(f"{dialect} is not a max form: its gradient has no closed form")
     leaf = loss_max.detach().clone().requires_grad_(True)
-    (grad,) = torch.autograd.grad(DIALECTS[dialect].reduce(leaf, m, mode), leaf)
+    (grad,) = torch.autograd.grad(reduce(leaf, m, mode), leaf)
     return grad
 
 
