@@ -60,3 +60,15 @@ def test_a_target_defined_in_main_keeps_it(page_as_main):
     worker.__module__ = "__main__"
     with plain_main(worker):
         assert sys.modules["__main__"] is page
+
+
+def test_a_rank_that_cannot_start_raises_its_own_error(monkeypatch):
+    """The ranks' clean-up skips processes that never started, so the start's own error reaches the caller."""
+    import multiprocessing.context
+
+    def refuse(self):
+        raise OSError("no more processes")
+
+    monkeypatch.setattr(multiprocessing.context.ForkServerProcess, "start", refuse)
+    with pytest.raises(OSError, match="no more processes"):
+        run(RunConfig(lengths=(3, 5, 2, 4), ranks=2, micro_batches=2, scheme="verl-global", timeout_s=60))

@@ -261,11 +261,13 @@ def _max_abs(a: list[float], b: list[float]) -> float:
 
 
 def _stop_ranks(procs, out) -> None:
-    """Terminate the ranks still alive, kill those that ignore it within 5 s, close the queue."""
-    for proc in procs:
+    """Terminate the ranks still alive, kill those that ignore it within 5 s, close the queue. Ranks that never
+    started (a start that failed) are skipped, so the failure that stopped them is the one raised."""
+    started = [proc for proc in procs if proc.pid is not None]
+    for proc in started:
         if proc.is_alive():
             proc.terminate()
-    for proc in procs:
+    for proc in started:
         proc.join(timeout=5)
         if proc.is_alive():
             proc.kill()
