@@ -20,13 +20,10 @@ def bounds_script():
 
 
 def batch_script():
-    import torch
-
     from pages.export_panel import render_export_batch
+    from tests.batches import random_batch
 
-    g = torch.Generator().manual_seed(0)
-    v, r, o = (torch.randn(3, 4, generator=g, dtype=torch.float64) for _ in range(3))
-    mask = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1], [0, 0, 0, 0]], dtype=torch.float32)
+    v, r, o, mask, _ = random_batch(0, rows=3, width=4, eps=0.2)  # ties on the band edges, an empty row
     render_export_batch(v, r, o, mask, 0.2, "seq-mean-token-mean", "verl")
 
 
