@@ -1,4 +1,5 @@
-"""Shared fixtures for the core tests: the golden vectors and the device parameter (random batches: tests/batches.py)."""
+"""Shared fixtures and helpers for the core tests: the golden vectors, the device parameter, and two helpers of the
+clip-fraction, findings and Sanity tests (random padded batches: tests/batches.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
+
+from valueloss.threads import thread
+from valueloss.tools.batch import Batch
 
 GOLDEN = json.loads((Path(__file__).with_name("golden.json")).read_text())
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -26,3 +30,11 @@ def golden_cases():
 @pytest.fixture(params=DEVICES)
 def device(request):
     return request.param
+
+
+def cites(finding, label: str) -> bool:
+    return thread(label) in finding.links
+
+
+def as_batch(v, r, o, m) -> Batch:
+    return Batch(vpreds=v, returns=r, values=o, mask=m, rewards=None, advantages=None)

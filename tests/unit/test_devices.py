@@ -19,7 +19,7 @@ def cuda(test):
 @pytest.mark.parametrize("mode", vl.AGG_MODES)
 def test_every_mode_runs_and_backprops_in_every_dtype(dtype, mode):
     # off the kinks: a token exactly on a band edge in bfloat16 is not on it in the float64 reference, and
-    # clipfrac counts it on one side only (ties are compared bit for bit in test_gradients and tests/upstream)
+    # clipfrac counts it on one side only (ties are compared bit for bit in test_anatomy and tests/upstream)
     v, r, o, m, eps = random_batch(5, rows=6, width=17, dtype=dtype, ties=False)
     v = v.requires_grad_(True)
     loss, clipfrac = vl.compute_value_loss(v, r, o, m, eps, mode)

@@ -1,4 +1,5 @@
-"""The closed-form gradient against torch autograd (bit for bit) and against finite differences."""
+"""The per-token anatomy (valueloss.anatomy): the closed-form gradient ``value_loss_grad`` against torch autograd
+(bit for bit, ties included) and against finite differences, and the regions ``value_loss_terms`` assigns."""
 
 from __future__ import annotations
 

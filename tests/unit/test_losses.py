@@ -1,7 +1,10 @@
-"""``ValueLoss`` with OpenRLHF 0.11's arguments (dp_size, batch_num_tokens, global_batch_size), no upstream needed.
+"""The drop-in API of valueloss.losses: ``ValueLoss`` with OpenRLHF 0.11's arguments (dp_size, batch_num_tokens,
+global_batch_size), from first principles: the formulas, the dtype rule and the refusals, no upstream needed.
 
-The bit-for-bit comparison with the released OpenRLHF lives in ``tests/upstream/test_openrlhf.py``; these
-check the formulas, the dtype rule and the refusals from first principles.
+``compute_value_loss`` and ``agg_loss`` are tested against the golden vectors (test_golden.py), an independent
+numpy restatement (test_reference.py), hypothesis properties (test_properties.py), in every dtype
+(test_devices.py), for bad input (test_validation.py), and bit for bit against the released libraries
+(tests/upstream/test_verl.py, test_openrlhf.py).
 """
 
 from __future__ import annotations
