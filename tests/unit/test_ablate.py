@@ -6,12 +6,14 @@ from __future__ import annotations
 import io
 import json
 import math
+import statistics
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from valueloss.teach.ablation import Comparison, Interval, trainer_check, verdict
+from tests.words import numbers_in
+from valueloss.teach.ablation import CLEANRL_PPO, SPREAD, Comparison, Interval, trainer_check, verdict
 from valueloss.tools import ablate
 from valueloss.tools.ablate_stats import difference, final_return, interval, smoothed_curve, summarize
 from valueloss.tools.ppo import PPOConfig, train
@@ -279,8 +281,10 @@ def test_verdict_says_no_detectable_difference_when_that_is_the_truth():
     worse = Comparison("10", Interval(-50.0, -80.0, -20.0, 5), 2.0)
     text = verdict("CartPole-v1", 100_000, 5, [same, worse])
     assert text.startswith("On CartPole-v1 after 100,000 steps per run (5 seeds)")
-    assert "eps 10 (2 σ_R) ends lower than off, -50 (95 % CI -80 to -20)" in text
-    assert "no detectable difference at 5 seeds for eps 0.2: -3 (95 % CI -10 to 4)" in text
+    # the steps and seeds, then each comparison's eps (and eps / sigma_R), difference and 95 % interval
+    w, s = worse.difference, same.difference
+    assert numbers_in(text) == [100_000, 5, 10, 2.0, w.mean, 0.95, w.low, w.high, s.n, 0.2, s.mean, 0.95, s.low, s.high]
+    assert text.index("ends lower than off") < text.index("no detectable difference")  # the CI excludes 0, then not
     assert "higher" not in text
 
 
@@ -301,9 +305,12 @@ def test_the_summary_of_a_sweep(swept):
 
 def test_trainer_check_sentence():
     ok, text = trainer_check("CartPole-v1", [495.0, 500.0, 490.0], 500_000)
-    assert ok and "final return 495.00 ± 5.00" in text and "CleanRL publishes 490.04 ± 6.12" in text
-    assert "the mean is within its spread" in text and "3 of 3 seeds are inside it" in text
-    assert "CartPole-v1, no value clipping, 3 seeds x 500,000 steps" in text
+    ref, finals = CLEANRL_PPO["CartPole-v1"], [495.0, 500.0, 490.0]
+    mean, std = statistics.mean(finals), statistics.stdev(finals)
+    inside = sum(abs(f - ref.mean) <= SPREAD * ref.std for f in finals)
+    # seeds x steps, our mean +- std, CleanRL's mean +- std over its seeds at its eps, the spread, seeds inside
+    want = [3, 500_000, mean, std, ref.mean, ref.std, 3, 0.2, SPREAD, inside, len(finals)]
+    assert ok and numbers_in(text) == pytest.approx(want) and "no value clipping" in text
     bad, text = trainer_check("Acrobot-v1", [-200.0, -210.0], 500_000, "0.2")
     assert (
         not bad

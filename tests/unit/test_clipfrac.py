@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 import valueloss as vl
+from tests.words import numbers_in
 from valueloss.tools.batch import Batch, synthetic_batch
 from valueloss.tools.clipfrac import (
     DEFINITIONS,
@@ -173,7 +174,9 @@ def test_eps_for_target_counts_tokens_so_ten_percent_meets_a_ten_percent_target(
         eps=res.eps, count=res.count, n=res.n, below=res.below, at_zero=res.at_zero, target=0.1,
         reachable=True, first_step=False,
     )  # fmt: skip
-    assert "clips 2,000 of 20,000 tokens (10.000%)" in note and "at least 2,001 (10.005%), more than the 10%" in note
+    # eps, then 2,000 of 20,000 tokens (10.000%), then at least 2,001 (10.005%), more than the 10% target
+    quoted = [res.count, res.n, res.count / res.n, res.below, res.below / res.n, 0.1]
+    assert numbers_in(note) == pytest.approx([float(f"{res.eps:.4g}"), *quoted], rel=1e-12)
 
 
 def test_eps_for_target_on_the_default_batch():

@@ -10,10 +10,11 @@ import pytest
 import torch
 
 import valueloss as vl
+from tests.words import numbers_in
 from valueloss.threads import THREADS, Source, Thread, thread
 from valueloss.tools.batch import synthetic_batch
-from valueloss.tools.clipfrac import SummaryStats
-from valueloss.tools.findings import batch_verdict, findings_for_batch, findings_for_summary
+from valueloss.tools.clipfrac import SummaryStats, clipfrac_sweep
+from valueloss.tools.findings import REFERENCE_CLIPFRAC, batch_verdict, findings_for_batch, findings_for_summary
 from valueloss.tools.sanity import sanity_from_batch
 
 from .conftest import as_batch, cites
@@ -42,8 +43,10 @@ def test_every_link_is_a_registered_thread_or_a_source():
 
 
 def test_default_batch_is_all_clear_with_the_two_definitions_explained():
-    findings = findings_for_batch(synthetic_batch(), 0.2, "verl", target=0.3)  # 26 % clipped, target 30 %
-    assert findings[0].severity == "ok" and "within your 30% target" in findings[0].title
+    b = synthetic_batch()
+    findings = findings_for_batch(b, 0.2, "verl", target=0.3)  # 26 % clipped, target 30 %
+    _, clipfrac = vl.compute_value_loss(b.vpreds, b.returns, b.values, b.mask, 0.2)
+    assert findings[0].severity == "ok" and numbers_in(findings[0].title) == [round(float(clipfrac), 3), 0.3]
     assert not [f for f in findings if f.severity == "warning"]
     assert by_link(findings, "RLinf/RLinf#1529")
     assert by_link(findings, "openai/baselines#91")  # some tokens moved away and keep their gradient
@@ -63,7 +66,7 @@ def test_eps_too_small_zero_and_never_acting():
     assert small.code == "eps-too-small" and small.severity == "warning"
     assert cites(small, "hill-a/stable-baselines#216") and cites(small, "DLR-RM/stable-baselines3#1426")
     never = findings_for_batch(b, 5.0)[0]  # issue 20 item 2: /batch?b_eps=5 clips nothing
-    assert never.code == "never-acts" and "clipping never acts at eps = 5" in never.title
+    assert never.code == "never-acts" and numbers_in(never.title) == [0.0, 5.0]  # 0 % clipped at eps = 5
     assert "brake" not in never.explanation and never.numbers and "acts_below" in dict(never.numbers)
     assert float(dict(never.numbers)["acts_below"]) < 5.0
     zero = findings_for_batch(b, 0.0)[0]  # issue 20 item 3: agrees with the Critic dynamics page
@@ -136,7 +139,9 @@ def test_summary_findings_are_labelled_estimates():
 
 def test_batch_verdict_is_typical_or_alarming_for_a_named_reason():
     typical = batch_verdict(synthetic_batch(), 0.5).verdict
-    assert typical.severity == "ok" and typical.title.startswith("Typical:") and "10% yardstick" in typical.title
+    clip = clipfrac_sweep(synthetic_batch(), [0.5]).loss[0]
+    assert typical.severity == "ok" and typical.title.startswith("Typical:")
+    assert numbers_in(typical.title) == [round(clip, 3), REFERENCE_CLIPFRAC]  # the clip fraction, the yardstick
     lagging = batch_verdict(synthetic_batch(value_noise=1.25), 0.2).verdict
     assert lagging.title.startswith("Alarming:") and lagging.code in ("critic-lags", "gap-mostly-spread")
     scale = batch_verdict(synthetic_batch(reward_std=20.0), 0.2).verdict
