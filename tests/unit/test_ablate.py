@@ -29,6 +29,7 @@ def swept(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_the_cli_writes_curves_runs_and_settings(swept, capsys):
     names = sorted(p.name for p in swept.iterdir())
     assert names == ["curves.csv", "curves.parquet", "runs", "runs.csv", "settings.json"]
@@ -54,6 +55,7 @@ def test_the_cli_writes_curves_runs_and_settings(swept, capsys):
     assert len(runs) == 4 and (runs["wall_s"] > 0).all() and (runs["steps"] == 1024).all()
 
 
+@pytest.mark.slow
 def test_a_run_in_the_pool_is_the_same_run_in_this_process_bit_for_bit(swept):
     curves = pd.read_parquet(swept / "curves.parquet")
     config = PPOConfig.for_env("CartPole-v1", seed=2, total_steps=1024, eps=0.5)
@@ -62,6 +64,7 @@ def test_a_run_in_the_pool_is_the_same_run_in_this_process_bit_for_bit(swept):
     pd.testing.assert_frame_equal(here, there, check_exact=True, check_dtype=False)
 
 
+@pytest.mark.slow
 def test_rerunning_resumes_and_a_different_sweep_in_the_same_folder_is_refused(swept, capsys):
     before = (swept / "curves.parquet").read_bytes()
     assert ablate.main([*TINY, "--workers", "1", "--out", str(swept)]) == 0
@@ -72,6 +75,7 @@ def test_rerunning_resumes_and_a_different_sweep_in_the_same_folder_is_refused(s
     assert "holds a different sweep" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_partly_done_sweep_runs_only_what_is_missing(swept, tmp_path):
     out = tmp_path / "partial"
     out.mkdir()
@@ -85,6 +89,7 @@ def test_a_partly_done_sweep_runs_only_what_is_missing(swept, tmp_path):
     pd.testing.assert_frame_equal(curves, pd.read_parquet(swept / "curves.parquet"), check_exact=True)
 
 
+@pytest.mark.slow
 def test_the_ray_path_gives_the_same_curves(swept, tmp_path):
     ray = pytest.importorskip("ray")
     out = tmp_path / "ray"
@@ -138,6 +143,7 @@ def test_a_mujoco_env_without_mujoco_says_which_extra(monkeypatch):
 # Reading results back: only this tool's files, bounded, never unpickled
 
 
+@pytest.mark.slow
 def test_a_results_file_from_elsewhere_is_refused(swept):
     foreign = b"step,reward\n1,2\n"
     with pytest.raises(
@@ -171,6 +177,7 @@ def test_a_results_file_from_elsewhere_is_refused(swept):
         ("seed", "x", "wrong kind"),
     ],
 )
+@pytest.mark.slow
 def test_a_damaged_results_file_is_refused(swept, column, value, words):
     curves = pd.read_csv(swept / "curves.csv")
     rows = {"eps": curves["eps_label"] == "0.5", "env_id": curves.index >= 0}.get(column, curves.index == 0)
@@ -180,6 +187,7 @@ def test_a_damaged_results_file_is_refused(swept, column, value, words):
         ablate.load_results(curves.to_csv(index=False).encode(), "curves.csv")
 
 
+@pytest.mark.slow
 def test_a_parquet_file_is_bounded_before_it_is_read(swept, monkeypatch):
     data = (swept / "curves.parquet").read_bytes()
     assert len(ablate.load_results(data, "curves.parquet")) == 8
@@ -192,6 +200,7 @@ def test_a_parquet_file_is_bounded_before_it_is_read(swept, monkeypatch):
         ablate.load_results(data, "curves.parquet")
 
 
+@pytest.mark.slow
 def test_steps_must_increase_within_a_run(swept):
     curves = pd.read_csv(swept / "curves.csv")
     curves.loc[1, "global_step"] = 1
@@ -203,6 +212,7 @@ def test_steps_must_increase_within_a_run(swept):
 # The app's in-process sweep and its bounds
 
 
+@pytest.mark.slow
 def test_the_app_sweep_runs_here_reports_progress_and_cancels():
     spec = ablate.check_app_bounds(ablate.SweepSpec("CartPole-v1", eps=(None, 0.5), seeds=(1,), total_steps=1024))
     seen = []
@@ -228,6 +238,7 @@ def test_the_app_bounds(spec, words):
         ablate.check_app_bounds(ablate.SweepSpec(**{"env_id": "CartPole-v1", "total_steps": 1024, **spec}))
 
 
+@pytest.mark.slow
 def test_recorded_sweeps_are_the_finished_folders(swept, tmp_path):
     (tmp_path / "unfinished").mkdir()
     (tmp_path / "unfinished" / "settings.json").write_text("{}")
@@ -288,6 +299,7 @@ def test_verdict_says_no_detectable_difference_when_that_is_the_truth():
     assert "higher" not in text
 
 
+@pytest.mark.slow
 def test_the_summary_of_a_sweep(swept):
     curves = ablate.load_sweep(swept)[0]
     summary = summarize(curves)
@@ -320,6 +332,7 @@ def test_trainer_check_sentence():
     )
 
 
+@pytest.mark.slow
 def test_the_figures_draw_every_eps_with_its_band_and_off_in_black(swept):
     from valueloss.notation import COLORS
     from valueloss.viz.ablate import critic_curves, eps_style, final_and_auc, learning_curves

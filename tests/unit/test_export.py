@@ -105,6 +105,7 @@ def test_exports_import_only_torch(exported):
         compile(source, path.name, "exec")
 
 
+@pytest.mark.slow
 def test_all_exports_pass_their_tests_under_pytest(exported):
     folder, files = exported
     cmd = [
@@ -125,6 +126,7 @@ def test_all_exports_pass_their_tests_under_pytest(exported):
     assert "failed" not in proc.stdout
 
 
+@pytest.mark.slow
 def test_all_exports_run_as_scripts(exported):
     folder, files = exported
     driver = "import runpy, sys\nfor path in sys.argv[1:]:\n    runpy.run_path(path, run_name='__main__')\n"
@@ -141,6 +143,7 @@ def test_all_exports_run_as_scripts(exported):
     assert proc.stdout.count("all checks passed") == len(names)
 
 
+@pytest.mark.slow
 def test_python_file_py_runs_standalone(exported):
     folder, files = exported
     picks = [  # a per-token anatomy file and a library's batch file; the driver above runs all of them

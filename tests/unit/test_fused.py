@@ -232,6 +232,7 @@ def test_all_masked_batch_is_nan_like_verl_and_silent(backend):
             assert_same(*run_both(v, r, o, m, eps, mode, backend=backend), torch.float32)
 
 
+@pytest.mark.slow
 def test_float16_runs_and_is_exact_through_the_slow_path():
     v, r, o, m, eps = random_batch(8, rows=3, width=9, dtype=torch.float16)
     assert_same(*run_both(v, r, o, m, eps), torch.float16)
