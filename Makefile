@@ -1,4 +1,5 @@
-# The two commands of the README: `make app` starts the app, `make test` runs every test.
+# The two commands of the README: `make app` starts the app, `make test` runs every test
+# (`make test-quick` is the inner loop: no slow and no browser tests, no lint; see tests/README.md).
 # Both set up a local virtual environment first (once, and again when requirements change).
 PY ?= python3
 VENV := .venv
@@ -34,6 +35,10 @@ test: $(VENV)/.ready browser
 	$(BIN)/mypy --python-version 3.10 valueloss
 	$(BIN)/vulture
 	$(BIN)/python -m pytest
+
+.PHONY: test-quick
+test-quick: $(VENV)/.ready
+	$(BIN)/python -m pytest -m "not slow and not e2e" -q
 
 bench: $(VENV)/.ready
 	$(BIN)/python -m valueloss.tools.bench

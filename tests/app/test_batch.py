@@ -2,7 +2,7 @@
 
 AppTest cannot drive ``st.file_uploader``, so the upload tests replace ``st.file_uploader`` with a stub
 that returns an uploaded-file-like object; everything after it (the page's loader call, caching, error
-box, metrics) is the page's own code. The loader itself is tested file by file in tests/unit/test_batches.py.
+box, metrics) is the page's own code. The loader itself is tested file by file in tests/unit/test_batch_files.py.
 """
 
 from __future__ import annotations

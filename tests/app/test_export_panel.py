@@ -6,6 +6,9 @@ import runpy
 
 from streamlit.testing.v1 import AppTest
 
+from tests.words import numbers_in
+from valueloss.tools.export import MAX_EXPORT_ELEMENTS
+
 
 def token_script():
     from pages.export_panel import render_export_token
@@ -20,13 +23,10 @@ def bounds_script():
 
 
 def batch_script():
-    import torch
-
     from pages.export_panel import render_export_batch
+    from tests.batches import random_batch
 
-    g = torch.Generator().manual_seed(0)
-    v, r, o = (torch.randn(3, 4, generator=g, dtype=torch.float64) for _ in range(3))
-    mask = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1], [0, 0, 0, 0]], dtype=torch.float32)
+    v, r, o, mask, _ = random_batch(0, rows=3, width=4, eps=0.2)  # ties on the band edges, an empty row
     render_export_batch(v, r, o, mask, 0.2, "seq-mean-token-mean", "verl")
 
 
@@ -124,14 +124,15 @@ def test_a_large_batch_exports_its_leading_rows_and_says_so():
     at = run(big_batch_script)
     assert not at.error
     note = at.info[0].value
-    assert "first 40 of the 100 sequences" in note and "the numbers its test asserts" in note
-    assert "a batch of 40 rows x 100 tokens" in at.code[0].value
+    keep = MAX_EXPORT_ELEMENTS // 100  # whole rows of the 100 x 100 batch that fit the export's cap
+    assert numbers_in(note)[:4] == [keep, 100, keep * 100, 100 * 100]  # rows kept of all, slots kept of all
+    assert numbers_in(at.code[0].value.split("Scenario: a batch of ")[1])[:2] == [keep, 100]  # the file's rows x T
     assert any("page still alive" in m.value for m in at.markdown)
 
 
 def test_a_sequence_longer_than_the_cap_is_an_error_not_a_crash():
     at = run(too_long_sequence_script)
-    assert at.error and "5000 tokens" in at.error[0].value and "shorter response length" in at.error[0].value
+    assert at.error and numbers_in(at.error[0].value) == [5000, MAX_EXPORT_ELEMENTS]  # the length and the cap
     assert not at.code
     assert any("page still alive" in m.value for m in at.markdown)
 

@@ -126,6 +126,7 @@ def finished(at: AppTest, timeout: float = 240) -> AppTest:
     return at
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_run_on_real_processes_shows_measured_next_to_predicted():
     at = run(dict(sc_n=4, sc_k=2, sc_dp=2))
@@ -148,6 +149,7 @@ def test_run_on_real_processes_shows_measured_next_to_predicted():
     assert any("other settings" in c.value for c in at.caption)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_ten_quick_clicks_start_one_run_and_leave_no_process():
     """Issue 21.1: the issue's URL clicked ten times used to leave 42 Python processes (ranks orphaned)."""

@@ -3,6 +3,7 @@ results labelled as such, bad sizes as st.error, and one benchmark at a time acr
 
 from __future__ import annotations
 
+import ast
 import threading
 
 import pytest
@@ -10,6 +11,7 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from tests.app.helpers import ROOT, run_page
+from tests.words import numbers_in
 from valueloss.tools import bench
 from valueloss.viz.timing import _percent, fixed_cost_note, floor_note, headline
 
@@ -19,6 +21,13 @@ def run(query: dict | None = None):
 
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
+
+
+def page_constant(name: str):
+    """A module-level constant of pages/timing.py, read without running the page (importing it would)."""
+    tree = ast.parse((ROOT / "pages" / "timing.py").read_text(encoding="utf-8"))
+    (value,) = [n.value for n in tree.body if isinstance(n, ast.Assign) and ast.unparse(n.targets[0]) == name]
+    return eval(compile(ast.Expression(value), name, "eval"), {"__builtins__": {}})  # e.g. 16 * 1024 * 1024
 
 
 def texts(elements) -> str:
@@ -137,7 +146,7 @@ def test_ten_thousand_sizes_are_refused_quickly_with_a_clear_message():
     at.button(key="tm_run").click()
     at.run()
     assert not at.exception
-    assert "10,000 sizes given; at most 6 per run" in texts(at.error)
+    assert numbers_in(texts(at.error)) == [10_000, page_constant("APP_MAX_SIZES")]  # the sizes given and the page's cap
     assert "tm_result" not in at.session_state
     assert at.header[-1].value == "Recorded results"
 
@@ -147,7 +156,8 @@ def test_the_total_token_count_of_a_run_is_capped(monkeypatch):
     at = run()
     at.text_input(key="tm_sizes").set_value("2048x4096,4096x2048,1024x4096")
     at.run()
-    assert "these sizes add up to 20,971,520 tokens; this page runs at most 16,777,216" in texts(at.error)
+    total = 2048 * 4096 + 4096 * 2048 + 1024 * 4096
+    assert numbers_in(texts(at.error))[:2] == [total, page_constant("APP_MAX_TOTAL_TOKENS")]
 
 
 def test_a_stopped_run_releases_the_lock_and_says_it_was_cancelled(monkeypatch):

@@ -6,12 +6,14 @@ from __future__ import annotations
 import io
 import json
 import math
+import statistics
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from valueloss.teach.ablation import Comparison, Interval, trainer_check, verdict
+from tests.words import numbers_in
+from valueloss.teach.ablation import CLEANRL_PPO, SPREAD, Comparison, Interval, trainer_check, verdict
 from valueloss.tools import ablate
 from valueloss.tools.ablate_stats import difference, final_return, interval, smoothed_curve, summarize
 from valueloss.tools.ppo import PPOConfig, train
@@ -27,6 +29,7 @@ def swept(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_the_cli_writes_curves_runs_and_settings(swept, capsys):
     names = sorted(p.name for p in swept.iterdir())
     assert names == ["curves.csv", "curves.parquet", "runs", "runs.csv", "settings.json"]
@@ -52,6 +55,7 @@ def test_the_cli_writes_curves_runs_and_settings(swept, capsys):
     assert len(runs) == 4 and (runs["wall_s"] > 0).all() and (runs["steps"] == 1024).all()
 
 
+@pytest.mark.slow
 def test_a_run_in_the_pool_is_the_same_run_in_this_process_bit_for_bit(swept):
     curves = pd.read_parquet(swept / "curves.parquet")
     config = PPOConfig.for_env("CartPole-v1", seed=2, total_steps=1024, eps=0.5)
@@ -60,6 +64,7 @@ def test_a_run_in_the_pool_is_the_same_run_in_this_process_bit_for_bit(swept):
     pd.testing.assert_frame_equal(here, there, check_exact=True, check_dtype=False)
 
 
+@pytest.mark.slow
 def test_rerunning_resumes_and_a_different_sweep_in_the_same_folder_is_refused(swept, capsys):
     before = (swept / "curves.parquet").read_bytes()
     assert ablate.main([*TINY, "--workers", "1", "--out", str(swept)]) == 0
@@ -70,6 +75,7 @@ def test_rerunning_resumes_and_a_different_sweep_in_the_same_folder_is_refused(s
     assert "holds a different sweep" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_partly_done_sweep_runs_only_what_is_missing(swept, tmp_path):
     out = tmp_path / "partial"
     out.mkdir()
@@ -83,6 +89,7 @@ def test_a_partly_done_sweep_runs_only_what_is_missing(swept, tmp_path):
     pd.testing.assert_frame_equal(curves, pd.read_parquet(swept / "curves.parquet"), check_exact=True)
 
 
+@pytest.mark.slow
 def test_the_ray_path_gives_the_same_curves(swept, tmp_path):
     ray = pytest.importorskip("ray")
     out = tmp_path / "ray"
@@ -136,6 +143,7 @@ def test_a_mujoco_env_without_mujoco_says_which_extra(monkeypatch):
 # Reading results back: only this tool's files, bounded, never unpickled
 
 
+@pytest.mark.slow
 def test_a_results_file_from_elsewhere_is_refused(swept):
     foreign = b"step,reward\n1,2\n"
     with pytest.raises(
@@ -169,6 +177,7 @@ def test_a_results_file_from_elsewhere_is_refused(swept):
         ("seed", "x", "wrong kind"),
     ],
 )
+@pytest.mark.slow
 def test_a_damaged_results_file_is_refused(swept, column, value, words):
     curves = pd.read_csv(swept / "curves.csv")
     rows = {"eps": curves["eps_label"] == "0.5", "env_id": curves.index >= 0}.get(column, curves.index == 0)
@@ -178,6 +187,7 @@ def test_a_damaged_results_file_is_refused(swept, column, value, words):
         ablate.load_results(curves.to_csv(index=False).encode(), "curves.csv")
 
 
+@pytest.mark.slow
 def test_a_parquet_file_is_bounded_before_it_is_read(swept, monkeypatch):
     data = (swept / "curves.parquet").read_bytes()
     assert len(ablate.load_results(data, "curves.parquet")) == 8
@@ -190,6 +200,7 @@ def test_a_parquet_file_is_bounded_before_it_is_read(swept, monkeypatch):
         ablate.load_results(data, "curves.parquet")
 
 
+@pytest.mark.slow
 def test_steps_must_increase_within_a_run(swept):
     curves = pd.read_csv(swept / "curves.csv")
     curves.loc[1, "global_step"] = 1
@@ -201,6 +212,7 @@ def test_steps_must_increase_within_a_run(swept):
 # The app's in-process sweep and its bounds
 
 
+@pytest.mark.slow
 def test_the_app_sweep_runs_here_reports_progress_and_cancels():
     spec = ablate.check_app_bounds(ablate.SweepSpec("CartPole-v1", eps=(None, 0.5), seeds=(1,), total_steps=1024))
     seen = []
@@ -226,6 +238,7 @@ def test_the_app_bounds(spec, words):
         ablate.check_app_bounds(ablate.SweepSpec(**{"env_id": "CartPole-v1", "total_steps": 1024, **spec}))
 
 
+@pytest.mark.slow
 def test_recorded_sweeps_are_the_finished_folders(swept, tmp_path):
     (tmp_path / "unfinished").mkdir()
     (tmp_path / "unfinished" / "settings.json").write_text("{}")
@@ -279,11 +292,14 @@ def test_verdict_says_no_detectable_difference_when_that_is_the_truth():
     worse = Comparison("10", Interval(-50.0, -80.0, -20.0, 5), 2.0)
     text = verdict("CartPole-v1", 100_000, 5, [same, worse])
     assert text.startswith("On CartPole-v1 after 100,000 steps per run (5 seeds)")
-    assert "eps 10 (2 σ_R) ends lower than off, -50 (95 % CI -80 to -20)" in text
-    assert "no detectable difference at 5 seeds for eps 0.2: -3 (95 % CI -10 to 4)" in text
+    # the steps and seeds, then each comparison's eps (and eps / sigma_R), difference and 95 % interval
+    w, s = worse.difference, same.difference
+    assert numbers_in(text) == [100_000, 5, 10, 2.0, w.mean, 0.95, w.low, w.high, s.n, 0.2, s.mean, 0.95, s.low, s.high]
+    assert text.index("ends lower than off") < text.index("no detectable difference")  # the CI excludes 0, then not
     assert "higher" not in text
 
 
+@pytest.mark.slow
 def test_the_summary_of_a_sweep(swept):
     curves = ablate.load_sweep(swept)[0]
     summary = summarize(curves)
@@ -301,9 +317,12 @@ def test_the_summary_of_a_sweep(swept):
 
 def test_trainer_check_sentence():
     ok, text = trainer_check("CartPole-v1", [495.0, 500.0, 490.0], 500_000)
-    assert ok and "final return 495.00 ± 5.00" in text and "CleanRL publishes 490.04 ± 6.12" in text
-    assert "the mean is within its spread" in text and "3 of 3 seeds are inside it" in text
-    assert "CartPole-v1, no value clipping, 3 seeds x 500,000 steps" in text
+    ref, finals = CLEANRL_PPO["CartPole-v1"], [495.0, 500.0, 490.0]
+    mean, std = statistics.mean(finals), statistics.stdev(finals)
+    inside = sum(abs(f - ref.mean) <= SPREAD * ref.std for f in finals)
+    # seeds x steps, our mean +- std, CleanRL's mean +- std over its seeds at its eps, the spread, seeds inside
+    want = [3, 500_000, mean, std, ref.mean, ref.std, 3, 0.2, SPREAD, inside, len(finals)]
+    assert ok and numbers_in(text) == pytest.approx(want) and "no value clipping" in text
     bad, text = trainer_check("Acrobot-v1", [-200.0, -210.0], 500_000, "0.2")
     assert (
         not bad
@@ -313,6 +332,7 @@ def test_trainer_check_sentence():
     )
 
 
+@pytest.mark.slow
 def test_the_figures_draw_every_eps_with_its_band_and_off_in_black(swept):
     from valueloss.notation import COLORS
     from valueloss.viz.ablate import critic_curves, eps_style, final_and_auc, learning_curves

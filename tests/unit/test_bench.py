@@ -95,6 +95,7 @@ def tiny_result():
     return result, seen
 
 
+@pytest.mark.slow
 def test_run_covers_every_case_and_reports_progress(tiny_result):
     result, seen = tiny_result
     impls = (*bench.DEFAULT_IMPLS, "roofline", *bench.FLOORS)
@@ -130,6 +131,7 @@ def test_run_covers_every_case_and_reports_progress(tiny_result):
     assert {path["backend"] for path in meta["fused_paths"]} >= {"c-loop"}  # what fused ran as, recorded
 
 
+@pytest.mark.slow
 def test_table_csv_json_and_figures(tiny_result, tmp_path):
     result, _ = tiny_result
     text = bench.format_table(result)
@@ -186,6 +188,7 @@ def test_one_failing_implementation_does_not_end_the_run(monkeypatch):
     assert by_impl[("compiled", "forward")].startswith("error: RuntimeError")
 
 
+@pytest.mark.slow
 def test_cli_on_tiny_sizes_writes_a_well_formed_csv(tmp_path):
     proc = subprocess.run(
         [
@@ -224,6 +227,7 @@ def test_cli_on_tiny_sizes_writes_a_well_formed_csv(tmp_path):
     assert json.loads(json_file.read_text())["meta"]["threads"] == 1
 
 
+@pytest.mark.slow
 def test_cli_refuses_bad_sizes_with_a_message():
     proc = subprocess.run(
         [sys.executable, "-m", "valueloss.tools.bench", "--sizes", "8by128"],

@@ -6,8 +6,7 @@ import pytest
 import torch
 
 import valueloss as vl
-
-from .conftest import random_batch
+from tests.batches import random_batch
 
 
 def cuda(test):
@@ -19,7 +18,9 @@ def cuda(test):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
 @pytest.mark.parametrize("mode", vl.AGG_MODES)
 def test_every_mode_runs_and_backprops_in_every_dtype(dtype, mode):
-    v, r, o, m, eps = random_batch(5, dtype=dtype)
+    # off the kinks: a token exactly on a band edge in bfloat16 is not on it in the float64 reference, and
+    # clipfrac counts it on one side only (ties are compared bit for bit in test_anatomy and tests/upstream)
+    v, r, o, m, eps = random_batch(5, rows=6, width=17, dtype=dtype, ties=False)
     v = v.requires_grad_(True)
     loss, clipfrac = vl.compute_value_loss(v, r, o, m, eps, mode)
     loss.backward()
@@ -33,7 +34,7 @@ def test_every_mode_runs_and_backprops_in_every_dtype(dtype, mode):
 @cuda
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
 def test_cuda_matches_cpu(dtype):
-    v, r, o, m, eps = random_batch(6, dtype=dtype)
+    v, r, o, m, eps = random_batch(6, rows=6, width=17, dtype=dtype)
     for mode in vl.AGG_MODES:
         cpu_loss, cpu_frac = vl.compute_value_loss(v, r, o, m, eps, mode)
         gpu_loss, gpu_frac = vl.compute_value_loss(v.cuda(), r.cuda(), o.cuda(), m.cuda(), eps, mode)

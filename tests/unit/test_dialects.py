@@ -18,9 +18,8 @@ import torch
 import torch.nn.functional as F
 
 import valueloss as vl
+from tests.batches import random_batch
 from valueloss.dialects import LoggedMetric, check_clip_param, families, family_versions, version_label
-
-from .conftest import random_batch
 
 ORIGINAL = ["verl", "openrlhf", "trl", "cleanrl", "sb3", "slime", "torchrl", "rllib"]
 NEW_TRAINERS = ["baselines-ppo2", "rsl_rl", "deepspeed-chat", "trlx", "nemo-aligner", "rllib-legacy"]
@@ -149,7 +148,7 @@ def test_rllib_current_clamps_the_loss_and_legacy_clips_the_value():
 
 
 def test_off_switches():
-    v, r, o, m, _ = random_batch(3, ties=False)
+    v, r, o, m, _ = random_batch(3, rows=6, width=17, ties=False)
     real = m.bool()
     plain = ((v - r)[real] ** 2).mean()
     assert float(loss_of("rsl_rl", v, r, o, m, None).loss) == pytest.approx(float(plain), rel=1e-13)
@@ -208,7 +207,7 @@ def test_verl_nan_in_padding_poisons_token_mean_before_v0_5():
 
 
 def test_verl_current_entry_is_compute_value_loss_in_every_mode():
-    v, r, o, m, eps = random_batch(1)
+    v, r, o, m, eps = random_batch(1, rows=6, width=17)
     for mode in vl.AGG_MODES:
         result = loss_of("verl", v, r, o, m, eps, loss_agg_mode=mode)
         loss, clipfrac = vl.compute_value_loss(v, r, o, m, eps, mode)
@@ -254,6 +253,7 @@ def trlx_reference(v, r, o, m, eps):
 def torchrl_reference(v, r, o, m, eps):
     """ClipPPOLoss's critic path restated: Huber, delta clip, maximum, masked mean; clip fraction unmasked."""
     loss = F.smooth_l1_loss(r, v, reduction="none")
+    eps = torch.as_tensor(eps, dtype=torch.float32)  # ClipPPOLoss's clip_value buffer: float32 in every dtype
     pre = v - o
     clipped = pre.clamp(-eps, eps)
     frac = (pre != clipped).to(v.dtype).mean()
@@ -275,7 +275,7 @@ def slime_reference(v, r, o, m, eps):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64])
 def test_restatements_are_bit_identical(dtype):
     for seed in range(12):
-        v, r, o, m, eps = random_batch(seed, dtype=dtype)
+        v, r, o, m, eps = random_batch(seed, rows=6, width=17, dtype=dtype)
         if dtype is not torch.bfloat16:
             assert torch.equal(loss_of("openrlhf", v, r, o, m, eps).loss, openrlhf_reference(v, o, r, m, eps))
         assert torch.equal(loss_of("rsl_rl", v, r, o, m, eps).loss, rsl_rl_reference(v, r, o, m, eps))
@@ -293,7 +293,7 @@ def test_restatements_are_bit_identical(dtype):
 
 
 def test_torchrl_nan_in_padding_spares_the_loss_and_counts_as_clipped():
-    v, r, o, m, _ = random_batch(7, ties=False)
+    v, r, o, m, _ = random_batch(7, rows=6, width=17, ties=False)
     v = v.clone()
     pad = (m == 0).nonzero()[0]
     v[pad[0], pad[1]] = float("nan")
@@ -310,7 +310,7 @@ def test_dialects_that_share_a_form_agree_in_float64():
     """0.5 * token-mean of the max: verl, OpenRLHF, TRL, CleanRL, trlx, DeepSpeed-Chat, baselines, NeMo-Aligner."""
     same = ("verl", "openrlhf", "trl", "cleanrl", "trlx", "deepspeed-chat", "baselines-ppo2", "nemo-aligner")
     for seed in range(10):
-        v, r, o, m, eps = random_batch(seed, ties=False)
+        v, r, o, m, eps = random_batch(seed, rows=6, width=17, ties=False)
         names = same if eps > 0 else same[:-1]  # NeMo-Aligner: loss_clip_val = 0 turns clipping off
         losses = [float(loss_of(n, v, r, o, m, eps).loss) for n in names]
         assert max(losses) - min(losses) <= 1e-12 * max(1.0, abs(losses[0]))
@@ -327,8 +327,8 @@ def test_dialects_that_share_a_form_agree_in_float64():
 @pytest.mark.parametrize("name", [n for n in vl.DIALECTS if n != "deepspeed-chat-fp32"])
 def test_autograd_matches_finite_differences_on_a_padded_batch(name):
     d = vl.DIALECTS[name]
-    v, r, o, m, _ = random_batch(11, ties=False)
-    m[0, 0] = 1.0  # no empty row: OpenRLHF before 2025-04 would be NaN (0/0)
+    v, r, o, m, _ = random_batch(11, rows=6, width=17, ties=False)
+    m[m.sum(-1) == 0, 0] = 1.0  # no empty row: OpenRLHF before 2025-04 would be NaN (0/0)
     eps = 3.0 if d.eps_units == "loss" else 0.3
     mode = d.modes[-1]
     leaf = v.clone().requires_grad_(True)
@@ -356,7 +356,7 @@ def test_autograd_matches_finite_differences_on_a_padded_batch(name):
 
 
 def test_bad_input_is_a_clear_error():
-    v, r, o, m, _ = random_batch(0)
+    v, r, o, m, _ = random_batch(0, rows=6, width=17)
     with pytest.raises(ValueError, match="unknown dialect"):
         loss_of("ppo", v, r, o, m, 0.2)
     with pytest.raises(ValueError, match="cliprange"):
@@ -623,7 +623,7 @@ def test_deepspeed_chat_fp32_casts_after_the_clamp():
     clamped against bf16 bounds first, so casting the inputs to float32 yourself is not the flag."""
     differ = 0
     for seed in range(60):
-        v, r, o, m, eps = random_batch(seed, dtype=torch.float32)
+        v, r, o, m, eps = random_batch(seed, rows=6, width=17, dtype=torch.float32)
         leaf, plain = v.clone().requires_grad_(True), v.clone().requires_grad_(True)
         fp32 = loss_of("deepspeed-chat-fp32", leaf, r, o, m, eps).loss
         want = loss_of("deepspeed-chat", plain, r, o, m, eps).loss

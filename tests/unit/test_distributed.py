@@ -31,6 +31,8 @@ from valueloss.tools.distributed import (
     stream,
 )
 
+pytestmark = pytest.mark.slow  # every test starts real torch.distributed ranks
+
 UNEVEN = (3, 9, 2, 14, 5, 7, 1, 11, 6)
 TOL = 1e-12
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.batches import random_batch
 from valueloss import DIALECTS, ValueLoss, compute_value_loss, dialect_loss, value_loss_terms
 from valueloss.teach.presets import PRESETS
 from valueloss.tools import export
@@ -27,16 +28,8 @@ REQUIRED_DIALECTS = {"verl", "openrlhf", "trl", "cleanrl", "sb3"}
 
 
 def padded_batch(dtype=torch.float64, seed=0):
-    """Padding, a fully masked row, ties on the band edges and a NaN in a padded slot."""
-    g = torch.Generator().manual_seed(seed)
-    values = torch.randn(4, 6, generator=g, dtype=torch.float64)
-    returns = values + torch.randn(4, 6, generator=g, dtype=torch.float64)
-    vpreds = values + 0.5 * torch.randn(4, 6, generator=g, dtype=torch.float64)
-    vpreds[0, 1] = values[0, 1] + 0.2  # exactly on the upper edge for eps = 0.2
-    vpreds[2, 0] = values[2, 0]  # v == v_old
-    mask = torch.tensor([[1, 1, 1, 1, 0, 0], [0] * 6, [1] * 6, [1, 1, 1, 0, 0, 0]], dtype=torch.float32)
-    vpreds[3, 5] = float("nan")  # NaN in padding
-    return vpreds.to(dtype), returns.to(dtype), values.to(dtype), mask
+    """Padding, a fully masked row, ties on the band edges (placed for eps = 0.2) and NaN in the padded slots."""
+    return random_batch(seed, dtype, rows=4, width=6, eps=0.2, nan_padding=True)[:4]
 
 
 def batch_eps(dialect: str):
@@ -112,6 +105,7 @@ def test_exports_import_only_torch(exported):
         compile(source, path.name, "exec")
 
 
+@pytest.mark.slow
 def test_all_exports_pass_their_tests_under_pytest(exported):
     folder, files = exported
     cmd = [
@@ -132,6 +126,7 @@ def test_all_exports_pass_their_tests_under_pytest(exported):
     assert "failed" not in proc.stdout
 
 
+@pytest.mark.slow
 def test_all_exports_run_as_scripts(exported):
     folder, files = exported
     driver = "import runpy, sys\nfor path in sys.argv[1:]:\n    runpy.run_path(path, run_name='__main__')\n"
@@ -148,6 +143,7 @@ def test_all_exports_run_as_scripts(exported):
     assert proc.stdout.count("all checks passed") == len(names)
 
 
+@pytest.mark.slow
 def test_python_file_py_runs_standalone(exported):
     folder, files = exported
     picks = [  # a per-token anatomy file and a library's batch file; the driver above runs all of them

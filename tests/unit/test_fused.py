@@ -12,9 +12,10 @@ import torch
 
 import valueloss as vl
 import valueloss.fused as fused
+from tests.batches import random_batch
 from valueloss.fused import function, fused_value_loss, passes
 
-from .conftest import golden_cases, golden_tensor, random_batch
+from .conftest import golden_cases, golden_tensor
 
 DTYPES = [torch.float32, torch.bfloat16, torch.float64]
 BITS = {torch.float32: torch.int32, torch.float64: torch.int64, torch.bfloat16: torch.int16, torch.float16: torch.int16}
@@ -231,6 +232,7 @@ def test_all_masked_batch_is_nan_like_verl_and_silent(backend):
             assert_same(*run_both(v, r, o, m, eps, mode, backend=backend), torch.float32)
 
 
+@pytest.mark.slow
 def test_float16_runs_and_is_exact_through_the_slow_path():
     v, r, o, m, eps = random_batch(8, rows=3, width=9, dtype=torch.float16)
     assert_same(*run_both(v, r, o, m, eps), torch.float16)
@@ -240,7 +242,7 @@ def test_float16_runs_and_is_exact_through_the_slow_path():
 
 
 def test_forward_without_grad_matches_and_writes_no_gradient():
-    v, r, o, m, eps = random_batch(9, dtype=torch.float32)
+    v, r, o, m, eps = random_batch(9, rows=6, width=17, dtype=torch.float32)
     with torch.no_grad():
         for mode in vl.AGG_MODES:
             want = vl.compute_value_loss(v, r, o, m, eps, mode)
@@ -251,7 +253,7 @@ def test_forward_without_grad_matches_and_writes_no_gradient():
 
 
 def test_retain_graph_second_backward_is_still_exact():
-    v, r, o, m, eps = random_batch(10, dtype=torch.float32)
+    v, r, o, m, eps = random_batch(10, rows=6, width=17, dtype=torch.float32)
     x = v.clone().requires_grad_(True)
     loss, _ = fused_value_loss(x, r, o, m, eps)
     (first,) = torch.autograd.grad(loss, x, retain_graph=True)
@@ -265,7 +267,7 @@ def test_retain_graph_second_backward_is_still_exact():
 
 
 def test_accumulates_into_grad_and_refuses_double_backward():
-    v, r, o, m, eps = random_batch(11, dtype=torch.float32)
+    v, r, o, m, eps = random_batch(11, rows=6, width=17, dtype=torch.float32)
     x = v.clone().requires_grad_(True)
     for _ in range(2):
         fused_value_loss(x, r, o, m, eps)[0].backward()
@@ -280,7 +282,7 @@ def test_accumulates_into_grad_and_refuses_double_backward():
 
 
 def test_gradients_wanted_for_returns_or_values_use_verls_own_graph():
-    v, r, o, m, eps = random_batch(12, dtype=torch.float32)
+    v, r, o, m, eps = random_batch(12, rows=6, width=17, dtype=torch.float32)
     rr = r.clone().requires_grad_(True)
     loss, _ = fused_value_loss(v, rr, o, m, eps)
     (grad_r,) = torch.autograd.grad(loss, rr)
@@ -293,7 +295,7 @@ def test_gradients_wanted_for_returns_or_values_use_verls_own_graph():
 
 
 def test_eager_backend_by_argument_and_environment(monkeypatch, fresh_compiler):
-    v, r, o, m, eps = random_batch(13, dtype=torch.float32)
+    v, r, o, m, eps = random_batch(13, rows=6, width=17, dtype=torch.float32)
     assert_same(*run_both(v, r, o, m, eps, backend="eager"), torch.float32)
     monkeypatch.setenv("VALUELOSS_FUSED_BACKEND", "eager")
     calls = []
@@ -310,7 +312,7 @@ def test_compile_failure_falls_back_to_eager_with_one_warning(monkeypatch, fresh
         raise RuntimeError("no C++ compiler")
 
     monkeypatch.setattr(passes, "_compile", broken)
-    v, r, o, m, eps = random_batch(14, dtype=torch.float64)
+    v, r, o, m, eps = random_batch(14, rows=6, width=17, dtype=torch.float64)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         assert_same(*run_both(v, r, o, m, eps), torch.float64)
@@ -323,7 +325,7 @@ def test_compile_failure_falls_back_to_eager_with_one_warning(monkeypatch, fresh
 
 def test_backend_report_says_which_path_ran_and_what_compiling_did(fresh_compiler, monkeypatch):
     monkeypatch.setattr(fused.dispatch, "_RAN", type(fused.dispatch._RAN)())
-    v, r, o, m, eps = random_batch(15, dtype=torch.float32)
+    v, r, o, m, eps = random_batch(15, rows=6, width=17, dtype=torch.float32)
     fused_value_loss(v.clone().requires_grad_(True), r, o, m, eps, backend="compiled")
     fused_value_loss(v, r, o, m, eps, backend="eager")
     fused_value_loss(v, r, o, m, eps)  # a small CPU batch: the C loop
@@ -338,7 +340,7 @@ def test_backend_report_says_which_path_ran_and_what_compiling_did(fresh_compile
 
 
 def test_bad_input_gives_the_same_errors_as_compute_value_loss():
-    v, r, o, m, eps = random_batch(16, dtype=torch.float32)
+    v, r, o, m, eps = random_batch(16, rows=6, width=17, dtype=torch.float32)
     bad_mask = m.clone()
     bad_mask[1, 1] = 2.0
     cases = [
@@ -381,14 +383,14 @@ def test_signature_is_compute_value_loss_then_backend():
     ],
 )
 def test_bad_aggregation_arguments_give_the_same_errors_as_compute_value_loss(kw, message):
-    v, r, o, m, eps = random_batch(16, dtype=torch.float32)
+    v, r, o, m, eps = random_batch(16, rows=6, width=17, dtype=torch.float32)
     for fn in (vl.compute_value_loss, fused_value_loss):
         with pytest.raises(ValueError, match=message):
             fn(v, r, o, m, eps, **kw)
 
 
 def test_bad_float64_mask_value_hidden_by_a_float32_cast_is_still_refused():
-    v, r, o, m, eps = random_batch(17, dtype=torch.float32)
+    v, r, o, m, eps = random_batch(17, rows=6, width=17, dtype=torch.float32)
     m64 = m.double()
     m64[2, 2] = 1 + 1e-12  # rounds to 1.0 in float32
     with pytest.raises(ValueError, match="response_mask must hold only 0 and 1"):
@@ -511,7 +513,7 @@ def test_an_input_changed_in_place_before_backward_is_refused_as_autograd_does()
 
 
 def test_the_call_record_is_frozen():
-    v, r, o, m, eps = random_batch(38, dtype=torch.float32)
+    v, r, o, m, eps = random_batch(38, rows=6, width=17, dtype=torch.float32)
     call = fused.dispatch._verl_call(v, r, o, m, eps, "token-mean", "compiled")
     with pytest.raises(AttributeError):  # a named tuple: no field can be set after construction
         call.eps = 0.3

@@ -21,9 +21,9 @@ import triton.language as tl  # noqa: E402
 
 import valueloss as vl  # noqa: E402
 import valueloss.fused as fused  # noqa: E402
+from tests.batches import random_batch  # noqa: E402
 from valueloss.fused import dispatch, kernel  # noqa: E402
 
-from .conftest import random_batch  # noqa: E402
 from .test_fused import assert_bitwise, assert_same, off_edge_ties  # noqa: E402
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
@@ -155,7 +155,7 @@ def test_mask_dtypes_follow_verls_promotion(mask_dtype):
 
 
 def test_a_mask_value_other_than_0_or_1_is_refused():
-    v, r, o, m, eps = random_batch(6, dtype=torch.float32)
+    v, r, o, m, eps = random_batch(6, rows=6, width=17, dtype=torch.float32)
     m[1, 1] = 2.0
     with pytest.raises(ValueError, match="response_mask must hold only 0 and 1"):
         vl.fused_value_loss(*on_device(v, r, o, m), eps, backend="triton")
@@ -204,7 +204,7 @@ def _refuse(name):
 
 def test_backend_choice_and_report(monkeypatch):
     monkeypatch.setattr(dispatch, "_RAN", type(dispatch._RAN)())
-    v, r, o, m, eps = random_batch(9, dtype=torch.float32)
+    v, r, o, m, eps = random_batch(9, rows=6, width=17, dtype=torch.float32)
     vl.fused_value_loss(*on_device(v, r, o, m), eps, backend="triton")
     assert [row["backend"] for row in fused.fused_backend_report() if row["state"] == "ran"] == ["triton"]
     if DEVICE == "cpu":
@@ -254,7 +254,7 @@ def test_openrlhfs_module_ties_and_bfloat16():
 
 
 def test_openrlhfs_module_refuses_what_openrlhfs_refuses():
-    v, r, o, m, _ = on_device(*random_batch(11, dtype=torch.float32)[:4]) + (None,)
+    v, r, o, m, _ = on_device(*random_batch(11, rows=6, width=17, dtype=torch.float32)[:4]) + (None,)
     module = fused.FusedValueLoss(0.2)
     bad = m.clone()
     bad[0, 0] = 3.0

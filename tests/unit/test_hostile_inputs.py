@@ -500,6 +500,7 @@ print(json.dumps(out))
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux's /proc to reset the peak RSS")
 def test_hostile_files_keep_memory_bounded(tmp_path):
     """Loading any hostile file raises the peak RSS of a fresh interpreter by less than 48 MB.

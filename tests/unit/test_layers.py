@@ -142,6 +142,7 @@ def test_the_checker_allows_the_layers_below():
     assert not violations("from valueloss.tools.sanity import x\nimport streamlit\n", "pages", "pages")
 
 
+@pytest.mark.slow
 def test_importing_the_library_loads_no_app_library():
     code = f"import sys, valueloss; print(sorted(m for m in {APP_LIBRARIES!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)

@@ -9,6 +9,7 @@ import runpy
 import pytest
 import torch
 
+from tests.batches import random_batch
 from valueloss import DIALECTS, dialect_loss
 from valueloss import library_code as lc
 from valueloss.tools.export import EXPORT_DIALECTS, dialect_modes, export_batch_code
@@ -17,12 +18,7 @@ CASES = [(name, mode) for name in EXPORT_DIALECTS for mode in dialect_modes(name
 
 
 def batch():
-    g = torch.Generator().manual_seed(3)
-    values = torch.randn(3, 4, generator=g, dtype=torch.float64)
-    returns = values + torch.randn(3, 4, generator=g, dtype=torch.float64)
-    vpreds = values + 0.5 * torch.randn(3, 4, generator=g, dtype=torch.float64)
-    mask = torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1], [1, 0, 0, 0]], dtype=torch.float32)
-    return vpreds, returns, values, mask
+    return random_batch(3, rows=3, width=4)[:4]
 
 
 def test_every_dialect_computes_with_library_code_and_is_exported():

@@ -156,6 +156,7 @@ def test_off_is_the_unclipped_loss_where_the_library_always_clips(name):
     assert off.clipfrac is None or float(off.clipfrac) == 0.0
 
 
+@pytest.mark.slow
 def test_hopper_runs_when_mujoco_is_installed():
     pytest.importorskip("mujoco")
     config = PPOConfig.for_env("Hopper-v5", total_steps=2048, num_minibatches=8, update_epochs=1, eps=0.2, seed=1)

@@ -14,6 +14,8 @@ from valueloss.tools import ablate
 from valueloss.tools.distributed import RunConfig, run
 from valueloss.tools.processes import plain_main
 
+pytestmark = pytest.mark.slow  # every test starts worker processes
+
 
 @pytest.fixture
 def page_as_main(tmp_path, monkeypatch):

@@ -11,8 +11,7 @@ import pytest
 import torch
 
 import valueloss as vl
-
-from .conftest import random_batch
+from tests.batches import random_batch
 
 
 def reference_verl(v, r, o, m, eps, mode):

@@ -36,7 +36,13 @@ def _arrays(result):
 
 @pytest.mark.parametrize(
     "overrides",
-    [{}, {"critic": "shared", "lr": 0.03}, {"optimizer": "adam", "lr": 0.1}, {"loss": "sb3"}, {"loss": "unclipped"}],
+    [
+        {},
+        pytest.param({"critic": "shared", "lr": 0.03}, marks=pytest.mark.slow),  # a network critic: ~10 s
+        {"optimizer": "adam", "lr": 0.1},
+        {"loss": "sb3"},
+        {"loss": "unclipped"},
+    ],
 )
 def test_seeded_runs_repeat_exactly(overrides):
     a, b = simulate(**overrides), simulate(**overrides)

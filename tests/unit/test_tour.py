@@ -296,3 +296,9 @@ def test_no_sentence_states_a_count_of_steps():
     for path in ("valueloss/teach/tour.py", "pages/tour.py", "valueloss/viz/tour.py"):
         found = counted.findall((root / path).read_text(encoding="utf-8"))
         assert not found, (path, found)
+    # The README describes the tour in one line and may give the count: then it is the count of STEPS.
+    words = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve"]
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    tour_line = next(line for line in readme.splitlines() if "Guided tour" in line)
+    for number, _ in counted.findall(tour_line):
+        assert (int(number) if number.isdigit() else words.index(number)) == len(STEPS), tour_line

@@ -18,8 +18,8 @@ from types import SimpleNamespace
 import torch
 
 import valueloss as vl
+from tests.batches import DTYPES, MASK_KINDS, assert_bitwise, random_batch, seed_of
 
-from ._batches import DTYPES, MASK_KINDS, assert_bitwise, random_batch, seed_of
 from ._harness import load_functions, load_nested, release_dir
 
 
@@ -36,7 +36,7 @@ def test_critic_loss_matches_bit_for_bit(upstream_site):
     for dtype in DTYPES:
         for mask_kind in MASK_KINDS:
             for i in range(15):
-                b = random_batch(gen, dtype, mask_kind, nan_padding=i % 3 == 2)
+                b = random_batch(gen, dtype, mask_kind, nan_padding=i % 3 == 2, edge_rows=False)
                 eps = b.eps or 0.2  # > 0: the clipped branch
                 if not b.mask.bool().any():
                     continue  # masked_mean of no tokens: both give NaN, and the gradient is not compared

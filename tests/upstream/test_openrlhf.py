@@ -18,8 +18,8 @@ import torch
 import torch.nn as nn
 
 import valueloss as vl
+from tests.batches import DTYPES, MASK_KINDS, assert_bitwise, random_batch, seed_of
 
-from ._batches import DTYPES, MASK_KINDS, assert_bitwise, random_batch, seed_of
 from ._harness import load_functions, version_of
 
 
@@ -66,14 +66,14 @@ def check_openrlhf(openrlhf, batch, clip_eps, token_level_loss, kwargs, mask=Tru
 def test_value_loss_bit_for_bit(openrlhf, dtype, mask_kind, token_level_loss, clip):
     gen = torch.Generator().manual_seed(seed_of(str(dtype), mask_kind, token_level_loss, clip))
     for i in range(30):
-        batch = random_batch(gen, dtype, mask_kind, nan_padding=i % 6 == 5)
+        batch = random_batch(gen, dtype, mask_kind, nan_padding=i % 6 == 5, edge_rows=False)
         kwargs = _dp_args(gen, batch, dp_size=(1, 1, 2, 8)[i % 4])
         check_openrlhf(openrlhf, batch, batch.eps if clip == "eps" else None, token_level_loss, kwargs)
 
 
 def test_bf16_sequence_mean_is_taken_in_float32(openrlhf):
     """The sequence mode promotes bf16 row means to float32 (its ``seq_mask`` is float32), as ours does."""
-    batch = random_batch(torch.Generator().manual_seed(5), torch.bfloat16, "bool")
+    batch = random_batch(torch.Generator().manual_seed(5), torch.bfloat16, "bool", edge_rows=False)
     ours = check_openrlhf(openrlhf, batch, 0.2, False, {})
     assert ours.dtype == torch.float32
 
@@ -82,7 +82,7 @@ def test_no_mask(openrlhf):
     """``action_mask=None``: OpenRLHF takes ``loss.mean()`` in the token mode (it raises in the others)."""
     gen = torch.Generator().manual_seed(9)
     for dtype in DTYPES:
-        check_openrlhf(openrlhf, random_batch(gen, dtype), 0.5, True, {}, mask=False)
+        check_openrlhf(openrlhf, random_batch(gen, dtype, "bool", edge_rows=False), 0.5, True, {}, mask=False)
 
 
 def test_dialect_is_openrlhf_default_module(openrlhf):
@@ -90,7 +90,7 @@ def test_dialect_is_openrlhf_default_module(openrlhf):
     ``token_level_loss=True``, on this micro-batch's own counts."""
     gen = torch.Generator().manual_seed(13)
     for dtype, mask_kind in itertools.product(DTYPES, MASK_KINDS):
-        batch = random_batch(gen, dtype, mask_kind)
+        batch = random_batch(gen, dtype, mask_kind, edge_rows=False)
         theirs = openrlhf["ValueLoss"](batch.eps)(batch.vpreds, batch.values, batch.returns, batch.mask)
         ours = vl.dialect_loss("openrlhf", batch.vpreds, batch.returns, batch.values, batch.mask, batch.eps)
         assert_bitwise(ours.loss, theirs, f"dialect openrlhf {dtype} {mask_kind}")
@@ -98,7 +98,7 @@ def test_dialect_is_openrlhf_default_module(openrlhf):
 
 def test_several_ranks_without_counts_is_an_error_not_a_silent_number(openrlhf):
     """OpenRLHF ignores ``dp_size`` when no global count is given; ours refuses that combination."""
-    batch = random_batch(torch.Generator().manual_seed(1))
+    batch = random_batch(torch.Generator().manual_seed(1), torch.float32, "bool", edge_rows=False)
     silently = openrlhf["ValueLoss"](0.2)(batch.vpreds, batch.values, batch.returns, batch.mask, dp_size=4)
     one_rank = openrlhf["ValueLoss"](0.2)(batch.vpreds, batch.values, batch.returns, batch.mask)
     assert_bitwise(silently, one_rank, "OpenRLHF ignores dp_size without counts")

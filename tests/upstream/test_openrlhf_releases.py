@@ -20,8 +20,8 @@ import torch
 import torch.nn as nn
 
 import valueloss as vl
+from tests.batches import DTYPES, MASK_KINDS, assert_bitwise, random_batch, seed_of
 
-from ._batches import DTYPES, MASK_KINDS, assert_bitwise, random_batch, seed_of
 from ._harness import RELEASES, load_functions, release_dir
 
 ENTRY = {
@@ -61,7 +61,7 @@ def test_release_matches_its_entry_bit_for_bit(upstream_site, version):
             for mode in entry.modes:
                 for clip in (True, False):
                     for i in range(4):
-                        b = random_batch(gen, dtype, mask_kind, nan_padding=i % 2 == 1)
+                        b = random_batch(gen, dtype, mask_kind, nan_padding=i % 2 == 1, edge_rows=False)
                         eps = b.eps if clip else None
                         theirs_leaf, ours_leaf = b.leaf(), b.leaf()
                         module = (

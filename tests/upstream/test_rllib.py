@@ -23,8 +23,8 @@ import pytest
 import torch
 
 import valueloss as vl
+from tests.batches import DTYPES, assert_bitwise, random_batch, seed_of
 
-from ._batches import DTYPES, assert_bitwise, random_batch, seed_of
 from ._harness import load_constants, load_functions, load_method, release_dir
 
 
@@ -162,7 +162,7 @@ def test_release_matches_its_entry_bit_for_bit(upstream_site, version):
     gen = torch.Generator().manual_seed(seed_of("rllib", version))
     for dtype in DTYPES:
         for i in range(60):
-            b = random_batch(gen, dtype, "bool", nan_padding=i % 3 == 2)
+            b = random_batch(gen, dtype, "bool", nan_padding=i % 3 == 2, edge_rows=False)
             eps = (10.0, 0.5, 2.0)[i % 3] if entry.eps_units == "loss" else b.eps
             theirs_leaf, ours_leaf = b.leaf(), b.leaf()
             theirs = run(theirs_leaf, b, eps)

@@ -24,8 +24,8 @@ import pytest
 import torch
 
 import valueloss as vl
+from tests.batches import assert_bitwise
 
-from ._batches import assert_bitwise
 from ._harness import stand_in, version_of
 
 NUM_ENVS, NUM_STEPS, EPOCHS, MINIBATCHES = 4, 8, 2, 2

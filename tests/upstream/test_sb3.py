@@ -21,8 +21,8 @@ import pytest
 import torch
 
 import valueloss as vl
+from tests.batches import assert_bitwise
 
-from ._batches import assert_bitwise
 from ._harness import version_of
 
 

@@ -25,8 +25,8 @@ import pytest
 import torch
 
 import valueloss as vl
+from tests.batches import DTYPES, assert_bitwise, random_batch
 
-from ._batches import DTYPES, assert_bitwise, random_batch
 from ._harness import load_functions, version_of
 
 FIRST, LAST = "vpred", "vf_clipfrac"
@@ -92,7 +92,7 @@ def run_trl(trl, vpred, returns, values, padding, eps):
 def test_value_loss_lines_bit_for_bit(trl, dtype):
     gen = torch.Generator().manual_seed(17)
     for _ in range(60):
-        b = random_batch(gen, dtype, "bool")
+        b = random_batch(gen, dtype, "bool", edge_rows=False)
         if not b.bool_mask.any():
             continue  # TRL divides by the token count: 0/0
         # TRL zeroes the old values in padding at rollout (torch.masked_fill(values, padding_mask_p1, 0))
@@ -111,7 +111,7 @@ def test_value_loss_lines_bit_for_bit(trl, dtype):
 def test_nan_in_padded_predictions(trl):
     gen = torch.Generator().manual_seed(19)
     for dtype, _ in itertools.product(DTYPES, range(10)):
-        b = random_batch(gen, dtype, "bool", nan_padding=True)
+        b = random_batch(gen, dtype, "bool", nan_padding=True, edge_rows=False)
         if not b.bool_mask.any() or b.bool_mask.all():
             continue
         values = torch.masked_fill(b.values, ~b.bool_mask, 0)

@@ -1,4 +1,5 @@
-"""The closed-form gradient against torch autograd (bit for bit) and against finite differences."""
+"""The per-token anatomy (valueloss.anatomy): the closed-form gradient ``value_loss_grad`` against torch autograd
+(bit for bit, ties included) and against finite differences, and the regions ``value_loss_terms`` assigns."""
 
 from __future__ import annotations
 
@@ -6,22 +7,10 @@ import pytest
 import torch
 
 import valueloss as vl
+from tests.batches import bits, random_batch
 from valueloss.losses import clip_prediction
 
-from .conftest import random_batch
-
 DTYPES = [torch.float32, torch.float64, torch.bfloat16]
-
-
-def bits(x: torch.Tensor) -> torch.Tensor:
-    """The raw bit pattern, so -0.0 != +0.0 and NaN payloads count: 'equal' means bit-identical."""
-    width = {
-        torch.float64: torch.int64,
-        torch.float32: torch.int32,
-        torch.bfloat16: torch.int16,
-        torch.float16: torch.int16,
-    }
-    return x.contiguous().view(width[x.dtype])
 
 
 def autograd_of_max_term(v, r, o, eps, convention, grad_output=None):
@@ -92,7 +81,7 @@ def test_eps_zero_tie_and_symmetric_overshoot():
 def test_whole_loss_gradient_equals_closed_form_with_aggregation_weights(mode, dtype):
     """Autograd through compute_value_loss == the closed form fed the aggregation's upstream gradient."""
     for seed in range(10):
-        v, r, o, m, eps = random_batch(seed, dtype=dtype)
+        v, r, o, m, eps = random_batch(seed, rows=6, width=17, dtype=dtype)
         v_leaf = v.clone().requires_grad_(True)
         loss, _ = vl.compute_value_loss(v_leaf, r, o, m, eps, mode)
         loss.backward()
@@ -122,8 +111,7 @@ def test_finite_differences_away_from_kinks(convention):
 
 
 def test_zero_gradient_exactly_where_the_clipped_term_wins():
-    v, r, o, m, eps = random_batch(3, rows=32, width=64)
-    eps = 0.2
+    v, r, o, m, eps = random_batch(3, rows=32, width=64, eps=0.2)  # ties placed on this eps's band edges
     terms = vl.value_loss_terms(v, r, o, eps)
     assert torch.all(terms.grad[terms.clipped_wins] == 0)
     assert torch.all(terms.grad[~terms.clipped_wins & (v != r)] != 0)

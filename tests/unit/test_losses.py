@@ -1,7 +1,10 @@
-"""``ValueLoss`` with OpenRLHF 0.11's arguments (dp_size, batch_num_tokens, global_batch_size), no upstream needed.
+"""The drop-in API of valueloss.losses: ``ValueLoss`` with OpenRLHF 0.11's arguments (dp_size, batch_num_tokens,
+global_batch_size), from first principles: the formulas, the dtype rule and the refusals, no upstream needed.
 
-The bit-for-bit comparison with the released OpenRLHF lives in ``tests/upstream/test_openrlhf.py``; these
-check the formulas, the dtype rule and the refusals from first principles.
+``compute_value_loss`` and ``agg_loss`` are tested against the golden vectors (test_golden.py), an independent
+numpy restatement (test_reference.py), hypothesis properties (test_properties.py), in every dtype
+(test_devices.py), for bad input (test_validation.py), and bit for bit against the released libraries
+(tests/upstream/test_verl.py, test_openrlhf.py).
 """
 
 from __future__ import annotations
@@ -10,8 +13,7 @@ import pytest
 import torch
 
 import valueloss as vl
-
-from .conftest import random_batch
+from tests.batches import random_batch
 
 
 def _loss_matrix(v, o, r, eps):
@@ -21,7 +23,7 @@ def _loss_matrix(v, o, r, eps):
 
 @pytest.mark.parametrize("seed", range(5))
 def test_global_counts_scale_as_documented(seed):
-    v, r, o, m, eps = random_batch(seed)
+    v, r, o, m, eps = random_batch(seed, rows=6, width=17)
     per_token = _loss_matrix(v, o, r, eps)
     tokens, rows = float(m.sum()) * 4 + 3, m.shape[0] * 4
     got = vl.ValueLoss(eps)(v, o, r, m, dp_size=4, batch_num_tokens=tokens)
@@ -34,7 +36,7 @@ def test_global_counts_scale_as_documented(seed):
 
 @pytest.mark.parametrize("seed", range(3))
 def test_one_rank_with_its_own_counts_equals_no_counts(seed):
-    v, r, o, m, eps = random_batch(seed)
+    v, r, o, m, eps = random_batch(seed, rows=6, width=17)
     mine = vl.ValueLoss(eps)(v, o, r, m)
     explicit = vl.ValueLoss(eps)(v, o, r, m, batch_num_tokens=m.sum())
     assert explicit.item() == pytest.approx(mine.item(), rel=1e-14)
@@ -44,14 +46,15 @@ def test_one_rank_with_its_own_counts_equals_no_counts(seed):
 
 
 def test_gradient_matches_finite_differences_with_counts():
-    v, r, o, m, eps = random_batch(1, ties=False)  # away from the kinks, where finite differences hold
+    # away from the kinks, where finite differences hold
+    v, r, o, m, eps = random_batch(1, rows=6, width=17, ties=False)
     v = v.clone().requires_grad_(True)
     module = vl.ValueLoss(eps, token_level_loss=False)
     assert torch.autograd.gradcheck(lambda x: module(x, o, r, m, dp_size=2, global_batch_size=9), (v,))
 
 
 def test_bf16_sequence_mode_is_float32_and_token_mode_bf16():
-    v, r, o, m, eps = (t.to(torch.bfloat16) if torch.is_tensor(t) else t for t in random_batch(2))
+    v, r, o, m, eps = (t.to(torch.bfloat16) if torch.is_tensor(t) else t for t in random_batch(2, rows=6, width=17))
     m = m.bool()
     assert vl.ValueLoss(eps, token_level_loss=False)(v, o, r, m).dtype == torch.float32
     assert vl.ValueLoss(eps)(v, o, r, m).dtype == torch.bfloat16
@@ -61,7 +64,7 @@ def test_bf16_sequence_mode_is_float32_and_token_mode_bf16():
 
 
 def test_no_mask_counts_every_token():
-    v, r, o, _, eps = random_batch(3)
+    v, r, o, _, eps = random_batch(3, rows=6, width=17)
     ones = torch.ones_like(v, dtype=torch.bool)
     assert vl.ValueLoss(eps)(v, o, r).item() == pytest.approx(vl.ValueLoss(eps)(v, o, r, ones).item(), rel=1e-14)
     seq = vl.ValueLoss(eps, token_level_loss=False)
@@ -84,12 +87,12 @@ def test_no_mask_counts_every_token():
     ],
 )
 def test_bad_arguments_name_themselves(kwargs, error, match):
-    v, r, o, m, eps = random_batch(0)
+    v, r, o, m, eps = random_batch(0, rows=6, width=17)
     with pytest.raises(error, match=match):
         vl.ValueLoss(eps)(v, o, r, m, **kwargs)
 
 
 def test_several_ranks_in_sequence_mode_need_the_sequence_count():
-    v, r, o, m, eps = random_batch(0)
+    v, r, o, m, eps = random_batch(0, rows=6, width=17)
     with pytest.raises(ValueError, match="global_batch_size"):
         vl.ValueLoss(eps, token_level_loss=False)(v, o, r, m, dp_size=2, batch_num_tokens=10)

@@ -14,9 +14,9 @@ import torch
 
 import valueloss.fused as fused
 import valueloss.fused.cloop as cpass
+from tests.batches import random_batch
 from valueloss.fused import fused_value_loss, passes
 
-from .conftest import random_batch
 from .test_fused import assert_bitwise, assert_same, off_edge_ties, run_both
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
