@@ -23,8 +23,8 @@ TokenReadout.region_label  # tests/unit/test_explain.py
 TokenReadout.half_grad  # verl's d (0.5 * max) / dv; tests/unit/test_explain.py
 Feedback.right_choice  # tests/unit/test_tour.py
 Recognition.policy_only  # the policy's clip-fraction metrics, never read as the critic's; test_runlogs_analysis.py
-EpsTarget.achieved  # tests/unit/test_diagnostics.py
-BatchStats.median_abs_gap  # the batch's median |R - v_old|, in its statistics record; tests/unit/test_batches.py
+EpsTarget.achieved  # tests/unit/test_clipfrac.py
+BatchStats.median_abs_gap  # the batch's median |R - v_old|, in its statistics record; tests/unit/test_batch_reports.py
 # synthetic_batch reads its parameters through locals(), each checked by its SYNTHETIC_PARAMS rule (tools/batch.py)
 _ = synthetic_batch
 _.max_len, _.reward_mean, _.reward_std, _.kl_coef, _.kl_mean, _.value_noise, _.value_scale, _.value_bias, _.pred_noise

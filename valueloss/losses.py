@@ -18,13 +18,13 @@ that every test named here exists):
 | `library_code.py` (canonical) | each library's loss as one torch function: the registry computes with it, an export writes its source | `tests/upstream/test_verl.py::test_compute_value_loss_bit_for_bit`, `tests/upstream/test_openrlhf.py::test_value_loss_bit_for_bit` (the released code), `tests/unit/test_library_code.py::test_exported_code_is_the_source_of_the_function_that_computes` |
 | `losses.compute_value_loss`, `agg_loss` | verl's drop-in API: checks, then calls `library_code.value_loss` / `agg_loss` | `tests/unit/test_canonical.py::test_drop_in_verl_api_is_library_code_bit_for_bit` |
 | `losses.ValueLoss` | OpenRLHF's drop-in module: checks, then calls `library_code.openrlhf_token_loss` / `openrlhf_aggregate` | `tests/unit/test_canonical.py::test_drop_in_openrlhf_module_is_library_code_bit_for_bit` |
-| `anatomy.py` | the per-token terms and the closed-form gradient (no autograd) | `tests/unit/test_gradients.py::test_closed_form_equals_autograd_bit_for_bit`, `tests/unit/test_gradients.py::test_whole_loss_gradient_equals_closed_form_with_aggregation_weights` |
+| `anatomy.py` | the per-token terms and the closed-form gradient (no autograd) | `tests/unit/test_anatomy.py::test_closed_form_equals_autograd_bit_for_bit`, `tests/unit/test_anatomy.py::test_whole_loss_gradient_equals_closed_form_with_aggregation_weights` |
 | `fused/passes.py` | the fused pass in torch (inductor or eager) | `tests/unit/test_fused.py::test_random_batches_with_ties_every_mode_and_dtype` |
-| `fused/cloop.c` | the same pass as a C loop (CPU) | `tests/unit/test_cpass.py::test_loop_equals_the_compiled_pass` |
+| `fused/cloop.c` | the same pass as a C loop (CPU) | `tests/unit/test_fused_cloop.py::test_loop_equals_the_compiled_pass` |
 | `fused/kernel.py` | the same pass as a Triton kernel (GPU; the test needs CUDA) | `tests/unit/test_fused_kernel.py::test_every_mode_with_and_without_dp_arguments` |
 | `viz/live/tokenmath.js` | the per-token terms in the browser | `tests/e2e/test_live_math.py::test_every_term_region_and_gradient_equals_the_core_bit_for_bit` |
 | `teach/simulate.loss_rows` | one loss per row, each with its own eps, for the simulator's side-by-side runs | `tests/unit/test_simulate.py::test_loss_rows_are_each_librarys_loss_and_gradient` |
-| `tools/clipfrac.py` thresholds | verl's clip fraction at every eps at once (a search over `losses.clip_bounds`) | `tests/unit/test_diagnostics.py::test_sweep_equals_verl_clipfrac_bit_for_bit` |
+| `tools/clipfrac.py` thresholds | verl's clip fraction at every eps at once (a search over `losses.clip_bounds`) | `tests/unit/test_clipfrac.py::test_sweep_equals_verl_clipfrac_bit_for_bit` |
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The formula's canonical copy is ``valueloss.library_code``: the drop-in APIs of ``valueloss.losses`` check their
 arguments and call it, so their numbers are its numbers bit for bit; the table of mirrors names tests that exist.
 
-The batches are the conformance tests' (``tests/upstream/_batches.random_batch``): exact ties on the band edges and
+The batches are the conformance tests' (``tests/batches.random_batch``): exact ties on the band edges and
 between the two squared errors, fully masked rows, NaN in padding, bool / int / float masks, float32, bfloat16 and
 float64.
 """
@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import valueloss as vl
-from tests.upstream._batches import DTYPES, MASK_KINDS, assert_bitwise, random_batch, seed_of
+from tests.batches import DTYPES, MASK_KINDS, assert_bitwise, random_batch, seed_of
 from valueloss import library_code as lc
 from valueloss import losses
 from valueloss.dialects import DIALECTS

@@ -211,6 +211,18 @@ def test_eps_in_units_and_grid():
         eps_grid(b, 0.2, n=1)
 
 
+def test_each_grid_spans_what_its_eps_is_compared_with():
+    """The loss and prediction definitions compare eps with |v - v_old|; RLlib's clamp with (v - R)^2 (loss units)."""
+    b = synthetic_batch(value_scale=4.0)
+    m = b.mask.bool()
+    moved = (b.vpreds - b.values)[m].abs().double().numpy()
+    squared = ((b.vpreds - b.returns)[m] ** 2).double().numpy()
+    assert np.quantile(squared, 0.995) > 2 * np.quantile(moved, 0.995)  # the two scales differ on this batch
+    for definition, x in (("loss", moved), ("prediction", moved), ("clamp", squared)):
+        top = eps_grid(b, 1e-3, definition)[-1]
+        assert top == pytest.approx(np.quantile(x, 0.995) * 1.05, rel=1e-12), definition
+
+
 def test_summary_stats_validation_and_from_batch():
     with pytest.raises(ValueError, match="return_std"):
         SummaryStats(0.0, -1.0, 0.0, 1.0)
