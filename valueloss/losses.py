@@ -21,7 +21,7 @@ that every test named here exists):
 | `anatomy.py` | the per-token terms and the closed-form gradient (no autograd) | `tests/unit/test_anatomy.py::test_closed_form_equals_autograd_bit_for_bit`, `tests/unit/test_anatomy.py::test_whole_loss_gradient_equals_closed_form_with_aggregation_weights` |
 | `fused/passes.py` | the fused pass in torch (inductor or eager) | `tests/unit/test_fused.py::test_random_batches_with_ties_every_mode_and_dtype` |
 | `fused/cloop.c` | the same pass as a C loop (CPU) | `tests/unit/test_fused_cloop.py::test_loop_equals_the_compiled_pass` |
-| `fused/kernel.py` | the same pass as a Triton kernel (GPU; the test needs CUDA) | `tests/unit/test_fused_kernel.py::test_every_mode_with_and_without_dp_arguments` |
+| `fused/kernel.py` | the same pass as a Triton kernel (GPU; the test runs it in Triton's interpreter on CPU, compiled where CUDA is present) | `tests/unit/test_fused_kernel.py::test_every_mode_with_and_without_dp_arguments` |
 | `viz/live/tokenmath.js` | the per-token terms in the browser | `tests/e2e/test_live_math.py::test_every_term_region_and_gradient_equals_the_core_bit_for_bit` |
 | `teach/simulate.loss_rows` | one loss per row, each with its own eps, for the simulator's side-by-side runs | `tests/unit/test_simulate.py::test_loss_rows_are_each_librarys_loss_and_gradient` |
 | `tools/clipfrac.py` thresholds | verl's clip fraction at every eps at once (a search over `losses.clip_bounds`) | `tests/unit/test_clipfrac.py::test_sweep_equals_verl_clipfrac_bit_for_bit` |
