@@ -105,9 +105,11 @@ def test_bad_input_fails_before_any_process_starts(capsys):
 
 @pytest.mark.timeout(60)
 def test_timeout_stops_the_ranks():
+    """A timeout no run can meet (1 ms: starting the ranks alone takes longer; 0.2 s was met once the forkserver
+    was warm), so the stop is what is tested, not the machine's speed."""
     t0 = time.monotonic()
-    with pytest.raises(RunTimeout, match="did not finish within 0.2 s"):
-        run(RunConfig(lengths=UNEVEN, ranks=2, timeout_s=0.2))
+    with pytest.raises(RunTimeout, match="did not finish within 0.001 s"):
+        run(RunConfig(lengths=UNEVEN, ranks=2, timeout_s=0.001))
     assert time.monotonic() - t0 < 30
 
 
