@@ -25,8 +25,17 @@ def render_dashboard(name: str | None, dialects: pd.DataFrame | None = None, *, 
     """The panel for library entry ``name`` (``None``: the reader picks one). ``dialects`` is a batch report's
     dialect table (``dialect``, ``loss``, ``clip fraction``, ``logs clip fraction``): this batch's numbers;
     without it only the factors are shown. Widget keys start with ``prefix``, the embedding page's URL prefix,
-    and bind to the URL."""
-    with st.expander("What your dashboard shows", expanded=False, icon=":material/monitoring:"):
+    and bind to the URL.
+
+    Drawn only while its expander is open (a closed one would still run its widgets and tables on every rerun of
+    the page: a third of a Batch rerun, which a class of 20 feels); a link that carries its keys opens it."""
+    key = prefix + "dash_panel"
+    if key not in st.session_state and any(k.startswith(prefix + "dash_") for k in st.query_params):
+        st.session_state[key] = True  # a link opens it once; from then on the reader's clicks decide
+    box = st.expander("What your dashboard shows", icon=":material/monitoring:", key=key, on_change="rerun")
+    if not box.open:
+        return
+    with box:
         if name is None:
             name = st.selectbox(  # registry names, as the URL carries them; the caption below names the release
                 "Library and release",

@@ -34,9 +34,9 @@ def test_default_view_shows_the_cores_numbers():
     assert metric(at, "vf_loss") == f"{rep.vf_loss:.4g}"
     assert len(at.get("plotly_chart")) == 4
     tables = at.dataframe
-    assert len(tables) == 5  # aggregation modes, libraries, what your dashboard shows (two), tokens
+    assert len(tables) == 3  # aggregation modes, libraries, tokens (what your dashboard shows: drawn once opened)
     assert len(tables[1].value) == sum(d.current for d in vl.DIALECTS.values())  # one row per library
-    assert len(tables[4].value) == 200  # first 200 real tokens
+    assert len(tables[2].value) == 200  # first 200 real tokens
 
 
 def test_moving_eps_changes_the_clip_fractions():

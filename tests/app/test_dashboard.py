@@ -35,8 +35,15 @@ def _rows(at, metric, table=0):
     return shown[shown["metric"] == metric]
 
 
+def opened(script) -> AppTest:
+    """The panel as a link that carries one of its keys opens it (closed, it draws nothing: see the last test)."""
+    at = AppTest.from_function(script)
+    at.query_params["x_dash_epochs" if script is panel_script else "y_dash_epochs"] = "1"
+    return at.run()
+
+
 def test_the_panel_shows_the_cores_numbers_and_follows_the_update_shape():
-    at = AppTest.from_function(panel_script).run()
+    at = opened(panel_script)
     assert not at.exception
     loss = _rows(at, "critic/vf_loss")
     assert list(loss["this batch"]) == [0.25, 0.25, 0.25] and list(loss["your dashboard shows"]) == [0.25] * 3
@@ -55,7 +62,7 @@ def test_the_panel_shows_the_cores_numbers_and_follows_the_update_shape():
 
 
 def test_without_a_batch_the_panel_shows_the_factors():
-    at = AppTest.from_function(factors_script).run()
+    at = opened(factors_script)
     assert not at.exception
     loss = _rows(at, "losses/value_loss")
     assert "this batch" not in loss.columns and "your dashboard shows" not in loss.columns  # no numbers to show
@@ -69,6 +76,15 @@ def test_the_batch_and_sanity_pages_embed_it():
     want = rep.dialects.set_index("dialect").at["verl", "loss"]
     shown = [t.value for t in at.dataframe if "your dashboard shows" in t.value.columns][0].set_index("releases")
     assert shown.at["v0.7.1", "your dashboard shows"] == pytest.approx(4 * want)
-    at = run_page("sanity", {"s_lib": "trlx"})
+    at = run_page("sanity", {"s_lib": "trlx", "s_dash_epochs": "1"})
     assert any("metric" in t.value.columns and "losses/value_loss" in set(t.value["metric"]) for t in at.dataframe)
     assert any("metric" in t.value.columns and "values/mean" in set(t.value["metric"]) for t in at.dataframe)
+
+
+def test_closed_it_draws_nothing_so_a_rerun_does_not_pay_for_it():
+    """Unopened (no key of its own in the URL) the panel runs none of its widgets or tables."""
+    at = AppTest.from_function(panel_script).run()
+    assert not at.exception
+    assert not at.dataframe and not at.number_input and not at.selectbox
+    at = run_page("batch")
+    assert not [t for t in at.dataframe if "your dashboard shows" in t.value.columns]
