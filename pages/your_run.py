@@ -94,6 +94,17 @@ def cached_eps_figure(keys: tuple, eps: tuple, _analyses: dict):
     return timeline_figure(_analyses, dict(eps), (0.0, 0.0), panels=("eps_scale",))
 
 
+@st.cache_resource(max_entries=8, show_spinner=False)
+def cached_preview(band: tuple[float, float]):
+    """The example run's clip fraction and value loss, as the timeline draws them, for the empty page."""
+    (example,) = read_log(EXAMPLE_NAME, example_run_jsonl())
+    analysis = analyse_run(example, recognise(example.metrics).mapping, None, band)
+    return timeline_figure({example.name: analysis}, {}, band, phase_of=example.name, panels=PREVIEW_PANELS)
+
+
+PREVIEW_PANELS = ("clipfrac", "value_loss")
+
+
 @st.cache_data(max_entries=256, show_spinner=False)
 def cached_advice(phase: PhaseEvidence, library: str, target: float, logs_clipfrac: bool):
     return phase_advice(phase, library, target, logs_clipfrac=logs_clipfrac)
@@ -148,6 +159,11 @@ if not files:
         "Drop a run's logs above (verl's `file` backend JSONL is at `$VERL_FILE_LOGGER_ROOT/<project>/<experiment>.jsonl`), "
         "or turn on the example run in the sidebar."
     )
+    st.markdown("**What you will see**: each run's critic over training, cut into phases where its clip fraction "
+                "crosses your band. The example run's first two panels:")  # fmt: skip
+    # Drawn while the reader picks a file: the browser loads its charting code now (about a second), not
+    # after the drop
+    st.plotly_chart(cached_preview((band[0], band[1])), width="stretch", config={"displaylogo": False})
     st.stop()
 
 runs: list[tuple[str, RunLog]] = []  # (key, run)
@@ -261,8 +277,16 @@ if analyses:
         fig = cached_figure(keys, (band[0], band[1]), focus_name, analyses)
         st.plotly_chart(fig, width="stretch", key=PREFIX + "timeline", config={"displaylogo": False})
         if any(a.scale is not None for a in analyses.values()):
-            eps_fig = cached_eps_figure(keys, eps_of, analyses)
-            st.plotly_chart(eps_fig, width="stretch", key=PREFIX + "eps_scale", config={"displaylogo": False})
+            eps_box = st.expander(
+                "eps against the return scale, step by step",
+                icon=":material/straighten:",
+                key=PREFIX + "eps_panel",
+                on_change="rerun",
+            )
+            if eps_box.open:  # drawn only while open: its figure is the one that changes with eps
+                with eps_box:
+                    eps_fig = cached_eps_figure(keys, eps_of, analyses)
+                    st.plotly_chart(eps_fig, width="stretch", key=PREFIX + "eps_scale", config={"displaylogo": False})
         st.caption(
             "Shaded blue: your clip-fraction band. Dotted lines: where the phases of "
             f"{literal(focus_name)} begin; ▼: where a finding starts; shaded red: steps where a quantity is NaN or "

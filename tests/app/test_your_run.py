@@ -63,16 +63,24 @@ def links(at: AppTest, page: str) -> list[dict]:
     return found
 
 
-def test_without_a_log_the_page_asks_for_one():
-    at = run()
+def test_without_a_log_the_page_asks_for_one_and_shows_what_it_will_draw():
+    at = run({"yr_band": ["0.02", "0.2"]})
     assert any("Drop a run's logs" in i.value for i in at.info)
-    assert not at.get("plotly_chart")
+    (preview,) = plotly_specs(at)  # the example run's first two panels, the band the reader set shaded
+    titles = [a["text"] for a in preview["layout"]["annotations"] if a["text"].startswith("<b>")]
+    assert titles == ["<b>Value clip fraction and your band</b>", "<b>Value loss (log)</b>"]
+    (band,) = [s for s in preview["layout"]["shapes"] if s["type"] == "rect" and s["yref"] == "y"]  # clip fraction
+    assert (band["y0"], band["y1"]) == (0.02, 0.2)
+    assert {t["name"] for t in preview["data"]} == {"example-simulated-verl-run"}
 
 
 def test_the_example_run_shows_the_timeline_findings_and_phases():
     at = run({"yr_example": "true"})
     (run_log,) = read_log("x.jsonl", example_run_jsonl())
     expected = analyse_run(run_log, recognise(run_log.metrics).mapping, 0.5, (0.01, 0.1))
+    assert len(plotly_specs(at)) == 1  # "eps against the return scale" is closed until the reader opens it
+    at.session_state["yr_eps_panel"] = True
+    at.run()
     timeline, eps_panel = plotly_specs(at)
     assert {t["name"] for t in timeline["data"]} == {"example-simulated-verl-run"}
     assert eps_panel["layout"]["annotations"][0]["text"] == "<b>eps / return scale</b>"
@@ -103,9 +111,13 @@ def test_two_uploaded_runs_are_overlaid_with_their_own_eps(uploads):
     at = run()
     at.number_input(key="yr_eps1").set_value(0.2).run()
     assert not at.exception
-    timeline, eps_panel = plotly_specs(at)
+    (timeline,) = plotly_specs(at)  # the eps panel is closed: typing eps redraws nothing
     assert {t["name"] for t in timeline["data"]} == {"eps02", "eps05"}
     assert not [t for t in timeline["data"] if t["hovertemplate"].startswith("eps / scale")]  # its own figure
+    at.session_state["yr_eps_panel"] = True  # the reader opens "eps against the return scale"
+    at.run()
+    assert plotly_specs(at)[0] == timeline
+    eps_panel = plotly_specs(at)[1]
     eps_scale = {t["name"]: numbers(t["y"])[0] for t in eps_panel["data"]}
     (a,) = read_log("a.jsonl", verl_run(1))
     (b,) = read_log("b.jsonl", verl_run(2))
@@ -186,6 +198,11 @@ def test_mapping_a_metric_that_holds_only_text_says_so(uploads):
 def test_typing_eps_redraws_only_the_eps_panel(uploads):
     uploads({"run.jsonl": verl_run(6)})
     at = run()
+    (timeline,) = plotly_specs(at)
+    at.number_input(key="yr_eps0").set_value(0.3).run()
+    assert plotly_specs(at) == [timeline]  # the eps panel closed: typing eps redraws no figure at all
+    at.session_state["yr_eps_panel"] = True
+    at.number_input(key="yr_eps0").set_value(0.5).run()
     timeline, eps_panel = plotly_specs(at)
     at.number_input(key="yr_eps0").set_value(0.25).run()
     timeline_after, eps_after = plotly_specs(at)

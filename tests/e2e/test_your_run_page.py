@@ -50,6 +50,8 @@ def test_a_verl_run_is_read_and_its_problems_dated(page, app_url, verl_jsonl):
     shot(page, "your-run")
     set_input(page, "eps (critic.cliprange_value)", 0.2)
     assert "yr_eps0=0.2" in page.url
+    page.get_by_text("eps against the return scale, step by step").first.click()  # drawn once opened
+    wait_ready(page)
     wait_for_text(page, "eps / return scale")
     assert_no_exception(page)
     for width in (820, 390):

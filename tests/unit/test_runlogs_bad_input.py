@@ -282,3 +282,68 @@ def test_the_vectorised_event_decoder_equals_protobuf(seed):
         series = run.series[tag]
         assert series.steps.tolist() == steps
         np.testing.assert_array_equal(series.values, np.array([last[s] for s in steps], dtype=np.float32).astype(float))
+
+
+# ---- the column-wise fast path for JSONL reads exactly what the line-by-line path reads
+
+_VALUES = [0.5, -2.0, 3, 0, None, True, "text", "1e3", {"hist": [1]}, 2**60, 10**400, -(10**400), float("inf")]
+
+
+def _jsonl_log(seed: int, lines: int) -> bytes:
+    """verl lines whose keys change now and then, whose values are mostly numbers and now and then anything."""
+    rng = np.random.default_rng(seed)
+    keys = ["critic/vf_loss", "critic/vf_clipfrac", "actor/a", "actor/b"]
+    out = []
+    for i in range(lines):
+        if rng.random() < 0.02:
+            keys = [k for k in keys if rng.random() < 0.8] or ["critic/vf_loss"]
+            keys.append(f"extra/{i}")
+        data = {}
+        for k in keys:
+            data[k] = _VALUES[rng.integers(len(_VALUES))] if rng.random() < 0.1 else float(rng.normal())
+        step = i if rng.random() < 0.95 else int(rng.integers(0, i + 1))  # repeated and out-of-order steps too
+        text = json.dumps({"step": step, "data": data})
+        out.append(text.encode())
+    return b"\n".join(out) + b"\n"
+
+
+def _as_dict(run) -> dict:
+    return {
+        "series": {k: (s.steps.tolist(), np.asarray(s.values).tobytes()) for k, s in run.series.items()},
+        "counts": run.counts,
+        "notes": run.notes,
+        "complete": run.complete,
+    }
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize(
+    "limits",
+    [Limits(), Limits(keep_all_points=700, max_points=5_000), Limits(keep_all_points=300, max_points=1_111)],
+    ids=["no limit", "keep-all limit within the log", "both limits within a block"],
+)
+def test_the_column_path_reads_what_the_line_path_reads(monkeypatch, seed, limits):
+    data = _jsonl_log(seed, 1_500)
+    relevant = lambda name: name.startswith("critic/")  # noqa: E731
+    fast = [_as_dict(r) for r in read_log("run.jsonl", data, relevant=relevant, limits=limits)]
+    monkeypatch.setattr(readers_module._Block, "take", lambda self, items, step: False)
+    slow = [_as_dict(r) for r in read_log("run.jsonl", data, relevant=relevant, limits=limits)]
+    assert fast == slow
+
+
+def test_a_clean_verl_log_is_read_column_by_column(monkeypatch):
+    """Every line of a verl log names the same metrics with numbers or nulls: none goes value by value."""
+
+    def value_by_value(*args):
+        raise AssertionError("a clean verl line took the value-by-value path")
+
+    monkeypatch.setattr(readers_module, "_add_all", value_by_value)
+    monkeypatch.setattr(readers_module, "_add_kept", value_by_value)
+    data = b"".join(
+        json.dumps({"step": s, "data": {"critic/vf_loss": 1.0 / (s + 1), "critic/vf_clipfrac": None, "n": s}}).encode()
+        + b"\n"
+        for s in range(2_000)
+    )
+    (run,) = read_log("run.jsonl", data)
+    assert run.series["critic/vf_loss"].values[-1] == 1.0 / 2_000
+    assert np.isnan(run.series["critic/vf_clipfrac"].values).all() and run.series["n"].values[-1] == 1_999

@@ -18,7 +18,7 @@ from .base import FONT, OPEN_AXIS
 __all__ = ["MAX_DRAWN", "RUN_COLORS", "decimate", "timeline_figure", "PANELS"]
 
 NON_FINITE_FILL = "rgba(213, 94, 0, 0.22)"  # vermillion: where a quantity is NaN or inf
-MAX_DRAWN = 600  # buckets per trace (two points each: its min and max), about one per 2 px of a wide panel
+MAX_DRAWN = 300  # buckets per trace (two points each: its min and max), about one per 4 px of a wide panel
 # One Okabe-Ito colour per run (runs overlaid to compare eps), also told apart by dash.
 RUN_COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
 RUN_DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "solid", "dash")
