@@ -300,3 +300,16 @@ def test_a_phase_becomes_the_decision_tables_evidence():
     assert phase_advice(last, "verl", 0.1, logs_clipfrac=True).code == "not-finite"
     with pytest.raises(ValueError, match="eps is needed"):
         phase_evidence_for_advice(dataclasses.replace(second, eps=None), "verl", 0.1, logs_clipfrac=True)
+
+
+@pytest.mark.parametrize(
+    ("other_steps", "expected"), [([1, 2, 3], 3), ([2, 4], 4), ([], 3), ([0, 1, 2, 3, 9], 5)], ids=str
+)
+def test_a_runs_step_count_is_the_union_of_its_metrics_steps(other_steps, expected):
+    from valueloss.tools.runlogs.model import RunLog, Series
+
+    def series(steps):
+        return Series(np.array(steps, dtype=np.int64), np.ones(len(steps)))
+
+    run = RunLog("r", "test", {"a": series([1, 2, 3]), "b": series(other_steps)}, {"a": 3, "b": len(other_steps)})
+    assert run.n_steps == expected == len(set([1, 2, 3]) | set(other_steps))

@@ -82,7 +82,10 @@ class RunLog:
         """The number of distinct steps over the kept metrics."""
         if not self.series:
             return 0
-        return len(np.unique(np.concatenate([s.steps for s in self.series.values()])))
+        steps = [s.steps for s in self.series.values()]
+        if all(np.array_equal(a, steps[0]) for a in steps[1:]):  # most logs: every metric at every step
+            return len(np.unique(steps[0]))
+        return len(np.unique(np.concatenate(steps)))
 
 
 @dataclass
