@@ -15,13 +15,17 @@ from ..notation import BAND_FILL, COLORS, DASHES, SYMBOLS, WIDTHS
 from ..teach.simulate import CLOSE_FRACTION, SimResult, Sweep
 from .base import FONT
 
-__all__ = ["wall_animation", "training_figures", "sweep_figure", "MAX_FRAMES"]
+__all__ = ["wall_animation", "training_figures", "sweep_figure", "MAX_FRAMES", "MAX_SLIDER_STEPS"]
 
 MAX_FRAMES = 240  # longer runs are animated with a stride, so the figure stays light
+# Plotly draws a tick and a measured label for every slider step: 193 steps were half of the figure's drawing
+# time in the browser. Play still shows every frame; the slider scrubs at a stride over them.
+MAX_SLIDER_STEPS = 64
 
 
-def _frame_indices(n_states: int) -> np.ndarray:
-    stride = max(1, int(np.ceil(n_states / MAX_FRAMES)))
+def _frame_indices(n_states: int, most: int = MAX_FRAMES) -> np.ndarray:
+    """At most about ``most`` of ``range(n_states)`` at an even stride, the first and the last always."""
+    stride = max(1, int(np.ceil(n_states / most)))
     idx = np.arange(0, n_states, stride)
     if idx[-1] != n_states - 1:
         idx = np.append(idx, n_states - 1)
@@ -311,7 +315,7 @@ def wall_animation(result: SimResult) -> go.Figure:
                         label=_frame_label(result, int(u)),
                         args=[[str(int(u))], dict(frame=dict(duration=0, redraw=True), mode="immediate")],
                     )
-                    for u in frames_u
+                    for u in frames_u[_frame_indices(len(frames_u), MAX_SLIDER_STEPS)]
                 ],
             )
         ],
