@@ -90,6 +90,34 @@ def test_a_partly_done_sweep_runs_only_what_is_missing(swept, tmp_path):
 
 
 @pytest.mark.slow
+def test_a_sweep_stopped_part_way_keeps_the_time_its_finished_runs_took(monkeypatch, tmp_path):
+    """Each session is in settings.json from its start and its wall time kept after every run, so the wall time
+    of a sweep recorded over several sittings (Ctrl-C, a killed job, then the same command) adds up."""
+    save = ablate._save_run
+    calls = []
+
+    def save_then_stop(out, config, result):  # Ctrl-C as the third run comes back: two runs are kept
+        calls.append(config)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        save(out, config, result)
+
+    monkeypatch.setattr(ablate, "_save_run", save_then_stop)
+    spec = ablate.spec_from_args(ablate._parser().parse_args(TINY))
+    with pytest.raises(KeyboardInterrupt):
+        ablate.run_sweep(spec, tmp_path, workers=1, progress=False)
+    first = json.loads((tmp_path / "settings.json").read_text())
+    (session,) = first["sessions"]
+    assert session["runs"] == 4 and session["runs_done"] == 2 and "finished" not in session
+    assert session["wall_s"] > 0 and first["wall_s"] == session["wall_s"]
+    monkeypatch.setattr(ablate, "_save_run", save)
+    ablate.run_sweep(spec, tmp_path, workers=1, progress=False)  # the same command resumes
+    done = json.loads((tmp_path / "settings.json").read_text())
+    assert [s["runs_done"] for s in done["sessions"]] == [2, 2] and "finished" in done["sessions"][1]
+    assert done["wall_s"] == pytest.approx(sum(s["wall_s"] for s in done["sessions"]), abs=0.11)
+
+
+@pytest.mark.slow
 def test_the_ray_path_gives_the_same_curves(swept, tmp_path):
     ray = pytest.importorskip("ray")
     out = tmp_path / "ray"

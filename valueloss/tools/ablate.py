@@ -335,16 +335,24 @@ def run_sweep(
         "load_average_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
     }
     start = time.perf_counter()
+    settings["sessions"].append(session)
+
+    def keep_time(runs_done: int) -> None:
+        """The session's wall time so far, written after every finished run: a sweep stopped part way (Ctrl-C,
+        a killed job) keeps the time its finished runs took, and the recorded wall time stays true."""
+        session.update(wall_s=round(time.perf_counter() - start, 1), runs_done=runs_done)
+        settings["wall_s"] = round(sum(s["wall_s"] for s in settings["sessions"]), 1)
+        _write_atomic(out / "settings.json", json.dumps(settings, indent=2).encode())
+
+    keep_time(0)
     if todo:
         if ray_address:
-            _run_ray(todo, out, address=ray_address, progress=progress)
+            _run_ray(todo, out, address=ray_address, progress=progress, saved=keep_time)
         else:
-            _run_pool(todo, out, workers=workers, progress=progress)
-    session["wall_s"] = round(time.perf_counter() - start, 1)
+            _run_pool(todo, out, workers=workers, progress=progress, saved=keep_time)
+    keep_time(len(todo))
     session["finished"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    settings["sessions"].append(session)
     settings["versions"] = versions()
-    settings["wall_s"] = round(sum(s["wall_s"] for s in settings["sessions"]), 1)
     _combine(out, spec, settings)
     _write_atomic(out / "settings.json", json.dumps(settings, indent=2).encode())
     return load_sweep(out)[0]
@@ -361,7 +369,9 @@ def _steps(todo: list[PPOConfig]) -> int:
     return sum(c.num_updates * c.batch_size for c in todo)
 
 
-def _run_pool(todo: list[PPOConfig], out: Path, *, workers: int, progress: bool) -> None:
+def _run_pool(
+    todo: list[PPOConfig], out: Path, *, workers: int, progress: bool, saved: Callable[[int], None] = lambda n: None
+) -> None:
     """A local process pool (spawned workers: safe beside threads), a progress bar over environment steps
     that the workers report after each update."""
     import multiprocessing as mp
@@ -391,6 +401,7 @@ def _run_pool(todo: list[PPOConfig], out: Path, *, workers: int, progress: bool)
                     config = pending.pop(future)
                     result = future.result()
                     _save_run(out, config, result)
+                    saved(len(todo) - len(pending))
                     advance(result["key"], config.num_updates * config.batch_size)
                     bar.set_postfix_str(f"{len(todo) - len(pending)}/{len(todo)} runs")
         except BaseException:
@@ -401,7 +412,9 @@ def _run_pool(todo: list[PPOConfig], out: Path, *, workers: int, progress: bool)
             bar.close()
 
 
-def _run_ray(todo: list[PPOConfig], out: Path, *, address: str, progress: bool) -> None:
+def _run_ray(
+    todo: list[PPOConfig], out: Path, *, address: str, progress: bool, saved: Callable[[int], None] = lambda n: None
+) -> None:
     """Every run a Ray task (one CPU each) on the cluster at ``address``; the driver writes the files."""
     try:
         import ray
@@ -420,6 +433,7 @@ def _run_ray(todo: list[PPOConfig], out: Path, *, address: str, progress: bool) 
                 config = pending.pop(ready[0])
                 result = ray.get(ready[0])
                 _save_run(out, config, result)
+                saved(len(todo) - len(pending))
                 bar.update(config.num_updates * config.batch_size)
                 bar.set_postfix_str(f"{len(todo) - len(pending)}/{len(todo)} runs")
         except BaseException:
