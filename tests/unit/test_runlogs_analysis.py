@@ -28,7 +28,7 @@ from valueloss.tools.runlogs.example import example_run_jsonl
 from valueloss.tools.runlogs.links import batch_query, phase_rows, sanity_query
 from valueloss.tools.runlogs.model import RunBuilder
 from valueloss.tools.runlogs.recognise import is_registry_metric, mapping_for, matches, recognise
-from valueloss.viz.run import decimate, timeline_figure
+from valueloss.viz.run import PANELS, decimate, timeline_figure
 
 VERL = {
     "clipfrac": "critic/vf_clipfrac",
@@ -313,3 +313,29 @@ def test_a_runs_step_count_is_the_union_of_its_metrics_steps(other_steps, expect
 
     run = RunLog("r", "test", {"a": series([1, 2, 3]), "b": series(other_steps)}, {"a": 3, "b": len(other_steps)})
     assert run.n_steps == expected == len(set([1, 2, 3]) | set(other_steps))
+
+
+def test_each_finding_is_marked_on_its_own_panel_and_only_there():
+    """The example run's findings (values drifting, explained variance negative, a NaN value loss) each get a ▼ on
+    their own panel; a figure without that panel (the empty page's two-panel preview) leaves the marker out
+    rather than stacking it on another panel's (two ▼ four steps apart overlapped at 390 px)."""
+    (run,) = read_log("x.jsonl", example_run_jsonl())
+    analysis = analyse_run(run, recognise(run.metrics).mapping, 0.5, (0.01, 0.1))
+    kinds = {f.kind for f in analysis.findings}
+    assert {"values_drift", "explained_variance"} <= kinds
+
+    def markers(panels):
+        fig = timeline_figure({"r": analysis}, {"r": 0.5}, (0.01, 0.1), phase_of="r", panels=panels)
+        titles = {a.yref.split()[0]: a.text for a in fig.layout.annotations if a.text.startswith("<b>")}
+        return sorted((titles[a.yref.split()[0]], a.x) for a in fig.layout.annotations if a.text == "▼")
+
+    whole = markers(tuple(PANELS))
+    assert len(whole) == len(analysis.findings)
+    assert (
+        "<b>Explained variance</b>",
+        next(f.start for f in analysis.findings if f.kind == "explained_variance"),
+    ) in whole
+    preview = markers(("clipfrac", "value_loss"))
+    assert preview == [
+        m for m in whole if m[0] in ("<b>Value clip fraction and your band</b>", "<b>Value loss (log)</b>")
+    ]

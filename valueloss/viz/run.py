@@ -181,7 +181,9 @@ def timeline_figure(
                     }
                 )
         for f in analysis.findings:
-            xa, ya = axis_of.get(_panel_of(f.kind), next(iter(axis_of.values())))
+            if _panel_of(f.kind) not in axis_of:  # its panel is not drawn here: marked elsewhere it would sit on
+                continue  # another finding's marker (the empty page's preview draws two panels)
+            xa, ya = axis_of[_panel_of(f.kind)]
             layout["annotations"].append(
                 {
                     "x": f.start,
