@@ -462,6 +462,13 @@ def show_finding(finding) -> None:
     _BOX[finding.severity](text, icon=_ICON[finding.severity])
 
 
+def drawn_when_open(label: str, key: str, icon: str):
+    """An expander whose content is drawn only while it is open (``None`` when closed): a closed expander would
+    still run its widgets, tables and figures on every rerun of the page, and the browser would redraw them."""
+    box = st.expander(label, icon=icon, key=key, on_change="rerun")
+    return box if box.open else None
+
+
 @contextmanager
 def shows_errors(what: str):
     """Turn a bad-input error from the core into ``st.error`` and keep the rest of the page alive."""

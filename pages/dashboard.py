@@ -11,6 +11,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from pages.common import drawn_when_open
 from valueloss.dialects import DIALECTS, dashboard_rows, version_label
 
 COUNTS = (
@@ -32,8 +33,8 @@ def render_dashboard(name: str | None, dialects: pd.DataFrame | None = None, *, 
     key = prefix + "dash_panel"
     if key not in st.session_state and any(k.startswith(prefix + "dash_") for k in st.query_params):
         st.session_state[key] = True  # a link opens it once; from then on the reader's clicks decide
-    box = st.expander("What your dashboard shows", icon=":material/monitoring:", key=key, on_change="rerun")
-    if not box.open:
+    box = drawn_when_open("What your dashboard shows", key, ":material/monitoring:")
+    if box is None:
         return
     with box:
         if name is None:

@@ -13,7 +13,16 @@ from urllib.parse import urlencode
 import streamlit as st
 
 from pages import registry
-from pages.common import eps_input, literal, metric_row, page_setup, share_link, show_finding, shows_errors
+from pages.common import (
+    drawn_when_open,
+    eps_input,
+    literal,
+    metric_row,
+    page_setup,
+    share_link,
+    show_finding,
+    shows_errors,
+)
 from valueloss.dialects import DIALECTS, version_label
 from valueloss.tools.runlogs import (
     FORMATS_MARKDOWN,
@@ -94,15 +103,15 @@ def cached_eps_figure(keys: tuple, eps: tuple, _analyses: dict):
     return timeline_figure(_analyses, dict(eps), (0.0, 0.0), panels=("eps_scale",))
 
 
+PREVIEW_PANELS = ("clipfrac", "value_loss")
+
+
 @st.cache_resource(max_entries=8, show_spinner=False)
 def cached_preview(band: tuple[float, float]):
     """The example run's clip fraction and value loss, as the timeline draws them, for the empty page."""
     (example,) = read_log(EXAMPLE_NAME, example_run_jsonl())
     analysis = analyse_run(example, recognise(example.metrics).mapping, None, band)
     return timeline_figure({example.name: analysis}, {}, band, phase_of=example.name, panels=PREVIEW_PANELS)
-
-
-PREVIEW_PANELS = ("clipfrac", "value_loss")
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
@@ -277,13 +286,11 @@ if analyses:
         fig = cached_figure(keys, (band[0], band[1]), focus_name, analyses)
         st.plotly_chart(fig, width="stretch", key=PREFIX + "timeline", config={"displaylogo": False})
         if any(a.scale is not None for a in analyses.values()):
-            eps_box = st.expander(
-                "eps against the return scale, step by step",
-                icon=":material/straighten:",
-                key=PREFIX + "eps_panel",
-                on_change="rerun",
+            # the one figure that changes with eps: drawn only while its expander is open
+            eps_box = drawn_when_open(
+                "eps against the return scale, step by step", PREFIX + "eps_panel", ":material/straighten:"
             )
-            if eps_box.open:  # drawn only while open: its figure is the one that changes with eps
+            if eps_box is not None:
                 with eps_box:
                     eps_fig = cached_eps_figure(keys, eps_of, analyses)
                     st.plotly_chart(eps_fig, width="stretch", key=PREFIX + "eps_scale", config={"displaylogo": False})

@@ -84,7 +84,7 @@ class RunLog:
             return 0
         steps = [s.steps for s in self.series.values()]
         if all(np.array_equal(a, steps[0]) for a in steps[1:]):  # most logs: every metric at every step
-            return len(np.unique(steps[0]))
+            return len(steps[0])  # a Series' steps are strictly increasing
         return len(np.unique(np.concatenate(steps)))
 
 
