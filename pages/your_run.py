@@ -168,8 +168,9 @@ if not files:
         "Drop a run's logs above (verl's `file` backend JSONL is at `$VERL_FILE_LOGGER_ROOT/<project>/<experiment>.jsonl`), "
         "or turn on the example run in the sidebar."
     )
-    st.markdown("**What you will see**: each run's critic over training, cut into phases where its clip fraction "
-                "crosses your band. The example run's first two panels:")  # fmt: skip
+    st.markdown("**What you will see**: each run's critic over training, cut into phases (dotted lines) where its "
+                "clip fraction crosses your band and where a problem starts (▼, on the panel it concerns). The example run's first two "
+                "panels:")  # fmt: skip
     # Drawn while the reader picks a file: the browser loads its charting code now (about a second), not
     # after the drop
     st.plotly_chart(cached_preview((band[0], band[1])), width="stretch", config={"displaylogo": False})
