@@ -23,9 +23,10 @@ from valueloss.teach.simulate import (
     same_step_twin,
     simulate,
     sweep_eps,
+    training_logs_caption,
     wall_caption,
 )
-from valueloss.viz.dynamics import sweep_figure, training_figures, wall_animation
+from valueloss.viz.dynamics import sweep_figure, training_figure, wall_animation
 
 DEFAULT = SimConfig()
 LR_OPTIONS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 3.0)
@@ -105,7 +106,7 @@ def run(config: SimConfig):
 def figures(params: tuple, _result, _sweep, eps: float):
     """The figures of one run, built once per run (the animation is the costly one)."""
     sweep = None if _sweep is None else sweep_figure(_sweep, eps)
-    return wall_animation(_result), training_figures(_result), sweep
+    return wall_animation(_result), training_figure(_result), sweep
 
 
 def _on_bar(bar, start: float, share: float, label: str) -> Callable[[float, str], None]:
@@ -262,7 +263,7 @@ if result is not None:
             )
 
     st.subheader("The moving wall")
-    wall_fig, log_figs, sweep_fig = figures(tuple(sorted(asdict(cfg).items())), result, sweep, cfg.eps)
+    wall_fig, log_fig, sweep_fig = figures(tuple(sorted(asdict(cfg).items())), result, sweep, cfg.eps)
     st.markdown(
         "Three tokens (the smallest, the median and the largest gap). **Now**: each against its band "
         "v_old ± eps; **right**: each token's whole run, the band stepping at every rollout."
@@ -274,14 +275,8 @@ if result is not None:
         (st.info if pushed[0] == "pushed" else st.success)(pushed[1])
 
     st.subheader("Training logs")
-    columns = st.columns(2) + st.columns(2)  # two rows of two; Streamlit stacks the columns on a phone
-    for i, (col, (title, fig)) in enumerate(zip(columns, log_figs, strict=True)):
-        col.markdown(f"**{title}**")
-        col.plotly_chart(fig, width="stretch", key=f"d_log{i}")
-    st.caption(
-        "vf_clipfrac is 0 on the first minibatch of every rollout (v = v_old there) and climbs as tokens cross "
-        "their band; in the max form it equals the share of tokens with zero gradient."
-    )
+    st.plotly_chart(log_fig, width="stretch", key="d_logs")
+    st.caption(training_logs_caption(result))
 
     st.subheader("How many rollouts to close the gap?")
     if sweep is None:

@@ -26,7 +26,7 @@ def test_default_run_shows_the_wall_the_logs_and_the_sweep():
     assert m["rule of thumb: rollouts"] == "8.0"
     assert m["same run without clipping"] == str(expected.baseline_rollouts_to_close)
     assert m["max move with own gradient 0"] == "0"
-    assert len(at.get("plotly_chart")) == 6  # the wall, four training logs, the eps sweep
+    assert len(at.get("plotly_chart")) == 3  # the wall, the training logs (one figure of four panels), the eps sweep
     assert any("Frozen means frozen here" in s.value for s in at.success)
 
 
@@ -88,7 +88,7 @@ def test_unclipped_loss_has_no_sweep():
     at.query_params["d_loss"] = "unclipped"
     at.run()
     assert not at.exception
-    assert len(at.get("plotly_chart")) == 5  # no sweep
+    assert len(at.get("plotly_chart")) == 2  # no sweep
     assert any("needs a clipped loss" in c.value for c in at.caption)
 
 

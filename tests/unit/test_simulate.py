@@ -21,8 +21,16 @@ from valueloss.teach.simulate import (
     rule_of_thumb,
     simulate,
     sweep_eps,
+    training_logs_caption,
 )
-from valueloss.viz.dynamics import MAX_FRAMES, MAX_SLIDER_STEPS, training_figures, wall_animation
+from valueloss.viz.dynamics import (
+    LOG_PANEL_HEIGHT,
+    LOG_PANELS,
+    MAX_FRAMES,
+    MAX_SLIDER_STEPS,
+    training_figure,
+    wall_animation,
+)
 
 # A configuration where each step is small against eps but the optimizer could go much further
 # within a rollout: the regime the ~gap / eps rule describes.
@@ -307,17 +315,57 @@ def test_animation_axes_are_fixed_and_frames_follow_the_run():
     assert set(markers.to_plotly_json()) == {"type", "y", "marker", "text"}  # a frame carries only what moves
 
 
-def test_training_figures_show_the_logs():
+def test_the_training_logs_are_one_figure_of_four_panels_on_one_update_axis():
     r = simulate(loss="sb3")
-    figs = dict(training_figures(r))
-    assert len(figs) == 4
-    names = [t.name for fig in figs.values() for t in fig.data]
-    assert any("no clipping" in n for n in names)
-    assert any("zero-gradient share" in n for n in names)  # SB3 freezes more than vf_clipfrac counts
-    error = next(fig for title, fig in figs.items() if title.startswith("Value error"))
-    np.testing.assert_array_equal(error.data[0].y, r.value_error)
-    # in a max form the clip fraction is the zero-gradient share: one curve, not two
-    assert not any("zero-gradient share" in t.name for _, fig in training_figures(simulate()) for t in fig.data)
+    fig = training_figure(r)
+    titles = [a.text for a in fig.layout.annotations]
+    assert titles == [f"<b>{title}</b>" for title, _ in LOG_PANELS]
+    panel_of = {t.name: t.yaxis for t in fig.data}
+    assert panel_of["same run, no clipping"] == panel_of[f"this run (eps = {r.config.eps:g})"] == "y"
+    assert panel_of["vf_loss"] == "y3" and fig.layout.yaxis3.type == "log"
+    assert panel_of["zero-gradient share under Stable-Baselines3 2.x"] == "y4"  # SB3 freezes more than it counts
+    np.testing.assert_array_equal(fig.data[0].y, r.value_error)
+    assert [fig.layout[f"xaxis{i}"].matches for i in (2, 3, 4)] == ["x"] * 3  # one zoom for all four
+    # only the panels with two lines have legend entries (a single line is named by its panel's title)
+    assert {t.name for t in fig.data if t.showlegend} == {
+        f"this run (eps = {r.config.eps:g})",
+        "same run, no clipping",
+        "vf_clipfrac (verl: L_clip > L_unclip)",
+        "zero-gradient share under Stable-Baselines3 2.x",
+    }
+    assert len(fig.layout.shapes) == 4 * (r.config.n_rollouts - 1)  # a dotted line per new rollout, per panel
+    plot = fig.layout.height - fig.layout.margin.t - fig.layout.margin.b
+    for axis in ("yaxis", "yaxis2", "yaxis3", "yaxis4"):
+        lo, hi = fig.layout[axis].domain
+        assert abs((hi - lo) * plot - LOG_PANEL_HEIGHT) < 1
+    # in a max form the clip fraction is the zero-gradient share: one curve, not two, and no legend
+    plain = simulate()
+    fig = training_figure(plain)
+    assert not any("zero-gradient share" in t.name for t in fig.data)
+    assert {t.name for t in fig.data if t.showlegend} == {
+        f"this run (eps = {plain.config.eps:g})",
+        "same run, no clipping",
+    }
+
+
+@pytest.mark.parametrize(
+    "config",
+    [SimConfig(loss=loss, n_rollouts=6) for loss in LOSS_FORMS]
+    + [SimConfig(loss="sb3", optimizer="adam", n_rollouts=6)],
+    ids=[*LOSS_FORMS, "sb3-adam"],
+)
+def test_the_training_logs_caption_says_what_the_clip_fraction_panel_shows(config):
+    r = simulate(config)
+    caption = training_logs_caption(r)
+    differ = int((r.vf_clipfrac != r.zero_grad_frac).sum())
+    if "equals the share of tokens with zero gradient" in caption:
+        assert differ == 0 and r.config.form.combine_rule == "max"
+    elif "no gradient is ever zeroed" in caption:
+        assert r.config.form.combine_rule is None and not r.zero_grad_frac.any() and r.vf_clipfrac.any()
+    elif "the two lines coincide" in caption:
+        assert differ == 0
+    else:
+        assert f"the two differ at {differ} of {r.config.n_updates} updates" in caption and differ > 0
 
 
 def test_closed_fraction_is_what_the_docs_say():

@@ -53,6 +53,7 @@ __all__ = [
     "loss_form",
     "first_step_share",
     "CLOSE_FRACTION",
+    "training_logs_caption",
     "SWEEP_RATIOS",
     "SimConfig",
     "SimResult",
@@ -670,6 +671,31 @@ def wall_caption(result: SimResult) -> str:
             "last steps on, so the band is crossed by more than one step."
         )
     return f"{notice} Tokens spent {frozen_share:.0%} of the updates with zero gradient."
+
+
+def training_logs_caption(result: SimResult) -> str:
+    """The caption under the training logs: what each panel is (the panel titles stay short enough for a phone)
+    and how the clip fraction relates to the zero-gradient share in this run."""
+    form = result.config.form
+    loss = "the plain squared error (no clipping)" if form.combine_rule is None else f"{form.short}'s value loss"
+    text = (
+        "Explained variance is 1 − Var(R − v) / Var(R); vf_loss is "
+        f"{loss} on the minibatch each update trains on; dotted lines: a new rollout (v_old resets). "
+        "vf_clipfrac is 0 on the first minibatch of every rollout (v = v_old there) and climbs as tokens cross "
+        "their band"
+    )
+    if form.combine_rule == "max":
+        return text + "; in this max form it equals the share of tokens with zero gradient."
+    if form.combine_rule is None:
+        return text + ", though without clipping no gradient is ever zeroed (the dashed line stays at 0)."
+    differ = int((result.vf_clipfrac != result.zero_grad_frac).sum())
+    text += (
+        f". The dashed line is the share with zero gradient: {form.short} freezes every token outside its band, "
+        "vf_clipfrac counts only those still nearer R than their band edge"
+    )
+    if differ:
+        return text + f"; the two differ at {differ} of {result.config.n_updates} updates here."
+    return text + "; here every token outside its band was, so the two lines coincide."
 
 
 def pushed_while_frozen_note(result: SimResult) -> tuple[str, str] | None:

@@ -13,9 +13,17 @@ from plotly.subplots import make_subplots
 
 from ..notation import BAND_FILL, COLORS, DASHES, SYMBOLS, WIDTHS
 from ..teach.simulate import CLOSE_FRACTION, SimResult, Sweep
-from .base import FONT
+from .base import FONT, OPEN_AXIS
 
-__all__ = ["wall_animation", "training_figures", "sweep_figure", "MAX_FRAMES", "MAX_SLIDER_STEPS"]
+__all__ = [
+    "wall_animation",
+    "training_figure",
+    "LOG_PANELS",
+    "LOG_PANEL_HEIGHT",
+    "sweep_figure",
+    "MAX_FRAMES",
+    "MAX_SLIDER_STEPS",
+]
 
 MAX_FRAMES = 240  # longer runs are animated with a stride, so the figure stays light
 # Plotly draws a tick and a measured label for every slider step: 193 steps were half of the figure's drawing
@@ -329,105 +337,146 @@ def wall_animation(result: SimResult) -> go.Figure:
     return fig
 
 
-def _rollout_lines(result: SimResult) -> list[dict]:
+def _rollout_lines(result: SimResult, xref: str = "x", yref: str = "y domain") -> list[dict]:
     """Dotted vertical lines where a new rollout starts (v_old jumps), as layout shapes built in one go."""
     per_rollout = result.config.n_epochs * result.config.n_minibatches
     line = dict(color=COLORS["neutral"], width=1, dash="dot")
     return [
-        dict(type="line", xref="x", yref="y domain", x0=x, x1=x, y0=0, y1=1, line=line, layer="below")
+        dict(type="line", xref=xref, yref=yref, x0=x, x1=x, y0=0, y1=1, line=line, layer="below")
         for x in (k * per_rollout for k in range(1, result.config.n_rollouts))
     ]
 
 
-def _log_figure(result: SimResult, lines: list[dict], y_title: str, **yaxis) -> go.Figure:
-    """One training log against the update, its legend under it (a short figure that fits a phone's width)."""
-    data = [dict(type="scatter", mode="lines", **line) for line in lines]
-    legend = len(lines) > 1
-    rows = 21 * len(lines) if legend else 0  # one entry per row under the axis title: its height is known
-    layout = dict(
-        height=260 + rows,
-        font=FONT,
-        margin=dict(l=55, r=15, t=10, b=55 + rows),
-        showlegend=legend,
-        legend=dict(
-            orientation="h", yref="container", yanchor="bottom", y=0, x=0, entrywidth=1, entrywidthmode="fraction"
-        ),
-        xaxis=dict(title=dict(text="update", standoff=4)),
-        yaxis=dict(title=dict(text=y_title), **yaxis),
-        shapes=_rollout_lines(result),
-    )
-    return go.Figure(data=data, layout=layout)
+# One training log per panel: (panel title, y axis title). Short titles, so they fit above a phone-wide panel;
+# the page's caption says what each one is.
+LOG_PANELS = (
+    ("Value error: RMSE(v − true value)", "RMSE"),
+    ("Explained variance", "explained var."),
+    ("vf_loss on each update's minibatch", "vf_loss"),
+    ("vf_clipfrac on each minibatch", "share of tokens"),
+)
+LOG_PANEL_HEIGHT = 150  # px of plot per panel
+LOG_LEGEND_ROW = 21  # px per legend entry: one entry per row under the update axis, so its height is known
 
 
-def training_figures(result: SimResult) -> list[tuple[str, go.Figure]]:
-    """(title, figure) of each training log per update: value error, explained variance, vf_loss and the clip
-    fraction (dotted lines: a new rollout). Four small figures, so a page can set them side by side or one
-    under the other, with titles that wrap, at any width."""
+def training_figure(result: SimResult) -> go.Figure:
+    """The four training logs per update (value error, explained variance, vf_loss, clip fraction), one panel
+    each, stacked on one shared update axis with a dotted line at every new rollout, as a trainer's dashboard
+    lays them out. One figure, not four: the browser draws a figure at a fixed cost of its own, and the panels
+    stack the same at any width. Built as plain dicts (no per-trace validation)."""
     cfg = result.config
-    u_states = np.arange(result.values.shape[0]).tolist()
-    u_updates = np.arange(1, cfg.n_updates + 1).tolist()
+    u_states = np.arange(result.values.shape[0])
+    u_updates = np.arange(1, cfg.n_updates + 1)
     max_line = dict(color=COLORS["max"], width=2)
-    error = [
-        dict(
-            x=u_states,
-            y=result.value_error.tolist(),
-            name=f"this run (eps = {cfg.eps:g})",
-            line={**max_line, "width": 2.5},
-        ),
-        dict(
-            x=u_states,
-            y=result.baseline_value_error.tolist(),
-            name="same run, no clipping",
-            line=dict(color=COLORS["unclipped"], width=2, dash=DASHES["clipped"]),
-        ),
-    ]
     ev = result.explained_var[np.isfinite(result.explained_var)]
     ev_lo = float(min(0.0, np.percentile(ev, 5))) if ev.size else 0.0
-    clipfrac = [
-        dict(
-            x=u_updates,
-            y=result.vf_clipfrac.tolist(),
-            name="vf_clipfrac (verl: L_clip > L_unclip)",
-            line=dict(color=COLORS["zero_grad"], width=2.5, shape="hv"),
-        )
+    panels: list[tuple[list[dict], dict]] = [  # (lines, y axis settings) in LOG_PANELS order
+        (
+            [
+                dict(
+                    x=u_states,
+                    y=result.value_error,
+                    name=f"this run (eps = {cfg.eps:g})",
+                    line={**max_line, "width": 2.5},
+                ),
+                dict(
+                    x=u_states,
+                    y=result.baseline_value_error,
+                    name="same run, no clipping",
+                    line=dict(color=COLORS["unclipped"], width=2, dash=DASHES["clipped"]),
+                ),
+            ],
+            {},
+        ),
+        (
+            [dict(x=u_states, y=result.explained_var, name="explained variance", line=max_line)],
+            {"range": [max(ev_lo, -1.0) - 0.05, 1.05]},
+        ),
+        (
+            [dict(x=u_updates, y=result.vf_loss, name="vf_loss", line=max_line)],
+            {"type": "log", "dtick": 1},  # a label per decade: the 2 and 5 between them crowd a short axis
+        ),
+        (
+            [
+                dict(
+                    x=u_updates,
+                    y=result.vf_clipfrac,
+                    name="vf_clipfrac (verl: L_clip > L_unclip)",
+                    line=dict(color=COLORS["zero_grad"], width=2.5, shape="hv"),
+                )
+            ],
+            {"range": [-0.03, 1.03]},
+        ),
     ]
     if cfg.form.combine_rule != "max":  # in a max form vf_clipfrac is exactly the zero-gradient share
-        clipfrac.append(
+        panels[3][0].append(
             dict(
                 x=u_updates,
-                y=result.zero_grad_frac.tolist(),
+                y=result.zero_grad_frac,
                 name=f"zero-gradient share under {cfg.form.short}",
                 line=dict(color=COLORS["neutral"], width=2, dash="dash", shape="hv"),
             )
         )
-    return [
-        ("Value error: RMSE(v − true value)", _log_figure(result, error, "RMSE")),
-        (
-            "Explained variance: 1 − Var(R − v) / Var(R)",
-            _log_figure(
-                result,
-                [dict(x=u_states, y=result.explained_var.tolist(), name="explained variance", line=max_line)],
-                "explained variance",
-                range=[max(ev_lo, -1.0) - 0.05, 1.05],
-            ),
+    n = len(panels)
+    gap = 0.09  # of the plot height, between panels: room for the next panel's title
+    height_each = (1 - gap * (n - 1)) / n
+    data: list[dict] = []
+    shapes: list[dict] = []
+    annotations: list[dict] = []
+    layout: dict = {}
+    legend_rows = 0
+    for i, ((title, y_title), (lines, yaxis)) in enumerate(zip(LOG_PANELS, panels, strict=True)):
+        suffix = "" if i == 0 else str(i + 1)
+        top = 1 - i * (height_each + gap)
+        layout[f"yaxis{suffix}"] = {
+            **OPEN_AXIS,
+            "domain": [max(0.0, top - height_each), min(1.0, top)],
+            "title": {"text": y_title, "font": {"size": 12}},
+            "anchor": f"x{suffix}",
+            **yaxis,
+        }
+        layout[f"xaxis{suffix}"] = {
+            **OPEN_AXIS,
+            "anchor": f"y{suffix}",
+            "matches": "x" if i else None,
+            "showticklabels": i == n - 1,
+            "title": {"text": "update" if i == n - 1 else "", "standoff": 4},
+        }
+        annotations.append(
+            {
+                "text": f"<b>{title}</b>",
+                "xref": "paper",
+                "yref": f"y{suffix} domain",
+                "x": 0,
+                "y": 1.03,
+                "xanchor": "left",
+                "yanchor": "bottom",
+                "showarrow": False,
+                "font": {"size": 13},
+            }
+        )
+        shapes += _rollout_lines(result, f"x{suffix}", f"y{suffix} domain")
+        legend = len(lines) > 1  # a panel's single line is named by its title
+        legend_rows += len(lines) if legend else 0
+        data += [
+            dict(type="scatter", mode="lines", xaxis=f"x{suffix}", yaxis=f"y{suffix}", showlegend=legend, **line)
+            for line in lines
+        ]
+    rows = LOG_LEGEND_ROW * legend_rows
+    layout.update(
+        height=round(LOG_PANEL_HEIGHT / height_each) + 30 + 50 + rows,  # the plot, then margin t and b
+        font=FONT,
+        plot_bgcolor="white",
+        margin=dict(l=60, r=15, t=30, b=50 + rows),
+        hovermode="x unified",
+        showlegend=legend_rows > 0,
+        legend=dict(
+            orientation="h", yref="container", yanchor="bottom", y=0, x=0, entrywidth=1, entrywidthmode="fraction"
         ),
-        (
-            f"vf_loss ({cfg.form.short}) on each update's minibatch",
-            _log_figure(
-                result,
-                [dict(x=u_updates, y=result.vf_loss.tolist(), name="vf_loss", line=max_line)],
-                "vf_loss",
-                type="log",
-                dtick=1,  # a label per decade: the 2 and 5 between them crowd a short axis
-            ),
-        ),
-        (
-            "vf_clipfrac and the zero-gradient share, on each minibatch"
-            if len(clipfrac) > 1
-            else "vf_clipfrac on each minibatch",
-            _log_figure(result, clipfrac, "share of tokens", range=[-0.03, 1.03]),
-        ),
-    ]
+        shapes=shapes,
+        annotations=annotations,
+    )
+    return go.Figure(data=data, layout=layout)
 
 
 def sweep_figure(sweep: Sweep, current_eps: float | None = None) -> go.Figure:
