@@ -28,6 +28,7 @@ from valueloss.viz.dynamics import (
     LOG_PANELS,
     MAX_FRAMES,
     MAX_SLIDER_STEPS,
+    sweep_figure,
     training_figure,
     wall_animation,
 )
@@ -366,6 +367,20 @@ def test_the_training_logs_caption_says_what_the_clip_fraction_panel_shows(confi
         assert differ == 0
     else:
         assert f"the two differ at {differ} of {r.config.n_updates} updates" in caption and differ > 0
+
+
+def test_each_dynamics_figure_names_its_data_by_the_settings_that_made_it():
+    """Plotly redraws a figure's traces only when its datarevision changes (pages hand it each figure twice):
+    the revision must change with every setting and only with them, since a run is a function of its settings."""
+    config = SimConfig(n_rollouts=4)
+    run, again, other = simulate(config), simulate(SimConfig(n_rollouts=4)), simulate(SimConfig(n_rollouts=4, seed=1))
+    np.testing.assert_array_equal(run.values, again.values)  # what makes the settings a valid revision
+    for draw in (wall_animation, training_figure):
+        assert draw(run).layout.datarevision == draw(again).layout.datarevision != draw(other).layout.datarevision
+    sweeps = [
+        sweep_figure(sweep_eps(c), 0.2) for c in (config, SimConfig(n_rollouts=4), SimConfig(n_rollouts=4, gap=3.0))
+    ]
+    assert sweeps[0].layout.datarevision == sweeps[1].layout.datarevision != sweeps[2].layout.datarevision
 
 
 def test_closed_fraction_is_what_the_docs_say():

@@ -6,6 +6,8 @@ Figures are assembled as plain dicts and validated once by ``go.Figure(data, lay
 
 from __future__ import annotations
 
+import hashlib
+
 import plotly.graph_objects as go
 
 from ..notation import (
@@ -27,6 +29,7 @@ __all__ = [
     "current_marker",
     "grid_axes",
     "subplot_layout",
+    "data_revision",
 ]
 
 
@@ -190,3 +193,12 @@ def subplot_layout(titles: list[str], *, rows: int, cols: int, x_title: str, y_t
             }
         )
     return layout, cells
+
+
+def data_revision(source: object) -> str:
+    """``layout.datarevision`` from what a figure's data is a function of (its repr must say all of it).
+
+    Streamlit hands Plotly an equal copy of each figure right after its first draw; without a revision
+    Plotly.react takes the copied arrays for new data and recalculates and redraws every trace (each figure
+    was drawn twice per re-run). With the same revision it sees no new data and the second pass is cheap."""
+    return hashlib.blake2b(repr(source).encode(), digest_size=8).hexdigest()

@@ -13,7 +13,7 @@ from plotly.subplots import make_subplots
 
 from ..notation import BAND_FILL, COLORS, DASHES, SYMBOLS, WIDTHS
 from ..teach.simulate import CLOSE_FRACTION, SimResult, Sweep
-from .base import FONT, OPEN_AXIS
+from .base import FONT, OPEN_AXIS, data_revision
 
 __all__ = [
     "wall_animation",
@@ -285,6 +285,7 @@ def wall_animation(result: SimResult) -> go.Figure:
     pause = dict(frame=dict(duration=0, redraw=False), transition=dict(duration=0), mode="immediate")
     plot_height = 170 * n  # the buttons and the slider sit below the plots, one above the other at any width
     fig.update_layout(
+        datarevision=data_revision(result.config),  # a run is a function of its settings (bit for bit)
         height=plot_height + 300,
         font=FONT,
         barmode="overlay",
@@ -464,6 +465,7 @@ def training_figure(result: SimResult) -> go.Figure:
         ]
     rows = LOG_LEGEND_ROW * legend_rows
     layout.update(
+        datarevision=data_revision(cfg),
         height=round(LOG_PANEL_HEIGHT / height_each) + 30 + 50 + rows,  # the plot, then margin t and b
         font=FONT,
         plot_bgcolor="white",
@@ -537,6 +539,7 @@ def sweep_figure(sweep: Sweep, current_eps: float | None = None) -> go.Figure:
             )
     y_max = max(x_max, sweep.max_rollouts * 1.05 if (~closed).any() else np.nanmax(sweep.rollouts, initial=1) * 1.1)
     fig.update_layout(
+        datarevision=data_revision(sweep.config),  # the sweep is a function of the run's settings
         height=420,
         font=FONT,
         margin=dict(l=60, r=20, t=40, b=65),
