@@ -30,6 +30,7 @@ __all__ = [
     "grid_axes",
     "subplot_layout",
     "data_revision",
+    "stacked_panels",
 ]
 
 
@@ -202,3 +203,45 @@ def data_revision(source: object) -> str:
     Plotly.react takes the copied arrays for new data and recalculates and redraws every trace (each figure
     was drawn twice per re-run). With the same revision it sees no new data and the second pass is cheap."""
     return hashlib.blake2b(repr(source).encode(), digest_size=8).hexdigest()
+
+
+def stacked_panels(panels: list[tuple[str, str, dict]], *, gap: float, x_title: str) -> tuple[dict, list[dict]]:
+    """Axes and bold title annotations for panels stacked on one shared x axis (one zoom for all, tick labels
+    on the last): ``panels`` is (title, y axis title, extra y axis settings) top to bottom, ``gap`` the share
+    of the plot height between two panels. Returns the layout's axes and the titles; panel i draws on
+    ``x{i+1}`` / ``y{i+1}`` (the first on ``x`` / ``y``)."""
+    n = len(panels)
+    height_each = (1 - gap * (n - 1)) / n
+    axes: dict = {}
+    titles: list[dict] = []
+    for i, (title, y_title, yaxis) in enumerate(panels):
+        suffix = "" if i == 0 else str(i + 1)
+        top = 1 - i * (height_each + gap)
+        axes[f"yaxis{suffix}"] = {
+            **OPEN_AXIS,
+            "domain": [max(0.0, top - height_each), min(1.0, top)],
+            "title": {"text": y_title, "font": {"size": 12}},
+            "anchor": f"x{suffix}",
+            **yaxis,
+        }
+        axes[f"xaxis{suffix}"] = {
+            **OPEN_AXIS,
+            "anchor": f"y{suffix}",
+            "matches": "x" if i else None,
+            "showticklabels": i == n - 1,
+            "title": {"text": x_title if i == n - 1 else ""},
+        }
+        titles.append(
+            {
+                "text": f"<b>{title}</b>",
+                "xref": "paper",
+                "yref": f"y{suffix} domain",
+                "x": 0,
+                "y": 1.02,
+                "xanchor": "left",
+                "yanchor": "bottom",
+                "showarrow": False,
+                "font": {"size": 13},
+            }
+        )
+    return axes, titles

@@ -13,7 +13,7 @@ from plotly.subplots import make_subplots
 
 from ..notation import BAND_FILL, COLORS, DASHES, SYMBOLS, WIDTHS
 from ..teach.simulate import CLOSE_FRACTION, SimResult, Sweep
-from .base import FONT, OPEN_AXIS, data_revision
+from .base import FONT, data_revision, stacked_panels
 
 __all__ = [
     "wall_animation",
@@ -338,8 +338,8 @@ def wall_animation(result: SimResult) -> go.Figure:
     return fig
 
 
-def _rollout_lines(result: SimResult, xref: str = "x", yref: str = "y domain") -> list[dict]:
-    """Dotted vertical lines where a new rollout starts (v_old jumps), as layout shapes built in one go."""
+def _rollout_lines(result: SimResult, xref: str, yref: str) -> list[dict]:
+    """Dotted vertical lines where a new rollout starts (v_old jumps) on one panel, as layout shapes."""
     per_rollout = result.config.n_epochs * result.config.n_minibatches
     line = dict(color=COLORS["neutral"], width=1, dash="dot")
     return [
@@ -418,55 +418,25 @@ def training_figure(result: SimResult) -> go.Figure:
                 line=dict(color=COLORS["neutral"], width=2, dash="dash", shape="hv"),
             )
         )
-    n = len(panels)
     gap = 0.09  # of the plot height, between panels: room for the next panel's title
-    height_each = (1 - gap * (n - 1)) / n
+    layout, annotations = stacked_panels(
+        [(title, y_title, yaxis) for (title, y_title), (_, yaxis) in zip(LOG_PANELS, panels, strict=True)],
+        gap=gap,
+        x_title="update",
+    )
     data: list[dict] = []
     shapes: list[dict] = []
-    annotations: list[dict] = []
-    layout: dict = {}
     legend_rows = 0
-    for i, ((title, y_title), (lines, yaxis)) in enumerate(zip(LOG_PANELS, panels, strict=True)):
-        suffix = "" if i == 0 else str(i + 1)
-        top = 1 - i * (height_each + gap)
-        layout[f"yaxis{suffix}"] = {
-            **OPEN_AXIS,
-            "domain": [max(0.0, top - height_each), min(1.0, top)],
-            "title": {"text": y_title, "font": {"size": 12}},
-            "anchor": f"x{suffix}",
-            **yaxis,
-        }
-        layout[f"xaxis{suffix}"] = {
-            **OPEN_AXIS,
-            "anchor": f"y{suffix}",
-            "matches": "x" if i else None,
-            "showticklabels": i == n - 1,
-            "title": {"text": "update" if i == n - 1 else "", "standoff": 4},
-        }
-        annotations.append(
-            {
-                "text": f"<b>{title}</b>",
-                "xref": "paper",
-                "yref": f"y{suffix} domain",
-                "x": 0,
-                "y": 1.03,
-                "xanchor": "left",
-                "yanchor": "bottom",
-                "showarrow": False,
-                "font": {"size": 13},
-            }
-        )
-        shapes += _rollout_lines(result, f"x{suffix}", f"y{suffix} domain")
+    for i, (lines, _) in enumerate(panels):
+        x, y = ("x", "y") if i == 0 else (f"x{i + 1}", f"y{i + 1}")
+        shapes += _rollout_lines(result, x, f"{y} domain")
         legend = len(lines) > 1  # a panel's single line is named by its title
         legend_rows += len(lines) if legend else 0
-        data += [
-            dict(type="scatter", mode="lines", xaxis=f"x{suffix}", yaxis=f"y{suffix}", showlegend=legend, **line)
-            for line in lines
-        ]
+        data += [dict(type="scatter", mode="lines", xaxis=x, yaxis=y, showlegend=legend, **line) for line in lines]
     rows = LOG_LEGEND_ROW * legend_rows
     layout.update(
         datarevision=data_revision(cfg),
-        height=round(LOG_PANEL_HEIGHT / height_each) + 30 + 50 + rows,  # the plot, then margin t and b
+        height=round(LOG_PANEL_HEIGHT * len(panels) / (1 - gap * (len(panels) - 1))) + 30 + 50 + rows,  # plot, t, b
         font=FONT,
         plot_bgcolor="white",
         margin=dict(l=60, r=15, t=30, b=50 + rows),

@@ -13,7 +13,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ..notation import BAND_FILL, COLORS
-from .base import FONT, OPEN_AXIS
+from .base import FONT, stacked_panels
 
 __all__ = ["MAX_DRAWN", "RUN_COLORS", "decimate", "timeline_figure", "PANELS"]
 
@@ -90,9 +90,13 @@ def timeline_figure(
         raise ValueError("none of the runs has a critic quantity to draw: map the metrics first")
     n = len(panels)
     several = len(analyses) > 1
-    gap = 0.045
-    height_each = (1 - gap * (n - 1)) / n
+    axes, titles = stacked_panels(
+        [(PANELS[p][0], PANELS[p][1], {"type": "log" if PANELS[p][2] else "linear"}) for p in panels],
+        gap=0.045,
+        x_title="step",
+    )
     layout: dict = {
+        **axes,
         "height": 190 * n + (110 if several else 70),
         "margin": {"l": 60, "r": 20, "t": 70 if several else 30, "b": 40},
         "font": FONT,
@@ -108,43 +112,11 @@ def timeline_figure(
             "font": {"size": 12},
             "title": {"text": "runs "},
         },
-        "annotations": [],
+        "annotations": titles,
         "shapes": [],
     }
     data: list[dict] = []
-    axis_of = {}
-    for i, panel in enumerate(panels):
-        suffix = "" if i == 0 else str(i + 1)
-        top = 1 - i * (height_each + gap)
-        title, y_title, log = PANELS[panel]
-        layout[f"yaxis{suffix}"] = {
-            **OPEN_AXIS,
-            "domain": [max(0.0, top - height_each), min(1.0, top)],
-            "title": {"text": y_title, "font": {"size": 12}},
-            "type": "log" if log else "linear",
-            "anchor": f"x{suffix}",
-        }
-        layout[f"xaxis{suffix}"] = {
-            **OPEN_AXIS,
-            "anchor": f"y{suffix}",
-            "matches": "x" if i else None,
-            "showticklabels": i == n - 1,
-            "title": {"text": "step" if i == n - 1 else ""},
-        }
-        layout["annotations"].append(
-            {
-                "text": f"<b>{title}</b>",
-                "xref": "paper",
-                "yref": f"y{suffix} domain",
-                "x": 0,
-                "y": 1.02,
-                "xanchor": "left",
-                "yanchor": "bottom",
-                "showarrow": False,
-                "font": {"size": 13},
-            }
-        )
-        axis_of[panel] = (f"x{suffix}", f"y{suffix}")
+    axis_of = {panel: ("x", "y") if i == 0 else (f"x{i + 1}", f"y{i + 1}") for i, panel in enumerate(panels)}
     if "clipfrac" in axis_of:
         xa, ya = axis_of["clipfrac"]
         layout["shapes"].append(
