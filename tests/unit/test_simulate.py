@@ -352,12 +352,14 @@ def test_the_training_logs_are_one_figure_of_four_panels_on_one_update_axis():
 @pytest.mark.parametrize(
     "config",
     [SimConfig(loss=loss, n_rollouts=6) for loss in LOSS_FORMS]
-    + [SimConfig(loss="sb3", optimizer="adam", n_rollouts=6)],
-    ids=[*LOSS_FORMS, "sb3-adam"],
+    + [SimConfig(loss="sb3", optimizer="adam", n_rollouts=6), SimConfig(eps=1000.0, n_rollouts=6)],
+    ids=[*LOSS_FORMS, "sb3-adam", "eps-wider-than-any-move"],
 )
 def test_the_training_logs_caption_says_what_the_clip_fraction_panel_shows(config):
     r = simulate(config)
     caption = training_logs_caption(r)
+    assert ("climbs as tokens cross their band" in caption) == bool(r.vf_clipfrac.any())
+    assert ("stays at 0 in this run" in caption) == (not r.vf_clipfrac.any())
     differ = int((r.vf_clipfrac != r.zero_grad_frac).sum())
     if "equals the share of tokens with zero gradient" in caption:
         assert differ == 0 and r.config.form.combine_rule == "max"

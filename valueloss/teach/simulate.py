@@ -681,8 +681,12 @@ def training_logs_caption(result: SimResult) -> str:
     text = (
         "Explained variance is 1 − Var(R − v) / Var(R); vf_loss is "
         f"{loss} on the minibatch each update trains on; dotted lines: a new rollout (v_old resets). "
-        "vf_clipfrac is 0 on the first minibatch of every rollout (v = v_old there) and climbs as tokens cross "
-        "their band"
+        + (
+            "vf_clipfrac is 0 on the first minibatch of every rollout (v = v_old there) and climbs as tokens cross "
+            "their band"
+            if result.vf_clipfrac.any()
+            else f"vf_clipfrac stays at 0 in this run: at eps = {result.config.eps:g} the clipped term never wins"
+        )
     )
     if form.combine_rule == "max":
         return text + "; in this max form it equals the share of tokens with zero gradient."
