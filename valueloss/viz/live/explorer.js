@@ -1,36 +1,20 @@
-// The live one-token explorer (Streamlit custom component v2, no iframe). tokenmath.js is prepended
-// to this file, so VLMath is in scope. Python sends the scenario, the slider limits, the theme's
-// colours and the core's region labels in `data`; everything on screen is recomputed here on every
-// animation frame while a handle moves, and the state goes back to Python when the handle is released
-// (or 350 ms after the last key press), which then updates the URL-bound sliders and the page.
-const SVGNS = "http://www.w3.org/2000/svg";
+// The live one-token explorer (Streamlit custom component v2, no iframe). tokenmath.js, svg.js and
+// frames.js are prepended to this file, so VLMath and the drawing helpers are in scope. Python sends the
+// scenario, the slider limits, the theme's colours and the core's region labels in `data`; everything on
+// screen is recomputed here on every animation frame while a handle moves, and the state goes back to
+// Python when the handle is released (or 350 ms after the last key press), which then updates the
+// URL-bound sliders and the page.
 const KEYS = ["v", "v_old", "R", "eps"];
 const KEY_SETTLE_MS = 350;
 const MAP_RES = 200;
 const LOSS_H = 300, GRAD_H = 190;
 const M = { left: 52, right: 14, top: 24, bottom: 34 };
 
-function el(tag, attrs, parent, ns) {
-  const node = ns ? document.createElementNS(SVGNS, tag) : document.createElement(tag);
-  for (const [k, val] of Object.entries(attrs || {})) node.setAttribute(k, val);
-  if (parent) parent.appendChild(node);
-  return node;
-}
-const svgEl = (tag, attrs, parent) => el(tag, attrs, parent, true);
-const DASH = { solid: "", dash: "7 4", dot: "2 3", dashdot: "7 3 2 3", longdash: "11 4" };
-
 // Round to the sliders' step and read the number back as the URL does (0.3, not 0.30000000000000004).
 function snap(x, step, lo, hi) {
   const n = Math.min(hi, Math.max(lo, Math.round(x / step) * step));
   const decimals = Math.max(0, Math.ceil(-Math.log10(step) - 1e-9));
   return parseFloat(n.toFixed(decimals));
-}
-
-function niceTicks(lo, hi, count) {
-  const step = VLMath.niceCeil((hi - lo) / count);
-  const out = [];
-  for (let t = Math.ceil(lo / step) * step; t <= hi + step * 1e-9; t += step) out.push(Math.abs(t) < step * 1e-9 ? 0 : t);
-  return out;
 }
 
 class Explorer {
@@ -467,15 +451,6 @@ class Explorer {
   }
 }
 
-function linear(d0, d1, r0, r1) {
-  const k = (r1 - r0) / (d1 - d0);
-  const f = (v) => r0 + (v - d0) * k;
-  f.invert = (p) => d0 + (p - r0) / k;
-  f.lo = Math.min(d0, d1);
-  f.hi = Math.max(d0, d1);
-  return f;
-}
-
 // The filled-in equation, built like valueloss/teach/explain.py equation_latex (same lines, same numbers).
 function equationLines(s, t, cfg, winner) {
   const f = VLMath.fmt;
@@ -535,8 +510,10 @@ export default function (component) {
     window.__vlLive = ex; // the browser tests read frame times and state from here
   }
   ex.update(component);
+  // Unmounted: take the drawing away with the instance, or a later mount on this element would add a second one.
   return () => {
     ex.resizeObserver.disconnect();
+    ex.box.remove();
     delete parentElement.__vlExplorer;
   };
 }

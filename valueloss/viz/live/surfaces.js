@@ -202,5 +202,6 @@ export default function (component) {
   let sf = parentElement.__vlSurfaces;
   if (!sf) sf = parentElement.__vlSurfaces = window.__vlSurfaces = new Surfaces(parentElement);
   sf.update(component);
-  return () => { delete parentElement.__vlSurfaces; };
+  // Unmounted: take the drawing away with the instance, or a later mount on this element would add a second one.
+  return () => { sf.box.remove(); delete parentElement.__vlSurfaces; };
 }
