@@ -9,7 +9,8 @@ finished (``data-test-script-state=notRunning``).
 - check: on each of the tour's steps, one answer picked and "Check my answer" clicked, until the feedback shows;
   every step once per round, on a fresh page each round (the first round fills the server's caches);
 - dynamics, new: "Run simulation" after a change the server has not simulated yet (a new seed);
-- dynamics, again: "Run simulation" with settings it has simulated before (from its caches).
+- dynamics, again: "Run simulation" with settings it has simulated before (from its caches);
+  a dynamics run is on screen once every figure and the moving wall name the new run (their data revisions).
 """
 
 from __future__ import annotations
@@ -34,6 +35,15 @@ WATCH = """() => { window.__ran = false; new MutationObserver((records) => { for
 }).observe(document.body, {attributes: true, attributeOldValue: true, subtree: true,
   attributeFilter: ['data-test-script-state']}); }"""
 DONE = "() => window.__ran && document.querySelector('[data-test-script-state=notRunning]') !== null"
+# What names each drawn run on Critic dynamics: a Plotly figure's layout.datarevision, the wall's data-revision.
+# A re-run served from the caches can finish before the browser ever shows the "running" state (React renders
+# only the last of two quick changes), so a dynamics run is done when every one of them names the new run.
+REVISIONS = """() => [...document.querySelectorAll('.js-plotly-plot')].map(p => p.layout && p.layout.datarevision)
+  .concat([...document.querySelectorAll('[data-revision]')].map(e => e.dataset.revision))"""
+SHOWS_NEW_RUN = f"""(before) => {{ const now = ({REVISIONS})();
+  const idle = document.querySelector('[data-test-script-state=notRunning]') !== null;
+  if (!before.some((r) => r != null)) return window.__ran && idle;  // a tree whose figures carry no revision
+  return idle && now.length === before.length && now.every((r, i) => r !== before[i]); }}"""
 
 
 def _armed(page) -> None:
@@ -85,10 +95,11 @@ def dynamics_runs(page, url: str, rounds: int) -> dict[str, list[float]]:
     for i in range(rounds):
         for kind, value in (("new", 100 + i), ("again", 0)):
             seed.fill(str(value))
+            before = page.evaluate(REVISIONS)
             _armed(page)
             t0 = time.perf_counter()
             button.click()
-            _finished(page)
+            page.wait_for_function(SHOWS_NEW_RUN, arg=before, timeout=120_000)
             out[kind].append(time.perf_counter() - t0)
             assert page.evaluate(metric)
     return out

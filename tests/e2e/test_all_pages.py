@@ -107,7 +107,8 @@ LAYOUT_SHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "layout"
 # - text cut by an ellipsis (a metric label, a widget label, a table header): its full width is wider than its box;
 # - text of a Plotly figure (title, subplot title, legend entry, axis title) that runs past the figure's edge (or
 #   the element that holds it), a title or axis title over another, or a legend entry over one;
-# - Plotly's toolbar (the modebar, shown here as on hover) over a title, a subplot title or the legend.
+# - Plotly's toolbar (the modebar, shown here as on hover) over a title, a subplot title or the legend;
+# - text of the app's own SVG drawings (the live explorer, the moving wall) that runs past its drawing's edge.
 LAYOUT_JS = r"""
 () => {
   const out = [];
@@ -150,6 +151,15 @@ LAYOUT_JS = r"""
     for (const t of plot.querySelectorAll(".gtitle, .annotation-text-g, .legend .bg, .legend .scrollbox")) {
       if (box(t).width > 0 && overlap(box(bar), box(t)))
         out.push("toolbar over: " + (t.closest(".legend") ? "the legend" : t.textContent.slice(0, 80)));
+    }
+  });
+  document.querySelectorAll(".vl-svg").forEach((svg) => {
+    if (!visible(svg)) return;
+    const f = box(svg);
+    for (const t of svg.querySelectorAll("text")) {
+      const b = box(t);
+      if (b.width > 0 && (b.left < f.left - 1 || b.right > f.right + 1 || b.top < f.top - 1 || b.bottom > f.bottom + 1))
+        out.push("past its drawing's edge: " + t.textContent.slice(0, 80));
     }
   });
   return [...new Set(out)];

@@ -1,5 +1,5 @@
 """The Learn pages in Chromium: the tour checks an answer, keeps it across pages and in the link;
-the dynamics page runs a scenario, follows its link and plays its animation. A screenshot each."""
+the dynamics page runs a scenario, follows its link and plays its moving wall. A screenshot each."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from urllib.parse import urlencode
 import pytest
 from playwright.sync_api import expect
 
+from valueloss.teach.explain import fmt
 from valueloss.teach.simulate import SimConfig, simulate
 from valueloss.teach.tour import STEPS, get_step
+from valueloss.viz.dynamics import wall_data
 
 from .helpers import TIMEOUT_MS, assert_no_exception, goto, shot, wait_for_text, wait_ready
 
@@ -103,14 +105,35 @@ def test_dynamics_runs_a_scenario_and_plays(page, app_url):
     )
     assert_no_exception(page)
 
-    # Play the animation for a moment: the frame label moves off "start".
-    chart = page.locator("[data-testid=stPlotlyChart]").first
-    chart.get_by_text("▶ Play").click()
-    page.wait_for_timeout(2500)
-    chart.get_by_text("❚❚ Pause").click()
-    label = chart.locator(".slider-container .current-value, text.slider-currentvalue-text").first
-    if label.count():
-        assert "start" not in label.inner_text()
+    # The moving wall draws this run: Play for a moment, Pause, and the table reads the run where it stopped.
+    data = wall_data(expected)
+    wall, label = page.get_by_test_id("vl-wall"), page.get_by_test_id("vl-wall-label")
+    expect(wall).to_have_attribute("data-revision", data["revision"], timeout=TIMEOUT_MS)
+    last = len(data["labels"]) - 1
+    expect(label).to_have_text(f"update 0 of {last}: start")
+    play = page.get_by_test_id("vl-wall-play")
+    play.click()
+    expect(play).to_have_text("❚❚ Pause")
+    page.wait_for_timeout(1200)
+    play.click()
+    expect(wall).to_have_attribute("data-playing", "false")
+    u = int(wall.get_attribute("data-state"))
+    assert 0 < u < last
+    expect(label).to_have_text(f"update {u} of {last}: {data['labels'][u]}")
+    rows = page.get_by_test_id("vl-wall-readout").locator("tr")
+    for i, c in enumerate(expected.tracked, start=1):
+        cells = rows.nth(i).locator("td").all_inner_texts()
+        k = int(expected.rollout[u - 1])
+        own = "0" if expected.frozen_after[u - 1, c] else "≠ 0"
+        v, v_old = float(expected.values[u, c]), float(expected.v_old[k, c])  # the browser's float64 arithmetic
+        assert cells == [str(c), fmt(v_old), fmt(expected.targets[k, c]), fmt(v), fmt(v - v_old), own]
+    # the slider answers the keyboard; a press on a history moves to the update under the pointer
+    page.get_by_role("slider", name="update shown").press("End")
+    expect(label).to_have_text(f"update {last} of {last}: {data['labels'][last]}")
+    box = page.get_by_test_id("vl-wall-history").bounding_box()
+    page.mouse.click(box["x"] + 0.3 * box["width"], box["y"] + 0.3 * box["height"])
+    u = int(wall.get_attribute("data-state"))
+    assert 0.15 * last < u < 0.45 * last
     fit_viewport(page)
     shot(page, "dynamics")
 

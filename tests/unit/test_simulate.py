@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from fractions import Fraction
 
 import numpy as np
@@ -23,14 +24,14 @@ from valueloss.teach.simulate import (
     sweep_eps,
     training_logs_caption,
 )
+from valueloss.viz.base import APP_TEMPLATE
 from valueloss.viz.dynamics import (
     LOG_PANEL_HEIGHT,
     LOG_PANELS,
-    MAX_FRAMES,
-    MAX_SLIDER_STEPS,
+    WALL_FRAME_MS,
     sweep_figure,
     training_figure,
-    wall_animation,
+    wall_data,
 )
 
 # A configuration where each step is small against eps but the optimizer could go much further
@@ -283,37 +284,40 @@ def test_progress_is_reported_per_rollout():
     assert seen[-1][1] == "rollout 4 of 4"
 
 
-def test_the_default_run_animates_every_update_and_scrubs_at_a_stride():
-    """Speed is the benchmarks' to show (tests/e2e/interaction_benchmark.py); here, what keeps the figure light:
-    every update a frame, at most MAX_SLIDER_STEPS slider steps over them, the first and the last included."""
-    r = simulate()
-    fig = wall_animation(r)
-    assert len(fig.frames) == r.config.n_updates + 1 <= MAX_FRAMES
-    (slider,) = fig.layout.sliders
-    shown = [step.args[0][0] for step in slider.steps]
-    names = [f.name for f in fig.frames]
-    assert len(shown) <= MAX_SLIDER_STEPS + 1 < len(names)
-    assert shown[0] == names[0] and shown[-1] == names[-1] and set(shown) <= set(names)
-    assert shown == sorted(shown, key=int)
-    assert slider.steps[-1].label == f"r{r.config.n_rollouts}·e{r.config.n_epochs}·mb{r.config.n_minibatches}"
+def test_the_wall_draws_the_runs_own_numbers_at_every_state():
+    """The moving wall's browser component draws what wall_data sends and nothing else: for each tracked
+    token, v at every state, and v_old and R of the rollout each state belongs to (state u >= 1 is after
+    update u - 1), pink where its own gradient is zero, as plain JSON (no NaN: the browser cannot parse it)."""
+    r = simulate(critic="shared", lr=0.03)
+    data = wall_data(r)
+    json.dumps(data, allow_nan=False)
+    n_states = r.config.n_updates + 1
+    assert len(data["labels"]) == n_states and data["labels"][0] == "start"
+    assert data["labels"][-1] == f"r{r.config.n_rollouts}·e{r.config.n_epochs}·mb{r.config.n_minibatches}"
+    per_rollout = r.config.n_epochs * r.config.n_minibatches
+    assert data["rolloutStarts"] == [k * per_rollout for k in range(1, r.config.n_rollouts)]
+    assert [t["label"] for t in data["tokens"]] == [str(c) for c in r.tracked]
+    for token, c in zip(data["tokens"], r.tracked, strict=True):
+        np.testing.assert_array_equal(token["v"], r.values[:, c])
+        for u in (0, 1, per_rollout, per_rollout + 1, n_states - 1):
+            k = 0 if u == 0 else int(r.rollout[u - 1])
+            assert token["vOld"][u] == r.v_old[k, c] and token["R"][u] == r.targets[k, c]
+            assert token["frozenNow"][u] == (u > 0 and bool(r.frozen_after[u - 1, c]))
+        assert token["frozenStates"] == [u + 1 for u in np.flatnonzero(r.frozen[:, c])]
+        assert token["title"] == f"token {c}, gap {r.v_true[c] - r.values[0, c]:+.2f}"
+    lo, hi = data["yRange"]
+    every = np.concatenate([[t["true"]] + t["v"] + t["R"] for t in data["tokens"]])
+    assert lo < every.min() and every.max() < hi  # fixed axes hold the whole run
+    same, other = simulate(critic="shared", lr=0.03), simulate(critic="shared", lr=0.03, seed=1)
+    assert data["revision"] == wall_data(same)["revision"] != wall_data(other)["revision"]
 
 
-def test_long_runs_are_animated_with_a_stride():
-    r = simulate(n_rollouts=20, n_epochs=4, n_minibatches=4)  # 321 states
-    fig = wall_animation(r)
-    assert len(fig.frames) <= MAX_FRAMES + 1
-    assert fig.frames[-1].name == str(r.config.n_updates)
-
-
-def test_animation_axes_are_fixed_and_frames_follow_the_run():
-    r = simulate()
-    fig = wall_animation(r)
-    assert fig.layout.yaxis.range is not None and fig.layout.yaxis2.range is not None
-    assert [b.label for b in fig.layout.updatemenus[0].buttons] == ["▶ Play", "❚❚ Pause"]
-    last = fig.frames[-1]
-    markers = last.data[1]  # the lane markers: v_old, R, true value, v (three tokens each)
-    np.testing.assert_allclose(markers.y[-3:], r.values[-1, list(r.tracked)])
-    assert set(markers.to_plotly_json()) == {"type", "y", "marker", "text"}  # a frame carries only what moves
+def test_play_shows_every_state_of_a_default_run_and_long_runs_at_a_stride():
+    """Play advances ``stride`` states per frame: every state of a default run, about 20 s at most for long ones."""
+    assert wall_data(simulate())["stride"] == 1
+    long = wall_data(simulate(n_rollouts=60, n_epochs=10, n_minibatches=8))  # 4,801 states
+    n = len(long["labels"])
+    assert long["stride"] > 1 and n / long["stride"] * WALL_FRAME_MS / 1000 <= 20
 
 
 def test_the_training_logs_are_one_figure_of_four_panels_on_one_update_axis():
@@ -377,12 +381,21 @@ def test_each_dynamics_figure_names_its_data_by_the_settings_that_made_it():
     config = SimConfig(n_rollouts=4)
     run, again, other = simulate(config), simulate(SimConfig(n_rollouts=4)), simulate(SimConfig(n_rollouts=4, seed=1))
     np.testing.assert_array_equal(run.values, again.values)  # what makes the settings a valid revision
-    for draw in (wall_animation, training_figure):
-        assert draw(run).layout.datarevision == draw(again).layout.datarevision != draw(other).layout.datarevision
+    revisions = [training_figure(r).layout.datarevision for r in (run, again, other)]
+    assert revisions[0] == revisions[1] != revisions[2]
     sweeps = [
         sweep_figure(sweep_eps(c), 0.2) for c in (config, SimConfig(n_rollouts=4), SimConfig(n_rollouts=4, gap=3.0))
     ]
     assert sweeps[0].layout.datarevision == sweeps[1].layout.datarevision != sweeps[2].layout.datarevision
+
+
+def test_the_dynamics_figures_carry_the_apps_look():
+    """The page draws them with theme=None (Streamlit's theming pass redrew each one): the look travels in the
+    figure, as the app's template (Streamlit's light chart theme), not Plotly's default template."""
+    config = SimConfig(n_rollouts=4)
+    for fig in (training_figure(simulate(config)), sweep_figure(sweep_eps(config), 0.5)):
+        assert fig.layout.template == APP_TEMPLATE
+        assert fig.layout.template.layout.font.family == '"Source Sans", sans-serif'
 
 
 def test_closed_fraction_is_what_the_docs_say():

@@ -31,6 +31,7 @@ __all__ = [
     "subplot_layout",
     "data_revision",
     "stacked_panels",
+    "APP_TEMPLATE",
 ]
 
 
@@ -45,6 +46,58 @@ AXIS_TITLES = {
 
 # No family: figures drawn with Streamlit's theme take the app's font, the others Plotly's default list.
 FONT = {"size": 13}
+
+
+# Streamlit's light chart theme (1.67, read from a themed figure in the browser) as a Plotly template. A figure
+# that carries it is drawn with theme=None and looks the same: Streamlit's theming re-processes the whole
+# figure in the browser and draws it again after mounting, which was a third of a Critic dynamics re-run.
+_MUTED, _GRID, _FAMILY = "#808495", "#e6eaf1", '"Source Sans", sans-serif'
+_THEMED_AXIS = {
+    "gridcolor": _GRID,
+    "zerolinecolor": _GRID,
+    "tickcolor": _GRID,
+    "minor": {"gridcolor": _GRID},
+    "tickfont": {"color": _MUTED, "size": 12},
+    "automargin": True,
+}
+APP_TEMPLATE = go.layout.Template(
+    layout={
+        "font": {"family": _FAMILY, "size": 12, "color": _MUTED},
+        "paper_bgcolor": "#FFFFFF",
+        "plot_bgcolor": "#FFFFFF",
+        "colorway": [
+            "#0068c9",
+            "#83c9ff",
+            "#ff2b2b",
+            "#ffabab",
+            "#29b09d",
+            "#7defa1",
+            "#ff8700",
+            "#ffd16a",
+            "#6d3fc0",
+            "#d5dae5",
+        ],  # fmt: skip
+        "title": {"font": {"size": 16, "color": "#2F2D2B"}, "x": 0, "xanchor": "left", "pad": {"l": 4}},
+        "legend": {
+            "borderwidth": 0,
+            "valign": "top",
+            "font": {"size": 12, "color": "#262730"},
+        },
+        "hoverlabel": {"bgcolor": "#FFFFFF", "bordercolor": "#DCD8D4", "font": {"color": _MUTED, "size": 12}},
+        "margin": {"pad": 8, "r": 0, "l": 0},
+        "xaxis": {
+            **_THEMED_AXIS,
+            "showgrid": False,
+            "zeroline": False,
+            "title": {"font": {"color": _MUTED, "size": 14}, "standoff": 20},
+        },
+        "yaxis": {
+            **_THEMED_AXIS,
+            "ticklabelposition": "outside",
+            "title": {"font": {"color": _MUTED, "size": 14}, "standoff": 24},
+        },
+    }
+)
 
 
 # Axes: framed (grid, mirrored frame line) on the teaching figures; open (axis line, light grid) and a tight
