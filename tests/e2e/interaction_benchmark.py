@@ -34,7 +34,6 @@ WATCH = """() => { window.__ran = false; new MutationObserver((records) => { for
   if (r.oldValue === 'running' || r.target.getAttribute('data-test-script-state') === 'running') window.__ran = true;
 }).observe(document.body, {attributes: true, attributeOldValue: true, subtree: true,
   attributeFilter: ['data-test-script-state']}); }"""
-DONE = "() => window.__ran && document.querySelector('[data-test-script-state=notRunning]') !== null"
 # What names each drawn run on Critic dynamics: a Plotly figure's layout.datarevision, the wall's data-revision.
 # A re-run served from the caches can finish before the browser ever shows the "running" state (React renders
 # only the last of two quick changes), so a dynamics run is done when every one of them names the new run.
@@ -51,10 +50,12 @@ def _armed(page) -> None:
     page.evaluate("() => { window.__ran = false; }")
 
 
-def _finished(page, condition: str | None = None) -> None:
-    if condition:
-        page.wait_for_function(condition, timeout=120_000)
-    page.wait_for_function(DONE, timeout=120_000)
+def _finished(page, condition: str) -> None:
+    """Wait for the run after the click: until ``condition`` holds (content only that run can show) and the app is
+    idle. A quick run can end before the browser ever shows "running" (React renders only the last of two quick
+    changes), so its new content is the sign, not the running state."""
+    idle = "document.querySelector('[data-test-script-state=notRunning]') !== null"
+    page.wait_for_function(f"() => ({condition})() && {idle}", timeout=120_000)
 
 
 def tour_checks(page, url: str, rounds: int) -> list[list[float]]:
@@ -62,7 +63,6 @@ def tour_checks(page, url: str, rounds: int) -> list[list[float]]:
     out = []
     for _ in range(rounds):
         goto(page, url, "tour")
-        page.evaluate(WATCH)
         times = []
         for tab in page.get_by_role("tab").all():
             tab.click()
@@ -70,7 +70,6 @@ def tour_checks(page, url: str, rounds: int) -> list[list[float]]:
             panel = page.locator("[data-testid=stTabPanel]:visible").first
             panel.locator("[data-testid=stRadioGroup] label").first.click()
             wait_ready(page)
-            _armed(page)
             t0 = time.perf_counter()
             panel.get_by_role("button", name="Check my answer").click()
             _finished(
