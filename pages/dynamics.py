@@ -9,7 +9,7 @@ from typing import Any
 import streamlit as st
 
 from pages.common import metric_row, page_setup, share_link, shows_errors
-from pages.live_token import moving_wall
+from pages.live_token import moving_wall, training_logs
 from valueloss.teach.simulate import (
     CLOSE_FRACTION,
     CRITICS,
@@ -27,7 +27,7 @@ from valueloss.teach.simulate import (
     training_logs_caption,
     wall_caption,
 )
-from valueloss.viz.dynamics import sweep_figure, training_figure, wall_data
+from valueloss.viz.dynamics import log_data, sweep_figure, wall_data
 
 DEFAULT = SimConfig()
 LR_OPTIONS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 3.0)
@@ -105,9 +105,9 @@ def run(config: SimConfig):
 
 @st.cache_resource(max_entries=16, show_spinner=False)
 def figures(params: tuple, _result, _sweep, eps: float):
-    """The figures of one run, built once per run: the moving wall's data, the training logs, the eps sweep."""
+    """The figures of one run, built once per run: the moving wall's and the training logs' data, the eps sweep."""
     sweep = None if _sweep is None else sweep_figure(_sweep, eps)
-    return wall_data(_result), training_figure(_result), sweep
+    return wall_data(_result), log_data(_result), sweep
 
 
 def _on_bar(bar, start: float, share: float, label: str) -> Callable[[float, str], None]:
@@ -264,7 +264,7 @@ if result is not None:
             )
 
     st.subheader("The moving wall")
-    wall, log_fig, sweep_fig = figures(tuple(sorted(asdict(cfg).items())), result, sweep, cfg.eps)
+    wall, logs, sweep_fig = figures(tuple(sorted(asdict(cfg).items())), result, sweep, cfg.eps)
     st.markdown(
         "Three tokens (the smallest, the median and the largest gap). **Now**: each against its band "
         "v_old ± eps; **right**: each token's whole run, the band stepping at every rollout. Play, drag the "
@@ -277,14 +277,14 @@ if result is not None:
         (st.info if pushed[0] == "pushed" else st.success)(pushed[1])
 
     st.subheader("Training logs")
-    st.plotly_chart(log_fig, width="stretch", key="d_logs", theme=None)  # the figure carries the look
+    training_logs(key="d_logs", data=logs)
     st.caption(training_logs_caption(result))
 
     st.subheader("How many rollouts to close the gap?")
     if sweep is None:
         st.caption("The eps sweep needs a clipped loss and a nonzero gap.")
     else:
-        st.plotly_chart(sweep_fig, width="stretch", key="d_sweep", theme=None)
+        st.plotly_chart(sweep_fig, width="stretch", key="d_sweep", theme=None)  # the figure carries the look
         st.caption(
             f"Same targets, shuffles and optimizer for every eps. Within a rollout v_old is fixed, so a token moves "
             f"about eps toward its target per rollout: closing {CLOSE_FRACTION:.0%} of a gap G takes about G / eps "

@@ -1,7 +1,7 @@
 """The app's own browser components (Streamlit custom components v2: inline HTML/CSS/JS, no iframe).
 
 The live one-token explorer and the live loss surfaces send what the user dragged back to Python; the moving
-wall of Critic dynamics only draws a simulated run (it sends nothing). The explorer's browser redraws the curves, the gradient, the region map, the four numbers and the equation on
+wall and the training logs of Critic dynamics only draw a simulated run (they send nothing). The explorer's browser redraws the curves, the gradient, the region map, the four numbers and the equation on
 every animation frame while a handle is dragged (valueloss/viz/live/tokenmath.js computes what
 ``value_loss_terms`` computes, bit for bit); on release it sends the four numbers back, and the
 callback here writes them into the URL-bound sliders, so the link and the rest of the page follow.
@@ -19,10 +19,11 @@ from valueloss.notation import BAND_FILL, COLORS, DASHES, REGION_COLORS, WIDTHS,
 from valueloss.teach.explain import REGION_LABELS, token_readout
 from valueloss.viz.base import AXIS_TITLES
 from valueloss.viz.live import (
+    DYNAMICS_CSS,
     EXPLORER_CSS,
     SURFACES_CSS,
-    WALL_CSS,
     component_js,
+    logs_component_js,
     surfaces_component_js,
     wall_component_js,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "live_token_explorer",
     "live_surfaces",
     "moving_wall",
+    "training_logs",
     "release_to_widgets",
     "scratch_token_explorer",
 ]
@@ -41,12 +43,19 @@ STATE_KEYS = ("v", "v_old", "R", "eps")
 
 _explorer = st.components.v2.component("valueloss.live_token", js=component_js(), css=EXPLORER_CSS)
 _surfaces = st.components.v2.component("valueloss.live_surfaces", js=surfaces_component_js(), css=SURFACES_CSS)
-_wall = st.components.v2.component("valueloss.moving_wall", js=wall_component_js(), css=WALL_CSS)
+_wall = st.components.v2.component("valueloss.moving_wall", js=wall_component_js(), css=DYNAMICS_CSS)
+_logs = st.components.v2.component("valueloss.training_logs", js=logs_component_js(), css=DYNAMICS_CSS)
 
 
 def moving_wall(*, key: str, data: dict):
     """Mount the moving wall of one simulated run (``valueloss.viz.dynamics.wall_data``)."""
     return _wall(key=key, data=data)
+
+
+def training_logs(*, key: str, data: dict):
+    """Mount the training logs of one simulated run (``valueloss.viz.dynamics.log_data``); their cursor follows
+    the moving wall of the same run."""
+    return _logs(key=key, data=data)
 
 
 def release_to_widgets(component_key: str, widget_keys: dict[str, str], limits: dict[str, tuple[float, float]]):

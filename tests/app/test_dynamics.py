@@ -6,9 +6,9 @@ import json
 
 from streamlit.testing.v1 import AppTest
 
-from tests.app.helpers import live_component, page_test
+from tests.app.helpers import page_test
 from valueloss.teach.simulate import SimConfig, same_step_twin, simulate
-from valueloss.viz.dynamics import wall_data
+from valueloss.viz.dynamics import log_data, wall_data
 
 
 def fresh() -> AppTest:
@@ -29,11 +29,11 @@ def test_default_run_shows_the_wall_the_logs_and_the_sweep():
     assert m["rule of thumb: rollouts"] == "8.0"
     assert m["same run without clipping"] == str(expected.baseline_rollouts_to_close)
     assert m["max move with own gradient 0"] == "0"
-    charts = at.get("plotly_chart")
-    assert len(charts) == 2  # the training logs (one figure of four panels), the eps sweep
-    assert all(chart.proto.theme == "" for chart in charts)  # drawn as sent: each figure carries the app's look
-    # the moving wall is the app's own component, drawing exactly this run
-    assert live_component(at) == json.loads(json.dumps(wall_data(expected)))
+    (sweep,) = at.get("plotly_chart")  # the eps sweep
+    assert sweep.proto.theme == ""  # drawn as sent: the figure carries the app's look
+    # the moving wall and the training logs are the app's own components, drawing exactly this run
+    drawn = [json.loads(c.proto.json) for c in at.get("bidi_component")]
+    assert drawn == [json.loads(json.dumps(wall_data(expected))), json.loads(json.dumps(log_data(expected)))]
     assert any("Frozen means frozen here" in s.value for s in at.success)
 
 
@@ -95,7 +95,8 @@ def test_unclipped_loss_has_no_sweep():
     at.query_params["d_loss"] = "unclipped"
     at.run()
     assert not at.exception
-    assert len(at.get("plotly_chart")) == 1  # the training logs; no sweep
+    assert not at.get("plotly_chart")  # no sweep
+    assert len(at.get("bidi_component")) == 2  # the wall and the training logs
     assert any("needs a clipped loss" in c.value for c in at.caption)
 
 

@@ -34,11 +34,13 @@ WATCH = """() => { window.__ran = false; new MutationObserver((records) => { for
   if (r.oldValue === 'running' || r.target.getAttribute('data-test-script-state') === 'running') window.__ran = true;
 }).observe(document.body, {attributes: true, attributeOldValue: true, subtree: true,
   attributeFilter: ['data-test-script-state']}); }"""
-# What names each drawn run on Critic dynamics: a Plotly figure's layout.datarevision, the wall's data-revision.
+# What names each drawn run on Critic dynamics: a Plotly figure's layout.datarevision, the data-revision of the
+# app's own components (inside their shadow roots).
 # A re-run served from the caches can finish before the browser ever shows the "running" state (React renders
 # only the last of two quick changes), so a dynamics run is done when every one of them names the new run.
 REVISIONS = """() => [...document.querySelectorAll('.js-plotly-plot')].map(p => p.layout && p.layout.datarevision)
-  .concat([...document.querySelectorAll('[data-revision]')].map(e => e.dataset.revision))"""
+  .concat([...document.querySelectorAll('*')].filter(e => e.shadowRoot)
+    .flatMap(e => [...e.shadowRoot.querySelectorAll('[data-revision]')].map(c => c.dataset.revision)))"""
 SHOWS_NEW_RUN = f"""(before) => {{ const now = ({REVISIONS})();
   const idle = document.querySelector('[data-test-script-state=notRunning]') !== null;
   if (!before.some((r) => r != null)) return window.__ran && idle;  // a tree whose figures carry no revision

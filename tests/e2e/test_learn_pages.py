@@ -130,10 +130,34 @@ def test_dynamics_runs_a_scenario_and_plays(page, app_url):
     # the slider answers the keyboard; a press on a history moves to the update under the pointer
     page.get_by_role("slider", name="update shown").press("End")
     expect(label).to_have_text(f"update {last} of {last}: {data['labels'][last]}")
-    box = page.get_by_test_id("vl-wall-history").bounding_box()
+    history = page.get_by_test_id("vl-wall-history")
+    history.scroll_into_view_if_needed()
+    box = history.bounding_box()
     page.mouse.click(box["x"] + 0.3 * box["width"], box["y"] + 0.3 * box["height"])
+    expect(wall).not_to_have_attribute("data-state", str(last))  # drawn on the next frame
     u = int(wall.get_attribute("data-state"))
     assert 0.15 * last < u < 0.45 * last
+
+    # The training logs follow the wall: their readout is the run's logs at the wall's update ...
+    logs, readout = page.get_by_test_id("vl-logs"), page.get_by_test_id("vl-logs-readout")
+    expect(logs).to_have_attribute("data-update", str(u))
+    expect(readout).to_have_text(
+        f"update {u} ({data['labels'][u]}), as on the wall: RMSE {fmt(expected.value_error[u])} · RMSE without "
+        f"clipping {fmt(expected.baseline_value_error[u])} · explained var. {fmt(expected.explained_var[u])} · "
+        f"vf_loss {fmt(expected.vf_loss[u - 1])} · vf_clipfrac {fmt(expected.vf_clipfrac[u - 1])}"
+    )
+    # ... pointing at them reads another update, and a press there moves the wall to it
+    svg = page.get_by_test_id("vl-logs-svg")
+    svg.scroll_into_view_if_needed()
+    box = svg.bounding_box()
+    page.mouse.move(box["x"] + 0.8 * box["width"], box["y"] + 0.5 * box["height"])
+    expect(readout).not_to_contain_text("as on the wall")
+    pointed = int(logs.get_attribute("data-update"))
+    assert pointed > 0.6 * last
+    page.mouse.down()
+    page.mouse.up()
+    expect(wall).to_have_attribute("data-state", str(pointed))
+    expect(label).to_have_text(f"update {pointed} of {last}: {data['labels'][pointed]}")
     fit_viewport(page)
     shot(page, "dynamics")
 

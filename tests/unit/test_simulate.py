@@ -29,8 +29,8 @@ from valueloss.viz.dynamics import (
     LOG_PANEL_HEIGHT,
     LOG_PANELS,
     WALL_FRAME_MS,
+    log_data,
     sweep_figure,
-    training_figure,
     wall_data,
 )
 
@@ -320,37 +320,33 @@ def test_play_shows_every_state_of_a_default_run_and_long_runs_at_a_stride():
     assert long["stride"] > 1 and n / long["stride"] * WALL_FRAME_MS / 1000 <= 20
 
 
-def test_the_training_logs_are_one_figure_of_four_panels_on_one_update_axis():
+def test_the_training_logs_are_four_panels_of_the_runs_own_logs_on_one_update_axis():
+    """What logs.js draws: one panel per log in LOG_PANELS order, each line the run's array as it is (states
+    from update 0, per-update logs from update 1), vf_loss on a log axis, a dotted line per new rollout."""
     r = simulate(loss="sb3")
-    fig = training_figure(r)
-    titles = [a.text for a in fig.layout.annotations]
-    assert titles == [f"<b>{title}</b>" for title, _ in LOG_PANELS]
-    panel_of = {t.name: t.yaxis for t in fig.data}
-    assert panel_of["same run, no clipping"] == panel_of[f"this run (eps = {r.config.eps:g})"] == "y"
-    assert panel_of["vf_loss"] == "y3" and fig.layout.yaxis3.type == "log"
-    assert panel_of["zero-gradient share under Stable-Baselines3 2.x"] == "y4"  # SB3 freezes more than it counts
-    np.testing.assert_array_equal(fig.data[0].y, r.value_error)
-    assert [fig.layout[f"xaxis{i}"].matches for i in (2, 3, 4)] == ["x"] * 3  # one zoom for all four
-    # only the panels with two lines have legend entries (a single line is named by its panel's title)
-    assert {t.name for t in fig.data if t.showlegend} == {
-        f"this run (eps = {r.config.eps:g})",
-        "same run, no clipping",
-        "vf_clipfrac (verl: L_clip > L_unclip)",
-        "zero-gradient share under Stable-Baselines3 2.x",
-    }
-    assert len(fig.layout.shapes) == 4 * (r.config.n_rollouts - 1)  # a dotted line per new rollout, per panel
-    plot = fig.layout.height - fig.layout.margin.t - fig.layout.margin.b
-    for axis in ("yaxis", "yaxis2", "yaxis3", "yaxis4"):
-        lo, hi = fig.layout[axis].domain
-        assert abs((hi - lo) * plot - LOG_PANEL_HEIGHT) < 1
-    # in a max form the clip fraction is the zero-gradient share: one curve, not two, and no legend
-    plain = simulate()
-    fig = training_figure(plain)
-    assert not any("zero-gradient share" in t.name for t in fig.data)
-    assert {t.name for t in fig.data if t.showlegend} == {
-        f"this run (eps = {plain.config.eps:g})",
-        "same run, no clipping",
-    }
+    data = log_data(r)
+    json.dumps(data, allow_nan=False)
+    assert [(p["title"], p["yTitle"]) for p in data["panels"]] == list(LOG_PANELS)
+    assert [p["log"] for p in data["panels"]] == [False, False, True, False]
+    lines = {line["name"]: line for p in data["panels"] for line in p["lines"]}
+    run, base = lines[f"this run (eps = {r.config.eps:g})"], lines["same run, no clipping"]
+    np.testing.assert_array_equal(run["y"], r.value_error)
+    np.testing.assert_array_equal(base["y"], r.baseline_value_error)
+    np.testing.assert_array_equal(lines["vf_loss"]["y"], r.vf_loss)
+    np.testing.assert_array_equal(lines["vf_clipfrac (verl: L_clip > L_unclip)"]["y"], r.vf_clipfrac)
+    assert run["x0"] == 0 and len(run["y"]) == data["nStates"] == r.config.n_updates + 1
+    assert lines["vf_loss"]["x0"] == 1 and len(lines["vf_loss"]["y"]) == r.config.n_updates
+    np.testing.assert_array_equal(lines["zero-gradient share under Stable-Baselines3 2.x"]["y"], r.zero_grad_frac)
+    per_rollout = r.config.n_epochs * r.config.n_minibatches
+    assert data["rolloutStarts"] == [k * per_rollout for k in range(1, r.config.n_rollouts)]
+    assert data["panelHeight"] == LOG_PANEL_HEIGHT
+    # the two panels with two lines get the legend (logs.js names a single line by its panel's title)
+    assert [len(p["lines"]) for p in data["panels"]] == [2, 1, 1, 2]
+    # in a max form the clip fraction is the zero-gradient share: one line, not two
+    plain = log_data(simulate())
+    assert [len(p["lines"]) for p in plain["panels"]] == [2, 1, 1, 1]
+    # the logs' cursor follows the wall of the same run: they name it alike
+    assert data["revision"] == wall_data(r)["revision"] and data["labels"] == wall_data(r)["labels"]
 
 
 @pytest.mark.parametrize(
@@ -381,7 +377,7 @@ def test_each_dynamics_figure_names_its_data_by_the_settings_that_made_it():
     config = SimConfig(n_rollouts=4)
     run, again, other = simulate(config), simulate(SimConfig(n_rollouts=4)), simulate(SimConfig(n_rollouts=4, seed=1))
     np.testing.assert_array_equal(run.values, again.values)  # what makes the settings a valid revision
-    revisions = [training_figure(r).layout.datarevision for r in (run, again, other)]
+    revisions = [log_data(r)["revision"] for r in (run, again, other)]
     assert revisions[0] == revisions[1] != revisions[2]
     sweeps = [
         sweep_figure(sweep_eps(c), 0.2) for c in (config, SimConfig(n_rollouts=4), SimConfig(n_rollouts=4, gap=3.0))
@@ -393,9 +389,9 @@ def test_the_dynamics_figures_carry_the_apps_look():
     """The page draws them with theme=None (Streamlit's theming pass redrew each one): the look travels in the
     figure, as the app's template (Streamlit's light chart theme), not Plotly's default template."""
     config = SimConfig(n_rollouts=4)
-    for fig in (training_figure(simulate(config)), sweep_figure(sweep_eps(config), 0.5)):
-        assert fig.layout.template == APP_TEMPLATE
-        assert fig.layout.template.layout.font.family == '"Source Sans", sans-serif'
+    fig = sweep_figure(sweep_eps(config), 0.5)
+    assert fig.layout.template == APP_TEMPLATE
+    assert fig.layout.template.layout.font.family == '"Source Sans", sans-serif'
 
 
 def test_closed_fraction_is_what_the_docs_say():

@@ -1,10 +1,10 @@
 """Figures of the critic-dynamics page: the moving wall, the training logs, and the eps sweep.
 
-Pure functions of a ``SimResult`` / ``Sweep`` (numpy arrays): the training logs and the sweep are Plotly
-figures; the moving wall is the data its own browser component draws (``wall_data``, drawn by
-valueloss/viz/live/wall.js: a Plotly animation of every update cost most of a page re-run to draw). Colours,
-dashes and markers come from ``valueloss.notation`` so the band, v_old, R and the zero-gradient state read the
-same here as on every other page.
+Pure functions of a ``SimResult`` / ``Sweep`` (numpy arrays). The moving wall and the training logs are the data
+the app's own browser components draw (``wall_data``, ``log_data``; valueloss/viz/live/wall.js and logs.js, which
+share the update shown): as Plotly figures, an animation of every update and four stacked panels were most of a
+page re-run's drawing time. The eps sweep is a Plotly figure. Colours, dashes and markers come from
+``valueloss.notation`` so the band, v_old, R and the zero-gradient state read the same here as on every other page.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import plotly.graph_objects as go
 
 from ..notation import BAND_FILL, COLORS, DASHES, SYMBOLS, WIDTHS
 from ..teach.simulate import CLOSE_FRACTION, SimResult, Sweep
-from .base import APP_TEMPLATE, FONT, data_revision, stacked_panels
+from .base import APP_TEMPLATE, FONT, data_revision
 
-__all__ = ["wall_data", "training_figure", "LOG_PANELS", "LOG_PANEL_HEIGHT", "sweep_figure", "WALL_FRAME_MS"]
+__all__ = ["wall_data", "log_data", "LOG_PANELS", "LOG_PANEL_HEIGHT", "sweep_figure", "WALL_FRAME_MS"]
 
 WALL_FRAME_MS = 90  # Play's pace: one state per frame, so a default run (193 states) plays in about 17 s
 WALL_PLAY_SECONDS = 20  # longer runs play at a stride, so none takes much longer than this
@@ -96,16 +96,6 @@ def wall_data(result: SimResult) -> dict:
     }
 
 
-def _rollout_lines(result: SimResult, xref: str, yref: str) -> list[dict]:
-    """Dotted vertical lines where a new rollout starts (v_old jumps) on one panel, as layout shapes."""
-    per_rollout = result.config.n_epochs * result.config.n_minibatches
-    line = dict(color=COLORS["neutral"], width=1, dash="dot")
-    return [
-        dict(type="line", xref=xref, yref=yref, x0=x, x1=x, y0=0, y1=1, line=line, layer="below")
-        for x in (k * per_rollout for k in range(1, result.config.n_rollouts))
-    ]
-
-
 # One training log per panel: (panel title, y axis title). Short titles, so they fit above a phone-wide panel;
 # the page's caption says what each one is.
 LOG_PANELS = (
@@ -115,99 +105,96 @@ LOG_PANELS = (
     ("vf_clipfrac on each minibatch", "share of tokens"),
 )
 LOG_PANEL_HEIGHT = 150  # px of plot per panel
-LOG_LEGEND_ROW = 21  # px per legend entry: one entry per row under the update axis, so its height is known
 
 
-def training_figure(result: SimResult) -> go.Figure:
+def _line(
+    name: str,
+    short: str,
+    y: np.ndarray,
+    first_x: int,
+    color: str,
+    width: float,
+    dash: str = "solid",
+    step: bool = False,
+) -> dict:
+    """One log line: y at x = first_x, first_x + 1, ... (states start at 0, updates at 1); ``short`` names it in
+    the readout of one update."""
+    return {
+        "name": name,
+        "short": short,
+        "y": _floats(y),
+        "x0": first_x,
+        "color": color,
+        "width": width,
+        "dash": dash,
+        "step": step,
+    }
+
+
+def log_data(result: SimResult) -> dict:
     """The four training logs per update (value error, explained variance, vf_loss, clip fraction), one panel
-    each, stacked on one shared update axis with a dotted line at every new rollout, as a trainer's dashboard
-    lays them out. One figure, not four: the browser draws a figure at a fixed cost of its own, and the panels
-    stack the same at any width. Built as plain dicts (no per-trace validation)."""
+    each on one shared update axis with a dotted line at every new rollout, as a trainer's dashboard lays them
+    out; drawn by valueloss/viz/live/logs.js, whose cursor follows the moving wall's update. A panel with one
+    line is named by its title; a panel with two has a legend."""
     cfg = result.config
-    u_states = np.arange(result.values.shape[0])
-    u_updates = np.arange(1, cfg.n_updates + 1)
-    max_line = dict(color=COLORS["max"], width=2)
+    black = COLORS["max"]
     ev = result.explained_var[np.isfinite(result.explained_var)]
     ev_lo = float(min(0.0, np.percentile(ev, 5))) if ev.size else 0.0
-    panels: list[tuple[list[dict], dict]] = [  # (lines, y axis settings) in LOG_PANELS order
-        (
-            [
-                dict(
-                    x=u_states,
-                    y=result.value_error,
-                    name=f"this run (eps = {cfg.eps:g})",
-                    line={**max_line, "width": 2.5},
-                ),
-                dict(
-                    x=u_states,
-                    y=result.baseline_value_error,
-                    name="same run, no clipping",
-                    line=dict(color=COLORS["unclipped"], width=2, dash=DASHES["clipped"]),
-                ),
-            ],
-            {},
-        ),
-        (
-            [dict(x=u_states, y=result.explained_var, name="explained variance", line=max_line)],
-            {"range": [max(ev_lo, -1.0) - 0.05, 1.05]},
-        ),
-        (
-            [dict(x=u_updates, y=result.vf_loss, name="vf_loss", line=max_line)],
-            {"type": "log", "dtick": 1},  # a label per decade: the 2 and 5 between them crowd a short axis
-        ),
-        (
-            [
-                dict(
-                    x=u_updates,
-                    y=result.vf_clipfrac,
-                    name="vf_clipfrac (verl: L_clip > L_unclip)",
-                    line=dict(color=COLORS["zero_grad"], width=2.5, shape="hv"),
-                )
-            ],
-            {"range": [-0.03, 1.03]},
-        ),
+    err_hi = float(np.nanmax(np.concatenate([result.value_error, result.baseline_value_error]), initial=0.0))
+    clipfrac = [
+        _line(
+            "vf_clipfrac (verl: L_clip > L_unclip)",
+            "vf_clipfrac",
+            result.vf_clipfrac,
+            1,
+            COLORS["zero_grad"],
+            2.5,
+            step=True,
+        )
     ]
     if cfg.form.combine_rule != "max":  # in a max form vf_clipfrac is exactly the zero-gradient share
-        panels[3][0].append(
-            dict(
-                x=u_updates,
-                y=result.zero_grad_frac,
-                name=f"zero-gradient share under {cfg.form.short}",
-                line=dict(color=COLORS["neutral"], width=2, dash="dash", shape="hv"),
+        clipfrac.append(
+            _line(
+                f"zero-gradient share under {cfg.form.short}",
+                "zero-gradient share",
+                result.zero_grad_frac,
+                1,
+                COLORS["neutral"],
+                2,
+                "dash",
+                step=True,
             )
         )
-    gap = 0.09  # of the plot height, between panels: room for the next panel's title
-    layout, annotations = stacked_panels(
-        [(title, y_title, yaxis) for (title, y_title), (_, yaxis) in zip(LOG_PANELS, panels, strict=True)],
-        gap=gap,
-        x_title="update",
-    )
-    data: list[dict] = []
-    shapes: list[dict] = []
-    legend_rows = 0
-    for i, (lines, _) in enumerate(panels):
-        x, y = ("x", "y") if i == 0 else (f"x{i + 1}", f"y{i + 1}")
-        shapes += _rollout_lines(result, x, f"{y} domain")
-        legend = len(lines) > 1  # a panel's single line is named by its title
-        legend_rows += len(lines) if legend else 0
-        data += [dict(type="scatter", mode="lines", xaxis=x, yaxis=y, showlegend=legend, **line) for line in lines]
-    rows = LOG_LEGEND_ROW * legend_rows
-    layout.update(
-        template=APP_TEMPLATE,  # drawn with theme=None: Streamlit's look without its theming pass
-        datarevision=data_revision(cfg),
-        height=round(LOG_PANEL_HEIGHT * len(panels) / (1 - gap * (len(panels) - 1))) + 30 + 50 + rows,  # plot, t, b
-        font=FONT,
-        plot_bgcolor="white",
-        margin=dict(l=60, r=15, t=30, b=50 + rows),
-        hovermode="x unified",
-        showlegend=legend_rows > 0,
-        legend=dict(
-            orientation="h", yref="container", yanchor="bottom", y=0, x=0, entrywidth=1, entrywidthmode="fraction"
-        ),
-        shapes=shapes,
-        annotations=annotations,
-    )
-    return go.Figure(data=data, layout=layout)
+    lines = [
+        [
+            _line(f"this run (eps = {cfg.eps:g})", "RMSE", result.value_error, 0, black, 2.5),
+            _line(
+                "same run, no clipping",
+                "RMSE without clipping",
+                result.baseline_value_error,
+                0,
+                COLORS["unclipped"],
+                2,
+                DASHES["clipped"],
+            ),
+        ],
+        [_line("explained variance", "explained var.", result.explained_var, 0, black, 2)],
+        [_line("vf_loss", "vf_loss", result.vf_loss, 1, black, 2)],
+        clipfrac,
+    ]
+    ranges = [[0.0, 1.08 * err_hi if err_hi > 0 else 1.0], [max(ev_lo, -1.0) - 0.05, 1.05], None, [-0.03, 1.03]]
+    per_rollout = cfg.n_epochs * cfg.n_minibatches
+    return {
+        "revision": data_revision(cfg),  # the moving wall's: the two share the update shown
+        "nStates": cfg.n_updates + 1,
+        "labels": [_frame_label(result, u) for u in range(cfg.n_updates + 1)],
+        "rolloutStarts": [k * per_rollout for k in range(1, cfg.n_rollouts)],
+        "panels": [
+            {"title": title, "yTitle": y_title, "log": i == 2, "range": ranges[i], "lines": lines[i]}
+            for i, (title, y_title) in enumerate(LOG_PANELS)
+        ],
+        "panelHeight": LOG_PANEL_HEIGHT,
+    }
 
 
 def sweep_figure(sweep: Sweep, current_eps: float | None = None) -> go.Figure:

@@ -1,4 +1,5 @@
-"""The app's own browser components: the live one-token explorer, the live loss surfaces and the moving wall.
+"""The app's own browser components: the live one-token explorer, the live loss surfaces, the moving wall and
+the training logs.
 
 Only file contents live here (no Streamlit): pages/live_token.py registers each as a Streamlit custom component
 (v2, inline, no iframe); the browser tests load ``MATH_JS`` on its own. Shared pieces: the float64 math and number
@@ -20,7 +21,8 @@ EXPLORER_CSS = SVG_CSS + (HERE / "explorer.css").read_text(encoding="utf-8")
 SURFACES_JS = (HERE / "surfaces.js").read_text(encoding="utf-8")
 SURFACES_CSS = (HERE / "surfaces.css").read_text(encoding="utf-8")
 WALL_JS = (HERE / "wall.js").read_text(encoding="utf-8")
-WALL_CSS = SVG_CSS + (HERE / "wall.css").read_text(encoding="utf-8")
+LOGS_JS = (HERE / "logs.js").read_text(encoding="utf-8")
+DYNAMICS_CSS = SVG_CSS + (HERE / "dynamics.css").read_text(encoding="utf-8")  # the moving wall's and the logs' styles
 
 
 def component_js() -> str:
@@ -37,3 +39,8 @@ def surfaces_component_js() -> str:
 def wall_component_js() -> str:
     """The moving wall's ES module: the number format, the SVG helpers, the frame scheduler, then the wall."""
     return "\n".join((MATH_JS, SVG_JS, FRAMES_JS, WALL_JS))
+
+
+def logs_component_js() -> str:
+    """The training logs' ES module: the number format, the SVG helpers, the frame scheduler, then the logs."""
+    return "\n".join((MATH_JS, SVG_JS, FRAMES_JS, LOGS_JS))

@@ -1,5 +1,6 @@
-// Drawing helpers shared by the app's own SVG components (the live explorer, the moving wall): plain script
-// (no import/export), prepended to each component's module after tokenmath.js, whose number format they use.
+// Drawing helpers shared by the app's own SVG components (the live explorer, the moving wall, the training
+// logs): plain script (no import/export), prepended to each component's module after tokenmath.js, whose number
+// format they use.
 const SVGNS = "http://www.w3.org/2000/svg";
 
 function el(tag, attrs, parent, ns) {
@@ -25,4 +26,37 @@ function linear(d0, d1, r0, r1) {
   f.lo = Math.min(d0, d1);
   f.hi = Math.max(d0, d1);
   return f;
+}
+
+// Paths through (x(i), y(ys[i])): an "hv" step path (each value holds until the next state, as the band and
+// v_old do within a rollout) and a straight one. A value y cannot place (null, NaN, ≤ 0 on a log axis) breaks the line.
+function stepPath(ys, x, y) {
+  let d = "", pen = false;
+  for (let i = 0; i < ys.length; i++) {
+    const py = y(ys[i]);
+    if (!Number.isFinite(py)) { pen = false; continue; }
+    d += pen ? `H${x(i).toFixed(1)}V${py.toFixed(1)}` : `M${x(i).toFixed(1)},${py.toFixed(1)}`;
+    pen = true;
+  }
+  return d;
+}
+
+// The band between two step edges: along the upper edge, down at the last state, back along the lower one.
+function bandPath(lo, hi, x, y) {
+  const n = lo.length;
+  if (!n || ![...lo, ...hi].every(Number.isFinite)) return "";
+  let d = stepPath(hi, x, y) + `V${y(lo[n - 1]).toFixed(1)}`;
+  for (let j = n - 1; j > 0; j--) d += `V${y(lo[j - 1]).toFixed(1)}H${x(j - 1).toFixed(1)}`;
+  return d + "Z";
+}
+
+function linePath(ys, x, y) {
+  let d = "", pen = false;
+  for (let i = 0; i < ys.length; i++) {
+    const py = y(ys[i]);
+    if (!Number.isFinite(py)) { pen = false; continue; }
+    d += (pen ? "L" : "M") + x(i).toFixed(1) + "," + py.toFixed(1);
+    pen = true;
+  }
+  return d;
 }

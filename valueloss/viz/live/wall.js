@@ -3,8 +3,8 @@
 // (valueloss/viz/dynamics.py wall_data): three tracked tokens' v_old, R and v at every state of the run.
 // This file only draws those numbers: on the left each token against its band v_old ± eps at the current
 // update ("now"), on the right each token's whole run; Play / Pause, a slider and dragging on the history
-// move the current update. Nothing goes back to Python, so a page re-run costs one small SVG, not a
-// Plotly animation of every update.
+// move the current update, which the training logs (logs.js) follow. Nothing goes back to Python, so a page
+// re-run costs one small SVG, not a Plotly animation of every update.
 const PANEL_H = 150, PANEL_GAP = 30, NOW_H_NARROW = 280, SIDE_BY_SIDE = 620;
 const PM = { left: 46, right: 12, top: 26, bottom: 30 };
 
@@ -22,38 +22,6 @@ const SHAPES = {
   },
 };
 
-// An "hv" step path through (x_i, y_i): each value holds until the next state, as the band and v_old do
-// within a rollout. Non-finite values break the line.
-function stepPath(ys, x, y) {
-  let d = "", pen = false;
-  for (let i = 0; i < ys.length; i++) {
-    if (!Number.isFinite(ys[i])) { pen = false; continue; }
-    const px = x(i).toFixed(1), py = y(ys[i]).toFixed(1);
-    d += pen ? `H${px}V${py}` : `M${px},${py}`;
-    pen = true;
-  }
-  return d;
-}
-
-// The band between two step edges: along the upper edge, down at the last state, back along the lower one.
-function bandPath(lo, hi, x, y) {
-  const n = lo.length;
-  if (!n || ![...lo, ...hi].every(Number.isFinite)) return "";
-  let d = stepPath(hi, x, y) + `V${y(lo[n - 1]).toFixed(1)}`;
-  for (let j = n - 1; j > 0; j--) d += `V${y(lo[j - 1]).toFixed(1)}H${x(j - 1).toFixed(1)}`;
-  return d + "Z";
-}
-
-function linePath(ys, x, y) {
-  let d = "", pen = false;
-  for (let i = 0; i < ys.length; i++) {
-    if (!Number.isFinite(ys[i])) { pen = false; continue; }
-    d += (pen ? "L" : "M") + x(i).toFixed(1) + "," + y(ys[i]).toFixed(1);
-    pen = true;
-  }
-  return d;
-}
-
 class Wall {
   constructor(root) {
     this.root = root;
@@ -65,6 +33,13 @@ class Wall {
     this.build();
     this.resizeObserver = new ResizeObserver(() => { this.size = null; this.schedule(); });
     this.resizeObserver.observe(this.box);
+    // The training logs (logs.js) draw their cursor at the update shown here, and a press on them moves it.
+    this.onSeek = (e) => {
+      if (!this.d || e.detail.revision !== this.d.revision) return;
+      this.pause();
+      this.seek(e.detail.u);
+    };
+    window.addEventListener("vl-seek", this.onSeek);
   }
 
   build() {
@@ -158,6 +133,10 @@ class Wall {
     this.slider.value = String(u);
     this.label.textContent = u === 0 ? `update 0 of ${this.n - 1}: start` : `update ${u} of ${this.n - 1}: ${d.labels[u]}`;
     this.box.dataset.state = String(u);
+    if (this.announced !== `${d.revision}:${u}`) {
+      this.announced = `${d.revision}:${u}`;
+      window.dispatchEvent(new CustomEvent("vl-update", { detail: { revision: d.revision, u } }));
+    }
     this.box.dataset.playing = this.timer ? "true" : "false";
     this.drawReadout();
   }
@@ -318,6 +297,7 @@ export default function (component) {
   // Unmounted: take the drawing away with the instance, or a later mount on this element would add a second one.
   return () => {
     wall.pause();
+    window.removeEventListener("vl-seek", wall.onSeek);
     wall.resizeObserver.disconnect();
     wall.box.remove();
     delete parentElement.__vlWall;
