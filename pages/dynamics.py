@@ -8,7 +8,7 @@ from typing import Any
 
 import streamlit as st
 
-from pages.common import metric_row, page_setup, share_link, shows_errors
+from pages.common import drawn_when_open, metric_row, page_setup, share_link, shows_errors
 from pages.live_token import moving_wall, training_logs
 from valueloss.teach.simulate import (
     CLOSE_FRACTION,
@@ -74,47 +74,49 @@ class _NotCached(Exception):
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def _stored(params: tuple, _computed=None):
-    """st.cache_data keyed on the parameters only. A miss raises (exceptions are never cached), so the
-    caller can run the simulation outside the cache, where it may drive a progress bar, then store it."""
+def _stored(kind: str, params: tuple, _computed=None):
+    """st.cache_data keyed on the kind of work and the parameters only. A miss raises (exceptions are never
+    cached), so the caller can do the work outside the cache, where it may drive a progress bar, then store it."""
     if _computed is None:
         raise _NotCached
     return _computed
 
 
-def run(config: SimConfig):
-    """The run and its eps sweep, from the cache, or computed now under a progress bar that follows the work
-    to its end: training, the eps sweep, then the figures."""
-    key = tuple(sorted(asdict(config).items()))
+def _params(config: SimConfig) -> tuple:
+    return tuple(sorted(asdict(config).items()))
+
+
+def _cached_under_bar(kind: str, config: SimConfig, work: Callable, label: str):
+    """``work(config, progress=...)`` from the cache, or computed now under a progress bar that follows it."""
     try:
-        return _stored(key)
+        return _stored(kind, _params(config))
     except _NotCached:
         pass
-    bar = st.progress(0.0, text="Simulating…")
+    bar = st.progress(0.0, text=f"{label}…")
     try:
-        result = simulate(config, progress=_on_bar(bar, 0.0, 0.5, "Training"))
-        sweep = None
-        if config.gap != 0 and config.form.combine_rule is not None:
-            sweep = sweep_eps(config, progress=_on_bar(bar, 0.5, 0.2, "eps sweep"))
-        bar.progress(0.7, text="Drawing the moving wall and the training logs…")
-        figures(key, result, sweep, config.eps)  # built under the bar, then found in the cache below
+        value = work(config, progress=_on_bar(bar, label))
     finally:
         bar.empty()
-    return _stored(key, _computed=(result, sweep))
+    return _stored(kind, _params(config), _computed=value)
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
-def figures(params: tuple, _result, _sweep, eps: float):
-    """The figures of one run, built once per run: the moving wall's and the training logs' data, the eps sweep."""
-    sweep = None if _sweep is None else sweep_figure(_sweep, eps)
-    return wall_data(_result), log_data(_result), sweep
+def drawn(params: tuple, _result):
+    """What the moving wall and the training logs draw of one run, built once per run."""
+    return wall_data(_result), log_data(_result)
 
 
-def _on_bar(bar, start: float, share: float, label: str) -> Callable[[float, str], None]:
-    """A progress callback that fills ``share`` of ``bar`` from ``start``, its message after ``label``."""
+@st.cache_resource(max_entries=16, show_spinner=False)
+def sweep_chart(params: tuple, _sweep, eps: float):
+    """The eps sweep's figure, built once per sweep."""
+    return sweep_figure(_sweep, eps)
+
+
+def _on_bar(bar, label: str) -> Callable[[float, str], None]:
+    """A progress callback that fills ``bar``, its message after ``label``."""
 
     def report(fraction: float, message: str) -> None:
-        bar.progress(start + share * fraction, text=f"{label}: {message}")
+        bar.progress(fraction, text=f"{label}: {message}")
 
     return report
 
@@ -212,7 +214,7 @@ with st.sidebar:
         seed = st.number_input("seed", 0, 10_000, DEFAULT.seed, key="d_seed", bind="query-params")
         st.form_submit_button("Run simulation", type="primary", width="stretch", key="d_run")
 
-result = sweep = None
+result = None
 with shows_errors("Cannot run this simulation"):
     config = SimConfig(
         critic=critic,
@@ -228,7 +230,7 @@ with shows_errors("Cannot run this simulation"):
         n_minibatches=int(n_minibatches),
         seed=int(seed),
     )
-    result, sweep = run(config)
+    result = _cached_under_bar("run", config, simulate, "Training")
 
 if result is not None:
     cfg = result.config
@@ -259,12 +261,12 @@ if result is not None:
     if twin_cfg is not None:
         with shows_errors("Could not run the like-with-like comparison"):
             st.info(
-                same_step_note(result, twin_run(tuple(sorted(asdict(twin_cfg).items())))),
+                same_step_note(result, twin_run(_params(twin_cfg))),
                 icon=":material/balance:",
             )
 
     st.subheader("The moving wall")
-    wall, logs, sweep_fig = figures(tuple(sorted(asdict(cfg).items())), result, sweep, cfg.eps)
+    wall, logs = drawn(_params(cfg), result)
     st.markdown(
         "Three tokens (the smallest, the median and the largest gap). **Now**: each against its band "
         "v_old ± eps; **right**: each token's whole run, the band stepping at every rollout. Play, drag the "
@@ -281,13 +283,16 @@ if result is not None:
     st.caption(training_logs_caption(result))
 
     st.subheader("How many rollouts to close the gap?")
-    if sweep is None:
+    if cfg.gap == 0 or cfg.form.combine_rule is None:
         st.caption("The eps sweep needs a clipped loss and a nonzero gap.")
-    else:
-        st.plotly_chart(sweep_fig, width="stretch", key="d_sweep", theme=None)  # the figure carries the look
-        st.caption(
-            f"Same targets, shuffles and optimizer for every eps. Within a rollout v_old is fixed, so a token moves "
-            f"about eps toward its target per rollout: closing {CLOSE_FRACTION:.0%} of a gap G takes about G / eps "
-            "rollouts, unless the optimizer is the slower one (the no-clipping line) or single steps jump past "
-            "the band (points below the rule)."
-        )
+    elif box := drawn_when_open("The eps sweep: the same run at other eps", "d_sweep_open", ":material/query_stats:"):
+        with box, shows_errors("Could not run the eps sweep"):
+            sweep = _cached_under_bar("sweep", cfg, sweep_eps, "eps sweep")
+            chart = sweep_chart(_params(cfg), sweep, cfg.eps)
+            st.plotly_chart(chart, width="stretch", key="d_sweep", theme=None)  # the figure carries the look
+            st.caption(
+                f"Same targets, shuffles and optimizer for every eps. Within a rollout v_old is fixed, so a token "
+                f"moves about eps toward its target per rollout: closing {CLOSE_FRACTION:.0%} of a gap G takes about "
+                "G / eps rollouts, unless the optimizer is the slower one (the no-clipping line) or single steps jump "
+                "past the band (points below the rule)."
+            )

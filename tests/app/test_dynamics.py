@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import json
 
+import numpy as np
 from streamlit.testing.v1 import AppTest
 
 from tests.app.helpers import page_test
-from valueloss.teach.simulate import SimConfig, same_step_twin, simulate
+from valueloss.teach.simulate import SimConfig, same_step_twin, simulate, sweep_eps
 from valueloss.viz.dynamics import log_data, wall_data
 
 
@@ -29,12 +31,29 @@ def test_default_run_shows_the_wall_the_logs_and_the_sweep():
     assert m["rule of thumb: rollouts"] == "8.0"
     assert m["same run without clipping"] == str(expected.baseline_rollouts_to_close)
     assert m["max move with own gradient 0"] == "0"
-    (sweep,) = at.get("plotly_chart")  # the eps sweep
-    assert sweep.proto.theme == ""  # drawn as sent: the figure carries the app's look
+    assert not at.get("plotly_chart")  # the eps sweep is run and drawn only once its expander is opened
     # the moving wall and the training logs are the app's own components, drawing exactly this run
     drawn = [json.loads(c.proto.json) for c in at.get("bidi_component")]
     assert drawn == [json.loads(json.dumps(wall_data(expected))), json.loads(json.dumps(log_data(expected)))]
     assert any("Frozen means frozen here" in s.value for s in at.success)
+
+
+def test_the_eps_sweep_runs_when_opened_and_marks_the_eps_in_use():
+    at = fresh().run()
+    at.session_state["d_sweep_open"] = True
+    at.run()
+    assert not at.exception
+    (sweep,) = at.get("plotly_chart")
+    assert sweep.proto.theme == ""  # drawn as sent: the figure carries the app's look
+    spec = json.loads(sweep.proto.spec)
+    expected = sweep_eps(SimConfig())
+    measured = next(t for t in spec["data"] if t["name"] == "measured")
+    eps = measured["customdata"]  # plotly sends arrays as {dtype, bdata (base64)}
+    np.testing.assert_array_equal(
+        np.frombuffer(base64.b64decode(eps["bdata"]), dtype=eps["dtype"]), expected.eps[np.isfinite(expected.rollouts)]
+    )
+    assert any(a["text"] == "your eps = 0.5" for a in spec["layout"]["annotations"])
+    assert any("Same targets, shuffles and optimizer for every eps" in c.value for c in at.caption)
 
 
 def test_changing_eps_and_running_updates_the_readout():

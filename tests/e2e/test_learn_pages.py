@@ -158,6 +158,13 @@ def test_dynamics_runs_a_scenario_and_plays(page, app_url):
     page.mouse.up()
     expect(wall).to_have_attribute("data-state", str(pointed))
     expect(label).to_have_text(f"update {pointed} of {last}: {data['labels'][pointed]}")
+
+    # The eps sweep runs only when asked: opening it draws the same run at other eps, with the eps in use marked.
+    expect(page.locator("[data-testid=stPlotlyChart]")).to_have_count(0)
+    page.get_by_text("The eps sweep: the same run at other eps").click()
+    expect(page.locator("[data-testid=stPlotlyChart]").get_by_text("your eps = 0.5")).to_be_visible(timeout=TIMEOUT_MS)
+    wait_ready(page)
+    assert_no_exception(page)
     fit_viewport(page)
     shot(page, "dynamics")
 
