@@ -19,7 +19,7 @@ from playwright.sync_api import expect
 from streamlit.proto.BackMsg_pb2 import BackMsg
 
 from tests.load import Session
-from valueloss.viz.live import EXPLORER_JS, FRAMES_JS, SURFACES_JS
+from valueloss.viz.live import EXPLORER_JS, FRAMES_JS, LOGS_JS, SURFACES_JS, WALL_JS
 
 from .helpers import TIMEOUT_MS, assert_no_exception, goto, set_input, wait_for_text, wait_ready
 
@@ -221,3 +221,6 @@ def test_the_live_components_send_only_flat_finite_numbers(browser):
         calls = re.findall(r"setTriggerValue\(([^)]*)\)", source)
         assert calls and all(c.strip() == '"release", payload' for c in calls), calls
         assert "const payload = releasePayload(" in source
+    # and the Critic dynamics components only draw: they send nothing back at all
+    for source in (WALL_JS, LOGS_JS):
+        assert "setTriggerValue" not in source and "setStateValue" not in source
