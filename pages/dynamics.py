@@ -107,9 +107,9 @@ def drawn(params: tuple, _result):
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
-def sweep_chart(params: tuple, _sweep, eps: float):
-    """The eps sweep's figure, built once per sweep."""
-    return sweep_figure(_sweep, eps)
+def sweep_chart(params: tuple, _sweep):
+    """The eps sweep's figure, built once per sweep, the run's own eps marked."""
+    return sweep_figure(_sweep, _sweep.config.eps)
 
 
 def _on_bar(bar, label: str) -> Callable[[float, str], None]:
@@ -288,7 +288,7 @@ if result is not None:
     elif box := drawn_when_open("The eps sweep: the same run at other eps", "d_sweep_open", ":material/query_stats:"):
         with box, shows_errors("Could not run the eps sweep"):
             sweep = _cached_under_bar("sweep", cfg, sweep_eps, "eps sweep")
-            chart = sweep_chart(_params(cfg), sweep, cfg.eps)
+            chart = sweep_chart(_params(cfg), sweep)
             st.plotly_chart(chart, width="stretch", key="d_sweep", theme=None)  # the figure carries the look
             st.caption(
                 f"Same targets, shuffles and optimizer for every eps. Within a rollout v_old is fixed, so a token "

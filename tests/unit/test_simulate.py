@@ -334,7 +334,7 @@ def test_the_training_logs_are_four_panels_of_the_runs_own_logs_on_one_update_ax
     np.testing.assert_array_equal(base["y"], r.baseline_value_error)
     np.testing.assert_array_equal(lines["vf_loss"]["y"], r.vf_loss)
     np.testing.assert_array_equal(lines["vf_clipfrac (verl: L_clip > L_unclip)"]["y"], r.vf_clipfrac)
-    assert run["x0"] == 0 and len(run["y"]) == data["nStates"] == r.config.n_updates + 1
+    assert run["x0"] == 0 and len(run["y"]) == len(data["labels"]) == r.config.n_updates + 1
     assert lines["vf_loss"]["x0"] == 1 and len(lines["vf_loss"]["y"]) == r.config.n_updates
     np.testing.assert_array_equal(lines["zero-gradient share under Stable-Baselines3 2.x"]["y"], r.zero_grad_frac)
     per_rollout = r.config.n_epochs * r.config.n_minibatches

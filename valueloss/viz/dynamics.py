@@ -47,6 +47,18 @@ def _value_range(result: SimResult) -> tuple[float, float]:
     return lo - pad, hi + pad
 
 
+def _timeline(result: SimResult) -> dict:
+    """What the moving wall and the training logs share: the run they draw (by its revision), the label of every
+    state (rollout, epoch, minibatch) and the states where a new rollout starts."""
+    cfg = result.config
+    per_rollout = cfg.n_epochs * cfg.n_minibatches
+    return {
+        "revision": data_revision(cfg),  # a run is a function of its settings (bit for bit)
+        "labels": [_frame_label(result, u) for u in range(cfg.n_updates + 1)],
+        "rolloutStarts": [k * per_rollout for k in range(1, cfg.n_rollouts)],
+    }
+
+
 def _floats(values) -> list[float | None]:
     """Plain floats for the browser's JSON (which has no NaN or infinity: those become null, a gap in a line)."""
     return [float(x) if math.isfinite(x) else None for x in np.asarray(values, dtype=float).tolist()]
@@ -65,7 +77,6 @@ def wall_data(result: SimResult) -> dict:
     n_states = result.values.shape[0]
     state_rollout = np.concatenate([[0], result.rollout]).astype(int)
     zero_now = np.vstack([np.zeros((1, result.values.shape[1]), dtype=bool), result.frozen_after])
-    per_rollout = cfg.n_epochs * cfg.n_minibatches
     tokens = [
         {
             "label": str(c),
@@ -80,11 +91,9 @@ def wall_data(result: SimResult) -> dict:
         for c in cols
     ]
     return {
-        "revision": data_revision(cfg),  # a run is a function of its settings (bit for bit)
+        **_timeline(result),
         "eps": float(cfg.eps),
         "yRange": list(_value_range(result)),
-        "labels": [_frame_label(result, u) for u in range(n_states)],
-        "rolloutStarts": [k * per_rollout for k in range(1, cfg.n_rollouts)],
         "tokens": tokens,
         "frameMs": WALL_FRAME_MS,
         "stride": max(1, math.ceil(n_states * WALL_FRAME_MS / (1000 * WALL_PLAY_SECONDS))),
@@ -183,12 +192,8 @@ def log_data(result: SimResult) -> dict:
         clipfrac,
     ]
     ranges = [[0.0, 1.08 * err_hi if err_hi > 0 else 1.0], [max(ev_lo, -1.0) - 0.05, 1.05], None, [-0.03, 1.03]]
-    per_rollout = cfg.n_epochs * cfg.n_minibatches
     return {
-        "revision": data_revision(cfg),  # the moving wall's: the two share the update shown
-        "nStates": cfg.n_updates + 1,
-        "labels": [_frame_label(result, u) for u in range(cfg.n_updates + 1)],
-        "rolloutStarts": [k * per_rollout for k in range(1, cfg.n_rollouts)],
+        **_timeline(result),  # the moving wall's: the two share the update shown
         "panels": [
             {"title": title, "yTitle": y_title, "log": i == 2, "range": ranges[i], "lines": lines[i]}
             for i, (title, y_title) in enumerate(LOG_PANELS)

@@ -270,18 +270,12 @@ class Explorer {
     layer.dataset.key = key;
     layer.replaceChildren();
     const x0 = M.left, x1 = W - M.right, y0 = M.top, y1 = H - M.bottom;
-    svgEl("rect", { x: x0, y: y0, width: x1 - x0, height: y1 - y0, class: "vl-plot-bg" }, layer);
+    panelFrame(layer, x0, x1, y, yTicks, title, yTitle);
     for (const tk of niceTicks(x.lo, x.hi, Math.max(3, Math.round(W / 110)))) {
       svgEl("line", { x1: x(tk), x2: x(tk), y1: y0, y2: y1, class: "vl-grid" }, layer);
       svgEl("text", { x: x(tk), y: y1 + 15, class: "vl-tick", "text-anchor": "middle" }, layer).textContent = VLMath.fmt(tk);
     }
-    for (const tk of yTicks) {
-      svgEl("line", { x1: x0, x2: x1, y1: y(tk), y2: y(tk), class: "vl-grid" }, layer);
-      svgEl("text", { x: x0 - 5, y: y(tk) + 4, class: "vl-tick", "text-anchor": "end" }, layer).textContent = VLMath.fmt(tk);
-    }
-    svgEl("text", { x: x0, y: 15, class: "vl-title" }, layer).textContent = title;
     svgEl("text", { x: x1, y: H - 4, class: "vl-axis", "text-anchor": "end" }, layer).textContent = "v";
-    svgEl("text", { x: 12, y: (y0 + y1) / 2, class: "vl-axis", transform: `rotate(-90 12 ${(y0 + y1) / 2})`, "text-anchor": "middle" }, layer).textContent = yTitle;
   }
 
   path(xs, ys, x, y, breaks) {

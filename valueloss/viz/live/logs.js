@@ -38,7 +38,7 @@ class Logs {
     window.addEventListener("vl-update", this.onWall);
     const at = (e) => {
       const r = this.svg.getBoundingClientRect();
-      return Math.max(0, Math.min(this.d.nStates - 1, Math.round(this.x.invert(e.clientX - r.left))));
+      return Math.max(0, Math.min(this.d.labels.length - 1, Math.round(this.x.invert(e.clientX - r.left))));
     };
     const seek = (e) => {
       this.u = at(e);
@@ -99,7 +99,7 @@ class Logs {
     this.svg.setAttribute("width", W);
     this.svg.setAttribute("height", H);
     this.svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
-    const x = (this.x = linear(-0.5, d.nStates - 0.5, LM.left, W - LM.right));
+    const x = (this.x = linear(-0.5, d.labels.length - 0.5, LM.left, W - LM.right));
     const L = this.staticLayer;
     L.replaceChildren();
     const defs = svgEl("defs", {}, L);
@@ -111,6 +111,7 @@ class Logs {
         const [lo, hi] = logRange(all);
         const ly = linear(lo, hi, bottom, top);
         y = (v) => (v > 0 ? ly(Math.log10(v)) : NaN);
+        y.lo = 10 ** lo; y.hi = 10 ** hi;
         y.ticks = [];
         for (let e = Math.ceil(lo); e <= Math.floor(hi); e++) y.ticks.push(10 ** e);
       } else {
@@ -118,17 +119,10 @@ class Logs {
         y.ticks = niceTicks(p.range[0], p.range[1], 3).filter((t) => t >= p.range[0] && t <= p.range[1]);
       }
       y.top = top; y.bottom = bottom;
-      svgEl("rect", { x: LM.left, y: top, width: W - LM.left - LM.right, height: ph, class: "vl-plot-bg" }, L);
+      panelFrame(L, LM.left, W - LM.right, y, y.ticks, p.title, p.yTitle);
       const clip = svgEl("clipPath", { id: `vl-logs-clip-${i}` }, defs);
       svgEl("rect", { x: LM.left, y: top, width: W - LM.left - LM.right, height: ph }, clip);
-      for (const tk of y.ticks) {
-        svgEl("line", { x1: LM.left, x2: W - LM.right, y1: y(tk), y2: y(tk), class: "vl-grid" }, L);
-        svgEl("text", { x: LM.left - 5, y: y(tk) + 4, class: "vl-tick", "text-anchor": "end" }, L).textContent = VLMath.fmt(tk);
-      }
-      for (const s of d.rolloutStarts) svgEl("line", { x1: x(s), x2: x(s), y1: top, y2: bottom, class: "vl-rollout" }, L);
-      svgEl("text", { x: LM.left, y: top - 7, class: "vl-title" }, L).textContent = p.title;
-      const mid = (top + bottom) / 2;
-      svgEl("text", { x: 12, y: mid, class: "vl-axis", transform: `rotate(-90 12 ${mid})`, "text-anchor": "middle" }, L).textContent = p.yTitle;
+      rolloutLines(L, x, d.rolloutStarts, top, bottom);
       const g = svgEl("g", { "clip-path": `url(#vl-logs-clip-${i})` }, L);
       for (const line of p.lines) {
         const xs = (j) => x(line.x0 + j);
@@ -138,11 +132,7 @@ class Logs {
       }
       return y;
     });
-    const last = this.ys[this.ys.length - 1];
-    for (const tk of niceTicks(0, d.nStates - 1, Math.max(2, Math.round((W - LM.left - LM.right) / 90)))) {
-      svgEl("text", { x: x(tk), y: last.bottom + 16, class: "vl-tick", "text-anchor": "middle" }, L).textContent = VLMath.fmt(tk);
-    }
-    svgEl("text", { x: W - LM.right, y: last.bottom + 29, class: "vl-axis", "text-anchor": "end" }, L).textContent = "update";
+    updateAxis(L, x, d.labels.length, this.ys[this.ys.length - 1].bottom);
   }
 
   // The value a line has at update u (lines of per-update logs start at update 1), or null.

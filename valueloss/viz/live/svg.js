@@ -19,6 +19,33 @@ function niceTicks(lo, hi, count) {
   return out;
 }
 
+// A panel's frame between x0 and x1, over y's range (y.lo .. y.hi): its background, a grid line and a label at
+// each y tick, its title above it and its y axis title turned up along the drawing's left edge.
+function panelFrame(layer, x0, x1, y, yTicks, title, yTitle) {
+  const top = y(y.hi), bottom = y(y.lo), mid = (top + bottom) / 2;
+  svgEl("rect", { x: x0, y: top, width: x1 - x0, height: bottom - top, class: "vl-plot-bg" }, layer);
+  for (const tk of yTicks) {
+    svgEl("line", { x1: x0, x2: x1, y1: y(tk), y2: y(tk), class: "vl-grid" }, layer);
+    svgEl("text", { x: x0 - 5, y: y(tk) + 4, class: "vl-tick", "text-anchor": "end" }, layer).textContent = VLMath.fmt(tk);
+  }
+  if (title) svgEl("text", { x: x0, y: top - 8, class: "vl-title" }, layer).textContent = title;
+  if (yTitle) svgEl("text", { x: 12, y: mid, class: "vl-axis", transform: `rotate(-90 12 ${mid})`, "text-anchor": "middle" }, layer).textContent = yTitle;
+}
+
+// Critic dynamics' update axis under a stack of panels: a dotted line per new rollout on each panel (rollouts
+// starting at the states `starts`), and tick labels and the axis title under the last one.
+function rolloutLines(layer, x, starts, top, bottom) {
+  for (const s of starts) svgEl("line", { x1: x(s), x2: x(s), y1: top, y2: bottom, class: "vl-rollout" }, layer);
+}
+
+function updateAxis(layer, x, nStates, bottom) {
+  const [x0, x1] = [x(-0.5), x(nStates - 0.5)];
+  for (const tk of niceTicks(0, nStates - 1, Math.max(2, Math.round((x1 - x0) / 90)))) {
+    svgEl("text", { x: x(tk), y: bottom + 16, class: "vl-tick", "text-anchor": "middle" }, layer).textContent = VLMath.fmt(tk);
+  }
+  svgEl("text", { x: x1, y: bottom + 29, class: "vl-axis", "text-anchor": "end" }, layer).textContent = "update";
+}
+
 function linear(d0, d1, r0, r1) {
   const k = (r1 - r0) / (d1 - d0);
   const f = (v) => r0 + (v - d0) * k;

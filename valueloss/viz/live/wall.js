@@ -167,36 +167,22 @@ class Wall {
 
   yTicks(y) { return niceTicks(y.lo, y.hi, Math.max(2, Math.round(Math.abs(y(y.lo) - y(y.hi)) / 45))); }
 
-  axisBox(L, x0, x1, y, ticks) {
-    const [top, bottom] = [y(y.hi), y(y.lo)];
-    svgEl("rect", { x: x0, y: top, width: x1 - x0, height: bottom - top, class: "vl-plot-bg" }, L);
-    for (const tk of ticks) {
-      svgEl("line", { x1: x0, x2: x1, y1: y(tk), y2: y(tk), class: "vl-grid" }, L);
-      svgEl("text", { x: x0 - 5, y: y(tk) + 4, class: "vl-tick", "text-anchor": "end" }, L).textContent = VLMath.fmt(tk);
-    }
-  }
-
   drawNowFrame() {
     const { nowW, nowH } = this.size, y = this.yNow, L = this.nowStatic, d = this.d;
     L.replaceChildren();
-    this.axisBox(L, PM.left, nowW - PM.right, y, this.yTicks(y));
+    panelFrame(L, PM.left, nowW - PM.right, y, this.yTicks(y), "now", "value");
     d.tokens.forEach((t, i) => {
       svgEl("text", { x: this.lane(i), y: nowH - PM.bottom + 16, class: "vl-tick", "text-anchor": "middle" }, L).textContent = `token ${t.label}`;
     });
-    svgEl("text", { x: PM.left, y: 16, class: "vl-title" }, L).textContent = "now";
-    const mid = (y(y.lo) + y(y.hi)) / 2;
-    svgEl("text", { x: 11, y: mid, class: "vl-axis", transform: `rotate(-90 11 ${mid})`, "text-anchor": "middle" }, L).textContent = "value";
   }
 
   drawHistory() {
     const { histW } = this.size, d = this.d, L = this.histStatic, x = this.x, c = d.colors, k = d.tokens.length;
     L.replaceChildren();
-    const xTicks = niceTicks(0, this.n - 1, Math.max(2, Math.round((histW - PM.left - PM.right) / 90)));
     d.tokens.forEach((t, i) => {
-      const y = this.panelY[i], top = y(y.hi), bottom = y(y.lo);
-      this.axisBox(L, PM.left, histW - PM.right, y, this.yTicks(y));
-      for (const s of d.rolloutStarts) svgEl("line", { x1: x(s), x2: x(s), y1: top, y2: bottom, class: "vl-rollout" }, L);
-      svgEl("text", { x: PM.left, y: top - 8, class: "vl-title" }, L).textContent = t.title;
+      const y = this.panelY[i], bottom = y(y.lo);
+      panelFrame(L, PM.left, histW - PM.right, y, this.yTicks(y), t.title);
+      rolloutLines(L, x, d.rolloutStarts, y(y.hi), bottom);
       const lo = t.vOld.map((v) => v - d.eps), hi = t.vOld.map((v) => v + d.eps);
       svgEl("path", { d: bandPath(lo, hi, x, y), fill: d.fills.band, stroke: "none", "data-line": "band" }, L);
       for (const edge of [lo, hi]) {
@@ -209,12 +195,7 @@ class Wall {
       let dots = "";
       for (const s of t.frozenStates) if (Number.isFinite(t.v[s])) dots += SHAPES.circle(+x(s).toFixed(1), +y(t.v[s]).toFixed(1), 2.6);
       svgEl("path", { d: dots, fill: c.zero_grad, "data-line": "frozen" }, L);
-      if (i === k - 1) {
-        for (const tk of xTicks) {
-          svgEl("text", { x: x(tk), y: bottom + 16, class: "vl-tick", "text-anchor": "middle" }, L).textContent = VLMath.fmt(tk);
-        }
-        svgEl("text", { x: histW - PM.right, y: bottom + 28, class: "vl-axis", "text-anchor": "end" }, L).textContent = "update";
-      }
+      if (i === k - 1) updateAxis(L, x, this.n, bottom);
     });
   }
 
