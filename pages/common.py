@@ -16,12 +16,14 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 from streamlit.errors import StreamlitAPIException
+from streamlit.logger import get_logger
 
 from pages import registry
 from valueloss import CONVENTIONS
 from valueloss.notation import COLORS, legend_html
 from valueloss.teach.explain import CONVENTION_LABELS
 from valueloss.teach.glossary import GLOSSARY, mentioned
+from valueloss.tools import idle
 from valueloss.tools.batch import MAX_TOKENS, PADDING_CHOICES, SYNTHETIC_PARAMS, Batch, synthetic_batch
 from valueloss.tools.batch_files import load_batch_file
 
@@ -379,6 +381,25 @@ def cached_synthetic(params: tuple) -> Batch:
 def cached_upload(name: str, file_id: str, width: int | None, _data: bytes) -> Batch:
     """Keyed by the upload's id (hashing 20 MB on every rerun would cost more than the page)."""
     return load_batch_file(name, _data, width=width)
+
+
+def release_memory_when_idle() -> None:
+    """Count this run as a visit to the server's idle watcher (started by the first run): once no tab has
+    been connected for a while, every cache is emptied and the free heap handed back
+    (:mod:`valueloss.tools.idle`), so a class's memory goes back to where it started."""
+    runtime = st.runtime.get_instance() if st.runtime.exists() else None
+    if type(runtime) is not st.runtime.Runtime:  # AppTest stands a mock in for the server: nothing to watch
+        return
+
+    def connected() -> bool:
+        return runtime.state == st.runtime.RuntimeState.ONE_OR_MORE_SESSIONS_CONNECTED
+
+    def empty_caches() -> None:
+        st.cache_data.clear()
+        st.cache_resource.clear()
+
+    get_logger(idle.__name__)  # its release lines go to the server's log, in Streamlit's format and level
+    idle.watch("app", connected, empty_caches).visited()
 
 
 # Plotly's toolbar appears on hover in a figure's top-right corner, where on a narrow window it covered the
