@@ -17,9 +17,14 @@ session values no one else asks for (every rerun computes: the worst case).
 
 It prints the load average before and after (the machine may be shared), the rerun latency p50 / p95 /
 max, the reruns done, how many sessions got their first page (within ``--first-page-timeout``), and the
-server's memory (RSS): after one warm-up visit (imports and caches loaded), at the peak during the load,
-and after every session has closed and the server's ``disconnectedSessionTTL`` has passed. The targets
-of issue 21 on the team's 2-core machine are printed beside the figures.
+server's memory at rest before and after the load: after one warm-up visit (imports loaded), and after
+every session has closed and the server's ``disconnectedSessionTTL`` has passed, each time once the
+server has been without a tab for its idle grace and released (``valueloss/tools/idle.py``: caches
+emptied, cycles collected, heap trimmed). Resident memory (RSS) is read from /proc; what the server's
+objects hold in use (Python's blocks, malloc's bytes) from its own release line in its log, which
+tells a leak apart from the allocators' free memory (the load's high-water, kept for the next load).
+The RSS peak during the load is printed too. The targets of issue 21 on the team's 2-core machine are
+printed beside the figures.
 """
 
 from __future__ import annotations
@@ -39,6 +44,8 @@ from streamlit.proto.Element_pb2 import Element
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from streamlit.proto.NumberInput_pb2 import NumberInput
 from streamlit.proto.WidgetStates_pb2 import WidgetState
+
+from valueloss.tools.idle import GRACE_S, IN_USE
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_P95_S = 1.5
@@ -329,9 +336,29 @@ def pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
 
 
-def report(
-    args, url: str, warm: float, cold_rss, warm_rss, result: Result, after_rss, load_before, load_after, previous_rss
-):
+@dataclass
+class AtRest:
+    """The server once it has been idle past its grace and released (valueloss/tools/idle.py): its resident
+    memory, and what its heap holds in use as its release line states (None: no server log to read)."""
+
+    rss: float | None
+    python_blocks: int | None = None
+    malloc_mb: float | None = None
+
+
+def at_rest(pid: int | None, log: Path | None) -> AtRest:
+    """Wait out the server's idle grace (no tab is open), then read it."""
+    time.sleep(GRACE_S + 3)
+    rest = AtRest(rss_mb(pid))
+    lines = [m for m in IN_USE.finditer(log.read_text(errors="replace"))] if log else []
+    if lines:
+        rest.python_blocks = int(lines[-1]["blocks"])
+        rest.malloc_mb = None if lines[-1]["malloc"] == "n/a" else float(lines[-1]["malloc"])
+    return rest
+
+
+def report(args, url: str, warm: float, cold_rss, start: AtRest, result: Result, after: AtRest, load_before, load_after,
+           previous: AtRest | None):  # fmt: skip
     lat = sorted(result.latencies)
     values = "values no other session asks for" if args.distinct else "the class's steps 0.10, 0.11, ..."
     print(f"\nserver {url}, {args.sessions} sessions on /batch, each setting {args.key} to a new value every "
@@ -362,14 +389,27 @@ def report(
     def mb(x):
         return "n/a (server not on this machine)" if x is None else f"{x:.0f} MB"
 
-    print(f"server memory (RSS): cold {mb(cold_rss)}; after the warm-up visit {mb(warm_rss)}; "
-          f"peak during the load {mb(result.peak_rss or None)}; after every session closed {mb(after_rss)}")  # fmt: skip
-    if warm_rss is not None and after_rss is not None:
-        back = after_rss - warm_rss
-        print(f"memory after the load minus after the warm-up: {back:+.0f} MB   [target: back to its start]")
-        if previous_rss is not None:
-            print(f"memory after this round minus after the previous one: {after_rss - previous_rss:+.0f} MB (the caches "
-                  "are bounded, so a second class finds them full: a leak would grow again here)")  # fmt: skip
+    print(f"server memory (RSS): cold {mb(cold_rss)}; at rest after the warm-up visit {mb(start.rss)}; "
+          f"peak during the load {mb(result.peak_rss or None)}; at rest after every session closed {mb(after.rss)}"
+          f"   (at rest: {GRACE_S:g} s without a tab, the server has emptied its caches and trimmed its heap)")  # fmt: skip
+    if start.rss is not None and after.rss is not None:
+        print(f"memory at rest after the load minus before it: {after.rss - start.rss:+.0f} MB resident; "
+              f"{in_use_change(start, after)}   [target: back to its start]")  # fmt: skip
+    if previous is not None and previous.rss is not None and after.rss is not None:
+        print(f"memory at rest after this round minus after the previous one: {after.rss - previous.rss:+.0f} MB "
+              f"resident; {in_use_change(previous, after)}")  # fmt: skip
+
+
+def in_use_change(before: AtRest, after: AtRest) -> str:
+    """How much more the server's objects occupy: the part of a resident change that is not the allocators'
+    free memory (the high-water of the load, kept for the next one)."""
+    if before.python_blocks is None or after.python_blocks is None:
+        return "in use: n/a (no server log to read)"
+    blocks = after.python_blocks - before.python_blocks
+    text = f"in use {blocks:+d} Python blocks ({blocks / before.python_blocks:+.2%})"
+    if before.malloc_mb is not None and after.malloc_mb is not None:
+        text += f", {after.malloc_mb - before.malloc_mb:+.2f} MB from malloc"
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -396,15 +436,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--rounds", type=int, default=2, help="classes one after the other (memory should plateau)")
     args = ap.parse_args(argv)
-    server = nullcontext(args.url.rstrip("/")) if args.url else _own_server(args.session_ttl)
-    with server as url:
+    server = nullcontext((args.url.rstrip("/"), None)) if args.url else _own_server(args.session_ttl)
+    with server as (url, log):
         pid = server_pid(url)
         cold = rss_mb(pid)
         warm = asyncio.run(warm_up(url, args.key))
-        time.sleep(2)
-        warm_rss = rss_mb(pid)
+        start = at_rest(pid, log)
         settle = args.settle if args.settle is not None else (_session_ttl() if args.url else args.session_ttl) + 10
-        ok, previous_rss = True, None
+        ok, previous = True, None
         for round_number in range(1, args.rounds + 1):
             load_before = load_average()
             result = asyncio.run(classroom(url, args))
@@ -413,11 +452,10 @@ def main(argv: list[str] | None = None) -> int:
                   "that long for a reconnect)...", flush=True)  # fmt: skip
             time.sleep(settle)
             asyncio.run(_touch(url))  # a new visit makes the server drop the expired sessions
-            time.sleep(2)
+            after = at_rest(pid, log)
             print(f"\n=== round {round_number} of {args.rounds} ===")
-            after_rss = rss_mb(pid)
-            report(args, url, warm, cold, warm_rss, result, after_rss, load_before, load_after, previous_rss)
-            ok, previous_rss = ok and result.served == args.sessions and not result.failures, after_rss
+            report(args, url, warm, cold, start, result, after, load_before, load_after, previous)
+            ok, previous = ok and result.served == args.sessions and not result.failures, after
     return 0 if ok else 1
 
 
@@ -427,6 +465,7 @@ def _own_server(session_ttl: float):
     ``session_ttl`` seconds (the default 120 only makes the memory reading wait)."""
     import subprocess
     import sys
+    import tempfile
     import urllib.request
 
     from tests.e2e.conftest import _free_port
@@ -434,19 +473,22 @@ def _own_server(session_ttl: float):
     port = _free_port()
     cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)]
     cmd += ["--server.fileWatcherType", "none", f"--server.disconnectedSessionTTL={int(session_ttl)}"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
-                    break
-            except OSError:
-                time.sleep(0.3)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    with tempfile.TemporaryDirectory() as folder:
+        log = Path(folder) / "server.log"
+        with open(log, "w") as out:
+            proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(300):
+                try:
+                    with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
+                        break
+                except OSError:
+                    time.sleep(0.3)
+            yield url, log
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
 
 
 async def _touch(url: str) -> None:
