@@ -386,7 +386,7 @@ def cached_upload(name: str, file_id: str, width: int | None, _data: bytes) -> B
 def release_memory_when_idle() -> None:
     """Count this run as a visit to the server's idle watcher (started by the first run): once no tab has
     been connected for a while, every cache is emptied and the free heap handed back
-    (:mod:`valueloss.tools.idle`), so a class's memory goes back to where it started."""
+    (:mod:`valueloss.tools.idle`): what a class's visitors cached is freed once they have gone."""
     runtime = st.runtime.get_instance() if st.runtime.exists() else None
     if type(runtime) is not st.runtime.Runtime:  # AppTest stands a mock in for the server: nothing to watch
         return
