@@ -9,9 +9,7 @@ checked here against the messages Chromium itself sends.
 
 from __future__ import annotations
 
-import asyncio
 import re
-from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
 import pytest
@@ -21,7 +19,7 @@ from streamlit.proto.BackMsg_pb2 import BackMsg
 from tests.load import Session
 from valueloss.viz.live import EXPLORER_JS, FRAMES_JS, LOGS_JS, SURFACES_JS, WALL_JS
 
-from .helpers import TIMEOUT_MS, assert_no_exception, goto, set_input, wait_for_text, wait_ready
+from .helpers import TIMEOUT_MS, assert_no_exception, goto, run_client, set_input, wait_for_text, wait_ready
 
 IMAGE = "![p](http://127.0.0.1:9/t.png)"
 LINK = "[click](http://127.0.0.1:9/x)"
@@ -85,12 +83,6 @@ def test_an_infinite_url_value_is_dropped_and_the_address_heals(page, app_url):
 
 
 # ------------------------------------------------------------------ issue 21.3: a client's clear_cache
-
-
-def run_client(coroutine):
-    """Run a websocket client's coroutine beside Playwright (whose sync API owns this thread's event loop)."""
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coroutine).result()
 
 
 def send_clear_cache(app_url: str, page: str = "timing") -> None:

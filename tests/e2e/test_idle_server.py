@@ -1,7 +1,8 @@
 """Issue 21, a class's memory: the real server lets go of what its visitors cached once no tab has been
 connected for the grace (valueloss/tools/idle.py), never while one is, and serves the next visitor as before.
 
-Driven with the load script's websocket client (tests/load.py), which speaks to the server as Chromium does.
+Driven with the load script's websocket client (tests/load.py), which speaks to the server as Chromium does
+(in its own thread: in a full run Playwright's sync API owns this thread's event loop).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from tests.load import Session
 from valueloss.tools.idle import GRACE_S
 
 from .conftest import ROOT, serve_app
+from .helpers import run_client
 
 pytestmark = pytest.mark.slow
 RELEASED = "no visitor for"
@@ -45,7 +47,7 @@ def test_the_server_releases_once_nobody_is_connected_and_serves_the_next_visito
     log = tmp_path / "server.log"
     with serve_app(ROOT, log_path=log) as url:
         # a tab open past the grace: nothing is released while it is connected
-        widgets = asyncio.run(_visit(url, 0.25, stay_s=GRACE_S + 4))
+        widgets = run_client(_visit(url, 0.25, stay_s=GRACE_S + 4))
         assert widgets and _releases(log) == [], "released while a tab was connected"
         # it closes: one release after the grace, with the caches emptied and the heap trimmed
         lines = _wait_for_releases(log, 1, GRACE_S + 15)
@@ -54,5 +56,5 @@ def test_the_server_releases_once_nobody_is_connected_and_serves_the_next_visito
         time.sleep(3)
         assert len(_releases(log)) == 1, "released again with no visit in between"
         # the next visitor recomputes what was cached and gets the same page
-        assert asyncio.run(_visit(url, 0.25)) == widgets
+        assert run_client(_visit(url, 0.25)) == widgets
         assert len(_wait_for_releases(log, 2, GRACE_S + 15)) == 2
