@@ -5,10 +5,9 @@ in ``pages/`` and is listed in ``pages/registry.py`` with a stable ``url_path`` 
 links to a page (and, through bound widgets, to a scenario) keep working.
 """
 
-import streamlit as st
 import torch
 
-from pages.common import app_icon, release_memory_when_idle
+from pages.common import release_memory_when_idle, set_app_page_config
 from pages.registry import run_navigation
 
 # The app's tensors are small (a 200x200 grid, a 64x256 batch): thread start-up on a busy machine costs
@@ -16,7 +15,7 @@ from pages.registry import run_navigation
 torch.set_num_threads(1)
 
 # The favicon is drawn locally: a ":material/...:" page icon makes the browser fetch it from fonts.gstatic.com.
-st.set_page_config(page_title="valueloss: the clipped value loss, explained", page_icon=app_icon(), layout="wide")
+set_app_page_config()
 
 release_memory_when_idle()  # before the page: a page may end its run early (st.stop, st.rerun)
 run_navigation()

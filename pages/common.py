@@ -60,6 +60,7 @@ def _run_through_app() -> None:
     if registry.navigation_ran or not registry.started_from_app_py():
         return
     registry.navigation_ran = True
+    set_app_page_config()  # before the navigation: else the browser takes a page's Material icon as favicon
     st.navigation(registry.navigation_pages(), position="hidden")
     st.rerun()
 
@@ -349,6 +350,13 @@ def report_link_values(container, entry: registry.PageEntry, given: dict[str, li
     container.warning(
         "**This link asked for values the page cannot use:**\n" + "\n".join(lines), icon=":material/link_off:"
     )
+
+
+def set_app_page_config() -> None:
+    """The app's title, favicon and layout, sent before any navigation: a navigation message that arrives
+    first makes the browser set the current page's ``:material/...:`` icon as favicon, fetched from
+    fonts.gstatic.com."""
+    st.set_page_config(page_title="valueloss: the clipped value loss, explained", page_icon=app_icon(), layout="wide")
 
 
 def app_icon(size: int = 32) -> Image.Image:
