@@ -350,7 +350,7 @@ def at_rest(pid: int | None, log: Path | None) -> AtRest:
     """Wait out the server's idle grace (no tab is open), then read it."""
     time.sleep(GRACE_S + 3)
     rest = AtRest(rss_mb(pid))
-    lines = [m for m in IN_USE.finditer(log.read_text(errors="replace"))] if log else []
+    lines = list(IN_USE.finditer(log.read_text(errors="replace"))) if log else []
     if lines:
         rest.python_blocks = int(lines[-1]["blocks"])
         rest.malloc_mb = None if lines[-1]["malloc"] == "n/a" else float(lines[-1]["malloc"])

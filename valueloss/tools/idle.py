@@ -6,7 +6,7 @@ tab has been connected for ``grace_s``, the server empties its caches (the next 
 after Streamlit's "Clear caches"), collects cycles and hands glibc's free heap pages back to the OS, and
 logs what its objects then hold (:func:`in_use`). ``python -m tests.load`` reads that line: after a class,
 what is in use is back to where it was before it (to 0.1 %), while the resident size keeps the
-allocators' high-water mark of the class's peak (about +22 MB: CPython's 1 MiB arenas, which it returns
+allocators' high-water mark of the class's peak (+22 to +25 MB: CPython's 1 MiB arenas, which it returns
 only when empty, and glibc's partly used pages), memory the next class reuses (a second class adds +3 MB).
 
 Module state on purpose, as in :mod:`.exclusive`: one watcher per server process, started by the first
